@@ -1,0 +1,49 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "ClusterDNS",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "NetAddress", targets: ["NetAddress"]),
+        .library(name: "DNSWire", targets: ["DNSWire"]),
+        .library(name: "ZoneFile", targets: ["ZoneFile"]),
+        .executable(name: "clusterdns", targets: ["clusterdns"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CIDN2",
+            pkgConfig: "libidn2",
+            providers: [.apt(["libidn2-dev"])]
+        ),
+        .target(name: "NetAddress", swiftSettings: strict),
+        .target(name: "DNSWire", dependencies: ["NetAddress", "CIDN2"], swiftSettings: strict),
+        .target(name: "ZoneFile", dependencies: ["DNSWire", "NetAddress"], swiftSettings: strict),
+        .executableTarget(
+            name: "clusterdns",
+            dependencies: [
+                "ZoneFile", "DNSWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"], swiftSettings: strict),
+        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire", "NetAddress"], swiftSettings: strict),
+        .testTarget(
+            name: "ZoneFileTests",
+            dependencies: ["ZoneFile", "DNSWire"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ClusterDNSToolTests", dependencies: ["clusterdns"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

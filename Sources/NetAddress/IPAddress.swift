@@ -1,0 +1,25 @@
+/// An IPv4 or IPv6 address.
+public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
+    case v4(IPv4Address)
+    case v6(IPv6Address)
+
+    /// Parses either family; IPv6 is recognised by its colon.
+    public init?(_ text: some StringProtocol) {
+        if text.contains(":") {
+            guard let a = IPv6Address(text) else { return nil }
+            self = .v6(a)
+        } else {
+            guard let a = IPv4Address(text) else { return nil }
+            self = .v4(a)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .v4(let a): a.description
+        case .v6(let a): a.description
+        }
+    }
+
+    public var isIPv4: Bool { if case .v4 = self { true } else { false } }
+}

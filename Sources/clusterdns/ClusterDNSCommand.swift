@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct ClusterDNSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clusterdns",
+        abstract: "An embeddable DNS and service-discovery server for Kubernetes-style clusters.",
+        subcommands: [CheckZone.self],
+        defaultSubcommand: CheckZone.self
+    )
+}
