@@ -32,8 +32,17 @@ extension DomainName {
     }
 
     static func toALabel(_ label: String, in text: String) throws(WireError) -> String {
+        // STD3 (RFC 1123) for the ASCII part of an internationalised label: letters, digits and
+        // hyphens only. Checked here because libidn2 silently drops some characters (a space).
+        for byte in label.utf8 where byte < 0x80 {
+            let ok = (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 45
+            if !ok {
+                throw .invalidName(text, reason: "label \"\(label)\": the ASCII character \"\(Unicode.Scalar(byte))\" is not allowed in an internationalised label")
+            }
+        }
         var output: UnsafeMutablePointer<CChar>? = nil
         let flags = Int32(IDN2_NONTRANSITIONAL.rawValue) | Int32(IDN2_NFC_INPUT.rawValue)
+            | Int32(IDN2_USE_STD3_ASCII_RULES.rawValue)
         let rc = idn2_to_ascii_8z(label, &output, flags)
         defer { free(output) }
         guard rc == Int32(IDN2_OK.rawValue), let output else {
@@ -60,11 +69,15 @@ extension DomainName {
         return parts.joined(separator: ".") + (isAbsolute ? "." : "")
     }
 
+    /// Decodes an A-label, accepting it only if it encodes back to the same A-label (a label
+    /// that merely starts with `xn--` but is not valid IDNA is left alone).
     static func toULabel(_ label: String) -> String? {
         var output: UnsafeMutablePointer<CChar>? = nil
         let rc = idn2_to_unicode_8z8z(label, &output, 0)
         defer { free(output) }
         guard rc == Int32(IDN2_OK.rawValue), let output else { return nil }
-        return String(cString: output)
+        let unicode = String(cString: output)
+        guard let back = try? toALabel(unicode, in: unicode), back == label.lowercased() else { return nil }
+        return unicode
     }
 }

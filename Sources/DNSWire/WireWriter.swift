@@ -48,8 +48,8 @@ public struct WireWriter: Sendable {
     }
 
     /// Writes a name (a relative name is written as if absolute). With `compress`, the longest
-    /// suffix already in the message becomes a pointer. Either way its labels become targets for
-    /// later names.
+    /// suffix already in the message becomes a pointer and the labels written out become targets
+    /// for later names; without it (the SRV target) the name is neither compressed nor a target.
     public mutating func writeName(_ name: DomainName, compress: Bool = true) {
         let storage = name.storage
         var i = 0
@@ -58,7 +58,7 @@ public struct WireWriter: Sendable {
                 writeUInt16(0xC000 | target)
                 return
             }
-            if bytes.count < 0x4000 { compressionTargets.append(UInt16(bytes.count)) }
+            if compress && bytes.count < 0x4000 { compressionTargets.append(UInt16(bytes.count)) }
             let n = Int(storage[i])
             bytes.append(contentsOf: storage[i...(i + n)])
             i += n + 1
