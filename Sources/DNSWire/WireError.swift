@@ -51,7 +51,7 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .badRDataLength(let type, let offset, let length, let reason):
             "\(type) record data at offset \(offset) with RDLENGTH \(length): \(reason)"
         case .countExceedsMessage(let section, let count, let offset):
-            "\(section.rawValue) section announces \(count) entries but only \(offset) bytes precede the end"
+            "\(section.rawValue) section at offset \(offset) announces \(count) entries, more than the remaining bytes can hold"
         case .trailingBytes(let offset, let count):
             "\(count) unexpected bytes after the last record at offset \(offset)"
         case .badOPT(let offset, let reason):
