@@ -111,9 +111,10 @@ extension Message {
 extension Message {
     /// Encodes the message in at most `maxSize` bytes (at least 512 is used).
     ///
-    /// When everything does not fit, the largest valid message that does is built: whole RRsets
-    /// are kept in order; if answer or authority data is cut, TC is set and nothing after it is
-    /// written; additional data that does not fit is left out without TC (RFC 2181 §9). The OPT
+    /// When everything does not fit, the largest valid message that does is built: records are
+    /// kept in order; if answer or authority data is cut, TC is set and nothing after it is
+    /// written (RFC 2181 §9 allows the partial RRset, and a stub that cannot retry over TCP gets
+    /// the most data); additional RRsets that do not fit whole are left out without TC. The OPT
     /// record is always kept. Returns whether TC was set.
     @discardableResult
     public func encode(into writer: inout WireWriter, maxSize: Int = 65535) -> Bool {
@@ -140,17 +141,17 @@ extension Message {
             counts.0 += 1
         }
         if !truncated {
-            let (n, cut) = Self.writeSection(answers, into: &writer, limit: limit)
+            let (n, cut) = Self.writeSection(answers, into: &writer, limit: limit, wholeRRsets: false)
             counts.1 = n
             truncated = cut
         }
         if !truncated {
-            let (n, cut) = Self.writeSection(authorities, into: &writer, limit: limit)
+            let (n, cut) = Self.writeSection(authorities, into: &writer, limit: limit, wholeRRsets: false)
             counts.2 = n
             truncated = cut
         }
         if !truncated {
-            counts.3 = Self.writeSection(additionals, into: &writer, limit: limit).written
+            counts.3 = Self.writeSection(additionals, into: &writer, limit: limit, wholeRRsets: true).written
         }
         if let edns {
             var edns = edns
@@ -169,26 +170,30 @@ extension Message {
         return truncated
     }
 
-    /// Writes records RRset by RRset; stops at the first RRset that does not fit.
+    /// Writes records in order until one does not fit. With `wholeRRsets`, a partly written
+    /// RRset is removed again (for the additional section, where no TC bit tells the reader that
+    /// something is missing); otherwise every record that fits stays, TC telling the rest.
     static func writeSection(_ records: [ResourceRecord], into writer: inout WireWriter,
-                             limit: Int) -> (written: Int, truncated: Bool) {
+                             limit: Int, wholeRRsets: Bool) -> (written: Int, truncated: Bool) {
         var written = 0
-        var rrsetStart = writer.count
-        var rrsetCount = 0
+        var rrsetStart = (offset: writer.count, count: 0)
         for (index, record) in records.enumerated() {
             if index > 0 {
                 let previous = records[index - 1]
                 if previous.type != record.type || previous.recordClass != record.recordClass
                     || previous.name != record.name {
-                    rrsetStart = writer.count
-                    rrsetCount = 0
+                    rrsetStart = (writer.count, written)
                 }
             }
+            let mark = writer.count
             record.encode(into: &writer)
-            rrsetCount += 1
             if writer.count > limit {
-                writer.rollBack(to: rrsetStart)
-                return (written - (rrsetCount - 1), true)
+                if wholeRRsets {
+                    writer.rollBack(to: rrsetStart.offset)
+                    return (rrsetStart.count, true)
+                }
+                writer.rollBack(to: mark)
+                return (written, true)
             }
             written += 1
         }

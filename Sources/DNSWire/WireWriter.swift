@@ -52,9 +52,12 @@ public struct WireWriter: Sendable {
     /// for later names; without it (the SRV target) the name is neither compressed nor a target.
     public mutating func writeName(_ name: DomainName, compress: Bool = true) {
         let storage = name.storage
+        // Only names completed before this one are searched: this name's own labels are not
+        // terminated yet while it is being written.
+        let searchable = compressionTargets.count
         var i = 0
         while i < storage.count {
-            if compress, let target = findSuffix(storage, from: i) {
+            if compress, let target = findSuffix(storage, from: i, among: searchable) {
                 writeUInt16(0xC000 | target)
                 return
             }
@@ -67,9 +70,9 @@ public struct WireWriter: Sendable {
     }
 
     /// Finds an earlier position whose name equals `storage[from...]` (ignoring ASCII case).
-    func findSuffix(_ storage: [UInt8], from start: Int) -> UInt16? {
+    func findSuffix(_ storage: [UInt8], from start: Int, among count: Int) -> UInt16? {
         let firstLength = storage[start]
-        for target in compressionTargets where bytes[Int(target)] == firstLength {
+        for target in compressionTargets[0..<count] where bytes[Int(target)] == firstLength {
             if nameAt(Int(target), equals: storage, from: start) { return target }
         }
         return nil

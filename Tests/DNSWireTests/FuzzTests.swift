@@ -72,3 +72,49 @@ struct SplitMix64: RandomNumberGenerator {
         }
     }
 }
+
+/// Random messages built from a few short labels in mixed case, so that names share suffixes
+/// in every way: whatever compression does, decoding must give back the same message.
+@Suite struct EncoderFuzzTests {
+    static let labels = ["a", "A", "b", "ab", "aB", "ba", "a.b", String(repeating: "x", count: 63), "_tcp", "\u{0}"]
+
+    func randomName(_ rng: inout SplitMix64) -> DomainName {
+        var chosen: [[UInt8]] = []
+        var length = 1
+        for _ in 0..<Int.random(in: 0...6, using: &rng) {
+            let label = Array(Self.labels.randomElement(using: &rng)!.utf8)
+            guard length + label.count + 1 <= 255 else { break }
+            length += label.count + 1
+            chosen.append(label)
+        }
+        return try! DomainName(labels: chosen)
+    }
+
+    func randomData(_ rng: inout SplitMix64) -> RecordData {
+        switch Int.random(in: 0..<7, using: &rng) {
+        case 0: .cname(randomName(&rng))
+        case 1: .ns(randomName(&rng))
+        case 2: .mx(MX(preference: 1, exchange: randomName(&rng)))
+        case 3: .srv(SRV(priority: 1, weight: 2, port: 3, target: randomName(&rng)))
+        case 4: .soa(SOA(mname: randomName(&rng), rname: randomName(&rng), serial: 1, refresh: 2, retry: 3, expire: 4, minimum: 5))
+        case 5: .ptr(randomName(&rng))
+        default: .unknown(type: RecordType(65280), data: randomName(&rng).wireBytes)
+        }
+    }
+
+    @Test func randomMessagesRoundTrip() throws {
+        var rng = SplitMix64(state: 3)
+        for _ in 0..<5_000 {
+            var m = Message(header: Header(id: UInt16.random(in: 0...0xFFFF, using: &rng), isResponse: true))
+            m.questions = [Question(name: randomName(&rng), type: .any)]
+            for _ in 0..<Int.random(in: 0...8, using: &rng) {
+                m.answers.append(ResourceRecord(name: randomName(&rng), ttl: 1, data: randomData(&rng)))
+            }
+            for _ in 0..<Int.random(in: 0...3, using: &rng) {
+                m.additionals.append(ResourceRecord(name: randomName(&rng), ttl: 1, data: randomData(&rng)))
+            }
+            let bytes = m.encoded()
+            #expect(try Message(decoding: bytes) == m)
+        }
+    }
+}
