@@ -1,0 +1,26 @@
+// swift-tools-version: 6.1
+// The benchmarks are a package of their own so that building and testing ClusterDNS never
+// builds the benchmark harness. Run from this directory: swift package benchmark
+import PackageDescription
+
+let package = Package(
+    name: "ClusterDNSBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "ClusterDNS", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "WireBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "DNSWire", package: "ClusterDNS"),
+                .product(name: "ZoneFile", package: "ClusterDNS"),
+            ],
+            path: "Benchmarks/WireBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
