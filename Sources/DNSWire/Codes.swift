@@ -43,16 +43,25 @@ public struct RecordType: RawRepresentable, Hashable, Sendable, Comparable, Cust
         return "TYPE\(rawValue)"
     }
 
+    static let mnemonicBytes: [(RecordType, [UInt8])] = mnemonics.map { ($0.0, Array($0.1.utf8)) }
+
     /// Parses a mnemonic (any letter case) or `TYPEnnn`.
     public init?(mnemonic text: some StringProtocol) {
-        let upper = text.uppercased()
-        for (type, name) in Self.mnemonics where name == upper {
+        self.init(mnemonicBytes: Array(text.utf8))
+    }
+
+    /// Parses a mnemonic (any letter case) or `TYPEnnn` from bytes, without allocating.
+    public init?(mnemonicBytes text: some Collection<UInt8>) {
+        for (type, name) in Self.mnemonicBytes where equalsUppercase(text, name) {
             self = type
             return
         }
-        guard upper.hasPrefix("TYPE"), let value = decimal16(upper.dropFirst(4)) else { return nil }
+        guard text.count > 4, equalsUppercase(text.prefix(4), Self.typePrefix),
+              let value = decimal16(bytes: text.dropFirst(4)) else { return nil }
         self.init(value)
     }
+
+    static let typePrefix = Array("TYPE".utf8)
 
     public static func < (lhs: RecordType, rhs: RecordType) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -80,18 +89,25 @@ public struct RecordClass: RawRepresentable, Hashable, Sendable, CustomStringCon
         }
     }
 
+    static let mnemonicBytes: [(RecordClass, [UInt8])] = [
+        (.internet, Array("IN".utf8)), (.chaos, Array("CH".utf8)), (.hesiod, Array("HS".utf8)),
+        (.none, Array("NONE".utf8)), (.any, Array("ANY".utf8)),
+    ]
+    static let classPrefix = Array("CLASS".utf8)
+
     public init?(mnemonic text: some StringProtocol) {
-        switch text.uppercased() {
-        case "IN": self = .internet
-        case "CH": self = .chaos
-        case "HS": self = .hesiod
-        case "NONE": self = .none
-        case "ANY": self = .any
-        case let upper where upper.hasPrefix("CLASS"):
-            guard let value = decimal16(upper.dropFirst(5)) else { return nil }
-            self.init(value)
-        default: return nil
+        self.init(mnemonicBytes: Array(text.utf8))
+    }
+
+    /// Parses a mnemonic (any letter case) or `CLASSnnn` from bytes, without allocating.
+    public init?(mnemonicBytes text: some Collection<UInt8>) {
+        for (recordClass, name) in Self.mnemonicBytes where equalsUppercase(text, name) {
+            self = recordClass
+            return
         }
+        guard text.count > 5, equalsUppercase(text.prefix(5), Self.classPrefix),
+              let value = decimal16(bytes: text.dropFirst(5)) else { return nil }
+        self.init(value)
     }
 }
 
@@ -165,7 +181,24 @@ public struct ResponseCode: RawRepresentable, Hashable, Sendable, CustomStringCo
 }
 
 /// Parses 1-5 decimal digits into a UInt16 (for `TYPEnnn` and `CLASSnnn`).
-func decimal16(_ text: some StringProtocol) -> UInt16? {
-    guard !text.isEmpty, text.utf8.count <= 5, text.utf8.allSatisfy({ (48...57).contains($0) }) else { return nil }
-    return UInt16(text)
+func decimal16(bytes text: some Collection<UInt8>) -> UInt16? {
+    guard !text.isEmpty, text.count <= 5 else { return nil }
+    var value: UInt32 = 0
+    for c in text {
+        guard c >= 48 && c <= 57 else { return nil }
+        value = value * 10 + UInt32(c - 48)
+    }
+    return value <= 0xFFFF ? UInt16(value) : nil
+}
+
+/// True when `text`, upper-cased (ASCII), equals `upper`.
+func equalsUppercase(_ text: some Collection<UInt8>, _ upper: [UInt8]) -> Bool {
+    guard text.count == upper.count else { return false }
+    var j = 0
+    for c in text {
+        let u = c &- 0x61 < 26 ? c & 0xDF : c
+        if u != upper[j] { return false }
+        j += 1
+    }
+    return true
 }

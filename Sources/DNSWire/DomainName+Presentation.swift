@@ -7,24 +7,32 @@ extension DomainName {
 
     /// Parses presentation format from bytes (the zone-file lexer's tokens).
     public init(presentationBytes text: [UInt8], original: @autoclosure () -> String) throws(WireError) {
-        if text == [UInt8(ascii: ".")] {
+        try self.init(presentationBytes: text[...], origin: nil, original: original())
+    }
+
+    /// Parses presentation format from bytes; a relative name is completed with `origin` when
+    /// one is given, in the same pass (one allocation).
+    public init(presentationBytes text: ArraySlice<UInt8>, origin: DomainName?,
+                original: @autoclosure () -> String) throws(WireError) {
+        if text.count == 1 && text.first == UInt8(ascii: ".") {
             self = .root
             return
         }
         guard !text.isEmpty else { throw .invalidName(original(), reason: "empty name") }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.count + 1)
+        bytes.reserveCapacity(text.count + 1 + (origin?.storage.count ?? 0))
         var labelStart = 0
         bytes.append(0)
-        var i = 0
+        var i = text.startIndex
+        let end = text.endIndex
         var absolute = false
-        while i < text.count {
+        while i < end {
             let c = text[i]
             if c == UInt8(ascii: ".") {
                 let length = bytes.count - labelStart - 1
                 guard length > 0 else { throw .invalidName(original(), reason: "empty label") }
                 bytes[labelStart] = UInt8(length)
-                if i == text.count - 1 {
+                if i == end - 1 {
                     absolute = true
                     i += 1
                     break
@@ -36,12 +44,12 @@ extension DomainName {
             }
             var byte = c
             if c == UInt8(ascii: "\\") {
-                guard i + 1 < text.count else {
+                guard i + 1 < end else {
                     throw .invalidName(original(), reason: "backslash at the end")
                 }
                 let d = text[i + 1]
                 if isDigit(d) {
-                    guard i + 3 < text.count, isDigit(text[i + 2]), isDigit(text[i + 3]) else {
+                    guard i + 3 < end, isDigit(text[i + 2]), isDigit(text[i + 3]) else {
                         throw .invalidName(original(), reason: "\\DDD escape needs exactly three digits")
                     }
                     let value = Int(d - 48) * 100 + Int(text[i + 2] - 48) * 10 + Int(text[i + 3] - 48)
@@ -66,6 +74,10 @@ extension DomainName {
             let length = bytes.count - labelStart - 1
             guard length > 0 else { throw .invalidName(original(), reason: "empty label") }
             bytes[labelStart] = UInt8(length)
+            if let origin {
+                bytes.append(contentsOf: origin.storage)
+                absolute = origin.isAbsolute
+            }
         }
         guard bytes.count + 1 <= Self.maxWireLength else {
             throw .invalidName(original(), reason: "name longer than 255 octets")

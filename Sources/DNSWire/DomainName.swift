@@ -145,25 +145,60 @@ extension DomainName: Hashable {
 
     public func hash(into hasher: inout Hasher) {
         hasher.combine(isAbsolute)
-        hasher.combine(storage.count)
-        for byte in storage { hasher.combine(asciiLowercase(byte)) }
+        storage.withUnsafeBufferPointer { source in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { lowered in
+                for i in 0..<source.count { lowered[i] = asciiLowercase(source[i]) }
+                hasher.combine(bytes: UnsafeRawBufferPointer(start: lowered.baseAddress, count: source.count))
+            }
+        }
     }
 }
 
 extension DomainName: Comparable {
     /// Canonical DNS order (RFC 4034 §6.1): compare label by label from the right, lower-cased.
     public static func < (lhs: DomainName, rhs: DomainName) -> Bool {
-        let l = lhs.labels
-        let r = rhs.labels
-        var i = l.count - 1
-        var j = r.count - 1
-        while i >= 0 && j >= 0 {
-            let a = l[i].lazy.map(asciiLowercase)
-            let b = r[j].lazy.map(asciiLowercase)
-            if !a.elementsEqual(b) { return a.lexicographicallyPrecedes(b) }
-            i -= 1
-            j -= 1
+        lhs.canonicalCompare(rhs) < 0
+    }
+
+    /// Three-way canonical comparison: negative, zero or positive. Does not allocate.
+    public func canonicalCompare(_ other: DomainName) -> Int {
+        storage.withUnsafeBufferPointer { a in
+            other.storage.withUnsafeBufferPointer { b in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { offsets in
+                    // Label start offsets of both names, rightmost last; at most 127 labels each.
+                    var na = 0
+                    var i = 0
+                    while i < a.count {
+                        offsets[na] = UInt8(i)
+                        na += 1
+                        i += Int(a[i]) + 1
+                    }
+                    var nb = 0
+                    i = 0
+                    while i < b.count {
+                        offsets[128 + nb] = UInt8(i)
+                        nb += 1
+                        i += Int(b[i]) + 1
+                    }
+                    var ia = na - 1
+                    var ib = nb - 1
+                    while ia >= 0 && ib >= 0 {
+                        let sa = Int(offsets[ia])
+                        let sb = Int(offsets[128 + ib])
+                        let la = Int(a[sa])
+                        let lb = Int(b[sb])
+                        for k in 1...min(la, lb) {
+                            let x = asciiLowercase(a[sa + k])
+                            let y = asciiLowercase(b[sb + k])
+                            if x != y { return Int(x) - Int(y) }
+                        }
+                        if la != lb { return la - lb }
+                        ia -= 1
+                        ib -= 1
+                    }
+                    return na - nb
+                }
+            }
         }
-        return l.count < r.count
     }
 }

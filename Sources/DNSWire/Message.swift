@@ -177,16 +177,12 @@ extension Message {
                              limit: Int, wholeRRsets: Bool) -> (written: Int, truncated: Bool) {
         var written = 0
         var rrsetStart = (offset: writer.count, count: 0)
-        for (index, record) in records.enumerated() {
-            if index > 0 {
-                let previous = records[index - 1]
-                if previous.type != record.type || previous.recordClass != record.recordClass
-                    || previous.name != record.name {
-                    rrsetStart = (writer.count, written)
-                }
+        for index in records.indices {
+            if wholeRRsets && index > 0 && !records[index].isSameRRset(as: records[index - 1]) {
+                rrsetStart = (writer.count, written)
             }
             let mark = writer.count
-            record.encode(into: &writer)
+            records[index].encode(into: &writer)
             if writer.count > limit {
                 if wholeRRsets {
                     writer.rollBack(to: rrsetStart.offset)

@@ -14,6 +14,11 @@ public struct ResourceRecord: Hashable, Sendable, CustomStringConvertible {
         self.data = data
     }
 
+    /// Same owner, type and class.
+    public func isSameRRset(as other: ResourceRecord) -> Bool {
+        type == other.type && recordClass == other.recordClass && name == other.name
+    }
+
     public func encode(into writer: inout WireWriter) {
         writer.writeName(name)
         writer.writeUInt16(type.rawValue)

@@ -2,7 +2,7 @@
 /// `WireError` instead of trapping. `read…` moves the cursor, `get…` does not.
 ///
 /// The reader borrows the bytes: use it inside `withUnsafeBytes` of the message's storage.
-public struct WireReader {
+public struct WireReader: ~Copyable {
     public let bytes: UnsafeRawBufferPointer
     public var offset: Int
     /// The end of the region currently being read (the whole message, or one RDATA).
@@ -11,6 +11,13 @@ public struct WireReader {
     /// Cap on compression pointers followed in one name. A valid name of at most 255 octets has at
     /// most 127 labels, and pointers must go strictly backwards, so this is generous.
     public static let maxPointerHops = 64
+
+    /// Names recently read in full, by the offset they start at: a name that is nothing but a
+    /// pointer to one of them is that very name, so its storage is shared instead of copied
+    /// (in a typical response every owner is a pointer to the question).
+    var recent: (DomainName?, DomainName?, DomainName?, DomainName?) = (nil, nil, nil, nil)
+    var recentOffsets: (Int, Int, Int, Int) = (-1, -1, -1, -1)
+    var recentNext = 0
 
     public init(bytes: UnsafeRawBufferPointer, offset: Int = 0) {
         self.bytes = bytes
@@ -57,30 +64,82 @@ public struct WireReader {
     /// header; at most `maxPointerHops` are followed; the decoded name may not exceed 255 octets.
     /// Pointer targets may lie outside the current `limit` (an RDATA can point into earlier records).
     public mutating func readName() throws(WireError) -> DomainName {
-        var storage: [UInt8] = []
-        try walkName { label in storage.append(contentsOf: label) }
+        let start = offset
+        if offset + 1 < limit, bytes[offset] & 0xC0 == 0xC0 {
+            let target = Int(bytes[offset] & 0x3F) << 8 | Int(bytes[offset + 1])
+            if target >= 12 && target < offset, let cached = cachedName(at: target) {
+                offset += 2
+                return cached
+            }
+        }
+        let name = try readNameUncached()
+        remember(name, at: start)
+        return name
+    }
+
+    func cachedName(at target: Int) -> DomainName? {
+        if recentOffsets.0 == target { return recent.0 }
+        if recentOffsets.1 == target { return recent.1 }
+        if recentOffsets.2 == target { return recent.2 }
+        if recentOffsets.3 == target { return recent.3 }
+        return nil
+    }
+
+    mutating func remember(_ name: DomainName, at start: Int) {
+        switch recentNext {
+        case 0: recent.0 = name; recentOffsets.0 = start
+        case 1: recent.1 = name; recentOffsets.1 = start
+        case 2: recent.2 = name; recentOffsets.2 = start
+        default: recent.3 = name; recentOffsets.3 = start
+        }
+        recentNext = (recentNext + 1) & 3
+    }
+
+    mutating func readNameUncached() throws(WireError) -> DomainName {
+        // Labels are gathered on the stack, then copied into one exactly sized array. The walk
+        // is static so that the closure captures locals only, never the reader itself.
+        let bytes = self.bytes
+        let start = offset
+        let limit = self.limit
+        let result: Result<(Int, [UInt8]), WireError> = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buffer in
+            var count = 0
+            do throws(WireError) {
+                let end = try Self.walkName(in: bytes, at: start, limit: limit) { label in
+                    for byte in label {
+                        buffer[count] = byte
+                        count += 1
+                    }
+                }
+                return .success((end, Array(UnsafeBufferPointer(rebasing: buffer[0..<count]))))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let (end, storage) = try result.get()
+        offset = end
         return DomainName(uncheckedStorage: storage, isAbsolute: true)
     }
 
     /// Skips a name, validating it exactly as `readName` does, without building it.
     public mutating func skipName() throws(WireError) {
-        try walkName { _ in }
+        offset = try Self.walkName(in: bytes, at: offset, limit: limit) { _ in }
     }
 
-    /// Walks a name, calling `body` with each label including its length byte.
+    /// Walks the name at `start`, calling `body` with each label including its length byte.
+    /// Returns the offset just past the name where it was found (after its first pointer, if any).
     @inline(__always)
-    mutating func walkName(_ body: (UnsafeRawBufferPointer) -> Void) throws(WireError) {
-        let start = offset
-        var position = offset
+    static func walkName(in bytes: UnsafeRawBufferPointer, at start: Int, limit: Int,
+                         _ body: (UnsafeRawBufferPointer) -> Void) throws(WireError) -> Int {
+        var offset = start
+        var position = start
         var end = limit
         var jumped = false
         var hops = 0
         var length = 1
         // Pointers must land strictly before the lowest position seen so far.
-        var floor = offset
+        var floor = start
         while true {
             guard position < end else {
-                if !jumped { offset = position }
                 throw .truncated(offset: position, what: "a name label")
             }
             let byte = bytes[position]
@@ -88,7 +147,7 @@ public struct WireReader {
             case 0x00:
                 if byte == 0 {
                     if !jumped { offset = position + 1 }
-                    return
+                    return offset
                 }
                 let n = Int(byte)
                 guard position + 1 + n <= end else {

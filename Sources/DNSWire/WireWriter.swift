@@ -1,98 +1,174 @@
-/// Builds a DNS message. Names are compressed against earlier names by case-insensitive suffix
-/// matching (RFC 1035 §4.1.4). The writer can be reset and reused to avoid reallocating.
-public struct WireWriter: Sendable {
-    public private(set) var bytes: [UInt8]
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Builds a DNS message in a buffer it owns. Names are compressed against earlier names by
+/// case-insensitive suffix matching (RFC 1035 §4.1.4). A writer is reset and reused between
+/// messages: after its first use it does not allocate.
+///
+/// It is not copyable: exactly one owner writes into the buffer, and the buffer is freed with it.
+public struct WireWriter: ~Copyable, @unchecked Sendable {
+    @usableFromInline var buffer: UnsafeMutablePointer<UInt8>
+    @usableFromInline var capacity: Int
+    public private(set) var count: Int
     /// Offsets of label starts written so far that a pointer can reach (< 0x4000).
-    var compressionTargets: [UInt16]
+    var targets: UnsafeMutablePointer<UInt16>
+    var targetCount: Int
+    static let maxTargets = 1024
 
     public init(capacity: Int = 512) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
-        compressionTargets = []
-        compressionTargets.reserveCapacity(64)
+        self.capacity = max(capacity, 64)
+        buffer = .allocate(capacity: self.capacity)
+        count = 0
+        targets = .allocate(capacity: Self.maxTargets)
+        targetCount = 0
+    }
+
+    deinit {
+        buffer.deallocate()
+        targets.deallocate()
     }
 
     /// Empties the writer, keeping its buffers.
     public mutating func reset() {
-        bytes.removeAll(keepingCapacity: true)
-        compressionTargets.removeAll(keepingCapacity: true)
+        count = 0
+        targetCount = 0
     }
 
-    public var count: Int { bytes.count }
+    /// A copy of the bytes written.
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: buffer, count: count)) }
 
-    @inline(__always) public mutating func writeUInt8(_ v: UInt8) { bytes.append(v) }
+    /// The bytes written, borrowed (for sending without a copy).
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeRawBufferPointer(start: buffer, count: count))
+    }
+
+    @inline(__always) @usableFromInline mutating func reserve(_ n: Int) {
+        if count + n > capacity { grow(count + n) }
+    }
+
+    @usableFromInline mutating func grow(_ needed: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < needed { newCapacity *= 2 }
+        let newBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBuffer.update(from: buffer, count: count)
+        buffer.deallocate()
+        buffer = newBuffer
+        capacity = newCapacity
+    }
+
+    @inline(__always) public mutating func writeUInt8(_ v: UInt8) {
+        reserve(1)
+        buffer[count] = v
+        count += 1
+    }
 
     @inline(__always) public mutating func writeUInt16(_ v: UInt16) {
-        bytes.append(UInt8(truncatingIfNeeded: v >> 8))
-        bytes.append(UInt8(truncatingIfNeeded: v))
+        reserve(2)
+        buffer[count] = UInt8(truncatingIfNeeded: v >> 8)
+        buffer[count + 1] = UInt8(truncatingIfNeeded: v)
+        count += 2
     }
 
     @inline(__always) public mutating func writeUInt32(_ v: UInt32) {
-        bytes.append(UInt8(truncatingIfNeeded: v >> 24))
-        bytes.append(UInt8(truncatingIfNeeded: v >> 16))
-        bytes.append(UInt8(truncatingIfNeeded: v >> 8))
-        bytes.append(UInt8(truncatingIfNeeded: v))
+        reserve(4)
+        buffer[count] = UInt8(truncatingIfNeeded: v >> 24)
+        buffer[count + 1] = UInt8(truncatingIfNeeded: v >> 16)
+        buffer[count + 2] = UInt8(truncatingIfNeeded: v >> 8)
+        buffer[count + 3] = UInt8(truncatingIfNeeded: v)
+        count += 4
     }
 
-    public mutating func writeBytes(_ v: some Collection<UInt8>) { bytes.append(contentsOf: v) }
+    public mutating func writeBytes(_ v: [UInt8]) {
+        reserve(v.count)
+        v.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { (buffer + count).update(from: base, count: source.count) }
+        }
+        count += v.count
+    }
+
+    public mutating func writeBytes(_ v: UnsafeRawBufferPointer) {
+        reserve(v.count)
+        if let base = v.baseAddress { UnsafeMutableRawPointer(buffer + count).copyMemory(from: base, byteCount: v.count) }
+        count += v.count
+    }
 
     public mutating func setUInt16(_ v: UInt16, at offset: Int) {
-        bytes[offset] = UInt8(truncatingIfNeeded: v >> 8)
-        bytes[offset + 1] = UInt8(truncatingIfNeeded: v)
+        precondition(offset >= 0 && offset + 2 <= count, "setUInt16 outside the written bytes")
+        buffer[offset] = UInt8(truncatingIfNeeded: v >> 8)
+        buffer[offset + 1] = UInt8(truncatingIfNeeded: v)
     }
 
     /// Drops everything written from `offset` on, and any compression targets there.
     public mutating func rollBack(to offset: Int) {
-        bytes.removeSubrange(offset...)
-        while let last = compressionTargets.last, Int(last) >= offset { compressionTargets.removeLast() }
+        precondition(offset >= 0 && offset <= count, "rollBack beyond the written bytes")
+        count = offset
+        while targetCount > 0 && Int(targets[targetCount - 1]) >= offset { targetCount -= 1 }
     }
 
     /// Writes a name (a relative name is written as if absolute). With `compress`, the longest
     /// suffix already in the message becomes a pointer and the labels written out become targets
     /// for later names; without it (the SRV target) the name is neither compressed nor a target.
     public mutating func writeName(_ name: DomainName, compress: Bool = true) {
-        let storage = name.storage
-        // Only names completed before this one are searched: this name's own labels are not
-        // terminated yet while it is being written.
-        let searchable = compressionTargets.count
-        var i = 0
-        while i < storage.count {
-            if compress, let target = findSuffix(storage, from: i, among: searchable) {
-                writeUInt16(0xC000 | target)
-                return
+        name.storage.withUnsafeBufferPointer { storage in
+            reserve(storage.count + 1)
+            // Only names completed before this one are searched: this name's own labels are not
+            // terminated yet while it is being written.
+            let searchable = targetCount
+            var i = 0
+            while i < storage.count {
+                if compress, let target = findSuffix(storage, from: i, among: searchable) {
+                    writeUInt16(0xC000 | target)
+                    return
+                }
+                if compress && count < 0x4000 && targetCount < Self.maxTargets {
+                    targets[targetCount] = UInt16(count)
+                    targetCount += 1
+                }
+                let n = Int(storage[i]) + 1
+                (buffer + count).update(from: storage.baseAddress! + i, count: n)
+                count += n
+                i += n
             }
-            if compress && bytes.count < 0x4000 { compressionTargets.append(UInt16(bytes.count)) }
-            let n = Int(storage[i])
-            bytes.append(contentsOf: storage[i...(i + n)])
-            i += n + 1
+            buffer[count] = 0
+            count += 1
         }
-        bytes.append(0)
     }
 
     /// Finds an earlier position whose name equals `storage[from...]` (ignoring ASCII case).
-    func findSuffix(_ storage: [UInt8], from start: Int, among count: Int) -> UInt16? {
+    func findSuffix(_ storage: UnsafeBufferPointer<UInt8>, from start: Int, among limit: Int) -> UInt16? {
         let firstLength = storage[start]
-        for target in compressionTargets[0..<count] where bytes[Int(target)] == firstLength {
-            if nameAt(Int(target), equals: storage, from: start) { return target }
+        var t = 0
+        while t < limit {
+            let target = targets[t]
+            if buffer[Int(target)] == firstLength && nameAt(Int(target), equals: storage, from: start) {
+                return target
+            }
+            t += 1
         }
         return nil
     }
 
     /// Compares the (possibly compressed) name written at `position` with `storage[from...]`.
-    func nameAt(_ position: Int, equals storage: [UInt8], from start: Int) -> Bool {
+    func nameAt(_ position: Int, equals storage: UnsafeBufferPointer<UInt8>, from start: Int) -> Bool {
         var p = position
         var s = start
         while true {
-            var length = Int(bytes[p])
+            var length = Int(buffer[p])
             while length & 0xC0 == 0xC0 {
-                p = (length & 0x3F) << 8 | Int(bytes[p + 1])
-                length = Int(bytes[p])
+                p = (length & 0x3F) << 8 | Int(buffer[p + 1])
+                length = Int(buffer[p])
             }
             if s == storage.count { return length == 0 }
-            guard length == Int(storage[s]) else { return false }
-            if length == 0 { return false }
-            for k in 1...length where asciiLowercase(bytes[p + k]) != asciiLowercase(storage[s + k]) {
-                return false
+            guard length == Int(storage[s]), length != 0 else { return false }
+            for k in 1...length {
+                let a = buffer[p + k]
+                let b = storage[s + k]
+                if a != b && asciiLowercase(a) != asciiLowercase(b) { return false }
             }
             p += length + 1
             s += length + 1

@@ -13,7 +13,8 @@ enum ZoneChecker {
         var seen = Set<ResourceRecord>()
         var unique: [(ResourceRecord, SourceLocation)] = []
         unique.reserveCapacity(records.count)
-        var typesByOwner: [DomainName: (types: Set<RecordType>, location: SourceLocation)] = [:]
+        // Per owner: whether it has a CNAME, whether it has other data, where it first appeared.
+        var ownerData: [DomainName: (hasCNAME: Bool, hasOther: Bool, location: SourceLocation)] = [:]
         var cuts = Set<DomainName>()
         struct RRsetKey: Hashable {
             var name: DomainName
@@ -47,16 +48,21 @@ enum ZoneChecker {
             }
             guard seen.insert(record).inserted else { continue }
             unique.append((record, location))
-            typesByOwner[record.name, default: ([], location)].types.insert(record.type)
+            if record.type == .cname {
+                ownerData[record.name, default: (false, false, location)].hasCNAME = true
+            } else {
+                ownerData[record.name, default: (false, false, location)].hasOther = true
+            }
         }
         guard soaLocation != nil else {
             throw fail("zone \(origin) has no SOA record at its apex", nil)
         }
         guard apexNS else { throw fail("zone \(origin) has no NS records at its apex", soaLocation) }
 
-        for (owner, entry) in typesByOwner where entry.types.contains(.cname) {
-            if entry.types.count > 1 {
-                let others = entry.types.subtracting([.cname]).sorted().map(\.description).joined(separator: ", ")
+        for (owner, entry) in ownerData where entry.hasCNAME {
+            if entry.hasOther {
+                let others = Set(unique.lazy.filter { $0.0.name == owner && $0.0.type != .cname }.map(\.0.type))
+                    .sorted().map(\.description).joined(separator: ", ")
                 throw fail("CNAME at \(owner) beside other data (\(others))", entry.location)
             }
             if owner == origin { throw fail("CNAME at the zone apex \(origin)", entry.location) }
@@ -79,15 +85,17 @@ enum ZoneChecker {
                 }
             }
         }
-        // SOA first, then canonical order; the sort is stable for records of one RRset.
-        var indexed = unique.enumerated().map { ($0.offset, $0.element.0) }
-        indexed.sort { lhs, rhs in
-            let (l, r) = (lhs.1, rhs.1)
-            if (l.type == .soa) != (r.type == .soa) { return l.type == .soa }
-            if l.name != r.name { return l.name < r.name }
-            if l.type != r.type { return l.type < r.type }
-            return lhs.0 < rhs.0
+        // SOA first, then canonical order; ties keep file order (records of one RRset). Indices
+        // are sorted rather than records, so that the sort moves integers only.
+        let names = unique.map(\.0.name)
+        let types = unique.map(\.0.type)
+        let order = unique.indices.sorted { i, j in
+            if (types[i] == .soa) != (types[j] == .soa) { return types[i] == .soa }
+            let byName = names[i].canonicalCompare(names[j])
+            if byName != 0 { return byName < 0 }
+            if types[i] != types[j] { return types[i] < types[j] }
+            return i < j
         }
-        return indexed.map(\.1)
+        return order.map { unique[$0].0 }
     }
 }

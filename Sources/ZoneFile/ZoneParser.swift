@@ -151,10 +151,10 @@ struct RecordLine {
             if !token.isQuoted, let first = text.first, isDigit(first) {
                 guard ttl == nil else { throw lexer.error("a second TTL", at: token) }
                 ttl = try parseTTL(token, lexer: lexer)
-            } else if !token.isQuoted, let c = RecordClass(mnemonic: lexer.string(token)) {
+            } else if !token.isQuoted, let c = RecordClass(mnemonicBytes: text) {
                 guard recordClass == nil else { throw lexer.error("a second class", at: token) }
                 recordClass = c
-            } else if !token.isQuoted, let t = RecordType(mnemonic: lexer.string(token)) {
+            } else if !token.isQuoted, let t = RecordType(mnemonicBytes: text) {
                 type = t
             } else {
                 throw lexer.error("expected a TTL, a class or a record type", at: token)
@@ -209,8 +209,9 @@ struct DataTokens {
     mutating func number<T: FixedWidthInteger & UnsignedInteger>(_ what: String, as: T.Type) throws(ZoneFileError) -> T {
         let token = try next(what)
         let text = lexer.bytes(token)
-        guard !token.isQuoted, !text.isEmpty, text.count <= 10, text.allSatisfy(isDigit),
-              let value = UInt64(String(decoding: text, as: UTF8.self)), value <= UInt64(T.max)
+        var value: UInt64 = 0
+        for c in text where isDigit(c) { value = value * 10 + UInt64(c - 48) }
+        guard !token.isQuoted, !text.isEmpty, text.count <= 10, text.allSatisfy(isDigit), value <= UInt64(T.max)
         else {
             throw lexer.error("expected \(what): a number from 0 to \(T.max)", at: token)
         }
@@ -344,8 +345,7 @@ func absoluteName(_ token: Token, lexer: Lexer, origin: DomainName) throws(ZoneF
     let bytes = lexer.bytes(token)
     if bytes.count == 1 && bytes.first == UInt8(ascii: "@") && !token.isQuoted { return origin }
     do throws(WireError) {
-        let name = try DomainName(presentationBytes: Array(bytes), original: lexer.string(token))
-        return try name.resolved(against: origin)
+        return try DomainName(presentationBytes: bytes, origin: origin, original: lexer.string(token))
     } catch {
         let reason: String
         if case .invalidName(_, let why) = error { reason = why } else { reason = error.description }
