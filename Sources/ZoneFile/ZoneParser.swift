@@ -209,10 +209,13 @@ struct DataTokens {
     mutating func number<T: FixedWidthInteger & UnsignedInteger>(_ what: String, as: T.Type) throws(ZoneFileError) -> T {
         let token = try next(what)
         let text = lexer.bytes(token)
+        guard !token.isQuoted, !text.isEmpty, text.count <= 10, text.allSatisfy(isDigit) else {
+            throw lexer.error("expected \(what): a number from 0 to \(T.max)", at: token)
+        }
+        // At most ten digits: the value fits in 64 bits before the range check.
         var value: UInt64 = 0
-        for c in text where isDigit(c) { value = value * 10 + UInt64(c - 48) }
-        guard !token.isQuoted, !text.isEmpty, text.count <= 10, text.allSatisfy(isDigit), value <= UInt64(T.max)
-        else {
+        for c in text { value = value * 10 + UInt64(c - 48) }
+        guard value <= UInt64(T.max) else {
             throw lexer.error("expected \(what): a number from 0 to \(T.max)", at: token)
         }
         return T(value)

@@ -161,6 +161,8 @@ func records(_ body: String, options: ZoneParser.Options = .init()) throws -> [S
         Case(text: soaAndNS + "www 60 60 A 192.0.2.1\n", line: 4, column: 8, token: "60", message: "a second TTL"),
         Case(text: soaAndNS + "www A 192.0.2.1 extra\n", line: 4, column: 17, token: "extra", message: "unexpected data after the A record"),
         Case(text: soaAndNS + "www MX 10\n", line: 4, column: 8, token: "10", message: "missing a mail exchange"),
+        Case(text: soaAndNS + "www MX 99999999999999999999999 mail\n", line: 4, column: 8, token: "99999999999999999999999",
+             message: "expected a preference: a number from 0 to 65535"),  // found by libFuzzer: overflowed
         Case(text: soaAndNS + "www MX 70000 mail\n", line: 4, column: 8, token: "70000", message: "expected a preference: a number from 0 to 65535"),
         Case(text: soaAndNS + "a..b A 192.0.2.1\n", line: 4, column: 1, token: "a..b", message: "invalid domain name: empty label"),
         Case(text: soaAndNS + String(repeating: "x", count: 64) + " A 192.0.2.1\n", line: 4, column: 1,

@@ -1,0 +1,36 @@
+import DNSWire
+import ZoneFile
+
+/// One input drives three decoders: the full message decoder (and, when it succeeds, an
+/// encode/decode round trip that must give the same message back), the query fast path, and
+/// the zone-file parser.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    if let message = try? Message(decoding: bytes) {
+        let again = try? Message(decoding: message.encoded())
+        if again != message { fatalError("round trip changed the message") }
+    }
+    withUnsafeTemporaryAllocation(byteCount: 255, alignment: 1) { name in
+        _ = try? QueryView.parse(bytes, nameBuffer: name)
+    }
+    if let origin = try? DomainName("example.") {
+        _ = try? ZoneParser().parse(Array(bytes), origin: origin)
+    }
+    return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+/// SwiftPM names an executable's entry point `<module>_main`; hand control to libFuzzer.
+@_cdecl("FuzzDecoders_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments, fuzz)
+}
