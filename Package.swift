@@ -13,10 +13,12 @@ let package = Package(
         .library(name: "NetAddress", targets: ["NetAddress"]),
         .library(name: "DNSWire", targets: ["DNSWire"]),
         .library(name: "ZoneFile", targets: ["ZoneFile"]),
+        .library(name: "ServiceRegistry", targets: ["ServiceRegistry"]),
         .executable(name: "clusterdns", targets: ["clusterdns"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -27,10 +29,15 @@ let package = Package(
         .target(name: "NetAddress", swiftSettings: strict),
         .target(name: "DNSWire", dependencies: ["NetAddress", "CIDN2"], swiftSettings: strict),
         .target(name: "ZoneFile", dependencies: ["DNSWire", "NetAddress"], swiftSettings: strict),
+        .target(
+            name: "ServiceRegistry",
+            dependencies: ["NetAddress", "DNSWire", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "clusterdns",
             dependencies: [
-                "ZoneFile", "DNSWire",
+                "ZoneFile", "DNSWire", "ServiceRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -48,6 +55,7 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
+        .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
         .testTarget(name: "ClusterDNSToolTests", dependencies: ["clusterdns"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

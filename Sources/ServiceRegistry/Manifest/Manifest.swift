@@ -1,0 +1,166 @@
+import Foundation
+import Yams
+
+/// A problem with one manifest document: where it is, and what is wrong.
+public struct ManifestError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var file: String
+    /// 1-based index of the document in its file (`---` separated).
+    public var document: Int
+    public var line: Int
+    public var column: Int
+    public var message: String
+
+    public var description: String {
+        "\(file):\(line):\(column): document \(document): \(message)"
+    }
+}
+
+/// One object read from a manifest, or why it could not be.
+public struct ManifestEntry: Sendable {
+    public var file: String
+    public var document: Int
+    public var line: Int
+    public var result: Result<RegistryObject, ManifestError>
+}
+
+/// Kubernetes v1 manifests: multi-document YAML or JSON, `List` objects, one file or a directory.
+public enum Manifest {
+    static let supported: [(apiVersion: String, kind: String)] = [
+        ("v1", "Namespace"), ("v1", "Node"), ("v1", "Service"), ("v1", "Pod"), ("v1", "Endpoints"),
+        ("discovery.k8s.io/v1", "EndpointSlice"), ("v1", "List"),
+    ]
+
+    /// Reads every document of `text`; each valid one decodes and validates on its own.
+    public static func decode(_ text: String, file: String = "<manifest>") -> [ManifestEntry] {
+        var nodes: [Yams.Node] = []
+        do {
+            let parser = try Yams.Parser(yaml: text)
+            while let node = try parser.nextRoot() { nodes.append(node) }
+        } catch let error as YamlError {
+            let (line, column, reason) = describe(error)
+            return [ManifestEntry(file: file, document: 1, line: line,
+                                  result: .failure(ManifestError(file: file, document: 1, line: line, column: column,
+                                                                 message: "not valid YAML or JSON: \(reason)")))]
+        } catch {
+            return [ManifestEntry(file: file, document: 1, line: 0,
+                                  result: .failure(ManifestError(file: file, document: 1, line: 0, column: 0,
+                                                                 message: "not valid YAML or JSON: \(error)")))]
+        }
+        var entries: [ManifestEntry] = []
+        for (index, node) in nodes.enumerated() {
+            let document = ManifestNode(node)
+            if case .scalar(_, .null, _) = document { continue }  // an empty document between `---`
+            entries += decodeDocument(document, file: file, document: index + 1)
+        }
+        return entries
+    }
+
+    /// Reads a file, or every `.yaml`, `.yml` and `.json` file of a directory (sorted by name).
+    public static func load(path: String) -> [ManifestEntry] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            return [unreadable(path, "no such file or directory")]
+        }
+        if isDirectory.boolValue {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
+                .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".json") }
+                .filter { !$0.hasPrefix(".") }
+                .sorted()
+            return names.flatMap { load(path: (path as NSString).appendingPathComponent($0)) }
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return [unreadable(path, "cannot be read")]
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            return [unreadable(path, "is not UTF-8 text")]
+        }
+        return decode(text, file: path)
+    }
+
+    static func unreadable(_ path: String, _ reason: String) -> ManifestEntry {
+        ManifestEntry(file: path, document: 0, line: 0,
+                      result: .failure(ManifestError(file: path, document: 0, line: 0, column: 0, message: reason)))
+    }
+
+    static func decodeDocument(_ node: ManifestNode, file: String, document: Int) -> [ManifestEntry] {
+        let position = node.position
+        func failure(_ message: String, _ at: ManifestNode.Position) -> [ManifestEntry] {
+            [ManifestEntry(file: file, document: document, line: at.line,
+                           result: .failure(ManifestError(file: file, document: document, line: at.line,
+                                                          column: at.column, message: message)))]
+        }
+        guard case .mapping(let pairs, _) = node else {
+            return failure("a manifest document must be an object with apiVersion and kind", position)
+        }
+        let cursor = ObjectCursor(pairs: pairs, path: "")
+        var reader = FieldReader()
+        for pair in pairs { reader.positions[pair.key] = pair.keyPosition }
+        let apiVersion = reader.string(cursor["apiVersion"], "apiVersion") ?? ""
+        let kindName = reader.string(cursor["kind"], "kind") ?? ""
+        guard !kindName.isEmpty else { return failure("Object 'Kind' is missing", position) }
+        guard !apiVersion.isEmpty else { return failure("Object 'apiVersion' is missing", position) }
+        guard supported.contains(where: { $0 == (apiVersion, kindName) }) else {
+            return failure("no matches for kind \"\(kindName)\" in version \"\(apiVersion)\"", position)
+        }
+        if kindName == "List" {
+            var entries: [ManifestEntry] = []
+            reader.array(cursor["items"], "items") { _, item, _ in
+                entries += decodeDocument(item, file: file, document: document)
+            }
+            return entries
+        }
+        let object: RegistryObject
+        switch kindName {
+        case "Namespace":
+            let meta = ObjectDecoding.metadata(&reader, cursor["metadata"], namespaced: false)
+            reader.object(cursor["spec"], "spec", ignoreUnknown: true) { _, _ in }
+            reader.object(cursor["status"], "status", ignoreUnknown: true) { _, _ in }
+            object = .namespace(Namespace(metadata: meta))
+        case "Node": object = .node(ObjectDecoding.node(&reader, cursor))
+        case "Service": object = .service(ObjectDecoding.service(&reader, cursor))
+        case "Pod": object = .pod(ObjectDecoding.pod(&reader, cursor))
+        case "Endpoints": object = .endpoints(ObjectDecoding.endpoints(&reader, cursor))
+        default: object = .endpointSlice(ObjectDecoding.endpointSlice(&reader, cursor))
+        }
+        // Fields nobody asked for at the top level.
+        for pair in pairs where !cursor.asked.contains(pair.key) {
+            reader.fail(FieldError(pair.key, .unknownField), at: pair.value.position)
+        }
+        let kind = object.kind
+        let name = object.metadata.name
+        if !reader.errors.isEmpty {
+            let at = reader.firstErrorPosition ?? position
+            let error = RegistryError.invalid(kind: kind, name: name, errors: reader.errors)
+            return failure(error.description, at)
+        }
+        let fieldErrors = Validation.validate(object)
+        if !fieldErrors.isEmpty {
+            let at = fieldErrors.lazy.compactMap { reader.position(of: $0.path) }.first ?? position
+            return failure(RegistryError.invalid(kind: kind, name: name, errors: fieldErrors).description, at)
+        }
+        return [ManifestEntry(file: file, document: document, line: position.line, result: .success(object))]
+    }
+
+    static func describe(_ error: YamlError) -> (Int, Int, String) {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            return (mark.line, mark.column, problem)
+        case .composer(_, let problem, let mark, _):
+            return (mark.line, mark.column, problem)
+        default:
+            return (0, 0, "\(error)")
+        }
+    }
+}
+
+extension FieldReader {
+    /// The position of a field path, or of its nearest recorded parent.
+    func position(of path: String) -> ManifestNode.Position? {
+        var candidate = Substring(path)
+        while true {
+            if let p = positions[String(candidate)] { return p }
+            guard let cut = candidate.lastIndex(where: { $0 == "." || $0 == "[" }) else { return nil }
+            candidate = candidate[..<cut]
+        }
+    }
+}

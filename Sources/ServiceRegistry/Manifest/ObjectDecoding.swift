@@ -1,0 +1,240 @@
+/// Decoding of each kind from a manifest node: Kubernetes field names and defaults, strict about
+/// unknown fields, silent about the Kubernetes fields this registry has no use for.
+enum ObjectDecoding {
+    static let ignoredMetadata: Set<String> = [
+        "generateName", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+        "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences", "finalizers", "managedFields",
+    ]
+    static let ignoredServiceSpec: Set<String> = [
+        "allocateLoadBalancerNodePorts", "loadBalancerClass", "loadBalancerSourceRanges",
+        "healthCheckNodePort", "trafficDistribution", "topologyKeys",
+    ]
+    static let ignoredPodSpec: Set<String> = [
+        "volumes", "initContainers", "ephemeralContainers", "restartPolicy", "terminationGracePeriodSeconds",
+        "activeDeadlineSeconds", "dnsPolicy", "dnsConfig", "nodeSelector", "serviceAccountName", "serviceAccount",
+        "automountServiceAccountToken", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
+        "securityContext", "imagePullSecrets", "affinity", "schedulerName", "tolerations", "hostAliases",
+        "priorityClassName", "priority", "readinessGates", "runtimeClassName", "enableServiceLinks",
+        "preemptionPolicy", "overhead", "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers",
+        "schedulingGates", "resourceClaims", "resources",
+    ]
+    static let ignoredPodStatus: Set<String> = [
+        "hostIP", "hostIPs", "startTime", "containerStatuses", "initContainerStatuses", "qosClass", "message",
+        "reason", "nominatedNodeName", "ephemeralContainerStatuses", "resize", "resourceClaimStatuses", "observedGeneration",
+    ]
+    static let ignoredNodeSpec: Set<String> = ["providerID", "unschedulable", "taints", "configSource", "externalID"]
+    static let ignoredNodeStatus: Set<String> = [
+        "conditions", "nodeInfo", "images", "daemonEndpoints", "volumesInUse", "volumesAttached", "phase",
+        "config", "features", "runtimeHandlers",
+    ]
+
+    static func metadata(_ r: inout FieldReader, _ node: ManifestNode?, namespaced: Bool) -> ObjectMeta {
+        var meta = ObjectMeta(name: "")
+        r.object(node, "metadata", ignored: ignoredMetadata) { r, c in
+            meta.name = r.string(c["name"], "metadata.name") ?? ""
+            meta.namespace = r.string(c["namespace"], "metadata.namespace") ?? ""
+            meta.labels = r.stringMap(c["labels"], "metadata.labels") ?? [:]
+            meta.annotations = r.stringMap(c["annotations"], "metadata.annotations") ?? [:]
+        }
+        if namespaced && meta.namespace.isEmpty { meta.namespace = "default" }
+        if !namespaced { meta.namespace = "" }
+        return meta
+    }
+
+    static func objectReference(_ r: inout FieldReader, _ node: ManifestNode?, _ path: String) -> ObjectReference? {
+        var ref: ObjectReference? = nil
+        r.object(node, path, ignored: ["uid", "apiVersion", "resourceVersion", "fieldPath"]) { r, c in
+            ref = ObjectReference(kind: r.string(c["kind"], "\(path).kind") ?? "",
+                                  namespace: r.string(c["namespace"], "\(path).namespace") ?? "",
+                                  name: r.string(c["name"], "\(path).name") ?? "")
+        }
+        return ref
+    }
+
+    static func endpointPorts(_ r: inout FieldReader, _ node: ManifestNode?, _ path: String) -> [EndpointPort] {
+        var ports: [EndpointPort] = []
+        r.array(node, path) { r, item, p in
+            r.object(item, p) { r, c in
+                ports.append(EndpointPort(name: r.string(c["name"], "\(p).name") ?? "",
+                                          port: r.int(c["port"], "\(p).port") ?? 0,
+                                          protocol: r.choice(c["protocol"], "\(p).protocol", TransportProtocol.self) ?? .tcp,
+                                          appProtocol: r.string(c["appProtocol"], "\(p).appProtocol") ?? ""))
+            }
+        }
+        return ports
+    }
+
+    static func service(_ r: inout FieldReader, _ c: ObjectCursor) -> Service {
+        var service = Service(metadata: metadata(&r, c["metadata"], namespaced: true))
+        r.object(c["spec"], "spec", ignored: ignoredServiceSpec) { r, c in
+            var spec = Service.Spec()
+            spec.type = r.choice(c["type"], "spec.type", Service.ServiceType.self) ?? .clusterIP
+            spec.clusterIP = r.string(c["clusterIP"], "spec.clusterIP") ?? ""
+            spec.clusterIPs = r.strings(c["clusterIPs"], "spec.clusterIPs")
+            r.array(c["ipFamilies"], "spec.ipFamilies") { r, item, p in
+                if let f = r.choice(item, p, IPFamily.self) { spec.ipFamilies.append(f) }
+            }
+            spec.ipFamilyPolicy = r.choice(c["ipFamilyPolicy"], "spec.ipFamilyPolicy", Service.IPFamilyPolicy.self)
+            r.array(c["ports"], "spec.ports") { r, item, p in
+                r.object(item, p, ignored: ["appProtocol"]) { r, c in
+                    spec.ports.append(Service.Port(
+                        name: r.string(c["name"], "\(p).name") ?? "",
+                        protocol: r.choice(c["protocol"], "\(p).protocol", TransportProtocol.self) ?? .tcp,
+                        port: r.int(c["port"], "\(p).port") ?? 0,
+                        targetPort: r.intOrString(c["targetPort"], "\(p).targetPort"),
+                        nodePort: r.int(c["nodePort"], "\(p).nodePort") ?? 0))
+                }
+            }
+            spec.selector = r.stringMap(c["selector"], "spec.selector")
+            spec.externalName = r.string(c["externalName"], "spec.externalName") ?? ""
+            spec.loadBalancerIP = r.string(c["loadBalancerIP"], "spec.loadBalancerIP") ?? ""
+            spec.externalIPs = r.strings(c["externalIPs"], "spec.externalIPs")
+            spec.sessionAffinity = r.choice(c["sessionAffinity"], "spec.sessionAffinity", Service.SessionAffinity.self) ?? .none
+            r.object(c["sessionAffinityConfig"], "spec.sessionAffinityConfig") { r, c in
+                r.object(c["clientIP"], "spec.sessionAffinityConfig.clientIP") { r, c in
+                    spec.sessionAffinityTimeoutSeconds = r.int(c["timeoutSeconds"], "spec.sessionAffinityConfig.clientIP.timeoutSeconds")
+                }
+            }
+            spec.externalTrafficPolicy = r.choice(c["externalTrafficPolicy"], "spec.externalTrafficPolicy", Service.TrafficPolicy.self)
+            spec.internalTrafficPolicy = r.choice(c["internalTrafficPolicy"], "spec.internalTrafficPolicy", Service.TrafficPolicy.self)
+            spec.publishNotReadyAddresses = r.bool(c["publishNotReadyAddresses"], "spec.publishNotReadyAddresses") ?? false
+            service.spec = spec
+        }
+        r.object(c["status"], "status", ignored: ["conditions"]) { r, c in
+            r.object(c["loadBalancer"], "status.loadBalancer") { r, c in
+                r.array(c["ingress"], "status.loadBalancer.ingress") { r, item, p in
+                    r.object(item, p, ignored: ["hostname", "ports", "ipMode"]) { r, c in
+                        if let ip = r.string(c["ip"], "\(p).ip") { service.status.loadBalancerIngress.append(ip) }
+                    }
+                }
+            }
+        }
+        return service
+    }
+
+    static func pod(_ r: inout FieldReader, _ c: ObjectCursor) -> Pod {
+        var pod = Pod(metadata: metadata(&r, c["metadata"], namespaced: true))
+        r.object(c["spec"], "spec", ignored: ignoredPodSpec) { r, c in
+            pod.spec.hostname = r.string(c["hostname"], "spec.hostname") ?? ""
+            pod.spec.subdomain = r.string(c["subdomain"], "spec.subdomain") ?? ""
+            pod.spec.nodeName = r.string(c["nodeName"], "spec.nodeName") ?? ""
+            r.array(c["containers"], "spec.containers") { r, item, p in
+                // A container has many fields (env, probes, resources, ...); only its ports matter here.
+                r.object(item, p, ignoreUnknown: true) { r, c in
+                    var container = Pod.Container(name: r.string(c["name"], "\(p).name") ?? "",
+                                                  image: r.string(c["image"], "\(p).image") ?? "")
+                    r.array(c["ports"], "\(p).ports") { r, item, pp in
+                        r.object(item, pp, ignored: ["hostPort", "hostIP"]) { r, c in
+                            container.ports.append(Pod.ContainerPort(
+                                name: r.string(c["name"], "\(pp).name") ?? "",
+                                containerPort: r.int(c["containerPort"], "\(pp).containerPort") ?? 0,
+                                protocol: r.choice(c["protocol"], "\(pp).protocol", TransportProtocol.self) ?? .tcp))
+                        }
+                    }
+                    pod.spec.containers.append(container)
+                }
+            }
+        }
+        r.object(c["status"], "status", ignored: ignoredPodStatus) { r, c in
+            pod.status.phase = r.string(c["phase"], "status.phase") ?? ""
+            pod.status.podIP = r.string(c["podIP"], "status.podIP") ?? ""
+            r.array(c["podIPs"], "status.podIPs") { r, item, p in
+                r.object(item, p) { r, c in
+                    if let ip = r.string(c["ip"], "\(p).ip") { pod.status.podIPs.append(ip) }
+                }
+            }
+            r.array(c["conditions"], "status.conditions") { r, item, p in
+                r.object(item, p, ignoreUnknown: true) { r, c in
+                    if r.string(c["type"], "\(p).type") == "Ready" {
+                        pod.status.isReady = r.string(c["status"], "\(p).status") == "True"
+                    }
+                }
+            }
+        }
+        if pod.status.podIP.isEmpty, let first = pod.status.podIPs.first { pod.status.podIP = first }
+        if pod.status.podIPs.isEmpty && !pod.status.podIP.isEmpty { pod.status.podIPs = [pod.status.podIP] }
+        return pod
+    }
+
+    static func node(_ r: inout FieldReader, _ c: ObjectCursor) -> Node {
+        var node = Node(metadata: metadata(&r, c["metadata"], namespaced: false))
+        r.object(c["spec"], "spec", ignored: ignoredNodeSpec) { r, c in
+            let single = r.string(c["podCIDR"], "spec.podCIDR")
+            node.podCIDRs = r.strings(c["podCIDRs"], "spec.podCIDRs")
+            if node.podCIDRs.isEmpty, let single { node.podCIDRs = [single] }
+        }
+        r.object(c["status"], "status", ignored: ignoredNodeStatus) { r, c in
+            r.array(c["addresses"], "status.addresses") { r, item, p in
+                r.object(item, p) { r, c in
+                    node.addresses.append(Node.Address(type: r.string(c["type"], "\(p).type") ?? "",
+                                                       address: r.string(c["address"], "\(p).address") ?? ""))
+                }
+            }
+            for field in ["allocatable", "capacity"] {
+                r.object(c[field], "status.\(field)", ignoreUnknown: true) { r, c in
+                    let path = "status.\(field).pods"
+                    guard let value = c["pods"] else { return }
+                    // A resource quantity: "110" or 110.
+                    if case .scalar(let s, _, _) = value, let n = Int(s), n > 0 {
+                        node.maxPods = n
+                        r.positions[path] = value.position
+                    } else {
+                        r.fail(FieldError(path, .wrongType(detail: "expected a pod count, got \(value.shown)")), at: value.position)
+                    }
+                }
+            }
+        }
+        return node
+    }
+
+    static func endpoints(_ r: inout FieldReader, _ c: ObjectCursor) -> Endpoints {
+        var endpoints = Endpoints(metadata: metadata(&r, c["metadata"], namespaced: true))
+        r.array(c["subsets"], "subsets") { r, item, p in
+            r.object(item, p) { r, c in
+                var subset = Endpoints.Subset()
+                for (field, ready) in [("addresses", true), ("notReadyAddresses", false)] {
+                    r.array(c[field], "\(p).\(field)") { r, item, ap in
+                        r.object(item, ap) { r, c in
+                            let address = Endpoints.Address(
+                                ip: r.string(c["ip"], "\(ap).ip") ?? "",
+                                hostname: r.string(c["hostname"], "\(ap).hostname") ?? "",
+                                nodeName: r.string(c["nodeName"], "\(ap).nodeName") ?? "",
+                                targetRef: objectReference(&r, c["targetRef"], "\(ap).targetRef"))
+                            if ready { subset.addresses.append(address) } else { subset.notReadyAddresses.append(address) }
+                        }
+                    }
+                }
+                subset.ports = endpointPorts(&r, c["ports"], "\(p).ports")
+                endpoints.subsets.append(subset)
+            }
+        }
+        return endpoints
+    }
+
+    static func endpointSlice(_ r: inout FieldReader, _ c: ObjectCursor) -> EndpointSlice {
+        var slice = EndpointSlice(metadata: metadata(&r, c["metadata"], namespaced: true))
+        if let type = r.choice(c["addressType"], "addressType", EndpointSlice.AddressType.self) {
+            slice.addressType = type
+        } else if c["addressType"] == nil {
+            r.fail(FieldError("addressType", .required(detail: "")), at: .init(line: 0, column: 0))
+        }
+        r.array(c["endpoints"], "endpoints") { r, item, p in
+            r.object(item, p, ignored: ["hints", "deprecatedTopology"]) { r, c in
+                var endpoint = EndpointSlice.Endpoint(addresses: r.strings(c["addresses"], "\(p).addresses"))
+                r.object(c["conditions"], "\(p).conditions") { r, c in
+                    endpoint.conditions = EndpointSlice.Conditions(
+                        ready: r.bool(c["ready"], "\(p).conditions.ready"),
+                        serving: r.bool(c["serving"], "\(p).conditions.serving"),
+                        terminating: r.bool(c["terminating"], "\(p).conditions.terminating"))
+                }
+                endpoint.hostname = r.string(c["hostname"], "\(p).hostname") ?? ""
+                endpoint.nodeName = r.string(c["nodeName"], "\(p).nodeName") ?? ""
+                endpoint.zone = r.string(c["zone"], "\(p).zone") ?? ""
+                endpoint.targetRef = objectReference(&r, c["targetRef"], "\(p).targetRef")
+                slice.endpoints.append(endpoint)
+            }
+        }
+        slice.ports = endpointPorts(&r, c["ports"], "ports")
+        return slice
+    }
+}

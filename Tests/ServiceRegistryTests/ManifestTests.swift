@@ -1,0 +1,187 @@
+import Testing
+@testable import ServiceRegistry
+
+let webService = """
+    apiVersion: v1
+    kind: Service
+    metadata:
+      name: web
+      namespace: shop
+      labels: {app: web}
+    spec:
+      selector:
+        app: web
+      ports:
+      - name: http
+        port: 80
+        targetPort: http
+      - name: metrics
+        port: 9090
+        protocol: TCP
+    """
+
+@Suite struct ManifestDecodingTests {
+    @Test func decodesAServiceWithDefaults() throws {
+        let entries = Manifest.decode(webService, file: "web.yaml")
+        #expect(entries.count == 1)
+        guard case .service(let service) = try entries[0].result.get() else { Issue.record("not a service"); return }
+        #expect(service.metadata.name == "web")
+        #expect(service.metadata.namespace == "shop")
+        #expect(service.spec.type == .clusterIP)
+        #expect(service.spec.selector == ["app": "web"])
+        #expect(service.spec.ports == [
+            Service.Port(name: "http", protocol: .tcp, port: 80, targetPort: .string("http")),
+            Service.Port(name: "metrics", protocol: .tcp, port: 9090),
+        ])
+        #expect(service.spec.ports[1].effectiveTargetPort == .int(9090))
+        #expect(service.spec.sessionAffinity == .none)
+    }
+
+    @Test func multiDocumentListsAndJSON() throws {
+        let text = """
+            apiVersion: v1
+            kind: Namespace
+            metadata: {name: shop}
+            ---
+            # an empty document is skipped
+            ---
+            apiVersion: v1
+            kind: List
+            items:
+            - apiVersion: v1
+              kind: Pod
+              metadata: {name: web-1, namespace: shop, labels: {app: web}}
+              spec:
+                hostname: web-1
+                subdomain: web
+                nodeName: node-a
+                containers:
+                - name: app
+                  image: nginx
+                  env: [{name: A, value: b}]
+                  ports: [{name: http, containerPort: 8080}]
+              status:
+                podIP: 10.244.1.5
+                conditions: [{type: Ready, status: "True"}]
+            - {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "ext-1", "labels": {"kubernetes.io/service-name": "ext"}}, "addressType": "IPv4", "endpoints": [{"addresses": ["192.0.2.7"], "conditions": {"ready": true}}], "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}
+            """
+        let entries = Manifest.decode(text, file: "all.yaml")
+        let objects = try entries.map { try $0.result.get() }
+        #expect(objects.map(\.key.description) == ["Namespace shop", "Pod shop/web-1", "EndpointSlice default/ext-1"])
+        #expect(entries.map(\.document) == [1, 3, 3])
+        guard case .pod(let pod) = objects[1], case .endpointSlice(let slice) = objects[2] else { return }
+        #expect(pod.isReady)
+        #expect(pod.spec.containers[0].ports == [Pod.ContainerPort(name: "http", containerPort: 8080)])
+        #expect(pod.status.podIPs == ["10.244.1.5"])
+        #expect(slice.serviceName == "ext")
+        #expect(slice.endpoints[0].conditions.ready == true)
+    }
+
+    struct Bad: CustomStringConvertible, Sendable {
+        let name: String
+        let yaml: String
+        let message: String
+        let line: Int
+        var description: String { name }
+    }
+
+    static func service(_ spec: String, name: String = "web") -> String {
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: \(name)\nspec:\n" + spec
+    }
+
+    static let bad: [Bad] = [
+        Bad(name: "port out of range", yaml: service("  ports:\n  - name: http\n    port: 80\n  - name: big\n    port: 70000\n"),
+            message: "The Service \"web\" is invalid: spec.ports[1].port: Invalid value: 70000: must be between 1 and 65535, inclusive", line: 10),
+        Bad(name: "two errors", yaml: service("  ports:\n  - port: 80\n  - port: 0\n"),
+            message: "The Service \"web\" is invalid: [spec.ports[0].name: Required value, spec.ports[1].name: Required value, spec.ports[1].port: Invalid value: 0: must be between 1 and 65535, inclusive]", line: 7),
+        Bad(name: "duplicate port name", yaml: service("  ports:\n  - {name: http, port: 80}\n  - {name: http, port: 81}\n"),
+            message: "The Service \"web\" is invalid: spec.ports[1].name: Duplicate value: \"http\"", line: 8),
+        Bad(name: "port name not IANA_SVC_NAME", yaml: service("  ports:\n  - {name: a-very-long-port-name, port: 80}\n"),
+            message: "The Service \"web\" is invalid: spec.ports[0].name: Invalid value: \"a-very-long-port-name\": must be no more than 15 characters", line: 7),
+        Bad(name: "unsupported type", yaml: service("  type: Magic\n  ports: [{port: 80}]\n"),
+            message: "The Service \"web\" is invalid: spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"", line: 6),
+        Bad(name: "unsupported protocol", yaml: service("  ports: [{port: 80, protocol: HTTP}]\n"),
+            message: "The Service \"web\" is invalid: spec.ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"", line: 6),
+        Bad(name: "bad name", yaml: service("  ports: [{port: 80}]\n", name: "Web_1"),
+            message: "The Service \"Web_1\" is invalid: metadata.name: Invalid value: \"Web_1\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')", line: 4),
+        Bad(name: "port as a string", yaml: service("  ports: [{port: \"80\"}]\n"),
+            message: "The Service \"web\" is invalid: spec.ports[0].port: expected an integer, got \"80\"", line: 6),
+        Bad(name: "unknown field", yaml: service("  portz: [{port: 80}]\n  ports: [{port: 80}]\n"),
+            message: "The Service \"web\" is invalid: unknown field \"spec.portz\"", line: 6),
+        Bad(name: "unknown top-level field", yaml: service("  ports: [{port: 80}]\nextra: 1\n"),
+            message: "The Service \"web\" is invalid: unknown field \"extra\"", line: 7),
+        Bad(name: "no ports", yaml: service("  selector: {app: web}\n"),
+            message: "The Service \"web\" is invalid: spec.ports: Required value", line: 5),
+        Bad(name: "nodePort on ClusterIP", yaml: service("  ports: [{port: 80, nodePort: 30080}]\n"),
+            message: "The Service \"web\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'", line: 6),
+        Bad(name: "ExternalName without a name", yaml: service("  type: ExternalName\n"),
+            message: "The Service \"web\" is invalid: spec.externalName: Required value", line: 5),
+        Bad(name: "ExternalName not a DNS name", yaml: service("  type: ExternalName\n  externalName: \"bad_name.example.com\"\n"),
+            message: "The Service \"web\" is invalid: spec.externalName: Invalid value: \"bad_name.example.com\": " + NameRules.dns1123SubdomainMessage, line: 7),
+        Bad(name: "bad cluster IP", yaml: service("  clusterIP: 10.96.0.300\n  ports: [{port: 80}]\n"),
+            message: "The Service \"web\" is invalid: spec.clusterIP: Invalid value: \"10.96.0.300\": must be empty, 'None', or a valid IP address", line: 6),
+        Bad(name: "affinity timeout", yaml: service("  ports: [{port: 80}]\n  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}\n"),
+            message: "The Service \"web\" is invalid: spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 0: must be greater than 0 and less than 86400", line: 8),
+        Bad(name: "bad selector value", yaml: service("  ports: [{port: 80}]\n  selector: {app: \"-web\"}\n"),
+            message: "The Service \"web\" is invalid: spec.selector[app]: Invalid value: \"-web\": " + NameRules.labelValueMessage, line: 7),
+        Bad(name: "unknown kind", yaml: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+            message: "no matches for kind \"Deployment\" in version \"apps/v1\"", line: 1),
+        Bad(name: "missing kind", yaml: "apiVersion: v1\nmetadata: {name: x}\n",
+            message: "Object 'Kind' is missing", line: 1),
+        Bad(name: "not YAML", yaml: "apiVersion: v1\nkind: [Service\n",
+            message: "not valid YAML or JSON: did not find expected ',' or ']'", line: 3),
+        Bad(name: "pod with a bad IP", yaml: "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0}\n",
+            message: "The Pod \"p\" is invalid: status.podIP: Invalid value: \"10.0.0\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)", line: 5),
+        Bad(name: "slice address of the wrong family", yaml: "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv6\nendpoints: [{addresses: [10.0.0.1]}]\n",
+            message: "The EndpointSlice \"s\" is invalid: endpoints[0].addresses[0]: Invalid value: \"10.0.0.1\": must be a valid IPv6 address", line: 5),
+    ]
+
+    @Test(arguments: bad)
+    func reportsKubernetesMessages(_ c: Bad) {
+        let entries = Manifest.decode(c.yaml, file: "bad.yaml")
+        #expect(entries.count == 1)
+        guard case .failure(let error) = entries.first?.result else {
+            Issue.record("expected an error")
+            return
+        }
+        #expect(error.message == c.message)
+        #expect(error.line == c.line)
+        #expect(error.file == "bad.yaml")
+        #expect(error.document == 1)
+    }
+
+    @Test func aBadDocumentDoesNotStopTheOthers() throws {
+        let text = Self.service("  ports: [{port: 70000}]\n", name: "bad") + "\n---\n" + webService
+        let entries = Manifest.decode(text, file: "mixed.yaml")
+        #expect(entries.count == 2)
+        guard case .failure(let error) = entries[0].result else { Issue.record("first should fail"); return }
+        #expect(error.description.hasPrefix("mixed.yaml:6:"))
+        #expect(error.description.contains("document 1: The Service \"bad\" is invalid"))
+        #expect(try entries[1].result.get().key.description == "Service shop/web")
+        #expect(entries[1].document == 2)
+    }
+
+    @Test func internationalisedExternalNameIsAccepted() throws {
+        let entries = Manifest.decode(Self.service("  type: ExternalName\n  externalName: bücher.example\n"))
+        #expect(throws: Never.self) { try entries[0].result.get() }
+    }
+
+    @Test(arguments: [
+        ("http", [String]()),
+        ("h", []),
+        ("abcdefghijklmnop", ["must be no more than 15 characters"]),
+        ("Http", ["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"]),
+        ("a--b", ["must not contain consecutive hyphens"]),
+        ("123", ["must contain at least one letter (a-z)"]),
+        ("-ab", ["must not begin or end with a hyphen"]),
+    ])
+    func ianaServiceNames(_ name: String, _ problems: [String]) {
+        #expect(NameRules.ianaServiceName(name) == problems)
+    }
+
+    @Test(arguments: [("web", true), ("1web", true), ("web-1", true), ("-web", false), ("Web", false), ("w.eb", false),
+                      (String(repeating: "a", count: 63), true), (String(repeating: "a", count: 64), false), ("", false)])
+    func dns1123Labels(_ name: String, _ valid: Bool) {
+        #expect(NameRules.dns1123Label(name).isEmpty == valid)
+    }
+}
