@@ -1,0 +1,52 @@
+public import HashTreeCollections
+
+/// An immutable view of the registry at one resource version. Snapshots share structure
+/// (persistent hash trees), so taking one is O(1) and a writer never copies the whole registry.
+public struct RegistrySnapshot: Sendable {
+    public internal(set) var resourceVersion: UInt64 = 0
+    public internal(set) var objects: TreeDictionary<ObjectKey, RegistryObject> = [:]
+    /// Derived endpoints of every service that has any (selector or slices or Endpoints).
+    public internal(set) var serviceEndpoints: TreeDictionary<ObjectKey, ServiceEndpoints> = [:]
+    /// True once the initial load has completed (`Registry.markLoaded()`).
+    public internal(set) var isLoaded = false
+
+    public init() {}
+
+    public func get(_ key: ObjectKey) -> RegistryObject? { objects[key] }
+
+    public func service(namespace: String, name: String) -> Service? {
+        if case .service(let s)? = objects[ObjectKey(.service, namespace: namespace, name: name)] { return s }
+        return nil
+    }
+
+    public func endpoints(of service: ObjectKey) -> ServiceEndpoints? { serviceEndpoints[service] }
+
+    /// Objects of a kind, optionally in one namespace, sorted by key.
+    public func list(_ kind: ObjectKind, namespace: String? = nil) -> [RegistryObject] {
+        objects.lazy.filter { $0.key.kind == kind && (namespace == nil || $0.key.namespace == namespace) }
+            .sorted { $0.key < $1.key }.map(\.value)
+    }
+
+    public var services: [Service] {
+        list(.service).compactMap { if case .service(let s) = $0 { s } else { nil } }
+    }
+
+    public var pods: [Pod] {
+        list(.pod).compactMap { if case .pod(let p) = $0 { p } else { nil } }
+    }
+
+    public func count(of kind: ObjectKind) -> Int { objects.keys.lazy.filter { $0.kind == kind }.count }
+}
+
+/// One change, as a watcher sees it.
+public struct WatchEvent: Sendable {
+    public enum Change: String, Sendable { case added = "ADDED", modified = "MODIFIED", deleted = "DELETED" }
+
+    public var resourceVersion: UInt64
+    public var change: Change
+    /// The object after the change; for a deletion, its last state.
+    public var object: RegistryObject
+    /// Services whose derived endpoints changed with this event (their new value is in the
+    /// snapshot at `resourceVersion`, or absent when the service has none any more).
+    public var endpointsChanged: [ObjectKey]
+}
