@@ -41,7 +41,9 @@ extension Registry {
         state.allocations = allocations
         state.snapshot.objects[key] = object
         state.snapshot.resourceVersion = version
-        let changed = recomputeEndpoints(after: object, previous: existing, snapshot: &state.snapshot)
+        if let existing { state.indexes.remove(existing) }
+        state.indexes.add(object)
+        let changed = recomputeEndpoints(after: object, previous: existing, snapshot: &state.snapshot, indexes: state.indexes)
         publish(WatchEvent(resourceVersion: version, change: existing == nil ? .added : .modified,
                            object: object, endpointsChanged: changed), state: &state)
         return existing == nil ? .created : .configured
@@ -54,7 +56,8 @@ extension Registry {
         state.allocations.release(existing)
         state.snapshot.objects[key] = nil
         state.snapshot.resourceVersion = version
-        let changed = recomputeEndpoints(after: nil, previous: existing, snapshot: &state.snapshot)
+        state.indexes.remove(existing)
+        let changed = recomputeEndpoints(after: nil, previous: existing, snapshot: &state.snapshot, indexes: state.indexes)
         publish(WatchEvent(resourceVersion: version, change: .deleted, object: existing, endpointsChanged: changed),
                 state: &state)
     }
@@ -271,7 +274,7 @@ extension Registry {
                 FieldError("spec.podCIDRs", .forbidden(detail: "node updates may not change podCIDR except from \"\" to valid"))])
         }
         var allocators = node.podCIDRs.compactMap { try? IPPrefix(parsing: $0) }.map { IPAllocator(prefix: $0, reserveFirstHost: true) }
-        // Pods already on this node keep their addresses.
+        // Pods already on this node keep their addresses (a node is applied rarely: a scan is fine).
         for case .pod(let pod) in snapshot.objects.values where pod.spec.nodeName == node.metadata.name {
             for ip in pod.status.podIPs.compactMap(IPAddress.init) {
                 for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
@@ -284,7 +287,7 @@ extension Registry {
 
     /// Recomputes the derived endpoints of the services a change can affect; returns those that changed.
     static func recomputeEndpoints(after object: RegistryObject?, previous: RegistryObject?,
-                                   snapshot: inout RegistrySnapshot) -> [ObjectKey] {
+                                   snapshot: inout RegistrySnapshot, indexes: Indexes) -> [ObjectKey] {
         var affected = Set<ObjectKey>()
         for candidate in [object, previous].compactMap({ $0 }) {
             let namespace = candidate.metadata.namespace
@@ -292,9 +295,10 @@ extension Registry {
             case .service(let s):
                 affected.insert(s.key)
             case .pod(let pod):
-                for case .service(let s) in snapshot.objects.values where s.metadata.namespace == namespace {
-                    if let selector = s.spec.selector, EndpointsController.selects(selector, pod.metadata.labels) {
-                        affected.insert(s.key)
+                for key in indexes.selectorServices[namespace, default: []] {
+                    if case .service(let s)? = snapshot.objects[key], let selector = s.spec.selector,
+                       EndpointsController.selects(selector, pod.metadata.labels) {
+                        affected.insert(key)
                     }
                 }
             case .endpointSlice(let slice):
@@ -307,7 +311,7 @@ extension Registry {
         }
         var changed: [ObjectKey] = []
         for key in affected.sorted() {
-            let endpoints = computeEndpoints(for: key, in: snapshot)
+            let endpoints = computeEndpoints(for: key, in: snapshot, indexes: indexes)
             if snapshot.serviceEndpoints[key] != endpoints {
                 snapshot.serviceEndpoints[key] = endpoints
                 changed.append(key)
@@ -316,19 +320,18 @@ extension Registry {
         return changed
     }
 
-    static func computeEndpoints(for key: ObjectKey, in snapshot: RegistrySnapshot) -> ServiceEndpoints? {
+    static func computeEndpoints(for key: ObjectKey, in snapshot: RegistrySnapshot, indexes: Indexes) -> ServiceEndpoints? {
         guard case .service(let service)? = snapshot.objects[key], service.spec.type != .externalName else { return nil }
         let list: [ResolvedEndpoint]
         if let selector = service.spec.selector, !selector.isEmpty {
-            let pods = snapshot.objects.values.lazy.compactMap { object -> Pod? in
-                if case .pod(let pod) = object, pod.metadata.namespace == key.namespace { return pod }
+            let pods = indexes.pods[key.namespace, default: []].lazy.compactMap { podKey -> Pod? in
+                if case .pod(let pod)? = snapshot.objects[podKey] { return pod }
                 return nil
             }
             list = EndpointsController.fromPods(service, pods: pods)
         } else {
-            let slices = snapshot.objects.values.compactMap { object -> EndpointSlice? in
-                if case .endpointSlice(let s) = object, s.metadata.namespace == key.namespace,
-                   s.serviceName == key.name { return s }
+            let slices = indexes.slices[key, default: []].compactMap { sliceKey -> EndpointSlice? in
+                if case .endpointSlice(let s)? = snapshot.objects[sliceKey] { return s }
                 return nil
             }
             if !slices.isEmpty {

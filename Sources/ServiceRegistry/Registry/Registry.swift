@@ -41,6 +41,7 @@ public final class Registry: Sendable {
     struct State: ~Copyable {
         var snapshot = RegistrySnapshot()
         var allocations: Allocations
+        var indexes = Indexes()
         var history: [WatchEvent] = []
         var watchers: [Int: Watcher] = [:]
         var nextWatcher = 0
