@@ -42,7 +42,7 @@ let package = Package(
         .executableTarget(
             name: "clusterdns",
             dependencies: [
-                "ZoneFile", "DNSWire", "ServiceRegistry",
+                "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -10,6 +10,14 @@ public struct ManifestError: Error, Hashable, Sendable, CustomStringConvertible 
     public var column: Int
     public var message: String
 
+    public init(file: String, document: Int, line: Int, column: Int, message: String) {
+        self.file = file
+        self.document = document
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
     public var description: String {
         "\(file):\(line):\(column): document \(document): \(message)"
     }

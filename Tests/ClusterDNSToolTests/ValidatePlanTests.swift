@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+@Suite struct ValidateCommandTests {
+    func write(_ files: [String: String]) throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterdns-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for (name, text) in files { try text.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+        return directory.path
+    }
+
+    @Test func reportsEveryErrorWithFileAndDocument() throws {
+        let dir = try write([
+            "a.yaml": """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: web}
+                spec:
+                  ports: [{port: 70000}]
+                ---
+                apiVersion: v1
+                kind: Service
+                metadata: {name: ok, namespace: shop}
+                spec:
+                  clusterIP: 10.96.0.10
+                  ports: [{port: 80}]
+                """,
+            "b.json": #"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dup"}, "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53, "protocol": "UDP"}]}}"#,
+            "ignored.txt": "not a manifest",
+        ])
+        let result = try Tool.run(["validate", "-f", dir])
+        #expect(result.status == 1)
+        #expect(result.stderr == """
+            error: \(dir)/a.yaml:5:18: document 1: The Service "web" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive
+            error: \(dir)/b.json:1:1: document 1: The Service "dup" is invalid: spec.clusterIPs: Invalid value: ["10.96.0.10"]: failed to allocate IP 10.96.0.10: provided IP is already allocated
+
+            """)
+        #expect(result.stdout == "service/ok valid (namespace shop)\n1 valid, 2 invalid\n")
+    }
+
+    @Test func cleanManifestsExitZero() throws {
+        let dir = try write(["ok.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"])
+        let result = try Tool.run(["validate", "-f", "\(dir)/ok.yaml"])
+        #expect(result.status == 0)
+        #expect(result.stdout == "namespace/shop valid\n1 valid, 0 invalid\n")
+    }
+
+    @Test func missingFile() throws {
+        let result = try Tool.run(["validate", "-f", "/nonexistent.yaml"])
+        #expect(result.status == 1)
+        #expect(result.stderr == "error: /nonexistent.yaml:0:0: document 0: no such file or directory\n")
+    }
+}
+
+@Suite struct PlanCommandTests {
+    @Test func kubenetText() throws {
+        let result = try Tool.run(["plan", "--network", "kubenet", "--subnet", "10.240.0.0/24", "--nodes", "3"])
+        #expect(result.status == 0)
+        #expect(result.stdout == """
+            network: kubenet, 3 nodes, max 110 pods per node
+            subnet 10.240.0.0/24: 256 addresses - 5 reserved by Azure = 251 available
+            nodes: 3 + 1 for upgrades = 4 subnet addresses needed (pods do not use the subnet)
+            pods: pod CIDR 10.244.0.0/16 gives 256 per-node /24 ranges of 110 pods each; 4 needed
+            largest node count: min(251 subnet addresses, 256 pod ranges, 400 routes + 1) - 1 for upgrades = 250
+            fits: yes
+
+            """)
+    }
+
+    @Test func azureCNIJSONThatDoesNotFit() throws {
+        let result = try Tool.run(["plan", "--network", "azure-cni", "--subnet", "10.240.0.0/24", "--nodes", "10",
+                                   "--max-pods", "30", "--output", "json"])
+        #expect(result.status == 1)
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(json?["neededAddresses"] as? Int == 341)
+        #expect(json?["maxNodes"] as? Int == 7)
+        #expect(json?["fits"] as? Bool == false)
+        #expect(json?["subnet"] as? String == "10.240.0.0/24")
+    }
+
+    @Test func badFlags() throws {
+        let result = try Tool.run(["plan", "--network", "calico", "--subnet", "10.240.0.0/24", "--nodes", "3"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--network must be kubenet or azure-cni, not \"calico\""))
+    }
+}
