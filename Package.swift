@@ -27,13 +27,18 @@ let package = Package(
             pkgConfig: "libidn2",
             providers: [.apt(["libidn2-dev"])]
         ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         .target(name: "NetAddress", swiftSettings: strict),
         .target(name: "DNSWire", dependencies: ["NetAddress", "CIDN2"], swiftSettings: strict),
         .target(name: "ZoneFile", dependencies: ["DNSWire", "NetAddress"], swiftSettings: strict),
         .target(
             name: "ServiceRegistry",
             dependencies: [
-                "NetAddress", "DNSWire",
+                "NetAddress", "DNSWire", "CSQLite",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
@@ -61,7 +66,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
-        .testTarget(name: "ClusterDNSToolTests", dependencies: ["clusterdns"], swiftSettings: strict),
+        .testTarget(
+            name: "ClusterDNSToolTests",
+            dependencies: ["clusterdns", "ServiceRegistry", "NetAddress"],
+            swiftSettings: strict
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,7 +5,7 @@ struct ClusterDNSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clusterdns",
         abstract: "An embeddable DNS and service-discovery server for Kubernetes-style clusters.",
-        subcommands: [CheckZone.self, Validate.self, Plan.self],
+        subcommands: [CheckZone.self, Validate.self, Apply.self, Delete.self, Get.self, Plan.self],
         defaultSubcommand: CheckZone.self
     )
 }

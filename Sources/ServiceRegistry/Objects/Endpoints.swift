@@ -1,5 +1,5 @@
 /// A port of an endpoint set (Endpoints and EndpointSlice share the shape).
-public struct EndpointPort: Hashable, Sendable {
+public struct EndpointPort: Hashable, Sendable, Codable {
     public var name: String
     public var port: Int
     public var `protocol`: TransportProtocol
@@ -14,7 +14,7 @@ public struct EndpointPort: Hashable, Sendable {
 }
 
 /// A reference to the object behind an endpoint (usually a Pod).
-public struct ObjectReference: Hashable, Sendable {
+public struct ObjectReference: Hashable, Sendable, Codable {
     public var kind: String
     public var namespace: String
     public var name: String
@@ -26,11 +26,11 @@ public struct ObjectReference: Hashable, Sendable {
 }
 
 /// A v1 Endpoints object (legacy): subsets of ready and not-ready addresses with ports.
-public struct Endpoints: Hashable, Sendable {
+public struct Endpoints: Hashable, Sendable, Codable {
     public var metadata: ObjectMeta
     public var subsets: [Subset]
 
-    public struct Address: Hashable, Sendable {
+    public struct Address: Hashable, Sendable, Codable {
         public var ip: String
         public var hostname: String
         public var nodeName: String
@@ -43,7 +43,7 @@ public struct Endpoints: Hashable, Sendable {
         }
     }
 
-    public struct Subset: Hashable, Sendable {
+    public struct Subset: Hashable, Sendable, Codable {
         public var addresses: [Address]
         public var notReadyAddresses: [Address]
         public var ports: [EndpointPort]
@@ -63,19 +63,19 @@ public struct Endpoints: Hashable, Sendable {
 }
 
 /// A discovery.k8s.io/v1 EndpointSlice.
-public struct EndpointSlice: Hashable, Sendable {
+public struct EndpointSlice: Hashable, Sendable, Codable {
     public var metadata: ObjectMeta
     public var addressType: AddressType
     public var endpoints: [Endpoint]
     public var ports: [EndpointPort]
 
-    public enum AddressType: String, Hashable, Sendable, CaseIterable {
+    public enum AddressType: String, Hashable, Sendable, CaseIterable, Codable {
         case ipv4 = "IPv4"
         case ipv6 = "IPv6"
         case fqdn = "FQDN"
     }
 
-    public struct Conditions: Hashable, Sendable {
+    public struct Conditions: Hashable, Sendable, Codable {
         /// nil means unknown, which consumers treat as ready.
         public var ready: Bool?
         public var serving: Bool?
@@ -87,7 +87,7 @@ public struct EndpointSlice: Hashable, Sendable {
         }
     }
 
-    public struct Endpoint: Hashable, Sendable {
+    public struct Endpoint: Hashable, Sendable, Codable {
         public var addresses: [String]
         public var conditions: Conditions
         public var hostname: String
@@ -119,7 +119,7 @@ public struct EndpointSlice: Hashable, Sendable {
 }
 
 /// Any object the registry holds.
-public enum RegistryObject: Hashable, Sendable {
+public enum RegistryObject: Hashable, Sendable, Codable {
     case namespace(Namespace)
     case node(Node)
     case service(Service)

@@ -1,5 +1,5 @@
 /// `metadata` of every object: the identity and labels Kubernetes gives it.
-public struct ObjectMeta: Hashable, Sendable {
+public struct ObjectMeta: Hashable, Sendable, Codable {
     public var name: String
     /// Empty for cluster-scoped objects (Namespace, Node); defaulted to `default` for others.
     public var namespace: String
@@ -22,7 +22,7 @@ public struct ObjectMeta: Hashable, Sendable {
 }
 
 /// The kinds the registry holds.
-public enum ObjectKind: String, Hashable, Sendable, CaseIterable, Comparable {
+public enum ObjectKind: String, Hashable, Sendable, CaseIterable, Codable, Comparable {
     case namespace = "Namespace"
     case node = "Node"
     case service = "Service"
@@ -49,7 +49,7 @@ public enum ObjectKind: String, Hashable, Sendable, CaseIterable, Comparable {
 }
 
 /// The key of an object: kind, namespace (empty when cluster-scoped) and name.
-public struct ObjectKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+public struct ObjectKey: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
     public var kind: ObjectKind
     public var namespace: String
     public var name: String
@@ -70,7 +70,7 @@ public struct ObjectKey: Hashable, Sendable, Comparable, CustomStringConvertible
 }
 
 /// A number or a name, as `targetPort` is.
-public enum IntOrString: Hashable, Sendable, CustomStringConvertible {
+public enum IntOrString: Hashable, Sendable, Codable, CustomStringConvertible {
     case int(Int)
     case string(String)
 
@@ -83,13 +83,13 @@ public enum IntOrString: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// TCP, UDP or SCTP.
-public enum TransportProtocol: String, Hashable, Sendable, CaseIterable {
+public enum TransportProtocol: String, Hashable, Sendable, CaseIterable, Codable {
     case tcp = "TCP"
     case udp = "UDP"
     case sctp = "SCTP"
 }
 
-public enum IPFamily: String, Hashable, Sendable, CaseIterable {
+public enum IPFamily: String, Hashable, Sendable, CaseIterable, Codable {
     case ipv4 = "IPv4"
     case ipv6 = "IPv6"
 }

@@ -1,12 +1,12 @@
 /// A v1 Node: its addresses, pod CIDRs and pod capacity.
-public struct Node: Hashable, Sendable {
+public struct Node: Hashable, Sendable, Codable {
     public var metadata: ObjectMeta
     public var podCIDRs: [String]
     public var addresses: [Address]
     /// `status.capacity.pods` (or `allocatable.pods`); 110 when not given, as kubelet's default.
     public var maxPods: Int
 
-    public struct Address: Hashable, Sendable {
+    public struct Address: Hashable, Sendable, Codable {
         public var type: String
         public var address: String
         public init(type: String, address: String) {
@@ -26,7 +26,7 @@ public struct Node: Hashable, Sendable {
 }
 
 /// A v1 Namespace.
-public struct Namespace: Hashable, Sendable {
+public struct Namespace: Hashable, Sendable, Codable {
     public var metadata: ObjectMeta
     public init(metadata: ObjectMeta) { self.metadata = metadata }
     public var key: ObjectKey { ObjectKey(.namespace, name: metadata.name) }

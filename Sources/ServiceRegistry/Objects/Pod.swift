@@ -1,5 +1,5 @@
 /// A v1 Pod: what the endpoints controller and DNS need of it.
-public struct Pod: Hashable, Sendable {
+public struct Pod: Hashable, Sendable, Codable {
     public var metadata: ObjectMeta
     public var spec: Spec
     public var status: Status
@@ -10,7 +10,7 @@ public struct Pod: Hashable, Sendable {
         self.status = status
     }
 
-    public struct ContainerPort: Hashable, Sendable {
+    public struct ContainerPort: Hashable, Sendable, Codable {
         public var name: String
         public var containerPort: Int
         public var `protocol`: TransportProtocol
@@ -22,7 +22,7 @@ public struct Pod: Hashable, Sendable {
         }
     }
 
-    public struct Container: Hashable, Sendable {
+    public struct Container: Hashable, Sendable, Codable {
         public var name: String
         public var image: String
         public var ports: [ContainerPort]
@@ -34,7 +34,7 @@ public struct Pod: Hashable, Sendable {
         }
     }
 
-    public struct Spec: Hashable, Sendable {
+    public struct Spec: Hashable, Sendable, Codable {
         public var hostname: String = ""
         public var subdomain: String = ""
         public var nodeName: String = ""
@@ -42,7 +42,7 @@ public struct Pod: Hashable, Sendable {
         public init() {}
     }
 
-    public struct Status: Hashable, Sendable {
+    public struct Status: Hashable, Sendable, Codable {
         public var phase: String = ""
         public var podIP: String = ""
         public var podIPs: [String] = []

@@ -1,5 +1,5 @@
 /// A v1 Service, with Kubernetes' field names and defaults.
-public struct Service: Hashable, Sendable {
+public struct Service: Hashable, Sendable, Codable {
     public var metadata: ObjectMeta
     public var spec: Spec
     public var status: Status
@@ -10,30 +10,30 @@ public struct Service: Hashable, Sendable {
         self.status = status
     }
 
-    public enum ServiceType: String, Hashable, Sendable, CaseIterable {
+    public enum ServiceType: String, Hashable, Sendable, CaseIterable, Codable {
         case clusterIP = "ClusterIP"
         case nodePort = "NodePort"
         case loadBalancer = "LoadBalancer"
         case externalName = "ExternalName"
     }
 
-    public enum IPFamilyPolicy: String, Hashable, Sendable, CaseIterable {
+    public enum IPFamilyPolicy: String, Hashable, Sendable, CaseIterable, Codable {
         case singleStack = "SingleStack"
         case preferDualStack = "PreferDualStack"
         case requireDualStack = "RequireDualStack"
     }
 
-    public enum SessionAffinity: String, Hashable, Sendable, CaseIterable {
+    public enum SessionAffinity: String, Hashable, Sendable, CaseIterable, Codable {
         case none = "None"
         case clientIP = "ClientIP"
     }
 
-    public enum TrafficPolicy: String, Hashable, Sendable, CaseIterable {
+    public enum TrafficPolicy: String, Hashable, Sendable, CaseIterable, Codable {
         case cluster = "Cluster"
         case local = "Local"
     }
 
-    public struct Port: Hashable, Sendable {
+    public struct Port: Hashable, Sendable, Codable {
         public var name: String
         public var `protocol`: TransportProtocol
         public var port: Int
@@ -55,7 +55,7 @@ public struct Service: Hashable, Sendable {
         public var effectiveTargetPort: IntOrString { targetPort ?? .int(port) }
     }
 
-    public struct Spec: Hashable, Sendable {
+    public struct Spec: Hashable, Sendable, Codable {
         public var type: ServiceType = .clusterIP
         /// `None` for a headless service; empty to have one allocated.
         public var clusterIP: String = ""
@@ -80,7 +80,7 @@ public struct Service: Hashable, Sendable {
         public var isHeadless: Bool { clusterIP == "None" }
     }
 
-    public struct Status: Hashable, Sendable {
+    public struct Status: Hashable, Sendable, Codable {
         /// `status.loadBalancer.ingress[].ip`.
         public var loadBalancerIngress: [String] = []
         public init() {}

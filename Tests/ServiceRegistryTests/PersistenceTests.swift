@@ -1,0 +1,62 @@
+import Foundation
+import NetAddress
+import Testing
+@testable import ServiceRegistry
+
+func temporaryDirectory() -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("clusterdns-state-\(UUID().uuidString)").path
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+@Suite struct PersistenceTests {
+    @Test func restartKeepsObjectsAllocationsAndVersions() throws {
+        let directory = temporaryDirectory()
+        let config = RegistryConfiguration(serviceCIDRs: [prefix("10.96.0.0/24")], loadBalancerPool: [prefix("192.0.2.0/28")])
+        var before: [ObjectKey: RegistryObject] = [:]
+        do {
+            let registry = try Registry(configuration: config, storage: SQLiteStorage(directory: directory))
+            try registry.apply(service("a"))
+            try registry.apply(service("np", type: .nodePort))
+            try registry.apply(service("lb", type: .loadBalancer))
+            try registry.apply(service("gone"))
+            try registry.apply(pod("p", labels: ["app": "a"], ip: "10.244.0.9"))
+            try registry.apply(service("a", selector: ["app": "a"]))
+            try registry.delete(ObjectKey(.service, namespace: "default", name: "gone"))
+            #expect(registry.resourceVersion == 7)
+            for (key, value) in registry.snapshot().objects { before[key] = value }
+        }
+        let registry = try Registry(configuration: config, storage: SQLiteStorage(directory: directory))
+        let after = registry.snapshot()
+        #expect(after.resourceVersion == 7)
+        #expect(after.objects.count == before.count)
+        for (key, value) in before { #expect(after.objects[key] == value, "\(key)") }
+        #expect(after.endpoints(of: ObjectKey(.service, namespace: "default", name: "a"))?.endpoints.count == 1)
+        // New allocations avoid the restored ones; the deleted service's address is free again.
+        try registry.apply(service("new"))
+        try registry.apply(service("new-lb", type: .loadBalancer))
+        let all = registry.snapshot().services
+        #expect(Set(all.map(\.spec.clusterIP)).count == all.count)
+        #expect(Set(all.flatMap(\.status.loadBalancerIngress)).count == 2)
+        #expect(registry.resourceVersion == 9)
+    }
+
+    @Test func aFailedChangeIsNotStored() throws {
+        let directory = temporaryDirectory()
+        let config = RegistryConfiguration(serviceCIDRs: [prefix("10.96.0.0/30")])
+        do {
+            let registry = try Registry(configuration: config, storage: SQLiteStorage(directory: directory))
+            try registry.apply(service("a"))
+            try registry.apply(service("b"))
+            #expect(throws: RegistryError.self) { try registry.apply(service("c")) }
+        }
+        let registry = try Registry(configuration: config, storage: SQLiteStorage(directory: directory))
+        #expect(registry.snapshot().services.map(\.metadata.name) == ["a", "b"])
+    }
+
+    @Test func unreadableStateIsAClearError() throws {
+        let directory = temporaryDirectory()
+        try Data("not a database".utf8).write(to: URL(fileURLWithPath: directory + "/registry.sqlite"))
+        #expect { try SQLiteStorage(directory: directory) } throws: { "\($0)".hasPrefix("storage error:") }
+    }
+}
