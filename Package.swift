@@ -41,6 +41,7 @@ let package = Package(
                 "NetAddress", "DNSWire", "CSQLite",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HashTreeCollections", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict
         ),

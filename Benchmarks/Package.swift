@@ -21,6 +21,13 @@ let package = Package(
             path: "Benchmarks/WireBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // Not an ordo-one benchmark: it measures latencies across tasks and process memory.
+        // swift run -c release RegistryBench MANIFESTS [STATE_DIR]
+        .executableTarget(
+            name: "RegistryBench",
+            dependencies: [.product(name: "ServiceRegistry", package: "ClusterDNS")],
+            path: "Benchmarks/RegistryBench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

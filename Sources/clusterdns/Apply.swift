@@ -38,6 +38,8 @@ struct Apply: ParsableCommand {
 
     @OptionGroup var registryOptions: RegistryOptions
 
+    static let batchSize = 64
+
     func run() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one -f FILE|DIR") }
         let registry = try registryOptions.open()
@@ -52,14 +54,21 @@ struct Apply: ParsableCommand {
                 return nil
             }
         }
-        for object in objects.enumerated().sorted(by: { ($0.element.kind, $0.offset) < ($1.element.kind, $1.offset) }).map(\.element) {
-            do {
-                let outcome = try registry.apply(object)
-                // Written unbuffered: a line printed is a change acknowledged (and durable).
-                writeLine("\(object.kind.rawValue.lowercased())/\(object.metadata.name) \(outcome.rawValue)")
-            } catch {
-                printError("error: \(error)")
-                failures += 1
+        // In dependency order, in batches: one durable commit (one fsync) per batch, then its lines.
+        let ordered = objects.enumerated().sorted { ($0.element.kind, $0.offset) < ($1.element.kind, $1.offset) }.map(\.element)
+        var start = 0
+        while start < ordered.count {
+            let batch = Array(ordered[start..<min(start + Self.batchSize, ordered.count)])
+            start += batch.count
+            for (object, result) in zip(batch, registry.apply(contentsOf: batch)) {
+                switch result {
+                case .success(let outcome):
+                    // Written unbuffered: a line printed is a change acknowledged (and durable).
+                    writeLine("\(object.kind.rawValue.lowercased())/\(object.metadata.name) \(outcome.rawValue)")
+                case .failure(let error):
+                    printError("error: \(error)")
+                    failures += 1
+                }
             }
         }
         if failures > 0 { throw ExitCode(1) }

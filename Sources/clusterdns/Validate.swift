@@ -27,26 +27,20 @@ struct Validate: ParsableCommand {
         guard !files.isEmpty else { throw ValidationError("give at least one -f FILE|DIR") }
         let configuration = try registryConfiguration(serviceCIDRs: serviceCIDR, nodePortRange: serviceNodePortRange)
         let registry = try Registry(configuration: configuration)
-        var valid = 0
         var failures = 0
         var entries = files.flatMap { Manifest.load(path: $0) }
-        // Apply in dependency order, as `apply` does; report in file order.
-        let order = entries.indices.sorted { a, b in
-            let ka = (try? entries[a].result.get().kind) ?? .namespace
-            let kb = (try? entries[b].result.get().kind) ?? .namespace
-            return ka != kb ? ka < kb : a < b
-        }
-        var messages = [String?](repeating: nil, count: entries.count)
-        for index in order {
-            guard case .success(let object) = entries[index].result else { continue }
-            do {
-                try registry.apply(object)
-            } catch {
+        // Apply (in dependency order, as `apply` does) to find allocation conflicts; report in file order.
+        let decoded = entries.indices.filter { (try? entries[$0].result.get()) != nil }
+        let results = registry.apply(contentsOf: decoded.compactMap { try? entries[$0].result.get() })
+        for (index, result) in zip(decoded, results) {
+            if case .failure(let error) = result {
                 let entry = entries[index]
                 entries[index].result = .failure(ManifestError(file: entry.file, document: entry.document,
                                                                line: entry.line, column: 1, message: "\(error)"))
             }
         }
+        var messages = [String?](repeating: nil, count: entries.count)
+        var valid = 0
         for (index, entry) in entries.enumerated() {
             switch entry.result {
             case .success(let object):

@@ -60,3 +60,51 @@ func temporaryDirectory() -> String {
         #expect { try SQLiteStorage(directory: directory) } throws: { "\($0)".hasPrefix("storage error:") }
     }
 }
+
+/// A store that fails when told to, to check that a failed commit changes nothing.
+final class FailingStorage: RegistryStorage, @unchecked Sendable {
+    var fail = false
+    func load() -> (objects: [RegistryObject], resourceVersion: UInt64) { ([], 0) }
+    func commit(upsert object: RegistryObject?, delete key: ObjectKey?, resourceVersion: UInt64) throws(RegistryError) {
+        if fail { throw .storage("disk full") }
+    }
+    func commit(upserts objects: [RegistryObject], resourceVersion: UInt64) throws(RegistryError) {
+        if fail { throw .storage("disk full") }
+    }
+}
+
+@Suite struct BatchApplyTests {
+    @Test func appliesInDependencyOrderAndSkipsTheInvalid() throws {
+        let registry = try Registry()
+        let results = registry.apply(contentsOf: [
+            pod("p", labels: ["app": "a"], node: "n"),
+            service("bad", ports: [Service.Port(port: 70000)]),
+            .node(Node(metadata: ObjectMeta(name: "n"), podCIDRs: ["10.244.3.0/24"])),
+            service("a", selector: ["app": "a"]),
+        ])
+        #expect(results.map { (try? $0.get())?.rawValue ?? "error" } == ["created", "error", "created", "created"])
+        // The node came first, so the pod got an address from it.
+        #expect(registry.snapshot().endpoints(of: ObjectKey(.service, namespace: "default", name: "a"))?.endpoints
+                    .map { $0.addresses.map(\.description) } == [["10.244.3.2"]])
+    }
+
+    @Test func aFailedCommitChangesNothing() async throws {
+        let storage = FailingStorage()
+        let registry = try Registry(storage: storage)
+        try registry.apply(service("first"))
+        let (before, events) = registry.watchWithSnapshot()
+        storage.fail = true
+        let results = registry.apply(contentsOf: [service("x"), service("y")])
+        #expect(results.allSatisfy { if case .failure(.storage) = $0 { true } else { false } })
+        #expect(throws: RegistryError.storage("disk full")) { try registry.apply(service("z")) }
+        #expect(registry.snapshot().services.map(\.metadata.name) == ["first"])
+        #expect(registry.resourceVersion == before.resourceVersion)
+        storage.fail = false
+        try registry.apply(service("x"))
+        #expect(registry.service("x")?.spec.clusterIP == "10.96.0.2", "no address was leaked by the failed batch")
+        for try await event in events {
+            #expect(event.object.metadata.name == "x", "nothing was published for the failed changes")
+            break
+        }
+    }
+}

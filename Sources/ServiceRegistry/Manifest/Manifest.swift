@@ -42,7 +42,7 @@ public enum Manifest {
     public static func decode(_ text: String, file: String = "<manifest>") -> [ManifestEntry] {
         var nodes: [Yams.Node] = []
         do {
-            let parser = try Yams.Parser(yaml: text)
+            let parser = try Yams.Parser(yaml: text, resolver: .basic)
             while let node = try parser.nextRoot() { nodes.append(node) }
         } catch let error as YamlError {
             let (line, column, reason) = describe(error)

@@ -15,6 +15,41 @@ indirect enum ManifestNode: Sendable {
         var column: Int
     }
 
+    /// YAML 1.1 typing of a plain scalar, as Kubernetes' YAML reader does (without the regular
+    /// expressions Yams' resolver would run for every scalar).
+    static func plainType(_ s: String) -> ScalarType {
+        switch s {
+        case "", "~", "null", "Null", "NULL": return .null
+        case "true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES", "no", "No", "NO",
+             "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N":
+            return .bool
+        case ".inf", ".Inf", ".INF", "-.inf", "-.Inf", "-.INF", "+.inf", ".nan", ".NaN", ".NAN": return .float
+        default: break
+        }
+        var bytes = Substring(s).utf8[...]
+        if let first = bytes.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
+        guard let first = bytes.first else { return .string }
+        let isDigit = { (c: UInt8) in c >= 48 && c <= 57 }
+        if bytes.count > 2, first == UInt8(ascii: "0"), bytes.dropFirst().first == UInt8(ascii: "x") {
+            return bytes.dropFirst(2).allSatisfy { isDigit($0) || (97...102).contains($0 | 0x20) } ? .int : .string
+        }
+        if bytes.allSatisfy({ isDigit($0) || $0 == UInt8(ascii: "_") }) && isDigit(first) { return .int }
+        // A float: digits, one dot and/or an exponent.
+        var sawDigit = false
+        var sawDot = false
+        var sawExponent = false
+        var previous: UInt8 = 0
+        for c in bytes {
+            if isDigit(c) || c == UInt8(ascii: "_") { sawDigit = sawDigit || isDigit(c) }
+            else if c == UInt8(ascii: "."), !sawDot, !sawExponent { sawDot = true }
+            else if c | 0x20 == UInt8(ascii: "e"), sawDigit, !sawExponent { sawExponent = true }
+            else if (c == UInt8(ascii: "-") || c == UInt8(ascii: "+")), previous | 0x20 == UInt8(ascii: "e") {}
+            else { return .string }
+            previous = c
+        }
+        return sawDigit && (sawDot || sawExponent) ? .float : .string
+    }
+
     var position: Position {
         switch self {
         case .scalar(_, _, let p), .mapping(_, let p), .sequence(_, let p): p
@@ -40,18 +75,7 @@ indirect enum ManifestNode: Sendable {
         let position = Position(line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
         switch node {
         case .scalar(let scalar):
-            let type: ScalarType
-            if scalar.style != .plain {
-                type = .string
-            } else {
-                switch node.tag.description {
-                case "tag:yaml.org,2002:int": type = .int
-                case "tag:yaml.org,2002:float": type = .float
-                case "tag:yaml.org,2002:bool": type = .bool
-                case "tag:yaml.org,2002:null": type = .null
-                default: type = .string
-                }
-            }
+            let type: ScalarType = scalar.style == .plain ? Self.plainType(scalar.string) : .string
             self = .scalar(scalar.string, type, position)
         case .mapping(let mapping):
             self = .mapping(mapping.map { pair in

@@ -87,21 +87,103 @@ public struct EndpointSlice: Hashable, Sendable, Codable {
         }
     }
 
+    /// One endpoint of a slice. Stored compactly, because a registry holds a great many: the
+    /// first address inline, and the fields that are usually empty (hostname, node, zone,
+    /// targetRef) behind one optional reference. The public shape is Kubernetes'.
     public struct Endpoint: Hashable, Sendable, Codable {
-        public var addresses: [String]
+        var firstAddress: String
+        var otherAddresses: [String]
         public var conditions: Conditions
-        public var hostname: String
-        public var nodeName: String
-        public var zone: String
-        public var targetRef: ObjectReference?
+        var details: Details?
+
+        final class Details: Hashable, Sendable {
+            let hostname: String
+            let nodeName: String
+            let zone: String
+            let targetRef: ObjectReference?
+
+            init(hostname: String, nodeName: String, zone: String, targetRef: ObjectReference?) {
+                self.hostname = hostname
+                self.nodeName = nodeName
+                self.zone = zone
+                self.targetRef = targetRef
+            }
+
+            static func make(hostname: String, nodeName: String, zone: String, targetRef: ObjectReference?) -> Details? {
+                hostname.isEmpty && nodeName.isEmpty && zone.isEmpty && targetRef == nil
+                    ? nil : Details(hostname: hostname, nodeName: nodeName, zone: zone, targetRef: targetRef)
+            }
+
+            static func == (a: Details, b: Details) -> Bool {
+                a.hostname == b.hostname && a.nodeName == b.nodeName && a.zone == b.zone && a.targetRef == b.targetRef
+            }
+
+            func hash(into hasher: inout Hasher) {
+                hasher.combine(hostname)
+                hasher.combine(nodeName)
+                hasher.combine(zone)
+                hasher.combine(targetRef)
+            }
+        }
+
         public init(addresses: [String], conditions: Conditions = Conditions(), hostname: String = "",
                     nodeName: String = "", zone: String = "", targetRef: ObjectReference? = nil) {
-            self.addresses = addresses
+            firstAddress = addresses.first ?? ""
+            otherAddresses = Array(addresses.dropFirst())
             self.conditions = conditions
-            self.hostname = hostname
-            self.nodeName = nodeName
-            self.zone = zone
-            self.targetRef = targetRef
+            details = Details.make(hostname: hostname, nodeName: nodeName, zone: zone, targetRef: targetRef)
+        }
+
+        public var addresses: [String] {
+            get { firstAddress.isEmpty && otherAddresses.isEmpty ? [] : [firstAddress] + otherAddresses }
+            set {
+                firstAddress = newValue.first ?? ""
+                otherAddresses = Array(newValue.dropFirst())
+            }
+        }
+
+        public var hostname: String {
+            get { details?.hostname ?? "" }
+            set { details = .make(hostname: newValue, nodeName: nodeName, zone: zone, targetRef: targetRef) }
+        }
+
+        public var nodeName: String {
+            get { details?.nodeName ?? "" }
+            set { details = .make(hostname: hostname, nodeName: newValue, zone: zone, targetRef: targetRef) }
+        }
+
+        public var zone: String {
+            get { details?.zone ?? "" }
+            set { details = .make(hostname: hostname, nodeName: nodeName, zone: newValue, targetRef: targetRef) }
+        }
+
+        public var targetRef: ObjectReference? {
+            get { details?.targetRef }
+            set { details = .make(hostname: hostname, nodeName: nodeName, zone: zone, targetRef: newValue) }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case addresses, conditions, hostname, nodeName, zone, targetRef
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(addresses: try c.decode([String].self, forKey: .addresses),
+                      conditions: try c.decodeIfPresent(Conditions.self, forKey: .conditions) ?? Conditions(),
+                      hostname: try c.decodeIfPresent(String.self, forKey: .hostname) ?? "",
+                      nodeName: try c.decodeIfPresent(String.self, forKey: .nodeName) ?? "",
+                      zone: try c.decodeIfPresent(String.self, forKey: .zone) ?? "",
+                      targetRef: try c.decodeIfPresent(ObjectReference.self, forKey: .targetRef))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(addresses, forKey: .addresses)
+            try c.encode(conditions, forKey: .conditions)
+            if !hostname.isEmpty { try c.encode(hostname, forKey: .hostname) }
+            if !nodeName.isEmpty { try c.encode(nodeName, forKey: .nodeName) }
+            if !zone.isEmpty { try c.encode(zone, forKey: .zone) }
+            try c.encodeIfPresent(targetRef, forKey: .targetRef)
         }
     }
 
@@ -119,7 +201,7 @@ public struct EndpointSlice: Hashable, Sendable, Codable {
 }
 
 /// Any object the registry holds.
-public enum RegistryObject: Hashable, Sendable, Codable {
+public indirect enum RegistryObject: Hashable, Sendable, Codable {
     case namespace(Namespace)
     case node(Node)
     case service(Service)

@@ -2,8 +2,10 @@ import NetAddress
 import Foundation
 
 extension Registry {
+    /// Applies one object under the lock. With `batch`, the change is neither stored nor
+    /// published: it is appended to `batch` for the caller to commit and publish together.
     static func applyLocked(_ input: RegistryObject, state: inout State, storage: (any RegistryStorage)?,
-                            isRestore: Bool) throws(RegistryError) -> ApplyOutcome {
+                            isRestore: Bool, batch: UnsafeMutablePointer<[WatchEvent]>? = nil) throws(RegistryError) -> ApplyOutcome {
         let fieldErrors = Validation.validate(input)
         if !fieldErrors.isEmpty {
             throw .invalid(kind: input.kind, name: input.metadata.name, errors: fieldErrors)
@@ -36,7 +38,7 @@ extension Registry {
         let version = isRestore ? max(state.snapshot.resourceVersion, input.metadata.resourceVersion)
                                 : state.snapshot.resourceVersion + 1
         object.metadata.resourceVersion = isRestore ? input.metadata.resourceVersion : version
-        if let storage { try storage.commit(upsert: object, delete: nil, resourceVersion: version) }
+        if let storage, batch == nil { try storage.commit(upsert: object, delete: nil, resourceVersion: version) }
 
         state.allocations = allocations
         state.snapshot.objects[key] = object
@@ -44,8 +46,9 @@ extension Registry {
         if let existing { state.indexes.remove(existing) }
         state.indexes.add(object)
         let changed = recomputeEndpoints(after: object, previous: existing, snapshot: &state.snapshot, indexes: state.indexes)
-        publish(WatchEvent(resourceVersion: version, change: existing == nil ? .added : .modified,
-                           object: object, endpointsChanged: changed), state: &state)
+        let event = WatchEvent(resourceVersion: version, change: existing == nil ? .added : .modified,
+                               object: object, endpointsChanged: changed)
+        if let batch { batch.pointee.append(event) } else { publish(event, state: &state) }
         return existing == nil ? .created : .configured
     }
 
@@ -322,26 +325,25 @@ extension Registry {
 
     static func computeEndpoints(for key: ObjectKey, in snapshot: RegistrySnapshot, indexes: Indexes) -> ServiceEndpoints? {
         guard case .service(let service)? = snapshot.objects[key], service.spec.type != .externalName else { return nil }
-        let list: [ResolvedEndpoint]
         if let selector = service.spec.selector, !selector.isEmpty {
-            let pods = indexes.pods[key.namespace, default: []].lazy.compactMap { podKey -> Pod? in
-                if case .pod(let pod)? = snapshot.objects[podKey] { return pod }
+            let pods = indexes.pods[key.namespace, default: []].sorted().compactMap { podKey -> Pod? in
+                if case .pod(let pod)? = snapshot.objects[podKey], EndpointsController.selects(selector, pod.metadata.labels),
+                   !pod.status.podIPs.isEmpty { return pod }
                 return nil
             }
-            list = EndpointsController.fromPods(service, pods: pods)
-        } else {
-            let slices = indexes.slices[key, default: []].compactMap { sliceKey -> EndpointSlice? in
-                if case .endpointSlice(let s)? = snapshot.objects[sliceKey] { return s }
-                return nil
-            }
-            if !slices.isEmpty {
-                list = EndpointsController.fromSlices(service, slices: slices.sorted { $0.metadata.name < $1.metadata.name })
-            } else if case .endpoints(let legacy)? = snapshot.objects[ObjectKey(.endpoints, namespace: key.namespace, name: key.name)] {
-                list = EndpointsController.fromEndpoints(service, endpoints: legacy)
-            } else {
-                list = []
-            }
+            return pods.isEmpty ? nil : ServiceEndpoints(service: key, source: .pods(service, pods))
         }
-        return list.isEmpty ? nil : ServiceEndpoints(service: key, endpoints: list)
+        let slices = indexes.slices[key, default: []].sorted().compactMap { sliceKey -> EndpointSlice? in
+            if case .endpointSlice(let s)? = snapshot.objects[sliceKey] { return s }
+            return nil
+        }
+        if !slices.isEmpty, slices.contains(where: { !$0.endpoints.isEmpty }) {
+            return ServiceEndpoints(service: key, source: .slices(service, slices))
+        }
+        if slices.isEmpty, case .endpoints(let legacy)? = snapshot.objects[ObjectKey(.endpoints, namespace: key.namespace, name: key.name)],
+           legacy.subsets.contains(where: { !$0.addresses.isEmpty || !$0.notReadyAddresses.isEmpty }) {
+            return ServiceEndpoints(service: key, source: .legacy(service, legacy))
+        }
+        return nil
     }
 }

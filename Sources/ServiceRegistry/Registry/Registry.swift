@@ -1,3 +1,10 @@
+import DequeModule
+
+#if canImport(Glibc)
+/// glibc's `malloc_trim` (in <malloc.h>, which the Glibc module does not export).
+@_silgen_name("malloc_trim")
+func mallocTrim(_ pad: Int) -> Int32
+#endif
 import Synchronization
 import Foundation
 
@@ -13,12 +20,15 @@ public protocol RegistryStorage: Sendable {
     func load() throws(RegistryError) -> (objects: [RegistryObject], resourceVersion: UInt64)
     /// Makes one change durable: `object` upserted, or the object at `deleted` removed.
     func commit(upsert object: RegistryObject?, delete key: ObjectKey?, resourceVersion: UInt64) throws(RegistryError)
+    /// Makes several upserts durable together (one transaction): all or none.
+    func commit(upserts objects: [RegistryObject], resourceVersion: UInt64) throws(RegistryError)
 }
 
 public struct MemoryStorage: RegistryStorage {
     public init() {}
     public func load() -> (objects: [RegistryObject], resourceVersion: UInt64) { ([], 0) }
     public func commit(upsert object: RegistryObject?, delete key: ObjectKey?, resourceVersion: UInt64) {}
+    public func commit(upserts objects: [RegistryObject], resourceVersion: UInt64) {}
 }
 
 /// The single source of truth: Kubernetes-shaped objects, their allocations and derived
@@ -42,7 +52,7 @@ public final class Registry: Sendable {
         var snapshot = RegistrySnapshot()
         var allocations: Allocations
         var indexes = Indexes()
-        var history: [WatchEvent] = []
+        var history = Deque<WatchEvent>()
         var watchers: [Int: Watcher] = [:]
         var nextWatcher = 0
     }
@@ -63,6 +73,10 @@ public final class Registry: Sendable {
             state.snapshot.resourceVersion = max(version, state.snapshot.resourceVersion)
             state.history.removeAll()
         }
+        #if canImport(Glibc)
+        // Loading freed a lot of temporary memory (rows, JSON); give it back to the system.
+        if !objects.isEmpty { _ = mallocTrim(0) }
+        #endif
     }
 
     /// The current state, immutable.
@@ -88,6 +102,38 @@ public final class Registry: Sendable {
     public func apply(_ object: RegistryObject) throws(RegistryError) -> ApplyOutcome {
         try state.withLock { (state: inout State) throws(RegistryError) -> ApplyOutcome in
             try Self.applyLocked(object, state: &state, storage: storage, isRestore: false)
+        }
+    }
+
+    /// Applies many objects with one durable commit (one fsync): what a manifest load does.
+    /// Objects are applied in dependency order (namespaces and nodes first); each one that is
+    /// invalid or cannot be allocated gets its error and is skipped, as `kubectl apply` does. If
+    /// the store fails, none of the batch is applied and every result is that error.
+    public func apply(contentsOf objects: [RegistryObject]) -> [Result<ApplyOutcome, RegistryError>] {
+        let order = objects.indices.sorted { (objects[$0].kind, $0) < (objects[$1].kind, $1) }
+        return state.withLock { (state: inout State) -> [Result<ApplyOutcome, RegistryError>] in
+            let saved = (state.snapshot, state.allocations, state.indexes)
+            var events: [WatchEvent] = []
+            var results = [Result<ApplyOutcome, RegistryError>](repeating: .success(.unchanged), count: objects.count)
+            withUnsafeMutablePointer(to: &events) { batch in
+                for index in order {
+                    do throws(RegistryError) {
+                        results[index] = .success(try Self.applyLocked(objects[index], state: &state, storage: storage,
+                                                                        isRestore: false, batch: batch))
+                    } catch {
+                        results[index] = .failure(error)
+                    }
+                }
+            }
+            guard !events.isEmpty else { return results }
+            do throws(RegistryError) {
+                try storage.commit(upserts: events.map(\.object), resourceVersion: state.snapshot.resourceVersion)
+            } catch {
+                (state.snapshot, state.allocations, state.indexes) = saved
+                return results.map { _ in .failure(error) }
+            }
+            for event in events { Self.publish(event, state: &state) }
+            return results
         }
     }
 
@@ -134,7 +180,7 @@ public final class Registry: Sendable {
 
     static func publish(_ event: WatchEvent, state: inout State) {
         state.history.append(event)
-        if state.history.count > historyLimit { state.history.removeFirst(state.history.count - historyLimit) }
+        if state.history.count > historyLimit { state.history.removeFirst() }
         var overflowed: [Int] = []
         for (id, watcher) in state.watchers {
             if case .dropped = watcher.continuation.yield(event) { overflowed.append(id) }

@@ -86,32 +86,68 @@ public final class SQLiteStorage: RegistryStorage, @unchecked Sendable {
             let version = try queryInt("SELECT value FROM meta WHERE key = 'resourceVersion'") ?? 0
             let statement = try prepare("SELECT kind, namespace, name, body FROM objects")
             defer { sqlite3_finalize(statement) }
-            let decoder = JSONDecoder()
-            var objects: [RegistryObject] = []
+            var rows: [(key: String, body: Data)] = []
             while true {
                 let rc = sqlite3_step(statement)
                 if rc == SQLITE_DONE { break }
                 guard rc == SQLITE_ROW else { throw .storage("reading \(path): \(errorMessage)") }
                 let length = Int(sqlite3_column_bytes(statement, 3))
                 let data = sqlite3_column_blob(statement, 3).map { Data(bytes: $0, count: length) } ?? Data()
-                do {
-                    objects.append(try decoder.decode(RegistryObject.self, from: data))
-                } catch {
-                    let key = (0..<3).map { String(cString: sqlite3_column_text(statement, $0)) }.joined(separator: "/")
-                    throw .storage("\(path): the stored object \(key) does not decode: \(error)")
-                }
+                let key = (0..<3).map { String(cString: sqlite3_column_text(statement, $0)) }.joined(separator: "/")
+                rows.append((key, data))
             }
+            // Decoding is most of a restart; the rows are independent, so every core takes a share.
+            let objects = try Self.decodeInParallel(rows, path: path)
             return (objects, UInt64(max(0, version)))
         }
     }
 
+    static func decodeInParallel(_ rows: [(key: String, body: Data)], path: String) throws(RegistryError) -> [RegistryObject] {
+        final class Results: @unchecked Sendable {
+            var objects: [RegistryObject?]
+            var errors: [String?]
+            init(_ count: Int) {
+                objects = Array(repeating: nil, count: count)
+                errors = Array(repeating: nil, count: count)
+            }
+        }
+        let results = Results(rows.count)
+        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount * 2, rows.count / 256))
+        let chunkSize = (rows.count + chunks - 1) / max(chunks, 1)
+        results.objects.withUnsafeMutableBufferPointer { objects in
+            results.errors.withUnsafeMutableBufferPointer { errors in
+                nonisolated(unsafe) let objects = objects
+                nonisolated(unsafe) let errors = errors
+                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                    let decoder = JSONDecoder()
+                    for i in (chunk * chunkSize)..<min(rows.count, (chunk + 1) * chunkSize) {
+                        do { objects[i] = try decoder.decode(RegistryObject.self, from: rows[i].body) } catch {
+                            errors[i] = "\(path): the stored object \(rows[i].key) does not decode: \(error)"
+                        }
+                    }
+                }
+            }
+        }
+        if let error = results.errors.lazy.compactMap({ $0 }).first { throw .storage(error) }
+        return results.objects.compactMap { $0 }
+    }
+
     public func commit(upsert object: RegistryObject?, delete key: ObjectKey?, resourceVersion: UInt64) throws(RegistryError) {
+        try commit(upserts: object.map { [$0] } ?? [], delete: key, resourceVersion: resourceVersion)
+    }
+
+    public func commit(upserts objects: [RegistryObject], resourceVersion: UInt64) throws(RegistryError) {
+        try commit(upserts: objects, delete: nil, resourceVersion: resourceVersion)
+    }
+
+    func commit(upserts objects: [RegistryObject], delete key: ObjectKey?, resourceVersion: UInt64) throws(RegistryError) {
         try lock.withLock { _ throws(RegistryError) in
             try exec("BEGIN IMMEDIATE")
             do throws(RegistryError) {
-                if let object {
+                let encoder = JSONEncoder()
+                for object in objects {
                     let body: Data
-                    do { body = try JSONEncoder().encode(object) } catch {
+                    do { body = try encoder.encode(object) } catch {
                         throw .storage("cannot encode \(object.key): \(error)")
                     }
                     let key = object.key

@@ -43,14 +43,42 @@ public struct ResolvedEndpoint: Hashable, Sendable {
 
 /// The endpoints of one service, derived from pods by selector or taken from its
 /// EndpointSlices/Endpoints when it has no selector.
+///
+/// It keeps its sources, not a copy of every endpoint: the slices and pods share their storage
+/// with the registry's objects, so 100,000 endpoints are held once. `endpoints` resolves them
+/// (ports by name, readiness, families) when asked, which consumers do when something changed.
 public struct ServiceEndpoints: Hashable, Sendable {
     public var service: ObjectKey
-    public var endpoints: [ResolvedEndpoint]
+    let source: Source
 
-    public init(service: ObjectKey, endpoints: [ResolvedEndpoint]) {
+    enum Source: Hashable, Sendable {
+        case pods(Service, [Pod])
+        case slices(Service, [EndpointSlice])
+        case legacy(Service, Endpoints)
+    }
+
+    init(service: ObjectKey, source: Source) {
         self.service = service
-        self.endpoints = endpoints
+        self.source = source
+    }
+
+    public var endpoints: [ResolvedEndpoint] {
+        switch source {
+        case .pods(let service, let pods): EndpointsController.fromPods(service, pods: pods)
+        case .slices(let service, let slices): EndpointsController.fromSlices(service, slices: slices)
+        case .legacy(let service, let endpoints): EndpointsController.fromEndpoints(service, endpoints: endpoints)
+        }
     }
 
     public var readyEndpoints: [ResolvedEndpoint] { endpoints.filter(\.isReady) }
+
+    /// Number of endpoints, without resolving them.
+    public var count: Int {
+        switch source {
+        case .pods(let service, let pods):
+            pods.lazy.filter { EndpointsController.selects(service.spec.selector ?? [:], $0.metadata.labels) && !$0.status.podIPs.isEmpty }.count
+        case .slices(_, let slices): slices.reduce(0) { $0 + $1.endpoints.count }
+        case .legacy(_, let endpoints): endpoints.subsets.reduce(0) { $0 + $1.addresses.count + $1.notReadyAddresses.count }
+        }
+    }
 }
