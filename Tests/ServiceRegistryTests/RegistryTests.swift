@@ -223,3 +223,16 @@ extension Registry {
         #expect(Set(services.map { $0.spec.ports[0].nodePort }).count == 400)
     }
 }
+
+@Suite struct ExternalNameTests {
+    @Test func internationalisedNamesAreStoredAsALabels() throws {
+        let registry = try Registry()
+        try registry.apply(service("shop", type: .externalName, ports: []) { $0.externalName = "bücher.example" })
+        try registry.apply(service("plain", type: .externalName, ports: []) { $0.externalName = "db.example.com." })
+        #expect(registry.service("shop")?.spec.externalName == "xn--bcher-kva.example")
+        #expect(registry.service("plain")?.spec.externalName == "db.example.com.")
+        #expect { try registry.apply(service("bad", type: .externalName, ports: []) { $0.externalName = "a\u{5D0}.example" }) } throws: {
+            "\($0)".hasPrefix("The Service \"bad\" is invalid: spec.externalName: Invalid value: \"a\u{5D0}.example\": invalid domain name")
+        }
+    }
+}

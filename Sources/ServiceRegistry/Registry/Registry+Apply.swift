@@ -1,3 +1,4 @@
+import DNSWire
 import NetAddress
 import Foundation
 
@@ -103,6 +104,12 @@ extension Registry {
         // Cluster IPs.
         switch spec.type {
         case .externalName:
+            // An internationalised name is stored as its A-labels (validation checked it converts).
+            if spec.externalName.utf8.contains(where: { $0 >= 0x80 }),
+               let ascii = try? DomainName(unicode: spec.externalName) {
+                spec.externalName = ascii.description.hasSuffix(".") && !spec.externalName.hasSuffix(".")
+                    ? String(ascii.description.dropLast()) : ascii.description
+            }
             spec.clusterIP = ""
             spec.clusterIPs = []
             spec.ipFamilies = []
