@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "DNSWire", targets: ["DNSWire"]),
         .library(name: "ZoneFile", targets: ["ZoneFile"]),
         .library(name: "ServiceRegistry", targets: ["ServiceRegistry"]),
+        .library(name: "DNSAuthority", targets: ["DNSAuthority"]),
         .executable(name: "clusterdns", targets: ["clusterdns"]),
     ],
     dependencies: [
@@ -45,6 +46,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "DNSAuthority",
+            dependencies: ["DNSWire", "ZoneFile", "ServiceRegistry", "NetAddress"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "clusterdns",
             dependencies: [
@@ -64,6 +70,11 @@ let package = Package(
             name: "ZoneFileTests",
             dependencies: ["ZoneFile", "DNSWire"],
             resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DNSAuthorityTests",
+            dependencies: ["DNSAuthority", "DNSWire", "ServiceRegistry", "NetAddress", "ZoneFile"],
             swiftSettings: strict
         ),
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),

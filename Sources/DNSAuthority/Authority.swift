@@ -1,0 +1,50 @@
+public import DNSWire
+
+/// What an authority says about one question. Rcodes are not decided here: the `Responder`
+/// turns a lookup into a response.
+public enum Lookup: Hashable, Sendable {
+    /// Records for the name and type (possibly a CNAME chain), with additional records (glue).
+    case answer([ResourceRecord], additional: [ResourceRecord])
+    /// The name exists but has no data of the type: NOERROR with the SOA in authority.
+    case noData(soa: ResourceRecord)
+    /// The name does not exist: NXDOMAIN with the SOA in authority. `answer` holds a CNAME
+    /// chain that led there, if any.
+    case nameError(soa: ResourceRecord, answer: [ResourceRecord])
+    /// A delegation: NS records in authority, glue in additional (static zones).
+    case referral(ns: [ResourceRecord], glue: [ResourceRecord])
+    /// The authority cannot answer yet (the registry is still loading).
+    case serverFailure
+    /// Not for us (transfers, classes we do not serve).
+    case refused
+}
+
+/// A zone the server answers for: the cluster zone from the registry, a static zone, or (issue 5)
+/// forwarding to upstreams.
+public protocol Authority: Sendable {
+    /// The apex of the zone this authority answers for.
+    var origin: DomainName { get }
+    /// Answers a question whose name is at or below `origin`.
+    func lookup(_ question: Question) -> Lookup
+}
+
+/// Routes a name to the authority of the longest matching zone, by labels (never by string
+/// suffix: `evilcluster.local` is not in `cluster.local`).
+public struct Catalog: Sendable {
+    var authorities: [DomainName: any Authority] = [:]
+
+    public init(_ authorities: [any Authority] = []) {
+        for authority in authorities { self.authorities[authority.origin] = authority }
+    }
+
+    public mutating func add(_ authority: any Authority) { authorities[authority.origin] = authority }
+
+    public var zones: [DomainName] { authorities.keys.sorted() }
+
+    /// The authority of the closest enclosing zone, or nil when no zone encloses `name`.
+    public func authority(for name: DomainName) -> (any Authority)? {
+        for candidate in name.selfAndAncestors {
+            if let authority = authorities[candidate] { return authority }
+        }
+        return nil
+    }
+}
