@@ -15,12 +15,15 @@ let package = Package(
         .library(name: "ZoneFile", targets: ["ZoneFile"]),
         .library(name: "ServiceRegistry", targets: ["ServiceRegistry"]),
         .library(name: "DNSAuthority", targets: ["DNSAuthority"]),
+        .library(name: "DNSServer", targets: ["DNSServer"]),
         .executable(name: "clusterdns", targets: ["clusterdns"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -33,7 +36,9 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .target(name: "CShims"),
         .target(name: "NetAddress", swiftSettings: strict),
+        .target(name: "DispatchSockets", dependencies: ["NetAddress", "CShims"], swiftSettings: strict),
         .target(name: "DNSWire", dependencies: ["NetAddress", "CIDN2"], swiftSettings: strict),
         .target(name: "ZoneFile", dependencies: ["DNSWire", "NetAddress"], swiftSettings: strict),
         .target(
@@ -51,10 +56,21 @@ let package = Package(
             dependencies: ["DNSWire", "ZoneFile", "ServiceRegistry", "NetAddress"],
             swiftSettings: strict
         ),
+        .target(
+            name: "DNSServer",
+            dependencies: [
+                "DNSAuthority", "DNSWire", "DispatchSockets",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "clusterdns",
             dependencies: [
-                "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress",
+                "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "DNSServer", "DispatchSockets",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -1,0 +1,38 @@
+#ifndef CLUSTERDNS_CSHIMS_H
+#define CLUSTERDNS_CSHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+/// One datagram of a batch: its bytes, the peer, and the local address it was sent to
+/// (so the reply leaves from that address on a multi-homed host or a wildcard socket).
+typedef struct cdns_datagram {
+    uint8_t *buffer;
+    size_t capacity;
+    size_t length;
+    struct sockaddr_storage peer;
+    socklen_t peer_length;
+    /// AF_INET or AF_INET6 when `local` was received, else 0.
+    int local_family;
+    struct in_addr local4;
+    struct in6_addr local6;
+    int interface_index;
+} cdns_datagram;
+
+/// Turns on IP_PKTINFO / IPV6_RECVPKTINFO for `fd` (family AF_INET or AF_INET6). 0 or -1 (errno).
+int cdns_enable_pktinfo(int fd, int family);
+
+/// recvmmsg(2) of up to `count` datagrams without blocking. Returns how many were received,
+/// 0 when none is waiting (EAGAIN), -1 on another error (errno). EINTR is retried here.
+int cdns_receive_batch(int fd, cdns_datagram *datagrams, int count);
+
+/// sendmmsg(2) of `count` datagrams, each to its peer and from its local address. Returns how
+/// many were sent, -1 on error (errno). A datagram the kernel refuses is skipped (counted sent).
+int cdns_send_batch(int fd, cdns_datagram *datagrams, int count);
+
+/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC; EINTR is retried. -1 with errno otherwise.
+int cdns_accept(int fd);
+
+#endif

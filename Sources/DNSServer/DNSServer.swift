@@ -1,0 +1,94 @@
+public import DNSAuthority
+public import DispatchSockets
+public import Logging
+public import ServiceLifecycle
+import DNSWire
+
+/// The DNS server: UDP and TCP on every configured address, answering with a `Responder`.
+/// A swift-service-lifecycle `Service`: `init` binds nothing; `run()` binds, serves until the
+/// task is cancelled or a graceful shutdown is requested, then stops accepting and returns.
+public final class DNSServer: Service, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var addresses: [SocketAddress]
+        /// Sockets per address for UDP (SO_REUSEPORT): one per core by default.
+        public var udpSockets: Int
+        public var tcpLimits: TCPMessageServer.Limits
+
+        public init(addresses: [SocketAddress], udpSockets: Int = 2, tcpLimits: TCPMessageServer.Limits = .init()) {
+            self.addresses = addresses
+            self.udpSockets = udpSockets
+            self.tcpLimits = tcpLimits
+        }
+    }
+
+    public let configuration: Configuration
+    let responder: Responder
+    let logger: Logger
+    let bound = BoundAddresses()
+
+    public init(configuration: Configuration, responder: Responder, logger: Logger) {
+        self.configuration = configuration
+        self.responder = responder
+        self.logger = logger
+    }
+
+    /// The addresses actually bound (port 0 resolved), once `run()` has bound them.
+    public var boundAddresses: [SocketAddress] { get async { await bound.wait() } }
+
+    public func run() async throws {
+        var udp: [UDPServer] = []
+        var tcp: [TCPMessageServer] = []
+        let responder = self.responder
+        do {
+            for address in configuration.addresses {
+                let udpServer = try UDPServer(address: address, sockets: configuration.udpSockets) { query, reply in
+                    guard let response = responder.respond(to: Array(query), transport: .udp) else { return 0 }
+                    let count = min(response.count, reply.count)
+                    reply.copyBytes(from: response[0..<count])
+                    return count
+                }
+                // TCP on the same port as UDP (port 0: the one the kernel gave UDP).
+                let tcpServer = try TCPMessageServer(address: udpServer.address, limits: configuration.tcpLimits) { message in
+                    responder.respond(to: message, transport: .tcp)
+                }
+                udp.append(udpServer)
+                tcp.append(tcpServer)
+            }
+        } catch {
+            for server in udp { server.stop() }
+            for server in tcp { server.stop() }
+            logger.error("cannot bind the DNS addresses", metadata: ["error": "\(error)"])
+            await bound.fail()
+            throw error
+        }
+        for server in udp { server.start() }
+        for server in tcp { server.start() }
+        let addresses = udp.map(\.address)
+        logger.info("serving DNS", metadata: ["addresses": "\(addresses.map(\.description).joined(separator: " "))"])
+        await bound.set(addresses)
+        // Serve until shutdown is requested or the task is cancelled.
+        try? await gracefulShutdown()
+        for server in udp { server.stop() }
+        for server in tcp { server.stop() }
+        logger.info("DNS server stopped")
+    }
+}
+
+/// Hands the bound addresses to whoever waits for them.
+actor BoundAddresses {
+    var addresses: [SocketAddress]? = nil
+    var waiters: [CheckedContinuation<[SocketAddress], Never>] = []
+
+    func set(_ value: [SocketAddress]) {
+        addresses = value
+        for waiter in waiters { waiter.resume(returning: value) }
+        waiters.removeAll()
+    }
+
+    func fail() { set([]) }
+
+    func wait() async -> [SocketAddress] {
+        if let addresses { return addresses }
+        return await withCheckedContinuation { waiters.append($0) }
+    }
+}

@@ -1,0 +1,210 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import Dispatch
+
+/// Serves messages framed by a 2-byte big-endian length (RFC 1035 §4.2.2, RFC 7766) over TCP:
+/// several messages per connection, answered in order as they are read; an idle timeout; a
+/// cap on connections (beyond it a new connection is closed at once); backpressure (a client
+/// that does not read its answers stops being read from). Knows nothing of what the messages mean.
+public final class TCPMessageServer: @unchecked Sendable {
+    /// The reply to one message, or nil to send nothing for it.
+    public typealias Handler = @Sendable (_ message: [UInt8]) -> [UInt8]?
+
+    public struct Limits: Sendable {
+        public var maxConnections: Int = 1024
+        public var idleTimeout: Duration = .seconds(10)
+        /// Unsent reply bytes at which a connection stops being read.
+        public var maxPendingOutput: Int = 256 << 10
+        public init() {}
+    }
+
+    public let address: SocketAddress
+    let fd: Int32
+    let queue: DispatchQueue
+    let acceptSource: any DispatchSourceRead
+    let handler: Handler
+    let limits: Limits
+    // Touched only on `queue`.
+    var connections: [Int32: Connection] = [:]
+    var stopped = false
+
+    public init(address: SocketAddress, limits: Limits = Limits(), handler: @escaping Handler) throws(SocketError) {
+        fd = try Socket.bind(address, type: Int32(SOCK_STREAM.rawValue), reusePort: true)
+        self.address = Socket.localAddress(of: fd) ?? address
+        self.handler = handler
+        self.limits = limits
+        queue = DispatchQueue(label: "tcp \(self.address)")
+        acceptSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        acceptSource.setEventHandler { [unowned self] in self.acceptAll() }
+        acceptSource.setCancelHandler { [fd] in close(fd) }
+    }
+
+    public func start() { acceptSource.resume() }
+
+    /// Stops accepting; open connections finish what they read and are closed.
+    public func stop() {
+        queue.async {
+            guard !self.stopped else { return }
+            self.stopped = true
+            self.acceptSource.cancel()
+            for connection in self.connections.values { connection.finish() }
+        }
+    }
+
+    public var connectionCount: Int { queue.sync { connections.count } }
+
+    func acceptAll() {
+        while true {
+            let client = cdns_accept(fd)
+            // EAGAIN: all accepted. EMFILE/ENFILE: out of descriptors; the next event retries.
+            guard client >= 0 else { return }
+            guard connections.count < limits.maxConnections, !stopped else {
+                close(client)
+                continue
+            }
+            var on: Int32 = 1
+            setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+            let connection = Connection(fd: client, server: self)
+            connections[client] = connection
+            connection.start()
+        }
+    }
+
+    func closed(_ connection: Connection) { connections.removeValue(forKey: connection.fd) }
+
+    /// One client connection; all of its state lives on the server's queue.
+    final class Connection {
+        let fd: Int32
+        unowned let server: TCPMessageServer
+        let readSource: any DispatchSourceRead
+        let writeSource: any DispatchSourceWrite
+        let timer: any DispatchSourceTimer
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var outputOffset = 0
+        var reading = true
+        var writing = false
+        var peerFinished = false
+        var done = false
+        var lastActivity = DispatchTime.now()
+
+        init(fd: Int32, server: TCPMessageServer) {
+            self.fd = fd
+            self.server = server
+            readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: server.queue)
+            writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: server.queue)
+            timer = DispatchSource.makeTimerSource(queue: server.queue)
+        }
+
+        func start() {
+            readSource.setEventHandler { [unowned self] in self.readAvailable() }
+            writeSource.setEventHandler { [unowned self] in self.flush() }
+            let timeout = server.limits.idleTimeout
+            let nanoseconds = Int(timeout.components.seconds) * 1_000_000_000 + Int(timeout.components.attoseconds / 1_000_000_000)
+            timer.schedule(deadline: .now() + .nanoseconds(nanoseconds), repeating: .nanoseconds(max(nanoseconds / 4, 1_000_000)))
+            timer.setEventHandler { [unowned self] in
+                if DispatchTime.now().uptimeNanoseconds - self.lastActivity.uptimeNanoseconds >= UInt64(nanoseconds) {
+                    self.close()
+                }
+            }
+            // The descriptor is closed once every source is cancelled; a source is cancelled
+            // only after it was resumed, so each is resumed exactly once here.
+            let group = DispatchGroup()
+            for source in [readSource, writeSource, timer] as [any DispatchSourceProtocol] {
+                group.enter()
+                source.setCancelHandler { group.leave() }
+            }
+            group.notify(queue: server.queue) { [fd] in Glibc.close(fd) }
+            readSource.resume()
+            timer.resume()
+        }
+
+        func readAvailable() {
+            var chunk = [UInt8](repeating: 0, count: 16384)
+            while reading {
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n > 0 {
+                    lastActivity = .now()
+                    input.append(contentsOf: chunk[0..<n])
+                    process()
+                    continue
+                }
+                if n == 0 {
+                    peerFinished = true
+                    pauseReading()
+                    if output.count == outputOffset { close() }
+                    return
+                }
+                if errno == EINTR { continue }
+                if errno != EAGAIN && errno != EWOULDBLOCK { close() }
+                return
+            }
+        }
+
+        /// Answers every complete message in the input, in order.
+        func process() {
+            var consumed = 0
+            while input.count - consumed >= 2 {
+                let length = Int(input[consumed]) << 8 | Int(input[consumed + 1])
+                guard input.count - consumed - 2 >= length else { break }
+                let message = Array(input[(consumed + 2)..<(consumed + 2 + length)])
+                consumed += 2 + length
+                if let reply = server.handler(message), reply.count <= 65535 {
+                    output.append(UInt8(reply.count >> 8))
+                    output.append(UInt8(reply.count & 0xFF))
+                    output.append(contentsOf: reply)
+                }
+            }
+            if consumed > 0 { input.removeFirst(consumed) }
+            flush()
+            if output.count - outputOffset > server.limits.maxPendingOutput { pauseReading() }
+        }
+
+        func flush() {
+            while outputOffset < output.count {
+                let n = output.withUnsafeBytes { send(fd, $0.baseAddress! + outputOffset, output.count - outputOffset, Int32(MSG_NOSIGNAL)) }
+                if n > 0 {
+                    outputOffset += n
+                    lastActivity = .now()
+                    continue
+                }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    if !writing { writing = true; writeSource.resume() }
+                    return
+                }
+                close()
+                return
+            }
+            output.removeAll(keepingCapacity: true)
+            outputOffset = 0
+            if writing { writing = false; writeSource.suspend() }
+            if peerFinished || done { close(); return }
+            if !reading && !peerFinished { reading = true; readSource.resume() }
+        }
+
+        func pauseReading() {
+            if reading { reading = false; readSource.suspend() }
+        }
+
+        /// Server shutdown: stop reading, close once the pending replies are written.
+        func finish() {
+            done = true
+            pauseReading()
+            if output.count == outputOffset { close() }
+        }
+
+        func close() {
+            guard server.connections[fd] != nil else { return }
+            server.closed(self)
+            // Sources must be resumed to be cancelled.
+            if !reading { readSource.resume() }
+            if !writing { writeSource.resume() }
+            readSource.cancel()
+            writeSource.cancel()
+            timer.cancel()
+        }
+    }
+}

@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import Dispatch
+
+/// Serves datagrams on one address with several SO_REUSEPORT sockets (one per core), each
+/// with its own serial queue and read source. On readiness a socket is drained with recvmmsg
+/// in batches until EAGAIN or a budget, each datagram handed to `handler`, replies sent with
+/// sendmmsg from the address the query arrived at. Knows nothing of DNS.
+public final class UDPServer: @unchecked Sendable {
+    /// Writes the reply to `query` into `reply` and returns its length; 0 drops the datagram.
+    public typealias Handler = @Sendable (_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer) -> Int
+
+    public let address: SocketAddress
+    let workers: [Worker]
+
+    public static let batchSize: Int32 = 32
+    public static let budget = 256
+    public static let bufferSize = 4096
+
+    /// Binds `sockets` sockets on `address` (port 0: the kernel chooses one port for all).
+    public init(address: SocketAddress, sockets: Int = 2, receiveBuffer: Int = 4 << 20,
+                handler: @escaping Handler) throws(SocketError) {
+        var bound = address
+        var workers: [Worker] = []
+        do throws(SocketError) {
+            for index in 0..<max(1, sockets) {
+                let fd = try Socket.bind(bound, type: Int32(SOCK_DGRAM.rawValue), reusePort: true, receiveBuffer: receiveBuffer)
+                if index == 0, let actual = Socket.localAddress(of: fd) { bound = actual }
+                workers.append(Worker(fd: fd, label: "udp \(bound) #\(index)", handler: handler))
+            }
+        } catch {
+            for worker in workers { worker.cancel() }
+            throw error
+        }
+        self.address = bound
+        self.workers = workers
+    }
+
+    public func start() { for worker in workers { worker.source.resume() } }
+
+    /// Stops reading; sockets are closed by the sources' cancel handlers.
+    public func stop() { for worker in workers { worker.cancel() } }
+
+    final class Worker: @unchecked Sendable {
+        let fd: Int32
+        let queue: DispatchQueue
+        let source: any DispatchSourceRead
+        let handler: Handler
+        // Buffers, touched only on `queue`.
+        let incoming: UnsafeMutablePointer<cdns_datagram>
+        let outgoing: UnsafeMutablePointer<cdns_datagram>
+        var cancelled = false
+
+        init(fd: Int32, label: String, handler: @escaping Handler) {
+            self.fd = fd
+            self.handler = handler
+            queue = DispatchQueue(label: label)
+            source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+            let count = Int(UDPServer.batchSize)
+            incoming = .allocate(capacity: count)
+            outgoing = .allocate(capacity: count)
+            for i in 0..<count {
+                incoming.advanced(by: i).initialize(to: cdns_datagram())
+                incoming[i].buffer = .allocate(capacity: UDPServer.bufferSize)
+                incoming[i].capacity = UDPServer.bufferSize
+                outgoing.advanced(by: i).initialize(to: cdns_datagram())
+                outgoing[i].buffer = .allocate(capacity: UDPServer.bufferSize)
+                outgoing[i].capacity = UDPServer.bufferSize
+            }
+            source.setEventHandler { [unowned self] in self.drain() }
+            source.setCancelHandler { [fd, incoming, outgoing] in
+                close(fd)
+                for i in 0..<count {
+                    incoming[i].buffer.deallocate()
+                    outgoing[i].buffer.deallocate()
+                }
+                incoming.deallocate()
+                outgoing.deallocate()
+            }
+        }
+
+        func cancel() {
+            queue.async {
+                guard !self.cancelled else { return }
+                self.cancelled = true
+                self.source.cancel()
+            }
+        }
+
+        /// Reads until the socket is empty or the budget is spent (then the source fires again).
+        func drain() {
+            var handled = 0
+            while handled < UDPServer.budget {
+                let received = cdns_receive_batch(fd, incoming, UDPServer.batchSize)
+                guard received > 0 else { return }
+                var replies: Int32 = 0
+                for i in 0..<Int(received) {
+                    let query = incoming[i]
+                    guard query.length > 0 else { continue }
+                    let reply = outgoing.advanced(by: Int(replies))
+                    let length = handler(UnsafeRawBufferPointer(start: query.buffer, count: query.length),
+                                         UnsafeMutableRawBufferPointer(start: reply.pointee.buffer, count: reply.pointee.capacity))
+                    guard length > 0 else { continue }
+                    reply.pointee.length = length
+                    reply.pointee.peer = query.peer
+                    reply.pointee.peer_length = query.peer_length
+                    reply.pointee.local_family = query.local_family
+                    reply.pointee.local4 = query.local4
+                    reply.pointee.local6 = query.local6
+                    reply.pointee.interface_index = query.interface_index
+                    replies += 1
+                }
+                if replies > 0 { _ = cdns_send_batch(fd, outgoing, replies) }
+                handled += Int(received)
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import ArgumentParser
+import DNSAuthority
+import DNSServer
+import DNSWire
+import DispatchSockets
+import Logging
+import NetAddress
+import ServiceLifecycle
+import ServiceRegistry
+
+/// `clusterdns serve`: the registry, the cluster zone and the DNS server in one process.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve cluster DNS (UDP and TCP) from Kubernetes manifests.",
+        discussion: """
+            With no --manifests it serves a small example cluster (the kubernetes service in \
+            default, kube-dns, web, a headless db, an ExternalName), so that \
+            `dig @127.0.0.1 -p 5353 kubernetes.default.svc.cluster.local` answers at once.
+            """
+    )
+
+    @Option(name: .customLong("dns"), help: "Address to serve DNS on, UDP and TCP (repeatable; IPv4 or [IPv6]:port).")
+    var dnsAddresses: [String] = ["127.0.0.1:5353"]
+
+    @Option(help: "The cluster domain.")
+    var domain: String = "cluster.local"
+
+    @Option(help: "Manifest files or directories to load (repeatable). Default: the embedded example cluster.")
+    var manifests: [String] = []
+
+    @Option(help: "TTL of cluster answers, 0-3600 seconds.")
+    var ttl: UInt32 = 5
+
+    @Option(help: "Pod records: disabled, insecure or verified.")
+    var pods: String = "verified"
+
+    @Option(help: "Service CIDR (repeatable: one IPv4, one IPv6).")
+    var serviceCIDR: [String] = ["10.96.0.0/12"]
+
+    @Option(help: "NodePort range.")
+    var nodePortRange: String = "30000-32767"
+
+    @Option(help: "The registry's state directory (SQLite), or `memory`.")
+    var state: String = "memory"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Option(help: "Sockets per DNS address for UDP (SO_REUSEPORT).")
+    var udpSockets: Int = 2
+
+    func validate() throws {
+        guard (0...3600).contains(ttl) else { throw ValidationError("--ttl must be between 0 and 3600") }
+        guard ClusterConfiguration.PodsMode(rawValue: pods) != nil else {
+            throw ValidationError("--pods must be disabled, insecure or verified")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
+        for address in dnsAddresses where SocketAddress(parsing: address) == nil {
+            throw ValidationError("--dns \(address): expected ADDRESS:PORT or [IPv6]:PORT")
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "clusterdns")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let registryConfiguration = try registryConfiguration(serviceCIDRs: serviceCIDR, nodePortRange: nodePortRange)
+        let registry: Registry
+        do {
+            registry = state == "memory"
+                ? try Registry(configuration: registryConfiguration)
+                : try Registry(configuration: registryConfiguration, storage: SQLiteStorage(directory: state))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+
+        // The initial load.
+        let entries = manifests.isEmpty
+            ? Manifest.decode(defaultManifests, file: "<embedded example cluster>")
+            : manifests.flatMap { Manifest.load(path: $0) }
+        var objects: [RegistryObject] = []
+        for entry in entries {
+            switch entry.result {
+            case .success(let object): objects.append(object)
+            case .failure(let error): logger.error("manifest refused", metadata: ["error": "\(error)"])
+            }
+        }
+        for (object, result) in zip(objects, registry.apply(contentsOf: objects)) {
+            if case .failure(let error) = result {
+                logger.error("object refused", metadata: ["object": "\(object.key)", "error": "\(error)"])
+            }
+        }
+        registry.markLoaded()
+        logger.info("registry loaded", metadata: ["objects": "\(registry.snapshot().objects.count)",
+                                                  "resourceVersion": "\(registry.resourceVersion)"])
+
+        let addresses = dnsAddresses.compactMap { SocketAddress(parsing: $0) }
+        let domainName: DomainName
+        do { domainName = try DomainName(unicode: domain.hasSuffix(".") ? domain : domain + ".") } catch {
+            throw ValidationError("--domain: \(error)")
+        }
+        let clusterConfiguration = ClusterConfiguration(
+            domain: domainName, ttl: ttl, pods: ClusterConfiguration.PodsMode(rawValue: pods) ?? .verified,
+            serviceCIDRs: registryConfiguration.serviceCIDRs,
+            serverAddresses: addresses.map(\.address).filter { !$0.isUnspecified })
+        let (snapshot, events) = registry.watchWithSnapshot()
+        let cluster = ClusterAuthority(configuration: clusterConfiguration, snapshot: snapshot)
+        let responder = Responder(catalog: Catalog([cluster]), cluster: cluster)
+        let server = DNSServer(configuration: .init(addresses: addresses, udpSockets: udpSockets),
+                               responder: responder, logger: logger)
+        let updater = ZoneUpdater(registry: registry, cluster: cluster, events: events, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: server), .init(service: updater)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}
+
+/// Recompiles the cluster zone whenever the registry changes.
+struct ZoneUpdater: ServiceLifecycle.Service {
+    let registry: Registry
+    let cluster: ClusterAuthority
+    let events: AsyncThrowingStream<WatchEvent, any Error>
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            for try await event in events {
+                cluster.update(registry.snapshot())
+                logger.trace("zone updated", metadata: ["resourceVersion": "\(event.resourceVersion)"])
+            }
+        }
+    }
+}
+
+extension IPAddress {
+    var isUnspecified: Bool {
+        switch self {
+        case .v4(let a): a.rawValue == 0
+        case .v6(let a): a.high == 0 && a.low == 0
+        }
+    }
+}
