@@ -93,6 +93,14 @@ let package = Package(
             dependencies: ["DNSAuthority", "DNSWire", "ServiceRegistry", "NetAddress", "ZoneFile"],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "DNSServerTests",
+            dependencies: [
+                "DNSServer", "DNSAuthority", "DNSWire", "ServiceRegistry", "NetAddress", "DispatchSockets",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
         .testTarget(
             name: "ClusterDNSToolTests",

@@ -1,0 +1,144 @@
+import DNSWire
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Minimal blocking clients with timeouts, for poking the server with bad input.
+enum Client {
+    static func address(port: UInt16) -> sockaddr_in {
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = port.bigEndian
+        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return sin
+    }
+
+    static func setTimeout(_ fd: Int32, milliseconds: Int) {
+        var tv = timeval(tv_sec: milliseconds / 1000, tv_usec: Int((milliseconds % 1000) * 1000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Sends one datagram; returns the reply, or nil when none came within the timeout.
+    static func udp(_ bytes: [UInt8], port: UInt16, timeout: Int = 300) -> [UInt8]? {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        setTimeout(fd, milliseconds: timeout)
+        var sin = address(port: port)
+        _ = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var buffer = [UInt8](repeating: 0, count: 65535)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        return n > 0 ? Array(buffer[0..<n]) : nil
+    }
+
+    static func tcpConnect(port: UInt16) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sin = address(port: port)
+        let rc = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if rc != 0 { close(fd); return -1 }
+        setTimeout(fd, milliseconds: 2000)
+        return fd
+    }
+
+    /// Reads one length-prefixed message; nil on timeout or close.
+    static func tcpRead(_ fd: Int32) -> [UInt8]? {
+        func exactly(_ count: Int) -> [UInt8]? {
+            var out = [UInt8](repeating: 0, count: count)
+            var got = 0
+            while got < count {
+                let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
+                if n <= 0 { return nil }
+                got += n
+            }
+            return out
+        }
+        guard let prefix = exactly(2) else { return nil }
+        return exactly(Int(prefix[0]) << 8 | Int(prefix[1]))
+    }
+
+    static func framed(_ message: [UInt8]) -> [UInt8] { [UInt8(message.count >> 8), UInt8(message.count & 0xFF)] + message }
+}
+
+func query(_ name: String, id: UInt16 = 7) -> [UInt8] {
+    Message(header: Header(id: id, isRecursionDesired: true), questions: [Question(name: try! DomainName(name), type: .a)]).encoded()
+}
+
+@Suite(.serialized) struct HostileWireTests {
+    @Test func randomAndTruncatedDatagrams() async throws {
+        let server = try await RunningServer()
+        var rng = SystemRandomNumberGenerator()
+        let good = query("kubernetes.default.svc.cluster.local.")
+        for i in 0..<2000 {
+            var bytes: [UInt8]
+            switch i % 3 {
+            case 0: bytes = (0..<Int.random(in: 0..<300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            case 1: bytes = Array(good.prefix(Int.random(in: 0..<good.count, using: &rng)))
+            default:
+                bytes = good
+                bytes[Int.random(in: 12..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            // Fire and forget: the server must neither crash nor stall.
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            var sin = Client.address(port: server.port)
+            _ = withUnsafePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+        }
+        let reply = try #require(Client.udp(good, port: server.port, timeout: 2000))
+        #expect(try Message(decoding: reply).answers.count == 1)
+    }
+
+    @Test func garbageHeaderGetsNoReplyAndBadBodyGetsFORMERR() async throws {
+        let server = try await RunningServer()
+        #expect(Client.udp([0x12, 0x34, 0x01], port: server.port) == nil)
+        let badBody: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 0x20, 0, 1, 0, 1]
+        let reply = try #require(Client.udp(badBody, port: server.port))
+        #expect(try Message(decoding: reply).rcode == .formatError)
+    }
+
+    @Test func oversizedAndSlowTCP() async throws {
+        let server = try await RunningServer()
+        // A length prefix promising 65535 bytes, then a few, then a close: nothing breaks.
+        let liar = Client.tcpConnect(port: server.port)
+        #expect(liar >= 0)
+        let promise: [UInt8] = [0xFF, 0xFF, 1, 2, 3]
+        _ = send(liar, promise, promise.count, Int32(MSG_NOSIGNAL))
+        close(liar)
+        // A client that sends its query one byte at a time still gets its answer.
+        let slow = Client.tcpConnect(port: server.port)
+        defer { close(slow) }
+        for byte in Client.framed(query("web.default.svc.cluster.local.")) {
+            _ = send(slow, [byte], 1, Int32(MSG_NOSIGNAL))
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        let answer = try #require(Client.tcpRead(slow))
+        #expect(try Message(decoding: answer).answers.first?.description == "web.default.svc.cluster.local. 5 IN A 10.96.0.10")
+    }
+
+    @Test func manyIdleConnectionsDoNotStopService() async throws {
+        let server = try await RunningServer()
+        var idle: [Int32] = []
+        defer { for fd in idle { close(fd) } }
+        for _ in 0..<2000 {
+            let fd = Client.tcpConnect(port: server.port)
+            if fd >= 0 { idle.append(fd) }
+        }
+        #expect(idle.count == 2000, "the kernel accepted them all (the server closes those beyond its cap)")
+        // UDP still answers, and so does a new TCP connection once idle ones are released.
+        #expect(Client.udp(query("kubernetes.default.svc.cluster.local."), port: server.port, timeout: 2000) != nil)
+        for fd in idle.prefix(1200) { close(fd) }
+        idle.removeFirst(1200)
+        try await Task.sleep(for: .milliseconds(200))
+        let fresh = Client.tcpConnect(port: server.port)
+        defer { close(fresh) }
+        let message = Client.framed(query("kubernetes.default.svc.cluster.local."))
+        _ = send(fresh, message, message.count, Int32(MSG_NOSIGNAL))
+        #expect(Client.tcpRead(fresh) != nil)
+    }
+}
