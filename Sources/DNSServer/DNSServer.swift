@@ -42,6 +42,9 @@ public final class DNSServer: Service, @unchecked Sendable {
         do {
             for address in configuration.addresses {
                 let udpServer = try UDPServer(address: address, sockets: configuration.udpSockets) { query, reply in
+                    // Pre-encoded answers first; anything else (errors, truncation, other zones)
+                    // takes the general path.
+                    if let length = responder.fastRespond(to: query, into: reply, transport: .udp) { return length }
                     guard let response = responder.respond(to: Array(query), transport: .udp) else { return 0 }
                     let count = min(response.count, reply.count)
                     reply.copyBytes(from: response[0..<count])

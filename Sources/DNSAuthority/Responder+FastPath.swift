@@ -1,0 +1,165 @@
+import DNSWire
+
+extension Responder {
+    /// The fast path for the cluster zone: parses the query without allocating, finds the
+    /// pre-encoded answer, and writes the response into `output`. Returns its length, or nil
+    /// when the query needs the general path (anything unusual, errors, truncation, pods,
+    /// other zones).
+    public func fastRespond(to query: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
+                            transport: Transport) -> Int? {
+        guard let compiled = cluster?.compiled else { return nil }
+        return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { key -> Int? in
+            guard let view = try? QueryView.parse(query, nameBuffer: key) else { return nil }
+            // A plain standard query, class IN, EDNS version 0 at most, a type we pre-encode.
+            guard view.flags & 0xF800 == 0, view.recordClass == .internet, view.edns.map({ $0.version == 0 }) ?? true,
+                  view.type != .axfr, view.type != .ixfr, view.type != .any, view.type != .opt else { return nil }
+            let nameLength = view.nameLength
+            let apex = compiled.apexKey
+            // In the cluster zone: the name ends with the apex, at a label boundary.
+            guard nameLength >= apex.count + 1 else { return nil }
+            let apexStart = nameLength - 1 - apex.count
+            guard Self.isLabelBoundary(key, apexStart),
+                  Self.bytesEqual(key, from: apexStart, apex) else { return nil }
+            // Names under pod.<zone> are synthesised: general path.
+            let pod = compiled.podKey
+            if nameLength - 1 >= pod.count, Self.isLabelBoundary(key, nameLength - 1 - pod.count),
+               Self.bytesEqual(key, from: nameLength - 1 - pod.count, pod) { return nil }
+
+            let limit = transport == .tcp ? 65535 : min(maxUDPPayload, view.edns.map { max(512, Int($0.udpPayloadSize)) } ?? 512)
+            guard output.count >= limit else { return nil }
+            var out = OutputCursor(buffer: output, limit: limit)
+            let ednsLength = view.edns == nil ? 0 : 11
+            let name = UnsafeRawBufferPointer(rebasing: key[0..<nameLength])
+            let questionEnd = view.questionEnd
+            let rcode: UInt16
+            var counts: (UInt16, UInt16, UInt16)
+            // Header and question first; the counts are patched below.
+            guard out.write(query[0..<2]), out.write16(0), out.write16(1), out.write16(0), out.write16(0), out.write16(0),
+                  out.write(query[12..<questionEnd]) else { return nil }
+            if let index = compiled.table.find(name) {
+                let answers = compiled.answers[index]
+                if let answer = answers.first(where: { $0.type == view.type.rawValue }) {
+                    guard out.write(answer.bytes) else { return nil }
+                    counts = answer.counts
+                    rcode = 0
+                } else {
+                    guard Self.writeSOA(compiled, apexOffset: 12 + apexStart, into: &out) else { return nil }
+                    counts = (0, 1, 0)
+                    rcode = 0
+                }
+            } else {
+                guard compiled.isLoaded else { return nil }
+                guard Self.writeSOA(compiled, apexOffset: 12 + apexStart, into: &out) else { return nil }
+                counts = (0, 1, 0)
+                rcode = 3
+            }
+            if ednsLength > 0 {
+                guard out.write8(0), out.write16(41), out.write16(UInt16(maxUDPPayload)), out.write32(0), out.write16(0) else { return nil }
+                counts.2 += 1
+            }
+            // QR, AA, the query's RD and CD, the rcode.
+            let queryFlags = view.flags
+            let flags: UInt16 = 0x8400 | (queryFlags & 0x0100) | (queryFlags & 0x0010) | rcode
+            out.set16(flags, at: 2)
+            out.set16(counts.0, at: 6)
+            out.set16(counts.1, at: 8)
+            out.set16(counts.2, at: 10)
+            return out.count
+        }
+    }
+
+    /// True when a label starts at `offset` of the wire name in `key`.
+    static func isLabelBoundary(_ key: UnsafeMutableRawBufferPointer, _ offset: Int) -> Bool {
+        var i = 0
+        while i < offset { i += Int(key[i]) + 1 }
+        return i == offset
+    }
+
+    static func bytesEqual(_ key: UnsafeMutableRawBufferPointer, from start: Int, _ expected: [UInt8]) -> Bool {
+        for (j, byte) in expected.enumerated() where key[start + j] != byte { return false }
+        return true
+    }
+
+    /// The zone's SOA in the authority section, its owner a pointer to the apex inside the
+    /// question, its names compressed against it.
+    static func writeSOA(_ compiled: CompiledZone, apexOffset: Int, into out: inout OutputCursor) -> Bool {
+        let soa = compiled.soa
+        guard out.write16(0xC000 | UInt16(apexOffset)), out.write16(6), out.write16(1), out.write32(compiled.soaTTL) else { return false }
+        let lengthAt = out.count
+        guard out.write16(0), writeName(soa.mname, apexKey: compiled.apexKey, apexOffset: apexOffset, into: &out),
+              writeName(soa.rname, apexKey: compiled.apexKey, apexOffset: apexOffset, into: &out),
+              out.write32(soa.serial), out.write32(soa.refresh), out.write32(soa.retry), out.write32(soa.expire),
+              out.write32(soa.minimum) else { return false }
+        out.set16(UInt16(out.count - lengthAt - 2), at: lengthAt)
+        return true
+    }
+
+    /// A name under the apex as its own labels and a pointer to the apex; any other in full.
+    static func writeName(_ name: DomainName, apexKey: [UInt8], apexOffset: Int, into out: inout OutputCursor) -> Bool {
+        let wire = name.wireBytes
+        let lowered = name.lookupKey
+        if lowered.count > apexKey.count + 1, lowered.dropLast().suffix(apexKey.count).elementsEqual(apexKey) {
+            let prefix = wire.count - 1 - apexKey.count
+            var i = 0
+            while i < prefix { i += Int(wire[i]) + 1 }
+            if i == prefix {
+                return out.write(wire[0..<prefix]) && out.write16(0xC000 | UInt16(apexOffset))
+            }
+        }
+        return out.write(wire)
+    }
+}
+
+/// Writes into a fixed buffer, refusing (false) anything past the limit.
+struct OutputCursor {
+    let buffer: UnsafeMutableRawBufferPointer
+    let limit: Int
+    var count = 0
+
+    mutating func write(_ bytes: some Collection<UInt8>) -> Bool {
+        guard count + bytes.count <= limit else { return false }
+        for byte in bytes {
+            buffer[count] = byte
+            count += 1
+        }
+        return true
+    }
+
+    mutating func write(_ bytes: [UInt8]) -> Bool {
+        guard count + bytes.count <= limit else { return false }
+        bytes.withUnsafeBytes { buffer.baseAddress!.advanced(by: count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        count += bytes.count
+        return true
+    }
+
+    mutating func write(_ bytes: Slice<UnsafeRawBufferPointer>) -> Bool {
+        guard count + bytes.count <= limit else { return false }
+        buffer.baseAddress!.advanced(by: count).copyMemory(from: bytes.base.baseAddress! + bytes.startIndex, byteCount: bytes.count)
+        count += bytes.count
+        return true
+    }
+
+    mutating func write8(_ v: UInt8) -> Bool {
+        guard count + 1 <= limit else { return false }
+        buffer[count] = v
+        count += 1
+        return true
+    }
+
+    mutating func write16(_ v: UInt16) -> Bool {
+        guard count + 2 <= limit else { return false }
+        buffer[count] = UInt8(v >> 8)
+        buffer[count + 1] = UInt8(v & 0xFF)
+        count += 2
+        return true
+    }
+
+    mutating func write32(_ v: UInt32) -> Bool {
+        write16(UInt16(v >> 16)) && write16(UInt16(v & 0xFFFF))
+    }
+
+    func set16(_ v: UInt16, at offset: Int) {
+        buffer[offset] = UInt8(v >> 8)
+        buffer[offset + 1] = UInt8(v & 0xFF)
+    }
+}
