@@ -114,6 +114,9 @@ public final class UDPServer: @unchecked Sendable {
                 }
                 if replies > 0 { _ = cdns_send_batch(fd, outgoing, replies) }
                 handled += Int(received)
+                // A short batch means the socket was emptied: skip the read that would only say
+                // EAGAIN (the source fires again for anything that arrives meanwhile).
+                if received < UDPServer.batchSize { return }
             }
         }
     }
