@@ -49,6 +49,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Sockets per DNS address for UDP (SO_REUSEPORT).")
     var udpSockets: Int = 2
 
+    @Option(help: "Address of the HTTP endpoints /health and /ready, or `none`.")
+    var http: String = "127.0.0.1:9153"
+
+    @Option(help: "After SIGTERM: how long /ready fails while DNS still answers (5s, 500ms).")
+    var lameduck: String = "5s"
+
     func validate() throws {
         guard (0...3600).contains(ttl) else { throw ValidationError("--ttl must be between 0 and 3600") }
         guard ClusterConfiguration.PodsMode(rawValue: pods) != nil else {
@@ -58,6 +64,10 @@ struct Serve: AsyncParsableCommand {
         for address in dnsAddresses where SocketAddress(parsing: address) == nil {
             throw ValidationError("--dns \(address): expected ADDRESS:PORT or [IPv6]:PORT")
         }
+        if http != "none" && SocketAddress(parsing: http) == nil {
+            throw ValidationError("--http \(http): expected ADDRESS:PORT, [IPv6]:PORT or none")
+        }
+        guard parseDuration(lameduck) != nil else { throw ValidationError("--lameduck \(lameduck): expected a duration such as 5s or 500ms") }
     }
 
     func run() async throws {
@@ -74,22 +84,10 @@ struct Serve: AsyncParsableCommand {
         }
 
         // The initial load.
-        let entries = manifests.isEmpty
-            ? Manifest.decode(defaultManifests, file: "<embedded example cluster>")
-            : manifests.flatMap { Manifest.load(path: $0) }
-        var objects: [RegistryObject] = []
-        for entry in entries {
-            switch entry.result {
-            case .success(let object): objects.append(object)
-            case .failure(let error): logger.error("manifest refused", metadata: ["error": "\(error)"])
-            }
-        }
-        for (object, result) in zip(objects, registry.apply(contentsOf: objects)) {
-            if case .failure(let error) = result {
-                logger.error("object refused", metadata: ["object": "\(object.key)", "error": "\(error)"])
-            }
-        }
+        let readiness = Readiness()
+        reload(paths: manifests, embedded: manifests.isEmpty ? defaultManifests : nil, into: registry, logger: logger)
         registry.markLoaded()
+        readiness.markLoaded()
         logger.info("registry loaded", metadata: ["objects": "\(registry.snapshot().objects.count)",
                                                   "resourceVersion": "\(registry.resourceVersion)"])
 
@@ -102,32 +100,56 @@ struct Serve: AsyncParsableCommand {
             domain: domainName, ttl: ttl, pods: ClusterConfiguration.PodsMode(rawValue: pods) ?? .verified,
             serviceCIDRs: registryConfiguration.serviceCIDRs,
             serverAddresses: addresses.map(\.address).filter { !$0.isUnspecified })
-        let (snapshot, events) = registry.watchWithSnapshot()
-        let cluster = ClusterAuthority(configuration: clusterConfiguration, snapshot: snapshot)
+        let cluster = ClusterAuthority(configuration: clusterConfiguration, snapshot: registry.snapshot())
         let responder = Responder(catalog: Catalog([cluster]), cluster: cluster)
         let server = DNSServer(configuration: .init(addresses: addresses, udpSockets: udpSockets),
                                responder: responder, logger: logger)
-        let updater = ZoneUpdater(registry: registry, cluster: cluster, events: events, logger: logger)
+        let updater = ZoneUpdater(registry: registry, cluster: cluster, logger: logger)
+        // Shutdown runs in reverse: the lame duck first (not ready, still answering), then DNS.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let address = SocketAddress(parsing: http) {
+            services.append(.init(service: HealthService(address: address, readiness: readiness, logger: logger)))
+        }
+        services.append(.init(service: updater))
+        if !manifests.isEmpty {
+            services.append(.init(service: ManifestWatcher(paths: manifests, registry: registry, logger: logger)))
+        }
+        services.append(.init(service: server))
+        services.append(.init(service: LameDuckService(readiness: readiness, period: parseDuration(lameduck) ?? .seconds(5), logger: logger)))
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server), .init(service: updater)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
     }
 }
 
-/// Recompiles the cluster zone whenever the registry changes.
+/// Recompiles the cluster zone whenever the registry changes. A burst of changes costs one
+/// compilation per time it catches up, not one per change: events already covered by the
+/// compiled snapshot are skipped. A watch cut off for falling behind is re-established.
 struct ZoneUpdater: ServiceLifecycle.Service {
     let registry: Registry
     let cluster: ClusterAuthority
-    let events: AsyncThrowingStream<WatchEvent, any Error>
     let logger: Logger
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            for try await event in events {
-                cluster.update(registry.snapshot())
-                logger.trace("zone updated", metadata: ["resourceVersion": "\(event.resourceVersion)"])
+        // Shutdown cancels the stream; that is its normal end, not an error.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let (snapshot, events) = registry.watchWithSnapshot()
+                cluster.update(snapshot)
+                var compiled = snapshot.resourceVersion
+                do {
+                    for try await event in events where event.resourceVersion > compiled {
+                        let latest = registry.snapshot()
+                        cluster.update(latest)
+                        compiled = latest.resourceVersion
+                        logger.trace("zone updated", metadata: ["resourceVersion": "\(compiled)"])
+                    }
+                    return
+                } catch is WatchExpired {
+                    logger.warning("zone updater fell behind the registry; resynchronising")
+                }
             }
         }
     }

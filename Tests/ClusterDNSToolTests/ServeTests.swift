@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A free TCP and UDP port on 127.0.0.1, found by binding port 0 (then released).
+func freePort() -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var sin = sockaddr_in()
+    sin.sin_family = sa_family_t(AF_INET)
+    sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &sin) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+            _ = bind(fd, p, length)
+            return getsockname(fd, p, &length)
+        }
+    }
+    return UInt16(bigEndian: sin.sin_port)
+}
+
+/// An HTTP GET on loopback: the status code, or nil when nothing answers.
+func httpStatus(port: UInt16, path: String) -> Int? {
+    let result = try? Tool.runRaw("/usr/bin/env", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1",
+                                                   "http://127.0.0.1:\(port)\(path)"])
+    return result.flatMap { Int($0.stdout) }.flatMap { $0 == 0 ? nil : $0 }
+}
+
+func digShort(port: UInt16, _ name: String) -> String {
+    (try? Tool.runRaw("/usr/bin/env", ["dig", "@127.0.0.1", "-p", String(port), "+short", "+time=1", "+tries=1", name]).stdout) ?? ""
+}
+
+extension Tool {
+    static func runRaw(_ executable: String, _ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self), stderr: "")
+    }
+}
+
+/// Polls `condition` every 20 ms for at most `seconds`.
+func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+
+@Suite(.serialized) struct ServeTests {
+    @Test func servesReloadsAndShutsDownGracefully() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let manifest = directory.appendingPathComponent("cluster.yaml")
+        try """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: kubernetes, namespace: default}
+            spec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443}]}
+            """.write(to: manifest, atomically: true, encoding: .utf8)
+        let dns = freePort()
+        let http = freePort()
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)",
+                             "--manifests", directory.path, "--lameduck", "1s", "--log-level", "warning"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+        #expect(eventually(10) { httpStatus(port: http, path: "/ready") == 200 }, "ready within 10 s")
+        #expect(httpStatus(port: http, path: "/health") == 200)
+        #expect(httpStatus(port: http, path: "/nope") == 404)
+        #expect(digShort(port: dns, "kubernetes.default.svc.cluster.local") == "10.96.0.1\n")
+
+        // A new manifest file is picked up and served.
+        try """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: added, namespace: default}
+            spec: {clusterIP: 10.96.0.42, ports: [{port: 80}]}
+            """.write(to: directory.appendingPathComponent("added.yaml"), atomically: true, encoding: .utf8)
+        #expect(eventually(5) { digShort(port: dns, "added.default.svc.cluster.local") == "10.96.0.42\n" })
+
+        // SIGTERM: /ready fails at once, DNS still answers during the lame-duck second, exit 0.
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(0.5) { httpStatus(port: http, path: "/ready") == 503 })
+        #expect(digShort(port: dns, "kubernetes.default.svc.cluster.local") == "10.96.0.1\n")
+        #expect(eventually(5) { !process.isRunning })
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+}
