@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ServiceRegistry", targets: ["ServiceRegistry"]),
         .library(name: "DNSAuthority", targets: ["DNSAuthority"]),
         .library(name: "DNSServer", targets: ["DNSServer"]),
+        .library(name: "ClusterDNS", targets: ["ClusterDNS"]),
         .executable(name: "clusterdns", targets: ["clusterdns"]),
     ],
     dependencies: [
@@ -65,10 +66,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "ClusterDNS",
+            dependencies: [
+                "DNSServer", "DNSAuthority", "DNSWire", "DispatchSockets", "ServiceRegistry", "NetAddress",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "clusterdns",
             dependencies: [
-                "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "DNSServer", "DispatchSockets",
+                "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "DNSServer", "DispatchSockets", "ClusterDNS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -98,6 +108,15 @@ let package = Package(
             dependencies: [
                 "DNSServer", "DNSAuthority", "DNSWire", "ServiceRegistry", "NetAddress", "DispatchSockets",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ClusterDNSTests",
+            dependencies: [
+                "ClusterDNS", "DNSWire", "DispatchSockets", "ServiceRegistry",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

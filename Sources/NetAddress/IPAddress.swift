@@ -22,4 +22,12 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     public var isIPv4: Bool { if case .v4 = self { true } else { false } }
+
+    /// `0.0.0.0` or `::`.
+    public var isUnspecified: Bool {
+        switch self {
+        case .v4(let a): a.rawValue == 0
+        case .v6(let a): a.high == 0 && a.low == 0
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClusterDNS
 import DNSAuthority
 import DNSServer
 import DNSWire
@@ -73,93 +74,35 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "clusterdns")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let registryConfiguration = try registryConfiguration(serviceCIDRs: serviceCIDR, nodePortRange: nodePortRange)
-        let registry: Registry
-        do {
-            registry = state == "memory"
-                ? try Registry(configuration: registryConfiguration)
-                : try Registry(configuration: registryConfiguration, storage: SQLiteStorage(directory: state))
-        } catch {
-            throw ValidationError("\(error)")
-        }
-
-        // The initial load.
-        let readiness = Readiness()
-        reload(paths: manifests, embedded: manifests.isEmpty ? defaultManifests : nil, into: registry, logger: logger)
-        registry.markLoaded()
-        readiness.markLoaded()
-        logger.info("registry loaded", metadata: ["objects": "\(registry.snapshot().objects.count)",
-                                                  "resourceVersion": "\(registry.resourceVersion)"])
-
-        let addresses = dnsAddresses.compactMap { SocketAddress(parsing: $0) }
         let domainName: DomainName
         do { domainName = try DomainName(unicode: domain.hasSuffix(".") ? domain : domain + ".") } catch {
             throw ValidationError("--domain: \(error)")
         }
-        let clusterConfiguration = ClusterConfiguration(
-            domain: domainName, ttl: ttl, pods: ClusterConfiguration.PodsMode(rawValue: pods) ?? .verified,
-            serviceCIDRs: registryConfiguration.serviceCIDRs,
-            serverAddresses: addresses.map(\.address).filter { !$0.isUnspecified })
-        let cluster = ClusterAuthority(configuration: clusterConfiguration, snapshot: registry.snapshot())
-        let responder = Responder(catalog: Catalog([cluster]), cluster: cluster)
-        let server = DNSServer(configuration: .init(addresses: addresses, udpSockets: udpSockets),
-                               responder: responder, logger: logger)
-        let updater = ZoneUpdater(registry: registry, cluster: cluster, logger: logger)
+        let configuration = ClusterDNSConfiguration(
+            dnsAddresses: dnsAddresses.compactMap { SocketAddress(parsing: $0) },
+            cluster: ClusterConfiguration(domain: domainName, ttl: ttl,
+                                          pods: ClusterConfiguration.PodsMode(rawValue: pods) ?? .verified),
+            registry: try registryConfiguration(serviceCIDRs: serviceCIDR, nodePortRange: nodePortRange),
+            stateDirectory: state == "memory" ? nil : state,
+            manifests: manifests,
+            embeddedManifests: manifests.isEmpty ? defaultManifests : nil,
+            udpSockets: udpSockets)
+        let dns: ClusterDNSService
+        do { dns = try ClusterDNSService(configuration: configuration, logger: logger) } catch {
+            throw ValidationError("\(error)")
+        }
         // Shutdown runs in reverse: the lame duck first (not ready, still answering), then DNS.
+        let readiness = Readiness(registry: dns.registry)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = SocketAddress(parsing: http) {
             services.append(.init(service: HealthService(address: address, readiness: readiness, logger: logger)))
         }
-        services.append(.init(service: updater))
-        if !manifests.isEmpty {
-            services.append(.init(service: ManifestWatcher(paths: manifests, registry: registry, logger: logger)))
-        }
-        services.append(.init(service: server))
+        services.append(.init(service: dns))
         services.append(.init(service: LameDuckService(readiness: readiness, period: parseDuration(lameduck) ?? .seconds(5), logger: logger)))
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
-    }
-}
-
-/// Recompiles the cluster zone whenever the registry changes. A burst of changes costs one
-/// compilation per time it catches up, not one per change: events already covered by the
-/// compiled snapshot are skipped. A watch cut off for falling behind is re-established.
-struct ZoneUpdater: ServiceLifecycle.Service {
-    let registry: Registry
-    let cluster: ClusterAuthority
-    let logger: Logger
-
-    func run() async throws {
-        // Shutdown cancels the stream; that is its normal end, not an error.
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                let (snapshot, events) = registry.watchWithSnapshot()
-                cluster.update(snapshot)
-                var compiled = snapshot.resourceVersion
-                do {
-                    for try await event in events where event.resourceVersion > compiled {
-                        let latest = registry.snapshot()
-                        cluster.update(latest)
-                        compiled = latest.resourceVersion
-                        logger.trace("zone updated", metadata: ["resourceVersion": "\(compiled)"])
-                    }
-                    return
-                } catch is WatchExpired {
-                    logger.warning("zone updater fell behind the registry; resynchronising")
-                }
-            }
-        }
-    }
-}
-
-extension IPAddress {
-    var isUnspecified: Bool {
-        switch self {
-        case .v4(let a): a.rawValue == 0
-        case .v6(let a): a.high == 0 && a.low == 0
-        }
     }
 }

@@ -1,0 +1,116 @@
+public import DNSAuthority
+import Foundation
+public import Logging
+public import ServiceLifecycle
+public import ServiceRegistry
+
+/// Recompiles the cluster zone whenever the registry changes. A burst of changes costs one
+/// compilation per time it catches up, not one per change: events already covered by the
+/// compiled snapshot are skipped. A watch cut off for falling behind is re-established.
+public struct ZoneUpdater: ServiceLifecycle.Service {
+    public init(registry: Registry, cluster: ClusterAuthority, logger: Logger) {
+        self.registry = registry
+        self.cluster = cluster
+        self.logger = logger
+    }
+
+    let registry: Registry
+    let cluster: ClusterAuthority
+    let logger: Logger
+
+    public func run() async throws {
+        // Shutdown cancels the stream; that is its normal end, not an error.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let (snapshot, events) = registry.watchWithSnapshot()
+                cluster.update(snapshot)
+                var compiled = snapshot.resourceVersion
+                do {
+                    for try await event in events where event.resourceVersion > compiled {
+                        let latest = registry.snapshot()
+                        cluster.update(latest)
+                        compiled = latest.resourceVersion
+                        logger.trace("zone updated", metadata: ["resourceVersion": "\(compiled)"])
+                    }
+                    return
+                } catch is WatchExpired {
+                    logger.warning("zone updater fell behind the registry; resynchronising")
+                }
+            }
+        }
+    }
+}
+
+
+/// Re-applies the manifests whenever one of their files changes (checked every second).
+/// A document removed from a file is not deleted: deletion is explicit (`clusterdns delete`).
+public struct ManifestWatcher: ServiceLifecycle.Service {
+    public init(paths: [String], registry: Registry, logger: Logger) {
+        self.paths = paths
+        self.registry = registry
+        self.logger = logger
+    }
+
+    let paths: [String]
+    let registry: Registry
+    let logger: Logger
+
+    func fingerprint() -> [String: Date] {
+        var result: [String: Date] = [:]
+        let manager = FileManager.default
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard manager.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+            let files = isDirectory.boolValue
+                ? ((try? manager.contentsOfDirectory(atPath: path)) ?? []).map { (path as NSString).appendingPathComponent($0) }
+                : [path]
+            for file in files {
+                result[file] = (try? manager.attributesOfItem(atPath: file)[.modificationDate] as? Date) ?? .distantPast
+            }
+        }
+        return result
+    }
+
+    public func run() async throws {
+        let initial = fingerprint()
+        // Shutdown cancels the loop; that is its normal end, not an error.
+        try? await cancelWhenGracefulShutdown {
+            var last = initial
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(1))
+                let now = fingerprint()
+                guard now != last else { continue }
+                last = now
+                let changed = ManifestLoader.reload(paths: paths, into: registry, logger: logger)
+                logger.info("manifests re-applied", metadata: ["changed": "\(changed)", "resourceVersion": "\(registry.resourceVersion)"])
+            }
+        }
+    }
+}
+
+public enum ManifestLoader {
+    /// Loads manifests (or, with no paths, `embedded`) and applies them in one batch; logs every
+    /// refusal. Returns how many objects changed.
+    @discardableResult
+    public static func reload(paths: [String], embedded: String? = nil, into registry: Registry, logger: Logger) -> Int {
+        let entries = paths.isEmpty && embedded != nil
+            ? Manifest.decode(embedded!, file: "<embedded example cluster>")
+            : paths.flatMap { Manifest.load(path: $0) }
+        var objects: [RegistryObject] = []
+        for entry in entries {
+            switch entry.result {
+            case .success(let object): objects.append(object)
+            case .failure(let error): logger.error("manifest refused", metadata: ["error": "\(error)"])
+            }
+        }
+        var changed = 0
+        for (object, result) in zip(objects, registry.apply(contentsOf: objects)) {
+            switch result {
+            case .success(.unchanged): break
+            case .success: changed += 1
+            case .failure(let error): logger.error("object refused", metadata: ["object": "\(object.key)", "error": "\(error)"])
+            }
+        }
+        return changed
+    }
+}

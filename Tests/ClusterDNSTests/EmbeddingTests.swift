@@ -1,0 +1,58 @@
+import ClusterDNS
+import DNSWire
+import DispatchSockets
+import Foundation
+import Logging
+import ServiceLifecycle
+import ServiceRegistry
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The embedding API as the README shows it: one `Service`, a registry to apply objects to.
+@Suite struct EmbeddingTests {
+    func ask(_ name: String, port: UInt16) -> Message? {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = port.bigEndian
+        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let query = Message(header: Header(id: 1), questions: [Question(name: try! DomainName(name), type: .a)]).encoded()
+        _ = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, query, query.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        return n > 0 ? try? Message(decoding: Array(buffer[0..<n])) : nil
+    }
+
+    @Test func embedApplyAndQuery() async throws {
+        var logger = Logger(label: "embedder")
+        logger.logLevel = .warning
+        let dns = try ClusterDNSService(
+            configuration: .init(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!]), logger: logger)
+        let group = ServiceGroup(services: [dns], logger: logger)
+        let running = Task { try await group.run() }
+        let port = try #require(await dns.server.boundAddresses.first).port
+
+        var spec = Service.Spec()
+        spec.ports = [.init(name: "http", port: 80)]
+        try dns.registry.apply(.service(Service(metadata: ObjectMeta(name: "api", namespace: "default"), spec: spec)))
+        let address = try #require(dns.registry.snapshot().service(namespace: "default", name: "api")?.spec.clusterIP)
+
+        // The zone follows the registry within milliseconds.
+        var answer: Message? = nil
+        for _ in 0..<100 {
+            answer = ask("api.default.svc.cluster.local.", port: port)
+            if answer?.answers.isEmpty == false { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(answer?.answers.map(\.data.presentation) == [address])
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+}
