@@ -47,6 +47,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Log format: text or json (one object per line).")
+    var logFormat: String = "text"
+
     @Option(help: "Sockets per DNS address for UDP (SO_REUSEPORT).")
     var udpSockets: Int = 2
 
@@ -62,6 +65,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--pods must be disabled, insecure or verified")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
+        guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format must be text or json") }
         for address in dnsAddresses where SocketAddress(parsing: address) == nil {
             throw ValidationError("--dns \(address): expected ADDRESS:PORT or [IPv6]:PORT")
         }
@@ -72,6 +76,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if logFormat == "json" {
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+        }
         var logger = Logger(label: "clusterdns")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let domainName: DomainName

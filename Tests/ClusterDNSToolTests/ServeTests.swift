@@ -102,3 +102,46 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         #expect(process.terminationStatus == 0)
     }
 }
+
+@Suite struct ServeFlagTests {
+    @Test(arguments: [
+        (["--log-format", "xml"], "--log-format must be text or json"),
+        (["--ttl", "4000"], "--ttl must be between 0 and 3600"),
+        (["--pods", "maybe"], "--pods must be disabled, insecure or verified"),
+        (["--dns", "localhost"], "--dns localhost: expected ADDRESS:PORT or [IPv6]:PORT"),
+        (["--lameduck", "soon"], "--lameduck soon: expected a duration such as 5s or 500ms"),
+        (["--service-cidr", "10.96.0.1/12"], "host bits are set"),
+    ])
+    func badFlagsAreRefused(_ flags: [String], _ message: String) throws {
+        let result = try Tool.run(["serve"] + flags)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    @Test func jsonLogs() throws {
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:0", "--http", "none", "--log-format", "json", "--lameduck", "0s"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Read the log until the server says it serves (the pipe closes if it dies), then stop it.
+        var log = Data()
+        while !String(decoding: log, as: UTF8.self).contains("serving DNS") {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            log.append(chunk)
+        }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        log.append(err.fileHandleForReading.readDataToEndOfFile())
+        let lines = String(decoding: log, as: UTF8.self).split(separator: "\n")
+        #expect(lines.count >= 2)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["level"] != nil && object?["message"] != nil, "\(line)")
+        }
+        #expect(lines.contains { $0.contains("\"message\":\"serving DNS\"") })
+    }
+}
