@@ -4,9 +4,9 @@ public import Logging
 public import ServiceLifecycle
 public import ServiceRegistry
 
-/// Recompiles the cluster zone whenever the registry changes. A burst of changes costs one
-/// compilation per time it catches up, not one per change: events already covered by the
-/// compiled snapshot are skipped. A watch cut off for falling behind is re-established.
+/// Keeps the cluster zone in step with the registry: each change recompiles only the services
+/// it touched (`ClusterAuthority.apply`). A watch cut off for falling behind is re-established
+/// with a full compilation.
 public struct ZoneUpdater: ServiceLifecycle.Service {
     public init(registry: Registry, cluster: ClusterAuthority, logger: Logger) {
         self.registry = registry
@@ -24,13 +24,12 @@ public struct ZoneUpdater: ServiceLifecycle.Service {
             while !Task.isCancelled {
                 let (snapshot, events) = registry.watchWithSnapshot()
                 cluster.update(snapshot)
-                var compiled = snapshot.resourceVersion
                 do {
-                    for try await event in events where event.resourceVersion > compiled {
-                        let latest = registry.snapshot()
-                        cluster.update(latest)
-                        compiled = latest.resourceVersion
-                        logger.trace("zone updated", metadata: ["resourceVersion": "\(compiled)"])
+                    for try await event in events {
+                        // The objects are read from the latest snapshot; applying an event whose
+                        // objects already moved on is harmless (they are recompiled as they are).
+                        cluster.apply([event], snapshot: registry.snapshot())
+                        logger.trace("zone updated", metadata: ["resourceVersion": "\(event.resourceVersion)"])
                     }
                     return
                 } catch is WatchExpired {

@@ -5,28 +5,30 @@ import Synchronization
 /// The cluster zone as the server sees it: the zone compiled from the latest registry
 /// snapshot, swapped atomically when the registry changes. Readers never wait for a rebuild.
 public final class ClusterAuthority: Authority {
-    let current: Mutex<(zone: ClusterZone, compiled: CompiledZone)>
+    let current: Mutex<ClusterZone>
     public let configuration: ClusterConfiguration
 
     public init(configuration: ClusterConfiguration, snapshot: RegistrySnapshot = RegistrySnapshot()) {
         self.configuration = configuration
-        let zone = ClusterZone(snapshot: snapshot, configuration: configuration)
-        current = Mutex((zone, CompiledZone(zone: zone)))
+        current = Mutex(ClusterZone(snapshot: snapshot, configuration: configuration))
     }
 
     public var origin: DomainName { configuration.domain }
 
     /// The zone now being served.
-    public var zone: ClusterZone { current.withLock { $0.zone } }
+    public var zone: ClusterZone { current.withLock { $0 } }
 
-    /// The pre-encoded answers of the zone now being served.
-    var compiled: CompiledZone { current.withLock { $0.compiled } }
-
-    /// Compiles `snapshot` and starts serving it.
+    /// Compiles `snapshot` whole and starts serving it.
     public func update(_ snapshot: RegistrySnapshot) {
         let zone = ClusterZone(snapshot: snapshot, configuration: configuration)
-        let compiled = CompiledZone(zone: zone)
-        current.withLock { $0 = (zone, compiled) }
+        current.withLock { $0 = zone }
+    }
+
+    /// Applies registry changes incrementally (only the services they touch are recompiled)
+    /// and starts serving the result. `snapshot` is the registry's state after the events.
+    public func apply(_ events: some Sequence<WatchEvent>, snapshot: RegistrySnapshot) {
+        let zone = self.zone.updated(with: events, snapshot: snapshot)
+        current.withLock { $0 = zone }
     }
 
     public func lookup(_ question: Question) -> Lookup { zone.lookup(question) }

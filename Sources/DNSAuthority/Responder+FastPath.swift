@@ -7,21 +7,21 @@ extension Responder {
     /// other zones).
     public func fastRespond(to query: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
                             transport: Transport) -> Int? {
-        guard let compiled = cluster?.compiled else { return nil }
+        guard let zone = cluster?.zone else { return nil }
         return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { key -> Int? in
             guard let view = try? QueryView.parse(query, nameBuffer: key) else { return nil }
             // A plain standard query, class IN, EDNS version 0 at most, a type we pre-encode.
             guard view.flags & 0xF800 == 0, view.recordClass == .internet, view.edns.map({ $0.version == 0 }) ?? true,
                   view.type != .axfr, view.type != .ixfr, view.type != .any, view.type != .opt else { return nil }
             let nameLength = view.nameLength
-            let apex = compiled.apexKey
+            let apex = zone.apexKey
             // In the cluster zone: the name ends with the apex, at a label boundary.
             guard nameLength >= apex.count + 1 else { return nil }
             let apexStart = nameLength - 1 - apex.count
             guard Self.isLabelBoundary(key, apexStart),
                   Self.bytesEqual(key, from: apexStart, apex) else { return nil }
             // Names under pod.<zone> are synthesised: general path.
-            let pod = compiled.podKey
+            let pod = zone.podKey
             if nameLength - 1 >= pod.count, Self.isLabelBoundary(key, nameLength - 1 - pod.count),
                Self.bytesEqual(key, from: nameLength - 1 - pod.count, pod) { return nil }
 
@@ -36,20 +36,19 @@ extension Responder {
             // Header and question first; the counts are patched below.
             guard out.write(query[0..<2]), out.write16(0), out.write16(1), out.write16(0), out.write16(0), out.write16(0),
                   out.write(query[12..<questionEnd]) else { return nil }
-            if let index = compiled.table.find(name) {
-                let answers = compiled.answers[index]
+            if let answers = zone.compiled.find(name) {
                 if let answer = answers.first(where: { $0.type == view.type.rawValue }) {
                     guard out.write(answer.bytes) else { return nil }
                     counts = answer.counts
                     rcode = 0
                 } else {
-                    guard Self.writeSOA(compiled, apexOffset: 12 + apexStart, into: &out) else { return nil }
+                    guard Self.writeSOA(zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
                     counts = (0, 1, 0)
                     rcode = 0
                 }
             } else {
-                guard compiled.isLoaded else { return nil }
-                guard Self.writeSOA(compiled, apexOffset: 12 + apexStart, into: &out) else { return nil }
+                guard zone.isLoaded else { return nil }
+                guard Self.writeSOA(zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
                 counts = (0, 1, 0)
                 rcode = 3
             }
@@ -82,12 +81,12 @@ extension Responder {
 
     /// The zone's SOA in the authority section, its owner a pointer to the apex inside the
     /// question, its names compressed against it.
-    static func writeSOA(_ compiled: CompiledZone, apexOffset: Int, into out: inout OutputCursor) -> Bool {
-        let soa = compiled.soa
-        guard out.write16(0xC000 | UInt16(apexOffset)), out.write16(6), out.write16(1), out.write32(compiled.soaTTL) else { return false }
+    static func writeSOA(_ zone: ClusterZone, apexOffset: Int, into out: inout OutputCursor) -> Bool {
+        guard case .soa(let soa) = zone.soa.data else { return false }
+        guard out.write16(0xC000 | UInt16(apexOffset)), out.write16(6), out.write16(1), out.write32(zone.soa.ttl) else { return false }
         let lengthAt = out.count
-        guard out.write16(0), writeName(soa.mname, apexKey: compiled.apexKey, apexOffset: apexOffset, into: &out),
-              writeName(soa.rname, apexKey: compiled.apexKey, apexOffset: apexOffset, into: &out),
+        guard out.write16(0), writeName(soa.mname, apexKey: zone.apexKey, apexOffset: apexOffset, into: &out),
+              writeName(soa.rname, apexKey: zone.apexKey, apexOffset: apexOffset, into: &out),
               out.write32(soa.serial), out.write32(soa.refresh), out.write32(soa.retry), out.write32(soa.expire),
               out.write32(soa.minimum) else { return false }
         out.set16(UInt16(out.count - lengthAt - 2), at: lengthAt)
