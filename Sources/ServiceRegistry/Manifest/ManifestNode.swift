@@ -135,7 +135,13 @@ struct FieldReader {
         guard let node, !node.isNull else { return nil }
         positions[path] = node.position
         guard case .scalar(let s, .string, _) = node else {
-            fail(FieldError(path, .wrongType(detail: "expected a string, got \(node.shown)")), at: node.position)
+            var detail = "expected a string, got \(node.shown)"
+            switch node {
+            case .scalar(_, .bool, _): detail += " (YAML reads it as a boolean: quote it)"
+            case .scalar(_, .int, _), .scalar(_, .float, _): detail += " (YAML reads it as a number: quote it)"
+            default: break
+            }
+            fail(FieldError(path, .wrongType(detail: detail)), at: node.position)
             return nil
         }
         return s

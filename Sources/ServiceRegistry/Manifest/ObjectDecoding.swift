@@ -216,7 +216,7 @@ enum ObjectDecoding {
         if let type = r.choice(c["addressType"], "addressType", EndpointSlice.AddressType.self) {
             slice.addressType = type
         } else if c["addressType"] == nil {
-            r.fail(FieldError("addressType", .required(detail: "")), at: .init(line: 0, column: 0))
+            r.fail(FieldError("addressType", .required(detail: "")), at: c.pairs.first?.keyPosition ?? .init(line: 0, column: 0))
         }
         r.array(c["endpoints"], "endpoints") { r, item, p in
             r.object(item, p, ignored: ["hints", "deprecatedTopology"]) { r, c in
