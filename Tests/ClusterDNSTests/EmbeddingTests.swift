@@ -41,7 +41,7 @@ import Glibc
 
         var spec = Service.Spec()
         spec.ports = [.init(name: "http", port: 80)]
-        try dns.registry.apply(.service(Service(metadata: ObjectMeta(name: "api", namespace: "default"), spec: spec)))
+        try await dns.registry.apply(.service(Service(metadata: ObjectMeta(name: "api", namespace: "default"), spec: spec)))
         let address = try #require(dns.registry.snapshot().service(namespace: "default", name: "api")?.spec.clusterIP)
 
         // The zone follows the registry within milliseconds.

@@ -67,9 +67,9 @@ import Testing
             }
             var expected = 0
             if rng.next() % 4 == 0, registry.get(object.key) != nil {
-                try registry.delete(object.key)
+                try await registry.delete(object.key)
                 expected = 1
-            } else if let outcome = try? registry.apply(object), outcome != .unchanged {
+            } else if let outcome = try? await registry.apply(object), outcome != .unchanged {
                 expected = 1
             }
             guard expected == 1 else { continue }

@@ -48,7 +48,7 @@ final class RunningServer: Sendable {
 
     init(addresses requested: [SocketAddress] = [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)]) async throws {
         let registry = try Registry()
-        for entry in Manifest.decode(manifests) { try registry.apply(try entry.result.get()) }
+        for entry in Manifest.decode(manifests) { try await registry.apply(try entry.result.get()) }
         registry.markLoaded()
         let cluster = ClusterAuthority(configuration: ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR]),
                                        snapshot: registry.snapshot())
@@ -144,7 +144,7 @@ func toolAvailable(_ tool: String) -> Bool { (try? run("which", [tool]).status) 
 
     @Test func registryChangesAreServedAtOnce() async throws {
         let server = try await RunningServer()
-        try server.registry.apply(.service(Service(metadata: ObjectMeta(name: "new", namespace: "default"),
+        try await server.registry.apply(.service(Service(metadata: ObjectMeta(name: "new", namespace: "default"),
                                                    spec: { var s = Service.Spec(); s.clusterIP = "10.96.0.77"; s.ports = [.init(port: 80)]; return s }())))
         server.cluster.update(server.registry.snapshot())
         #expect(try dig(server, ["+short", "new.default.svc.cluster.local"]) == "10.96.0.77\n")

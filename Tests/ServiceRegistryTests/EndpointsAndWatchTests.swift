@@ -106,10 +106,10 @@ func endpoints(_ registry: Registry, _ name: String, namespace: String = "defaul
         let registry = try Registry()
         let (snapshot, events) = registry.watchWithSnapshot()
         #expect(snapshot.resourceVersion == 0)
-        try registry.apply(service("a", selector: ["app": "a"]))
-        try registry.apply(pod("p", labels: ["app": "a"], ip: "10.244.0.1"))
-        try registry.apply(service("a", selector: ["app": "a"]))  // unchanged: no event
-        try registry.delete(ObjectKey(.pod, namespace: "default", name: "p"))
+        try await registry.apply(service("a", selector: ["app": "a"]))
+        try await registry.apply(pod("p", labels: ["app": "a"], ip: "10.244.0.1"))
+        try await registry.apply(service("a", selector: ["app": "a"]))  // unchanged: no event
+        try await registry.delete(ObjectKey(.pod, namespace: "default", name: "p"))
         var seen: [String] = []
         for try await event in events {
             seen.append("\(event.resourceVersion) \(event.change.rawValue) \(event.object.key) \(event.endpointsChanged.map(\.name))")
@@ -124,7 +124,7 @@ func endpoints(_ registry: Registry, _ name: String, namespace: String = "defaul
 
     @Test func resumesFromAVersion() async throws {
         let registry = try Registry()
-        for i in 0..<5 { try registry.apply(service("s\(i)")) }
+        for i in 0..<5 { try await registry.apply(service("s\(i)")) }
         var versions: [UInt64] = []
         for try await event in registry.watch(from: 3) {
             versions.append(event.resourceVersion)
@@ -135,7 +135,7 @@ func endpoints(_ registry: Registry, _ name: String, namespace: String = "defaul
 
     @Test func tooOldVersionExpires() async throws {
         let registry = try Registry()
-        for i in 0..<(Registry.historyLimit + 10) { try registry.apply(service("s\(i)", clusterIP: "")) }
+        for i in 0..<(Registry.historyLimit + 10) { try await registry.apply(service("s\(i)", clusterIP: "")) }
         await #expect(throws: WatchExpired.self) {
             for try await _ in registry.watch(from: 1) {}
         }

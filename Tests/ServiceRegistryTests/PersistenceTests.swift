@@ -91,16 +91,16 @@ final class FailingStorage: RegistryStorage, @unchecked Sendable {
     @Test func aFailedCommitChangesNothing() async throws {
         let storage = FailingStorage()
         let registry = try Registry(storage: storage)
-        try registry.apply(service("first"))
+        try await registry.apply(service("first"))
         let (before, events) = registry.watchWithSnapshot()
         storage.fail = true
-        let results = registry.apply(contentsOf: [service("x"), service("y")])
+        let results = await registry.apply(contentsOf: [service("x"), service("y")])
         #expect(results.allSatisfy { if case .failure(.storage) = $0 { true } else { false } })
         #expect(throws: RegistryError.storage("disk full")) { try registry.apply(service("z")) }
         #expect(registry.snapshot().services.map(\.metadata.name) == ["first"])
         #expect(registry.resourceVersion == before.resourceVersion)
         storage.fail = false
-        try registry.apply(service("x"))
+        try await registry.apply(service("x"))
         #expect(registry.service("x")?.spec.clusterIP == "10.96.0.2", "no address was leaked by the failed batch")
         for try await event in events {
             #expect(event.object.metadata.name == "x", "nothing was published for the failed changes")
