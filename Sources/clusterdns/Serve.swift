@@ -20,6 +20,9 @@ struct Serve: AsyncParsableCommand {
             """
     )
 
+    @Option(help: "A YAML file of settings with the flags' names as keys (dns: [\"127.0.0.1:53\"], ttl: 30, ...); flags on the command line win.")
+    var config: String?
+
     @Option(name: .customLong("dns"), help: "Address to serve DNS on, UDP and TCP (repeatable; IPv4 or [IPv6]:port).")
     var dnsAddresses: [String] = ["127.0.0.1:5353"]
 
@@ -76,6 +79,17 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let config {
+            // Settings from the file first, then the command line's own, parsed again: for a
+            // single-valued flag the last occurrence wins.
+            let all = Array(CommandLine.arguments.dropFirst())
+            let commandLine = ConfigFile.removingConfigFlag(all.firstIndex(of: "serve").map { Array(all[(all.index(after: $0))...]) } ?? all)
+            let arguments = ConfigFile.merging(try ConfigFile.arguments(from: config), under: commandLine)
+            let merged = try Serve.parse(arguments)
+            try merged.validate()
+            try await merged.run()
+            return
+        }
         if logFormat == "json" {
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
         }

@@ -145,3 +145,43 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         #expect(lines.contains { $0.contains("\"message\":\"serving DNS\"") })
     }
 }
+
+@Suite(.serialized) struct ConfigFileTests {
+    func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Starts serve with `arguments`, asks one question, stops it; returns dig's answer line.
+    func answer(_ arguments: [String], port: UInt16) throws -> String {
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        var line = ""
+        _ = eventually(10) {
+            line = (try? Tool.runRaw("/usr/bin/env", ["dig", "@127.0.0.1", "-p", String(port), "+noall", "+answer", "+time=1", "+tries=1",
+                                                     "kubernetes.default.svc.cluster.local"]).stdout) ?? ""
+            return line.contains("IN") && line.contains("10.96.0.1")
+        }
+        return line
+    }
+
+    @Test func settingsComeFromTheFileAndTheCommandLineWins() throws {
+        let port = freePort()
+        let config = try write("dns: [\"127.0.0.1:\(port)\"]\nttl: 30\nhttp: none\nlameduck: 0s\n")
+        #expect(try answer(["serve", "--config", config], port: port).split(whereSeparator: { $0 == " " || $0 == "\t" })[1] == "30")
+        #expect(try answer(["serve", "--config", config, "--ttl", "7"], port: port).split(whereSeparator: { $0 == " " || $0 == "\t" })[1] == "7")
+    }
+
+    @Test func unknownSettingsAreRefusedWithTheirLine() throws {
+        let config = try write("ttl: 30\nbogus: 1\n")
+        let result = try Tool.run(["serve", "--config", config])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--config \(config):2: unknown setting \"bogus\""))
+    }
+}
