@@ -151,6 +151,17 @@ func toolAvailable(_ tool: String) -> Bool { (try? run("which", [tool]).status) 
     }
 }
 
+@Suite(.serialized) struct IPv6Tests {
+    @Test(.enabled(if: (try? run("sh", ["-c", "test -f /proc/net/if_inet6 && grep -q 00000000000000000000000000000001 /proc/net/if_inet6"]).status) == 0,
+                   "needs ::1 on the loopback interface"))
+    func udpAndTCPOverIPv6() async throws {
+        let server = try await RunningServer(addresses: [SocketAddress(address: IPAddress("::1")!, port: 0)])
+        let port = String(server.port)
+        #expect(try run("dig", ["@::1", "-p", port, "+short", "+time=2", "+tries=1", "kubernetes.default.svc.cluster.local"]).output == "10.96.0.1\n")
+        #expect(try run("dig", ["@::1", "-p", port, "+short", "+tcp", "+time=2", "+tries=1", "web.default.svc.cluster.local"]).output == "10.96.0.10\n")
+    }
+}
+
 @Suite(.serialized) struct KdigTests {
     @Test func udpTCPAndBufsize() async throws {
         #expect(toolAvailable("kdig"), "kdig is not installed (Debian: knot-dnsutils; .ci/run installs it)")

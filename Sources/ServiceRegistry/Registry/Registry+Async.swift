@@ -6,6 +6,7 @@ import Dispatch
 extension Registry {
     static let writeQueue = DispatchQueue(label: "clusterdns.registry.writes")
 
+    @discardableResult
     public func apply(_ object: RegistryObject) async throws(RegistryError) -> ApplyOutcome {
         try await offload { () throws(RegistryError) in try self.apply(object) }
     }
