@@ -29,6 +29,7 @@ public final class HTTPServer: @unchecked Sendable {
     let acceptSource: any DispatchSourceRead
     let handler: Handler
     var stopped = false
+    var started = false
 
     public init(address: SocketAddress, handler: @escaping Handler) throws(SocketError) {
         fd = try Socket.bind(address, type: Int32(SOCK_STREAM.rawValue), reusePort: false)
@@ -40,12 +41,23 @@ public final class HTTPServer: @unchecked Sendable {
         acceptSource.setCancelHandler { [fd] in close(fd) }
     }
 
-    public func start() { acceptSource.resume() }
+    public func start() {
+        queue.async {
+            guard !self.started, !self.stopped else { return }
+            self.started = true
+            self.acceptSource.resume()
+        }
+    }
 
     public func stop() {
         queue.async {
             guard !self.stopped else { return }
             self.stopped = true
+            // A source never started is resumed first: libdispatch must not release a suspended one.
+            if !self.started {
+                self.started = true
+                self.acceptSource.resume()
+            }
             self.acceptSource.cancel()
         }
     }

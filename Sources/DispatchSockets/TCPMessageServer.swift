@@ -29,6 +29,7 @@ public final class TCPMessageServer: @unchecked Sendable {
     // Touched only on `queue`.
     var connections: [Int32: Connection] = [:]
     var stopped = false
+    var started = false
 
     public init(address: SocketAddress, limits: Limits = Limits(), handler: @escaping Handler) throws(SocketError) {
         fd = try Socket.bind(address, type: Int32(SOCK_STREAM.rawValue), reusePort: true)
@@ -41,13 +42,24 @@ public final class TCPMessageServer: @unchecked Sendable {
         acceptSource.setCancelHandler { [fd] in close(fd) }
     }
 
-    public func start() { acceptSource.resume() }
+    public func start() {
+        queue.async {
+            guard !self.started, !self.stopped else { return }
+            self.started = true
+            self.acceptSource.resume()
+        }
+    }
 
     /// Stops accepting; open connections finish what they read and are closed.
     public func stop() {
         queue.async {
             guard !self.stopped else { return }
             self.stopped = true
+            // A source never started is resumed first: libdispatch must not release a suspended one.
+            if !self.started {
+                self.started = true
+                self.acceptSource.resume()
+            }
             self.acceptSource.cancel()
             for connection in self.connections.values { connection.finish() }
         }

@@ -38,7 +38,7 @@ public final class UDPServer: @unchecked Sendable {
         self.workers = workers
     }
 
-    public func start() { for worker in workers { worker.source.resume() } }
+    public func start() { for worker in workers { worker.start() } }
 
     /// Stops reading; sockets are closed by the sources' cancel handlers.
     public func stop() { for worker in workers { worker.cancel() } }
@@ -52,6 +52,7 @@ public final class UDPServer: @unchecked Sendable {
         let incoming: UnsafeMutablePointer<cdns_datagram>
         let outgoing: UnsafeMutablePointer<cdns_datagram>
         var cancelled = false
+        var started = false
 
         init(fd: Int32, label: String, handler: @escaping Handler) {
             self.fd = fd
@@ -81,10 +82,24 @@ public final class UDPServer: @unchecked Sendable {
             }
         }
 
+        func start() {
+            queue.async {
+                guard !self.started, !self.cancelled else { return }
+                self.started = true
+                self.source.resume()
+            }
+        }
+
+        /// Cancels the source; one never started is resumed first (libdispatch must not
+        /// release a suspended source), and its cancel handler closes the socket.
         func cancel() {
             queue.async {
                 guard !self.cancelled else { return }
                 self.cancelled = true
+                if !self.started {
+                    self.started = true
+                    self.source.resume()
+                }
                 self.source.cancel()
             }
         }
