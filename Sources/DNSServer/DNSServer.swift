@@ -3,6 +3,9 @@ public import DispatchSockets
 public import Logging
 public import ServiceLifecycle
 import DNSWire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The DNS server: UDP and TCP on every configured address, answering with a `Responder`.
 /// A swift-service-lifecycle `Service`: `init` binds nothing; `run()` binds, serves until the
@@ -41,21 +44,32 @@ public final class DNSServer: Service, @unchecked Sendable {
         let responder = self.responder
         do {
             for address in configuration.addresses {
-                let udpServer = try UDPServer(address: address, sockets: configuration.udpSockets) { query, reply in
-                    // Pre-encoded answers first; anything else (errors, truncation, other zones)
-                    // takes the general path.
-                    if let length = responder.fastRespond(to: query, into: reply, transport: .udp) { return length }
-                    guard let response = responder.respond(to: Array(query), transport: .udp) else { return 0 }
-                    let count = min(response.count, reply.count)
-                    reply.copyBytes(from: response[0..<count])
-                    return count
+                // With port 0 the kernel picks UDP's port; TCP may find it taken (by any TCP
+                // socket), so a few attempts are made before giving up.
+                var attempt = 0
+                while true {
+                    attempt += 1
+                    let udpServer = try UDPServer(address: address, sockets: configuration.udpSockets) { query, reply in
+                        // Pre-encoded answers first; anything else (errors, truncation, other zones)
+                        // takes the general path.
+                        if let length = responder.fastRespond(to: query, into: reply, transport: .udp) { return length }
+                        guard let response = responder.respond(to: Array(query), transport: .udp) else { return 0 }
+                        let count = min(response.count, reply.count)
+                        reply.copyBytes(from: response[0..<count])
+                        return count
+                    }
+                    udp.append(udpServer)
+                    do {
+                        // TCP on the same port as UDP.
+                        let tcpServer = try TCPMessageServer(address: udpServer.address, limits: configuration.tcpLimits) { message in
+                            responder.respond(to: message, transport: .tcp)
+                        }
+                        tcp.append(tcpServer)
+                        break
+                    } catch where address.port == 0 && error.errno == EADDRINUSE && attempt < 8 {
+                        udp.removeLast().stop()
+                    }
                 }
-                // TCP on the same port as UDP (port 0: the one the kernel gave UDP).
-                let tcpServer = try TCPMessageServer(address: udpServer.address, limits: configuration.tcpLimits) { message in
-                    responder.respond(to: message, transport: .tcp)
-                }
-                udp.append(udpServer)
-                tcp.append(tcpServer)
             }
         } catch {
             for server in udp { server.stop() }

@@ -24,51 +24,24 @@ public final class HTTPServer: @unchecked Sendable {
     public typealias Handler = @Sendable (_ method: String, _ path: String) -> Response
 
     public let address: SocketAddress
-    let fd: Int32
-    let queue: DispatchQueue
-    let acceptSource: any DispatchSourceRead
+    let listener: Listener
+    var queue: DispatchQueue { listener.queue }
     let handler: Handler
-    var stopped = false
-    var started = false
 
     public init(address: SocketAddress, handler: @escaping Handler) throws(SocketError) {
-        fd = try Socket.bind(address, type: Int32(SOCK_STREAM.rawValue), reusePort: false)
-        self.address = Socket.localAddress(of: fd) ?? address
         self.handler = handler
-        queue = DispatchQueue(label: "http \(self.address)")
-        acceptSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        acceptSource.setEventHandler { [unowned self] in self.acceptAll() }
-        acceptSource.setCancelHandler { [fd] in close(fd) }
+        nonisolated(unsafe) weak var server: HTTPServer? = nil
+        listener = try Listener(address: address, label: "http", reusePort: false) { client in
+            guard let server else { close(client); return }
+            server.serve(client)
+        }
+        self.address = listener.address
+        server = self
     }
 
-    public func start() {
-        queue.async {
-            guard !self.started, !self.stopped else { return }
-            self.started = true
-            self.acceptSource.resume()
-        }
-    }
+    public func start() { listener.start() }
 
-    public func stop() {
-        queue.async {
-            guard !self.stopped else { return }
-            self.stopped = true
-            // A source never started is resumed first: libdispatch must not release a suspended one.
-            if !self.started {
-                self.started = true
-                self.acceptSource.resume()
-            }
-            self.acceptSource.cancel()
-        }
-    }
-
-    func acceptAll() {
-        while true {
-            let client = cdns_accept(fd)
-            guard client >= 0 else { return }
-            serve(client)
-        }
-    }
+    public func stop() { listener.stop() }
 
     func serve(_ client: Int32) {
         let source = DispatchSource.makeReadSource(fileDescriptor: client, queue: queue)

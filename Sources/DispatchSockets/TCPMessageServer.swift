@@ -21,67 +21,48 @@ public final class TCPMessageServer: @unchecked Sendable {
     }
 
     public let address: SocketAddress
-    let fd: Int32
-    let queue: DispatchQueue
-    let acceptSource: any DispatchSourceRead
+    let listener: Listener
+    var queue: DispatchQueue { listener.queue }
     let handler: Handler
     let limits: Limits
     // Touched only on `queue`.
     var connections: [Int32: Connection] = [:]
     var stopped = false
-    var started = false
 
     public init(address: SocketAddress, limits: Limits = Limits(), handler: @escaping Handler) throws(SocketError) {
-        fd = try Socket.bind(address, type: Int32(SOCK_STREAM.rawValue), reusePort: true)
-        self.address = Socket.localAddress(of: fd) ?? address
         self.handler = handler
         self.limits = limits
-        queue = DispatchQueue(label: "tcp \(self.address)")
-        acceptSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        acceptSource.setEventHandler { [unowned self] in self.acceptAll() }
-        acceptSource.setCancelHandler { [fd] in close(fd) }
+        nonisolated(unsafe) weak var server: TCPMessageServer? = nil
+        listener = try Listener(address: address, label: "tcp", reusePort: true) { client in
+            guard let server else { close(client); return }
+            server.accepted(client)
+        }
+        self.address = listener.address
+        server = self
     }
 
-    public func start() {
-        queue.async {
-            guard !self.started, !self.stopped else { return }
-            self.started = true
-            self.acceptSource.resume()
-        }
-    }
+    public func start() { listener.start() }
 
     /// Stops accepting; open connections finish what they read and are closed.
     public func stop() {
-        queue.async {
-            guard !self.stopped else { return }
-            self.stopped = true
-            // A source never started is resumed first: libdispatch must not release a suspended one.
-            if !self.started {
-                self.started = true
-                self.acceptSource.resume()
-            }
-            self.acceptSource.cancel()
-            for connection in self.connections.values { connection.finish() }
+        listener.stop { [self] in
+            stopped = true
+            for connection in connections.values { connection.finish() }
         }
     }
 
     public var connectionCount: Int { queue.sync { connections.count } }
 
-    func acceptAll() {
-        while true {
-            let client = cdns_accept(fd)
-            // EAGAIN: all accepted. EMFILE/ENFILE: out of descriptors; the next event retries.
-            guard client >= 0 else { return }
-            guard connections.count < limits.maxConnections, !stopped else {
-                close(client)
-                continue
-            }
-            var on: Int32 = 1
-            setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-            let connection = Connection(fd: client, server: self)
-            connections[client] = connection
-            connection.start()
+    func accepted(_ client: Int32) {
+        guard connections.count < limits.maxConnections, !stopped else {
+            close(client)
+            return
         }
+        var on: Int32 = 1
+        setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+        let connection = Connection(fd: client, server: self)
+        connections[client] = connection
+        connection.start()
     }
 
     func closed(_ connection: Connection) { connections.removeValue(forKey: connection.fd) }

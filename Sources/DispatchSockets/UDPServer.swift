@@ -82,6 +82,16 @@ public final class UDPServer: @unchecked Sendable {
             }
         }
 
+        deinit {
+            // Released without having been stopped (its owner failed before starting it):
+            // libdispatch must not release a suspended source.
+            if !started {
+                source.setEventHandler {}
+                source.resume()
+            }
+            if !cancelled { source.cancel() }
+        }
+
         func start() {
             queue.async {
                 guard !self.started, !self.cancelled else { return }

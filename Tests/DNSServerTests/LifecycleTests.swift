@@ -20,6 +20,16 @@ import Testing
         try await Task.sleep(for: .milliseconds(50))
     }
 
+    @Test func serversDroppedWithoutStoppingAreReleasedCleanly() async throws {
+        let any = SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)
+        do {
+            _ = try UDPServer(address: any) { _, _ in 0 }
+            _ = try TCPMessageServer(address: any) { _ in nil }
+            _ = try HTTPServer(address: any) { _, _ in .init(status: 200, body: "") }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+
     @Test func aBindFailureIsAnErrorNotACrash() async throws {
         // 192.0.2.1 (TEST-NET-1) is not an address of this machine.
         let server = DNSServer(configuration: .init(addresses: [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0),
