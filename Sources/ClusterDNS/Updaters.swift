@@ -23,7 +23,10 @@ public struct ZoneUpdater: ServiceLifecycle.Service {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 let (snapshot, events) = registry.watchWithSnapshot()
-                cluster.update(snapshot)
+                // A full compilation only when the served zone is not already this snapshot's.
+                if cluster.resourceVersion != snapshot.resourceVersion || cluster.zone.isLoaded != snapshot.isLoaded {
+                    cluster.update(snapshot)
+                }
                 do {
                     for try await event in events {
                         // The objects are read from the latest snapshot; applying an event whose
