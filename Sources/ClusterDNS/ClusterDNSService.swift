@@ -1,6 +1,7 @@
 public import DNSAuthority
 public import DNSServer
 public import DispatchSockets
+public import NetAddress
 public import Logging
 public import ServiceLifecycle
 public import ServiceRegistry
@@ -20,12 +21,14 @@ public struct ClusterDNSConfiguration: Sendable {
     public var embeddedManifests: String?
     public var udpSockets: Int
     public var tcpLimits: TCPMessageServer.Limits
+    /// Clients allowed to transfer the cluster zone (AXFR over TCP).
+    public var allowTransfer: [IPPrefix]
 
     public init(dnsAddresses: [SocketAddress] = [SocketAddress(parsing: "127.0.0.1:5353")!],
                 cluster: ClusterConfiguration = ClusterConfiguration(),
                 registry: RegistryConfiguration = RegistryConfiguration(),
                 stateDirectory: String? = nil, manifests: [String] = [], embeddedManifests: String? = nil,
-                udpSockets: Int = 2, tcpLimits: TCPMessageServer.Limits = .init()) {
+                udpSockets: Int = 2, tcpLimits: TCPMessageServer.Limits = .init(), allowTransfer: [IPPrefix] = []) {
         self.dnsAddresses = dnsAddresses
         self.cluster = cluster
         self.registry = registry
@@ -34,6 +37,7 @@ public struct ClusterDNSConfiguration: Sendable {
         self.embeddedManifests = embeddedManifests
         self.udpSockets = udpSockets
         self.tcpLimits = tcpLimits
+        self.allowTransfer = allowTransfer
     }
 }
 
@@ -64,7 +68,8 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         self.cluster = ClusterAuthority(configuration: cluster, snapshot: registry.snapshot())
         server = DNSServer(configuration: .init(addresses: configuration.dnsAddresses, udpSockets: configuration.udpSockets,
                                                 tcpLimits: configuration.tcpLimits),
-                           responder: Responder(catalog: Catalog([self.cluster]), cluster: self.cluster),
+                           responder: Responder(catalog: Catalog([self.cluster]), cluster: self.cluster,
+                                                allowTransfer: configuration.allowTransfer),
                            logger: logger)
     }
 

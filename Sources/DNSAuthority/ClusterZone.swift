@@ -200,6 +200,16 @@ public struct ClusterZone: Authority {
         return isLoaded ? .nameError(soa: soa, answer: []) : .serverFailure
     }
 
+    /// Every record of the zone, in canonical order (for a zone transfer).
+    public var allRecords: [ResourceRecord] {
+        var names = Array(base.keys) + Array(nodes.keys)
+        names.sort()
+        return names.flatMap { name -> [ResourceRecord] in
+            let node = base[name] ?? nodes[name]!
+            return node.records.keys.sorted().flatMap { node.records[$0]! }
+        }
+    }
+
     // MARK: Incremental building
 
     mutating func compileName(_ name: DomainName) {

@@ -1,4 +1,5 @@
 public import DNSWire
+public import NetAddress
 
 /// The one place where rcodes are decided: a query's bytes in, a response's bytes out (or
 /// nothing, for bytes that are not a query at all).
@@ -8,13 +9,52 @@ public struct Responder: Sendable {
     public var cluster: ClusterAuthority?
     /// The largest UDP response we send, whatever a client offers (RFC 9715's 1232 by default).
     public var maxUDPPayload: Int
+    /// Clients allowed to transfer the cluster zone (AXFR over TCP); none by default.
+    public var allowTransfer: [IPPrefix]
 
     public enum Transport: Sendable { case udp, tcp }
 
-    public init(catalog: Catalog, cluster: ClusterAuthority? = nil, maxUDPPayload: Int = 1232) {
+    public init(catalog: Catalog, cluster: ClusterAuthority? = nil, maxUDPPayload: Int = 1232, allowTransfer: [IPPrefix] = []) {
         self.catalog = catalog
         self.cluster = cluster
         self.maxUDPPayload = maxUDPPayload
+        self.allowTransfer = allowTransfer
+    }
+
+    /// The responses to a query over TCP from `client`: a zone transfer (AXFR, and IXFR answered
+    /// as AXFR) of the cluster zone for an allowed client, otherwise the one ordinary response.
+    public func respondOverTCP(to query: [UInt8], from client: IPAddress?) -> [[UInt8]] {
+        if let client, allowTransfer.contains(where: { $0.contains(client) }), let cluster,
+           let message = try? Message(decoding: query), message.header.opcode == .query, !message.header.isResponse,
+           let question = message.questions.first, message.questions.count == 1,
+           question.type == .axfr || question.type == .ixfr, question.name == cluster.origin {
+            return Self.transfer(cluster.zone, question: question, id: message.header.id)
+        }
+        return respond(to: query, transport: .tcp).map { [$0] } ?? []
+    }
+
+    /// The zone as AXFR messages (RFC 5936): the SOA, every record, the SOA again, each message
+    /// kept under 16 KiB.
+    static func transfer(_ zone: ClusterZone, question: Question, id: UInt16) -> [[UInt8]] {
+        let records = [zone.soa] + zone.allRecords.filter { $0.type != .soa } + [zone.soa]
+        var messages: [[UInt8]] = []
+        var current: [ResourceRecord] = []
+        var size = 0
+        func flush() {
+            let message = Message(header: Header(id: id, isResponse: true, isAuthoritative: true),
+                                  questions: messages.isEmpty ? [question] : [], answers: current)
+            messages.append(message.encoded())
+            current = []
+            size = 0
+        }
+        for record in records {
+            let estimate = record.name.wireLength + 10 + record.data.wireBytes.count
+            if size + estimate > 16_000 && !current.isEmpty { flush() }
+            current.append(record)
+            size += estimate
+        }
+        flush()
+        return messages
     }
 
     /// The response to `query`, or nil when it must be dropped: shorter than a header, or a
@@ -68,6 +108,7 @@ public struct Responder: Sendable {
             return true
         }
         if question.type == .axfr || question.type == .ixfr {
+            // Transfers go over TCP to allowed clients only (`respondOverTCP`).
             response.rcode = .refused
             return true
         }

@@ -61,8 +61,8 @@ public final class DNSServer: Service, @unchecked Sendable {
                     udp.append(udpServer)
                     do {
                         // TCP on the same port as UDP.
-                        let tcpServer = try TCPMessageServer(address: udpServer.address, limits: configuration.tcpLimits) { message in
-                            responder.respond(to: message, transport: .tcp)
+                        let tcpServer = try TCPMessageServer(address: udpServer.address, limits: configuration.tcpLimits) { message, peer in
+                            responder.respondOverTCP(to: message, from: peer?.address)
                         }
                         tcp.append(tcpServer)
                         break

@@ -50,6 +50,16 @@ public enum Socket {
         return fd
     }
 
+    /// The address of a connected socket's peer.
+    public static func peerAddress(of fd: Int32) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        return rc == 0 ? SocketAddress(storage) : nil
+    }
+
     /// The address a socket is bound to (to learn the port the kernel chose for port 0).
     public static func localAddress(of fd: Int32) -> SocketAddress? {
         var storage = sockaddr_storage()

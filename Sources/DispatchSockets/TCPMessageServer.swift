@@ -9,8 +9,8 @@ import Dispatch
 /// cap on connections (beyond it a new connection is closed at once); backpressure (a client
 /// that does not read its answers stops being read from). Knows nothing of what the messages mean.
 public final class TCPMessageServer: @unchecked Sendable {
-    /// The reply to one message, or nil to send nothing for it.
-    public typealias Handler = @Sendable (_ message: [UInt8]) -> [UInt8]?
+    /// The replies to one message from `peer` (none, one, or several: a zone transfer), in order.
+    public typealias Handler = @Sendable (_ message: [UInt8], _ peer: SocketAddress?) -> [[UInt8]]
 
     public struct Limits: Sendable {
         public var maxConnections: Int = 1024
@@ -83,9 +83,13 @@ public final class TCPMessageServer: @unchecked Sendable {
         var done = false
         var lastActivity = DispatchTime.now()
 
+        /// The client's address.
+        let peer: SocketAddress?
+
         init(fd: Int32, server: TCPMessageServer) {
             self.fd = fd
             self.server = server
+            peer = Socket.peerAddress(of: fd)
             readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: server.queue)
             writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: server.queue)
             timer = DispatchSource.makeTimerSource(queue: server.queue)
@@ -144,7 +148,7 @@ public final class TCPMessageServer: @unchecked Sendable {
                 guard input.count - consumed - 2 >= length else { break }
                 let message = Array(input[(consumed + 2)..<(consumed + 2 + length)])
                 consumed += 2 + length
-                if let reply = server.handler(message), reply.count <= 65535 {
+                for reply in server.handler(message, peer) where reply.count <= 65535 {
                     output.append(UInt8(reply.count >> 8))
                     output.append(UInt8(reply.count & 0xFF))
                     output.append(contentsOf: reply)

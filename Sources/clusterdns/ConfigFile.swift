@@ -66,5 +66,5 @@ enum ConfigFile {
 extension Serve {
     /// The long names of serve's options, as config-file keys.
     static let helpKeys = ["config", "dns", "domain", "manifests", "ttl", "pods", "service-cidr", "node-port-range",
-                           "state", "log-level", "log-format", "udp-sockets", "http", "lameduck"]
+                           "state", "log-level", "log-format", "udp-sockets", "http", "lameduck", "allow-transfer"]
 }

@@ -50,6 +50,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "A client network allowed to transfer the cluster zone with AXFR over TCP (repeatable; none by default).")
+    var allowTransfer: [String] = []
+
     @Option(help: "Log format: text or json (one object per line).")
     var logFormat: String = "text"
 
@@ -74,6 +77,9 @@ struct Serve: AsyncParsableCommand {
         }
         if http != "none" && SocketAddress(parsing: http) == nil {
             throw ValidationError("--http \(http): expected ADDRESS:PORT, [IPv6]:PORT or none")
+        }
+        for cidr in allowTransfer where (try? IPPrefix(parsing: cidr)) == nil {
+            throw ValidationError("--allow-transfer \(cidr): expected a CIDR such as 10.0.0.0/8")
         }
         guard parseDuration(lameduck) != nil else { throw ValidationError("--lameduck \(lameduck): expected a duration such as 5s or 500ms") }
     }
@@ -107,7 +113,8 @@ struct Serve: AsyncParsableCommand {
             stateDirectory: state == "memory" ? nil : state,
             manifests: manifests,
             embeddedManifests: manifests.isEmpty ? defaultManifests : nil,
-            udpSockets: udpSockets)
+            udpSockets: udpSockets,
+            allowTransfer: allowTransfer.compactMap { try? IPPrefix(parsing: $0) })
         let dns: ClusterDNSService
         do { dns = try ClusterDNSService(configuration: configuration, logger: logger) } catch {
             throw ValidationError("\(error)")

@@ -46,14 +46,15 @@ final class RunningServer: Sendable {
     let registry: Registry
     let cluster: ClusterAuthority
 
-    init(addresses requested: [SocketAddress] = [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)]) async throws {
+    init(addresses requested: [SocketAddress] = [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)],
+         allowTransfer: [IPPrefix] = []) async throws {
         let registry = try Registry()
         for entry in Manifest.decode(manifests) { try await registry.apply(try entry.result.get()) }
         registry.markLoaded()
         let cluster = ClusterAuthority(configuration: ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR]),
                                        snapshot: registry.snapshot())
         let server = DNSServer(configuration: .init(addresses: requested),
-                               responder: Responder(catalog: Catalog([cluster]), cluster: cluster),
+                               responder: Responder(catalog: Catalog([cluster]), cluster: cluster, allowTransfer: allowTransfer),
                                logger: Logger(label: "test"))
         task = Task { try await server.run() }
         addresses = await server.boundAddresses
@@ -159,6 +160,26 @@ func toolAvailable(_ tool: String) -> Bool { (try? run("which", [tool]).status) 
         let port = String(server.port)
         #expect(try run("dig", ["@::1", "-p", port, "+short", "+time=2", "+tries=1", "kubernetes.default.svc.cluster.local"]).output == "10.96.0.1\n")
         #expect(try run("dig", ["@::1", "-p", port, "+short", "+tcp", "+time=2", "+tries=1", "web.default.svc.cluster.local"]).output == "10.96.0.10\n")
+    }
+}
+
+@Suite(.serialized) struct TransferTests {
+    @Test func axfrForAllowedClientsOnly() async throws {
+        let allowed = try await RunningServer(allowTransfer: [try IPPrefix(parsing: "127.0.0.0/8")])
+        let output = try run("dig", ["@127.0.0.1", "-p", String(allowed.port), "+time=2", "+tries=1", "+noall", "+answer",
+                                     "AXFR", "cluster.local"]).output
+        let lines = output.split(separator: "\n").map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) }
+        #expect(lines.first?[3] == "SOA" && lines.last?[3] == "SOA", "SOA first and last")
+        #expect(lines.contains { $0.first == "kubernetes.default.svc.cluster.local." && $0.last == "10.96.0.1" })
+        #expect(lines.count > 80, "every record: \(lines.count)")
+
+        let refused = try await RunningServer(allowTransfer: [try IPPrefix(parsing: "10.0.0.0/8")])
+        let denied = try run("dig", ["@127.0.0.1", "-p", String(refused.port), "+time=2", "+tries=1", "AXFR", "cluster.local"]).output
+        #expect(denied.contains("Transfer failed"))
+        // Over UDP a transfer is always refused, even for an allowed client.
+        let axfr = Message(header: Header(id: 9), questions: [Question(name: try DomainName("cluster.local."), type: .axfr)]).encoded()
+        let reply = try #require(Client.udp(axfr, port: allowed.port, timeout: 2000))
+        #expect(try Message(decoding: reply).rcode == .refused)
     }
 }
 

@@ -10,7 +10,7 @@ import Testing
         let any = SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)
         do {
             let udp = try UDPServer(address: any) { _, _ in 0 }
-            let tcp = try TCPMessageServer(address: any) { _ in nil }
+            let tcp = try TCPMessageServer(address: any) { _, _ in [] }
             let http = try HTTPServer(address: any) { _, _ in .init(status: 200, body: "") }
             udp.stop()
             tcp.stop()
@@ -24,7 +24,7 @@ import Testing
         let any = SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)
         do {
             _ = try UDPServer(address: any) { _, _ in 0 }
-            _ = try TCPMessageServer(address: any) { _ in nil }
+            _ = try TCPMessageServer(address: any) { _, _ in [] }
             _ = try HTTPServer(address: any) { _, _ in .init(status: 200, body: "") }
         }
         try await Task.sleep(for: .milliseconds(50))
