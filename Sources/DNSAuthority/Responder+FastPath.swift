@@ -7,21 +7,21 @@ extension Responder {
     /// other zones).
     public func fastRespond(to query: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
                             transport: Transport) -> Int? {
-        guard let zone = cluster?.zone else { return nil }
+        guard let served = cluster?.served else { return nil }
         return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { key -> Int? in
             guard let view = try? QueryView.parse(query, nameBuffer: key) else { return nil }
             // A plain standard query, class IN, EDNS version 0 at most, a type we pre-encode.
             guard view.flags & 0xF800 == 0, view.recordClass == .internet, view.edns.map({ $0.version == 0 }) ?? true,
                   view.type != .axfr, view.type != .ixfr, view.type != .any, view.type != .opt else { return nil }
             let nameLength = view.nameLength
-            let apex = zone.apexKey
+            let apex = served.zone.apexKey
             // In the cluster zone: the name ends with the apex, at a label boundary.
             guard nameLength >= apex.count + 1 else { return nil }
             let apexStart = nameLength - 1 - apex.count
             guard Self.isLabelBoundary(key, apexStart),
                   Self.bytesEqual(key, from: apexStart, apex) else { return nil }
             // Names under pod.<zone> are synthesised: general path.
-            let pod = zone.podKey
+            let pod = served.zone.podKey
             if nameLength - 1 >= pod.count, Self.isLabelBoundary(key, nameLength - 1 - pod.count),
                Self.bytesEqual(key, from: nameLength - 1 - pod.count, pod) { return nil }
 
@@ -36,19 +36,19 @@ extension Responder {
             // Header and question first; the counts are patched below.
             guard out.write(query[0..<2]), out.write16(0), out.write16(1), out.write16(0), out.write16(0), out.write16(0),
                   out.write(query[12..<questionEnd]) else { return nil }
-            if let answers = zone.compiled.find(name) {
+            if let answers = served.zone.compiled.find(name) {
                 if let answer = answers.first(where: { $0.type == view.type.rawValue }) {
                     guard out.write(answer.bytes) else { return nil }
                     counts = answer.counts
                     rcode = 0
                 } else {
-                    guard Self.writeSOA(zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
+                    guard Self.writeSOA(served.zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
                     counts = (0, 1, 0)
                     rcode = 0
                 }
             } else {
-                guard zone.isLoaded else { return nil }
-                guard Self.writeSOA(zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
+                guard served.zone.isLoaded else { return nil }
+                guard Self.writeSOA(served.zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
                 counts = (0, 1, 0)
                 rcode = 3
             }

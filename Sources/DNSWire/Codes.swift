@@ -52,12 +52,8 @@ public struct RecordType: RawRepresentable, Hashable, Sendable, Comparable, Cust
 
     /// Parses a mnemonic (any letter case) or `TYPEnnn` from bytes, without allocating.
     public init?(mnemonicBytes text: some Collection<UInt8>) {
-        for (type, name) in Self.mnemonicBytes where equalsUppercase(text, name) {
-            self = type
-            return
-        }
-        guard text.count > 4, equalsUppercase(text.prefix(4), Self.typePrefix),
-              let value = decimal16(bytes: text.dropFirst(4)) else { return nil }
+        guard let value = parseMnemonic(text, Self.mnemonicBytes.lazy.map { ($0.0.rawValue, $0.1) }, generic: Self.typePrefix)
+        else { return nil }
         self.init(value)
     }
 
@@ -101,12 +97,8 @@ public struct RecordClass: RawRepresentable, Hashable, Sendable, CustomStringCon
 
     /// Parses a mnemonic (any letter case) or `CLASSnnn` from bytes, without allocating.
     public init?(mnemonicBytes text: some Collection<UInt8>) {
-        for (recordClass, name) in Self.mnemonicBytes where equalsUppercase(text, name) {
-            self = recordClass
-            return
-        }
-        guard text.count > 5, equalsUppercase(text.prefix(5), Self.classPrefix),
-              let value = decimal16(bytes: text.dropFirst(5)) else { return nil }
+        guard let value = parseMnemonic(text, Self.mnemonicBytes.lazy.map { ($0.0.rawValue, $0.1) }, generic: Self.classPrefix)
+        else { return nil }
         self.init(value)
     }
 }
@@ -178,6 +170,14 @@ public struct ResponseCode: RawRepresentable, Hashable, Sendable, CustomStringCo
         default: "RCODE\(rawValue)"
         }
     }
+}
+
+/// A code from its mnemonic (any letter case, from `table`) or its generic form (`TYPE65280`,
+/// `CLASS42`: `generic` then decimal digits), without allocating.
+func parseMnemonic(_ text: some Collection<UInt8>, _ table: some Sequence<(UInt16, [UInt8])>, generic: [UInt8]) -> UInt16? {
+    for (code, name) in table where equalsUppercase(text, name) { return code }
+    guard text.count > generic.count, equalsUppercase(text.prefix(generic.count), generic) else { return nil }
+    return decimal16(bytes: text.dropFirst(generic.count))
 }
 
 /// Parses 1-5 decimal digits into a UInt16 (for `TYPEnnn` and `CLASSnnn`).

@@ -70,7 +70,3 @@ struct Plan: ParsableCommand {
         do { return try IPPrefix(parsing: text) } catch { throw ValidationError("\(flag): \(error)") }
     }
 }
-
-enum IPPrefixParsing {
-    static func parse(_ text: String) throws -> IPPrefix { try IPPrefix(parsing: text) }
-}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import NetAddress
 import ServiceRegistry
 
 /// `clusterdns validate -f FILE|DIR`: checks manifests offline, as `kubectl apply --dry-run`
@@ -60,7 +61,7 @@ struct Validate: ParsableCommand {
 
 func registryConfiguration(serviceCIDRs: [String], nodePortRange: String) throws -> RegistryConfiguration {
     let cidrs = try serviceCIDRs.map { text in
-        do { return try IPPrefixParsing.parse(text) } catch { throw ValidationError("--service-cidr: \(error)") }
+        do { return try IPPrefix(parsing: text) } catch { throw ValidationError("--service-cidr: \(error)") }
     }
     let parts = nodePortRange.split(separator: "-")
     guard parts.count == 2, let low = Int(parts[0]), let high = Int(parts[1]), low <= high else {
