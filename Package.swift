@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ZoneFile", targets: ["ZoneFile"]),
         .library(name: "ServiceRegistry", targets: ["ServiceRegistry"]),
         .library(name: "DNSAuthority", targets: ["DNSAuthority"]),
+        .library(name: "DNSResolver", targets: ["DNSResolver"]),
         .library(name: "DNSServer", targets: ["DNSServer"]),
         .library(name: "ClusterDNS", targets: ["ClusterDNS"]),
         .executable(name: "clusterdns", targets: ["clusterdns"]),
@@ -58,9 +59,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "DNSResolver",
+            dependencies: ["DNSWire", "DispatchSockets", "NetAddress"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "DNSServer",
             dependencies: [
-                "DNSAuthority", "DNSWire", "DispatchSockets",
+                "DNSAuthority", "DNSResolver", "DNSWire", "DispatchSockets", "NetAddress",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -69,7 +75,7 @@ let package = Package(
         .target(
             name: "ClusterDNS",
             dependencies: [
-                "DNSServer", "DNSAuthority", "DNSWire", "DispatchSockets", "ServiceRegistry", "NetAddress",
+                "DNSServer", "DNSResolver", "DNSAuthority", "DNSWire", "DispatchSockets", "ServiceRegistry", "NetAddress", "ZoneFile",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -78,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "clusterdns",
             dependencies: [
-                "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "DNSServer", "DispatchSockets", "ClusterDNS",
+                "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

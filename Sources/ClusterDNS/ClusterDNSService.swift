@@ -1,4 +1,5 @@
 public import DNSAuthority
+public import DNSResolver
 public import DNSServer
 public import DispatchSockets
 public import NetAddress
@@ -23,6 +24,14 @@ public struct ClusterDNSConfiguration: Sendable {
     public var tcpLimits: TCPMessageServer.Limits
     /// Clients allowed to transfer the cluster zone (AXFR over TCP).
     public var allowTransfer: [IPPrefix]
+    /// A directory of static zone files (`NAME.zone`), served and reloaded on change.
+    public var zonesDirectory: String?
+    /// Forwarding of every other name to upstream resolvers, with a cache; nil: authoritative only.
+    public var forwarding: Forwarder.Configuration?
+    /// Clients allowed recursion (forwarding); others get REFUSED for names outside our zones.
+    public var allowRecursion: [IPPrefix] = RecursionPolicy.privateRanges
+    /// Receives every answered query (metrics, query log).
+    public var observer: (any QueryObserver)?
 
     public init(dnsAddresses: [SocketAddress] = [SocketAddress(parsing: "127.0.0.1:5353")!],
                 cluster: ClusterConfiguration = ClusterConfiguration(),
@@ -50,6 +59,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     public let registry: Registry
     public let cluster: ClusterAuthority
     public let server: DNSServer
+    public let catalog: Catalog
+    public let staticZones: StaticZones?
+    public let forwarder: Forwarder?
     let logger: Logger
 
     public init(configuration: ClusterDNSConfiguration, logger: Logger) throws {
@@ -66,10 +78,18 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
             cluster.serverAddresses = configuration.dnsAddresses.map(\.address).filter { !$0.isUnspecified }
         }
         self.cluster = ClusterAuthority(configuration: cluster, snapshot: registry.snapshot())
+        let catalog = Catalog([self.cluster])
+        self.catalog = catalog
+        staticZones = configuration.zonesDirectory.map { StaticZones(directory: $0, catalog: catalog) }
+        forwarder = configuration.forwarding.map { Forwarder(configuration: $0) }
+        let recursion = configuration.forwarding.map { forwarding in
+            RecursionPolicy(allowed: configuration.allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
+        }
+        let responder = Responder(catalog: catalog, cluster: self.cluster, allowTransfer: configuration.allowTransfer,
+                                  recursion: recursion)
         server = DNSServer(configuration: .init(addresses: configuration.dnsAddresses, udpSockets: configuration.udpSockets,
                                                 tcpLimits: configuration.tcpLimits),
-                           responder: Responder(catalog: Catalog([self.cluster]), cluster: self.cluster,
-                                                allowTransfer: configuration.allowTransfer),
+                           handler: QueryHandler(responder: responder, forwarder: forwarder, observer: configuration.observer),
                            logger: logger)
     }
 
@@ -80,7 +100,18 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
                               into: registry, logger: logger)
     }
 
+    /// Reloads the static zones (`force`: every file, as on SIGHUP); a changed set of zones
+    /// empties the forwarder's cache, since names it now covers must stop being forwarded.
+    @discardableResult
+    public func reloadZones(force: Bool = false) -> StaticZones.Report? {
+        guard let staticZones else { return nil }
+        let report = staticZones.reload(force: force, logger: logger)
+        if !report.loaded.isEmpty || !report.removed.isEmpty { forwarder?.cache.removeAll() }
+        return report
+    }
+
     public func run() async throws {
+        reloadZones()
         loadManifests()
         registry.markLoaded()
         cluster.update(registry.snapshot())
@@ -91,6 +122,16 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
             : ManifestWatcher(paths: configuration.manifests, registry: registry, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await updater.run() }
+            if staticZones != nil {
+                group.addTask {
+                    try? await cancelWhenGracefulShutdown {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .seconds(1))
+                            if self.staticZones?.hasChanges == true { self.reloadZones() }
+                        }
+                    }
+                }
+            }
             if let watcher { group.addTask { try await watcher.run() } }
             group.addTask { try await self.server.run() }
             try await group.waitForAll()

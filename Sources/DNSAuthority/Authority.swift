@@ -1,4 +1,5 @@
 public import DNSWire
+import Synchronization
 
 /// What an authority says about one question. Rcodes are not decided here: the `Responder`
 /// turns a lookup into a response.
@@ -28,22 +29,32 @@ public protocol Authority: Sendable {
 }
 
 /// Routes a name to the authority of the longest matching zone, by labels (never by string
-/// suffix: `evilcluster.local` is not in `cluster.local`).
-public struct Catalog: Sendable {
-    var authorities: [DomainName: any Authority] = [:]
+/// suffix: `evilcluster.local` is not in `cluster.local`). Zones can be added, replaced and
+/// removed while queries are answered (zone reloads): readers take the current table under a
+/// lock and walk it without one.
+public final class Catalog: Sendable {
+    let table: Mutex<[DomainName: any Authority]>
 
     public init(_ authorities: [any Authority] = []) {
-        for authority in authorities { self.authorities[authority.origin] = authority }
+        var table: [DomainName: any Authority] = [:]
+        for authority in authorities { table[authority.origin] = authority }
+        self.table = Mutex(table)
     }
 
-    public mutating func add(_ authority: any Authority) { authorities[authority.origin] = authority }
+    /// Adds an authority, replacing any for the same zone.
+    public func add(_ authority: any Authority) { table.withLock { $0[authority.origin] = authority } }
 
-    public var zones: [DomainName] { authorities.keys.sorted() }
+    public func remove(_ origin: DomainName) { table.withLock { _ = $0.removeValue(forKey: origin) } }
+
+    public var zones: [DomainName] { table.withLock { $0.keys.sorted() } }
+
+    public func authority(zone origin: DomainName) -> (any Authority)? { table.withLock { $0[origin] } }
 
     /// The authority of the closest enclosing zone, or nil when no zone encloses `name`.
     public func authority(for name: DomainName) -> (any Authority)? {
+        let table = self.table.withLock { $0 }
         for candidate in name.selfAndAncestors {
-            if let authority = authorities[candidate] { return authority }
+            if let authority = table[candidate] { return authority }
         }
         return nil
     }

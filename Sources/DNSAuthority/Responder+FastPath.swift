@@ -6,7 +6,7 @@ extension Responder {
     /// when the query needs the general path (anything unusual, errors, truncation, pods,
     /// other zones).
     public func fastRespond(to query: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
-                            transport: Transport) -> Int? {
+                            transport: Transport, recursionAvailable: Bool = false) -> Int? {
         guard let served = cluster?.served else { return nil }
         return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { key -> Int? in
             guard let view = try? QueryView.parse(query, nameBuffer: key) else { return nil }
@@ -58,7 +58,7 @@ extension Responder {
             }
             // QR, AA, the query's RD and CD, the rcode.
             let queryFlags = view.flags
-            let flags: UInt16 = 0x8400 | (queryFlags & 0x0100) | (queryFlags & 0x0010) | rcode
+            let flags: UInt16 = 0x8400 | (queryFlags & 0x0100) | (recursionAvailable ? 0x0080 : 0) | (queryFlags & 0x0010) | rcode
             out.set16(flags, at: 2)
             out.set16(counts.0, at: 6)
             out.set16(counts.1, at: 8)

@@ -11,11 +11,15 @@ public struct Responder: Sendable {
     public var maxUDPPayload: Int
     /// Clients allowed to transfer the cluster zone (AXFR over TCP); none by default.
     public var allowTransfer: [IPPrefix]
+    /// Who may recurse and which names go upstream; nil: an authoritative-only server.
+    public var recursion: RecursionPolicy?
 
     public enum Transport: Sendable { case udp, tcp }
 
-    public init(catalog: Catalog, cluster: ClusterAuthority? = nil, maxUDPPayload: Int = 1232, allowTransfer: [IPPrefix] = []) {
+    public init(catalog: Catalog, cluster: ClusterAuthority? = nil, maxUDPPayload: Int = 1232, allowTransfer: [IPPrefix] = [],
+                recursion: RecursionPolicy? = nil) {
         self.catalog = catalog
+        self.recursion = recursion
         self.cluster = cluster
         self.maxUDPPayload = maxUDPPayload
         self.allowTransfer = allowTransfer
@@ -66,10 +70,97 @@ public struct Responder: Sendable {
     }
 
     public func respond(to query: [UInt8], transport: Transport, into writer: inout WireWriter) -> Bool {
-        guard query.count >= 12, query[2] & 0x80 == 0 else { return false }
+        switch prepare(query, transport: transport, client: nil) {
+        case .drop:
+            return false
+        case .done(let response, let limit):
+            response.encode(into: &writer, maxSize: limit)
+            return true
+        case .forward(let forwarding):
+            // Without a client address there is no recursion (never reached: `recursion` needs one).
+            complete(forwarding, upstream: nil, overloaded: true).encode(into: &writer, maxSize: forwarding.limit)
+            return true
+        }
+    }
+
+    /// What the server does with a query: drop it, send a response, or forward a question
+    /// upstream and complete the response with the upstream's answer (`complete`).
+    public enum Resolution: Sendable {
+        case drop
+        case response([UInt8])
+        case forward(Forwarding)
+    }
+
+    /// A response waiting for an upstream's answer.
+    public struct Forwarding: Sendable {
+        /// The response so far: header, question, EDNS, and any CNAME chain from our own zones.
+        public var response: Message
+        /// What to ask upstream: the client's question, or the target of the last CNAME.
+        public var target: Question
+        /// The largest response the client takes.
+        public var limit: Int
+        public var dnssecOK: Bool
+        public var checkingDisabled: Bool
+    }
+
+    /// The general path: a response, a drop, or a question to forward. `client` decides
+    /// recursion (`recursion.allowed`); without it, names outside our zones are REFUSED.
+    public func resolve(_ query: [UInt8], transport: Transport, client: IPAddress?) -> Resolution {
+        switch prepare(query, transport: transport, client: client) {
+        case .drop: return .drop
+        case .done(let response, let limit):
+            var writer = WireWriter(capacity: 512)
+            response.encode(into: &writer, maxSize: limit)
+            return .response(writer.bytes)
+        case .forward(let forwarding): return .forward(forwarding)
+        }
+    }
+
+    /// The response to a forwarded question: the chain so far followed by the upstream's
+    /// answer (its rcode, sections and TC bit), SERVFAIL when no upstream answered, REFUSED
+    /// when too many questions were already waiting upstream.
+    public func complete(_ forwarding: Forwarding, upstream: Message?, overloaded: Bool = false) -> Message {
+        var response = forwarding.response
+        guard let upstream else {
+            response.rcode = overloaded ? .refused : .serverFailure
+            return response
+        }
+        let target = forwarding.target.name
+        func echo(_ records: [ResourceRecord]) -> [ResourceRecord] {
+            records.map { record in
+                var record = record
+                if record.name == target { record.name = target }
+                return record
+            }
+        }
+        response.answers += echo(upstream.answers)
+        response.authorities = upstream.authorities
+        response.additionals = upstream.additionals
+        response.rcode = upstream.rcode
+        response.header.isTruncated = upstream.header.isTruncated
+        response.header.isAuthenticData = upstream.header.isAuthenticData && forwarding.response.answers.isEmpty
+        return response
+    }
+
+    public func completeBytes(_ forwarding: Forwarding, upstream: Message?, overloaded: Bool = false) -> [UInt8] {
+        var writer = WireWriter(capacity: 512)
+        complete(forwarding, upstream: upstream, overloaded: overloaded).encode(into: &writer, maxSize: forwarding.limit)
+        return writer.bytes
+    }
+
+    enum Prepared {
+        case drop
+        case done(Message, limit: Int)
+        case forward(Forwarding)
+    }
+
+    func prepare(_ query: [UInt8], transport: Transport, client: IPAddress?) -> Prepared {
+        guard query.count >= 12, query[2] & 0x80 == 0 else { return .drop }
         let header = Header(id: UInt16(query[0]) << 8 | UInt16(query[1]), flags: UInt16(query[2]) << 8 | UInt16(query[3]))
+        let recursive = recursion.map { policy in client.map { policy.allows($0) } ?? false } ?? false
         var response = Message(header: Header(id: header.id, isResponse: true, opcode: header.opcode,
                                               isRecursionDesired: header.isRecursionDesired,
+                                              isRecursionAvailable: recursive,
                                               isCheckingDisabled: header.isCheckingDisabled))
         let message: Message
         do {
@@ -78,39 +169,40 @@ public struct Responder: Sendable {
             // FORMERR, echoing the question if it at least parsed.
             response.questions = Self.firstQuestion(query).map { [$0] } ?? []
             response.rcode = .formatError
-            response.encode(into: &writer, maxSize: 512)
-            return true
+            return .done(response, limit: 512)
         }
         response.questions = message.questions
         if let edns = message.edns {
-            response.edns = EDNS(udpPayloadSize: UInt16(maxUDPPayload))
+            response.edns = EDNS(udpPayloadSize: UInt16(maxUDPPayload), isDNSSECOK: edns.isDNSSECOK)
             if edns.version > 0 {
                 response.rcode = .badVersion
                 response.questions = []
-                response.encode(into: &writer, maxSize: 512)
-                return true
+                return .done(response, limit: 512)
             }
         }
         let limit = transport == .tcp ? 65535
             : min(maxUDPPayload, message.edns.map { $0.effectivePayloadSize } ?? 512)
-        defer { response.encode(into: &writer, maxSize: limit) }
 
         guard header.opcode == .query else {
             response.rcode = .notImplemented
-            return true
+            return .done(response, limit: limit)
         }
         guard message.questions.count == 1, let question = message.questions.first else {
             response.rcode = .formatError
-            return true
+            return .done(response, limit: limit)
         }
         guard question.recordClass == .internet || question.recordClass == .any else {
             response.rcode = .refused
-            return true
+            return .done(response, limit: limit)
         }
         if question.type == .axfr || question.type == .ixfr {
             // Transfers go over TCP to allowed clients only (`respondOverTCP`).
             response.rcode = .refused
-            return true
+            return .done(response, limit: limit)
+        }
+        func forwarding(_ target: Question) -> Forwarding {
+            Forwarding(response: response, target: target, limit: limit,
+                       dnssecOK: message.edns?.isDNSSECOK ?? false, checkingDisabled: header.isCheckingDisabled)
         }
         let lookup: Lookup
         var authoritative = true
@@ -118,14 +210,51 @@ public struct Responder: Sendable {
             lookup = authority.lookup(question)
         } else if let reverse = cluster?.reverseLookup(question) {
             lookup = reverse
+        } else if recursive, recursion!.forwards(question.name) {
+            return .forward(forwarding(question))
         } else {
-            // Not a zone we serve (forwarding comes with issue 5).
-            lookup = .refused
-            authoritative = false
+            response.rcode = .refused
+            return .done(response, limit: limit)
         }
         Self.fill(&response, with: lookup, question: question)
+        if case .referral = lookup { authoritative = false }
         response.header.isAuthoritative = authoritative && lookup != .refused && lookup != .serverFailure
-        return true
+        // A CNAME chain that leaves our zone: follow it through the other zones we serve, then
+        // upstream when the client may recurse.
+        if case .answer = lookup, question.type != .cname, question.type != .any {
+            var hops = 0
+            while let last = response.answers.last, case .cname(let target) = last.data, hops < 8,
+                  !response.answers.dropLast().contains(where: { $0.name == target }) {
+                hops += 1
+                let next = Question(name: target, type: question.type, recordClass: question.recordClass)
+                if let authority = catalog.authority(for: target) {
+                    let chained = authority.lookup(next)
+                    var extra = Message(header: response.header)
+                    Self.fill(&extra, with: chained, question: next)
+                    if case .referral = chained { break }
+                    if case .answer = chained {} else {
+                        // The target's NXDOMAIN/NODATA with its zone's SOA.
+                        response.answers += extra.answers
+                        response.authorities = extra.authorities
+                        response.rcode = extra.rcode
+                        break
+                    }
+                    let before = response.answers.count
+                    response.answers += extra.answers.filter { !response.answers.contains($0) }
+                    response.additionals += extra.additionals
+                    if response.answers.count == before { break }
+                    continue
+                }
+                if recursive, recursion!.forwards(target) {
+                    authoritative = false
+                    response.header.isAuthoritative = false
+                    response.additionals = []
+                    return .forward(forwarding(next))
+                }
+                break
+            }
+        }
+        return .done(response, limit: limit)
     }
 
     /// Puts a lookup's records in the sections and sets the rcode. Records owned by the
@@ -166,4 +295,30 @@ public struct Responder: Sendable {
             return try? Question(from: &reader)
         }
     }
+}
+
+/// Who may recurse through us, and for which names we have upstreams.
+public struct RecursionPolicy: Sendable {
+    /// Clients allowed recursion; others get REFUSED for names outside our zones (never an
+    /// open resolver).
+    public var allowed: [IPPrefix]
+    /// Suffixes with upstreams: the root for default upstreams, stub domains otherwise.
+    public var domains: [DomainName]
+
+    /// Loopback, RFC 1918, RFC 6598 shared space, IPv6 unique-local and link-local.
+    public static let privateRanges: [IPPrefix] = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                                   "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10"].map { try! IPPrefix(parsing: $0) }
+
+    public init(allowed: [IPPrefix] = RecursionPolicy.privateRanges, domains: [DomainName] = [.root]) {
+        self.allowed = allowed
+        self.domains = domains
+    }
+
+    public func allows(_ client: IPAddress) -> Bool {
+        // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
+        let address = client.unmappedIPv4 ?? client
+        return allowed.contains { $0.contains(address) }
+    }
+
+    public func forwards(_ name: DomainName) -> Bool { domains.contains { name.isSubdomain(of: $0) } }
 }

@@ -25,13 +25,17 @@ public final class DNSServer: Service, @unchecked Sendable {
     }
 
     public let configuration: Configuration
-    let responder: Responder
+    public let handler: QueryHandler
     let logger: Logger
     let bound = BoundAddresses()
 
-    public init(configuration: Configuration, responder: Responder, logger: Logger) {
+    public convenience init(configuration: Configuration, responder: Responder, logger: Logger) {
+        self.init(configuration: configuration, handler: QueryHandler(responder: responder), logger: logger)
+    }
+
+    public init(configuration: Configuration, handler: QueryHandler, logger: Logger) {
         self.configuration = configuration
-        self.responder = responder
+        self.handler = handler
         self.logger = logger
     }
 
@@ -41,7 +45,7 @@ public final class DNSServer: Service, @unchecked Sendable {
     public func run() async throws {
         var udp: [UDPServer] = []
         var tcp: [TCPMessageServer] = []
-        let responder = self.responder
+        let handler = self.handler
         do {
             for address in configuration.addresses {
                 // With port 0 the kernel picks UDP's port; TCP may find it taken (by any TCP
@@ -49,20 +53,14 @@ public final class DNSServer: Service, @unchecked Sendable {
                 var attempt = 0
                 while true {
                     attempt += 1
-                    let udpServer = try UDPServer(address: address, sockets: configuration.udpSockets) { query, reply in
-                        // Pre-encoded answers first; anything else (errors, truncation, other zones)
-                        // takes the general path.
-                        if let length = responder.fastRespond(to: query, into: reply, transport: .udp) { return length }
-                        guard let response = responder.respond(to: Array(query), transport: .udp) else { return 0 }
-                        let count = min(response.count, reply.count)
-                        reply.copyBytes(from: response[0..<count])
-                        return count
+                    let udpServer = try UDPServer(address: address, sockets: configuration.udpSockets) { query, reply, origin in
+                        handler.udp(query, reply, origin)
                     }
                     udp.append(udpServer)
                     do {
                         // TCP on the same port as UDP.
-                        let tcpServer = try TCPMessageServer(address: udpServer.address, limits: configuration.tcpLimits) { message, peer in
-                            responder.respondOverTCP(to: message, from: peer?.address)
+                        let tcpServer = try TCPMessageServer(address: udpServer.address, limits: configuration.tcpLimits) { message, peer, later in
+                            handler.tcp(message, peer: peer, later: later)
                         }
                         tcp.append(tcpServer)
                         break
@@ -87,6 +85,7 @@ public final class DNSServer: Service, @unchecked Sendable {
         try? await gracefulShutdown()
         for server in udp { server.stop() }
         for server in tcp { server.stop() }
+        handler.forwarder?.stop()
         logger.info("DNS server stopped")
     }
 }

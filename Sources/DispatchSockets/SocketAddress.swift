@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #endif
 public import NetAddress
 
@@ -36,10 +36,10 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    var family: Int32 { address.isIPv4 ? AF_INET : AF_INET6 }
+    public var family: Int32 { address.isIPv4 ? AF_INET : AF_INET6 }
 
     /// Calls `body` with this address as a `sockaddr`.
-    func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    public func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         var storage = sockaddr_storage()
         let length = write(to: &storage)
         return withUnsafePointer(to: &storage) {
@@ -70,7 +70,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Reads an address from `storage`; nil for another family.
-    init?(_ storage: sockaddr_storage) {
+    public init?(_ storage: sockaddr_storage) {
         var storage = storage
         switch Int32(storage.ss_family) {
         case AF_INET:

@@ -9,14 +9,30 @@ import Dispatch
 /// cap on connections (beyond it a new connection is closed at once); backpressure (a client
 /// that does not read its answers stops being read from). Knows nothing of what the messages mean.
 public final class TCPMessageServer: @unchecked Sendable {
-    /// The replies to one message from `peer` (none, one, or several: a zone transfer), in order.
-    public typealias Handler = @Sendable (_ message: [UInt8], _ peer: SocketAddress?) -> [[UInt8]]
+    /// The replies to one message from `peer` (none, one, or several: a zone transfer), in order;
+    /// or nil when they come later through `later` (from any thread).
+    public typealias Handler = @Sendable (_ message: [UInt8], _ peer: SocketAddress?, _ later: DeferredReply) -> [[UInt8]]?
+
+    /// Where replies that were not ready at once go: to the connection, if it is still open.
+    public struct DeferredReply: @unchecked Sendable {
+        let server: TCPMessageServer
+        weak var connection: Connection?
+
+        public func send(_ replies: [[UInt8]]) {
+            server.queue.async { [self] in
+                guard let connection, server.connections[connection.fd] === connection else { return }
+                connection.deliver(replies)
+            }
+        }
+    }
 
     public struct Limits: Sendable {
         public var maxConnections: Int = 1024
         public var idleTimeout: Duration = .seconds(10)
         /// Unsent reply bytes at which a connection stops being read.
         public var maxPendingOutput: Int = 256 << 10
+        /// Queries of one connection awaiting a deferred reply at which it stops being read.
+        public var maxPendingQueries: Int = 100
         public init() {}
     }
 
@@ -81,6 +97,8 @@ public final class TCPMessageServer: @unchecked Sendable {
         var writing = false
         var peerFinished = false
         var done = false
+        /// Messages whose replies are deferred.
+        var awaiting = 0
         var lastActivity = DispatchTime.now()
 
         /// The client's address.
@@ -131,7 +149,7 @@ public final class TCPMessageServer: @unchecked Sendable {
                 if n == 0 {
                     peerFinished = true
                     pauseReading()
-                    if output.count == outputOffset { close() }
+                    if output.count == outputOffset && awaiting == 0 { close() }
                     return
                 }
                 if errno == EINTR { continue }
@@ -148,15 +166,40 @@ public final class TCPMessageServer: @unchecked Sendable {
                 guard input.count - consumed - 2 >= length else { break }
                 let message = Array(input[(consumed + 2)..<(consumed + 2 + length)])
                 consumed += 2 + length
-                for reply in server.handler(message, peer) where reply.count <= 65535 {
-                    output.append(UInt8(reply.count >> 8))
-                    output.append(UInt8(reply.count & 0xFF))
-                    output.append(contentsOf: reply)
+                if let replies = server.handler(message, peer, DeferredReply(server: server, connection: self)) {
+                    append(replies)
+                } else {
+                    awaiting += 1
+                    if awaiting >= server.limits.maxPendingQueries {
+                        // Stop parsing too: the rest waits in `input` until replies come back.
+                        if consumed > 0 { input.removeFirst(consumed) }
+                        pauseReading()
+                        flush()
+                        return
+                    }
                 }
             }
             if consumed > 0 { input.removeFirst(consumed) }
             flush()
             if output.count - outputOffset > server.limits.maxPendingOutput { pauseReading() }
+        }
+
+        func append(_ replies: [[UInt8]]) {
+            for reply in replies where reply.count <= 65535 {
+                output.append(UInt8(reply.count >> 8))
+                output.append(UInt8(reply.count & 0xFF))
+                output.append(contentsOf: reply)
+            }
+        }
+
+        /// Replies that were deferred, as they come (RFC 7766 §7: out of order is allowed).
+        func deliver(_ replies: [[UInt8]]) {
+            awaiting -= 1
+            lastActivity = .now()
+            append(replies)
+            let resume = awaiting == server.limits.maxPendingQueries - 1 && !peerFinished && !done
+            flush()
+            if resume && !input.isEmpty { process() }
         }
 
         func flush() {
@@ -178,7 +221,8 @@ public final class TCPMessageServer: @unchecked Sendable {
             output.removeAll(keepingCapacity: true)
             outputOffset = 0
             if writing { writing = false; writeSource.suspend() }
-            if peerFinished || done { close(); return }
+            if (peerFinished || done) && awaiting == 0 { close(); return }
+            if awaiting >= server.limits.maxPendingQueries { return }
             if !reading && !peerFinished { reading = true; readSource.resume() }
         }
 
@@ -190,7 +234,7 @@ public final class TCPMessageServer: @unchecked Sendable {
         func finish() {
             done = true
             pauseReading()
-            if output.count == outputOffset { close() }
+            if output.count == outputOffset && awaiting == 0 { close() }
         }
 
         func close() {

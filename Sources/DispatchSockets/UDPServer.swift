@@ -9,8 +9,53 @@ import Dispatch
 /// in batches until EAGAIN or a budget, each datagram handed to `handler`, replies sent with
 /// sendmmsg from the address the query arrived at. Knows nothing of DNS.
 public final class UDPServer: @unchecked Sendable {
-    /// Writes the reply to `query` into `reply` and returns its length; 0 drops the datagram.
-    public typealias Handler = @Sendable (_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer) -> Int
+    /// Writes the reply to `query` into `reply` and returns its length; 0 sends nothing now
+    /// (the datagram is dropped, or answered later through `origin.deferred()`).
+    public typealias Handler = @Sendable (_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer,
+                                          _ origin: borrowing Origin) -> Int
+
+    /// Where a datagram came from and was sent to, valid during the handler's call.
+    public struct Origin: ~Copyable {
+        let datagram: UnsafePointer<cdns_datagram>
+        unowned(unsafe) let worker: Worker
+
+        /// The client's address.
+        public var peer: SocketAddress? { SocketAddress(datagram.pointee.peer) }
+
+        /// A reply address that outlives the handler's call, for an answer sent later.
+        public func deferred() -> DeferredReply {
+            var copy = cdns_datagram()
+            copy.peer = datagram.pointee.peer
+            copy.peer_length = datagram.pointee.peer_length
+            copy.local_family = datagram.pointee.local_family
+            copy.local4 = datagram.pointee.local4
+            copy.local6 = datagram.pointee.local6
+            copy.interface_index = datagram.pointee.interface_index
+            return DeferredReply(worker: worker, datagram: copy)
+        }
+    }
+
+    /// Sends one reply later, from the address the query arrived at, unless the server stopped.
+    public struct DeferredReply: @unchecked Sendable {
+        let worker: Worker
+        let datagram: cdns_datagram
+
+        public var peer: SocketAddress? { SocketAddress(datagram.peer) }
+
+        public func send(_ bytes: [UInt8]) {
+            worker.queue.async { [self] in
+                guard !worker.cancelled, !bytes.isEmpty else { return }
+                var out = datagram
+                var bytes = bytes
+                bytes.withUnsafeMutableBytes { raw in
+                    out.buffer = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                    out.capacity = raw.count
+                    out.length = raw.count
+                    _ = cdns_send_batch(worker.fd, &out, 1)
+                }
+            }
+        }
+    }
 
     public let address: SocketAddress
     let workers: [Worker]
@@ -125,8 +170,10 @@ public final class UDPServer: @unchecked Sendable {
                     let query = incoming[i]
                     guard query.length > 0 else { continue }
                     let reply = outgoing.advanced(by: Int(replies))
+                    let origin = Origin(datagram: UnsafePointer(incoming.advanced(by: i)), worker: self)
                     let length = handler(UnsafeRawBufferPointer(start: query.buffer, count: query.length),
-                                         UnsafeMutableRawBufferPointer(start: reply.pointee.buffer, count: reply.pointee.capacity))
+                                         UnsafeMutableRawBufferPointer(start: reply.pointee.buffer, count: reply.pointee.capacity),
+                                         origin)
                     guard length > 0 else { continue }
                     reply.pointee.length = length
                     reply.pointee.peer = query.peer

@@ -30,4 +30,10 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
         case .v6(let a): a.high == 0 && a.low == 0
         }
     }
+
+    /// The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`), else nil.
+    public var unmappedIPv4: IPAddress? {
+        guard case .v6(let a) = self, a.high == 0, a.low >> 32 == 0xFFFF else { return nil }
+        return .v4(IPv4Address(rawValue: UInt32(truncatingIfNeeded: a.low)))
+    }
 }

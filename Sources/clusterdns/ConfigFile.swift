@@ -66,5 +66,8 @@ enum ConfigFile {
 extension Serve {
     /// The long names of serve's options, as config-file keys.
     static let helpKeys = ["config", "dns", "domain", "manifests", "ttl", "pods", "service-cidr", "node-port-range",
-                           "state", "log-level", "log-format", "udp-sockets", "http", "lameduck", "allow-transfer"]
+                           "state", "log-level", "log-format", "udp-sockets", "http", "lameduck", "allow-transfer",
+                           "zones", "upstream", "resolv-conf", "stub-domain", "allow-recursion", "policy", "max-fails",
+                           "max-concurrent", "upstream-timeout", "forward-deadline", "cache-size", "cache-min-ttl",
+                           "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "serve-stale", "prefetch"]
 }

@@ -61,6 +61,8 @@ func parseDuration(_ text: String) -> Duration? {
     if text.hasSuffix("ms"), let v = Int(text.dropLast(2)), v >= 0 { return .milliseconds(v) }
     if text.hasSuffix("s"), let v = Double(text.dropLast()), v >= 0 { return .milliseconds(Int(v * 1000)) }
     if text.hasSuffix("m"), let v = Int(text.dropLast()), v >= 0 { return .seconds(v * 60) }
+    if text.hasSuffix("h"), let v = Int(text.dropLast()), v >= 0 { return .seconds(v * 3600) }
+    if text.hasSuffix("d"), let v = Int(text.dropLast()), v >= 0 { return .seconds(v * 86400) }
     if let v = Double(text), v >= 0 { return .milliseconds(Int(v * 1000)) }
     return nil
 }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import ClusterDNS
 import DNSAuthority
+import DNSResolver
 import DNSServer
+import Foundation
 import DNSWire
 import DispatchSockets
 import Logging
@@ -65,6 +67,57 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "After SIGTERM: how long /ready fails while DNS still answers (5s, 500ms).")
     var lameduck: String = "5s"
 
+    @Option(help: "Directory of static zone files, each NAME.zone serving zone NAME (reloaded on change and SIGHUP); `none` to serve none. A missing default directory is skipped.")
+    var zones: String = "zones"
+
+    @Option(help: "Upstream resolver for every name outside our zones, ADDR[:PORT] (repeatable). Default: the nameservers of --resolv-conf.")
+    var upstream: [String] = []
+
+    @Option(help: "resolv.conf to take upstreams from when no --upstream is given (our own addresses skipped); `none`: no forwarding.")
+    var resolvConf: String = "/etc/resolv.conf"
+
+    @Option(help: "Forward a domain to its own servers: NAME=ADDR[:PORT][,ADDR[:PORT]...] (repeatable).")
+    var stubDomain: [String] = []
+
+    @Option(help: "Client network allowed recursion (repeatable). Default: loopback and private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, fe80::/10); others get REFUSED for names outside our zones.")
+    var allowRecursion: [String] = []
+
+    @Option(help: "Upstream order: random, round_robin or sequential.")
+    var policy: String = "random"
+
+    @Option(help: "Consecutive failures after which an upstream is marked down and probed.")
+    var maxFails: Int = 2
+
+    @Option(help: "Questions waiting upstream at most; more are REFUSED.")
+    var maxConcurrent: Int = 1000
+
+    @Option(help: "Read timeout of one upstream query (2s, 500ms).")
+    var upstreamTimeout: String = "2s"
+
+    @Option(help: "Overall deadline of a forwarded question, across upstreams.")
+    var forwardDeadline: String = "5s"
+
+    @Option(help: "Forwarded answers kept in the cache at most (0: no cache).")
+    var cacheSize: Int = 10_000
+
+    @Option(help: "Minimum TTL of a cached answer, seconds.")
+    var cacheMinTTL: UInt32 = 0
+
+    @Option(help: "Maximum TTL of a cached positive answer, seconds.")
+    var cacheMaxTTL: UInt32 = 3600
+
+    @Option(help: "Maximum TTL of a cached negative answer (NXDOMAIN, NODATA), seconds.")
+    var cacheNegativeTTL: UInt32 = 1800
+
+    @Option(help: "How long an upstream SERVFAIL is cached, seconds (0: not cached).")
+    var cacheServfailTTL: UInt32 = 5
+
+    @Option(help: "Serve expired answers for this long when every upstream fails (RFC 8767), e.g. 1h; 0 disables.")
+    var serveStale: String = "0s"
+
+    @Option(help: "Refresh a popular cached answer when less than this percentage of its TTL is left (0 disables).")
+    var prefetch: Int = 0
+
     func validate() throws {
         guard (0...3600).contains(ttl) else { throw ValidationError("--ttl must be between 0 and 3600") }
         guard ClusterConfiguration.PodsMode(rawValue: pods) != nil else {
@@ -82,6 +135,76 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--allow-transfer \(cidr): expected a CIDR such as 10.0.0.0/8")
         }
         guard parseDuration(lameduck) != nil else { throw ValidationError("--lameduck \(lameduck): expected a duration such as 5s or 500ms") }
+        for address in upstream where SocketAddress(parsing: address, defaultPort: 53) == nil {
+            throw ValidationError("--upstream \(address): expected ADDRESS, ADDRESS:PORT or [IPv6]:PORT")
+        }
+        for stub in stubDomain { _ = try Self.parseStubDomain(stub) }
+        for cidr in allowRecursion where cidr != "none" && (try? IPPrefix(parsing: cidr)) == nil {
+            throw ValidationError("--allow-recursion \(cidr): expected a CIDR such as 10.0.0.0/8, or none")
+        }
+        guard UpstreamPolicy(rawValue: policy) != nil else { throw ValidationError("--policy must be random, round_robin or sequential") }
+        guard maxFails >= 1 else { throw ValidationError("--max-fails must be at least 1") }
+        guard maxConcurrent >= 1 else { throw ValidationError("--max-concurrent must be at least 1") }
+        guard cacheSize >= 0 else { throw ValidationError("--cache-size must not be negative") }
+        guard cacheMinTTL <= cacheMaxTTL else { throw ValidationError("--cache-min-ttl must not exceed --cache-max-ttl") }
+        guard (0...100).contains(prefetch) else { throw ValidationError("--prefetch must be a percentage, 0-100") }
+        for (flag, value) in [("--upstream-timeout", upstreamTimeout), ("--forward-deadline", forwardDeadline), ("--serve-stale", serveStale)]
+            where parseDuration(value) == nil {
+            throw ValidationError("\(flag) \(value): expected a duration such as 5s, 500ms or 1h")
+        }
+    }
+
+    /// `NAME=ADDR[:PORT][,ADDR[:PORT]...]`.
+    static func parseStubDomain(_ text: String) throws -> UpstreamGroup {
+        let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[1].isEmpty else {
+            throw ValidationError("--stub-domain \(text): expected NAME=ADDR[:PORT][,ADDR[:PORT]...]")
+        }
+        let domain: DomainName
+        do { domain = try DomainName(unicode: parts[0].hasSuffix(".") ? parts[0] : parts[0] + ".") } catch {
+            throw ValidationError("--stub-domain \(text): \(error)")
+        }
+        var servers: [SocketAddress] = []
+        for server in parts[1].split(separator: ",") {
+            guard let address = SocketAddress(parsing: String(server), defaultPort: 53) else {
+                throw ValidationError("--stub-domain \(text): \(server) is not ADDR[:PORT]")
+            }
+            servers.append(address)
+        }
+        return UpstreamGroup(domain: domain, servers: servers)
+    }
+
+    /// The forwarder's settings from the flags; nil when there is nothing to forward to.
+    func forwarding(listening: [SocketAddress], logger: Logger) throws -> Forwarder.Configuration? {
+        var defaults = upstream.compactMap { SocketAddress(parsing: $0, defaultPort: 53) }
+        if defaults.isEmpty && resolvConf != "none" {
+            if let data = FileManager.default.contents(atPath: resolvConf), let text = String(data: data, encoding: .utf8) {
+                let listed = ResolvConf.nameservers(in: text)
+                defaults = ResolvConf.excludingSelf(listed, listening: listening)
+                if defaults.count < listed.count {
+                    logger.notice("skipped our own address in \(resolvConf)", metadata: ["skipped": "\(listed.count - defaults.count)"])
+                }
+            } else if resolvConf != "/etc/resolv.conf" {
+                throw ValidationError("--resolv-conf \(resolvConf): cannot be read")
+            }
+        }
+        let stubs = try stubDomain.map(Self.parseStubDomain)
+        guard !defaults.isEmpty || !stubs.isEmpty else { return nil }
+        var configuration = Forwarder.Configuration(groups: (defaults.isEmpty ? [] : [UpstreamGroup(servers: defaults)]) + stubs)
+        configuration.policy = UpstreamPolicy(rawValue: policy) ?? .random
+        configuration.maxFails = maxFails
+        configuration.maxConcurrent = maxConcurrent
+        configuration.readTimeout = parseDuration(upstreamTimeout) ?? .seconds(2)
+        configuration.deadline = parseDuration(forwardDeadline) ?? .seconds(5)
+        configuration.cache.capacity = cacheSize
+        configuration.cache.minimumTTL = cacheMinTTL
+        configuration.cache.maximumTTL = cacheMaxTTL
+        configuration.cache.maximumNegativeTTL = cacheNegativeTTL
+        configuration.cache.serverFailureTTL = cacheServfailTTL
+        let stale = parseDuration(serveStale) ?? .zero
+        configuration.cache.staleWindow = UInt32(stale.components.seconds)
+        configuration.cache.prefetchFraction = Double(prefetch) / 100
+        return configuration
     }
 
     func run() async throws {
@@ -105,7 +228,7 @@ struct Serve: AsyncParsableCommand {
         do { domainName = try DomainName(unicode: domain.hasSuffix(".") ? domain : domain + ".") } catch {
             throw ValidationError("--domain: \(error)")
         }
-        let configuration = ClusterDNSConfiguration(
+        var configuration = ClusterDNSConfiguration(
             dnsAddresses: dnsAddresses.compactMap { SocketAddress(parsing: $0) },
             cluster: ClusterConfiguration(domain: domainName, ttl: ttl,
                                           pods: ClusterConfiguration.PodsMode(rawValue: pods) ?? .verified),
@@ -115,6 +238,18 @@ struct Serve: AsyncParsableCommand {
             embeddedManifests: manifests.isEmpty ? defaultManifests : nil,
             udpSockets: udpSockets,
             allowTransfer: allowTransfer.compactMap { try? IPPrefix(parsing: $0) })
+        if zones != "none" {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: zones, isDirectory: &isDirectory), isDirectory.boolValue {
+                configuration.zonesDirectory = zones
+            } else if zones != "zones" {
+                throw ValidationError("--zones \(zones): not a directory")
+            }
+        }
+        configuration.forwarding = try forwarding(listening: configuration.dnsAddresses, logger: logger)
+        if !allowRecursion.isEmpty {
+            configuration.allowRecursion = allowRecursion.compactMap { try? IPPrefix(parsing: $0) }
+        }
         let dns: ClusterDNSService
         do { dns = try ClusterDNSService(configuration: configuration, logger: logger) } catch {
             throw ValidationError("\(error)")

@@ -9,8 +9,8 @@ import Testing
     @Test func serversStoppedWithoutStartingAreReleasedCleanly() async throws {
         let any = SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)
         do {
-            let udp = try UDPServer(address: any) { _, _ in 0 }
-            let tcp = try TCPMessageServer(address: any) { _, _ in [] }
+            let udp = try UDPServer(address: any) { _, _, _ in 0 }
+            let tcp = try TCPMessageServer(address: any) { _, _, _ in [] }
             let http = try HTTPServer(address: any) { _, _ in .init(status: 200, body: "") }
             udp.stop()
             tcp.stop()
@@ -23,8 +23,8 @@ import Testing
     @Test func serversDroppedWithoutStoppingAreReleasedCleanly() async throws {
         let any = SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)
         do {
-            _ = try UDPServer(address: any) { _, _ in 0 }
-            _ = try TCPMessageServer(address: any) { _, _ in [] }
+            _ = try UDPServer(address: any) { _, _, _ in 0 }
+            _ = try TCPMessageServer(address: any) { _, _, _ in [] }
             _ = try HTTPServer(address: any) { _, _ in .init(status: 200, body: "") }
         }
         try await Task.sleep(for: .milliseconds(50))

@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import DNSWire
+public import DispatchSockets
+
+/// Why one query to one upstream produced no usable response.
+public enum ExchangeError: Error, Hashable, Sendable, CustomStringConvertible {
+    case timeout
+    /// The upstream refused the connection or answered with ICMP port unreachable.
+    case unreachable(errno: Int32)
+    case socket(SocketError)
+    /// A TCP connection closed before a whole response arrived.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .timeout: "timed out"
+        case .unreachable(let code): "unreachable: \(String(cString: strerror(code)))"
+        case .socket(let error): "\(error)"
+        case .closed: "connection closed before the response"
+        }
+    }
+}
+
+/// One query sent to one upstream: over UDP from a fresh socket (a random source port chosen by
+/// the kernel; `connect` makes the kernel drop datagrams from any other address or port), a
+/// reply accepted only if it is a response with the query's ID and question; a truncated reply
+/// is retried over TCP. Everything runs on `queue`; `completion` is called there exactly once.
+final class Exchange: @unchecked Sendable {
+    typealias Completion = (Result<(Message, [UInt8]), ExchangeError>) -> Void
+
+    let query: [UInt8]
+    let id: UInt16
+    let question: Question
+    let upstream: SocketAddress
+    let queue: DispatchQueue
+    var completion: Completion?
+    var fd: Int32 = -1
+    var sources: [any DispatchSourceProtocol] = []
+    let deadline: DispatchTime
+    /// Replies that failed the ID/question check (spoofing attempts or stale answers).
+    var mismatches = 0
+    var usedTCP = false
+    let onMismatch: (() -> Void)?
+
+    init(query: [UInt8], id: UInt16, question: Question, upstream: SocketAddress, timeout: DispatchTimeInterval,
+         queue: DispatchQueue, onMismatch: (() -> Void)? = nil, completion: @escaping Completion) {
+        self.query = query
+        self.id = id
+        self.question = question
+        self.upstream = upstream
+        self.queue = queue
+        self.completion = completion
+        self.onMismatch = onMismatch
+        deadline = .now() + timeout
+    }
+
+    /// Starts the exchange; call on `queue`.
+    func start(tcp: Bool = false) {
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: deadline)
+        timer.setEventHandler { [self] in finish(.failure(.timeout)) }
+        timer.resume()
+        sources.append(timer)
+        if tcp { startTCP() } else { startUDP() }
+    }
+
+    func openSocket(type: Int32) -> Bool {
+        let fd = socket(upstream.family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            finish(.failure(.socket(SocketError("socket", errno: errno))))
+            return false
+        }
+        self.fd = fd
+        let rc = upstream.withSockaddr { connect(fd, $0, $1) }
+        if rc != 0 && errno != EINPROGRESS {
+            finish(.failure(.unreachable(errno: errno)))
+            return false
+        }
+        return true
+    }
+
+    func startUDP() {
+        guard openSocket(type: Int32(SOCK_DGRAM.rawValue)) else { return }
+        let sent = query.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == query.count else {
+            finish(.failure(.unreachable(errno: errno)))
+            return
+        }
+        let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        read.setEventHandler { [self] in receiveUDP() }
+        sources.append(read)
+        read.resume()
+    }
+
+    func receiveUDP() {
+        var buffer = [UInt8](repeating: 0, count: 65535)
+        while completion != nil {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                finish(.failure(.unreachable(errno: errno)))
+                return
+            }
+            let bytes = Array(buffer[0..<n])
+            guard let message = accept(bytes) else { continue }
+            if message.header.isTruncated {
+                // RFC 7766 §5: retry the same query over TCP.
+                closeSockets(keepTimer: true)
+                usedTCP = true
+                startTCP()
+                return
+            }
+            finish(.success((message, bytes)))
+            return
+        }
+    }
+
+    /// The decoded response if it answers our query: a response, our ID, our question.
+    func accept(_ bytes: [UInt8]) -> Message? {
+        guard let message = try? Message(decoding: bytes), message.header.isResponse, message.header.id == id,
+              message.questions.count == 1, message.questions[0] == question else {
+            mismatches += 1
+            onMismatch?()
+            return nil
+        }
+        return message
+    }
+
+    // MARK: TCP
+
+    var input: [UInt8] = []
+    var outputOffset = 0
+    var framed: [UInt8] = []
+
+    func startTCP() {
+        guard openSocket(type: Int32(SOCK_STREAM.rawValue)) else { return }
+        framed = [UInt8(query.count >> 8), UInt8(query.count & 0xFF)] + query
+        outputOffset = 0
+        let write = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
+        write.setEventHandler { [self] in
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            if error != 0 { finish(.failure(.unreachable(errno: error))); return }
+            while outputOffset < framed.count {
+                let n = framed.withUnsafeBytes { send(fd, $0.baseAddress! + outputOffset, $0.count - outputOffset, Int32(MSG_NOSIGNAL)) }
+                if n > 0 { outputOffset += n; continue }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+                finish(.failure(.unreachable(errno: errno)))
+                return
+            }
+            write.suspend()
+            writeSuspended = true
+        }
+        let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        read.setEventHandler { [self] in receiveTCP() }
+        sources.append(write)
+        sources.append(read)
+        writeSource = write
+        write.resume()
+        read.resume()
+    }
+
+    var writeSource: (any DispatchSourceWrite)?
+    var writeSuspended = false
+
+    func receiveTCP() {
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while completion != nil {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                finish(.failure(.unreachable(errno: errno)))
+                return
+            }
+            if n == 0 { finish(.failure(.closed)); return }
+            input += chunk[0..<n]
+            while input.count >= 2 {
+                let length = Int(input[0]) << 8 | Int(input[1])
+                guard input.count >= 2 + length else { break }
+                let bytes = Array(input[2..<(2 + length)])
+                input.removeFirst(2 + length)
+                if let message = accept(bytes) {
+                    finish(.success((message, bytes)))
+                    return
+                }
+            }
+        }
+    }
+
+    // MARK: Ending
+
+    func closeSockets(keepTimer: Bool) {
+        let fd = self.fd
+        self.fd = -1
+        var remaining: [any DispatchSourceProtocol] = []
+        var toCancel: [any DispatchSourceProtocol] = []
+        for source in sources {
+            if keepTimer && source is any DispatchSourceTimer { remaining.append(source) } else { toCancel.append(source) }
+        }
+        if writeSuspended, let writeSource { writeSource.resume() }
+        writeSource = nil
+        writeSuspended = false
+        sources = remaining
+        guard fd >= 0 else {
+            for source in toCancel { source.cancel() }
+            return
+        }
+        let io = toCancel.filter { !($0 is any DispatchSourceTimer) }
+        if io.isEmpty {
+            close(fd)
+        } else {
+            // The descriptor is closed after every source on it is cancelled.
+            let group = DispatchGroup()
+            for source in io {
+                group.enter()
+                source.setCancelHandler { group.leave() }
+            }
+            group.notify(queue: queue) { close(fd) }
+        }
+        for source in toCancel { source.cancel() }
+    }
+
+    func finish(_ result: Result<(Message, [UInt8]), ExchangeError>) {
+        guard let completion else { return }
+        self.completion = nil
+        closeSockets(keepTimer: false)
+        completion(result)
+    }
+}

@@ -1,0 +1,335 @@
+import Dispatch
+public import DNSWire
+public import DispatchSockets
+import Synchronization
+
+/// How the next upstream is chosen.
+public enum UpstreamPolicy: String, Sendable, CaseIterable {
+    case random
+    case roundRobin = "round_robin"
+    case sequential
+}
+
+/// A set of upstream resolvers for a domain (the root for the default upstreams, or a stub
+/// domain's suffix).
+public struct UpstreamGroup: Sendable {
+    public var domain: DomainName
+    public var servers: [SocketAddress]
+
+    public init(domain: DomainName = .root, servers: [SocketAddress]) {
+        self.domain = domain
+        self.servers = servers
+    }
+}
+
+/// Why a forwarded question got no answer.
+public enum ForwardError: Error, Hashable, Sendable {
+    /// `maxConcurrent` questions are already waiting upstream.
+    case overloaded
+    /// No upstream answered before the deadline.
+    case failed
+    /// No upstream is configured for the name.
+    case noUpstream
+}
+
+/// Forwards questions to upstream resolvers, with a cache.
+///
+/// Per question: the cache first; identical questions in flight share one upstream query; the
+/// group of the longest matching stub domain (else the default upstreams); upstreams in policy
+/// order, healthy ones first, each tried with a read timeout until the overall deadline. An
+/// upstream failing `maxFails` times in a row is marked down and probed (`. NS`) until it answers.
+/// Every upstream query has a random ID and source port, and its (ID, question) is remembered
+/// while in flight so that a query arriving back at our own server is recognised as a loop.
+public final class Forwarder: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var groups: [UpstreamGroup]
+        public var policy: UpstreamPolicy = .random
+        public var maxFails: Int = 2
+        public var healthCheckInterval: Duration = .milliseconds(500)
+        public var readTimeout: Duration = .seconds(2)
+        public var deadline: Duration = .seconds(5)
+        public var maxConcurrent: Int = 1000
+        public var cache = ResponseCache.Configuration()
+        /// The UDP payload size we advertise upstream.
+        public var udpPayloadSize: UInt16 = 1232
+
+        public init(groups: [UpstreamGroup]) { self.groups = groups }
+    }
+
+    /// An upstream's health; state lives on the forwarder's queue.
+    public final class Upstream: @unchecked Sendable {
+        public let address: SocketAddress
+        var fails = 0
+        var probing = false
+        public internal(set) var queries = 0
+        public internal(set) var failures = 0
+        /// The last measured response time, in seconds.
+        public internal(set) var latency: [Double] = []
+
+        init(address: SocketAddress) { self.address = address }
+    }
+
+    struct Group {
+        var domain: DomainName
+        var upstreams: [Upstream]
+        var next = 0
+    }
+
+    /// The result of a resolution: the upstream's message (TTLs as the client should see them).
+    public enum Outcome: Sendable {
+        case answer(Message)
+        /// An expired cache entry served because the upstreams failed (RFC 8767).
+        case stale(Message)
+        case failure(ForwardError)
+    }
+
+    public typealias Completion = @Sendable (Outcome) -> Void
+
+    public let configuration: Configuration
+    public let cache: ResponseCache
+    let queue = DispatchQueue(label: "clusterdns.forwarder")
+    // On `queue`:
+    var groups: [Group]
+    var waiting: [ResponseCache.Key: [Completion]] = [:]
+    var inFlight = 0
+    var stopped = false
+    /// (ID, lower-cased name, type) of every upstream query in flight.
+    let outstanding = Mutex<Set<LoopKey>>([])
+    let mismatchCount = Atomic<Int>(0)
+    let loopCount = Atomic<Int>(0)
+    /// Called on the forwarder's queue after every upstream exchange (for metrics).
+    public var observer: (@Sendable (_ upstream: SocketAddress, _ seconds: Double, _ success: Bool) -> Void)? = nil
+
+    struct LoopKey: Hashable {
+        var id: UInt16
+        var type: UInt16
+        var name: [UInt8]
+    }
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        cache = ResponseCache(configuration: configuration.cache)
+        groups = configuration.groups.map { Group(domain: $0.domain, upstreams: $0.servers.map(Upstream.init)) }
+    }
+
+    /// Stops health probes; questions in flight still finish.
+    public func stop() { queue.async { self.stopped = true } }
+
+    public var upstreams: [Upstream] { queue.sync { groups.flatMap(\.upstreams) } }
+    /// Replies from upstreams ignored for a wrong ID or question.
+    public var mismatches: Int { mismatchCount.load(ordering: .relaxed) }
+    public var loopsDetected: Int { loopCount.load(ordering: .relaxed) }
+    public var pending: Int { queue.sync { inFlight } }
+
+    /// True when `query` is one of our own upstream queries come back: the resolvers we forward
+    /// to (directly or through others) send it to us again. Answering it by forwarding would loop.
+    public func isOwnQuery(id: UInt16, type: RecordType, lowercasedName: UnsafeRawBufferPointer) -> Bool {
+        outstanding.withLock { set in
+            guard !set.isEmpty else { return false }
+            return set.contains(LoopKey(id: id, type: type.rawValue, name: Array(lowercasedName)))
+        }
+    }
+
+    public func noteLoop() { loopCount.add(1, ordering: .relaxed) }
+
+    /// Whether any upstream group covers `name`.
+    public func hasUpstream(for name: DomainName) -> Bool {
+        configuration.groups.contains { name.isSubdomain(of: $0.domain) && !$0.servers.isEmpty }
+    }
+
+    /// Resolves `question` through the cache and the upstreams; `completion` runs on the
+    /// forwarder's queue (or at once, on a cache hit).
+    public func resolve(_ question: Question, dnssecOK: Bool = false, checkingDisabled: Bool = false,
+                        completion: @escaping Completion) {
+        let key = ResponseCache.Key(question, dnssecOK: dnssecOK, checkingDisabled: checkingDisabled)
+        let now = ResponseCache.now()
+        if let entry = cache.fresh(key, now: now) {
+            completion(.answer(entry.aged(at: now)))
+            maybePrefetch(entry, now: now)
+            return
+        }
+        queue.async { [self] in
+            if var list = waiting[key] {
+                list.append(completion)
+                waiting[key] = list
+                return
+            }
+            guard inFlight < configuration.maxConcurrent else {
+                completion(.failure(.overloaded))
+                return
+            }
+            waiting[key] = [completion]
+            inFlight += 1
+            forward(question, key: key, dnssecOK: dnssecOK, checkingDisabled: checkingDisabled) { [self] outcome in
+                inFlight -= 1
+                let completions = waiting.removeValue(forKey: key) ?? []
+                for completion in completions { completion(outcome) }
+            }
+        }
+    }
+
+    /// Refreshes an entry ahead of its expiry when it is popular and nearly expired.
+    func maybePrefetch(_ entry: ResponseCache.Entry, now: UInt64) {
+        let c = configuration.cache
+        guard c.prefetchFraction > 0, entry.hits.load(ordering: .relaxed) >= c.prefetchHits,
+              Double(entry.remaining(at: now)) <= Double(entry.lifetime) * c.prefetchFraction,
+              entry.prefetching.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        let key = entry.key
+        let question = entry.question
+        queue.async { [self] in
+            guard waiting[key] == nil, inFlight < configuration.maxConcurrent else { return }
+            waiting[key] = []
+            inFlight += 1
+            forward(question, key: key, dnssecOK: key.bits & 1 != 0, checkingDisabled: key.bits & 2 != 0) { [self] outcome in
+                inFlight -= 1
+                for completion in waiting.removeValue(forKey: key) ?? [] { completion(outcome) }
+            }
+        }
+    }
+
+    /// Prefetch hook for the fast path (which found `entry` fresh).
+    public func noteHit(_ entry: ResponseCache.Entry, now: UInt64) { maybePrefetch(entry, now: now) }
+
+    /// The upstreams to try for `name`, in order: the longest matching group, healthy first.
+    func candidates(for name: DomainName) -> [Upstream] {
+        var best: Int? = nil
+        for (index, group) in groups.enumerated() where name.isSubdomain(of: group.domain) && !group.upstreams.isEmpty {
+            if best == nil || group.domain.labelCount > groups[best!].domain.labelCount { best = index }
+        }
+        guard let index = best else { return [] }
+        var list = groups[index].upstreams
+        switch configuration.policy {
+        case .random:
+            list.shuffle()
+        case .roundRobin:
+            let start = groups[index].next % list.count
+            groups[index].next &+= 1
+            list = Array(list[start...] + list[..<start])
+        case .sequential:
+            break
+        }
+        let maxFails = configuration.maxFails
+        return list.filter { $0.fails < maxFails } + list.filter { $0.fails >= maxFails }
+    }
+
+    /// Queries the upstreams in turn until one answers or the deadline passes; on `queue`.
+    func forward(_ question: Question, key: ResponseCache.Key, dnssecOK: Bool, checkingDisabled: Bool,
+                 completion: @escaping (Outcome) -> Void) {
+        let candidates = self.candidates(for: question.name)
+        guard !candidates.isEmpty else {
+            completion(.failure(.noUpstream))
+            return
+        }
+        let deadline = DispatchTime.now() + Self.interval(configuration.deadline)
+        var attempt = 0
+        func next() {
+            let now = DispatchTime.now()
+            guard now < deadline else {
+                if let stale = cache.stale(key) {
+                    completion(.stale(stale.aged(at: ResponseCache.now(), fixed: configuration.cache.staleTTL)))
+                } else {
+                    completion(.failure(.failed))
+                }
+                return
+            }
+            let upstream = candidates[attempt % candidates.count]
+            attempt += 1
+            let remaining = deadline.uptimeNanoseconds - now.uptimeNanoseconds
+            let timeout = min(remaining, UInt64(Self.interval(configuration.readTimeout).nanoseconds))
+            send(question, dnssecOK: dnssecOK, checkingDisabled: checkingDisabled, to: upstream,
+                 timeout: .nanoseconds(Int(timeout))) { [self] result in
+                switch result {
+                case .success(let message):
+                    let now = ResponseCache.now()
+                    if let entry = cache.store(message, for: question, key: key, now: now) {
+                        completion(.answer(entry.aged(at: now)))
+                    } else {
+                        completion(.answer(message))
+                    }
+                case .failure:
+                    next()
+                }
+            }
+        }
+        next()
+    }
+
+    /// One exchange with one upstream, with health bookkeeping.
+    func send(_ question: Question, dnssecOK: Bool, checkingDisabled: Bool, to upstream: Upstream,
+              timeout: DispatchTimeInterval, completion: @escaping (Result<Message, ExchangeError>) -> Void) {
+        let id = UInt16.random(in: 0...UInt16.max)
+        var header = Header(id: id, isRecursionDesired: true)
+        header.isCheckingDisabled = checkingDisabled
+        let message = Message(header: header, questions: [question],
+                              edns: EDNS(udpPayloadSize: configuration.udpPayloadSize, isDNSSECOK: dnssecOK))
+        let loopKey = LoopKey(id: id, type: question.type.rawValue, name: question.name.lookupKey)
+        outstanding.withLock { _ = $0.insert(loopKey) }
+        let started = DispatchTime.now()
+        upstream.queries += 1
+        let exchange = Exchange(query: message.encoded(), id: id, question: question, upstream: upstream.address,
+                                timeout: timeout, queue: queue,
+                                onMismatch: { [self] in mismatchCount.add(1, ordering: .relaxed) }) { [self] result in
+            outstanding.withLock { _ = $0.remove(loopKey) }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+            switch result {
+            case .success(let (message, _)):
+                upstream.fails = 0
+                upstream.latency = [seconds]
+                observer?(upstream.address, seconds, true)
+                completion(.success(message))
+            case .failure(let error):
+                upstream.failures += 1
+                upstream.fails += 1
+                observer?(upstream.address, seconds, false)
+                if upstream.fails >= configuration.maxFails { startProbing(upstream) }
+                completion(.failure(error))
+            }
+        }
+        exchange.start()
+    }
+
+    /// While an upstream is down, asks it `. IN NS` every `healthCheckInterval` until it answers.
+    func startProbing(_ upstream: Upstream) {
+        guard !upstream.probing, !stopped else { return }
+        upstream.probing = true
+        queue.asyncAfter(deadline: .now() + Self.interval(configuration.healthCheckInterval)) { [self] in probe(upstream) }
+    }
+
+    func probe(_ upstream: Upstream) {
+        guard !stopped, upstream.fails >= configuration.maxFails else {
+            upstream.probing = false
+            return
+        }
+        let id = UInt16.random(in: 0...UInt16.max)
+        let question = Question(name: .root, type: .ns)
+        let query = Message(header: Header(id: id, isRecursionDesired: false), questions: [question]).encoded()
+        let exchange = Exchange(query: query, id: id, question: question, upstream: upstream.address,
+                                timeout: Self.interval(configuration.readTimeout), queue: queue) { [self] result in
+            if case .success = result {
+                upstream.fails = 0
+                upstream.probing = false
+                return
+            }
+            queue.asyncAfter(deadline: .now() + Self.interval(configuration.healthCheckInterval)) { [self] in probe(upstream) }
+        }
+        exchange.start()
+    }
+
+    static func interval(_ duration: Duration) -> DispatchTimeInterval {
+        let (seconds, attoseconds) = duration.components
+        return .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+    }
+}
+
+extension DispatchTimeInterval {
+    var nanoseconds: Int {
+        switch self {
+        case .seconds(let s): s * 1_000_000_000
+        case .milliseconds(let ms): ms * 1_000_000
+        case .microseconds(let us): us * 1_000
+        case .nanoseconds(let ns): ns
+        case .never: Int.max
+        @unknown default: Int.max
+        }
+    }
+}

@@ -1,0 +1,139 @@
+public import DNSAuthority
+public import DNSResolver
+public import DispatchSockets
+import DNSWire
+import NetAddress
+
+/// What the server does with each query: the cluster's pre-encoded answers, then cached
+/// forwarded answers, then the general path (`Responder.resolve`), which may hand a question
+/// to the forwarder; its answer is sent later from the address the query arrived at.
+public final class QueryHandler: Sendable {
+    public let responder: Responder
+    public let forwarder: Forwarder?
+    public let observer: (any QueryObserver)?
+
+    public init(responder: Responder, forwarder: Forwarder? = nil, observer: (any QueryObserver)? = nil) {
+        self.responder = responder
+        self.forwarder = forwarder
+        self.observer = observer
+    }
+
+    func recursionAllowed(_ client: IPAddress?) -> Bool {
+        guard forwarder != nil, let policy = responder.recursion, let client else { return false }
+        return policy.allows(client)
+    }
+
+    /// A datagram: the reply's length in `reply`, or 0 (dropped, or answered later).
+    public func udp(_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer, _ origin: borrowing UDPServer.Origin) -> Int {
+        let started = observer?.now()
+        let client = forwarder == nil ? nil : origin.peer?.address
+        let recursive = recursionAllowed(client)
+        if let length = responder.fastRespond(to: query, into: reply, transport: .udp, recursionAvailable: recursive) {
+            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, transport: .udp, since: started) }
+            return length
+        }
+        if recursive, let forwarder, let length = cachedResponse(query, reply, forwarder: forwarder) {
+            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, transport: .udp, since: started) }
+            return length
+        }
+        let bytes = Array(query)
+        switch responder.resolve(bytes, transport: .udp, client: client) {
+        case .drop:
+            observer?.dropped()
+            return 0
+        case .response(let response):
+            let count = min(response.count, reply.count)
+            reply.copyBytes(from: response[0..<count])
+            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<count]), query: query, transport: .udp, since: started) }
+            return count
+        case .forward(let forwarding):
+            let deferred = origin.deferred()
+            forward(forwarding, query: bytes, transport: .udp, started: started) { deferred.send($0) }
+            return 0
+        }
+    }
+
+    /// A message over TCP: its replies now, or nil when they come through `later`.
+    public func tcp(_ message: [UInt8], peer: SocketAddress?, later: TCPMessageServer.DeferredReply) -> [[UInt8]]? {
+        let started = observer?.now()
+        if let client = peer?.address, responder.allowTransfer.contains(where: { $0.contains(client) }) {
+            let replies = responder.respondOverTCP(to: message, from: client)
+            if let started, let first = replies.first { report(first, query: message, transport: .tcp, since: started) }
+            return replies
+        }
+        switch responder.resolve(message, transport: .tcp, client: peer?.address) {
+        case .drop:
+            observer?.dropped()
+            return []
+        case .response(let response):
+            if let started { report(response, query: message, transport: .tcp, since: started) }
+            return [response]
+        case .forward(let forwarding):
+            forward(forwarding, query: message, transport: .tcp, started: started) { later.send([$0]) }
+            return nil
+        }
+    }
+
+    func report(_ response: [UInt8], query: [UInt8], transport: Responder.Transport, since started: UInt64) {
+        response.withUnsafeBytes { r in
+            query.withUnsafeBytes { q in observer?.answered(reply: r, query: q, transport: transport, since: started) }
+        }
+    }
+
+    /// A cache hit written straight into `reply`, for a plain query of a name outside our zones.
+    func cachedResponse(_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer, forwarder: Forwarder) -> Int? {
+        withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { key -> Int? in
+            guard let view = try? QueryView.parse(query, nameBuffer: key),
+                  view.flags & 0xF800 == 0, view.edns.map({ $0.version == 0 }) ?? true,
+                  view.type != .axfr, view.type != .ixfr, view.type != .opt else { return nil }
+            let limit = min(responder.maxUDPPayload, view.edns.map { max(512, Int($0.udpPayloadSize)) } ?? 512)
+            let now = ResponseCache.now()
+            guard let (length, entry) = forwarder.cache.respond(
+                to: query, view: view, name: UnsafeRawBufferPointer(rebasing: key[0..<view.nameLength]),
+                into: reply, limit: limit, payloadSize: UInt16(responder.maxUDPPayload), recursionAvailable: true, now: now) else { return nil }
+            forwarder.noteHit(entry, now: now)
+            return length
+        }
+    }
+
+    func forward(_ forwarding: Responder.Forwarding, query: [UInt8], transport: Responder.Transport, started: UInt64?,
+                 send: @escaping @Sendable ([UInt8]) -> Void) {
+        guard let forwarder else {
+            send(responder.completeBytes(forwarding, upstream: nil, overloaded: true))
+            return
+        }
+        // One of our own upstream queries come back to us: answering it by forwarding would loop.
+        let target = forwarding.target
+        let id = UInt16(query[0]) << 8 | UInt16(query[1])
+        let isLoop = target.name.lookupKey.withUnsafeBytes { forwarder.isOwnQuery(id: id, type: target.type, lowercasedName: $0) }
+        if isLoop {
+            forwarder.noteLoop()
+            send(responder.completeBytes(forwarding, upstream: nil))
+            return
+        }
+        let responder = self.responder
+        let observer = self.observer
+        forwarder.resolve(target, dnssecOK: forwarding.dnssecOK, checkingDisabled: forwarding.checkingDisabled) { outcome in
+            let bytes: [UInt8]
+            switch outcome {
+            case .answer(let message), .stale(let message):
+                bytes = responder.completeBytes(forwarding, upstream: message)
+            case .failure(let error):
+                bytes = responder.completeBytes(forwarding, upstream: nil, overloaded: error == .overloaded)
+            }
+            if let started, let observer {
+                bytes.withUnsafeBytes { r in query.withUnsafeBytes { q in observer.answered(reply: r, query: q, transport: transport, since: started) } }
+            }
+            send(bytes)
+        }
+    }
+}
+
+/// Receives every answered query (for metrics and query logs); called on the serving threads,
+/// so it must be cheap.
+public protocol QueryObserver: Sendable {
+    /// A timestamp (monotonic nanoseconds) taken when a query arrives.
+    func now() -> UInt64
+    func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport, since started: UInt64)
+    func dropped()
+}
