@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "DNSServerTests",
             dependencies: [
-                "DNSServer", "DNSAuthority", "DNSWire", "ServiceRegistry", "NetAddress", "DispatchSockets",
+                "DNSServer", "DNSResolver", "DNSAuthority", "DNSWire", "ServiceRegistry", "NetAddress", "DispatchSockets",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -13,6 +13,9 @@ struct CompiledZone: Sendable {
         var type: UInt16
         var counts: (answer: UInt16, authority: UInt16, additional: UInt16)
         var bytes: [UInt8]
+        /// The chain ends in a CNAME out of the zone: the general path follows it (other zones,
+        /// upstream), so the fast path leaves it alone.
+        var leavesZone = false
     }
 
     struct Entry: Sendable {
@@ -78,7 +81,8 @@ struct CompiledZone: Sendable {
             list.append(Answer(type: type.rawValue,
                                counts: (UInt16(message.answers.count), UInt16(message.authorities.count),
                                         UInt16(message.additionals.count)),
-                               bytes: Array(writer.bytes[questionEnd...])))
+                               bytes: Array(writer.bytes[questionEnd...]),
+                               leavesZone: type != .cname && message.answers.last?.type == .cname))
         }
         return list
     }

@@ -38,7 +38,7 @@ extension Responder {
                   out.write(query[12..<questionEnd]) else { return nil }
             if let answers = served.zone.compiled.find(name) {
                 if let answer = answers.first(where: { $0.type == view.type.rawValue }) {
-                    guard out.write(answer.bytes) else { return nil }
+                    guard !answer.leavesZone, out.write(answer.bytes) else { return nil }
                     counts = answer.counts
                     rcode = 0
                 } else {

@@ -38,7 +38,10 @@ final class Exchange: @unchecked Sendable {
     let queue: DispatchQueue
     var completion: Completion?
     var fd: Int32 = -1
+    /// Read and write sources on `fd` (libdispatch's sources are all one class, so the timer is
+    /// kept apart rather than told apart by type).
     var sources: [any DispatchSourceProtocol] = []
+    var timer: (any DispatchSourceTimer)?
     let deadline: DispatchTime
     /// Replies that failed the ID/question check (spoofing attempts or stale answers).
     var mismatches = 0
@@ -63,7 +66,7 @@ final class Exchange: @unchecked Sendable {
         timer.schedule(deadline: deadline)
         timer.setEventHandler { [self] in finish(.failure(.timeout)) }
         timer.resume()
-        sources.append(timer)
+        self.timer = timer
         if tcp { startTCP() } else { startUDP() }
     }
 
@@ -140,8 +143,13 @@ final class Exchange: @unchecked Sendable {
         guard openSocket(type: Int32(SOCK_STREAM.rawValue)) else { return }
         framed = [UInt8(query.count >> 8), UInt8(query.count & 0xFF)] + query
         outputOffset = 0
+        // Connect and send with a write source, then read with a read source created only once
+        // the write source is gone: on Linux, libdispatch can miss read events on a descriptor
+        // that also had a write source (seen as a first exchange that never completes).
+        let fd = self.fd
         let write = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
         write.setEventHandler { [self] in
+            guard completion != nil, self.fd == fd else { return }
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
@@ -154,20 +162,20 @@ final class Exchange: @unchecked Sendable {
                 finish(.failure(.unreachable(errno: errno)))
                 return
             }
-            write.suspend()
-            writeSuspended = true
+            sources.removeAll { ($0 as AnyObject) === (write as AnyObject) }
+            write.setCancelHandler { [self] in
+                guard completion != nil, self.fd == fd else { return }
+                let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+                read.setEventHandler { [self] in receiveTCP() }
+                sources.append(read)
+                read.resume()
+            }
+            write.cancel()
         }
-        let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        read.setEventHandler { [self] in receiveTCP() }
         sources.append(write)
-        sources.append(read)
-        writeSource = write
         write.resume()
-        read.resume()
     }
 
-    var writeSource: (any DispatchSourceWrite)?
-    var writeSuspended = false
 
     func receiveTCP() {
         var chunk = [UInt8](repeating: 0, count: 16384)
@@ -199,32 +207,25 @@ final class Exchange: @unchecked Sendable {
     func closeSockets(keepTimer: Bool) {
         let fd = self.fd
         self.fd = -1
-        var remaining: [any DispatchSourceProtocol] = []
-        var toCancel: [any DispatchSourceProtocol] = []
-        for source in sources {
-            if keepTimer && source is any DispatchSourceTimer { remaining.append(source) } else { toCancel.append(source) }
+        let io = sources
+        sources = []
+        if !keepTimer {
+            timer?.cancel()
+            timer = nil
         }
-        if writeSuspended, let writeSource { writeSource.resume() }
-        writeSource = nil
-        writeSuspended = false
-        sources = remaining
-        guard fd >= 0 else {
-            for source in toCancel { source.cancel() }
-            return
-        }
-        let io = toCancel.filter { !($0 is any DispatchSourceTimer) }
+        guard fd >= 0 else { return }
         if io.isEmpty {
             close(fd)
-        } else {
-            // The descriptor is closed after every source on it is cancelled.
-            let group = DispatchGroup()
-            for source in io {
-                group.enter()
-                source.setCancelHandler { group.leave() }
-            }
-            group.notify(queue: queue) { close(fd) }
+            return
         }
-        for source in toCancel { source.cancel() }
+        // The descriptor is closed after every source on it is cancelled.
+        let group = DispatchGroup()
+        for source in io {
+            group.enter()
+            source.setCancelHandler { group.leave() }
+        }
+        group.notify(queue: queue) { close(fd) }
+        for source in io { source.cancel() }
     }
 
     func finish(_ result: Result<(Message, [UInt8]), ExchangeError>) {

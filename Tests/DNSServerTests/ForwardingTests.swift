@@ -1,0 +1,420 @@
+import DNSAuthority
+import DNSResolver
+import DNSServer
+import DNSWire
+import DispatchSockets
+import Foundation
+import Logging
+import NetAddress
+import ServiceRegistry
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The zone the real upstream (Knot) serves in these tests.
+let upstreamZone = """
+    $ORIGIN upstream.test.
+    $TTL 300
+    @     IN SOA ns hostmaster 1 7200 900 1209600 60
+          IN NS  ns
+    ns    IN A   127.0.0.1
+    www   IN A   192.0.2.1
+    www   IN AAAA 2001:db8::1
+    www   IN MX  10 mail
+    www   IN TXT "hello"
+    short 2 IN A 192.0.2.2
+    alias IN CNAME www
+    big   IN TXT "\(String(repeating: "a", count: 250))" "\(String(repeating: "b", count: 250))" "\(String(repeating: "c", count: 250))"
+    big   IN TXT "\(String(repeating: "d", count: 250))" "\(String(repeating: "e", count: 250))" "\(String(repeating: "f", count: 250))"
+    """
+
+/// A free loopback port (UDP and TCP both bindable at the moment of asking).
+func freePort() -> UInt16 {
+    for _ in 0..<20 {
+        let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var sin = Client.address(port: 0)
+        _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(udp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(udp, $0, &length) } }
+        let port = UInt16(bigEndian: sin.sin_port)
+        let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sin2 = Client.address(port: port)
+        let ok = withUnsafePointer(to: &sin2) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(tcp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+        close(udp)
+        close(tcp)
+        if ok { return port }
+    }
+    return 0
+}
+
+/// Knot serving `upstreamZone` on a loopback port, started for a test and stopped with it.
+final class KnotUpstream: @unchecked Sendable {
+    let port: UInt16
+    let directory: String
+    let process = Process()
+
+    init(port: UInt16 = freePort()) throws {
+        self.port = port
+        directory = NSTemporaryDirectory() + "knot-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory + "/db", withIntermediateDirectories: true)
+        try upstreamZone.write(toFile: directory + "/upstream.test.zone", atomically: true, encoding: .utf8)
+        let conf = """
+            server:
+                listen: 127.0.0.1@\(port)
+                rundir: \(directory)
+                pidfile: \(directory)/knot.pid
+                udp-workers: 1
+                tcp-workers: 1
+                background-workers: 1
+            log:
+              - target: stderr
+                any: error
+            control:
+                listen: \(directory)/knot.sock
+            database:
+                storage: \(directory)/db
+            template:
+              - id: default
+                storage: \(directory)
+                zonefile-sync: -1
+                zonefile-load: whole
+                journal-content: none
+            zone:
+              - domain: upstream.test
+                file: \(directory)/upstream.test.zone
+            """
+        try conf.write(toFile: directory + "/knot.conf", atomically: true, encoding: .utf8)
+        #expect(toolAvailable("knotd"), "knotd is not installed (Debian: knot; .ci/run installs it)")
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/knotd")
+        process.arguments = ["-c", directory + "/knot.conf"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait (bounded) until it answers.
+        let probe = Message(header: Header(id: 1), questions: [Question(name: try DomainName("www.upstream.test."), type: .a)]).encoded()
+        for _ in 0..<100 {
+            if Client.udp(probe, port: port, timeout: 50) != nil { return }
+            usleep(50_000)
+        }
+        Issue.record("knotd did not start on port \(port)")
+    }
+
+    var address: SocketAddress { SocketAddress(address: IPAddress("127.0.0.1")!, port: port) }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// A UDP "upstream" driven by the test: it sees each query and decides what to send back
+/// (several datagrams, some from another socket); or nothing, to time out.
+final class FakeUpstream: @unchecked Sendable {
+    struct Reply { var bytes: [UInt8]; var fromOtherPort = false }
+    let fd: Int32
+    let other: Int32
+    let port: UInt16
+    let received = Counter()
+    let thread: Thread
+
+    init(behaviour: @escaping @Sendable (_ query: Message) -> [Reply]) {
+        func bound() -> (Int32, UInt16) {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            var sin = Client.address(port: 0)
+            _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+            Client.setTimeout(fd, milliseconds: 100)
+            return (fd, UInt16(bigEndian: sin.sin_port))
+        }
+        (fd, port) = bound()
+        other = bound().0
+        let (fd, other, received) = (fd, other, received)
+        thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !Thread.current.isCancelled {
+                var peer = sockaddr_storage()
+                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let n = withUnsafeMutablePointer(to: &peer) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &length) }
+                }
+                guard n > 0, let query = try? Message(decoding: Array(buffer[0..<n])) else { continue }
+                received.add()
+                for reply in behaviour(query) {
+                    _ = withUnsafePointer(to: &peer) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            sendto(reply.fromOtherPort ? other : fd, reply.bytes, reply.bytes.count, 0, $0, length)
+                        }
+                    }
+                }
+            }
+            close(fd)
+            close(other)
+        }
+        thread.start()
+    }
+
+    var address: SocketAddress { SocketAddress(address: IPAddress("127.0.0.1")!, port: port) }
+    var queries: Int { received.value }
+
+    deinit { thread.cancel() }
+
+    /// A correct answer to `query`: one A record.
+    static func answer(_ query: Message, id: UInt16? = nil, name: String? = nil) -> [UInt8] {
+        var response = Message(header: Header(id: id ?? query.header.id, isResponse: true, isRecursionDesired: true, isRecursionAvailable: true))
+        let question = name.map { Question(name: try! DomainName($0), type: .a) } ?? query.questions[0]
+        response.questions = [question]
+        response.answers = [ResourceRecord(name: question.name, ttl: 60, data: .a(IPv4Address("192.0.2.77")!))]
+        return response.encoded()
+    }
+}
+
+final class Counter: Sendable {
+    let count = Mutex<Int>(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}
+
+/// Our server forwarding to `upstreams`, on a loopback port chosen by the kernel.
+final class ForwardingServer: Sendable {
+    let task: Task<Void, any Error>
+    let port: UInt16
+    let forwarder: Forwarder
+    let registry: Registry
+    let cluster: ClusterAuthority
+
+    init(upstreams: [SocketAddress], allowRecursion: [IPPrefix] = RecursionPolicy.privateRanges,
+         configure: (inout Forwarder.Configuration) -> Void = { _ in }) async throws {
+        var configuration = Forwarder.Configuration(groups: [UpstreamGroup(servers: upstreams)])
+        configuration.readTimeout = .milliseconds(400)
+        configuration.deadline = .milliseconds(1200)
+        configuration.healthCheckInterval = .milliseconds(100)
+        configure(&configuration)
+        forwarder = Forwarder(configuration: configuration)
+        registry = try Registry()
+        for entry in Manifest.decode(manifests + """
+
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: ext, namespace: default}
+            spec: {type: ExternalName, externalName: alias.upstream.test}
+            """) { try await registry.apply(try entry.result.get()) }
+        registry.markLoaded()
+        let cluster = ClusterAuthority(configuration: ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR]),
+                                       snapshot: registry.snapshot())
+        self.cluster = cluster
+        let responder = Responder(catalog: Catalog([cluster]), cluster: cluster,
+                                  recursion: RecursionPolicy(allowed: allowRecursion, domains: [.root]))
+        let server = DNSServer(configuration: .init(addresses: [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)]),
+                               handler: QueryHandler(responder: responder, forwarder: forwarder), logger: Logger(label: "test"))
+        task = Task { try await server.run() }
+        port = await server.boundAddresses[0].port
+    }
+
+    var address: SocketAddress { SocketAddress(address: IPAddress("127.0.0.1")!, port: port) }
+
+    /// One question over UDP (or TCP); the decoded response.
+    func ask(_ name: String, _ type: RecordType = .a, tcp: Bool = false, edns: Bool = true, timeout: Int = 3000) throws -> Message {
+        let query = Message(header: Header(id: UInt16.random(in: 1...65535), isRecursionDesired: true),
+                            questions: [Question(name: try DomainName(name), type: type)], edns: edns ? EDNS() : nil).encoded()
+        if tcp {
+            let fd = Client.tcpConnect(port: port)
+            defer { close(fd) }
+            let framed = Client.framed(query)
+            _ = send(fd, framed, framed.count, 0)
+            return try Message(decoding: try #require(Client.tcpRead(fd)))
+        }
+        return try Message(decoding: try #require(Client.udp(query, port: port, timeout: timeout)))
+    }
+
+    deinit { task.cancel() }
+}
+
+@Suite(.serialized) struct ForwardingTests {
+    func answers(_ message: Message) -> [String] { message.answers.map(\.description) }
+
+    @Test func recordsComeThroughFromARealUpstream() async throws {
+        let knot = try KnotUpstream()
+        let server = try await ForwardingServer(upstreams: [knot.address])
+        let a = try server.ask("www.upstream.test.")
+        #expect(a.rcode == .noError && a.header.isRecursionAvailable && !a.header.isAuthoritative)
+        #expect(answers(a) == ["www.upstream.test. 300 IN A 192.0.2.1"])
+        #expect(answers(try server.ask("www.upstream.test.", .aaaa)) == ["www.upstream.test. 300 IN AAAA 2001:db8::1"])
+        let mx = try server.ask("www.upstream.test.", .mx)
+        #expect(answers(mx) == ["www.upstream.test. 300 IN MX 10 mail.upstream.test."])
+        #expect(answers(try server.ask("www.upstream.test.", .txt)) == ["www.upstream.test. 300 IN TXT \"hello\""])
+        #expect(answers(try server.ask("WWW.Upstream.TEST.", .a, tcp: true)) == ["WWW.Upstream.TEST. 300 IN A 192.0.2.1"])
+        // NXDOMAIN and NODATA with the upstream's SOA.
+        let nx = try server.ask("nope.upstream.test.")
+        #expect(nx.rcode == .nameError)
+        #expect(nx.authorities.map(\.type) == [.soa])
+        let nodata = try server.ask("www.upstream.test.", .srv)
+        #expect(nodata.rcode == .noError && nodata.answers.isEmpty && nodata.authorities.map(\.type) == [.soa])
+        // dig, the client people use.
+        let dig = try run("dig", ["@127.0.0.1", "-p", String(server.port), "+time=3", "+tries=1", "+short", "www.upstream.test", "A"])
+        #expect(dig.output == "192.0.2.1\n")
+        // The cluster zone is still ours.
+        #expect(answers(try server.ask("kubernetes.default.svc.cluster.local.")) == ["kubernetes.default.svc.cluster.local. 5 IN A 10.96.0.1"])
+    }
+
+    @Test func externalNameOutsideTheClusterIsFollowedUpstream() async throws {
+        let knot = try KnotUpstream()
+        let server = try await ForwardingServer(upstreams: [knot.address])
+        let response = try server.ask("ext.default.svc.cluster.local.")
+        #expect(response.rcode == .noError)
+        #expect(answers(response) == ["ext.default.svc.cluster.local. 5 IN CNAME alias.upstream.test.",
+                                      "alias.upstream.test. 300 IN CNAME www.upstream.test.",
+                                      "www.upstream.test. 300 IN A 192.0.2.1"])
+        // A name that does not exist upstream: the CNAME, then the upstream's NXDOMAIN.
+        _ = try await server.registry.apply(try Manifest.decode("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: gone, namespace: default}
+            spec: {type: ExternalName, externalName: gone.upstream.test}
+            """)[0].result.get())
+        server.cluster.update(server.registry.snapshot())
+        let gone = try server.ask("gone.default.svc.cluster.local.")
+        #expect(gone.rcode == .nameError)
+        #expect(answers(gone) == ["gone.default.svc.cluster.local. 5 IN CNAME gone.upstream.test."])
+        #expect(gone.authorities.map(\.name.description) == ["upstream.test."])
+    }
+
+    @Test func truncatedUpstreamAnswersAreRetriedOverTCP() async throws {
+        let knot = try KnotUpstream()
+        let server = try await ForwardingServer(upstreams: [knot.address])
+        // Over TCP to us: the whole RRset, which the upstream could only send over TCP.
+        let tcp = try server.ask("big.upstream.test.", .txt, tcp: true)
+        #expect(tcp.answers.count == 2 && !tcp.header.isTruncated, "\(tcp)")
+        // Over UDP without EDNS: truncated for the client, who retries over TCP (dig does).
+        let udp = try server.ask("big.upstream.test.", .txt, edns: false)
+        #expect(udp.header.isTruncated)
+        let dig = try run("dig", ["@127.0.0.1", "-p", String(server.port), "+time=3", "+tries=1", "+noedns", "big.upstream.test", "TXT"])
+        #expect(dig.output.contains("ANSWER: 2"), "\(dig.output)")
+        // Each time at the first attempt: UDP, TC, then TCP.
+        #expect(server.forwarder.upstreams[0].failures == 0)
+    }
+
+    @Test func cacheAnswersWithDecreasingTTLAndNegativeEntries() async throws {
+        let knot = try KnotUpstream()
+        let server = try await ForwardingServer(upstreams: [knot.address])
+        #expect(answers(try server.ask("www.upstream.test.")) == ["www.upstream.test. 300 IN A 192.0.2.1"])
+        _ = try server.ask("nope.upstream.test.")
+        let sent = server.forwarder.upstreams[0].queries
+        try await Task.sleep(for: .milliseconds(1100))
+        knot.stop()
+        // Served from the cache with the upstream gone, TTL lowered by the time spent there.
+        let cached = try server.ask("www.upstream.test.")
+        #expect(cached.answers.count == 1)
+        #expect(cached.answers.first.map { $0.ttl < 300 && $0.ttl >= 297 } == true, "\(answers(cached))")
+        // Negative answers too, for the SOA's negative TTL (min(SOA TTL, MINIMUM) = 60).
+        let nx = try server.ask("nope.upstream.test.")
+        #expect(nx.rcode == .nameError && nx.authorities.first.map { $0.ttl <= 60 && $0.ttl >= 57 } == true)
+        // The same over TCP and without EDNS (the general path).
+        #expect(try server.ask("www.upstream.test.", tcp: true).answers.count == 1)
+        #expect(try server.ask("www.upstream.test.", edns: false).answers.count == 1)
+        #expect(server.forwarder.upstreams[0].queries == sent)
+        #expect(server.forwarder.cache.hits >= 4)
+        // A short TTL expires: asked again upstream, which is down now: SERVFAIL.
+    }
+
+    @Test func aSilentUpstreamFailsOverToTheNextAndRecovers() async throws {
+        let silent = FakeUpstream { _ in [] }
+        let knot = try KnotUpstream()
+        let server = try await ForwardingServer(upstreams: [silent.address, knot.address]) { $0.policy = .sequential }
+        let started = ContinuousClock.now
+        #expect(answers(try server.ask("www.upstream.test.")) == ["www.upstream.test. 300 IN A 192.0.2.1"])
+        #expect(ContinuousClock.now - started >= .milliseconds(300))
+        #expect(silent.queries == 1)
+        // After max_fails (2) the silent one is down: asked last, so answers come at once.
+        _ = try server.ask("www.upstream.test.", .aaaa)
+        let quick = ContinuousClock.now
+        #expect(answers(try server.ask("www.upstream.test.", .mx)).count == 1)
+        #expect(ContinuousClock.now - quick < .milliseconds(300))
+    }
+
+    @Test func everyUpstreamDownIsSERVFAILWithinTheDeadlineThenRecovery() async throws {
+        let port = freePort()
+        var knot: KnotUpstream? = try KnotUpstream(port: port)
+        knot!.stop()
+        knot = nil
+        let address = SocketAddress(address: IPAddress("127.0.0.1")!, port: port)
+        let server = try await ForwardingServer(upstreams: [address, FakeUpstream { _ in [] }.address]) {
+            $0.cache.serverFailureTTL = 0
+        }
+        let started = ContinuousClock.now
+        let failed = try server.ask("www.upstream.test.")
+        #expect(failed.rcode == .serverFailure)
+        #expect(ContinuousClock.now - started < .milliseconds(2000))
+        // The upstream comes back: after its health probe succeeds, answers flow again.
+        let back = try KnotUpstream(port: port)
+        var answered = false
+        for _ in 0..<20 where !answered {
+            answered = (try? server.ask("www.upstream.test.").rcode) == .noError
+            if !answered { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(answered)
+        back.stop()
+    }
+
+    @Test func spoofedRepliesAreIgnored() async throws {
+        // Wrong ID, wrong question, and a right answer from the wrong port come first; the real
+        // answer last.
+        let fake = FakeUpstream { query in
+            [FakeUpstream.Reply(bytes: FakeUpstream.answer(query, id: query.header.id &+ 1)),
+             FakeUpstream.Reply(bytes: FakeUpstream.answer(query, name: "evil.example.")),
+             FakeUpstream.Reply(bytes: FakeUpstream.answer(query), fromOtherPort: true),
+             FakeUpstream.Reply(bytes: FakeUpstream.answer(query))]
+        }
+        let server = try await ForwardingServer(upstreams: [fake.address])
+        let response = try server.ask("victim.example.")
+        #expect(answers(response) == ["victim.example. 60 IN A 192.0.2.77"])
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(server.forwarder.mismatches == 2)
+    }
+
+    @Test func clientsOutsideAllowRecursionAreRefused() async throws {
+        let knot = try KnotUpstream()
+        let server = try await ForwardingServer(upstreams: [knot.address], allowRecursion: [try IPPrefix(parsing: "10.0.0.0/8")])
+        let refused = try server.ask("www.upstream.test.")
+        #expect(refused.rcode == .refused && !refused.header.isRecursionAvailable)
+        // Our own zones still answer.
+        #expect(try server.ask("kubernetes.default.svc.cluster.local.").rcode == .noError)
+        #expect(knot.port > 0)
+        #expect(server.forwarder.upstreams[0].queries == 0)
+    }
+
+    @Test func aQueryForwardedBackToUsIsALoop() async throws {
+        // The upstream is a fake that relays every query to our server, as a misconfigured
+        // resolver pointing back at us would.
+        let target = Mutex<UInt16>(0)
+        let relay = FakeUpstream { query in
+            let port = target.withLock { $0 }
+            _ = Client.udp(query.encoded(), port: port, timeout: 500)
+            return []
+        }
+        let server = try await ForwardingServer(upstreams: [relay.address])
+        target.withLock { $0 = server.port }
+        let response = try server.ask("loop.example.")
+        #expect(response.rcode == .serverFailure)
+        #expect(server.forwarder.loopsDetected >= 1)
+    }
+
+    @Test func tooManyQuestionsInFlightAreRefused() async throws {
+        let silent = FakeUpstream { _ in [] }
+        let server = try await ForwardingServer(upstreams: [silent.address]) { $0.maxConcurrent = 1 }
+        let first = Task.detached { try? server.ask("one.example.") }
+        try await Task.sleep(for: .milliseconds(100))
+        let second = try server.ask("two.example.")
+        #expect(second.rcode == .refused)
+        #expect(await first.value?.rcode == .serverFailure)
+    }
+}
