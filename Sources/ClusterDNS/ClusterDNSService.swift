@@ -7,6 +7,8 @@ public import Logging
 public import ServiceLifecycle
 public import ServiceRegistry
 import Foundation
+public import CoreMetrics
+import Synchronization
 
 /// Everything an embedder chooses: where DNS is served, the cluster domain and its answers,
 /// the registry's allocation ranges and store, and the manifests to load and watch.
@@ -30,8 +32,10 @@ public struct ClusterDNSConfiguration: Sendable {
     public var forwarding: Forwarder.Configuration?
     /// Clients allowed recursion (forwarding); others get REFUSED for names outside our zones.
     public var allowRecursion: [IPPrefix] = RecursionPolicy.privateRanges
-    /// Receives every answered query (metrics, query log).
-    public var observer: (any QueryObserver)?
+    /// Where the server's metrics go (swift-metrics); nil: no metrics.
+    public var metricsFactory: (any MetricsFactory)?
+    /// Log queries (needs `metricsFactory`: the query log rides on the same per-query hook).
+    public var queryLog: DNSMetrics.QueryLog?
 
     public init(dnsAddresses: [SocketAddress] = [SocketAddress(parsing: "127.0.0.1:5353")!],
                 cluster: ClusterConfiguration = ClusterConfiguration(),
@@ -62,6 +66,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     public let catalog: Catalog
     public let staticZones: StaticZones?
     public let forwarder: Forwarder?
+    public let metrics: DNSMetrics?
     let logger: Logger
 
     public init(configuration: ClusterDNSConfiguration, logger: Logger) throws {
@@ -82,6 +87,19 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         self.catalog = catalog
         staticZones = configuration.zonesDirectory.map { StaticZones(directory: $0, catalog: catalog) }
         forwarder = configuration.forwarding.map { Forwarder(configuration: $0) }
+        metrics = configuration.metricsFactory.map { DNSMetrics(factory: $0, queryLog: configuration.queryLog) }
+        if let factory = configuration.metricsFactory, let forwarder {
+            let timers = Mutex<[SocketAddress: CoreMetrics.Timer]>([:])
+            forwarder.observer = { upstream, seconds, _ in
+                let timer = timers.withLock { timers in
+                    if let timer = timers[upstream] { return timer }
+                    let timer = CoreMetrics.Timer(label: "clusterdns_dns_upstream_duration_seconds", dimensions: [("upstream", upstream.description)], factory: factory)
+                    timers[upstream] = timer
+                    return timer
+                }
+                timer.recordNanoseconds(Int64(seconds * 1e9))
+            }
+        }
         let recursion = configuration.forwarding.map { forwarding in
             RecursionPolicy(allowed: configuration.allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
         }
@@ -89,7 +107,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
                                   recursion: recursion)
         server = DNSServer(configuration: .init(addresses: configuration.dnsAddresses, udpSockets: configuration.udpSockets,
                                                 tcpLimits: configuration.tcpLimits),
-                           handler: QueryHandler(responder: responder, forwarder: forwarder, observer: configuration.observer),
+                           handler: QueryHandler(responder: responder, forwarder: forwarder, observer: metrics),
                            logger: logger)
     }
 
@@ -117,7 +135,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         cluster.update(registry.snapshot())
         logger.info("registry loaded", metadata: ["objects": "\(registry.snapshot().objects.count)",
                                                   "resourceVersion": "\(registry.resourceVersion)"])
-        let updater = ZoneUpdater(registry: registry, cluster: cluster, logger: logger)
+        let updater = ZoneUpdater(registry: registry, cluster: cluster, logger: logger, programmingLatency: metrics?.programmingLatency)
         let watcher = configuration.manifests.isEmpty ? nil
             : ManifestWatcher(paths: configuration.manifests, registry: registry, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -134,6 +152,18 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
             }
             if let watcher { group.addTask { try await watcher.run() } }
             group.addTask { try await self.server.run() }
+            if let metrics {
+                // Malformed packets are summarised once a minute, never logged one by one.
+                group.addTask {
+                    try? await cancelWhenGracefulShutdown {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .seconds(60))
+                            let count = metrics.takeMalformed()
+                            if count > 0 { self.logger.notice("malformed queries in the last minute", metadata: ["count": "\(count)"]) }
+                        }
+                    }
+                }
+            }
             try await group.waitForAll()
         }
     }

@@ -1,5 +1,6 @@
 public import DNSAuthority
 import Foundation
+public import CoreMetrics
 public import Logging
 public import ServiceLifecycle
 public import ServiceRegistry
@@ -8,15 +9,18 @@ public import ServiceRegistry
 /// it touched (`ClusterAuthority.apply`). A watch cut off for falling behind is re-established
 /// with a full compilation.
 public struct ZoneUpdater: ServiceLifecycle.Service {
-    public init(registry: Registry, cluster: ClusterAuthority, logger: Logger) {
+    public init(registry: Registry, cluster: ClusterAuthority, logger: Logger, programmingLatency: CoreMetrics.Timer? = nil) {
         self.registry = registry
         self.cluster = cluster
         self.logger = logger
+        self.programmingLatency = programmingLatency
     }
 
     let registry: Registry
     let cluster: ClusterAuthority
     let logger: Logger
+    /// Commit of a change to the moment its answers are served.
+    let programmingLatency: CoreMetrics.Timer?
 
     public func run() async throws {
         // Shutdown cancels the stream; that is its normal end, not an error.
@@ -32,6 +36,7 @@ public struct ZoneUpdater: ServiceLifecycle.Service {
                         // The objects are read from the latest snapshot; applying an event whose
                         // objects already moved on is harmless (they are recompiled as they are).
                         cluster.apply([event], snapshot: registry.snapshot())
+                        programmingLatency?.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds &- event.committedAt))
                         logger.trace("zone updated", metadata: ["resourceVersion": "\(event.resourceVersion)"])
                     }
                     return

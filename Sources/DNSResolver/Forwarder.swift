@@ -57,14 +57,12 @@ public final class Forwarder: @unchecked Sendable {
     }
 
     /// An upstream's health; state lives on the forwarder's queue.
-    public final class Upstream: @unchecked Sendable {
-        public let address: SocketAddress
+    final class Upstream: @unchecked Sendable {
+        let address: SocketAddress
         var fails = 0
         var probing = false
-        public internal(set) var queries = 0
-        public internal(set) var failures = 0
-        /// The last measured response time, in seconds.
-        public internal(set) var latency: [Double] = []
+        var queries = 0
+        var failures = 0
 
         init(address: SocketAddress) { self.address = address }
     }
@@ -97,8 +95,9 @@ public final class Forwarder: @unchecked Sendable {
     let outstanding = Mutex<Set<LoopKey>>([])
     let mismatchCount = Atomic<Int>(0)
     let loopCount = Atomic<Int>(0)
-    /// Called on the forwarder's queue after every upstream exchange (for metrics).
-    public var observer: (@Sendable (_ upstream: SocketAddress, _ seconds: Double, _ success: Bool) -> Void)? = nil
+    /// Called on the forwarder's queue after every upstream exchange (for metrics); set it
+    /// before the first question.
+    public nonisolated(unsafe) var observer: (@Sendable (_ upstream: SocketAddress, _ seconds: Double, _ success: Bool) -> Void)? = nil
 
     struct LoopKey: Hashable {
         var id: UInt16
@@ -115,7 +114,21 @@ public final class Forwarder: @unchecked Sendable {
     /// Stops health probes; questions in flight still finish.
     public func stop() { queue.async { self.stopped = true } }
 
-    public var upstreams: [Upstream] { queue.sync { groups.flatMap(\.upstreams) } }
+    /// What an upstream has seen so far.
+    public struct UpstreamStatus: Sendable {
+        public var address: SocketAddress
+        public var queries: Int
+        public var failures: Int
+        public var isHealthy: Bool
+    }
+
+    public var upstreams: [UpstreamStatus] {
+        queue.sync {
+            groups.flatMap(\.upstreams).map {
+                UpstreamStatus(address: $0.address, queries: $0.queries, failures: $0.failures, isHealthy: $0.fails < configuration.maxFails)
+            }
+        }
+    }
     /// Replies from upstreams ignored for a wrong ID or question.
     public var mismatches: Int { mismatchCount.load(ordering: .relaxed) }
     public var loopsDetected: Int { loopCount.load(ordering: .relaxed) }
@@ -274,7 +287,6 @@ public final class Forwarder: @unchecked Sendable {
             switch result {
             case .success(let (message, _)):
                 upstream.fails = 0
-                upstream.latency = [seconds]
                 observer?(upstream.address, seconds, true)
                 completion(.success(message))
             case .failure(let error):

@@ -3,6 +3,7 @@ public import DispatchSockets
 public import Logging
 public import ServiceLifecycle
 import DNSWire
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,6 +29,10 @@ public final class DNSServer: Service, @unchecked Sendable {
     public let handler: QueryHandler
     let logger: Logger
     let bound = BoundAddresses()
+    let tcpServers = Mutex<[TCPMessageServer]>([])
+
+    /// Open TCP connections across every address.
+    public var tcpConnections: Int { tcpServers.withLock { $0 }.reduce(0) { $0 + $1.connectionCount } }
 
     public convenience init(configuration: Configuration, responder: Responder, logger: Logger) {
         self.init(configuration: configuration, handler: QueryHandler(responder: responder), logger: logger)
@@ -78,6 +83,7 @@ public final class DNSServer: Service, @unchecked Sendable {
         }
         for server in udp { server.start() }
         for server in tcp { server.start() }
+        tcpServers.withLock { $0 = tcp }
         let addresses = udp.map(\.address)
         logger.info("serving DNS", metadata: ["addresses": "\(addresses.map(\.description).joined(separator: " "))"])
         await bound.set(addresses)
@@ -85,6 +91,7 @@ public final class DNSServer: Service, @unchecked Sendable {
         try? await gracefulShutdown()
         for server in udp { server.stop() }
         for server in tcp { server.stop() }
+        tcpServers.withLock { $0 = [] }
         handler.forwarder?.stop()
         logger.info("DNS server stopped")
     }

@@ -38,7 +38,14 @@ public struct ZoneParser: Sendable {
     public func parse(_ text: some Sequence<UInt8>, file: String = "<zone>", origin: DomainName) throws(ZoneFileError) -> Zone {
         var state = State(origin: origin)
         try parseRecords(Array(text), file: file, state: &state, depth: 0)
-        return try Zone(origin: origin, records: state.records)
+        do {
+            return try Zone(origin: origin, records: state.records)
+        } catch {
+            // Whole-zone checks know no file: this one.
+            var error = error
+            if error.file.isEmpty { error.file = file }
+            throw error
+        }
     }
 
     public func parse(_ text: String, file: String = "<zone>", origin: DomainName) throws(ZoneFileError) -> Zone {

@@ -22,13 +22,19 @@ struct HealthService: ServiceLifecycle.Service {
     let address: SocketAddress
     let readiness: Readiness
     let logger: Logger
+    /// `/metrics`: the Prometheus text of everything, refreshed at each scrape.
+    var metrics: (@Sendable () -> String)? = nil
 
     func run() async throws {
         let readiness = self.readiness
+        let metrics = self.metrics
         let server = try HTTPServer(address: address) { method, path in
             guard method == "GET" || method == "HEAD" else { return .init(status: 405, body: "method not allowed\n") }
             switch path {
             case "/health": return .init(status: 200, body: "ok\n")
+            case "/metrics":
+                guard let metrics else { return .init(status: 404, body: "metrics are off\n") }
+                return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics())
             case "/ready":
                 return readiness.isReady ? .init(status: 200, body: "ready\n") : .init(status: 503, body: "not ready\n")
             default: return .init(status: 404, body: "not found\n")
@@ -65,4 +71,25 @@ func parseDuration(_ text: String) -> Duration? {
     if text.hasSuffix("d"), let v = Int(text.dropLast()), v >= 0 { return .seconds(v * 86400) }
     if let v = Double(text), v >= 0 { return .milliseconds(Int(v * 1000)) }
     return nil
+}
+
+/// SIGHUP: every static zone re-read and the manifests re-applied (and `onHangup` for the rest).
+struct HangupService: ServiceLifecycle.Service {
+    let onHangup: @Sendable () -> Void
+    let logger: Logger
+
+    func run() async throws {
+        signal(SIGHUP, SIG_IGN)
+        let (stream, continuation) = AsyncStream<Void>.makeStream()
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler { continuation.yield() }
+        source.resume()
+        defer { source.cancel() }
+        await cancelWhenGracefulShutdown {
+            for await _ in stream {
+                logger.info("SIGHUP: reloading")
+                onHangup()
+            }
+        }
+    }
 }

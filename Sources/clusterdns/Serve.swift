@@ -1,4 +1,5 @@
 import ArgumentParser
+import Prometheus
 import ClusterDNS
 import DNSAuthority
 import DNSResolver
@@ -118,7 +119,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Refresh a popular cached answer when less than this percentage of its TTL is left (0 disables).")
     var prefetch: Int = 0
 
+    @Flag(help: "Log every query (name, type, transport, rcode, size, time) at info level.")
+    var logQueries = false
+
+    @Option(help: "With --log-queries: log one query in N.")
+    var logQueriesSample: Int = 1
+
+    /// The config file this instance came from, re-read on SIGHUP (not a flag).
+    var reloadSource: ConfigSource? = nil
+
+    enum CodingKeys: String, CodingKey {
+        case config, dnsAddresses, domain, manifests, ttl, pods, serviceCIDR, nodePortRange, state, logLevel, allowTransfer,
+             logFormat, udpSockets, http, lameduck, zones, upstream, resolvConf, stubDomain, allowRecursion, policy, maxFails,
+             maxConcurrent, upstreamTimeout, forwardDeadline, cacheSize, cacheMinTTL, cacheMaxTTL, cacheNegativeTTL,
+             cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample
+    }
+
     func validate() throws {
+        guard logQueriesSample >= 1 else { throw ValidationError("--log-queries-sample must be at least 1") }
         guard (0...3600).contains(ttl) else { throw ValidationError("--ttl must be between 0 and 3600") }
         guard ClusterConfiguration.PodsMode(rawValue: pods) != nil else {
             throw ValidationError("--pods must be disabled, insecure or verified")
@@ -214,8 +232,9 @@ struct Serve: AsyncParsableCommand {
             let all = Array(CommandLine.arguments.dropFirst())
             let commandLine = ConfigFile.removingConfigFlag(all.firstIndex(of: "serve").map { Array(all[(all.index(after: $0))...]) } ?? all)
             let arguments = ConfigFile.merging(try ConfigFile.arguments(from: config), under: commandLine)
-            let merged = try Serve.parse(arguments)
+            var merged = try Serve.parse(arguments)
             try merged.validate()
+            merged.reloadSource = ConfigSource(path: config, commandLine: commandLine, arguments: arguments)
             try await merged.run()
             return
         }
@@ -250,6 +269,19 @@ struct Serve: AsyncParsableCommand {
         if !allowRecursion.isEmpty {
             configuration.allowRecursion = allowRecursion.compactMap { try? IPPrefix(parsing: $0) }
         }
+        let prometheus = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: prometheus)
+        let fine: [Duration] = [.microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+                                .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                                .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                                .seconds(2), .seconds(5)]
+        factory.defaultDurationHistogramBuckets = fine
+        configuration.metricsFactory = factory
+        if logQueries {
+            var queryLogger = logger
+            queryLogger.logLevel = .info
+            configuration.queryLog = DNSMetrics.QueryLog(logger: queryLogger, sample: logQueriesSample)
+        }
         let dns: ClusterDNSService
         do { dns = try ClusterDNSService(configuration: configuration, logger: logger) } catch {
             throw ValidationError("\(error)")
@@ -258,14 +290,52 @@ struct Serve: AsyncParsableCommand {
         let readiness = Readiness(registry: dns.registry)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = SocketAddress(parsing: http) {
-            services.append(.init(service: HealthService(address: address, readiness: readiness, logger: logger)))
+            services.append(.init(service: HealthService(address: address, readiness: readiness, logger: logger, metrics: {
+                dns.metrics?.refresh(service: dns)
+                return prometheus.emitToString()
+            })))
         }
         services.append(.init(service: dns))
+        let source = reloadSource
+        let hangupLogger = logger
+        services.append(.init(service: HangupService(onHangup: {
+            let logger = hangupLogger
+            dns.reloadZones(force: true)
+            let changed = dns.loadManifests()
+            logger.info("manifests re-applied", metadata: ["changed": "\(changed)"])
+            source?.check(logger: logger)
+        }, logger: logger)))
         services.append(.init(service: LameDuckService(readiness: readiness, period: parseDuration(lameduck) ?? .seconds(5), logger: logger)))
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
+    }
+}
+
+/// Where a `--config` run came from, to re-read the file on SIGHUP. A file that no longer
+/// parses or validates is refused with its error and the running settings kept; settings that
+/// changed are listed (zones and manifests are reloaded live; the rest take a restart).
+struct ConfigSource: Sendable {
+    var path: String
+    var commandLine: [String]
+    var arguments: [String]
+
+    func check(logger: Logger) {
+        do {
+            let arguments = ConfigFile.merging(try ConfigFile.arguments(from: path), under: commandLine)
+            let reparsed = try Serve.parse(arguments)
+            try reparsed.validate()
+            if arguments != self.arguments {
+                let old = Set(self.arguments.enumerated().map { "\($0.element)" })
+                let changed = arguments.filter { $0.hasPrefix("--") && !old.contains($0) }
+                logger.notice("--config \(path) changed; zones and manifests are reloaded now, other settings on restart",
+                              metadata: ["new": "\(arguments.joined(separator: " "))", "newKeys": "\(changed)"])
+            }
+        } catch {
+            logger.error("--config \(path) refused on reload; the running settings are kept",
+                         metadata: ["error": "\(Serve.message(for: error))"])
+        }
     }
 }

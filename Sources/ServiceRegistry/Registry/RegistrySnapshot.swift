@@ -1,3 +1,4 @@
+import Dispatch
 public import HashTreeCollections
 
 /// An immutable view of the registry at one resource version. Snapshots share structure
@@ -49,4 +50,7 @@ public struct WatchEvent: Sendable {
     /// Services whose derived endpoints changed with this event (their new value is in the
     /// snapshot at `resourceVersion`, or absent when the service has none any more).
     public var endpointsChanged: [ObjectKey]
+    /// When the change was committed (monotonic nanoseconds, `DispatchTime.now().uptimeNanoseconds`):
+    /// the start of DNS programming latency.
+    public var committedAt: UInt64 = DispatchTime.now().uptimeNanoseconds
 }

@@ -1,0 +1,164 @@
+public import CoreMetrics
+public import DNSAuthority
+import DNSResolver
+public import DNSServer
+import DNSWire
+import Dispatch
+public import Logging
+import ServiceRegistry
+import Synchronization
+
+/// The server's metrics, made with the `MetricsFactory` the embedder passes in (the daemon
+/// passes swift-prometheus's and serves `/metrics`). Per query: a request counter by transport
+/// and type, a response counter by transport and rcode, a latency timer by transport; all
+/// created up front, so the serving path only looks them up in arrays. Sizes and totals kept
+/// elsewhere (cache, upstreams, registry, TCP connections) are copied in by `refresh()`, which
+/// the scrape calls.
+public final class DNSMetrics: QueryObserver, @unchecked Sendable {
+    static let types: [RecordType] = [.a, .aaaa, .srv, .ptr, .txt, .cname, .mx, .ns, .soa, .any, .axfr, .ixfr, .https, .svcb]
+    static let typeNames = types.map(\.description) + ["other"]
+    static let transports = ["udp", "tcp"]
+    static let rcodes = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other"]
+
+    let requests: [[CoreMetrics.Counter]]
+    let responses: [[CoreMetrics.Counter]]
+    let latency: [CoreMetrics.Timer]
+    let droppedCounter: CoreMetrics.Counter
+    let malformed = Atomic<Int>(0)
+    public let programmingLatency: CoreMetrics.Timer
+    let factory: any MetricsFactory
+    // Pull metrics (updated by `refresh`, under the lock).
+    let state = Mutex<PullState>(PullState())
+    let queryLog: QueryLog?
+
+    struct PullState {
+        var gauges: [String: CoreMetrics.Gauge] = [:]
+        var counters: [String: (counter: CoreMetrics.Counter, last: Int)] = [:]
+    }
+
+    /// Logs one query in `sample` (1: every query) at info level.
+    public struct QueryLog: Sendable {
+        public var logger: Logger
+        public var sample: Int
+        public init(logger: Logger, sample: Int = 1) {
+            self.logger = logger
+            self.sample = max(1, sample)
+        }
+    }
+    let queryCount = Atomic<Int>(0)
+
+    public init(factory: any MetricsFactory, queryLog: QueryLog? = nil) {
+        self.factory = factory
+        self.queryLog = queryLog
+        requests = Self.transports.map { transport in
+            Self.typeNames.map { CoreMetrics.Counter(label: "clusterdns_dns_requests_total", dimensions: [("transport", transport), ("type", $0)], factory: factory) }
+        }
+        responses = Self.transports.map { transport in
+            Self.rcodes.map { CoreMetrics.Counter(label: "clusterdns_dns_responses_total", dimensions: [("transport", transport), ("rcode", $0)], factory: factory) }
+        }
+        latency = Self.transports.map { CoreMetrics.Timer(label: "clusterdns_dns_request_duration_seconds", dimensions: [("transport", $0)], factory: factory) }
+        droppedCounter = CoreMetrics.Counter(label: "clusterdns_dns_dropped_total", factory: factory)
+        programmingLatency = CoreMetrics.Timer(label: "clusterdns_dns_programming_duration_seconds", factory: factory)
+    }
+
+    public func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    public func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport, since started: UInt64) {
+        let t = transport == .udp ? 0 : 1
+        let type = Self.questionType(query)
+        let typeIndex = type.flatMap { t in Self.types.firstIndex(of: t) } ?? Self.types.count
+        requests[t][typeIndex].increment()
+        let rcode = reply.count >= 4 ? Int(reply[3] & 0x0F) : 2
+        let rcodeIndex = rcode <= 5 ? rcode : Self.rcodes.count - 1
+        responses[t][rcodeIndex].increment()
+        if rcode == 1 { malformed.add(1, ordering: .relaxed) }
+        latency[t].recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds &- started))
+        if let queryLog, queryCount.add(1, ordering: .relaxed).newValue % queryLog.sample == 0 {
+            let name = Self.questionName(query)?.description ?? "?"
+            queryLog.logger.info("query", metadata: [
+                "name": "\(name)", "type": "\(type.map(\.description) ?? "?")", "transport": "\(Self.transports[t])",
+                "rcode": "\(ResponseCode(rawValue: UInt16(rcode)).description)", "size": "\(reply.count)",
+                "microseconds": "\((DispatchTime.now().uptimeNanoseconds &- started) / 1000)",
+            ])
+        }
+    }
+
+    public func dropped() {
+        droppedCounter.increment()
+        malformed.add(1, ordering: .relaxed)
+    }
+
+    /// Malformed packets (dropped or FORMERR) since the last call: for a rate-limited summary.
+    public func takeMalformed() -> Int { malformed.exchange(0, ordering: .relaxed) }
+
+    /// The question's type, read from the wire without decoding the message.
+    static func questionType(_ query: UnsafeRawBufferPointer) -> RecordType? {
+        guard query.count > 12 else { return nil }
+        var offset = 12
+        while offset < query.count {
+            let n = Int(query[offset])
+            if n == 0 { break }
+            if n & 0xC0 != 0 { return nil }
+            offset += n + 1
+        }
+        guard offset + 2 < query.count else { return nil }
+        return RecordType(UInt16(query[offset + 1]) << 8 | UInt16(query[offset + 2]))
+    }
+
+    static func questionName(_ query: UnsafeRawBufferPointer) -> DomainName? {
+        var reader = WireReader(bytes: query, offset: 12)
+        return try? reader.readName()
+    }
+
+    /// Sets a gauge (created on first use).
+    public func gauge(_ label: String, _ dimensions: [(String, String)] = [], _ value: Double) {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        let gauge = state.withLock { state in
+            if let gauge = state.gauges[key] { return gauge }
+            let gauge = CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
+            state.gauges[key] = gauge
+            return gauge
+        }
+        gauge.record(value)
+    }
+
+    /// Brings a counter up to `total`, a running total kept elsewhere.
+    public func counter(_ label: String, _ dimensions: [(String, String)] = [], total: Int) {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        state.withLock { state in
+            var entry = state.counters[key] ?? (CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory), 0)
+            if total > entry.last { entry.counter.increment(by: total - entry.last) }
+            entry.last = max(entry.last, total)
+            state.counters[key] = entry
+        }
+    }
+
+    /// Copies in what other parts keep: cache, upstreams, registry, connections, zones.
+    public func refresh(service: ClusterDNSService) {
+        if let forwarder = service.forwarder {
+            let cache = forwarder.cache
+            gauge("clusterdns_dns_cache_entries", [], Double(cache.count))
+            counter("clusterdns_dns_cache_hits_total", [], total: cache.hits)
+            counter("clusterdns_dns_cache_misses_total", [], total: cache.misses)
+            counter("clusterdns_dns_cache_evictions_total", [], total: cache.evictions)
+            counter("clusterdns_dns_forward_spoofed_replies_total", [], total: forwarder.mismatches)
+            counter("clusterdns_dns_forward_loops_total", [], total: forwarder.loopsDetected)
+            gauge("clusterdns_dns_forward_pending", [], Double(forwarder.pending))
+            for upstream in forwarder.upstreams {
+                let label = [("upstream", upstream.address.description)]
+                counter("clusterdns_dns_upstream_requests_total", label, total: upstream.queries)
+                counter("clusterdns_dns_upstream_failures_total", label, total: upstream.failures)
+                gauge("clusterdns_dns_upstream_healthy", label, upstream.isHealthy ? 1 : 0)
+            }
+        }
+        let snapshot = service.registry.snapshot()
+        var kinds: [ObjectKind: Int] = [:]
+        for key in snapshot.objects.keys { kinds[key.kind, default: 0] += 1 }
+        for kind in ObjectKind.allCases {
+            gauge("clusterdns_registry_objects", [("kind", kind.rawValue)], Double(kinds[kind] ?? 0))
+        }
+        gauge("clusterdns_registry_resource_version", [], Double(snapshot.resourceVersion))
+        gauge("clusterdns_dns_tcp_connections", [], Double(service.server.tcpConnections))
+        gauge("clusterdns_dns_static_zones", [], Double(service.staticZones?.origins.count ?? 0))
+    }
+}
