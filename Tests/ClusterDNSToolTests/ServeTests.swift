@@ -103,6 +103,55 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     }
 }
 
+@Suite(.serialized) struct ServeZonesAndMetricsTests {
+    @Test func staticZonesReloadAndMetricsAreScraped() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zones-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let zoneFile = directory.appendingPathComponent("test.example.zone")
+        func zone(_ address: String, extra: String = "") -> String {
+            "$TTL 60\n@ IN SOA ns hostmaster 1 7200 900 1209600 60\n  IN NS ns\nns IN A 192.0.2.53\nwww IN A \(address)\n" + extra
+        }
+        try zone("192.0.2.1").write(to: zoneFile, atomically: true, encoding: .utf8)
+        let log = directory.appendingPathComponent("serve.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let dns = freePort()
+        let http = freePort()
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--zones", directory.path,
+                             "--resolv-conf", "none", "--lameduck", "0s"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        #expect(eventually(10) { httpStatus(port: http, path: "/ready") == 200 }, "ready within 10 s")
+
+        #expect(digShort(port: dns, "www.test.example") == "192.0.2.1\n")
+        // An edit is served within the watch interval.
+        try zone("192.0.2.2").write(to: zoneFile, atomically: true, encoding: .utf8)
+        #expect(eventually(5) { digShort(port: dns, "www.test.example") == "192.0.2.2\n" })
+        // A broken edit: logged with file and line, the previous zone kept.
+        try zone("192.0.2.3", extra: "oops IN A not-an-address\n").write(to: zoneFile, atomically: true, encoding: .utf8)
+        #expect(eventually(5) { (try? String(contentsOf: log, encoding: .utf8))?.contains("test.example.zone:6:") == true })
+        #expect(digShort(port: dns, "www.test.example") == "192.0.2.2\n")
+        // SIGHUP reloads at once.
+        try zone("192.0.2.4").write(to: zoneFile, atomically: true, encoding: .utf8)
+        kill(process.processIdentifier, SIGHUP)
+        #expect(eventually(2) { digShort(port: dns, "www.test.example") == "192.0.2.4\n" })
+        #expect((try? String(contentsOf: log, encoding: .utf8))?.contains("SIGHUP: reloading") == true)
+
+        // One NXDOMAIN, then the scrape shows it (no other query above was NXDOMAIN).
+        _ = digShort(port: dns, "nope.test.example")
+        let metrics = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "2", "http://127.0.0.1:\(http)/metrics"]).stdout
+        #expect(metrics.contains("clusterdns_dns_responses_total{transport=\"udp\",rcode=\"NXDOMAIN\"} 1\n"), "\(metrics)")
+        #expect(metrics.contains("clusterdns_dns_static_zones 1.0\n"))
+        #expect(metrics.contains("# TYPE clusterdns_dns_request_duration_seconds histogram"))
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(5) { !process.isRunning })
+    }
+}
+
 @Suite struct ServeFlagTests {
     @Test(arguments: [
         (["--log-format", "xml"], "--log-format must be text or json"),
@@ -111,6 +160,14 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         (["--dns", "localhost"], "--dns localhost: expected ADDRESS:PORT or [IPv6]:PORT"),
         (["--lameduck", "soon"], "--lameduck soon: expected a duration such as 5s or 500ms"),
         (["--service-cidr", "10.96.0.1/12"], "host bits are set"),
+        (["--upstream", "dns.example"], "--upstream dns.example: expected ADDRESS, ADDRESS:PORT or [IPv6]:PORT"),
+        (["--stub-domain", "corp.example"], "--stub-domain corp.example: expected NAME=ADDR[:PORT][,ADDR[:PORT]...]"),
+        (["--stub-domain", "corp.example=10.0.0.1:99999"], "10.0.0.1:99999 is not ADDR[:PORT]"),
+        (["--allow-recursion", "10.0.0.0/33"], "--allow-recursion 10.0.0.0/33: expected a CIDR"),
+        (["--policy", "fastest"], "--policy must be random, round_robin or sequential"),
+        (["--serve-stale", "forever"], "--serve-stale forever: expected a duration"),
+        (["--zones", "/nonexistent/zones"], "--zones /nonexistent/zones: not a directory"),
+        (["--prefetch", "150"], "--prefetch must be a percentage, 0-100"),
     ])
     func badFlagsAreRefused(_ flags: [String], _ message: String) throws {
         let result = try Tool.run(["serve"] + flags)

@@ -1,0 +1,97 @@
+import ClusterDNS
+import DNSWire
+import DispatchSockets
+import Foundation
+import Logging
+import MetricsTestKit
+import ServiceLifecycle
+import ServiceRegistry
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct MetricsTests {
+    /// One datagram, one reply (or nil after a second).
+    func exchange(_ bytes: [UInt8], port: UInt16) -> [UInt8]? {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = port.bigEndian
+        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        return n > 0 ? Array(buffer[0..<n]) : nil
+    }
+
+    func query(_ name: String, _ type: RecordType) -> [UInt8] {
+        Message(header: Header(id: 9), questions: [Question(name: try! DomainName(name), type: type)]).encoded()
+    }
+
+    @Test func countersFollowAKnownSetOfQueries() async throws {
+        let metrics = TestMetrics()
+        var logger = Logger(label: "metrics")
+        logger.logLevel = .warning
+        var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
+        configuration.metricsFactory = metrics
+        configuration.embeddedManifests = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: kubernetes, namespace: default}
+            spec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443}]}
+            """
+        let dns = try ClusterDNSService(configuration: configuration, logger: logger)
+        let group = ServiceGroup(services: [dns], logger: logger)
+        let running = Task { try await group.run() }
+        let port = try #require(await dns.server.boundAddresses.first).port
+        // Wait for the first load (answers are SERVFAIL before it).
+        for _ in 0..<100 {
+            if let reply = exchange(query("kubernetes.default.svc.cluster.local.", .a), port: port), reply[3] & 0x0F == 0 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let before = try metrics.expectCounter("clusterdns_dns_requests_total", [("transport", "udp"), ("type", "A")]).totalValue
+
+        for _ in 0..<3 { #expect(exchange(query("kubernetes.default.svc.cluster.local.", .a), port: port) != nil) }
+        #expect(exchange(query("nope.default.svc.cluster.local.", .aaaa), port: port) != nil)
+        #expect(exchange(query("kubernetes.default.svc.cluster.local.", .srv), port: port) != nil)
+        #expect(exchange(query("www.example.org.", .txt), port: port) != nil)  // no forwarding: REFUSED
+        var bad = query("kubernetes.default.svc.cluster.local.", .a)
+        bad.append(0xFF)  // a trailing byte: FORMERR
+        #expect(exchange(bad, port: port) != nil)
+        #expect(exchange([1, 2, 3], port: port) == nil)  // not even a header: dropped
+
+        let counter = { (label: String, dimensions: [(String, String)]) in try metrics.expectCounter(label, dimensions).totalValue }
+        #expect(try counter("clusterdns_dns_requests_total", [("transport", "udp"), ("type", "A")]) - before == 4)
+        #expect(try counter("clusterdns_dns_requests_total", [("transport", "udp"), ("type", "AAAA")]) == 1)
+        #expect(try counter("clusterdns_dns_requests_total", [("transport", "udp"), ("type", "SRV")]) == 1)
+        #expect(try counter("clusterdns_dns_requests_total", [("transport", "udp"), ("type", "TXT")]) == 1)
+        #expect(try counter("clusterdns_dns_responses_total", [("transport", "udp"), ("rcode", "NXDOMAIN")]) == 1)
+        #expect(try counter("clusterdns_dns_responses_total", [("transport", "udp"), ("rcode", "REFUSED")]) == 1)
+        #expect(try counter("clusterdns_dns_responses_total", [("transport", "udp"), ("rcode", "FORMERR")]) == 1)
+        #expect(try counter("clusterdns_dns_dropped_total", []) == 1)
+        #expect(try metrics.expectTimer("clusterdns_dns_request_duration_seconds", [("transport", "udp")]).values.count >= 7)
+
+        // Pulled at scrape time.
+        dns.metrics?.refresh(service: dns)
+        #expect(try metrics.expectGauge("clusterdns_registry_objects", [("kind", "Service")]).lastValue == 1)
+
+        // A registry change is timed from commit to served.
+        var spec = Service.Spec()
+        spec.ports = [.init(name: "http", port: 80)]
+        try await dns.registry.apply(.service(Service(metadata: ObjectMeta(name: "api", namespace: "default"), spec: spec)))
+        var timed = 0
+        for _ in 0..<100 where timed == 0 {
+            timed = (try? metrics.expectTimer("clusterdns_dns_programming_duration_seconds").values.count) ?? 0
+            if timed == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(timed >= 1)
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+}
