@@ -133,6 +133,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "DNSResolverTests", dependencies: ["DNSResolver", "DNSWire", "NetAddress"], swiftSettings: strict),
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
         .testTarget(
             name: "ClusterDNSToolTests",

@@ -168,12 +168,21 @@ final class FakeUpstream: @unchecked Sendable {
     deinit { thread.cancel() }
 
     /// A correct answer to `query`: one A record.
-    static func answer(_ query: Message, id: UInt16? = nil, name: String? = nil) -> [UInt8] {
+    static func answer(_ query: Message, id: UInt16? = nil, name: String? = nil, ttl: UInt32 = 60) -> [UInt8] {
         var response = Message(header: Header(id: id ?? query.header.id, isResponse: true, isRecursionDesired: true, isRecursionAvailable: true))
         let question = name.map { Question(name: try! DomainName($0), type: .a) } ?? query.questions[0]
         response.questions = [question]
-        response.answers = [ResourceRecord(name: question.name, ttl: 60, data: .a(IPv4Address("192.0.2.77")!))]
+        response.answers = [ResourceRecord(name: question.name, ttl: ttl, data: .a(IPv4Address("192.0.2.77")!))]
         return response.encoded()
+    }
+}
+
+final class Flag: Sendable {
+    let state: Mutex<Bool>
+    init(_ value: Bool) { state = Mutex(value) }
+    var value: Bool {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
     }
 }
 
@@ -416,5 +425,67 @@ final class ForwardingServer: Sendable {
         let second = try server.ask("two.example.")
         #expect(second.rcode == .refused)
         #expect(await first.value?.rcode == .serverFailure)
+    }
+
+    @Test func expiredAnswersAreServedStaleWhenEveryUpstreamFails() async throws {
+        let up = Flag(true)
+        let fake = FakeUpstream { query in up.value ? [FakeUpstream.Reply(bytes: FakeUpstream.answer(query, ttl: 1))] : [] }
+        let server = try await ForwardingServer(upstreams: [fake.address]) {
+            $0.cache.staleWindow = 60
+            $0.cache.serverFailureTTL = 0
+        }
+        #expect(try server.ask("stale.example.").answers.map(\.ttl) == [1])
+        try await Task.sleep(for: .milliseconds(1100))
+        up.value = false
+        let stale = try server.ask("stale.example.")
+        #expect(stale.rcode == .noError)
+        #expect(stale.answers.map(\.description) == ["stale.example. 30 IN A 192.0.2.77"])
+        // Without serve-stale the same would be SERVFAIL.
+        let plain = try await ForwardingServer(upstreams: [fake.address]) { $0.cache.serverFailureTTL = 0 }
+        #expect(try plain.ask("stale.example.").rcode == .serverFailure)
+    }
+
+    @Test func popularAnswersArePrefetchedBeforeTheyExpire() async throws {
+        let fake = FakeUpstream { query in [FakeUpstream.Reply(bytes: FakeUpstream.answer(query, ttl: 2))] }
+        let server = try await ForwardingServer(upstreams: [fake.address]) {
+            $0.cache.prefetchFraction = 0.6
+            $0.cache.prefetchHits = 2
+        }
+        _ = try server.ask("popular.example.")
+        _ = try server.ask("popular.example.")
+        _ = try server.ask("popular.example.")
+        #expect(fake.queries == 1)
+        try await Task.sleep(for: .milliseconds(1100))
+        // Less than 60 % of the TTL left and asked often: this hit refreshes it in the background.
+        #expect(try server.ask("popular.example.").answers.count == 1)
+        for _ in 0..<50 where fake.queries < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(fake.queries == 2)
+        try await Task.sleep(for: .milliseconds(1000))
+        // The refreshed entry is fresh past the first one's expiry: no miss, no new upstream query.
+        let missesBefore = server.forwarder.cache.misses
+        #expect(try server.ask("popular.example.").answers.count == 1)
+        #expect(server.forwarder.cache.misses == missesBefore)
+    }
+
+    @Test func stubDomainsGoToTheirOwnServers() async throws {
+        let general = FakeUpstream { query in [FakeUpstream.Reply(bytes: FakeUpstream.answer(query))] }
+        let corp = FakeUpstream { query in [FakeUpstream.Reply(bytes: FakeUpstream.answer(query))] }
+        let server = try await ForwardingServer(upstreams: [general.address]) {
+            $0.groups.append(UpstreamGroup(domain: try! DomainName("corp.example."), servers: [corp.address]))
+        }
+        _ = try server.ask("www.corp.example.")
+        _ = try server.ask("deep.www.CORP.example.")
+        _ = try server.ask("corp.example.")
+        _ = try server.ask("notcorp.example.")
+        _ = try server.ask("www.example.org.")
+        #expect(corp.queries == 3)
+        #expect(general.queries == 2)
+    }
+
+    @Test func roundRobinSpreadsQuestionsOverEveryUpstream() async throws {
+        let upstreams = (0..<3).map { _ in FakeUpstream { query in [FakeUpstream.Reply(bytes: FakeUpstream.answer(query))] } }
+        let server = try await ForwardingServer(upstreams: upstreams.map(\.address)) { $0.policy = .roundRobin }
+        for i in 0..<9 { _ = try server.ask("host\(i).example.") }
+        #expect(upstreams.map(\.queries) == [3, 3, 3])
     }
 }
