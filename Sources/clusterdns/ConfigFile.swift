@@ -28,6 +28,13 @@ enum ConfigFile {
             switch value {
             case .sequence(let items):
                 for item in items { arguments += ["--\(name)", item.string ?? ""] }
+            case .scalar(let scalar) where Serve.flagKeys.contains(name):
+                // A flag: true turns it on, false leaves it off.
+                switch scalar.string.lowercased() {
+                case "true", "yes", "on": arguments.append("--\(name)")
+                case "false", "no", "off": break
+                default: throw ValidationError("--config \(path): \(name) must be true or false")
+                }
             case .scalar(let scalar):
                 arguments += ["--\(name)", scalar.string]
             default:
@@ -42,9 +49,12 @@ enum ConfigFile {
         let given = Set(commandLine.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=", maxSplits: 1)[0]) })
         var kept: [String] = []
         var index = 0
-        while index + 1 < file.count {
-            if !given.contains(file[index]) { kept += [file[index], file[index + 1]] }
-            index += 2
+        while index < file.count {
+            // A flag stands alone; an option is followed by its value.
+            let width = Serve.flagKeys.contains(String(file[index].dropFirst(2))) ? 1 : 2
+            guard index + width <= file.count else { break }
+            if !given.contains(file[index]) { kept += file[index..<(index + width)] }
+            index += width
         }
         return kept + commandLine
     }
@@ -69,5 +79,8 @@ extension Serve {
                            "state", "log-level", "log-format", "udp-sockets", "http", "lameduck", "allow-transfer",
                            "zones", "upstream", "resolv-conf", "stub-domain", "allow-recursion", "policy", "max-fails",
                            "max-concurrent", "upstream-timeout", "forward-deadline", "cache-size", "cache-min-ttl",
-                           "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "serve-stale", "prefetch"]
+                           "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "serve-stale", "prefetch",
+                           "log-queries", "log-queries-sample"]
+    /// Settings that are flags (no value on the command line).
+    static let flagKeys: Set<String> = ["log-queries"]
 }

@@ -62,7 +62,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Sockets per DNS address for UDP (SO_REUSEPORT).")
     var udpSockets: Int = 2
 
-    @Option(help: "Address of the HTTP endpoints /health and /ready, or `none`.")
+    @Option(help: "Address of the HTTP endpoints /health, /ready and /metrics (Prometheus), or `none`.")
     var http: String = "127.0.0.1:9153"
 
     @Option(help: "After SIGTERM: how long /ready fails while DNS still answers (5s, 500ms).")

@@ -235,6 +235,38 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         #expect(try answer(["serve", "--config", config, "--ttl", "7"], port: port).split(whereSeparator: { $0 == " " || $0 == "\t" })[1] == "7")
     }
 
+    @Test func everyForwardingAndCacheSettingIsAccepted() throws {
+        let port = freePort()
+        let config = try write("""
+            dns: ["127.0.0.1:\(port)"]
+            http: none
+            lameduck: 0s
+            zones: none
+            upstream: ["127.0.0.1:9"]
+            stub-domain: ["corp.example=127.0.0.1:9,127.0.0.2"]
+            allow-recursion: ["127.0.0.0/8"]
+            policy: round_robin
+            max-fails: 3
+            max-concurrent: 50
+            upstream-timeout: 500ms
+            forward-deadline: 1s
+            cache-size: 100
+            cache-min-ttl: 1
+            cache-max-ttl: 60
+            cache-negative-ttl: 30
+            cache-servfail-ttl: 0
+            serve-stale: 1h
+            prefetch: 10
+            log-queries: true
+            log-queries-sample: 1
+            """)
+        #expect(try answer(["serve", "--config", config], port: port).contains("10.96.0.1"))
+        let bad = try write("log-queries: maybe\n")
+        let result = try Tool.run(["serve", "--config", bad])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("log-queries must be true or false"), "\(result.stderr)")
+    }
+
     @Test func unknownSettingsAreRefusedWithTheirLine() throws {
         let config = try write("ttl: 30\nbogus: 1\n")
         let result = try Tool.run(["serve", "--config", config])
