@@ -28,6 +28,7 @@ public enum ExchangeError: Error, Hashable, Sendable, CustomStringConvertible {
 /// the kernel; `connect` makes the kernel drop datagrams from any other address or port), a
 /// reply accepted only if it is a response with the query's ID and question; a truncated reply
 /// is retried over TCP. Everything runs on `queue`; `completion` is called there exactly once.
+/// There is no timer per exchange: the forwarder's sweep calls `expire` once `deadline` passed.
 final class Exchange: @unchecked Sendable {
     typealias Completion = (Result<(Message, [UInt8]), ExchangeError>) -> Void
 
@@ -38,10 +39,8 @@ final class Exchange: @unchecked Sendable {
     let queue: DispatchQueue
     var completion: Completion?
     var fd: Int32 = -1
-    /// Read and write sources on `fd` (libdispatch's sources are all one class, so the timer is
-    /// kept apart rather than told apart by type).
+    /// Read and write sources on `fd`.
     var sources: [any DispatchSourceProtocol] = []
-    var timer: (any DispatchSourceTimer)?
     let deadline: DispatchTime
     /// Replies that failed the ID/question check (spoofing attempts or stale answers).
     var mismatches = 0
@@ -62,12 +61,14 @@ final class Exchange: @unchecked Sendable {
 
     /// Starts the exchange; call on `queue`.
     func start(tcp: Bool = false) {
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: deadline)
-        timer.setEventHandler { [self] in finish(.failure(.timeout)) }
-        timer.resume()
-        self.timer = timer
         if tcp { startTCP() } else { startUDP() }
+    }
+
+    var isFinished: Bool { completion == nil }
+
+    /// Ends the exchange with a timeout if its deadline passed; on `queue`.
+    func expire(now: DispatchTime) {
+        if now >= deadline { finish(.failure(.timeout)) }
     }
 
     func openSocket(type: Int32) -> Bool {
@@ -85,34 +86,48 @@ final class Exchange: @unchecked Sendable {
         return true
     }
 
+    /// A socket from the pool, already connected and watched (nil: open one here).
+    var armed: ArmedSocket?
+
     func startUDP() {
-        guard openSocket(type: Int32(SOCK_DGRAM.rawValue)) else { return }
+        if let armed {
+            // Pre-opened: the socket and its read source already exist.
+            fd = armed.fd
+            armed.onReadable = { [self] in receiveUDP() }
+            sources.append(armed.source)
+        } else {
+            guard openSocket(type: Int32(SOCK_DGRAM.rawValue)) else { return }
+            let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+            read.setEventHandler { [self] in receiveUDP() }
+            sources.append(read)
+            read.resume()
+        }
         let sent = query.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         guard sent == query.count else {
             finish(.failure(.unreachable(errno: errno)))
             return
         }
-        let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        read.setEventHandler { [self] in receiveUDP() }
-        sources.append(read)
-        read.resume()
     }
 
     func receiveUDP() {
-        var buffer = [UInt8](repeating: 0, count: 65535)
         while completion != nil {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { return }
-                finish(.failure(.unreachable(errno: errno)))
+            var failure: Int32 = 0
+            // Read straight into an array of the datagram's size (no zeroed 64 KiB buffer).
+            let bytes = [UInt8](unsafeUninitializedCapacity: 65535) { buffer, count in
+                let n = recv(fd, buffer.baseAddress, buffer.count, 0)
+                if n < 0 { failure = errno; count = 0 } else { count = n }
+            }
+            if failure != 0 {
+                if failure == EINTR { continue }
+                if failure == EAGAIN || failure == EWOULDBLOCK { return }
+                finish(.failure(.unreachable(errno: failure)))
                 return
             }
-            let bytes = Array(buffer[0..<n])
             guard let message = accept(bytes) else { continue }
             if message.header.isTruncated {
                 // RFC 7766 §5: retry the same query over TCP.
-                closeSockets(keepTimer: true)
+                closeSockets()
+                armed = nil
                 usedTCP = true
                 startTCP()
                 return
@@ -204,21 +219,22 @@ final class Exchange: @unchecked Sendable {
 
     // MARK: Ending
 
-    func closeSockets(keepTimer: Bool) {
+    /// Cancels the sources; the descriptor is closed by the cancel handler of the last one.
+    func closeSockets() {
         let fd = self.fd
         self.fd = -1
         let io = sources
         sources = []
-        if !keepTimer {
-            timer?.cancel()
-            timer = nil
-        }
         guard fd >= 0 else { return }
         if io.isEmpty {
             close(fd)
             return
         }
-        // The descriptor is closed after every source on it is cancelled.
+        if io.count == 1 {
+            io[0].setCancelHandler { close(fd) }
+            io[0].cancel()
+            return
+        }
         let group = DispatchGroup()
         for source in io {
             group.enter()
@@ -231,7 +247,35 @@ final class Exchange: @unchecked Sendable {
     func finish(_ result: Result<(Message, [UInt8]), ExchangeError>) {
         guard let completion else { return }
         self.completion = nil
-        closeSockets(keepTimer: false)
+        armed?.onReadable = nil
+        armed = nil
+        closeSockets()
         completion(result)
     }
+}
+
+/// A UDP socket opened and `connect`ed to an upstream ahead of need, its read source already
+/// resumed: taking one moves socket(), connect() and the source's registration off the path of
+/// a query. Each is used for one query only (so every query still has its own random port).
+final class ArmedSocket {
+    let fd: Int32
+    let source: any DispatchSourceRead
+    var onReadable: (() -> Void)?
+
+    init?(upstream: SocketAddress, queue: DispatchQueue) {
+        let fd = socket(upstream.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        guard upstream.withSockaddr({ connect(fd, $0, $1) }) == 0 else {
+            close(fd)
+            return nil
+        }
+        self.fd = fd
+        source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        source.setEventHandler { [unowned self] in onReadable?() }
+        source.setCancelHandler { close(fd) }
+        source.resume()
+    }
+
+    /// Closes a socket never used.
+    func discard() { source.cancel() }
 }

@@ -93,6 +93,13 @@ public final class Forwarder: @unchecked Sendable {
     var stopped = false
     /// (ID, lower-cased name, type) of every upstream query in flight.
     let outstanding = Mutex<Set<LoopKey>>([])
+    /// Pre-opened sockets per upstream (on `queue`).
+    var armed: [SocketAddress: [ArmedSocket]] = [:]
+    static let armedPerUpstream = 4
+    /// Exchanges in flight, for the deadline sweep (on `queue`).
+    var exchanges: [ObjectIdentifier: Exchange] = [:]
+    var sweeper: (any DispatchSourceTimer)?
+    static let sweepInterval = DispatchTimeInterval.milliseconds(10)
     let mismatchCount = Atomic<Int>(0)
     let loopCount = Atomic<Int>(0)
     /// Called on the forwarder's queue after every upstream exchange (for metrics); set it
@@ -112,7 +119,13 @@ public final class Forwarder: @unchecked Sendable {
     }
 
     /// Stops health probes; questions in flight still finish.
-    public func stop() { queue.async { self.stopped = true } }
+    public func stop() {
+        queue.async { [self] in
+            stopped = true
+            for sockets in armed.values { for socket in sockets { socket.discard() } }
+            armed = [:]
+        }
+    }
 
     /// What an upstream has seen so far.
     public struct UpstreamStatus: Sendable {
@@ -151,7 +164,9 @@ public final class Forwarder: @unchecked Sendable {
     }
 
     /// Resolves `question` through the cache and the upstreams; `completion` runs on the
-    /// forwarder's queue (or at once, on a cache hit).
+    /// forwarder's queue (or at once, on a cache hit). The upstream query is sent from the
+    /// caller's thread (`queue.sync` runs the block there when the queue is free): no thread
+    /// hand-off before the query leaves.
     public func resolve(_ question: Question, dnssecOK: Bool = false, checkingDisabled: Bool = false,
                         completion: @escaping Completion) {
         let key = ResponseCache.Key(question, dnssecOK: dnssecOK, checkingDisabled: checkingDisabled)
@@ -161,7 +176,7 @@ public final class Forwarder: @unchecked Sendable {
             maybePrefetch(entry, now: now)
             return
         }
-        queue.async { [self] in
+        queue.sync { [self] in
             if var list = waiting[key] {
                 list.append(completion)
                 waiting[key] = list
@@ -282,6 +297,7 @@ public final class Forwarder: @unchecked Sendable {
         let exchange = Exchange(query: message.encoded(), id: id, question: question, upstream: upstream.address,
                                 timeout: timeout, queue: queue,
                                 onMismatch: { [self] in mismatchCount.add(1, ordering: .relaxed) }) { [self] result in
+            refill(upstream.address)
             outstanding.withLock { _ = $0.remove(loopKey) }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             switch result {
@@ -297,7 +313,56 @@ public final class Forwarder: @unchecked Sendable {
                 completion(.failure(error))
             }
         }
+        exchange.armed = takeArmed(upstream.address)
+        track(exchange)
+    }
+
+    /// A pre-opened socket for `address`, if one is ready; on `queue`.
+    func takeArmed(_ address: SocketAddress) -> ArmedSocket? {
+        guard var list = armed[address], !list.isEmpty else {
+            refill(address)
+            return nil
+        }
+        let socket = list.removeLast()
+        armed[address] = list
+        return socket
+    }
+
+    /// Tops the pool of `address` up, after the current work on `queue`.
+    func refill(_ address: SocketAddress) {
+        queue.async { [self] in
+            guard !stopped else { return }
+            var list = armed[address] ?? []
+            while list.count < Self.armedPerUpstream, let socket = ArmedSocket(upstream: address, queue: queue) { list.append(socket) }
+            armed[address] = list
+        }
+    }
+
+    /// Starts an exchange and keeps it until it ends; a timer every 10 ms expires the ones past
+    /// their deadline (one timer for all, running only while some are in flight). On `queue`.
+    func track(_ exchange: Exchange) {
         exchange.start()
+        guard !exchange.isFinished else { return }
+        exchanges[ObjectIdentifier(exchange)] = exchange
+        if sweeper == nil {
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(deadline: .now() + Self.sweepInterval, repeating: Self.sweepInterval, leeway: .milliseconds(2))
+            timer.setEventHandler { [self] in sweep() }
+            timer.resume()
+            sweeper = timer
+        }
+    }
+
+    func sweep() {
+        let now = DispatchTime.now()
+        for (id, exchange) in exchanges {
+            exchange.expire(now: now)
+            if exchange.isFinished { exchanges.removeValue(forKey: id) }
+        }
+        if exchanges.isEmpty, let timer = sweeper {
+            timer.cancel()
+            sweeper = nil
+        }
     }
 
     /// While an upstream is down, asks it `. IN NS` every `healthCheckInterval` until it answers.
@@ -324,7 +389,7 @@ public final class Forwarder: @unchecked Sendable {
             }
             queue.asyncAfter(deadline: .now() + Self.interval(configuration.healthCheckInterval)) { [self] in probe(upstream) }
         }
-        exchange.start()
+        track(exchange)
     }
 
     static func interval(_ duration: Duration) -> DispatchTimeInterval {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CShims
 import Dispatch
+import Synchronization
 
 /// Serves datagrams on one address with several SO_REUSEPORT sockets (one per core), each
 /// with its own serial queue and read source. On readiness a socket is drained with recvmmsg
@@ -42,11 +43,13 @@ public final class UDPServer: @unchecked Sendable {
 
         public var peer: SocketAddress? { SocketAddress(datagram.peer) }
 
+        /// Sends from the calling thread (sendmsg is thread-safe), unless the socket closed.
         public func send(_ bytes: [UInt8]) {
-            worker.queue.async { [self] in
-                guard !worker.cancelled, !bytes.isEmpty else { return }
-                var out = datagram
-                var bytes = bytes
+            guard !bytes.isEmpty else { return }
+            var out = datagram
+            var bytes = bytes
+            worker.open.state.withLock { open in
+                guard open else { return }
                 bytes.withUnsafeMutableBytes { raw in
                     out.buffer = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
                     out.capacity = raw.count
@@ -98,6 +101,8 @@ public final class UDPServer: @unchecked Sendable {
         let outgoing: UnsafeMutablePointer<cdns_datagram>
         var cancelled = false
         var started = false
+        /// False once the descriptor is closed: deferred replies check it under the lock.
+        let open = OpenFlag()
 
         init(fd: Int32, label: String, handler: @escaping Handler) {
             self.fd = fd
@@ -116,8 +121,11 @@ public final class UDPServer: @unchecked Sendable {
                 outgoing[i].capacity = UDPServer.bufferSize
             }
             source.setEventHandler { [unowned self] in self.drain() }
-            source.setCancelHandler { [fd, incoming, outgoing] in
-                close(fd)
+            source.setCancelHandler { [fd, incoming, outgoing, open] in
+                open.state.withLock { open in
+                    open = false
+                    close(fd)
+                }
                 for i in 0..<count {
                     incoming[i].buffer.deallocate()
                     outgoing[i].buffer.deallocate()
@@ -192,4 +200,9 @@ public final class UDPServer: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Whether a descriptor is still open, for threads other than its queue's.
+final class OpenFlag: Sendable {
+    let state = Mutex(true)
 }
