@@ -66,6 +66,10 @@ public final class UDPServer: @unchecked Sendable {
     public static let batchSize: Int32 = 32
     public static let budget = 256
     public static let bufferSize = 4096
+    /// How long an emptied socket is watched with poll(2) before going back to the source, and
+    /// how many times per event (bounding the time one event keeps its thread).
+    public static let lingerMilliseconds: Int32 = 1
+    public static let maxLingers = 64
 
     /// Binds `sockets` sockets on `address` (port 0: the kernel chooses one port for all).
     public init(address: SocketAddress, sockets: Int = 2, receiveBuffer: Int = 4 << 20,
@@ -170,9 +174,20 @@ public final class UDPServer: @unchecked Sendable {
         /// Reads until the socket is empty or the budget is spent (then the source fires again).
         func drain() {
             var handled = 0
+            var lingered = 0
             while handled < UDPServer.budget {
                 let received = cdns_receive_batch(fd, incoming, UDPServer.batchSize)
-                guard received > 0 else { return }
+                guard received > 0 else {
+                    // Emptied: linger a moment in poll(2) for the next datagram. Under steady
+                    // load it arrives well within the linger and wakes this thread directly,
+                    // instead of the event loop's thread waking a worker thread (two context
+                    // switches per wakeup). Idle, the source takes over again.
+                    guard lingered < UDPServer.maxLingers, !cancelled else { return }
+                    lingered += 1
+                    var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    guard poll(&poller, 1, UDPServer.lingerMilliseconds) > 0 else { return }
+                    continue
+                }
                 var replies: Int32 = 0
                 for i in 0..<Int(received) {
                     let query = incoming[i]
@@ -194,9 +209,6 @@ public final class UDPServer: @unchecked Sendable {
                 }
                 if replies > 0 { _ = cdns_send_batch(fd, outgoing, replies) }
                 handled += Int(received)
-                // A short batch means the socket was emptied: skip the read that would only say
-                // EAGAIN (the source fires again for anything that arrives meanwhile).
-                if received < UDPServer.batchSize { return }
             }
         }
     }
