@@ -64,12 +64,11 @@ public final class UDPServer: @unchecked Sendable {
     let workers: [Worker]
 
     public static let batchSize: Int32 = 32
-    public static let budget = 256
+    public static let budget = 1024
     public static let bufferSize = 4096
-    /// How long an emptied socket is watched with poll(2) before going back to the source, and
-    /// how many times per event (bounding the time one event keeps its thread).
+    /// How long an emptied socket is watched with poll(2) before going back to the source (the
+    /// budget bounds how long one event keeps its thread under load).
     public static let lingerMilliseconds: Int32 = 1
-    public static let maxLingers = 64
 
     /// Binds `sockets` sockets on `address` (port 0: the kernel chooses one port for all).
     public init(address: SocketAddress, sockets: Int = 2, receiveBuffer: Int = 4 << 20,
@@ -80,7 +79,9 @@ public final class UDPServer: @unchecked Sendable {
             for index in 0..<max(1, sockets) {
                 let fd = try Socket.bind(bound, type: Int32(SOCK_DGRAM.rawValue), reusePort: true, receiveBuffer: receiveBuffer)
                 if index == 0, let actual = Socket.localAddress(of: fd) { bound = actual }
-                workers.append(Worker(fd: fd, label: "udp \(bound) #\(index)", handler: handler))
+                let worker = Worker(fd: fd, label: "udp \(bound) #\(index)", handler: handler)
+                worker.wildcard = address.address.isUnspecified
+                workers.append(worker)
             }
         } catch {
             for worker in workers { worker.cancel() }
@@ -105,6 +106,8 @@ public final class UDPServer: @unchecked Sendable {
         let outgoing: UnsafeMutablePointer<cdns_datagram>
         var cancelled = false
         var started = false
+        /// Bound to 0.0.0.0 or ::, so replies must name their source address.
+        var wildcard = true
         /// False once the descriptor is closed: deferred replies check it under the lock.
         let open = OpenFlag()
 
@@ -174,7 +177,6 @@ public final class UDPServer: @unchecked Sendable {
         /// Reads until the socket is empty or the budget is spent (then the source fires again).
         func drain() {
             var handled = 0
-            var lingered = 0
             while handled < UDPServer.budget {
                 let received = cdns_receive_batch(fd, incoming, UDPServer.batchSize)
                 guard received > 0 else {
@@ -182,8 +184,7 @@ public final class UDPServer: @unchecked Sendable {
                     // load it arrives well within the linger and wakes this thread directly,
                     // instead of the event loop's thread waking a worker thread (two context
                     // switches per wakeup). Idle, the source takes over again.
-                    guard lingered < UDPServer.maxLingers, !cancelled else { return }
-                    lingered += 1
+                    guard !cancelled else { return }
                     var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                     guard poll(&poller, 1, UDPServer.lingerMilliseconds) > 0 else { return }
                     continue
@@ -201,7 +202,9 @@ public final class UDPServer: @unchecked Sendable {
                     reply.pointee.length = length
                     reply.pointee.peer = query.peer
                     reply.pointee.peer_length = query.peer_length
-                    reply.pointee.local_family = query.local_family
+                    // A socket bound to one address replies from it anyway: no control message
+                    // (and no route lookup for it) unless bound to the wildcard address.
+                    reply.pointee.local_family = wildcard ? query.local_family : 0
                     reply.pointee.local4 = query.local4
                     reply.pointee.local6 = query.local6
                     reply.pointee.interface_index = query.interface_index
