@@ -65,7 +65,8 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     public let server: DNSServer
     public let catalog: Catalog
     public let staticZones: StaticZones?
-    public let forwarder: Forwarder?
+    /// The forwarder serving now (`reconfigureForwarding` replaces it).
+    public var forwarder: Forwarder? { server.handler.forwarder }
     public let metrics: DNSMetrics?
     let logger: Logger
 
@@ -86,20 +87,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         let catalog = Catalog([self.cluster])
         self.catalog = catalog
         staticZones = configuration.zonesDirectory.map { StaticZones(directory: $0, catalog: catalog) }
-        forwarder = configuration.forwarding.map { Forwarder(configuration: $0) }
+        let forwarder = configuration.forwarding.map { Forwarder(configuration: $0) }
         metrics = configuration.metricsFactory.map { DNSMetrics(factory: $0, queryLog: configuration.queryLog) }
-        if let factory = configuration.metricsFactory, let forwarder {
-            let timers = Mutex<[SocketAddress: CoreMetrics.Timer]>([:])
-            forwarder.observer = { upstream, seconds, _ in
-                let timer = timers.withLock { timers in
-                    if let timer = timers[upstream] { return timer }
-                    let timer = CoreMetrics.Timer(label: "clusterdns_dns_upstream_duration_seconds", dimensions: [("upstream", upstream.description)], factory: factory)
-                    timers[upstream] = timer
-                    return timer
-                }
-                timer.recordNanoseconds(Int64(seconds * 1e9))
-            }
-        }
+        if let forwarder { Self.observe(forwarder, factory: configuration.metricsFactory) }
         let recursion = configuration.forwarding.map { forwarding in
             RecursionPolicy(allowed: configuration.allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
         }
@@ -116,6 +106,36 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     public func loadManifests() -> Int {
         ManifestLoader.reload(paths: configuration.manifests, embedded: configuration.embeddedManifests,
                               into: registry, logger: logger)
+    }
+
+    /// Upstream latency into a timer per upstream.
+    static func observe(_ forwarder: Forwarder, factory: (any MetricsFactory)?) {
+        guard let factory else { return }
+        let timers = Mutex<[SocketAddress: CoreMetrics.Timer]>([:])
+        forwarder.observer = { upstream, seconds, _ in
+            let timer = timers.withLock { timers in
+                if let timer = timers[upstream] { return timer }
+                let timer = CoreMetrics.Timer(label: "clusterdns_dns_upstream_duration_seconds", dimensions: [("upstream", upstream.description)], factory: factory)
+                timers[upstream] = timer
+                return timer
+            }
+            timer.recordNanoseconds(Int64(seconds * 1e9))
+        }
+    }
+
+    /// New upstreams, cache settings or recursion policy while serving: queries that arrive from
+    /// now on use them; questions already upstream finish with the old forwarder (whose cache
+    /// goes with it). Nil `forwarding`: authoritative only.
+    public func reconfigureForwarding(_ forwarding: Forwarder.Configuration?, allowRecursion: [IPPrefix]) {
+        let forwarder = forwarding.map { Forwarder(configuration: $0) }
+        if let forwarder { Self.observe(forwarder, factory: configuration.metricsFactory) }
+        var responder = server.handler.responder
+        responder.recursion = forwarding.map { forwarding in
+            RecursionPolicy(allowed: allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
+        }
+        server.handler.replace(responder: responder, forwarder: forwarder)?.stop()
+        logger.info("forwarding reconfigured", metadata: [
+            "upstreams": "\(forwarding?.groups.flatMap { $0.servers.map(\.description) }.joined(separator: " ") ?? "none")"])
     }
 
     /// Reloads the static zones (`force`: every file, as on SIGHUP); a changed set of zones

@@ -3,16 +3,53 @@ public import DNSResolver
 public import DispatchSockets
 import DNSWire
 import NetAddress
+import Synchronization
 
 /// What the server does with each query: the cluster's pre-encoded answers, then cached
 /// forwarded answers, then the general path (`Responder.resolve`), which may hand a question
 /// to the forwarder; its answer is sent later from the address the query arrived at.
+/// The responder and forwarder can be replaced while serving (`replace`): each query takes the
+/// current pair once, under a lock, and keeps it to the end.
 public final class QueryHandler: Sendable {
-    public let responder: Responder
-    public let forwarder: Forwarder?
+    let current: Mutex<QueryPlan>
     public let observer: (any QueryObserver)?
 
     public init(responder: Responder, forwarder: Forwarder? = nil, observer: (any QueryObserver)? = nil) {
+        current = Mutex(QueryPlan(responder: responder, forwarder: forwarder, observer: observer))
+        self.observer = observer
+    }
+
+    public var responder: Responder { current.withLock { $0.responder } }
+    public var forwarder: Forwarder? { current.withLock { $0.forwarder } }
+
+    /// Serves new queries with `responder` and `forwarder`; returns the previous forwarder (its
+    /// questions in flight still complete).
+    @discardableResult
+    public func replace(responder: Responder, forwarder: Forwarder?) -> Forwarder? {
+        let plan = QueryPlan(responder: responder, forwarder: forwarder, observer: observer)
+        return current.withLock { current in
+            let old = current.forwarder
+            current = plan
+            return old
+        }
+    }
+
+    public func udp(_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer, _ origin: borrowing UDPServer.Origin) -> Int {
+        current.withLock { $0 }.udp(query, reply, origin)
+    }
+
+    public func tcp(_ message: [UInt8], peer: SocketAddress?, later: TCPMessageServer.DeferredReply) -> [[UInt8]]? {
+        current.withLock { $0 }.tcp(message, peer: peer, later: later)
+    }
+}
+
+/// One responder and forwarder pair, and the work of answering with them.
+final class QueryPlan: Sendable {
+    let responder: Responder
+    let forwarder: Forwarder?
+    let observer: (any QueryObserver)?
+
+    init(responder: Responder, forwarder: Forwarder?, observer: (any QueryObserver)?) {
         self.responder = responder
         self.forwarder = forwarder
         self.observer = observer
@@ -24,7 +61,7 @@ public final class QueryHandler: Sendable {
     }
 
     /// A datagram: the reply's length in `reply`, or 0 (dropped, or answered later).
-    public func udp(_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer, _ origin: borrowing UDPServer.Origin) -> Int {
+    func udp(_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer, _ origin: borrowing UDPServer.Origin) -> Int {
         let started = observer?.now()
         let client = forwarder == nil ? nil : origin.peer?.address
         let recursive = recursionAllowed(client)
@@ -54,7 +91,7 @@ public final class QueryHandler: Sendable {
     }
 
     /// A message over TCP: its replies now, or nil when they come through `later`.
-    public func tcp(_ message: [UInt8], peer: SocketAddress?, later: TCPMessageServer.DeferredReply) -> [[UInt8]]? {
+    func tcp(_ message: [UInt8], peer: SocketAddress?, later: TCPMessageServer.DeferredReply) -> [[UInt8]]? {
         let started = observer?.now()
         if let client = peer?.address, responder.allowTransfer.contains(where: { $0.contains(client) }) {
             let replies = responder.respondOverTCP(to: message, from: client)

@@ -11,6 +11,7 @@ import Logging
 import NetAddress
 import ServiceLifecycle
 import ServiceRegistry
+import Synchronization
 
 /// `clusterdns serve`: the registry, the cluster zone and the DNS server in one process.
 struct Serve: AsyncParsableCommand {
@@ -303,7 +304,7 @@ struct Serve: AsyncParsableCommand {
             dns.reloadZones(force: true)
             let changed = dns.loadManifests()
             logger.info("manifests re-applied", metadata: ["changed": "\(changed)"])
-            source?.check(logger: logger)
+            source?.reload(into: dns, logger: logger)
         }, logger: logger)))
         services.append(.init(service: LameDuckService(readiness: readiness, period: parseDuration(lameduck) ?? .seconds(5), logger: logger)))
         let group = ServiceGroup(configuration: .init(
@@ -315,23 +316,61 @@ struct Serve: AsyncParsableCommand {
 }
 
 /// Where a `--config` run came from, to re-read the file on SIGHUP. A file that no longer
-/// parses or validates is refused with its error and the running settings kept; settings that
-/// changed are listed (zones and manifests are reloaded live; the rest take a restart).
-struct ConfigSource: Sendable {
-    var path: String
-    var commandLine: [String]
-    var arguments: [String]
+/// parses or validates is refused with its error and the running settings kept. A valid change
+/// is applied: zones and manifests are reloaded anyway; upstreams, stub domains, the cache and
+/// recursion settings are swapped in live; other changed settings are named and take a restart.
+final class ConfigSource: Sendable {
+    let path: String
+    let commandLine: [String]
+    let applied: Mutex<[String]>
 
-    func check(logger: Logger) {
+    init(path: String, commandLine: [String], arguments: [String]) {
+        self.path = path
+        self.commandLine = commandLine
+        applied = Mutex(arguments)
+    }
+
+    static let liveKeys: Set<String> = ["upstream", "resolv-conf", "stub-domain", "allow-recursion", "policy", "max-fails",
+                                         "max-concurrent", "upstream-timeout", "forward-deadline", "cache-size", "cache-min-ttl",
+                                         "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "serve-stale", "prefetch",
+                                         "zones", "manifests"]
+
+    /// `--name value` pairs (and lone flags) as a map of settings.
+    static func settings(_ arguments: [String]) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        var index = 0
+        while index < arguments.count {
+            let key = String(arguments[index].dropFirst(2))
+            if Serve.flagKeys.contains(key) || index + 1 >= arguments.count {
+                out[key, default: []].append("true")
+                index += 1
+            } else {
+                out[key, default: []].append(arguments[index + 1])
+                index += 2
+            }
+        }
+        return out
+    }
+
+    func reload(into dns: ClusterDNSService, logger: Logger) {
         do {
             let arguments = ConfigFile.merging(try ConfigFile.arguments(from: path), under: commandLine)
             let reparsed = try Serve.parse(arguments)
             try reparsed.validate()
-            if arguments != self.arguments {
-                let old = Set(self.arguments.enumerated().map { "\($0.element)" })
-                let changed = arguments.filter { $0.hasPrefix("--") && !old.contains($0) }
-                logger.notice("--config \(path) changed; zones and manifests are reloaded now, other settings on restart",
-                              metadata: ["new": "\(arguments.joined(separator: " "))", "newKeys": "\(changed)"])
+            let before = Self.settings(applied.withLock { $0 })
+            let after = Self.settings(arguments)
+            let changed = Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }
+            guard !changed.isEmpty else { return }
+            if !changed.isDisjoint(with: Self.liveKeys.subtracting(["zones", "manifests"])) {
+                let forwarding = try reparsed.forwarding(listening: dns.configuration.dnsAddresses, logger: logger)
+                let allow = reparsed.allowRecursion.isEmpty ? RecursionPolicy.privateRanges
+                    : reparsed.allowRecursion.compactMap { try? IPPrefix(parsing: $0) }
+                dns.reconfigureForwarding(forwarding, allowRecursion: allow)
+            }
+            applied.withLock { $0 = arguments }
+            let restart = changed.subtracting(Self.liveKeys).sorted()
+            if !restart.isEmpty {
+                logger.notice("--config \(path): these changed settings take effect on restart", metadata: ["settings": "\(restart.joined(separator: ", "))"])
             }
         } catch {
             logger.error("--config \(path) refused on reload; the running settings are kept",

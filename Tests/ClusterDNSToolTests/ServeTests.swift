@@ -267,6 +267,43 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         #expect(result.stderr.contains("log-queries must be true or false"), "\(result.stderr)")
     }
 
+    @Test func sighupAppliesAChangedConfigAndRefusesABrokenOne() throws {
+        let port = freePort()
+        let base = "dns: [\"127.0.0.1:\(port)\"]\nhttp: none\nlameduck: 0s\nzones: none\n"
+        let config = try write(base + "resolv-conf: none\n")
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("sighup-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--config", config]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func status(_ name: String) -> String {
+            let out = (try? Tool.runRaw("/usr/bin/env", ["dig", "@127.0.0.1", "-p", String(port), "+time=2", "+tries=1", name]).stdout) ?? ""
+            return out.components(separatedBy: "status: ").dropFirst().first?.components(separatedBy: ",").first ?? "none"
+        }
+        #expect(eventually(10) { digShort(port: port, "kubernetes.default.svc.cluster.local") == "10.96.0.1\n" })
+        // No forwarding: a name outside our zones is REFUSED.
+        #expect(status("www.example.org") == "REFUSED")
+        // An upstream that never answers, with a short deadline: now SERVFAIL.
+        try (base + "upstream: [\"127.0.0.1:9\"]\nforward-deadline: 300ms\nttl: 9\n").write(toFile: config, atomically: true, encoding: .utf8)
+        kill(process.processIdentifier, SIGHUP)
+        #expect(eventually(3) { status("www.example.org") == "SERVFAIL" })
+        let text = { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        #expect(eventually(2) { text().contains("forwarding reconfigured") })
+        #expect(text().contains("take effect on restart") && text().contains("ttl"), "\(text())")
+        // A broken file is refused and the running settings stay.
+        try (base + "ttl: 99999\n").write(toFile: config, atomically: true, encoding: .utf8)
+        kill(process.processIdentifier, SIGHUP)
+        #expect(eventually(3) { text().contains("refused on reload") })
+        #expect(status("www.example.org") == "SERVFAIL")
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(5) { !process.isRunning })
+    }
+
     @Test func unknownSettingsAreRefusedWithTheirLine() throws {
         let config = try write("ttl: 30\nbogus: 1\n")
         let result = try Tool.run(["serve", "--config", config])
