@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "DNSResolver", targets: ["DNSResolver"]),
         .library(name: "DNSServer", targets: ["DNSServer"]),
         .library(name: "ClusterDNS", targets: ["ClusterDNS"]),
+        .library(name: "EndpointForwarder", targets: ["EndpointForwarder"]),
         .executable(name: "clusterdns", targets: ["clusterdns"]),
     ],
     dependencies: [
@@ -69,6 +70,15 @@ let package = Package(
             name: "DNSServer",
             dependencies: [
                 "DNSAuthority", "DNSResolver", "DNSWire", "DispatchSockets", "NetAddress",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "EndpointForwarder",
+            dependencies: [
+                "ServiceRegistry", "NetAddress", "DispatchSockets", "CShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -130,6 +140,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EndpointForwarderTests",
+            dependencies: [
+                "EndpointForwarder", "ServiceRegistry", "NetAddress", "DispatchSockets",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

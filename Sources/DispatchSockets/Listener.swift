@@ -2,44 +2,67 @@
 import Glibc
 #endif
 import CShims
-import Dispatch
+public import Dispatch
 
 /// A listening TCP socket and its accept source, on one serial queue: started once, stopped
 /// once, its descriptor closed by the source's cancel handler. A source never started is resumed
 /// before it is cancelled (libdispatch traps when a suspended source is released). Each
 /// accepted descriptor (non-blocking, close-on-exec) is handed to `onAccept` on the queue.
-final class Listener: @unchecked Sendable {
+public final class Listener: @unchecked Sendable {
     let fd: Int32
-    let address: SocketAddress
-    let queue: DispatchQueue
+    public let address: SocketAddress
+    public let queue: DispatchQueue
     let source: any DispatchSourceRead
     // Touched only on `queue`.
     var started = false
     var stopped = false
 
-    init(address: SocketAddress, label: String, reusePort: Bool, onAccept: @escaping (Int32) -> Void) throws(SocketError) {
+    /// Out of descriptors (EMFILE/ENFILE), accepting pauses this long rather than spin.
+    public static let descriptorPause = DispatchTimeInterval.milliseconds(100)
+    var paused = false
+
+    public init(address: SocketAddress, label: String, reusePort: Bool, onAccept: @escaping (Int32) -> Void) throws(SocketError) {
         fd = try Socket.bind(address, type: Int32(SOCK_STREAM.rawValue), reusePort: reusePort)
         self.address = Socket.localAddress(of: fd) ?? address
         queue = DispatchQueue(label: "\(label) \(self.address)")
         source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        nonisolated(unsafe) weak var weakSelf: Listener? = nil
         source.setEventHandler { [fd] in
             while true {
                 let client = cdns_accept(fd)
-                // EAGAIN: all accepted. EMFILE/ENFILE: out of descriptors; the next event retries.
-                guard client >= 0 else { return }
-                onAccept(client)
+                if client >= 0 {
+                    onAccept(client)
+                    continue
+                }
+                // EAGAIN: all accepted. EMFILE/ENFILE: out of descriptors: pause (the pending
+                // connections wait in the backlog) instead of being woken at once, forever.
+                if errno == EMFILE || errno == ENFILE { weakSelf?.pause() }
+                return
             }
         }
+        weakSelf = self
         source.setCancelHandler { [fd] in close(fd) }
     }
 
     deinit {
         // Released without having been stopped: libdispatch must not release a suspended source.
-        if !started { source.resume() }
+        if !started || paused { source.resume() }
         if !stopped { source.cancel() }
     }
 
-    func start() {
+    /// Suspends accepting for `descriptorPause`; on `queue`.
+    func pause() {
+        guard !paused, !stopped else { return }
+        paused = true
+        source.suspend()
+        queue.asyncAfter(deadline: .now() + Self.descriptorPause) { [self] in
+            guard paused else { return }
+            paused = false
+            source.resume()
+        }
+    }
+
+    public func start() {
         queue.async {
             guard !self.started, !self.stopped else { return }
             self.started = true
@@ -48,10 +71,14 @@ final class Listener: @unchecked Sendable {
     }
 
     /// Stops accepting, then runs `afterwards` on the queue.
-    func stop(afterwards: @escaping @Sendable () -> Void = {}) {
+    public func stop(afterwards: @escaping @Sendable () -> Void = {}) {
         queue.async {
             guard !self.stopped else { return }
             self.stopped = true
+            if self.paused {
+                self.paused = false
+                self.source.resume()
+            }
             if !self.started {
                 self.started = true
                 self.source.resume()

@@ -1,0 +1,216 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import DispatchSockets
+public import Logging
+public import NetAddress
+public import ServiceLifecycle
+public import ServiceRegistry
+import Synchronization
+
+/// The endpoint forwarder: what kube-proxy did in userspace. For every service port it listens
+/// on the ClusterIP (and node ports on the node addresses, load-balancer and external IPs) and
+/// relays TCP and UDP to a ready endpoint, following the registry live: a new service opens its
+/// listeners, a deleted one closes them, an endpoint change affects new connections only.
+/// A swift-service-lifecycle `Service`.
+public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Sendable {
+    public enum Mode: String, Sendable, CaseIterable {
+        /// The service addresses are already local (a service CIDR inside 127.0.0.0/8, or
+        /// addresses an operator assigned).
+        case bind
+        /// The forwarder assigns each ClusterIP to a dummy interface (needs CAP_NET_ADMIN).
+        case interface
+    }
+
+    public struct Configuration: Sendable {
+        public var mode: Mode = .bind
+        /// This node's name (for `trafficPolicy: Local`).
+        public var nodeName: String = ""
+        /// Where node ports listen.
+        public var nodeAddresses: [IPAddress] = []
+        public var tcpIdleTimeout: Duration = .seconds(900)
+        public var udpIdleTimeout: Duration = .seconds(30)
+        public var maxUDPFlows: Int = 10_000
+        /// Serial queues the TCP relays are spread over (one per core by default).
+        public var relayQueues: Int = 2
+        public init() {}
+    }
+
+    /// One open frontend.
+    final class Open: @unchecked Sendable {
+        let frontend: Frontend
+        let chooser: Mutex<BackendChooser>
+        let stats: FrontendStats
+        var listener: Listener?
+        var udp: UDPFrontendServer?
+
+        init(frontend: Frontend, chooser: BackendChooser, stats: FrontendStats) {
+            self.frontend = frontend
+            self.chooser = Mutex(chooser)
+            self.stats = stats
+        }
+
+        func close() {
+            listener?.stop()
+            udp?.stop()
+        }
+    }
+
+    public let configuration: Configuration
+    let registry: Registry
+    let logger: Logger
+    let health = EndpointHealth()
+    let relayQueues: [DispatchQueue]
+    let scratches: [RelayScratch]
+    let nextQueue = Atomic<Int>(0)
+    let state = Mutex<State>(State())
+
+    struct State {
+        var open: [Frontend: Open] = [:]
+        /// Frontends that could not be opened, with the reason (port conflicts and the like).
+        var failed: [Frontend: String] = [:]
+        var resourceVersion: UInt64 = 0
+        var reconciled = false
+    }
+
+    public init(configuration: Configuration = Configuration(), registry: Registry, logger: Logger) {
+        self.configuration = configuration
+        self.registry = registry
+        self.logger = logger
+        relayQueues = (0..<max(1, configuration.relayQueues)).map { DispatchQueue(label: "relay #\($0)") }
+        scratches = relayQueues.map { _ in RelayScratch() }
+    }
+
+    /// Open frontends, and those that failed to open with their reason.
+    public var frontends: [Frontend] { state.withLock { Array($0.open.keys) } }
+    public var failedFrontends: [Frontend: String] { state.withLock { $0.failed } }
+    /// True once the registry's current state has been applied (every listener open or failed).
+    public var isReady: Bool { state.withLock { $0.reconciled } }
+    /// The registry version last applied.
+    public var resourceVersion: UInt64 { state.withLock { $0.resourceVersion } }
+
+    public func stats(for frontend: Frontend) -> FrontendStats? { state.withLock { $0.open[frontend]?.stats } }
+
+    public func run() async throws {
+        guard configuration.mode == .bind else {
+            logger.error("forwarder mode \(configuration.mode.rawValue) is not available yet; use bind")
+            throw ForwarderError.unsupportedMode(configuration.mode.rawValue)
+        }
+        try? await cancelWhenGracefulShutdown { [self] in
+            while !Task.isCancelled {
+                let (snapshot, events) = registry.watchWithSnapshot()
+                reconcile(snapshot)
+                do {
+                    for try await _ in events {
+                        reconcile(registry.snapshot())
+                    }
+                    return
+                } catch is WatchExpired {
+                    logger.warning("forwarder fell behind the registry; resynchronising")
+                }
+            }
+        }
+        let open = state.withLock { state in
+            let open = Array(state.open.values)
+            state.open = [:]
+            return open
+        }
+        for frontend in open { frontend.close() }
+    }
+
+    /// Brings the open frontends in line with `snapshot`.
+    public func reconcile(_ snapshot: RegistrySnapshot) {
+        let plan = ForwardingPlan(snapshot: snapshot, nodeAddresses: configuration.nodeAddresses, nodeName: configuration.nodeName)
+        var toClose: [Open] = []
+        var toOpen: [(Frontend, FrontendPlan)] = []
+        state.withLock { state in
+            for (frontend, open) in state.open where plan.frontends[frontend] == nil {
+                toClose.append(open)
+                state.open.removeValue(forKey: frontend)
+            }
+            for frontend in state.failed.keys where plan.frontends[frontend] == nil { state.failed.removeValue(forKey: frontend) }
+            for (frontend, frontendPlan) in plan.frontends {
+                if let open = state.open[frontend] {
+                    open.chooser.withLock { chooser in
+                        if chooser.plan != frontendPlan {
+                            chooser = chooser.updated(plan: frontendPlan, node: configuration.nodeName)
+                            open.udp?.update(chooser)
+                        }
+                    }
+                } else {
+                    toOpen.append((frontend, frontendPlan))
+                }
+            }
+        }
+        for open in toClose {
+            open.close()
+            logger.info("frontend closed", metadata: ["frontend": "\(open.frontend)"])
+        }
+        var opened: [Frontend: Open] = [:]
+        var failed: [Frontend: String] = [:]
+        for (frontend, frontendPlan) in toOpen {
+            let chooser = BackendChooser(plan: frontendPlan, node: configuration.nodeName, health: health)
+            let open = Open(frontend: frontend, chooser: chooser, stats: FrontendStats())
+            do {
+                try start(open)
+                opened[frontend] = open
+            } catch {
+                failed[frontend] = "\(error)"
+                logger.error("cannot open frontend", metadata: ["frontend": "\(frontend)", "service": "\(frontendPlan.service)",
+                                                                "error": "\(error)"])
+            }
+        }
+        state.withLock { state in
+            for (frontend, open) in opened {
+                state.open[frontend] = open
+                state.failed.removeValue(forKey: frontend)
+            }
+            for (frontend, reason) in failed { state.failed[frontend] = reason }
+            state.resourceVersion = snapshot.resourceVersion
+            state.reconciled = snapshot.isLoaded || state.reconciled || true
+        }
+    }
+
+    func start(_ open: Open) throws {
+        switch open.frontend.protocol {
+        case .tcp:
+            let listener = try Listener(address: open.frontend.address, label: "tcp frontend", reusePort: false) { [self] client in
+                let index = nextQueue.add(1, ordering: .relaxed).oldValue % relayQueues.count
+                let chooser = open.chooser.withLock { $0 }
+                let queue = relayQueues[index]
+                let scratch = scratches[index]
+                queue.async { [self] in
+                    Connector(client: client, chooser: chooser, queue: queue, stats: open.stats,
+                              idleTimeout: configuration.tcpIdleTimeout, scratch: scratch).start()
+                }
+            }
+            open.listener = listener
+            listener.start()
+        case .udp:
+            let server = try UDPFrontendServer(frontend: open.frontend, chooser: open.chooser.withLock { $0 }, stats: open.stats,
+                                               idleTimeout: configuration.udpIdleTimeout, maxFlows: configuration.maxUDPFlows)
+            open.udp = server
+            server.start()
+        case .sctp:
+            throw ForwarderError.unsupportedProtocol
+        }
+    }
+
+    /// Live UDP flows of a frontend.
+    public func udpFlows(for frontend: Frontend) -> Int {
+        state.withLock { $0.open[frontend]?.udp }?.flowCount ?? 0
+    }
+}
+
+public enum ForwarderError: Error, CustomStringConvertible {
+    case unsupportedMode(String)
+    case unsupportedProtocol
+
+    public var description: String {
+        switch self {
+        case .unsupportedMode(let mode): "forwarder mode \(mode) is not available"
+        case .unsupportedProtocol: "SCTP is not forwarded"
+        }
+    }
+}

@@ -1,0 +1,169 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import DispatchSockets
+import NetAddress
+import Synchronization
+
+/// A UDP frontend: one socket bound to the service address; a flow per client address and
+/// port, each with its own socket `connect`ed to the endpoint chosen when the flow began;
+/// replies go back to the client from the service address. A flow idle for `idleTimeout` is
+/// closed; beyond `maxFlows` new clients' datagrams are dropped. An endpoint that answers with
+/// ICMP unreachable is marked failing and its flow closed (the next datagram picks another).
+final class UDPFrontendServer: @unchecked Sendable {
+    final class Flow {
+        let client: SocketAddress
+        let fd: Int32
+        let source: any DispatchSourceRead
+        let backend: Backend
+        var lastActivity = DispatchTime.now().uptimeNanoseconds
+        var closed = false
+
+        init(client: SocketAddress, fd: Int32, backend: Backend, queue: DispatchQueue) {
+            self.client = client
+            self.fd = fd
+            self.backend = backend
+            source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        }
+
+        func close() {
+            guard !closed else { return }
+            closed = true
+            source.cancel()
+        }
+    }
+
+    let frontend: Frontend
+    let fd: Int32
+    let queue: DispatchQueue
+    let source: any DispatchSourceRead
+    let sweeper: any DispatchSourceTimer
+    let stats: FrontendStats
+    let idleNanoseconds: UInt64
+    let maxFlows: Int
+    let chooser: Mutex<BackendChooser>
+    // On `queue`.
+    var flows: [SocketAddress: Flow] = [:]
+    var stopped = false
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+
+    init(frontend: Frontend, chooser: BackendChooser, stats: FrontendStats, idleTimeout: Duration, maxFlows: Int) throws(SocketError) {
+        self.frontend = frontend
+        fd = try Socket.bind(frontend.address, type: Int32(SOCK_DGRAM.rawValue), reusePort: false)
+        queue = DispatchQueue(label: "udp frontend \(frontend)")
+        source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        sweeper = DispatchSource.makeTimerSource(queue: queue)
+        self.stats = stats
+        let (seconds, attoseconds) = idleTimeout.components
+        idleNanoseconds = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        self.maxFlows = maxFlows
+        self.chooser = Mutex(chooser)
+    }
+
+    deinit { buffer.deallocate() }
+
+    var flowCount: Int { queue.sync { flows.count } }
+
+    func start() {
+        source.setEventHandler { [self] in receive() }
+        source.setCancelHandler { [fd] in close(fd) }
+        let interval = max(min(idleNanoseconds / 4, 1_000_000_000), 10_000_000)
+        sweeper.schedule(deadline: .now() + .nanoseconds(Int(interval)), repeating: .nanoseconds(Int(interval)))
+        sweeper.setEventHandler { [self] in sweep() }
+        source.resume()
+        sweeper.resume()
+    }
+
+    func stop() {
+        queue.async { [self] in
+            guard !stopped else { return }
+            stopped = true
+            source.cancel()
+            sweeper.cancel()
+            for flow in flows.values { flow.close() }
+            flows = [:]
+        }
+    }
+
+    func update(_ chooser: BackendChooser) { self.chooser.withLock { $0 = chooser } }
+
+    /// Datagrams from clients, each sent on through its flow.
+    func receive() {
+        while !stopped {
+            var peer = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let n = withUnsafeMutablePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, buffer.baseAddress, buffer.count, 0, $0, &length) }
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            guard let client = SocketAddress(peer) else { continue }
+            stats.bytesIn.add(n, ordering: .relaxed)
+            guard let flow = flows[client] ?? newFlow(for: client) else { continue }
+            flow.lastActivity = DispatchTime.now().uptimeNanoseconds
+            _ = send(flow.fd, buffer.baseAddress, n, Int32(MSG_NOSIGNAL))
+        }
+    }
+
+    func newFlow(for client: SocketAddress) -> Flow? {
+        guard flows.count < maxFlows else {
+            stats.failed.add(1, ordering: .relaxed)
+            return nil
+        }
+        let chooser = self.chooser.withLock { $0 }
+        for backend in chooser.order(for: client.address) {
+            let fd = socket(backend.address.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { return nil }
+            guard backend.address.withSockaddr({ connect(fd, $0, $1) }) == 0 else {
+                close(fd)
+                chooser.health.markFailed(backend.address)
+                continue
+            }
+            chooser.chose(backend, for: client.address)
+            let flow = Flow(client: client, fd: fd, backend: backend, queue: queue)
+            flow.source.setEventHandler { [unowned self, unowned flow] in reply(flow) }
+            flow.source.setCancelHandler { close(fd) }
+            flow.source.resume()
+            flows[client] = flow
+            stats.total.add(1, ordering: .relaxed)
+            stats.active.add(1, ordering: .relaxed)
+            return flow
+        }
+        stats.failed.add(1, ordering: .relaxed)
+        return nil
+    }
+
+    /// The endpoint's replies, sent to the client from the service address.
+    func reply(_ flow: Flow) {
+        while !flow.closed {
+            let n = recv(flow.fd, buffer.baseAddress, buffer.count, 0)
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH {
+                    chooser.withLock { $0 }.health.markFailed(flow.backend.address)
+                    remove(flow)
+                }
+                return
+            }
+            flow.lastActivity = DispatchTime.now().uptimeNanoseconds
+            stats.bytesOut.add(n, ordering: .relaxed)
+            _ = flow.client.withSockaddr { sendto(fd, buffer.baseAddress, n, Int32(MSG_NOSIGNAL), $0, $1) }
+        }
+    }
+
+    func remove(_ flow: Flow) {
+        flow.close()
+        if flows[flow.client] === flow {
+            flows.removeValue(forKey: flow.client)
+            stats.active.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    func sweep() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        for flow in flows.values where now - flow.lastActivity >= idleNanoseconds { remove(flow) }
+    }
+}

@@ -1,0 +1,446 @@
+import DispatchSockets
+import EndpointForwarder
+import Foundation
+import Logging
+import NetAddress
+import ServiceRegistry
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: Test backends
+
+final class Count: Sendable {
+    let state = Mutex(0)
+    func add() { state.withLock { $0 += 1 } }
+    var value: Int { state.withLock { $0 } }
+}
+
+func sockaddrIn(_ ip: String, _ port: UInt16) -> sockaddr_in {
+    var sin = sockaddr_in()
+    sin.sin_family = sa_family_t(AF_INET)
+    sin.sin_port = port.bigEndian
+    sin.sin_addr.s_addr = inet_addr(ip)
+    return sin
+}
+
+func withSockaddr<R>(_ ip: String, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    var sin = sockaddrIn(ip, port)
+    return withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+}
+
+func boundPort(_ fd: Int32) -> UInt16 {
+    var sin = sockaddr_in()
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return UInt16(bigEndian: sin.sin_port)
+}
+
+func setTimeout(_ fd: Int32, milliseconds: Int) {
+    var tv = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+}
+
+func readAll(_ fd: Int32, limit: Int = 1 << 30) -> [UInt8]? {
+    var out: [UInt8] = []
+    out.reserveCapacity(1 << 20)
+    var chunk = [UInt8](repeating: 0, count: 1 << 18)
+    while out.count < limit {
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n == 0 { return out }
+        if n < 0 { return nil }
+        chunk.withUnsafeBytes { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    }
+    return out
+}
+
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+        if n <= 0 { return false }
+        offset += n
+    }
+    return true
+}
+
+/// Deterministic bytes: the same on both ends of a transfer.
+func pattern(_ count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed &* 6364136223846793005 &+ 1442695040888963407
+    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        let raw = UnsafeMutableRawBufferPointer(buffer)
+        var i = 0
+        while i + 8 <= count {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            raw.storeBytes(of: state, toByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < count {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            raw[i] = UInt8(truncatingIfNeeded: state >> 33)
+            i += 1
+        }
+        initialized = count
+    }
+}
+
+/// A checksum over 8-byte words (fast enough in a debug build for tens of MiB).
+func fnv(_ bytes: [UInt8]) -> UInt64 {
+    bytes.withUnsafeBytes { raw in
+        var h: UInt64 = 0xcbf29ce484222325
+        var i = 0
+        while i + 8 <= raw.count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x100000001b3
+            i += 8
+        }
+        while i < raw.count {
+            h = (h ^ UInt64(raw[i])) &* 0x100000001b3
+            i += 1
+        }
+        return h
+    }
+}
+
+/// A TCP backend on 127.0.0.x: per connection it reads one command line:
+/// `NAME` → its name; `ECHO` → everything until the client's end of stream, then closes;
+/// `SEND n seed` → n pattern bytes, then closes; `HOLD` → echoes forever (until closed).
+final class TCPBackend: @unchecked Sendable {
+    let name: String
+    let ip: String
+    let port: UInt16
+    let fd: Int32
+    let accepted = Count()
+    let thread: Thread
+
+    init(name: String, ip: String, port: UInt16 = 0) {
+        self.name = name
+        self.ip = ip
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        _ = withSockaddr(ip, port) { bind(fd, $0, $1) }
+        listen(fd, 128)
+        self.fd = fd
+        self.port = boundPort(fd)
+        let accepted = self.accepted
+        thread = Thread {
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                accepted.add()
+                Thread.detachNewThread { TCPBackend.serve(client, name: name) }
+            }
+        }
+        thread.start()
+    }
+
+    static func serve(_ client: Int32, name: String) {
+        defer { close(client) }
+        setTimeout(client, milliseconds: 10_000)
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while recv(client, &byte, 1, 0) == 1, byte != 10 { line.append(byte) }
+        let command = String(decoding: line, as: UTF8.self).split(separator: " ")
+        switch command.first {
+        case "NAME":
+            _ = writeAll(client, Array(name.utf8))
+        case "ECHO", "HOLD":
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = recv(client, &chunk, chunk.count, 0)
+                if n <= 0 { break }
+                if !writeAll(client, Array(chunk[0..<n])) { break }
+            }
+        case "SEND":
+            let count = Int(command[1])!, seed = UInt64(command[2])!
+            _ = writeAll(client, pattern(count, seed: seed))
+        default:
+            break
+        }
+    }
+
+    var connections: Int { accepted.value }
+
+    /// Stops listening: new connections are refused.
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
+}
+
+/// A UDP backend answering `name:payload`.
+final class UDPBackend: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+    let thread: Thread
+
+    init(name: String, ip: String) {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        _ = withSockaddr(ip, 0) { bind(fd, $0, $1) }
+        self.fd = fd
+        port = boundPort(fd)
+        setTimeout(fd, milliseconds: 200)
+        thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: 2048)
+            while !Thread.current.isCancelled {
+                var peer = sockaddr_storage()
+                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let n = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &length) } }
+                guard n > 0 else { continue }
+                let reply = Array("\(name):".utf8) + buffer[0..<n]
+                _ = withUnsafePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, reply, reply.count, 0, $0, length) } }
+            }
+            close(fd)
+        }
+        thread.start()
+    }
+
+    deinit { thread.cancel() }
+}
+
+// MARK: Clients
+
+/// Connects to ip:port; nil when refused.
+func connectTo(_ ip: String, _ port: UInt16, timeout: Int = 3000) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    setTimeout(fd, milliseconds: timeout)
+    guard withSockaddr(ip, port, { connect(fd, $0, $1) }) == 0 else {
+        close(fd)
+        return nil
+    }
+    return fd
+}
+
+func ask(_ ip: String, _ port: UInt16, _ command: String) -> String? {
+    guard let fd = connectTo(ip, port) else { return nil }
+    defer { close(fd) }
+    guard writeAll(fd, Array((command + "\n").utf8)) else { return nil }
+    return readAll(fd).map { String(decoding: $0, as: UTF8.self) }
+}
+
+// MARK: The registry side
+
+let serviceCIDR = "127.100.0.0/16"
+
+func makeRegistry() throws -> Registry {
+    try Registry(configuration: RegistryConfiguration(serviceCIDRs: [try IPPrefix(parsing: serviceCIDR)]))
+}
+
+/// A selector-less service with `ports` and an EndpointSlice naming `endpoints` (ip, ready).
+func serviceManifest(_ name: String, clusterIP: String, port: Int, protocol: String = "TCP", targetPort: UInt16,
+                     endpoints: [(String, Bool)], affinity: Bool = false, extra: String = "") -> String {
+    let slice = endpoints.isEmpty ? "" : """
+
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: \(name)-1, namespace: default, labels: {kubernetes.io/service-name: \(name)}}
+        addressType: IPv4
+        ports: [{name: p, port: \(targetPort), protocol: \(`protocol`)}]
+        endpoints:
+        \(endpoints.map { "  - addresses: [\"\($0.0)\"]\n    conditions: {ready: \($0.1)}" }.joined(separator: "\n"))
+        """
+    return """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: \(name), namespace: default}
+        spec:
+          clusterIP: \(clusterIP)
+          ports: [{name: p, port: \(port), protocol: \(`protocol`)}]
+          \(affinity ? "sessionAffinity: ClientIP" : "")
+        \(extra)
+        """ + slice
+}
+
+func apply(_ registry: Registry, _ text: String) async throws {
+    for entry in Manifest.decode(text) { _ = try await registry.apply(try entry.result.get()) }
+}
+
+/// A forwarder running on `registry` until the test ends.
+final class RunningForwarder: Sendable {
+    let forwarder: EndpointForwarder
+    let task: Task<Void, any Error>
+
+    init(registry: Registry, configure: (inout EndpointForwarder.Configuration) -> Void = { _ in }) async throws {
+        var configuration = EndpointForwarder.Configuration()
+        configure(&configuration)
+        var logger = Logger(label: "forwarder")
+        logger.logLevel = .critical
+        let forwarder = EndpointForwarder(configuration: configuration, registry: registry, logger: logger)
+        self.forwarder = forwarder
+        task = Task { try await forwarder.run() }
+        // Until the current registry version is applied.
+        for _ in 0..<200 where forwarder.resourceVersion < registry.resourceVersion || !forwarder.isReady {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Waits until the forwarder applied the registry's current version.
+    func settle(_ registry: Registry) async throws {
+        for _ in 0..<200 where forwarder.resourceVersion < registry.resourceVersion {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    deinit { task.cancel() }
+}
+
+@Suite(.serialized) struct ForwarderTests {
+    func threeBackends() -> [TCPBackend] {
+        let first = TCPBackend(name: "a", ip: "127.0.0.2")
+        return [first, TCPBackend(name: "b", ip: "127.0.0.3", port: first.port), TCPBackend(name: "c", ip: "127.0.0.4", port: first.port)]
+    }
+
+    @Test func roundRobinOverThreeEndpoints() async throws {
+        let backends = threeBackends()
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("web", clusterIP: "127.100.0.10", port: 8080, targetPort: backends[0].port,
+                                                  endpoints: [("127.0.0.2", true), ("127.0.0.3", true), ("127.0.0.4", true)]))
+        let running = try await RunningForwarder(registry: registry)
+        var seen: [String: Int] = [:]
+        for _ in 0..<30 { seen[ask("127.100.0.10", 8080, "NAME") ?? "none", default: 0] += 1 }
+        #expect(seen == ["a": 10, "b": 10, "c": 10])
+        _ = running
+    }
+
+    @Test func clientIPAffinitySticks() async throws {
+        let backends = threeBackends()
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("sticky", clusterIP: "127.100.0.11", port: 8080, targetPort: backends[0].port,
+                                                  endpoints: [("127.0.0.2", true), ("127.0.0.3", true), ("127.0.0.4", true)], affinity: true))
+        let running = try await RunningForwarder(registry: registry)
+        let names = Set((0..<12).compactMap { _ in ask("127.100.0.11", 8080, "NAME") })
+        #expect(names.count == 1)
+        _ = running
+    }
+
+    @Test func aDeadEndpointIsSkippedAndNoEndpointResetsAtOnce() async throws {
+        let backends = threeBackends()
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("web", clusterIP: "127.100.0.12", port: 8080, targetPort: backends[0].port,
+                                                  endpoints: [("127.0.0.2", true), ("127.0.0.3", true), ("127.0.0.4", true)]))
+        try await apply(registry, serviceManifest("empty", clusterIP: "127.100.0.13", port: 8080, targetPort: 9, endpoints: []))
+        let running = try await RunningForwarder(registry: registry)
+        backends[1].stop()
+        var seen: [String: Int] = [:]
+        for _ in 0..<12 { seen[ask("127.100.0.12", 8080, "NAME") ?? "none", default: 0] += 1 }
+        #expect(seen["none"] == nil, "\(seen)")
+        #expect(seen["b"] == nil)
+        #expect((seen["a"] ?? 0) + (seen["c"] ?? 0) == 12)
+        // No endpoint: the connection is reset at once, not left hanging.
+        let started = ContinuousClock.now
+        let fd = try #require(connectTo("127.100.0.13", 8080))
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, 0)
+        let error = errno
+        close(fd)
+        #expect(n < 0 && error == ECONNRESET)
+        #expect(ContinuousClock.now - started < .milliseconds(500))
+        #expect((running.forwarder.stats(for: Frontend(address: SocketAddress(parsing: "127.100.0.13:8080")!, protocol: .tcp))?.failedCount ?? 0) >= 1)
+    }
+
+    @Test func halfCloseAndLargeTransfersAreByteExact() async throws {
+        let backend = TCPBackend(name: "a", ip: "127.0.0.2")
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("bulk", clusterIP: "127.100.0.14", port: 9000, targetPort: backend.port,
+                                                  endpoints: [("127.0.0.2", true)]))
+        let running = try await RunningForwarder(registry: registry)
+        // Half-close: send 4 MiB, shut the write side, then read the whole echo.
+        let fd = try #require(connectTo("127.100.0.14", 9000, timeout: 10_000))
+        let payload = pattern(4 << 20, seed: 7)
+        let writer = Thread { _ = writeAll(fd, Array("ECHO\n".utf8) + payload); shutdown(fd, Int32(SHUT_WR)) }
+        writer.start()
+        let echoed = readAll(fd)
+        close(fd)
+        #expect(echoed?.count == payload.count)
+        #expect(echoed.map(fnv) == fnv(payload))
+        // 64 MiB one way, hashed on both ends.
+        let big = try #require(connectTo("127.100.0.14", 9000, timeout: 10_000))
+        _ = writeAll(big, Array("SEND \(64 << 20) 11\n".utf8))
+        let received = readAll(big)
+        close(big)
+        #expect(received?.count == 64 << 20)
+        #expect(received.map(fnv) == fnv(pattern(64 << 20, seed: 11)))
+        let stats = try #require(running.forwarder.stats(for: Frontend(address: SocketAddress(parsing: "127.100.0.14:9000")!, protocol: .tcp)))
+        #expect(stats.bytesToClients >= (64 << 20) + (4 << 20))
+    }
+
+    @Test func udpFlowsRelayAndExpire() async throws {
+        let backend = UDPBackend(name: "u", ip: "127.0.0.2")
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("dns", clusterIP: "127.100.0.15", port: 5300, protocol: "UDP",
+                                                  targetPort: backend.port, endpoints: [("127.0.0.2", true)]))
+        let running = try await RunningForwarder(registry: registry) { $0.udpIdleTimeout = .milliseconds(300) }
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        setTimeout(fd, milliseconds: 1000)
+        _ = withSockaddr("127.100.0.15", 5300) { connect(fd, $0, $1) }
+        for i in 0..<3 {
+            let message = Array("ping\(i)".utf8)
+            _ = send(fd, message, message.count, 0)
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            #expect(n > 0 && String(decoding: buffer[0..<max(n, 0)], as: UTF8.self) == "u:ping\(i)")
+        }
+        let frontend = Frontend(address: SocketAddress(parsing: "127.100.0.15:5300")!, protocol: .udp)
+        #expect(running.forwarder.udpFlows(for: frontend) == 1)
+        try await Task.sleep(for: .milliseconds(700))
+        #expect(running.forwarder.udpFlows(for: frontend) == 0)
+    }
+
+    @Test func liveChangesLeaveOpenConnectionsAlone() async throws {
+        let backends = threeBackends()
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("live", clusterIP: "127.100.0.16", port: 7000, targetPort: backends[0].port,
+                                                  endpoints: [("127.0.0.2", true)]))
+        let running = try await RunningForwarder(registry: registry)
+        // A long connection to a.
+        let held = try #require(connectTo("127.100.0.16", 7000))
+        defer { close(held) }
+        #expect(writeAll(held, Array("HOLD\nhello".utf8)))
+        var buffer = [UInt8](repeating: 0, count: 64)
+        #expect(recv(held, &buffer, 5, Int32(MSG_WAITALL)) == 5)
+        // The endpoints change to b and c: new connections go there, the held one still works.
+        try await apply(registry, serviceManifest("live", clusterIP: "127.100.0.16", port: 7000, targetPort: backends[0].port,
+                                                  endpoints: [("127.0.0.3", true), ("127.0.0.4", true)]))
+        try await running.settle(registry)
+        let names = Set((0..<4).compactMap { _ in ask("127.100.0.16", 7000, "NAME") })
+        #expect(names == ["b", "c"])
+        #expect(writeAll(held, Array("again".utf8)))
+        #expect(recv(held, &buffer, 5, Int32(MSG_WAITALL)) == 5 && String(decoding: buffer[0..<5], as: UTF8.self) == "again")
+        // A new service opens its listener; deleting it closes it.
+        try await apply(registry, serviceManifest("fresh", clusterIP: "127.100.0.17", port: 7001, targetPort: backends[0].port,
+                                                  endpoints: [("127.0.0.4", true)]))
+        try await running.settle(registry)
+        #expect(ask("127.100.0.17", 7001, "NAME") == "c")
+        try await registry.delete(ObjectKey(.service, namespace: "default", name: "fresh"))
+        try await running.settle(registry)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(connectTo("127.100.0.17", 7001).map { close($0); return true } == nil)
+        // Only ready endpoints; terminating ones only when none is ready.
+        try await apply(registry, serviceManifest("live", clusterIP: "127.100.0.16", port: 7000, targetPort: backends[0].port,
+                                                  endpoints: [("127.0.0.3", false), ("127.0.0.4", true)]))
+        try await running.settle(registry)
+        #expect(Set((0..<4).compactMap { _ in ask("127.100.0.16", 7000, "NAME") }) == ["c"])
+    }
+
+    @Test func aPortConflictIsReportedNotFatal() async throws {
+        let backend = TCPBackend(name: "a", ip: "127.0.0.2")
+        // Something else holds the service address already.
+        let squatter = TCPBackend(name: "squatter", ip: "127.100.0.18", port: 7100)
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("clash", clusterIP: "127.100.0.18", port: 7100, targetPort: backend.port,
+                                                  endpoints: [("127.0.0.2", true)]))
+        try await apply(registry, serviceManifest("fine", clusterIP: "127.100.0.19", port: 7100, targetPort: backend.port,
+                                                  endpoints: [("127.0.0.2", true)]))
+        let running = try await RunningForwarder(registry: registry)
+        let failed = running.forwarder.failedFrontends
+        #expect(failed.keys.map(\.description) == ["127.100.0.18:7100/tcp"])
+        #expect(failed.values.first?.contains("Address already in use") == true)
+        #expect(ask("127.100.0.19", 7100, "NAME") == "a")
+        _ = squatter
+    }
+}
