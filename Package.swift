@@ -98,6 +98,7 @@ let package = Package(
             name: "clusterdns",
             dependencies: [
                 "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
+                "EndpointForwarder",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Dispatch
-import DispatchSockets
+public import DispatchSockets
 public import Logging
 public import NetAddress
 public import ServiceLifecycle
@@ -92,6 +92,19 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
 
     public func stats(for frontend: Frontend) -> FrontendStats? { state.withLock { $0.open[frontend]?.stats } }
 
+    /// Every open frontend with its service, port name and counters (for metrics).
+    public var allStats: [(frontend: Frontend, service: ObjectKey, port: String, stats: FrontendStats)] {
+        state.withLock { state in
+            state.open.values.map { open in
+                let plan = open.chooser.withLock { $0.plan }
+                return (open.frontend, plan.service, plan.portName, open.stats)
+            }
+        }
+    }
+
+    /// Endpoints currently skipped for refusing or timing out (passive health).
+    public var failingEndpoints: [SocketAddress] { health.failing }
+
     public func run() async throws {
         guard configuration.mode == .bind else {
             logger.error("forwarder mode \(configuration.mode.rawValue) is not available yet; use bind")
@@ -168,7 +181,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
             }
             for (frontend, reason) in failed { state.failed[frontend] = reason }
             state.resourceVersion = snapshot.resourceVersion
-            state.reconciled = snapshot.isLoaded || state.reconciled || true
+            state.reconciled = true
         }
     }
 

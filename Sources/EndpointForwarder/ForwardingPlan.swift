@@ -66,8 +66,14 @@ public struct ForwardingPlan: Sendable {
     /// For every service with endpoints' worth of ports: its ClusterIPs at each port, its node
     /// ports on every node address, its load-balancer and external IPs at each port. Headless
     /// and ExternalName services have no frontends. SCTP is not forwarded.
+    /// With no `nodeAddresses`, node ports listen on the addresses of the registry's Node named
+    /// `nodeName` (its InternalIP and ExternalIP).
     public init(snapshot: RegistrySnapshot, nodeAddresses: [IPAddress], nodeName: String = "") {
         var frontends: [Frontend: FrontendPlan] = [:]
+        var nodeAddresses = nodeAddresses
+        if nodeAddresses.isEmpty, !nodeName.isEmpty, case .node(let node)? = snapshot.get(ObjectKey(.node, name: nodeName)) {
+            nodeAddresses = node.addresses.filter { $0.type == "InternalIP" || $0.type == "ExternalIP" }.compactMap { IPAddress($0.address) }
+        }
         for service in snapshot.services {
             let spec = service.spec
             guard !spec.isHeadless, spec.type != .externalName else { continue }

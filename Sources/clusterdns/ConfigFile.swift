@@ -80,7 +80,8 @@ extension Serve {
                            "zones", "upstream", "resolv-conf", "stub-domain", "allow-recursion", "policy", "max-fails",
                            "max-concurrent", "upstream-timeout", "forward-deadline", "cache-size", "cache-min-ttl",
                            "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "serve-stale", "prefetch",
-                           "log-queries", "log-queries-sample"]
+                           "log-queries", "log-queries-sample", "forwarder", "forwarder-mode", "node-name", "node-address",
+                           "forwarder-udp-timeout", "forwarder-tcp-timeout", "forwarder-max-flows"]
     /// Settings that are flags (no value on the command line).
-    static let flagKeys: Set<String> = ["log-queries"]
+    static let flagKeys: Set<String> = ["log-queries", "forwarder"]
 }

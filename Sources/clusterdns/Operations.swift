@@ -1,4 +1,5 @@
 import DispatchSockets
+import EndpointForwarder
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -8,11 +9,19 @@ import Synchronization
 /// Whether the process should receive traffic: the registry loaded, and not shutting down.
 final class Readiness: Sendable {
     let registry: Registry
+    let forwarder: EndpointForwarder?
     let shuttingDown = Mutex(false)
 
-    init(registry: Registry) { self.registry = registry }
+    init(registry: Registry, forwarder: EndpointForwarder? = nil) {
+        self.registry = registry
+        self.forwarder = forwarder
+    }
 
-    var isReady: Bool { registry.snapshot().isLoaded && !shuttingDown.withLock { $0 } }
+    /// The registry loaded, the forwarder's listeners open (when it runs), not shutting down.
+    var isReady: Bool {
+        registry.snapshot().isLoaded && (forwarder.map { $0.isReady && $0.resourceVersion >= registry.resourceVersion } ?? true)
+            && !shuttingDown.withLock { $0 }
+    }
     func markShuttingDown() { shuttingDown.withLock { $0 = true } }
 }
 

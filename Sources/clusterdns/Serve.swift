@@ -4,6 +4,7 @@ import ClusterDNS
 import DNSAuthority
 import DNSResolver
 import DNSServer
+import EndpointForwarder
 import Foundation
 import DNSWire
 import DispatchSockets
@@ -126,6 +127,27 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --log-queries: log one query in N.")
     var logQueriesSample: Int = 1
 
+    @Flag(help: "Also run the endpoint forwarder: listen on every Service's ClusterIP:port (node ports, load-balancer and external IPs too) and relay TCP and UDP to ready endpoints.")
+    var forwarder = false
+
+    @Option(help: "How service addresses become local: bind (they already are: a service CIDR in 127.0.0.0/8, or assigned by you) or interface (assigned to a dummy interface; not available yet).")
+    var forwarderMode: String = "bind"
+
+    @Option(help: "This node's name, for trafficPolicy Local and its node-port addresses. Default: the host name.")
+    var nodeName: String?
+
+    @Option(help: "Address node ports listen on (repeatable). Default: the InternalIP/ExternalIP of the Node named --node-name.")
+    var nodeAddress: [String] = []
+
+    @Option(help: "Idle timeout of a forwarded UDP flow.")
+    var forwarderUDPTimeout: String = "30s"
+
+    @Option(help: "Idle timeout of a forwarded TCP connection.")
+    var forwarderTCPTimeout: String = "15m"
+
+    @Option(help: "Forwarded UDP flows per service port at most.")
+    var forwarderMaxFlows: Int = 10_000
+
     /// The config file this instance came from, re-read on SIGHUP (not a flag).
     var reloadSource: ConfigSource? = nil
 
@@ -133,10 +155,22 @@ struct Serve: AsyncParsableCommand {
         case config, dnsAddresses, domain, manifests, ttl, pods, serviceCIDR, nodePortRange, state, logLevel, allowTransfer,
              logFormat, udpSockets, http, lameduck, zones, upstream, resolvConf, stubDomain, allowRecursion, policy, maxFails,
              maxConcurrent, upstreamTimeout, forwardDeadline, cacheSize, cacheMinTTL, cacheMaxTTL, cacheNegativeTTL,
-             cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample
+             cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
+             nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows
     }
 
     func validate() throws {
+        guard EndpointForwarder.Mode(rawValue: forwarderMode) != nil else {
+            throw ValidationError("--forwarder-mode must be bind or interface")
+        }
+        for address in nodeAddress where IPAddress(address) == nil {
+            throw ValidationError("--node-address \(address): expected an IPv4 or IPv6 address")
+        }
+        for (flag, value) in [("--forwarder-udp-timeout", forwarderUDPTimeout), ("--forwarder-tcp-timeout", forwarderTCPTimeout)]
+            where parseDuration(value) == nil {
+            throw ValidationError("\(flag) \(value): expected a duration such as 30s or 15m")
+        }
+        guard forwarderMaxFlows >= 1 else { throw ValidationError("--forwarder-max-flows must be at least 1") }
         guard logQueriesSample >= 1 else { throw ValidationError("--log-queries-sample must be at least 1") }
         guard (0...3600).contains(ttl) else { throw ValidationError("--ttl must be between 0 and 3600") }
         guard ClusterConfiguration.PodsMode(rawValue: pods) != nil else {
@@ -171,6 +205,22 @@ struct Serve: AsyncParsableCommand {
             where parseDuration(value) == nil {
             throw ValidationError("\(flag) \(value): expected a duration such as 5s, 500ms or 1h")
         }
+    }
+
+    /// The endpoint forwarder's counters into the metrics.
+    static func refresh(_ metrics: DNSMetrics, from forwarder: EndpointForwarder) {
+        for (frontend, service, port, stats) in forwarder.allStats {
+            let labels = [("service", "\(service.namespace)/\(service.name)"), ("port", port.isEmpty ? "\(frontend.address.port)" : port),
+                          ("frontend", frontend.description)]
+            metrics.gauge("clusterdns_forwarder_active", labels, Double(stats.activeCount))
+            metrics.counter("clusterdns_forwarder_connections_total", labels, total: stats.totalCount)
+            metrics.counter("clusterdns_forwarder_failed_total", labels, total: stats.failedCount)
+            metrics.counter("clusterdns_forwarder_bytes_total", labels + [("direction", "in")], total: stats.bytesFromClients)
+            metrics.counter("clusterdns_forwarder_bytes_total", labels + [("direction", "out")], total: stats.bytesToClients)
+        }
+        metrics.gauge("clusterdns_forwarder_frontends", [], Double(forwarder.frontends.count))
+        metrics.gauge("clusterdns_forwarder_frontend_conflicts", [], Double(forwarder.failedFrontends.count))
+        metrics.gauge("clusterdns_forwarder_failing_endpoints", [], Double(forwarder.failingEndpoints.count))
     }
 
     /// `NAME=ADDR[:PORT][,ADDR[:PORT]...]`.
@@ -287,16 +337,30 @@ struct Serve: AsyncParsableCommand {
         do { dns = try ClusterDNSService(configuration: configuration, logger: logger) } catch {
             throw ValidationError("\(error)")
         }
+        var endpointForwarder: EndpointForwarder? = nil
+        if forwarder {
+            var settings = EndpointForwarder.Configuration()
+            settings.mode = EndpointForwarder.Mode(rawValue: forwarderMode) ?? .bind
+            settings.nodeName = nodeName ?? ProcessInfo.processInfo.hostName
+            settings.nodeAddresses = nodeAddress.compactMap { IPAddress($0) }
+            settings.udpIdleTimeout = parseDuration(forwarderUDPTimeout) ?? .seconds(30)
+            settings.tcpIdleTimeout = parseDuration(forwarderTCPTimeout) ?? .seconds(900)
+            settings.maxUDPFlows = forwarderMaxFlows
+            endpointForwarder = EndpointForwarder(configuration: settings, registry: dns.registry, logger: logger)
+        }
+        let relay = endpointForwarder
         // Shutdown runs in reverse: the lame duck first (not ready, still answering), then DNS.
-        let readiness = Readiness(registry: dns.registry)
+        let readiness = Readiness(registry: dns.registry, forwarder: relay)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = SocketAddress(parsing: http) {
             services.append(.init(service: HealthService(address: address, readiness: readiness, logger: logger, metrics: {
                 dns.metrics?.refresh(service: dns)
+                if let relay, let metrics = dns.metrics { Self.refresh(metrics, from: relay) }
                 return prometheus.emitToString()
             })))
         }
         services.append(.init(service: dns))
+        if let relay { services.append(.init(service: relay)) }
         let source = reloadSource
         let hangupLogger = logger
         services.append(.init(service: HangupService(onHangup: {

@@ -152,6 +152,73 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     }
 }
 
+@Suite(.serialized) struct ServeForwarderTests {
+    /// A TCP server on 127.0.0.2 that answers every connection with `hello` and closes.
+    func helloServer() -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_addr.s_addr = inet_addr("127.0.0.2")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                _ = bind(fd, p, length)
+                return getsockname(fd, p, &length)
+            }
+        }
+        listen(fd, 16)
+        Thread.detachNewThread {
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                _ = send(client, "hello", 5, 0)
+                close(client)
+            }
+        }
+        return UInt16(bigEndian: sin.sin_port)
+    }
+
+    @Test func nameToClusterIPToEndpoint() throws {
+        let backendPort = helloServer()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fwd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: hello, namespace: default}
+            spec: {clusterIP: 127.100.0.20, ports: [{name: web, port: 8080}]}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: hello-1, namespace: default, labels: {kubernetes.io/service-name: hello}}
+            addressType: IPv4
+            ports: [{name: web, port: \(backendPort), protocol: TCP}]
+            endpoints: [{addresses: ["127.0.0.2"]}]
+            """.write(to: directory.appendingPathComponent("hello.yaml"), atomically: true, encoding: .utf8)
+        let dns = freePort()
+        let http = freePort()
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--manifests", directory.path,
+                             "--service-cidr", "127.100.0.0/16", "--forwarder", "--zones", "none", "--resolv-conf", "none",
+                             "--lameduck", "0s", "--log-level", "warning"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        #expect(eventually(10) { httpStatus(port: http, path: "/ready") == 200 })
+        // The name resolves to the ClusterIP, and the ClusterIP reaches the endpoint.
+        #expect(digShort(port: dns, "hello.default.svc.cluster.local") == "127.100.0.20\n")
+        let reply = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "2", "telnet://127.100.0.20:8080"]).stdout
+        #expect(reply == "hello", "\(reply)")
+        let metrics = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "2", "http://127.0.0.1:\(http)/metrics"]).stdout
+        #expect(metrics.contains("clusterdns_forwarder_connections_total{service=\"default/hello\",port=\"web\",frontend=\"127.100.0.20:8080/tcp\"} 1"), "\(metrics)")
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(5) { !process.isRunning })
+    }
+}
+
 @Suite struct ServeFlagTests {
     @Test(arguments: [
         (["--log-format", "xml"], "--log-format must be text or json"),
@@ -168,6 +235,8 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         (["--serve-stale", "forever"], "--serve-stale forever: expected a duration"),
         (["--zones", "/nonexistent/zones"], "--zones /nonexistent/zones: not a directory"),
         (["--prefetch", "150"], "--prefetch must be a percentage, 0-100"),
+        (["--forwarder-mode", "magic"], "--forwarder-mode must be bind or interface"),
+        (["--node-address", "node-1"], "--node-address node-1: expected an IPv4 or IPv6 address"),
     ])
     func badFlagsAreRefused(_ flags: [String], _ message: String) throws {
         let result = try Tool.run(["serve"] + flags)
