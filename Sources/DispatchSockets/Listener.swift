@@ -21,11 +21,14 @@ public final class Listener: @unchecked Sendable {
     public static let descriptorPause = DispatchTimeInterval.milliseconds(100)
     var paused = false
 
-    public init(address: SocketAddress, label: String, reusePort: Bool, onAccept: @escaping (Int32) -> Void) throws(SocketError) {
+    /// Listens on `address`; accepted descriptors are handed to `onAccept` on `queue` (a new
+    /// serial queue named after `label` when nil).
+    public init(address: SocketAddress, label: String, queue: DispatchQueue? = nil, reusePort: Bool,
+                onAccept: @escaping (Int32) -> Void) throws(SocketError) {
         fd = try Socket.bind(address, type: Int32(SOCK_STREAM.rawValue), reusePort: reusePort)
         self.address = Socket.localAddress(of: fd) ?? address
-        queue = DispatchQueue(label: "\(label) \(self.address)")
-        source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        self.queue = queue ?? DispatchQueue(label: "\(label) \(self.address)")
+        source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: self.queue)
         nonisolated(unsafe) weak var weakSelf: Listener? = nil
         source.setEventHandler { [fd] in
             while true {

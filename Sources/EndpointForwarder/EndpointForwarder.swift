@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShims
 import Dispatch
 public import DispatchSockets
 public import Logging
@@ -33,7 +34,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         public var udpIdleTimeout: Duration = .seconds(30)
         public var maxUDPFlows: Int = 10_000
         /// Serial queues the TCP relays are spread over (one per core by default).
-        public var relayQueues: Int = 2
+        public var relayQueues: Int = 2 // event-loop threads (one per core by default)
         public init() {}
     }
 
@@ -42,7 +43,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         let frontend: Frontend
         let chooser: Mutex<BackendChooser>
         let stats: FrontendStats
-        var listener: Listener?
+        var acceptors: [TCPAcceptor] = []
         var udp: UDPFrontendServer?
 
         init(frontend: Frontend, chooser: BackendChooser, stats: FrontendStats) {
@@ -52,7 +53,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         }
 
         func close() {
-            listener?.stop()
+            for acceptor in acceptors { acceptor.close() }
             udp?.stop()
         }
     }
@@ -61,9 +62,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
     let registry: Registry
     let logger: Logger
     let health = EndpointHealth()
-    let relayQueues: [DispatchQueue]
-    let scratches: [RelayScratch]
-    let nextQueue = Atomic<Int>(0)
+    let loops: [EventLoop]
     let state = Mutex<State>(State())
 
     struct State {
@@ -78,8 +77,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
-        relayQueues = (0..<max(1, configuration.relayQueues)).map { DispatchQueue(label: "relay #\($0)") }
-        scratches = relayQueues.map { _ in RelayScratch() }
+        loops = (0..<max(1, configuration.relayQueues)).map { EventLoop(label: "relay #\($0)") }
     }
 
     /// Open frontends, and those that failed to open with their reason.
@@ -110,6 +108,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
             logger.error("forwarder mode \(configuration.mode.rawValue) is not available yet; use bind")
             throw ForwarderError.unsupportedMode(configuration.mode.rawValue)
         }
+        for loop in loops where loop.thread == nil { loop.start() }
         try? await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
                 let (snapshot, events) = registry.watchWithSnapshot()
@@ -130,6 +129,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
             return open
         }
         for frontend in open { frontend.close() }
+        for loop in loops { loop.stop() }
     }
 
     /// Brings the open frontends in line with `snapshot`.
@@ -149,6 +149,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
                         if chooser.plan != frontendPlan {
                             chooser = chooser.updated(plan: frontendPlan, node: configuration.nodeName)
                             open.udp?.update(chooser)
+                            for acceptor in open.acceptors { acceptor.update(chooser) }
                         }
                     }
                 } else {
@@ -188,18 +189,22 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
     func start(_ open: Open) throws {
         switch open.frontend.protocol {
         case .tcp:
-            let listener = try Listener(address: open.frontend.address, label: "tcp frontend", reusePort: false) { [self] client in
-                let index = nextQueue.add(1, ordering: .relaxed).oldValue % relayQueues.count
-                let chooser = open.chooser.withLock { $0 }
-                let queue = relayQueues[index]
-                let scratch = scratches[index]
-                queue.async { [self] in
-                    Connector(client: client, chooser: chooser, queue: queue, stats: open.stats,
-                              idleTimeout: configuration.tcpIdleTimeout, scratch: scratch).start()
+            // One listening socket per event loop (SO_REUSEPORT: the kernel spreads the
+            // connections); the first bind fails if anyone else holds the address.
+            var sockets: [Int32] = []
+            do {
+                for _ in loops {
+                    sockets.append(try Socket.bind(open.frontend.address, type: Int32(SOCK_STREAM.rawValue), reusePort: loops.count > 1))
                 }
+            } catch {
+                for fd in sockets { Glibc.close(fd) }
+                throw error
             }
-            open.listener = listener
-            listener.start()
+            let chooser = open.chooser.withLock { $0 }
+            open.acceptors = zip(sockets, loops).map { fd, loop in
+                TCPAcceptor(fd: fd, loop: loop, chooser: chooser, stats: open.stats, idleTimeout: configuration.tcpIdleTimeout)
+            }
+            for acceptor in open.acceptors { acceptor.start() }
         case .udp:
             let server = try UDPFrontendServer(frontend: open.frontend, chooser: open.chooser.withLock { $0 }, stats: open.stats,
                                                idleTimeout: configuration.udpIdleTimeout, maxFlows: configuration.maxUDPFlows)

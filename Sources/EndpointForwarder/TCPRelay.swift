@@ -29,33 +29,91 @@ public final class FrontendStats: Sendable {
 /// The connect timeouts, growing as kube-proxy's userspace mode did.
 let connectTimeouts: [Int] = [250, 500, 1000, 2000]
 
+/// A listening socket of one TCP frontend on one event loop (each loop has its own socket on
+/// the address, SO_REUSEPORT, so the kernel spreads connections and nothing is handed over).
+/// Out of descriptors (EMFILE), it stops watching the socket for 100 ms instead of spinning.
+final class TCPAcceptor: EventHandler, @unchecked Sendable {
+    let fd: Int32
+    let loop: EventLoop
+    let chooser: Mutex<BackendChooser>
+    let stats: FrontendStats
+    let idleTimeout: Duration
+    var pausedUntil: UInt64 = 0
+    var closed = false
+
+    init(fd: Int32, loop: EventLoop, chooser: BackendChooser, stats: FrontendStats, idleTimeout: Duration) {
+        self.fd = fd
+        self.loop = loop
+        self.chooser = Mutex(chooser)
+        self.stats = stats
+        self.idleTimeout = idleTimeout
+    }
+
+    func start() {
+        loop.execute { [self] in
+            guard !closed else { return }
+            loop.register(fd, self, events: EPOLLIN.rawValue)
+        }
+    }
+
+    func update(_ chooser: BackendChooser) { self.chooser.withLock { $0 = chooser } }
+
+    func close() {
+        loop.execute { [self] in
+            guard !closed else { return }
+            closed = true
+            loop.unregister(fd)
+            loop.stopSweeping(self)
+            Glibc.close(fd)
+        }
+    }
+
+    func handle(fd: Int32, events: UInt32) {
+        while !closed {
+            let client = cdns_accept(fd)
+            if client < 0 {
+                if errno == EMFILE || errno == ENFILE {
+                    // Out of descriptors: the backlog waits; look again in 100 ms.
+                    loop.unregister(fd)
+                    pausedUntil = DispatchTime.now().uptimeNanoseconds + 100_000_000
+                    loop.sweep(self) { [unowned self] in
+                        guard !closed, DispatchTime.now().uptimeNanoseconds >= pausedUntil else { return }
+                        loop.stopSweeping(self)
+                        loop.register(self.fd, self, events: EPOLLIN.rawValue)
+                    }
+                }
+                return
+            }
+            Connector(client: client, chooser: chooser.withLock { $0 }, loop: loop, stats: stats, idleTimeout: idleTimeout).start()
+        }
+    }
+}
+
 /// Connects an accepted client to an endpoint without blocking: each endpoint in the chooser's
 /// order is tried with the next timeout (250 ms, 500 ms, 1 s, 2 s); one that refuses or times
 /// out is marked failing (passive health) and the next is tried; when none is left the client
-/// is reset (RST) at once. On success the pair becomes a `Relay`. Runs on `queue`.
-final class Connector: @unchecked Sendable {
+/// is reset (RST) at once. On success the pair becomes a `Relay`. On the loop's thread.
+final class Connector: EventHandler {
     let client: Int32
     let clientAddress: SocketAddress?
     let candidates: [Backend]
     let chooser: BackendChooser
-    let queue: DispatchQueue
+    let loop: EventLoop
     let stats: FrontendStats
     let idleTimeout: Duration
-    let scratch: RelayScratch
     var attempt = 0
     var fd: Int32 = -1
-    var source: (any DispatchSourceWrite)?
-    var timer: (any DispatchSourceTimer)?
+    var deadline: UInt64 = 0
+    var backend: Backend?
 
-    init(client: Int32, chooser: BackendChooser, queue: DispatchQueue, stats: FrontendStats, idleTimeout: Duration, scratch: RelayScratch) {
+    init(client: Int32, chooser: BackendChooser, loop: EventLoop, stats: FrontendStats, idleTimeout: Duration) {
         self.client = client
         clientAddress = Socket.peerAddress(of: client)
         self.chooser = chooser
         candidates = chooser.order(for: clientAddress?.address)
-        self.queue = queue
+        self.loop = loop
         self.stats = stats
         self.idleTimeout = idleTimeout
-        self.scratch = scratch
     }
 
     func start() {
@@ -66,6 +124,7 @@ final class Connector: @unchecked Sendable {
     func tryNext() {
         guard attempt < candidates.count else {
             stats.failed.add(1, ordering: .relaxed)
+            loop.stopSweeping(self)
             Self.reset(client)
             return
         }
@@ -75,65 +134,53 @@ final class Connector: @unchecked Sendable {
         let fd = socket(backend.address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
             stats.failed.add(1, ordering: .relaxed)
+            loop.stopSweeping(self)
             Self.reset(client)
             return
         }
         var on: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
         let rc = backend.address.withSockaddr { connect(fd, $0, $1) }
-        if rc == 0 {
-            connected(fd, backend)
-            return
-        }
-        guard errno == EINPROGRESS else {
-            close(fd)
+        if rc != 0 && errno != EINPROGRESS {
+            Glibc.close(fd)
             chooser.health.markFailed(backend.address)
             tryNext()
             return
         }
         self.fd = fd
-        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        source.setEventHandler { [self] in
-            var error: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
-            finishAttempt(success: error == 0, backend: backend)
+        self.backend = backend
+        deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeout) * 1_000_000
+        // Writable (or an error) once the connection is made or refused.
+        loop.register(fd, self, events: EPOLLOUT.rawValue | EPOLLET.rawValue)
+        loop.sweep(self) { [unowned self] in
+            if DispatchTime.now().uptimeNanoseconds >= deadline { failed() }
         }
-        timer.schedule(deadline: .now() + .milliseconds(timeout))
-        timer.setEventHandler { [self] in finishAttempt(success: false, backend: backend) }
-        self.source = source
-        self.timer = timer
-        source.resume()
-        timer.resume()
     }
 
-    /// Ends the attempt in progress; the descriptor is kept on success, closed after its source
-    /// is cancelled otherwise.
-    func finishAttempt(success: Bool, backend: Backend) {
-        guard let source, let timer else { return }
-        self.source = nil
-        self.timer = nil
-        timer.cancel()
-        let fd = self.fd
+    func handle(fd: Int32, events: UInt32) {
+        guard fd == self.fd, let backend else { return }
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        if error != 0 {
+            failed()
+            return
+        }
+        loop.stopSweeping(self)
         self.fd = -1
-        if success {
-            // The write source must be gone before the relay watches the descriptor.
-            source.setCancelHandler { [self] in connected(fd, backend) }
-            source.cancel()
-        } else {
-            source.setCancelHandler { close(fd) }
-            source.cancel()
-            chooser.health.markFailed(backend.address)
-            tryNext()
-        }
-    }
-
-    func connected(_ fd: Int32, _ backend: Backend) {
         chooser.health.markHealthy(backend.address)
         chooser.chose(backend, for: clientAddress?.address)
-        let relay = Relay(client: client, upstream: fd, queue: queue, stats: stats, idleTimeout: idleTimeout, scratch: scratch)
-        relay.start()
+        Relay(client: client, upstream: fd, loop: loop, stats: stats, idleTimeout: idleTimeout).start()
+    }
+
+    /// The attempt in progress failed (refused, unreachable, or timed out).
+    func failed() {
+        guard fd >= 0, let backend else { return }
+        loop.unregister(fd)
+        Glibc.close(fd)
+        fd = -1
+        chooser.health.markFailed(backend.address)
+        tryNext()
     }
 
     /// Closes with RST: the client learns at once that nothing serves it.
@@ -144,127 +191,99 @@ final class Connector: @unchecked Sendable {
     }
 }
 
-/// A read buffer shared by the relays of one queue (they run one at a time), so an idle
-/// connection costs no buffer.
-final class RelayScratch: @unchecked Sendable {
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
-    deinit { buffer.deallocate() }
-}
-
-/// Two connected sockets relayed both ways on one queue. Per direction: read what the source
-/// has, write it to the destination; what the destination cannot take yet is kept and the
-/// source is no longer read until it has gone (backpressure); the source's end of stream
-/// becomes `shutdown(SHUT_WR)` on the destination once everything before it was written
-/// (half-close). Both directions ended, or an error, or `idleTimeout` without traffic: both
-/// sockets are closed (after every source on them was cancelled).
-final class Relay: @unchecked Sendable {
+/// Two connected sockets relayed both ways on one event loop, each registered once for input
+/// and output (edge-triggered). Per direction: read what the source has into the loop's buffer
+/// and write it on; what the destination cannot take yet is kept and the source is left unread
+/// until the destination says it is writable again (backpressure: at most one buffer's worth
+/// held per direction); the source's end of stream becomes `shutdown(SHUT_WR)` on the
+/// destination once everything before it was written (half-close). Both directions ended, an
+/// error, or `idleTimeout` without traffic: both sockets are closed.
+final class Relay: EventHandler {
     final class Direction {
         let from: Int32
         let to: Int32
-        let read: any DispatchSourceRead
-        let write: any DispatchSourceWrite
         var pending: [UInt8] = []
         var pendingOffset = 0
-        var reading = false
-        var writing = false
         var ended = false
         var shutdownSent = false
 
-        init(from: Int32, to: Int32, queue: DispatchQueue) {
+        init(from: Int32, to: Int32) {
             self.from = from
             self.to = to
-            read = DispatchSource.makeReadSource(fileDescriptor: from, queue: queue)
-            write = DispatchSource.makeWriteSource(fileDescriptor: to, queue: queue)
         }
+
+        var isBlocked: Bool { pendingOffset < pending.count }
     }
 
     let client: Int32
     let upstream: Int32
-    let queue: DispatchQueue
+    let loop: EventLoop
     let stats: FrontendStats
-    let scratch: RelayScratch
     let up: Direction
     let down: Direction
-    let timer: any DispatchSourceTimer
     let idleNanoseconds: UInt64
     var lastActivity = DispatchTime.now().uptimeNanoseconds
     var closed = false
-    var selfReference: Relay?
 
-    init(client: Int32, upstream: Int32, queue: DispatchQueue, stats: FrontendStats, idleTimeout: Duration, scratch: RelayScratch) {
+    init(client: Int32, upstream: Int32, loop: EventLoop, stats: FrontendStats, idleTimeout: Duration) {
         self.client = client
         self.upstream = upstream
-        self.queue = queue
+        self.loop = loop
         self.stats = stats
-        self.scratch = scratch
-        up = Direction(from: client, to: upstream, queue: queue)
-        down = Direction(from: upstream, to: client, queue: queue)
-        timer = DispatchSource.makeTimerSource(queue: queue)
+        up = Direction(from: client, to: upstream)
+        down = Direction(from: upstream, to: client)
         let (seconds, attoseconds) = idleTimeout.components
         idleNanoseconds = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
     }
 
     func start() {
-        selfReference = self
         stats.active.add(1, ordering: .relaxed)
         var on: Int32 = 1
         setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-        for direction in [up, down] {
-            direction.read.setEventHandler { [unowned self] in transfer(direction) }
-            direction.write.setEventHandler { [unowned self] in flush(direction) }
-        }
-        let interval = max(idleNanoseconds / 4, 100_000_000)
-        timer.schedule(deadline: .now() + .nanoseconds(Int(interval)), repeating: .nanoseconds(Int(interval)))
-        timer.setEventHandler { [unowned self] in
+        loop.modify(upstream, self, events: relayEvents)
+        loop.register(client, self, events: relayEvents)
+        loop.sweep(self) { [unowned self] in
             if DispatchTime.now().uptimeNanoseconds - lastActivity >= idleNanoseconds { close() }
         }
-        // Both descriptors close once every source on them is cancelled.
-        let group = DispatchGroup()
-        let sources: [any DispatchSourceProtocol] = [up.read, up.write, down.read, down.write, timer]
-        for source in sources {
-            group.enter()
-            source.setCancelHandler { group.leave() }
-        }
-        group.notify(queue: queue) { [client, upstream] in
-            Glibc.close(client)
-            Glibc.close(upstream)
-        }
-        up.reading = true
-        down.reading = true
-        up.read.resume()
-        down.read.resume()
-        timer.resume()
+        // Whatever arrived before registration is read now (edge-triggered).
+        transfer(up)
+        transfer(down)
     }
 
-    /// Reads from `direction.from` and writes to `direction.to` until the source is empty or the
-    /// destination full.
-    func transfer(_ direction: Direction) {
+    func handle(fd: Int32, events: UInt32) {
         guard !closed else { return }
-        while direction.reading {
-            let n = recv(direction.from, scratch.buffer.baseAddress, scratch.buffer.count, 0)
+        let source = fd == client ? up : down
+        let sink = fd == client ? down : up
+        if events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 && sink.isBlocked {
+            flush(sink)
+        }
+        if !closed && events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+            transfer(source)
+        }
+    }
+
+    /// Reads from `direction.from` and writes to `direction.to` until the source is empty, the
+    /// destination full, or the stream ended.
+    func transfer(_ direction: Direction) {
+        let buffer = loop.buffer
+        while !closed && !direction.isBlocked && !direction.ended {
+            let n = recv(direction.from, buffer.baseAddress, buffer.count, 0)
             if n > 0 {
                 lastActivity = DispatchTime.now().uptimeNanoseconds
                 if direction === up { stats.bytesIn.add(n, ordering: .relaxed) } else { stats.bytesOut.add(n, ordering: .relaxed) }
-                let sent = send(direction.to, scratch.buffer.baseAddress, n, Int32(MSG_NOSIGNAL))
+                let sent = send(direction.to, buffer.baseAddress, n, Int32(MSG_NOSIGNAL))
                 if sent == n { continue }
                 if sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
                     close()
                     return
                 }
-                // The destination is full: keep the rest, stop reading, wait until writable.
-                let start = max(sent, 0)
-                direction.pending = Array(UnsafeRawBufferPointer(rebasing: scratch.buffer[start..<n]))
+                // The destination is full: keep the rest until it is writable again.
+                direction.pending = Array(UnsafeRawBufferPointer(rebasing: buffer[max(sent, 0)..<n]))
                 direction.pendingOffset = 0
-                pauseReading(direction)
-                if !direction.writing {
-                    direction.writing = true
-                    direction.write.resume()
-                }
                 return
             }
             if n == 0 {
                 direction.ended = true
-                pauseReading(direction)
                 halfClose(direction)
                 return
             }
@@ -275,8 +294,7 @@ final class Relay: @unchecked Sendable {
     }
 
     func flush(_ direction: Direction) {
-        guard !closed else { return }
-        while direction.pendingOffset < direction.pending.count {
+        while direction.isBlocked {
             let n = direction.pending.withUnsafeBytes {
                 send(direction.to, $0.baseAddress! + direction.pendingOffset, $0.count - direction.pendingOffset, Int32(MSG_NOSIGNAL))
             }
@@ -292,28 +310,17 @@ final class Relay: @unchecked Sendable {
         }
         direction.pending = []
         direction.pendingOffset = 0
-        if direction.writing {
-            direction.writing = false
-            direction.write.suspend()
-        }
         if direction.ended {
             halfClose(direction)
-        } else if !direction.reading {
-            direction.reading = true
-            direction.read.resume()
-        }
-    }
-
-    func pauseReading(_ direction: Direction) {
-        if direction.reading {
-            direction.reading = false
-            direction.read.suspend()
+        } else {
+            // Edge-triggered: what waited in the source while we were blocked is read now.
+            transfer(direction)
         }
     }
 
     /// The source ended: once its data is written, the destination's write side is shut.
     func halfClose(_ direction: Direction) {
-        guard direction.ended, direction.pendingOffset >= direction.pending.count, !direction.shutdownSent else { return }
+        guard direction.ended, !direction.isBlocked, !direction.shutdownSent else { return }
         direction.shutdownSent = true
         shutdown(direction.to, Int32(SHUT_WR))
         if up.shutdownSent && down.shutdownSent { close() }
@@ -323,15 +330,10 @@ final class Relay: @unchecked Sendable {
         guard !closed else { return }
         closed = true
         stats.active.subtract(1, ordering: .relaxed)
-        // Sources are resumed before they are cancelled (libdispatch traps otherwise).
-        for direction in [up, down] {
-            if !direction.reading { direction.read.resume() }
-            if !direction.writing { direction.write.resume() }
-            direction.read.cancel()
-            direction.write.cancel()
-        }
-        timer.cancel()
-        // The handlers hold `self` unowned; keep it until the cancellations ran.
-        queue.async { [self] in selfReference = nil }
+        loop.unregister(client)
+        loop.unregister(upstream)
+        loop.stopSweeping(self)
+        Glibc.close(client)
+        Glibc.close(upstream)
     }
 }

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 /// One datagram of a batch: its bytes, the peer, and the local address it was sent to
 /// (so the reply leaves from that address on a multi-homed host or a wildcard socket).

@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Something registered with an event loop for one descriptor.
+protocol EventHandler: AnyObject {
+    /// epoll events for the descriptor; on the loop's thread.
+    func handle(fd: Int32, events: UInt32)
+}
+
+/// An epoll event loop on a thread of its own, for the TCP relays: every readiness event runs
+/// its handler on this thread at once (no hand-off to another thread per event, as libdispatch
+/// has on Linux), descriptors are registered once for reading and writing (edge-triggered), and
+/// one sweep every 50 ms serves every timeout on the loop. Other threads hand work over with
+/// `execute` (an eventfd wakes the loop).
+final class EventLoop: @unchecked Sendable {
+    let epfd: Int32
+    let wakeFd: Int32
+    let pending = Mutex<[@Sendable () -> Void]>([])
+    // On the loop's thread.
+    var handlers: [Int32: any EventHandler] = [:]
+    var sweepers: [ObjectIdentifier: () -> Void] = [:]
+    var stopped = false
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+    var thread: Thread?
+    let label: String
+
+    init(label: String) {
+        self.label = label
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        wakeFd = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = wakeFd
+        epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFd, &event)
+    }
+
+    deinit {
+        close(epfd)
+        close(wakeFd)
+        buffer.deallocate()
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = label
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Runs `task` on the loop's thread.
+    func execute(_ task: @escaping @Sendable () -> Void) {
+        pending.withLock { $0.append(task) }
+        var one: UInt64 = 1
+        _ = write(wakeFd, &one, 8)
+    }
+
+    func stop() { execute { [self] in stopped = true } }
+
+    // MARK: On the loop's thread
+
+    func register(_ fd: Int32, _ handler: any EventHandler, events: UInt32) {
+        handlers[fd] = handler
+        var event = epoll_event()
+        event.events = events
+        event.data.fd = fd
+        if epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event) != 0 && errno == EEXIST {
+            epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event)
+        }
+    }
+
+    func modify(_ fd: Int32, _ handler: any EventHandler, events: UInt32) {
+        handlers[fd] = handler
+        var event = epoll_event()
+        event.events = events
+        event.data.fd = fd
+        epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event)
+    }
+
+    /// Stops watching `fd` (before it is closed).
+    func unregister(_ fd: Int32) {
+        handlers.removeValue(forKey: fd)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
+    }
+
+    /// `body` runs every sweep (about every 50 ms) until `stopSweeping`.
+    func sweep(_ owner: AnyObject, _ body: @escaping () -> Void) { sweepers[ObjectIdentifier(owner)] = body }
+    func stopSweeping(_ owner: AnyObject) { sweepers.removeValue(forKey: ObjectIdentifier(owner)) }
+
+    func run() {
+        let capacity = 128
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
+        defer { events.deallocate() }
+        var lastSweep = DispatchTime.now().uptimeNanoseconds
+        while !stopped {
+            let n = epoll_wait(epfd, events, Int32(capacity), 50)
+            if n > 0 {
+                for i in 0..<Int(n) {
+                    let fd = events[i].data.fd
+                    if fd == wakeFd {
+                        var value: UInt64 = 0
+                        _ = read(wakeFd, &value, 8)
+                        let tasks = pending.withLock { tasks in
+                            let out = tasks
+                            tasks.removeAll()
+                            return out
+                        }
+                        for task in tasks { task() }
+                    } else if let handler = handlers[fd] {
+                        handler.handle(fd: fd, events: events[i].events)
+                    }
+                }
+            }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if now - lastSweep >= 50_000_000 {
+                lastSweep = now
+                for body in Array(sweepers.values) { body() }
+            }
+        }
+        for (fd, _) in handlers { epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }
+        handlers = [:]
+        sweepers = [:]
+    }
+}
+
+let relayEvents = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
