@@ -1,8 +1,10 @@
 #define _GNU_SOURCE
 #include "CShims.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #define CDNS_MAX_BATCH 64
 #define CDNS_CONTROL_SIZE 64
@@ -126,4 +128,18 @@ int cdns_accept(int fd) {
         client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     } while (client < 0 && errno == EINTR);
     return client;
+}
+
+int cdns_pipe(int fds[2], int size) {
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
+    (void)fcntl(fds[1], F_SETPIPE_SZ, size);
+    return 0;
+}
+
+long cdns_splice(int in, int out, size_t length) {
+    ssize_t n;
+    do {
+        n = splice(in, NULL, out, NULL, length, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    } while (n < 0 && errno == EINTR);
+    return (long)n;
 }

@@ -206,14 +206,32 @@ final class Relay: EventHandler {
         var pendingOffset = 0
         var ended = false
         var shutdownSent = false
+        /// Bytes moved so far; past `spliceThreshold` the direction switches to splice(2).
+        var moved = 0
+        /// The pipe of splice(2) (read end, write end) and the bytes sitting in it.
+        var pipe: (Int32, Int32)?
+        var inPipe = 0
 
         init(from: Int32, to: Int32) {
             self.from = from
             self.to = to
         }
 
-        var isBlocked: Bool { pendingOffset < pending.count }
+        var isBlocked: Bool { pendingOffset < pending.count || inPipe > 0 }
+
+        func closePipe() {
+            if let (r, w) = pipe {
+                Glibc.close(r)
+                Glibc.close(w)
+            }
+            pipe = nil
+        }
     }
+
+    /// A direction that has carried this much is a bulk stream: it moves on by splice(2)
+    /// through a pipe, socket to socket without copying through user space.
+    static let spliceThreshold = 256 << 10
+    static let spliceChunk = 1 << 20
 
     let client: Int32
     let upstream: Int32
@@ -265,14 +283,25 @@ final class Relay: EventHandler {
     /// Reads from `direction.from` and writes to `direction.to` until the source is empty, the
     /// destination full, or the stream ended.
     func transfer(_ direction: Direction) {
+        if direction.pipe != nil || (direction.moved >= Self.spliceThreshold && openPipe(direction)) {
+            spliceTransfer(direction)
+            return
+        }
         let buffer = loop.buffer
         while !closed && !direction.isBlocked && !direction.ended {
             let n = recv(direction.from, buffer.baseAddress, buffer.count, 0)
             if n > 0 {
                 lastActivity = DispatchTime.now().uptimeNanoseconds
                 if direction === up { stats.bytesIn.add(n, ordering: .relaxed) } else { stats.bytesOut.add(n, ordering: .relaxed) }
+                direction.moved += n
                 let sent = send(direction.to, buffer.baseAddress, n, Int32(MSG_NOSIGNAL))
-                if sent == n { continue }
+                if sent == n {
+                    if direction.moved >= Self.spliceThreshold && openPipe(direction) {
+                        spliceTransfer(direction)
+                        return
+                    }
+                    continue
+                }
                 if sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
                     close()
                     return
@@ -293,7 +322,60 @@ final class Relay: EventHandler {
         }
     }
 
+    /// A pipe for splice(2) (falls back to copying when none can be made).
+    func openPipe(_ direction: Direction) -> Bool {
+        guard direction.pipe == nil else { return true }
+        var fds: [Int32] = [0, 0]
+        guard cdns_pipe(&fds, Int32(Self.spliceChunk)) == 0 else {
+            direction.moved = Int.min / 2  // do not try again
+            return false
+        }
+        direction.pipe = (fds[0], fds[1])
+        return true
+    }
+
+    /// Source → pipe → destination, until the source is empty or the destination full.
+    func spliceTransfer(_ direction: Direction) {
+        guard let (pipeRead, pipeWrite) = direction.pipe else { return }
+        while !closed {
+            if direction.inPipe > 0 {
+                let n = cdns_splice(pipeRead, direction.to, direction.inPipe)
+                if n > 0 {
+                    direction.inPipe -= Int(n)
+                    lastActivity = DispatchTime.now().uptimeNanoseconds
+                    continue
+                }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }  // destination full
+                close()
+                return
+            }
+            if direction.ended {
+                halfClose(direction)
+                return
+            }
+            let n = cdns_splice(direction.from, pipeWrite, Self.spliceChunk)
+            if n > 0 {
+                direction.inPipe += Int(n)
+                if direction === up { stats.bytesIn.add(Int(n), ordering: .relaxed) } else { stats.bytesOut.add(Int(n), ordering: .relaxed) }
+                continue
+            }
+            if n == 0 {
+                direction.ended = true
+                halfClose(direction)
+                return
+            }
+            if errno == EINTR { continue }
+            if errno != EAGAIN && errno != EWOULDBLOCK { close() }
+            return
+        }
+    }
+
     func flush(_ direction: Direction) {
+        if direction.pipe != nil {
+            spliceTransfer(direction)
+            return
+        }
         while direction.isBlocked {
             let n = direction.pending.withUnsafeBytes {
                 send(direction.to, $0.baseAddress! + direction.pendingOffset, $0.count - direction.pendingOffset, Int32(MSG_NOSIGNAL))
@@ -335,5 +417,7 @@ final class Relay: EventHandler {
         loop.stopSweeping(self)
         Glibc.close(client)
         Glibc.close(upstream)
+        up.closePipe()
+        down.closePipe()
     }
 }

@@ -37,4 +37,12 @@ int cdns_send_batch(int fd, cdns_datagram *datagrams, int count);
 /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC; EINTR is retried. -1 with errno otherwise.
 int cdns_accept(int fd);
 
+/// A non-blocking, close-on-exec pipe for splice(2), its buffer raised to `size` if allowed.
+/// 0 or -1 (errno).
+int cdns_pipe(int fds[2], int size);
+
+/// splice(2) of up to `length` bytes from `in` to `out` (one of them a pipe), non-blocking,
+/// moving pages. Bytes moved, 0 at end of stream, -1 with errno (EAGAIN: nothing to move now).
+long cdns_splice(int in, int out, size_t length);
+
 #endif
