@@ -114,7 +114,7 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         }
         try zone("192.0.2.1").write(to: zoneFile, atomically: true, encoding: .utf8)
         let log = directory.appendingPathComponent("serve.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let dns = freePort()
         let http = freePort()
         let process = Process()
@@ -176,6 +176,101 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
             }
         }
         return UInt16(bigEndian: sin.sin_port)
+    }
+
+    /// Out of descriptors (EMFILE), the forwarder pauses accepting instead of crashing or
+    /// spinning, and serves again once descriptors are free.
+    @Test func outOfDescriptorsPausesAcceptingAndRecovers() throws {
+        // A backend on 127.0.0.2 that greets every connection and holds it open.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_addr.s_addr = inet_addr("127.0.0.2")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                _ = bind(fd, p, length)
+                return getsockname(fd, p, &length)
+            }
+        }
+        listen(fd, 256)
+        let backendPort = UInt16(bigEndian: sin.sin_port)
+        Thread.detachNewThread {
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                // Greet, then hold the connection until the other side closes it.
+                Thread.detachNewThread {
+                    _ = send(client, "hi", 2, 0)
+                    var byte: UInt8 = 0
+                    while recv(client, &byte, 1, 0) > 0 {}
+                    close(client)
+                }
+            }
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("emfile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: tiny, namespace: default}
+            spec: {clusterIP: 127.100.0.21, ports: [{name: web, port: 8081}]}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: tiny-1, namespace: default, labels: {kubernetes.io/service-name: tiny}}
+            addressType: IPv4
+            ports: [{name: web, port: \(backendPort), protocol: TCP}]
+            endpoints: [{addresses: ["127.0.0.2"]}]
+            """.write(to: directory.appendingPathComponent("tiny.yaml"), atomically: true, encoding: .utf8)
+        let dns = freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        // A small descriptor limit for the daemon alone.
+        process.arguments = ["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", Tool.executable.path,
+                             "serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--manifests", directory.path,
+                             "--service-cidr", "127.100.0.0/16", "--forwarder", "--zones", "none", "--resolv-conf", "none",
+                             "--udp-sockets", "1", "--lameduck", "0s", "--log-level", "error"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func greet() -> Int32? {
+            let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var tv = timeval(tv_sec: 0, tv_usec: 300_000)
+            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var to = sockaddr_in()
+            to.sin_family = sa_family_t(AF_INET)
+            to.sin_port = UInt16(8081).bigEndian
+            to.sin_addr.s_addr = inet_addr("127.100.0.21")
+            let ok = withUnsafePointer(to: &to) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            } == 0
+            var reply = [UInt8](repeating: 0, count: 2)
+            guard ok, recv(client, &reply, 2, Int32(MSG_WAITALL)) == 2 else {
+                close(client)
+                return nil
+            }
+            return client
+        }
+        #expect(eventually(10) { greet().map { close($0); return true } ?? false })
+        // Hold connections until the daemon runs out of descriptors (each takes two there).
+        var clients: [Int32] = []
+        var refused = 0
+        for _ in 0..<60 {
+            if let client = greet() { clients.append(client) } else { refused += 1 }
+        }
+        #expect(refused > 0, "the daemon never ran out of descriptors")
+        #expect(process.isRunning)
+        for client in clients { close(client) }
+        // Descriptors free again: it serves again.
+        #expect(eventually(3) { greet().map { close($0); return true } ?? false })
+        #expect(process.isRunning)
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(5) { !process.isRunning })
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
     }
 
     @Test func nameToClusterIPToEndpoint() throws {
@@ -341,7 +436,7 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         let base = "dns: [\"127.0.0.1:\(port)\"]\nhttp: none\nlameduck: 0s\nzones: none\n"
         let config = try write(base + "resolv-conf: none\n")
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("sighup-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
         let process = Process()
         process.executableURL = Tool.executable
