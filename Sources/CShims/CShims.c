@@ -5,6 +5,11 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_link.h>
+#include <linux/if_addr.h>
+#include <net/if.h>
 
 #define CDNS_MAX_BATCH 64
 #define CDNS_CONTROL_SIZE 64
@@ -142,4 +147,86 @@ long cdns_splice(int in, int out, size_t length) {
         n = splice(in, NULL, out, NULL, length, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
     } while (n < 0 && errno == EINTR);
     return (long)n;
+}
+
+/* rtnetlink: one request, one acknowledgement. */
+static int cdns_netlink(struct nlmsghdr *message) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) return -errno;
+    struct sockaddr_nl kernel;
+    memset(&kernel, 0, sizeof kernel);
+    kernel.nl_family = AF_NETLINK;
+    message->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+    message->nlmsg_seq = 1;
+    if (sendto(fd, message, message->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    char reply[4096];
+    ssize_t n;
+    do { n = recv(fd, reply, sizeof reply, 0); } while (n < 0 && errno == EINTR);
+    int error = n < 0 ? errno : 0;
+    close(fd);
+    if (n < 0) return -error;
+    struct nlmsghdr *header = (struct nlmsghdr *)reply;
+    if (n >= (ssize_t)sizeof(struct nlmsghdr) && header->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *result = (struct nlmsgerr *)NLMSG_DATA(header);
+        return result->error;  /* 0: acknowledged; otherwise -errno */
+    }
+    return 0;
+}
+
+static struct rtattr *cdns_attribute(struct nlmsghdr *message, int type, const void *data, int length) {
+    struct rtattr *attribute = (struct rtattr *)((char *)message + NLMSG_ALIGN(message->nlmsg_len));
+    attribute->rta_type = type;
+    attribute->rta_len = RTA_LENGTH(length);
+    if (length > 0) memcpy(RTA_DATA(attribute), data, length);
+    message->nlmsg_len = NLMSG_ALIGN(message->nlmsg_len) + RTA_ALIGN(attribute->rta_len);
+    return attribute;
+}
+
+int cdns_link_add_dummy(const char *name) {
+    struct { struct nlmsghdr header; struct ifinfomsg info; char attributes[512]; } request;
+    memset(&request, 0, sizeof request);
+    request.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+    request.header.nlmsg_type = RTM_NEWLINK;
+    request.header.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+    request.info.ifi_family = AF_UNSPEC;
+    request.info.ifi_flags = IFF_UP;
+    request.info.ifi_change = IFF_UP;
+    cdns_attribute(&request.header, IFLA_IFNAME, name, (int)strlen(name) + 1);
+    struct rtattr *linkinfo = cdns_attribute(&request.header, IFLA_LINKINFO, NULL, 0);
+    cdns_attribute(&request.header, IFLA_INFO_KIND, "dummy", 5);
+    linkinfo->rta_len = (unsigned short)((char *)&request.header + request.header.nlmsg_len - (char *)linkinfo);
+    return cdns_netlink(&request.header);
+}
+
+int cdns_link_up(int index) {
+    struct { struct nlmsghdr header; struct ifinfomsg info; } request;
+    memset(&request, 0, sizeof request);
+    request.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+    request.header.nlmsg_type = RTM_NEWLINK;
+    request.info.ifi_family = AF_UNSPEC;
+    request.info.ifi_index = index;
+    request.info.ifi_flags = IFF_UP;
+    request.info.ifi_change = IFF_UP;
+    return cdns_netlink(&request.header);
+}
+
+int cdns_address(int add, int index, int family, const uint8_t *address, int prefix) {
+    struct { struct nlmsghdr header; struct ifaddrmsg info; char attributes[128]; } request;
+    memset(&request, 0, sizeof request);
+    int length = family == AF_INET6 ? 16 : 4;
+    request.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+    request.header.nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
+    request.header.nlmsg_flags = add ? (NLM_F_CREATE | NLM_F_REPLACE) : 0;
+    request.info.ifa_family = (unsigned char)family;
+    request.info.ifa_prefixlen = (unsigned char)prefix;
+    request.info.ifa_index = (unsigned int)index;
+    request.info.ifa_scope = RT_SCOPE_UNIVERSE;
+    request.info.ifa_flags = family == AF_INET6 ? IFA_F_NODAD : 0;
+    cdns_attribute(&request.header, IFA_LOCAL, address, length);
+    cdns_attribute(&request.header, IFA_ADDRESS, address, length);
+    return cdns_netlink(&request.header);
 }

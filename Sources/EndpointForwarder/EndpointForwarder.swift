@@ -26,6 +26,8 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
 
     public struct Configuration: Sendable {
         public var mode: Mode = .bind
+        /// The interface of the `interface` mode (created as a dummy interface when missing).
+        public var interfaceName: String = "clusterdns0"
         /// This node's name (for `trafficPolicy: Local`).
         public var nodeName: String = ""
         /// Where node ports listen.
@@ -103,10 +105,20 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
     /// Endpoints currently skipped for refusing or timing out (passive health).
     public var failingEndpoints: [SocketAddress] { health.failing }
 
+    /// In the `interface` mode, the interface the service addresses go on.
+    let interface = Mutex<InterfaceAddresses?>(nil)
+
     public func run() async throws {
-        guard configuration.mode == .bind else {
-            logger.error("forwarder mode \(configuration.mode.rawValue) is not available yet; use bind")
-            throw ForwarderError.unsupportedMode(configuration.mode.rawValue)
+        if configuration.mode == .interface {
+            do {
+                let addresses = try InterfaceAddresses(name: configuration.interfaceName)
+                interface.withLock { $0 = addresses }
+                logger.info("forwarder interface ready", metadata: ["interface": "\(configuration.interfaceName)",
+                                                                    "created": "\(addresses.created)"])
+            } catch {
+                logger.error("cannot prepare the forwarder's interface", metadata: ["error": "\(error)"])
+                throw error
+            }
         }
         for loop in loops where loop.thread == nil { loop.start() }
         try? await cancelWhenGracefulShutdown { [self] in
@@ -130,6 +142,14 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         }
         for frontend in open { frontend.close() }
         for loop in loops { loop.stop() }
+        interface.withLock { $0 }?.removeAll()
+    }
+
+    /// The addresses the interface mode must hold: every frontend's, except node addresses
+    /// (already local).
+    func ownedAddresses(_ plan: ForwardingPlan) -> Set<IPAddress> {
+        let node = Set(plan.nodeAddresses)
+        return Set(plan.frontends.keys.map(\.address.address)).subtracting(node)
     }
 
     /// Brings the open frontends in line with `snapshot`.
@@ -161,9 +181,25 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
             open.close()
             logger.info("frontend closed", metadata: ["frontend": "\(open.frontend)"])
         }
+        // The interface mode: service addresses on the interface before binding them.
+        var addressFailures: [IPAddress: String] = [:]
+        if let interface = interface.withLock({ $0 }) {
+            let wanted = ownedAddresses(plan)
+            for address in wanted.subtracting(interface.addresses) {
+                do { try interface.add(address) } catch {
+                    addressFailures[address] = "\(error)"
+                    logger.error("cannot assign a service address", metadata: ["address": "\(address)", "error": "\(error)"])
+                }
+            }
+            for address in interface.addresses.subtracting(wanted) { interface.remove(address) }
+        }
         var opened: [Frontend: Open] = [:]
         var failed: [Frontend: String] = [:]
         for (frontend, frontendPlan) in toOpen {
+            if let reason = addressFailures[frontend.address.address] {
+                failed[frontend] = reason
+                continue
+            }
             let chooser = BackendChooser(plan: frontendPlan, node: configuration.nodeName, health: health)
             let open = Open(frontend: frontend, chooser: chooser, stats: FrontendStats())
             do {

@@ -62,6 +62,8 @@ public struct FrontendPlan: Hashable, Sendable {
 /// The frontends a registry snapshot asks for.
 public struct ForwardingPlan: Sendable {
     public var frontends: [Frontend: FrontendPlan]
+    /// The addresses node ports listen on (given, or the Node's).
+    public var nodeAddresses: [IPAddress]
 
     /// For every service with endpoints' worth of ports: its ClusterIPs at each port, its node
     /// ports on every node address, its load-balancer and external IPs at each port. Headless
@@ -111,5 +113,6 @@ public struct ForwardingPlan: Sendable {
             }
         }
         self.frontends = frontends
+        self.nodeAddresses = nodeAddresses
     }
 }

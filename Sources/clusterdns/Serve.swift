@@ -130,8 +130,11 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Also run the endpoint forwarder: listen on every Service's ClusterIP:port (node ports, load-balancer and external IPs too) and relay TCP and UDP to ready endpoints.")
     var forwarder = false
 
-    @Option(help: "How service addresses become local: bind (they already are: a service CIDR in 127.0.0.0/8, or assigned by you) or interface (assigned to a dummy interface; not available yet).")
+    @Option(help: "How service addresses become local: bind (they already are: a service CIDR in 127.0.0.0/8, or assigned by you) or interface (assigned to --forwarder-interface through netlink; needs CAP_NET_ADMIN).")
     var forwarderMode: String = "bind"
+
+    @Option(help: "The interface of --forwarder-mode interface; a dummy interface of this name is created when there is none.")
+    var forwarderInterface: String = "clusterdns0"
 
     @Option(help: "This node's name, for trafficPolicy Local and its node-port addresses. Default: the host name.")
     var nodeName: String?
@@ -156,7 +159,7 @@ struct Serve: AsyncParsableCommand {
              logFormat, udpSockets, http, lameduck, zones, upstream, resolvConf, stubDomain, allowRecursion, policy, maxFails,
              maxConcurrent, upstreamTimeout, forwardDeadline, cacheSize, cacheMinTTL, cacheMaxTTL, cacheNegativeTTL,
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
-             nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows
+             nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface
     }
 
     func validate() throws {
@@ -341,6 +344,7 @@ struct Serve: AsyncParsableCommand {
         if forwarder {
             var settings = EndpointForwarder.Configuration()
             settings.mode = EndpointForwarder.Mode(rawValue: forwarderMode) ?? .bind
+            settings.interfaceName = forwarderInterface
             settings.nodeName = nodeName ?? ProcessInfo.processInfo.hostName
             settings.nodeAddresses = nodeAddress.compactMap { IPAddress($0) }
             settings.udpIdleTimeout = parseDuration(forwarderUDPTimeout) ?? .seconds(30)

@@ -45,4 +45,16 @@ int cdns_pipe(int fds[2], int size);
 /// moving pages. Bytes moved, 0 at end of stream, -1 with errno (EAGAIN: nothing to move now).
 long cdns_splice(int in, int out, size_t length);
 
+/// Creates a dummy network interface `name`, up (rtnetlink RTM_NEWLINK). 0, or -errno
+/// (EPERM without CAP_NET_ADMIN, EOPNOTSUPP when the kernel has no dummy driver, EEXIST).
+int cdns_link_add_dummy(const char *name);
+
+/// Sets interface `index` up. 0 or -errno.
+int cdns_link_up(int index);
+
+/// Adds (`add` 1) or removes (0) `address` (4 or 16 bytes, by `family`) with `prefix` on
+/// interface `index` (rtnetlink RTM_NEWADDR/RTM_DELADDR; IPv6 without duplicate address
+/// detection). 0 or -errno.
+int cdns_address(int add, int index, int family, const uint8_t *address, int prefix);
+
 #endif
