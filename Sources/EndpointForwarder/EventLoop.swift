@@ -81,7 +81,11 @@ final class EventLoop: @unchecked Sendable {
         epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event)
     }
 
-    /// Stops watching `fd` (before it is closed).
+    /// Forgets `fd`'s handler; for a descriptor about to be closed (closing removes it from
+    /// epoll: no system call needed).
+    func forget(_ fd: Int32) { handlers.removeValue(forKey: fd) }
+
+    /// Stops watching `fd` (when it stays open).
     func unregister(_ fd: Int32) {
         handlers.removeValue(forKey: fd)
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)

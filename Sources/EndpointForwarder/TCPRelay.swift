@@ -108,7 +108,8 @@ final class Connector: EventHandler {
 
     init(client: Int32, chooser: BackendChooser, loop: EventLoop, stats: FrontendStats, idleTimeout: Duration) {
         self.client = client
-        clientAddress = Socket.peerAddress(of: client)
+        // The client's address matters only to affinity: no getpeername otherwise.
+        clientAddress = chooser.plan.affinityTimeout == nil ? nil : Socket.peerAddress(of: client)
         self.chooser = chooser
         candidates = chooser.order(for: clientAddress?.address)
         self.loop = loop
@@ -176,7 +177,7 @@ final class Connector: EventHandler {
     /// The attempt in progress failed (refused, unreachable, or timed out).
     func failed() {
         guard fd >= 0, let backend else { return }
-        loop.unregister(fd)
+        loop.forget(fd)
         Glibc.close(fd)
         fd = -1
         chooser.health.markFailed(backend.address)
@@ -412,8 +413,8 @@ final class Relay: EventHandler {
         guard !closed else { return }
         closed = true
         stats.active.subtract(1, ordering: .relaxed)
-        loop.unregister(client)
-        loop.unregister(upstream)
+        loop.forget(client)
+        loop.forget(upstream)
         loop.stopSweeping(self)
         Glibc.close(client)
         Glibc.close(upstream)
