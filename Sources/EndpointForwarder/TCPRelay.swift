@@ -292,8 +292,7 @@ final class Relay: EventHandler {
         while !closed && !direction.isBlocked && !direction.ended {
             let n = recv(direction.from, buffer.baseAddress, buffer.count, 0)
             if n > 0 {
-                lastActivity = DispatchTime.now().uptimeNanoseconds
-                if direction === up { stats.bytesIn.add(n, ordering: .relaxed) } else { stats.bytesOut.add(n, ordering: .relaxed) }
+                counted(n, direction)
                 direction.moved += n
                 let sent = send(direction.to, buffer.baseAddress, n, Int32(MSG_NOSIGNAL))
                 if sent == n {
@@ -312,15 +311,26 @@ final class Relay: EventHandler {
                 direction.pendingOffset = 0
                 return
             }
-            if n == 0 {
-                direction.ended = true
-                halfClose(direction)
-                return
-            }
-            if errno == EINTR { continue }
-            if errno != EAGAIN && errno != EWOULDBLOCK { close() }
-            return
+            if readEnded(direction, n) { return }
         }
+    }
+
+    /// After a read that returned no data (`n` ≤ 0): the end of stream half-closes, EINTR reads
+    /// again (false), anything but EAGAIN closes. True when the reading stops here.
+    func readEnded(_ direction: Direction, _ n: Int) -> Bool {
+        if n == 0 {
+            direction.ended = true
+            halfClose(direction)
+            return true
+        }
+        if errno == EINTR { return false }
+        if errno != EAGAIN && errno != EWOULDBLOCK { close() }
+        return true
+    }
+
+    func counted(_ n: Int, _ direction: Direction) {
+        lastActivity = DispatchTime.now().uptimeNanoseconds
+        if direction === up { stats.bytesIn.add(n, ordering: .relaxed) } else { stats.bytesOut.add(n, ordering: .relaxed) }
     }
 
     /// A pipe for splice(2) (falls back to copying when none can be made).
@@ -355,20 +365,13 @@ final class Relay: EventHandler {
                 halfClose(direction)
                 return
             }
-            let n = cdns_splice(direction.from, pipeWrite, Self.spliceChunk)
+            let n = Int(cdns_splice(direction.from, pipeWrite, Self.spliceChunk))
             if n > 0 {
-                direction.inPipe += Int(n)
-                if direction === up { stats.bytesIn.add(Int(n), ordering: .relaxed) } else { stats.bytesOut.add(Int(n), ordering: .relaxed) }
+                direction.inPipe += n
+                counted(n, direction)
                 continue
             }
-            if n == 0 {
-                direction.ended = true
-                halfClose(direction)
-                return
-            }
-            if errno == EINTR { continue }
-            if errno != EAGAIN && errno != EWOULDBLOCK { close() }
-            return
+            if readEnded(direction, n) { return }
         }
     }
 

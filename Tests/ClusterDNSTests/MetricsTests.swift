@@ -12,24 +12,6 @@ import Glibc
 #endif
 
 @Suite struct MetricsTests {
-    /// One datagram, one reply (or nil after a second).
-    func exchange(_ bytes: [UInt8], port: UInt16) -> [UInt8]? {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(fd) }
-        var tv = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = port.bigEndian
-        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &sin) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = recv(fd, &buffer, buffer.count, 0)
-        return n > 0 ? Array(buffer[0..<n]) : nil
-    }
-
     func query(_ name: String, _ type: RecordType) -> [UInt8] {
         Message(header: Header(id: 9), questions: [Question(name: try! DomainName(name), type: type)]).encoded()
     }

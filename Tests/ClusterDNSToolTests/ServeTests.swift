@@ -152,21 +152,27 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     }
 }
 
+/// A listening TCP socket on 127.0.0.2 (a port chosen by the kernel).
+func listenOnSecondLoopback() -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var sin = sockaddr_in()
+    sin.sin_family = sa_family_t(AF_INET)
+    sin.sin_addr.s_addr = inet_addr("127.0.0.2")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &sin) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+            _ = bind(fd, p, length)
+            return getsockname(fd, p, &length)
+        }
+    }
+    listen(fd, 256)
+    return (fd, UInt16(bigEndian: sin.sin_port))
+}
+
 @Suite(.serialized) struct ServeForwarderTests {
     /// A TCP server on 127.0.0.2 that answers every connection with `hello` and closes.
     func helloServer() -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_addr.s_addr = inet_addr("127.0.0.2")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &sin) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
-                _ = bind(fd, p, length)
-                return getsockname(fd, p, &length)
-            }
-        }
-        listen(fd, 16)
+        let (fd, port) = listenOnSecondLoopback()
         Thread.detachNewThread {
             while true {
                 let client = accept(fd, nil, nil)
@@ -175,26 +181,14 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
                 close(client)
             }
         }
-        return UInt16(bigEndian: sin.sin_port)
+        return port
     }
 
     /// Out of descriptors (EMFILE), the forwarder pauses accepting instead of crashing or
     /// spinning, and serves again once descriptors are free.
     @Test func outOfDescriptorsPausesAcceptingAndRecovers() throws {
         // A backend on 127.0.0.2 that greets every connection and holds it open.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_addr.s_addr = inet_addr("127.0.0.2")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &sin) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
-                _ = bind(fd, p, length)
-                return getsockname(fd, p, &length)
-            }
-        }
-        listen(fd, 256)
-        let backendPort = UInt16(bigEndian: sin.sin_port)
+        let (fd, backendPort) = listenOnSecondLoopback()
         Thread.detachNewThread {
             while true {
                 let client = accept(fd, nil, nil)
