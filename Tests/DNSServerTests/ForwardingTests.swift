@@ -488,4 +488,24 @@ final class ForwardingServer: Sendable {
         for i in 0..<9 { _ = try server.ask("host\(i).example.") }
         #expect(upstreams.map(\.queries) == [3, 3, 3])
     }
+
+    @Test func reverseNamesOutsideTheClusterGoUpstreamAndInsideStayHere() async throws {
+        let fake = FakeUpstream { query in
+            var response = Message(header: Header(id: query.header.id, isResponse: true, isRecursionDesired: true, isRecursionAvailable: true))
+            response.questions = query.questions
+            response.answers = [ResourceRecord(name: query.questions[0].name, ttl: 60, data: .ptr(try! DomainName("dns.example.")))]
+            return [FakeUpstream.Reply(bytes: response.encoded())]
+        }
+        let server = try await ForwardingServer(upstreams: [fake.address])
+        let outside = try server.ask("8.8.8.8.in-addr.arpa.", .ptr)
+        #expect(answers(outside) == ["8.8.8.8.in-addr.arpa. 60 IN PTR dns.example."])
+        #expect(fake.queries == 1)
+        // A ClusterIP's reverse name is ours, authoritative, never forwarded.
+        let inside = try server.ask("1.0.96.10.in-addr.arpa.", .ptr)
+        #expect(answers(inside) == ["1.0.96.10.in-addr.arpa. 5 IN PTR kubernetes.default.svc.cluster.local."])
+        #expect(inside.header.isAuthoritative)
+        // An unknown address inside the service range: NXDOMAIN here, not upstream.
+        #expect(try server.ask("99.0.96.10.in-addr.arpa.", .ptr).rcode == .nameError)
+        #expect(fake.queries == 1)
+    }
 }
