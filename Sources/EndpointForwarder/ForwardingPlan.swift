@@ -45,6 +45,14 @@ public struct FrontendPlan: Hashable, Sendable {
     /// Traffic policy `Local` for this kind of frontend: endpoints on this node first.
     public var preferLocal: Bool
 
+    public init(service: ObjectKey, portName: String, backends: [Backend], affinityTimeout: Int? = nil, preferLocal: Bool = false) {
+        self.service = service
+        self.portName = portName
+        self.backends = backends
+        self.affinityTimeout = affinityTimeout
+        self.preferLocal = preferLocal
+    }
+
     /// The backends traffic may go to: ready ones; only when none is ready, serving ones that
     /// are terminating (as Kubernetes does); with a Local policy, those on `node` when there are
     /// any.

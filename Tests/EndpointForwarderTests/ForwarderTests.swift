@@ -572,7 +572,7 @@ func raiseDescriptorLimit(to wanted: rlim_t) -> Bool {
         }
         #expect(clients.count == count)
         let frontend = Frontend(address: SocketAddress(parsing: "127.100.0.33:\(port)")!, protocol: .tcp)
-        for _ in 0..<500 where (running.forwarder.stats(for: frontend)?.activeCount ?? 0) < count {
+        for _ in 0..<500 where (running.forwarder.stats(for: frontend)?.activeCount ?? 0) < count || holder.count < count {
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(running.forwarder.stats(for: frontend)?.activeCount == count)
@@ -586,5 +586,98 @@ func raiseDescriptorLimit(to wanted: rlim_t) -> Bool {
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(running.forwarder.stats(for: frontend)?.activeCount == 0)
+    }
+}
+
+@Suite(.serialized) struct ForwarderTimeoutTests {
+    /// An endpoint whose backlog is full: SYNs to it are dropped and connects hang.
+    func blackHole(ip: String) -> (fd: Int32, port: UInt16, filler: Int32) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        _ = withSockaddr(ip, 0) { bind(fd, $0, $1) }
+        listen(fd, 0)
+        let port = boundPort(fd)
+        // Fill the backlog (never accepted).
+        let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        _ = withSockaddr(ip, port) { connect(filler, $0, $1) }
+        let second = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        _ = withSockaddr(ip, port) { connect(second, $0, $1) }
+        return (fd, port, second)
+    }
+
+    @Test func aConnectThatHangsMovesOnAfterItsTimeout() async throws {
+        let hole = blackHole(ip: "127.0.0.5")
+        defer { close(hole.fd); close(hole.filler) }
+        let backend = TCPBackend(name: "a", ip: "127.0.0.2", port: hole.port)
+        defer { backend.stop() }
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("slowstart", clusterIP: "127.100.0.40", port: 7500, targetPort: hole.port,
+                                                  endpoints: [("127.0.0.5", true), ("127.0.0.2", true)]))
+        let running = try await RunningForwarder(registry: registry)
+        // Whichever endpoint comes first, every connection is served by a; one that tried the
+        // black hole first waited its 250 ms connect timeout.
+        var slow = 0
+        for _ in 0..<4 {
+            let started = ContinuousClock.now
+            #expect(ask("127.100.0.40", 7500, "NAME") == "a")
+            if ContinuousClock.now - started >= .milliseconds(200) { slow += 1 }
+        }
+        #expect(slow >= 1 && slow <= 2, "\(slow) slow connections")
+        #expect(running.forwarder.failingEndpoints.contains(SocketAddress(parsing: "127.0.0.5:\(hole.port)")!))
+    }
+
+    @Test func idleTCPConnectionsAreClosedAndUDPFlowsAreCapped() async throws {
+        let tcp = TCPBackend(name: "a", ip: "127.0.0.2")
+        let udp = UDPBackend(name: "u", ip: "127.0.0.2")
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("idle", clusterIP: "127.100.0.41", port: 7600, targetPort: tcp.port,
+                                                  endpoints: [("127.0.0.2", true)]))
+        try await apply(registry, serviceManifest("capped", clusterIP: "127.100.0.42", port: 7601, protocol: "UDP",
+                                                  targetPort: udp.port, endpoints: [("127.0.0.2", true)]))
+        let running = try await RunningForwarder(registry: registry) {
+            $0.tcpIdleTimeout = .milliseconds(300)
+            $0.maxUDPFlows = 2
+        }
+        // A connection with no traffic is closed after the idle timeout.
+        let fd = try #require(connectTo("127.100.0.41", 7600, timeout: 2000))
+        defer { close(fd) }
+        _ = writeAll(fd, Array("HOLD\n".utf8))
+        let started = ContinuousClock.now
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, 0)
+        #expect(n == 0, "closed by the forwarder")
+        #expect(ContinuousClock.now - started < .milliseconds(1500))
+        // Two flows fit; a third client is dropped.
+        var clients: [Int32] = []
+        defer { for c in clients { close(c) } }
+        var answered = 0
+        for i in 0..<3 {
+            let c = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            setTimeout(c, milliseconds: 300)
+            _ = withSockaddr("127.100.0.42", 7601) { connect(c, $0, $1) }
+            clients.append(c)
+            let message = Array("q\(i)".utf8)
+            _ = send(c, message, message.count, 0)
+            var buffer = [UInt8](repeating: 0, count: 64)
+            if recv(c, &buffer, buffer.count, 0) > 0 { answered += 1 }
+        }
+        #expect(answered == 2)
+        let frontend = Frontend(address: SocketAddress(parsing: "127.100.0.42:7601")!, protocol: .udp)
+        #expect(running.forwarder.udpFlows(for: frontend) == 2)
+        #expect((running.forwarder.stats(for: frontend)?.failedCount ?? 0) >= 1)
+    }
+
+    @Test func affinityLapsesAfterItsTimeout() throws {
+        let plan = FrontendPlan(service: ObjectKey(.service, namespace: "default", name: "s"), portName: "p",
+                                backends: [Backend(address: SocketAddress(parsing: "10.0.0.1:80")!),
+                                           Backend(address: SocketAddress(parsing: "10.0.0.2:80")!)],
+                                affinityTimeout: 1, preferLocal: false)
+        let chooser = BackendChooser(plan: plan, node: "", health: EndpointHealth())
+        let client = IPAddress("192.0.2.1")!
+        let first = chooser.order(for: client)[0]
+        chooser.chose(first, for: client)
+        #expect((0..<4).allSatisfy { _ in chooser.order(for: client)[0] == first })
+        Thread.sleep(forTimeInterval: 1.1)
+        // Lapsed: round robin again, so the other endpoint comes first within two tries.
+        #expect((0..<2).contains { _ in chooser.order(for: client)[0] != first })
     }
 }
