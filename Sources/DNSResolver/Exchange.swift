@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShims
 import Dispatch
 import DNSWire
 public import DispatchSockets
@@ -91,10 +92,9 @@ final class Exchange: @unchecked Sendable {
 
     func startUDP() {
         if let armed {
-            // Pre-opened: the socket and its read source already exist.
+            // Pre-opened: the socket exists and its event loop already watches it.
             fd = armed.fd
             armed.onReadable = { [self] in receiveUDP() }
-            sources.append(armed.source)
         } else {
             guard openSocket(type: Int32(SOCK_DGRAM.rawValue)) else { return }
             let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
@@ -127,7 +127,6 @@ final class Exchange: @unchecked Sendable {
             if message.header.isTruncated {
                 // RFC 7766 §5: retry the same query over TCP.
                 closeSockets()
-                armed = nil
                 usedTCP = true
                 startTCP()
                 return
@@ -219,8 +218,16 @@ final class Exchange: @unchecked Sendable {
 
     // MARK: Ending
 
-    /// Cancels the sources; the descriptor is closed by the cancel handler of the last one.
+    /// Cancels the sources; the descriptor is closed by the cancel handler of the last one (an
+    /// armed socket is closed by its event loop).
     func closeSockets() {
+        if let armed {
+            self.armed = nil
+            armed.onReadable = nil
+            armed.close()
+            fd = -1
+            return
+        }
         let fd = self.fd
         self.fd = -1
         let io = sources
@@ -247,35 +254,61 @@ final class Exchange: @unchecked Sendable {
     func finish(_ result: Result<(Message, [UInt8]), ExchangeError>) {
         guard let completion else { return }
         self.completion = nil
-        armed?.onReadable = nil
-        armed = nil
         closeSockets()
         completion(result)
     }
 }
 
-/// A UDP socket opened and `connect`ed to an upstream ahead of need, its read source already
-/// resumed: taking one moves socket(), connect() and the source's registration off the path of
-/// a query. Each is used for one query only (so every query still has its own random port).
-final class ArmedSocket {
+/// A UDP socket opened and `connect`ed to an upstream ahead of need and watched by the
+/// forwarder's event loop: taking one moves socket(), connect() and the registration off the
+/// path of a query, and its reply wakes the loop's thread directly, which runs the exchange on
+/// the forwarder's queue (`queue.sync`: on the loop's thread when the queue is free) — one
+/// wake-up where a dispatch source needs two. Each is used for one query only (so every query
+/// still has its own random port).
+final class ArmedSocket: EventHandler, @unchecked Sendable {
     let fd: Int32
-    let source: any DispatchSourceRead
+    let loop: EventLoop
+    let queue: DispatchQueue
+    /// Set and cleared on `queue`.
     var onReadable: (() -> Void)?
+    var closed = false
 
-    init?(upstream: SocketAddress, queue: DispatchQueue) {
+    init?(upstream: SocketAddress, loop: EventLoop, queue: DispatchQueue) {
         let fd = socket(upstream.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         guard upstream.withSockaddr({ connect(fd, $0, $1) }) == 0 else {
-            close(fd)
+            Glibc.close(fd)
             return nil
         }
         self.fd = fd
-        source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        source.setEventHandler { [unowned self] in onReadable?() }
-        source.setCancelHandler { close(fd) }
-        source.resume()
+        self.loop = loop
+        self.queue = queue
+        loop.execute { [self] in loop.register(fd, self, events: EPOLLIN.rawValue) }
+    }
+
+    func handle(fd: Int32, events: UInt32) {
+        queue.sync {
+            if let onReadable {
+                onReadable()
+            } else if !closed {
+                // Not in use yet (a stray datagram): drop it.
+                var byte: UInt8 = 0
+                _ = recv(fd, &byte, 1, Int32(MSG_DONTWAIT))
+            }
+        }
+    }
+
+    /// Stops watching and closes, on the loop's thread (so the descriptor number is not
+    /// reused before the loop forgot it).
+    func close() {
+        guard !closed else { return }
+        closed = true
+        loop.execute { [self] in
+            loop.forget(fd)
+            Glibc.close(fd)
+        }
     }
 
     /// Closes a socket never used.
-    func discard() { source.cancel() }
+    func discard() { close() }
 }

@@ -93,6 +93,8 @@ public final class Forwarder: @unchecked Sendable {
     var stopped = false
     /// (ID, lower-cased name, type) of every upstream query in flight.
     let outstanding = Mutex<Set<LoopKey>>([])
+    /// Watches the armed sockets.
+    let loop = EventLoop(label: "clusterdns.upstreams")
     /// Pre-opened sockets per upstream (on `queue`).
     var armed: [SocketAddress: [ArmedSocket]] = [:]
     static let armedPerUpstream = 4
@@ -116,6 +118,7 @@ public final class Forwarder: @unchecked Sendable {
         self.configuration = configuration
         cache = ResponseCache(configuration: configuration.cache)
         groups = configuration.groups.map { Group(domain: $0.domain, upstreams: $0.servers.map(Upstream.init)) }
+        loop.start()
     }
 
     /// Stops health probes; questions in flight still finish.
@@ -124,6 +127,7 @@ public final class Forwarder: @unchecked Sendable {
             stopped = true
             for sockets in armed.values { for socket in sockets { socket.discard() } }
             armed = [:]
+            loop.stop()
         }
     }
 
@@ -333,7 +337,7 @@ public final class Forwarder: @unchecked Sendable {
         queue.async { [self] in
             guard !stopped else { return }
             var list = armed[address] ?? []
-            while list.count < Self.armedPerUpstream, let socket = ArmedSocket(upstream: address, queue: queue) { list.append(socket) }
+            while list.count < Self.armedPerUpstream, let socket = ArmedSocket(upstream: address, loop: loop, queue: queue) { list.append(socket) }
             armed[address] = list
         }
     }

@@ -120,7 +120,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
                 throw error
             }
         }
-        for loop in loops where loop.thread == nil { loop.start() }
+        for loop in loops where !loop.isStarted { loop.start() }
         try? await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
                 let (snapshot, events) = registry.watchWithSnapshot()

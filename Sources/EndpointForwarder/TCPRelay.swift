@@ -26,6 +26,8 @@ public final class FrontendStats: Sendable {
     public var bytesToClients: Int { bytesOut.load(ordering: .relaxed) }
 }
 
+let relayEvents = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+
 /// The connect timeouts, growing as kube-proxy's userspace mode did.
 let connectTimeouts: [Int] = [250, 500, 1000, 2000]
 

@@ -7,17 +7,18 @@ import Foundation
 import Synchronization
 
 /// Something registered with an event loop for one descriptor.
-protocol EventHandler: AnyObject {
+public protocol EventHandler: AnyObject {
     /// epoll events for the descriptor; on the loop's thread.
     func handle(fd: Int32, events: UInt32)
 }
 
-/// An epoll event loop on a thread of its own, for the TCP relays: every readiness event runs
+/// An epoll event loop on a thread of its own (the endpoint forwarder's TCP relays, the DNS
+/// forwarder's upstream sockets): every readiness event runs
 /// its handler on this thread at once (no hand-off to another thread per event, as libdispatch
 /// has on Linux), descriptors are registered once for reading and writing (edge-triggered), and
 /// one sweep every 50 ms serves every timeout on the loop. Other threads hand work over with
 /// `execute` (an eventfd wakes the loop).
-final class EventLoop: @unchecked Sendable {
+public final class EventLoop: @unchecked Sendable {
     let epfd: Int32
     let wakeFd: Int32
     let pending = Mutex<[@Sendable () -> Void]>([])
@@ -25,11 +26,14 @@ final class EventLoop: @unchecked Sendable {
     var handlers: [Int32: any EventHandler] = [:]
     var sweepers: [ObjectIdentifier: () -> Void] = [:]
     var stopped = false
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+    /// A scratch buffer for handlers (they run one at a time, on the loop's thread).
+    public let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
     var thread: Thread?
+    /// Whether `start()` was called.
+    public var isStarted: Bool { thread != nil }
     let label: String
 
-    init(label: String) {
+    public init(label: String) {
         self.label = label
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakeFd = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
@@ -45,7 +49,7 @@ final class EventLoop: @unchecked Sendable {
         buffer.deallocate()
     }
 
-    func start() {
+    public func start() {
         let thread = Thread { [self] in run() }
         thread.name = label
         self.thread = thread
@@ -53,17 +57,17 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Runs `task` on the loop's thread.
-    func execute(_ task: @escaping @Sendable () -> Void) {
+    public func execute(_ task: @escaping @Sendable () -> Void) {
         pending.withLock { $0.append(task) }
         var one: UInt64 = 1
         _ = write(wakeFd, &one, 8)
     }
 
-    func stop() { execute { [self] in stopped = true } }
+    public func stop() { execute { [self] in stopped = true } }
 
     // MARK: On the loop's thread
 
-    func register(_ fd: Int32, _ handler: any EventHandler, events: UInt32) {
+    public func register(_ fd: Int32, _ handler: any EventHandler, events: UInt32) {
         handlers[fd] = handler
         var event = epoll_event()
         event.events = events
@@ -73,7 +77,7 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    func modify(_ fd: Int32, _ handler: any EventHandler, events: UInt32) {
+    public func modify(_ fd: Int32, _ handler: any EventHandler, events: UInt32) {
         handlers[fd] = handler
         var event = epoll_event()
         event.events = events
@@ -83,17 +87,17 @@ final class EventLoop: @unchecked Sendable {
 
     /// Forgets `fd`'s handler; for a descriptor about to be closed (closing removes it from
     /// epoll: no system call needed).
-    func forget(_ fd: Int32) { handlers.removeValue(forKey: fd) }
+    public func forget(_ fd: Int32) { handlers.removeValue(forKey: fd) }
 
     /// Stops watching `fd` (when it stays open).
-    func unregister(_ fd: Int32) {
+    public func unregister(_ fd: Int32) {
         handlers.removeValue(forKey: fd)
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
     }
 
     /// `body` runs every sweep (about every 50 ms) until `stopSweeping`.
-    func sweep(_ owner: AnyObject, _ body: @escaping () -> Void) { sweepers[ObjectIdentifier(owner)] = body }
-    func stopSweeping(_ owner: AnyObject) { sweepers.removeValue(forKey: ObjectIdentifier(owner)) }
+    public func sweep(_ owner: AnyObject, _ body: @escaping () -> Void) { sweepers[ObjectIdentifier(owner)] = body }
+    public func stopSweeping(_ owner: AnyObject) { sweepers.removeValue(forKey: ObjectIdentifier(owner)) }
 
     func run() {
         let capacity = 128
@@ -131,4 +135,3 @@ final class EventLoop: @unchecked Sendable {
     }
 }
 
-let relayEvents = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
