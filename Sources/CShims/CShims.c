@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <sched.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/if_link.h>
@@ -229,4 +230,14 @@ int cdns_address(int add, int index, int family, const uint8_t *address, int pre
     cdns_attribute(&request.header, IFA_LOCAL, address, length);
     cdns_attribute(&request.header, IFA_ADDRESS, address, length);
     return cdns_netlink(&request.header);
+}
+
+int cdns_usable_cores(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int count = CPU_COUNT(&set);
+        if (count > 0) return count;
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
 }

@@ -41,7 +41,7 @@ public struct ClusterDNSConfiguration: Sendable {
                 cluster: ClusterConfiguration = ClusterConfiguration(),
                 registry: RegistryConfiguration = RegistryConfiguration(),
                 stateDirectory: String? = nil, manifests: [String] = [], embeddedManifests: String? = nil,
-                udpSockets: Int = 2, tcpLimits: TCPMessageServer.Limits = .init(), allowTransfer: [IPPrefix] = []) {
+                udpSockets: Int = Socket.usableCores, tcpLimits: TCPMessageServer.Limits = .init(), allowTransfer: [IPPrefix] = []) {
         self.dnsAddresses = dnsAddresses
         self.cluster = cluster
         self.registry = registry

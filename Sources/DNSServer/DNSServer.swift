@@ -18,7 +18,7 @@ public final class DNSServer: Service, @unchecked Sendable {
         public var udpSockets: Int
         public var tcpLimits: TCPMessageServer.Limits
 
-        public init(addresses: [SocketAddress], udpSockets: Int = 2, tcpLimits: TCPMessageServer.Limits = .init()) {
+        public init(addresses: [SocketAddress], udpSockets: Int = Socket.usableCores, tcpLimits: TCPMessageServer.Limits = .init()) {
             self.addresses = addresses
             self.udpSockets = udpSockets
             self.tcpLimits = tcpLimits

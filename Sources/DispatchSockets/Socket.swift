@@ -69,4 +69,8 @@ public enum Socket {
         }
         return rc == 0 ? SocketAddress(storage) : nil
     }
+
+    /// The CPUs this process may run on (its affinity mask, as taskset sets it), at least 1:
+    /// how many sockets or loops make every core serve.
+    public static var usableCores: Int { Int(cdns_usable_cores()) }
 }

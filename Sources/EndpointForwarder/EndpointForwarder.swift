@@ -36,7 +36,8 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         public var udpIdleTimeout: Duration = .seconds(30)
         public var maxUDPFlows: Int = 10_000
         /// Serial queues the TCP relays are spread over (one per core by default).
-        public var relayQueues: Int = 2 // event-loop threads (one per core by default)
+        /// Event-loop threads for TCP (one per usable core by default).
+        public var relayQueues: Int = Socket.usableCores
         public init() {}
     }
 

@@ -61,8 +61,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log format: text or json (one object per line).")
     var logFormat: String = "text"
 
-    @Option(help: "Sockets per DNS address for UDP (SO_REUSEPORT).")
-    var udpSockets: Int = 2
+    @Option(help: "Sockets per DNS address for UDP (SO_REUSEPORT). Default: the cores this process may use.")
+    var udpSockets: Int = Socket.usableCores
 
     @Option(help: "Address of the HTTP endpoints /health, /ready and /metrics (Prometheus), or `none`.")
     var http: String = "127.0.0.1:9153"

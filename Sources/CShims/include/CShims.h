@@ -45,6 +45,9 @@ int cdns_pipe(int fds[2], int size);
 /// moving pages. Bytes moved, 0 at end of stream, -1 with errno (EAGAIN: nothing to move now).
 long cdns_splice(int in, int out, size_t length);
 
+/// CPUs this process may run on (its affinity mask), or the online count, at least 1.
+int cdns_usable_cores(void);
+
 /// Creates a dummy network interface `name`, up (rtnetlink RTM_NEWLINK). 0, or -errno
 /// (EPERM without CAP_NET_ADMIN, EOPNOTSUPP when the kernel has no dummy driver, EEXIST).
 int cdns_link_add_dummy(const char *name);
