@@ -64,7 +64,7 @@ public final class UDPServer: @unchecked Sendable {
     let workers: [Worker]
 
     public static let batchSize: Int32 = 32
-    public static let budget = 1024
+    public static let budget = 16384
     public static let bufferSize = 4096
     /// How long an emptied socket is watched with poll(2) before going back to the source (the
     /// budget bounds how long one event keeps its thread under load).
@@ -106,6 +106,7 @@ public final class UDPServer: @unchecked Sendable {
         let outgoing: UnsafeMutablePointer<cdns_datagram>
         var cancelled = false
         var started = false
+        let stopRequested = Atomic<Bool>(false)
         /// Bound to 0.0.0.0 or ::, so replies must name their source address.
         var wildcard = true
         /// False once the descriptor is closed: deferred replies check it under the lock.
@@ -163,6 +164,8 @@ public final class UDPServer: @unchecked Sendable {
         /// Cancels the source; one never started is resumed first (libdispatch must not
         /// release a suspended source), and its cancel handler closes the socket.
         func cancel() {
+            // Seen at once by a drain in progress (which may otherwise keep the queue busy).
+            stopRequested.store(true, ordering: .relaxed)
             queue.async {
                 guard !self.cancelled else { return }
                 self.cancelled = true
@@ -177,14 +180,14 @@ public final class UDPServer: @unchecked Sendable {
         /// Reads until the socket is empty or the budget is spent (then the source fires again).
         func drain() {
             var handled = 0
-            while handled < UDPServer.budget {
+            while handled < UDPServer.budget && !stopRequested.load(ordering: .relaxed) {
                 let received = cdns_receive_batch(fd, incoming, UDPServer.batchSize)
                 guard received > 0 else {
                     // Emptied: linger a moment in poll(2) for the next datagram. Under steady
                     // load it arrives well within the linger and wakes this thread directly,
                     // instead of the event loop's thread waking a worker thread (two context
                     // switches per wakeup). Idle, the source takes over again.
-                    guard !cancelled else { return }
+                    guard !cancelled, !stopRequested.load(ordering: .relaxed) else { return }
                     var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                     guard poll(&poller, 1, UDPServer.lingerMilliseconds) > 0 else { return }
                     continue
