@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(
             name: "ClusterDNSTests",
             dependencies: [
-                "ClusterDNS", "DNSWire", "DNSAuthority", "DispatchSockets", "ServiceRegistry",
+                "ClusterDNS", "DNSWire", "DNSAuthority", "DNSResolver", "DispatchSockets", "ServiceRegistry", "NetAddress",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -7,6 +7,7 @@ public import Logging
 public import ServiceLifecycle
 public import ServiceRegistry
 import Foundation
+import Dispatch
 public import CoreMetrics
 import Synchronization
 
@@ -133,7 +134,12 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         responder.recursion = forwarding.map { forwarding in
             RecursionPolicy(allowed: allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
         }
-        server.handler.replace(responder: responder, forwarder: forwarder)?.stop()
+        // The old forwarder finishes the questions it has in flight (within its deadline), then stops.
+        if let old = server.handler.replace(responder: responder, forwarder: forwarder) {
+            let (seconds, attoseconds) = old.configuration.deadline.components
+            let grace = Double(seconds) + Double(attoseconds) / 1e18 + 0.5
+            DispatchQueue.global().asyncAfter(deadline: .now() + grace) { old.stop() }
+        }
         logger.info("forwarding reconfigured", metadata: [
             "upstreams": "\(forwarding?.groups.flatMap { $0.servers.map(\.description) }.joined(separator: " ") ?? "none")"])
     }

@@ -1,0 +1,89 @@
+import ClusterDNS
+import DNSAuthority
+import DNSResolver
+import DNSWire
+import DispatchSockets
+import Foundation
+import Logging
+import NetAddress
+import ServiceLifecycle
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A UDP upstream on 127.0.0.1 that answers every question with `address` after `delay`.
+final class SlowUpstream: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+
+    init(address: String, delay: Duration) {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                _ = bind(fd, p, length)
+                return getsockname(fd, p, &length)
+            }
+        }
+        self.fd = fd
+        port = UInt16(bigEndian: sin.sin_port)
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 2048)
+            while true {
+                var peer = sockaddr_storage()
+                var peerLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let n = withUnsafeMutablePointer(to: &peer) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &peerLength) }
+                }
+                guard n > 0 else { return }
+                guard let query = try? Message(decoding: Array(buffer[0..<n])) else { continue }
+                let (seconds, attoseconds) = delay.components
+                usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+                var response = Message(header: Header(id: query.header.id, isResponse: true, isRecursionDesired: true,
+                                                      isRecursionAvailable: true), questions: query.questions)
+                response.answers = [ResourceRecord(name: query.questions[0].name, ttl: 60, data: .a(IPv4Address(address)!))]
+                let bytes = response.encoded()
+                _ = withUnsafePointer(to: &peer) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, peerLength) }
+                }
+            }
+        }
+    }
+
+    var address: SocketAddress { SocketAddress(address: IPAddress("127.0.0.1")!, port: port) }
+}
+
+@Suite struct ReconfigureTests {
+    @Test func questionsInFlightSurviveAForwardingChange() async throws {
+        let slow = SlowUpstream(address: "192.0.2.1", delay: .milliseconds(400))
+        let fast = SlowUpstream(address: "192.0.2.2", delay: .zero)
+        var logger = Logger(label: "reconfigure")
+        logger.logLevel = .warning
+        var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
+        configuration.forwarding = Forwarder.Configuration(groups: [UpstreamGroup(servers: [slow.address])])
+        let dns = try ClusterDNSService(configuration: configuration, logger: logger)
+        let group = ServiceGroup(services: [dns], logger: logger)
+        let running = Task { try await group.run() }
+        let port = try #require(await dns.server.boundAddresses.first).port
+        func ask(_ name: String) -> Message? {
+            let query = Message(header: Header(id: 3, isRecursionDesired: true), questions: [Question(name: try! DomainName(name), type: .a)])
+            return exchange(query.encoded(), port: port).flatMap { try? Message(decoding: $0) }
+        }
+        // A first question arms the forwarder's pre-opened sockets (so the next one uses them).
+        #expect(ask("warmup.example.")?.answers.count == 1)
+        // A question goes to the slow upstream; while it waits, forwarding is switched over.
+        let inFlight = Task.detached { ask("first.example.") }
+        try await Task.sleep(for: .milliseconds(100))
+        dns.reconfigureForwarding(Forwarder.Configuration(groups: [UpstreamGroup(servers: [fast.address])]),
+                                  allowRecursion: RecursionPolicy.privateRanges)
+        // New questions use the new upstream at once; the one in flight still gets its answer.
+        #expect(ask("second.example.")?.answers.map(\.data.presentation) == ["192.0.2.2"])
+        #expect(await inFlight.value?.answers.map(\.data.presentation) == ["192.0.2.1"])
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+}
