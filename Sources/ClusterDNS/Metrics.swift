@@ -2,6 +2,7 @@ public import CoreMetrics
 public import DNSAuthority
 import DNSResolver
 public import DNSServer
+public import DispatchSockets
 import DNSWire
 import Dispatch
 public import Logging
@@ -63,7 +64,10 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
 
     public func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-    public func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport, since started: UInt64) {
+    public var wantsClient: Bool { queryLog != nil }
+
+    public func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport,
+                         client: SocketAddress?, since started: UInt64) {
         let t = transport == .udp ? 0 : 1
         let type = Self.questionType(query)
         let typeIndex = type.flatMap { t in Self.types.firstIndex(of: t) } ?? Self.types.count
@@ -76,7 +80,7 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
         if let queryLog, queryCount.add(1, ordering: .relaxed).newValue % queryLog.sample == 0 {
             let name = Self.questionName(query)?.description ?? "?"
             queryLog.logger.info("query", metadata: [
-                "name": "\(name)", "type": "\(type.map(\.description) ?? "?")", "transport": "\(Self.transports[t])",
+                "client": "\(client?.description ?? "?")", "name": "\(name)", "type": "\(type.map(\.description) ?? "?")", "transport": "\(Self.transports[t])",
                 "rcode": "\(ResponseCode(rawValue: UInt16(rcode)).description)", "size": "\(reply.count)",
                 "microseconds": "\((DispatchTime.now().uptimeNanoseconds &- started) / 1000)",
             ])

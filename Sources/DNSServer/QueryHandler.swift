@@ -63,14 +63,16 @@ final class QueryPlan: Sendable {
     /// A datagram: the reply's length in `reply`, or 0 (dropped, or answered later).
     func udp(_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer, _ origin: borrowing UDPServer.Origin) -> Int {
         let started = observer?.now()
-        let client = forwarder == nil ? nil : origin.peer?.address
+        // The peer's address only when something needs it (recursion, the query log).
+        let peer = forwarder != nil || observer?.wantsClient == true ? origin.peer : nil
+        let client = forwarder == nil ? nil : peer?.address
         let recursive = recursionAllowed(client)
         if let length = responder.fastRespond(to: query, into: reply, transport: .udp, recursionAvailable: recursive) {
-            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, transport: .udp, since: started) }
+            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, transport: .udp, client: peer, since: started) }
             return length
         }
         if recursive, let forwarder, let length = cachedResponse(query, reply, forwarder: forwarder) {
-            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, transport: .udp, since: started) }
+            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, transport: .udp, client: peer, since: started) }
             return length
         }
         let bytes = Array(query)
@@ -81,11 +83,11 @@ final class QueryPlan: Sendable {
         case .response(let response):
             let count = min(response.count, reply.count)
             reply.copyBytes(from: response[0..<count])
-            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<count]), query: query, transport: .udp, since: started) }
+            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<count]), query: query, transport: .udp, client: peer, since: started) }
             return count
         case .forward(let forwarding):
             let deferred = origin.deferred()
-            forward(forwarding, query: bytes, transport: .udp, started: started) { deferred.send($0) }
+            forward(forwarding, query: bytes, transport: .udp, client: peer, started: started) { deferred.send($0) }
             return 0
         }
     }
@@ -95,7 +97,7 @@ final class QueryPlan: Sendable {
         let started = observer?.now()
         if let client = peer?.address, responder.allowTransfer.contains(where: { $0.contains(client) }) {
             let replies = responder.respondOverTCP(to: message, from: client)
-            if let started, let first = replies.first { report(first, query: message, transport: .tcp, since: started) }
+            if let started, let first = replies.first { report(first, query: message, transport: .tcp, client: peer, since: started) }
             return replies
         }
         switch responder.resolve(message, transport: .tcp, client: peer?.address) {
@@ -103,17 +105,17 @@ final class QueryPlan: Sendable {
             observer?.dropped()
             return []
         case .response(let response):
-            if let started { report(response, query: message, transport: .tcp, since: started) }
+            if let started { report(response, query: message, transport: .tcp, client: peer, since: started) }
             return [response]
         case .forward(let forwarding):
-            forward(forwarding, query: message, transport: .tcp, started: started) { later.send([$0]) }
+            forward(forwarding, query: message, transport: .tcp, client: peer, started: started) { later.send([$0]) }
             return nil
         }
     }
 
-    func report(_ response: [UInt8], query: [UInt8], transport: Responder.Transport, since started: UInt64) {
+    func report(_ response: [UInt8], query: [UInt8], transport: Responder.Transport, client: SocketAddress?, since started: UInt64) {
         response.withUnsafeBytes { r in
-            query.withUnsafeBytes { q in observer?.answered(reply: r, query: q, transport: transport, since: started) }
+            query.withUnsafeBytes { q in observer?.answered(reply: r, query: q, transport: transport, client: client, since: started) }
         }
     }
 
@@ -133,7 +135,7 @@ final class QueryPlan: Sendable {
         }
     }
 
-    func forward(_ forwarding: Responder.Forwarding, query: [UInt8], transport: Responder.Transport, started: UInt64?,
+    func forward(_ forwarding: Responder.Forwarding, query: [UInt8], transport: Responder.Transport, client: SocketAddress?, started: UInt64?,
                  send: @escaping @Sendable ([UInt8]) -> Void) {
         guard let forwarder else {
             send(responder.completeBytes(forwarding, upstream: nil, overloaded: true))
@@ -159,7 +161,7 @@ final class QueryPlan: Sendable {
                 bytes = responder.completeBytes(forwarding, upstream: nil, overloaded: error == .overloaded)
             }
             if let started, let observer {
-                bytes.withUnsafeBytes { r in query.withUnsafeBytes { q in observer.answered(reply: r, query: q, transport: transport, since: started) } }
+                bytes.withUnsafeBytes { r in query.withUnsafeBytes { q in observer.answered(reply: r, query: q, transport: transport, client: client, since: started) } }
             }
             send(bytes)
         }
@@ -171,6 +173,9 @@ final class QueryPlan: Sendable {
 public protocol QueryObserver: Sendable {
     /// A timestamp (monotonic nanoseconds) taken when a query arrives.
     func now() -> UInt64
-    func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport, since started: UInt64)
+    func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport,
+                  client: SocketAddress?, since started: UInt64)
+    /// Whether `answered` wants the client's address (finding it costs a little per query).
+    var wantsClient: Bool { get }
     func dropped()
 }

@@ -121,7 +121,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Refresh a popular cached answer when less than this percentage of its TTL is left (0 disables).")
     var prefetch: Int = 0
 
-    @Flag(help: "Log every query (name, type, transport, rcode, size, time) at info level.")
+    @Flag(help: "Log every query (client, name, type, transport, rcode, size, time) at info level, whatever --log-level says.")
     var logQueries = false
 
     @Option(help: "With --log-queries: log one query in N.")

@@ -333,6 +333,27 @@ func listenOnSecondLoopback() -> (fd: Int32, port: UInt16) {
         #expect(result.stderr.contains(message), "\(result.stderr)")
     }
 
+    @Test func queryLogNamesClientNameTypeAndRcode() throws {
+        let port = freePort()
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(port)", "--http", "none", "--log-format", "json", "--lameduck", "0s",
+                             "--zones", "none", "--resolv-conf", "none", "--log-queries", "--log-level", "warning"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        #expect(eventually(10) { digShort(port: port, "kubernetes.default.svc.cluster.local") == "10.96.0.1\n" })
+        _ = digShort(port: port, "nope.default.svc.cluster.local")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        let lines = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        let queries = lines.filter { $0.contains("\"message\":\"query\"") }
+        #expect(queries.contains { $0.contains("\"name\":\"kubernetes.default.svc.cluster.local.\"") && $0.contains("\"rcode\":\"NOERROR\"")
+            && $0.contains("\"client\":\"127.0.0.1:") && $0.contains("\"type\":\"A\"") }, "\(queries)")
+        #expect(queries.contains { $0.contains("\"name\":\"nope.default.svc.cluster.local.\"") && $0.contains("\"rcode\":\"NXDOMAIN\"") })
+    }
+
     @Test func jsonLogs() throws {
         let process = Process()
         process.executableURL = Tool.executable
