@@ -43,9 +43,7 @@ final class Exchange: @unchecked Sendable {
     /// Read and write sources on `fd`.
     var sources: [any DispatchSourceProtocol] = []
     let deadline: DispatchTime
-    /// Replies that failed the ID/question check (spoofing attempts or stale answers).
-    var mismatches = 0
-    var usedTCP = false
+    /// Called for each reply that fails the ID/question check (spoofing attempts, stale answers).
     let onMismatch: (() -> Void)?
 
     init(query: [UInt8], id: UInt16, question: Question, upstream: SocketAddress, timeout: DispatchTimeInterval,
@@ -127,7 +125,6 @@ final class Exchange: @unchecked Sendable {
             if message.header.isTruncated {
                 // RFC 7766 §5: retry the same query over TCP.
                 closeSockets()
-                usedTCP = true
                 startTCP()
                 return
             }
@@ -140,7 +137,6 @@ final class Exchange: @unchecked Sendable {
     func accept(_ bytes: [UInt8]) -> Message? {
         guard let message = try? Message(decoding: bytes), message.header.isResponse, message.header.id == id,
               message.questions.count == 1, message.questions[0] == question else {
-            mismatches += 1
             onMismatch?()
             return nil
         }

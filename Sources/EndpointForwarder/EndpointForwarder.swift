@@ -259,12 +259,10 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
 }
 
 public enum ForwarderError: Error, CustomStringConvertible {
-    case unsupportedMode(String)
     case unsupportedProtocol
 
     public var description: String {
         switch self {
-        case .unsupportedMode(let mode): "forwarder mode \(mode) is not available"
         case .unsupportedProtocol: "SCTP is not forwarded"
         }
     }
