@@ -136,9 +136,8 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         }
         // The old forwarder finishes the questions it has in flight (within its deadline), then stops.
         if let old = server.handler.replace(responder: responder, forwarder: forwarder) {
-            let (seconds, attoseconds) = old.configuration.deadline.components
-            let grace = Double(seconds) + Double(attoseconds) / 1e18 + 0.5
-            DispatchQueue.global().asyncAfter(deadline: .now() + grace) { old.stop() }
+            let grace = old.configuration.deadline.wholeNanoseconds + 500_000_000
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: grace))) { old.stop() }
         }
         logger.info("forwarding reconfigured", metadata: [
             "upstreams": "\(forwarding?.groups.flatMap { $0.servers.map(\.description) }.joined(separator: " ") ?? "none")"])

@@ -252,7 +252,7 @@ public final class Forwarder: @unchecked Sendable {
             completion(.failure(.noUpstream))
             return
         }
-        let deadline = DispatchTime.now() + Self.interval(configuration.deadline)
+        let deadline = DispatchTime.now() + configuration.deadline.dispatchInterval
         var attempt = 0
         func next() {
             let now = DispatchTime.now()
@@ -267,7 +267,7 @@ public final class Forwarder: @unchecked Sendable {
             let upstream = candidates[attempt % candidates.count]
             attempt += 1
             let remaining = deadline.uptimeNanoseconds - now.uptimeNanoseconds
-            let timeout = min(remaining, UInt64(Self.interval(configuration.readTimeout).nanoseconds))
+            let timeout = min(remaining, configuration.readTimeout.wholeNanoseconds)
             send(question, dnssecOK: dnssecOK, checkingDisabled: checkingDisabled, to: upstream,
                  timeout: .nanoseconds(Int(timeout))) { [self] result in
                 switch result {
@@ -373,7 +373,7 @@ public final class Forwarder: @unchecked Sendable {
     func startProbing(_ upstream: Upstream) {
         guard !upstream.probing, !stopped else { return }
         upstream.probing = true
-        queue.asyncAfter(deadline: .now() + Self.interval(configuration.healthCheckInterval)) { [self] in probe(upstream) }
+        queue.asyncAfter(deadline: .now() + configuration.healthCheckInterval.dispatchInterval) { [self] in probe(upstream) }
     }
 
     func probe(_ upstream: Upstream) {
@@ -385,32 +385,14 @@ public final class Forwarder: @unchecked Sendable {
         let question = Question(name: .root, type: .ns)
         let query = Message(header: Header(id: id, isRecursionDesired: false), questions: [question]).encoded()
         let exchange = Exchange(query: query, id: id, question: question, upstream: upstream.address,
-                                timeout: Self.interval(configuration.readTimeout), queue: queue) { [self] result in
+                                timeout: configuration.readTimeout.dispatchInterval, queue: queue) { [self] result in
             if case .success = result {
                 upstream.fails = 0
                 upstream.probing = false
                 return
             }
-            queue.asyncAfter(deadline: .now() + Self.interval(configuration.healthCheckInterval)) { [self] in probe(upstream) }
+            queue.asyncAfter(deadline: .now() + configuration.healthCheckInterval.dispatchInterval) { [self] in probe(upstream) }
         }
         track(exchange)
-    }
-
-    static func interval(_ duration: Duration) -> DispatchTimeInterval {
-        let (seconds, attoseconds) = duration.components
-        return .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
-    }
-}
-
-extension DispatchTimeInterval {
-    var nanoseconds: Int {
-        switch self {
-        case .seconds(let s): s * 1_000_000_000
-        case .milliseconds(let ms): ms * 1_000_000
-        case .microseconds(let us): us * 1_000
-        case .nanoseconds(let ns): ns
-        case .never: Int.max
-        @unknown default: Int.max
-        }
     }
 }

@@ -117,7 +117,7 @@ public final class TCPMessageServer: @unchecked Sendable {
             readSource.setEventHandler { [unowned self] in self.readAvailable() }
             writeSource.setEventHandler { [unowned self] in self.flush() }
             let timeout = server.limits.idleTimeout
-            let nanoseconds = Int(timeout.components.seconds) * 1_000_000_000 + Int(timeout.components.attoseconds / 1_000_000_000)
+            let nanoseconds = Int(clamping: timeout.wholeNanoseconds)
             timer.schedule(deadline: .now() + .nanoseconds(nanoseconds), repeating: .nanoseconds(max(nanoseconds / 4, 1_000_000)))
             timer.setEventHandler { [unowned self] in
                 if DispatchTime.now().uptimeNanoseconds - self.lastActivity.uptimeNanoseconds >= UInt64(nanoseconds) {

@@ -12,8 +12,7 @@ public final class EndpointHealth: Sendable {
     public init(penalty: Duration = .seconds(5)) { self.penalty = penalty }
 
     public func markFailed(_ address: SocketAddress) {
-        let (seconds, attoseconds) = penalty.components
-        let until = DispatchTime.now().uptimeNanoseconds + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        let until = DispatchTime.now().uptimeNanoseconds + penalty.wholeNanoseconds
         failedUntil.withLock { $0[address] = until }
     }
 

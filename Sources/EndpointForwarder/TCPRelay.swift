@@ -253,8 +253,7 @@ final class Relay: EventHandler {
         self.stats = stats
         up = Direction(from: client, to: upstream)
         down = Direction(from: upstream, to: client)
-        let (seconds, attoseconds) = idleTimeout.components
-        idleNanoseconds = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        idleNanoseconds = idleTimeout.wholeNanoseconds
     }
 
     func start() {

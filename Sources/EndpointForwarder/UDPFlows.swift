@@ -56,8 +56,7 @@ final class UDPFrontendServer: @unchecked Sendable {
         source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         sweeper = DispatchSource.makeTimerSource(queue: queue)
         self.stats = stats
-        let (seconds, attoseconds) = idleTimeout.components
-        idleNanoseconds = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        idleNanoseconds = idleTimeout.wholeNanoseconds
         self.maxFlows = maxFlows
         self.chooser = Mutex(chooser)
     }
