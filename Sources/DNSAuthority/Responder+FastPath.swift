@@ -1,4 +1,4 @@
-import DNSWire
+public import DNSWire
 
 extension Responder {
     /// The fast path for the cluster zone: parses the query without allocating, finds the
@@ -7,64 +7,72 @@ extension Responder {
     /// other zones).
     public func fastRespond(to query: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
                             transport: Transport, recursionAvailable: Bool = false) -> Int? {
-        guard let served = cluster?.served else { return nil }
+        guard cluster != nil else { return nil }
         return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { key -> Int? in
             guard let view = try? QueryView.parse(query, nameBuffer: key) else { return nil }
-            // A plain standard query, class IN, EDNS version 0 at most, a type we pre-encode.
-            guard view.flags & 0xF800 == 0, view.recordClass == .internet, view.edns.map({ $0.version == 0 }) ?? true,
-                  view.type != .axfr, view.type != .ixfr, view.type != .any, view.type != .opt else { return nil }
-            let nameLength = view.nameLength
-            let apex = served.zone.apexKey
-            // In the cluster zone: the name ends with the apex, at a label boundary.
-            guard nameLength >= apex.count + 1 else { return nil }
-            let apexStart = nameLength - 1 - apex.count
-            guard Self.isLabelBoundary(key, apexStart),
-                  Self.bytesEqual(key, from: apexStart, apex) else { return nil }
-            // Names under pod.<zone> are synthesised: general path.
-            let pod = served.zone.podKey
-            if nameLength - 1 >= pod.count, Self.isLabelBoundary(key, nameLength - 1 - pod.count),
-               Self.bytesEqual(key, from: nameLength - 1 - pod.count, pod) { return nil }
+            return fastRespond(to: query, view: view, key: key, into: output, transport: transport, recursionAvailable: recursionAvailable)
+        }
+    }
 
-            let limit = transport == .tcp ? 65535 : min(maxUDPPayload, view.edns.map { max(512, Int($0.udpPayloadSize)) } ?? 512)
-            guard output.count >= limit else { return nil }
-            var out = OutputCursor(buffer: output, limit: limit)
-            let ednsLength = view.edns == nil ? 0 : 11
-            let name = UnsafeRawBufferPointer(rebasing: key[0..<nameLength])
-            let questionEnd = view.questionEnd
-            let rcode: UInt16
-            var counts: (UInt16, UInt16, UInt16)
-            // Header and question first; the counts are patched below.
-            guard out.write(query[0..<2]), out.write16(0), out.write16(1), out.write16(0), out.write16(0), out.write16(0),
-                  out.write(query[12..<questionEnd]) else { return nil }
-            if let answers = served.zone.compiled.find(name) {
-                if let answer = answers.first(where: { $0.type == view.type.rawValue }) {
-                    guard !answer.leavesZone, out.write(answer.bytes) else { return nil }
-                    counts = answer.counts
-                    rcode = 0
-                } else {
-                    guard Self.writeSOA(served.zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
-                    counts = (0, 1, 0)
-                    rcode = 0
-                }
+    /// The same, for a query already parsed into `view` with its lower-cased name in `key`
+    /// (a server that tries other fast paths parses once for all of them).
+    public func fastRespond(to query: UnsafeRawBufferPointer, view: QueryView, key: UnsafeMutableRawBufferPointer,
+                            into output: UnsafeMutableRawBufferPointer, transport: Transport, recursionAvailable: Bool = false) -> Int? {
+        guard let served = cluster?.served else { return nil }
+        // A plain standard query, class IN, EDNS version 0 at most, a type we pre-encode.
+        guard view.flags & 0xF800 == 0, view.recordClass == .internet, view.edns.map({ $0.version == 0 }) ?? true,
+              view.type != .axfr, view.type != .ixfr, view.type != .any, view.type != .opt else { return nil }
+        let nameLength = view.nameLength
+        let apex = served.zone.apexKey
+        // In the cluster zone: the name ends with the apex, at a label boundary.
+        guard nameLength >= apex.count + 1 else { return nil }
+        let apexStart = nameLength - 1 - apex.count
+        guard Self.isLabelBoundary(key, apexStart),
+              Self.bytesEqual(key, from: apexStart, apex) else { return nil }
+        // Names under pod.<zone> are synthesised: general path.
+        let pod = served.zone.podKey
+        if nameLength - 1 >= pod.count, Self.isLabelBoundary(key, nameLength - 1 - pod.count),
+           Self.bytesEqual(key, from: nameLength - 1 - pod.count, pod) { return nil }
+
+        let limit = transport == .tcp ? 65535 : min(maxUDPPayload, view.edns.map { max(512, Int($0.udpPayloadSize)) } ?? 512)
+        guard output.count >= limit else { return nil }
+        var out = OutputCursor(buffer: output, limit: limit)
+        let ednsLength = view.edns == nil ? 0 : 11
+        let name = UnsafeRawBufferPointer(rebasing: key[0..<nameLength])
+        let questionEnd = view.questionEnd
+        let rcode: UInt16
+        var counts: (UInt16, UInt16, UInt16)
+        // Header and question first; the counts are patched below.
+        guard out.write(query[0..<2]), out.write16(0), out.write16(1), out.write16(0), out.write16(0), out.write16(0),
+              out.write(query[12..<questionEnd]) else { return nil }
+        if let answers = served.zone.compiled.find(name) {
+            if let answer = answers.first(where: { $0.type == view.type.rawValue }) {
+                guard !answer.leavesZone, out.write(answer.bytes) else { return nil }
+                counts = answer.counts
+                rcode = 0
             } else {
-                guard served.zone.isLoaded else { return nil }
                 guard Self.writeSOA(served.zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
                 counts = (0, 1, 0)
-                rcode = 3
+                rcode = 0
             }
-            if ednsLength > 0 {
-                guard out.write8(0), out.write16(41), out.write16(UInt16(maxUDPPayload)), out.write32(0), out.write16(0) else { return nil }
-                counts.2 += 1
-            }
-            // QR, AA, the query's RD and CD, the rcode.
-            let queryFlags = view.flags
-            let flags: UInt16 = 0x8400 | (queryFlags & 0x0100) | (recursionAvailable ? 0x0080 : 0) | (queryFlags & 0x0010) | rcode
-            out.set16(flags, at: 2)
-            out.set16(counts.0, at: 6)
-            out.set16(counts.1, at: 8)
-            out.set16(counts.2, at: 10)
-            return out.count
+        } else {
+            guard served.zone.isLoaded else { return nil }
+            guard Self.writeSOA(served.zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
+            counts = (0, 1, 0)
+            rcode = 3
         }
+        if ednsLength > 0 {
+            guard out.write8(0), out.write16(41), out.write16(UInt16(maxUDPPayload)), out.write32(0), out.write16(0) else { return nil }
+            counts.2 += 1
+        }
+        // QR, AA, the query's RD and CD, the rcode.
+        let queryFlags = view.flags
+        let flags: UInt16 = 0x8400 | (queryFlags & 0x0100) | (recursionAvailable ? 0x0080 : 0) | (queryFlags & 0x0010) | rcode
+        out.set16(flags, at: 2)
+        out.set16(counts.0, at: 6)
+        out.set16(counts.1, at: 8)
+        out.set16(counts.2, at: 10)
+        return out.count
     }
 
     /// True when a label starts at `offset` of the wire name in `key`.

@@ -67,11 +67,15 @@ final class QueryPlan: Sendable {
         let peer = forwarder != nil || observer?.wantsClient == true ? origin.peer : nil
         let client = forwarder == nil ? nil : peer?.address
         let recursive = recursionAllowed(client)
-        if let length = responder.fastRespond(to: query, into: reply, transport: .udp, recursionAvailable: recursive) {
-            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, transport: .udp, client: peer, since: started) }
-            return length
+        // Both fast paths (pre-encoded cluster answers, cache hits) work on one parse of the query.
+        let fast = withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { key -> Int? in
+            guard let view = try? QueryView.parse(query, nameBuffer: key) else { return nil }
+            if let length = responder.fastRespond(to: query, view: view, key: key, into: reply, transport: .udp,
+                                                  recursionAvailable: recursive) { return length }
+            guard recursive, let forwarder else { return nil }
+            return cachedResponse(query, view: view, key: key, reply, forwarder: forwarder)
         }
-        if recursive, let forwarder, let length = cachedResponse(query, reply, forwarder: forwarder) {
+        if let length = fast {
             if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, transport: .udp, client: peer, since: started) }
             return length
         }
@@ -120,19 +124,17 @@ final class QueryPlan: Sendable {
     }
 
     /// A cache hit written straight into `reply`, for a plain query of a name outside our zones.
-    func cachedResponse(_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer, forwarder: Forwarder) -> Int? {
-        withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { key -> Int? in
-            guard let view = try? QueryView.parse(query, nameBuffer: key),
-                  view.flags & 0xF800 == 0, view.edns.map({ $0.version == 0 }) ?? true,
-                  view.type != .axfr, view.type != .ixfr, view.type != .opt else { return nil }
-            let limit = min(responder.maxUDPPayload, view.edns.map { max(512, Int($0.udpPayloadSize)) } ?? 512)
-            let now = ResponseCache.now()
-            guard let (length, entry) = forwarder.cache.respond(
-                to: query, view: view, name: UnsafeRawBufferPointer(rebasing: key[0..<view.nameLength]),
-                into: reply, limit: limit, payloadSize: UInt16(responder.maxUDPPayload), recursionAvailable: true, now: now) else { return nil }
-            forwarder.noteHit(entry, now: now)
-            return length
-        }
+    func cachedResponse(_ query: UnsafeRawBufferPointer, view: QueryView, key: UnsafeMutableRawBufferPointer,
+                        _ reply: UnsafeMutableRawBufferPointer, forwarder: Forwarder) -> Int? {
+        guard view.flags & 0xF800 == 0, view.edns.map({ $0.version == 0 }) ?? true,
+              view.type != .axfr, view.type != .ixfr, view.type != .opt else { return nil }
+        let limit = min(responder.maxUDPPayload, view.edns.map { max(512, Int($0.udpPayloadSize)) } ?? 512)
+        let now = ResponseCache.now()
+        guard let (length, entry) = forwarder.cache.respond(
+            to: query, view: view, name: UnsafeRawBufferPointer(rebasing: key[0..<view.nameLength]),
+            into: reply, limit: limit, payloadSize: UInt16(responder.maxUDPPayload), recursionAvailable: true, now: now) else { return nil }
+        forwarder.noteHit(entry, now: now)
+        return length
     }
 
     func forward(_ forwarding: Responder.Forwarding, query: [UInt8], transport: Responder.Transport, client: SocketAddress?, started: UInt64?,
