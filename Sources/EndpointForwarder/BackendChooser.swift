@@ -97,3 +97,13 @@ public final class BackendChooser: Sendable {
         return chooser
     }
 }
+
+/// A frontend's current chooser, shared by everything that serves the frontend (its TCP
+/// acceptors, its UDP server): a change of endpoints replaces it once, for all of them.
+final class ChooserSlot: Sendable {
+    let current: Mutex<BackendChooser>
+
+    init(_ chooser: BackendChooser) { current = Mutex(chooser) }
+
+    var chooser: BackendChooser { current.withLock { $0 } }
+}

@@ -44,14 +44,14 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
     /// One open frontend.
     final class Open: @unchecked Sendable {
         let frontend: Frontend
-        let chooser: Mutex<BackendChooser>
+        let slot: ChooserSlot
         let stats: FrontendStats
         var acceptors: [TCPAcceptor] = []
         var udp: UDPFrontendServer?
 
         init(frontend: Frontend, chooser: BackendChooser, stats: FrontendStats) {
             self.frontend = frontend
-            self.chooser = Mutex(chooser)
+            slot = ChooserSlot(chooser)
             self.stats = stats
         }
 
@@ -97,7 +97,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
     public var allStats: [(frontend: Frontend, service: ObjectKey, port: String, stats: FrontendStats)] {
         state.withLock { state in
             state.open.values.map { open in
-                let plan = open.chooser.withLock { $0.plan }
+                let plan = open.slot.chooser.plan
                 return (open.frontend, plan.service, plan.portName, open.stats)
             }
         }
@@ -166,12 +166,8 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
             for frontend in state.failed.keys where plan.frontends[frontend] == nil { state.failed.removeValue(forKey: frontend) }
             for (frontend, frontendPlan) in plan.frontends {
                 if let open = state.open[frontend] {
-                    open.chooser.withLock { chooser in
-                        if chooser.plan != frontendPlan {
-                            chooser = chooser.updated(plan: frontendPlan, node: configuration.nodeName)
-                            open.udp?.update(chooser)
-                            for acceptor in open.acceptors { acceptor.update(chooser) }
-                        }
+                    open.slot.current.withLock { chooser in
+                        if chooser.plan != frontendPlan { chooser = chooser.updated(plan: frontendPlan, node: configuration.nodeName) }
                     }
                 } else {
                     toOpen.append((frontend, frontendPlan))
@@ -237,13 +233,12 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
                 for fd in sockets { Glibc.close(fd) }
                 throw error
             }
-            let chooser = open.chooser.withLock { $0 }
             open.acceptors = zip(sockets, loops).map { fd, loop in
-                TCPAcceptor(fd: fd, loop: loop, chooser: chooser, stats: open.stats, idleTimeout: configuration.tcpIdleTimeout)
+                TCPAcceptor(fd: fd, loop: loop, slot: open.slot, stats: open.stats, idleTimeout: configuration.tcpIdleTimeout)
             }
             for acceptor in open.acceptors { acceptor.start() }
         case .udp:
-            let server = try UDPFrontendServer(frontend: open.frontend, chooser: open.chooser.withLock { $0 }, stats: open.stats,
+            let server = try UDPFrontendServer(frontend: open.frontend, slot: open.slot, stats: open.stats,
                                                idleTimeout: configuration.udpIdleTimeout, maxFlows: configuration.maxUDPFlows)
             open.udp = server
             server.start()

@@ -37,16 +37,16 @@ let connectTimeouts: [Int] = [250, 500, 1000, 2000]
 final class TCPAcceptor: EventHandler, @unchecked Sendable {
     let fd: Int32
     let loop: EventLoop
-    let chooser: Mutex<BackendChooser>
+    let slot: ChooserSlot
     let stats: FrontendStats
     let idleTimeout: Duration
     var pausedUntil: UInt64 = 0
     var closed = false
 
-    init(fd: Int32, loop: EventLoop, chooser: BackendChooser, stats: FrontendStats, idleTimeout: Duration) {
+    init(fd: Int32, loop: EventLoop, slot: ChooserSlot, stats: FrontendStats, idleTimeout: Duration) {
         self.fd = fd
         self.loop = loop
-        self.chooser = Mutex(chooser)
+        self.slot = slot
         self.stats = stats
         self.idleTimeout = idleTimeout
     }
@@ -57,8 +57,6 @@ final class TCPAcceptor: EventHandler, @unchecked Sendable {
             loop.register(fd, self, events: EPOLLIN.rawValue)
         }
     }
-
-    func update(_ chooser: BackendChooser) { self.chooser.withLock { $0 = chooser } }
 
     func close() {
         loop.execute { [self] in
@@ -86,7 +84,7 @@ final class TCPAcceptor: EventHandler, @unchecked Sendable {
                 }
                 return
             }
-            Connector(client: client, chooser: chooser.withLock { $0 }, loop: loop, stats: stats, idleTimeout: idleTimeout).start()
+            Connector(client: client, chooser: slot.chooser, loop: loop, stats: stats, idleTimeout: idleTimeout).start()
         }
     }
 }

@@ -5,7 +5,6 @@ import CShims
 import Dispatch
 import DispatchSockets
 import NetAddress
-import Synchronization
 
 /// A UDP frontend: one socket bound to the service address; a flow per client address and
 /// port, each with its own socket `connect`ed to the endpoint chosen when the flow began;
@@ -43,13 +42,13 @@ final class UDPFrontendServer: @unchecked Sendable {
     let stats: FrontendStats
     let idleNanoseconds: UInt64
     let maxFlows: Int
-    let chooser: Mutex<BackendChooser>
+    let slot: ChooserSlot
     // On `queue`.
     var flows: [SocketAddress: Flow] = [:]
     var stopped = false
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
 
-    init(frontend: Frontend, chooser: BackendChooser, stats: FrontendStats, idleTimeout: Duration, maxFlows: Int) throws(SocketError) {
+    init(frontend: Frontend, slot: ChooserSlot, stats: FrontendStats, idleTimeout: Duration, maxFlows: Int) throws(SocketError) {
         self.frontend = frontend
         fd = try Socket.bind(frontend.address, type: Int32(SOCK_DGRAM.rawValue), reusePort: false)
         queue = DispatchQueue(label: "udp frontend \(frontend)")
@@ -58,7 +57,7 @@ final class UDPFrontendServer: @unchecked Sendable {
         self.stats = stats
         idleNanoseconds = idleTimeout.wholeNanoseconds
         self.maxFlows = maxFlows
-        self.chooser = Mutex(chooser)
+        self.slot = slot
     }
 
     deinit { buffer.deallocate() }
@@ -86,8 +85,6 @@ final class UDPFrontendServer: @unchecked Sendable {
         }
     }
 
-    func update(_ chooser: BackendChooser) { self.chooser.withLock { $0 = chooser } }
-
     /// Datagrams from clients, each sent on through its flow.
     func receive() {
         while !stopped {
@@ -113,7 +110,7 @@ final class UDPFrontendServer: @unchecked Sendable {
             stats.failed.add(1, ordering: .relaxed)
             return nil
         }
-        let chooser = self.chooser.withLock { $0 }
+        let chooser = slot.chooser
         for backend in chooser.order(for: client.address) {
             let fd = socket(backend.address.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { return nil }
@@ -143,7 +140,7 @@ final class UDPFrontendServer: @unchecked Sendable {
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH {
-                    chooser.withLock { $0 }.health.markFailed(flow.backend.address)
+                    slot.chooser.health.markFailed(flow.backend.address)
                     remove(flow)
                 }
                 return
