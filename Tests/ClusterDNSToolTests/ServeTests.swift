@@ -169,6 +169,27 @@ func listenOnSecondLoopback() -> (fd: Int32, port: UInt16) {
     return (fd, UInt16(bigEndian: sin.sin_port))
 }
 
+/// A directory with one Service (`clusterIP:port`, port name `web`) whose one endpoint is
+/// 127.0.0.2:`backendPort`.
+func relayManifests(service: String, clusterIP: String, port: Int, backendPort: UInt16) throws -> URL {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(service)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    try """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: \(service), namespace: default}
+        spec: {clusterIP: \(clusterIP), ports: [{name: web, port: \(port)}]}
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: \(service)-1, namespace: default, labels: {kubernetes.io/service-name: \(service)}}
+        addressType: IPv4
+        ports: [{name: web, port: \(backendPort), protocol: TCP}]
+        endpoints: [{addresses: ["127.0.0.2"]}]
+        """.write(to: directory.appendingPathComponent("\(service).yaml"), atomically: true, encoding: .utf8)
+    return directory
+}
+
 @Suite(.serialized) struct ServeForwarderTests {
     /// A TCP server on 127.0.0.2 that answers every connection with `hello` and closes.
     func helloServer() -> UInt16 {
@@ -202,22 +223,8 @@ func listenOnSecondLoopback() -> (fd: Int32, port: UInt16) {
                 }
             }
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("emfile-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try relayManifests(service: "tiny", clusterIP: "127.100.0.21", port: 8081, backendPort: backendPort)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: tiny, namespace: default}
-            spec: {clusterIP: 127.100.0.21, ports: [{name: web, port: 8081}]}
-            ---
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata: {name: tiny-1, namespace: default, labels: {kubernetes.io/service-name: tiny}}
-            addressType: IPv4
-            ports: [{name: web, port: \(backendPort), protocol: TCP}]
-            endpoints: [{addresses: ["127.0.0.2"]}]
-            """.write(to: directory.appendingPathComponent("tiny.yaml"), atomically: true, encoding: .utf8)
         let dns = freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
@@ -269,22 +276,8 @@ func listenOnSecondLoopback() -> (fd: Int32, port: UInt16) {
 
     @Test func nameToClusterIPToEndpoint() throws {
         let backendPort = helloServer()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fwd-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try relayManifests(service: "hello", clusterIP: "127.100.0.20", port: 8080, backendPort: backendPort)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: hello, namespace: default}
-            spec: {clusterIP: 127.100.0.20, ports: [{name: web, port: 8080}]}
-            ---
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata: {name: hello-1, namespace: default, labels: {kubernetes.io/service-name: hello}}
-            addressType: IPv4
-            ports: [{name: web, port: \(backendPort), protocol: TCP}]
-            endpoints: [{addresses: ["127.0.0.2"]}]
-            """.write(to: directory.appendingPathComponent("hello.yaml"), atomically: true, encoding: .utf8)
         let dns = freePort()
         let http = freePort()
         let process = Process()
