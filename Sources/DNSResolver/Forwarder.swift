@@ -162,11 +162,6 @@ public final class Forwarder: @unchecked Sendable {
 
     public func noteLoop() { loopCount.add(1, ordering: .relaxed) }
 
-    /// Whether any upstream group covers `name`.
-    public func hasUpstream(for name: DomainName) -> Bool {
-        configuration.groups.contains { name.isSubdomain(of: $0.domain) && !$0.servers.isEmpty }
-    }
-
     /// Resolves `question` through the cache and the upstreams; `completion` runs on the
     /// forwarder's queue (or at once, on a cache hit). The upstream query is sent from the
     /// caller's thread (`queue.sync` runs the block there when the queue is free): no thread
@@ -190,13 +185,18 @@ public final class Forwarder: @unchecked Sendable {
                 completion(.failure(.overloaded))
                 return
             }
-            waiting[key] = [completion]
-            inFlight += 1
-            forward(question, key: key, dnssecOK: dnssecOK, checkingDisabled: checkingDisabled) { [self] outcome in
-                inFlight -= 1
-                let completions = waiting.removeValue(forKey: key) ?? []
-                for completion in completions { completion(outcome) }
-            }
+            start(question, key: key, waiting: [completion])
+        }
+    }
+
+    /// Sends `question` upstream with the questions waiting for it; later identical questions
+    /// join them until the answer (or the failure) is handed to all. On `queue`.
+    func start(_ question: Question, key: ResponseCache.Key, waiting completions: [Completion]) {
+        waiting[key] = completions
+        inFlight += 1
+        forward(question, key: key) { [self] outcome in
+            inFlight -= 1
+            for completion in waiting.removeValue(forKey: key) ?? [] { completion(outcome) }
         }
     }
 
@@ -210,12 +210,7 @@ public final class Forwarder: @unchecked Sendable {
         let question = entry.question
         queue.async { [self] in
             guard waiting[key] == nil, inFlight < configuration.maxConcurrent else { return }
-            waiting[key] = []
-            inFlight += 1
-            forward(question, key: key, dnssecOK: key.bits & 1 != 0, checkingDisabled: key.bits & 2 != 0) { [self] outcome in
-                inFlight -= 1
-                for completion in waiting.removeValue(forKey: key) ?? [] { completion(outcome) }
-            }
+            start(question, key: key, waiting: [])
         }
     }
 
@@ -245,7 +240,7 @@ public final class Forwarder: @unchecked Sendable {
     }
 
     /// Queries the upstreams in turn until one answers or the deadline passes; on `queue`.
-    func forward(_ question: Question, key: ResponseCache.Key, dnssecOK: Bool, checkingDisabled: Bool,
+    func forward(_ question: Question, key: ResponseCache.Key,
                  completion: @escaping (Outcome) -> Void) {
         let candidates = self.candidates(for: question.name)
         guard !candidates.isEmpty else {
@@ -268,7 +263,7 @@ public final class Forwarder: @unchecked Sendable {
             attempt += 1
             let remaining = deadline.uptimeNanoseconds - now.uptimeNanoseconds
             let timeout = min(remaining, configuration.readTimeout.wholeNanoseconds)
-            send(question, dnssecOK: dnssecOK, checkingDisabled: checkingDisabled, to: upstream,
+            send(question, dnssecOK: key.dnssecOK, checkingDisabled: key.checkingDisabled, to: upstream,
                  timeout: .nanoseconds(Int(timeout))) { [self] result in
                 switch result {
                 case .success(let message):

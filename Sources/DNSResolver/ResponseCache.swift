@@ -47,6 +47,9 @@ public final class ResponseCache: Sendable {
             bits = (dnssecOK ? 1 : 0) | (checkingDisabled ? 2 : 0)
         }
 
+        public var dnssecOK: Bool { bits & 1 != 0 }
+        public var checkingDisabled: Bool { bits & 2 != 0 }
+
         var hash: UInt64 { ResponseCache.hash(name.withUnsafeBytes { $0 }, type: type, recordClass: recordClass, bits: bits) }
     }
 
