@@ -43,7 +43,7 @@ public struct RecordType: RawRepresentable, Hashable, Sendable, Comparable, Cust
         return "TYPE\(rawValue)"
     }
 
-    static let mnemonicBytes: [(RecordType, [UInt8])] = mnemonics.map { ($0.0, Array($0.1.utf8)) }
+    static let mnemonicCodes: [(UInt16, [UInt8])] = mnemonics.map { ($0.0.rawValue, Array($0.1.utf8)) }
 
     /// Parses a mnemonic (any letter case) or `TYPEnnn`.
     public init?(mnemonic text: some StringProtocol) {
@@ -52,8 +52,7 @@ public struct RecordType: RawRepresentable, Hashable, Sendable, Comparable, Cust
 
     /// Parses a mnemonic (any letter case) or `TYPEnnn` from bytes, without allocating.
     public init?(mnemonicBytes text: some Collection<UInt8>) {
-        guard let value = parseMnemonic(text, Self.mnemonicBytes.lazy.map { ($0.0.rawValue, $0.1) }, generic: Self.typePrefix)
-        else { return nil }
+        guard let value = parseMnemonic(text, Self.mnemonicCodes, generic: Self.typePrefix) else { return nil }
         self.init(value)
     }
 
@@ -85,9 +84,10 @@ public struct RecordClass: RawRepresentable, Hashable, Sendable, CustomStringCon
         }
     }
 
-    static let mnemonicBytes: [(RecordClass, [UInt8])] = [
-        (.internet, Array("IN".utf8)), (.chaos, Array("CH".utf8)), (.hesiod, Array("HS".utf8)),
-        (.none, Array("NONE".utf8)), (.any, Array("ANY".utf8)),
+    static let mnemonicCodes: [(UInt16, [UInt8])] = [
+        (RecordClass.internet.rawValue, Array("IN".utf8)), (RecordClass.chaos.rawValue, Array("CH".utf8)),
+        (RecordClass.hesiod.rawValue, Array("HS".utf8)), (RecordClass.none.rawValue, Array("NONE".utf8)),
+        (RecordClass.any.rawValue, Array("ANY".utf8)),
     ]
     static let classPrefix = Array("CLASS".utf8)
 
@@ -97,8 +97,7 @@ public struct RecordClass: RawRepresentable, Hashable, Sendable, CustomStringCon
 
     /// Parses a mnemonic (any letter case) or `CLASSnnn` from bytes, without allocating.
     public init?(mnemonicBytes text: some Collection<UInt8>) {
-        guard let value = parseMnemonic(text, Self.mnemonicBytes.lazy.map { ($0.0.rawValue, $0.1) }, generic: Self.classPrefix)
-        else { return nil }
+        guard let value = parseMnemonic(text, Self.mnemonicCodes, generic: Self.classPrefix) else { return nil }
         self.init(value)
     }
 }
@@ -174,7 +173,15 @@ public struct ResponseCode: RawRepresentable, Hashable, Sendable, CustomStringCo
 
 /// A code from its mnemonic (any letter case, from `table`) or its generic form (`TYPE65280`,
 /// `CLASS42`: `generic` then decimal digits), without allocating.
-func parseMnemonic(_ text: some Collection<UInt8>, _ table: some Sequence<(UInt16, [UInt8])>, generic: [UInt8]) -> UInt16? {
+func parseMnemonic(_ text: some Collection<UInt8>, _ table: [(UInt16, [UInt8])], generic: [UInt8]) -> UInt16? {
+    // Callers in other modules reach this unspecialised; contiguous bytes take one concrete path.
+    if let code = text.withContiguousStorageIfAvailable({ parseMnemonic(UnsafeRawBufferPointer($0), table, generic: generic) }) {
+        return code
+    }
+    return Array(text).withUnsafeBytes { parseMnemonic($0, table, generic: generic) }
+}
+
+func parseMnemonic(_ text: UnsafeRawBufferPointer, _ table: [(UInt16, [UInt8])], generic: [UInt8]) -> UInt16? {
     for (code, name) in table where equalsUppercase(text, name) { return code }
     guard text.count > generic.count, equalsUppercase(text.prefix(generic.count), generic) else { return nil }
     return decimal16(bytes: text.dropFirst(generic.count))
