@@ -28,6 +28,15 @@ let package = Package(
             dependencies: [.product(name: "ServiceRegistry", package: "ClusterDNS")],
             path: "Benchmarks/RegistryBench"
         ),
+        // swift run -c release ZoneBench STATE_DIR
+        .executableTarget(
+            name: "ZoneBench",
+            dependencies: [
+                .product(name: "DNSAuthority", package: "ClusterDNS"),
+                .product(name: "ServiceRegistry", package: "ClusterDNS"),
+            ],
+            path: "Benchmarks/ZoneBench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -37,9 +37,13 @@ public struct ClusterZone: Authority {
     var aliases: Set<DomainName> = []
     /// Pre-encoded answers by name, for the fast path (see `CompiledZone`).
     var compiled = CompiledZone()
+    /// Set while a whole snapshot is loaded: `compileName` leaves the names for the end.
+    private var compilationDeferred = false
     /// The apex and `pod.<zone>` in lower-cased wire form, without the final zero (fast path).
     let apexKey: [UInt8]
     let podKey: [UInt8]
+    /// The SOA as the fast path writes it into NXDOMAIN and NODATA answers.
+    let soaTemplate: (bytes: [UInt8], pointers: [Int])
 
     /// The records of one name. A node without records is an empty non-terminal (NODATA).
     struct Node: Hashable, Sendable {
@@ -80,6 +84,7 @@ public struct ClusterZone: Authority {
         svcZone = name("svc")
         apexKey = Array(origin.lookupKey.dropLast())
         podKey = Array(podZone.lookupKey.dropLast())
+        soaTemplate = Self.soaTemplate(soa, apexKey: apexKey)
         isLoaded = false
         var base: [DomainName: Node] = [:]
         func add(_ record: ResourceRecord) { base[record.name, default: Node()].records[record.type, default: []].append(record) }
@@ -98,8 +103,15 @@ public struct ClusterZone: Authority {
         for case .namespace(let ns) in snapshot.list(.namespace) { namespaceObjects.insert(ns.metadata.name) }
         for namespace in namespaceObjects { adjustNamespace(namespace, by: 1) }
         for case .pod(let pod) in snapshot.list(.pod) { setPod(pod.key, pod.status.podIPs.compactMap(IPAddress.init)) }
+        // Names are compiled once each at the end, straight into the table, rather than one
+        // change at a time (which would leave the change map's memory behind as garbage).
+        compilationDeferred = true
         for service in snapshot.services { replaceService(service.key, in: snapshot, recompileAliases: false) }
-        recompileAliases()
+        compilationDeferred = false
+        let zone = self
+        compiled = CompiledZone(names: Array(base.keys) + Array(nodes.keys)) { name in
+            CompiledZone.answers(for: name, node: zone.base[name] ?? zone.nodes[name]!, in: zone)
+        }
         isLoaded = snapshot.isLoaded
     }
 
@@ -127,6 +139,7 @@ public struct ClusterZone: Authority {
         }
         for key in services.sorted() { zone.replaceService(key, in: snapshot, recompileAliases: false) }
         if !services.isEmpty { zone.recompileAliases() }
+        zone.compiled.compactIfNeeded()
         zone.isLoaded = snapshot.isLoaded
         return zone
     }
@@ -213,6 +226,7 @@ public struct ClusterZone: Authority {
     // MARK: Incremental building
 
     mutating func compileName(_ name: DomainName) {
+        guard !compilationDeferred else { return }
         if let node = base[name] ?? nodes[name] {
             compiled.set(name, answers: CompiledZone.answers(for: name, node: node, in: self))
         } else {

@@ -5,65 +5,333 @@ import HashTreeCollections
 /// bytes that follow the question in the response, with compression pointers into the question
 /// (the question is copied from the query, so the answer echoes the query's letters).
 ///
-/// Kept in a persistent map from the hash of the lower-cased wire name to the few names with
-/// that hash, so that it is updated per name when the zone changes, and looked up by the
-/// query's bytes without allocating.
+/// Two layers, like a log-structured store: an immutable flat table (one byte arena holding
+/// every name's key and answers back to back, and an open-addressing index into it) and the
+/// names changed since it was built, in a small persistent map. A query costs one hash and,
+/// in the steady state, one probe into the table, without allocating or retaining anything
+/// per name; a registry change touches only the small map, and once enough changes pile up
+/// the table is rebuilt with them folded in (`compactIfNeeded`).
 struct CompiledZone: Sendable {
-    struct Answer: Sendable {
+    struct Answer: Sendable, Equatable {
         var type: UInt16
         var counts: (answer: UInt16, authority: UInt16, additional: UInt16)
         var bytes: [UInt8]
         /// The chain ends in a CNAME out of the zone: the general path follows it (other zones,
         /// upstream), so the fast path leaves it alone.
         var leavesZone = false
+
+        static func == (lhs: Answer, rhs: Answer) -> Bool {
+            lhs.type == rhs.type && lhs.counts == rhs.counts && lhs.bytes == rhs.bytes && lhs.leavesZone == rhs.leavesZone
+        }
     }
 
-    struct Entry: Sendable {
-        /// The lower-cased wire name, with its terminating zero.
+    /// What the fast path finds for a name and a type. The bytes are valid inside `withAnswer`.
+    enum Found {
+        case answer(bytes: UnsafeRawBufferPointer, counts: (UInt16, UInt16, UInt16), leavesZone: Bool)
+        /// The name exists without data of the asked type.
+        case noData
+    }
+
+    /// A changed name: its lower-cased wire key and its encoded answers (nil: removed).
+    struct Change: Sendable {
         var key: [UInt8]
-        /// An empty list is a name without data of any compiled type (NODATA).
-        var answers: [Answer]
+        var entry: [UInt8]?
     }
 
-    private var buckets: TreeDictionary<UInt32, [Entry]> = [:]
+    private var table = Table.empty
+    /// Changes since `table`, by the hash of their key.
+    private var changes: TreeDictionary<UInt32, [Change]> = [:]
+    private var changeCount = 0
 
     static let compiledTypes: [RecordType] = [.a, .aaaa, .srv, .txt, .cname, .soa, .ns, .mx]
 
-    static func hash(_ key: UnsafeRawBufferPointer) -> UInt32 {
-        // FNV-1a.
-        var h: UInt32 = 2_166_136_261
-        for byte in key {
-            h ^= UInt32(byte)
-            h &*= 16_777_619
+    /// Names in the zone (after folding the changes in, so only exact after `compact()`).
+    var tableCount: Int { table.count }
+
+    init() {}
+
+    /// A zone compiled whole: the table built directly, each name given once.
+    init(names: some Sequence<DomainName>, answers: (DomainName) -> [Answer]) {
+        var builder = Table.Builder(expectedCount: 1024, arenaBytes: 1 << 16)
+        for name in names {
+            let key = name.lookupKey
+            let entry = Self.encode(answers(name))
+            key.withUnsafeBytes { key in entry.withUnsafeBytes { builder.add(key: key, entry: $0) } }
         }
-        return h
+        table = builder.finish()
     }
 
     mutating func set(_ name: DomainName, answers: [Answer]) {
-        let key = name.lookupKey
-        let h = key.withUnsafeBytes { Self.hash($0) }
-        var bucket = buckets[h] ?? []
-        if let i = bucket.firstIndex(where: { $0.key == key }) { bucket[i].answers = answers } else { bucket.append(Entry(key: key, answers: answers)) }
-        buckets[h] = bucket
+        record(Change(key: name.lookupKey, entry: Self.encode(answers)))
     }
 
     mutating func remove(_ name: DomainName) {
         let key = name.lookupKey
-        let h = key.withUnsafeBytes { Self.hash($0) }
-        guard var bucket = buckets[h] else { return }
-        bucket.removeAll { $0.key == key }
-        buckets[h] = bucket.isEmpty ? nil : bucket
+        let known = key.withUnsafeBytes { k in Self.changeEntry(changes, k) != nil || table.withEntry(k) { $0 != nil } }
+        if known { record(Change(key: key, entry: nil)) }
     }
 
-    /// The answers of a name given as lower-cased wire bytes; nil when the name does not exist.
+    private mutating func record(_ change: Change) {
+        let h = change.key.withUnsafeBytes { Self.hash($0) }
+        var bucket = changes[h] ?? []
+        if let i = bucket.firstIndex(where: { $0.key == change.key }) {
+            bucket[i] = change
+        } else {
+            bucket.append(change)
+            changeCount += 1
+        }
+        changes[h] = bucket
+    }
+
+    /// Folds the changes into a new table once they are many (a sixteenth of the table, at
+    /// least 64): lookups stay one probe, and the rebuild's cost is spread over the changes.
+    mutating func compactIfNeeded() {
+        if changeCount > max(64, table.count / 16) { compact() }
+    }
+
+    /// Builds a new table from the current one and the changes.
+    mutating func compact() {
+        guard changeCount > 0 else { return }
+        var builder = Table.Builder(expectedCount: table.count + changeCount, arenaBytes: table.arenaCount + changeCount * 128)
+        // Most names have not changed: a bitmap of the changed hashes skips the map for them.
+        var changed = [UInt64](repeating: 0, count: 1024)
+        for h in changes.keys { changed[Int(h & 0xFFFF) >> 6] |= 1 << (h & 63) }
+        table.forEach { h, key, entry in
+            // A changed name is added from the changes below, or was removed.
+            if changed[Int(h & 0xFFFF) >> 6] & (1 << (h & 63)) != 0, Self.changeEntry(changes, key) != nil { return }
+            builder.add(key: key, entry: entry, hash: h)
+        }
+        for bucket in changes.values {
+            for change in bucket {
+                guard let entry = change.entry else { continue }
+                change.key.withUnsafeBytes { key in entry.withUnsafeBytes { builder.add(key: key, entry: $0) } }
+            }
+        }
+        table = builder.finish()
+        changes = [:]
+        changeCount = 0
+    }
+
+    /// Calls `body` with what the zone has for the name given as lower-cased wire bytes and
+    /// `type`: nil when the name does not exist.
+    func withAnswer<R>(_ key: UnsafeRawBufferPointer, type: UInt16, _ body: (Found?) -> R) -> R {
+        if changeCount > 0, let changed = Self.changeEntry(changes, key) {
+            guard let entry = changed else { return body(nil) }
+            return entry.withUnsafeBytes { body(Self.find(type, in: $0)) }
+        }
+        return table.withEntry(key) { entry in body(entry.map { Self.find(type, in: $0) }) }
+    }
+
+    /// The answers of a name, decoded (tests and diagnostics; the fast path uses `withAnswer`).
     func find(_ key: UnsafeRawBufferPointer) -> [Answer]? {
-        guard let bucket = buckets[Self.hash(key)] else { return nil }
-        for entry in bucket where entry.key.count == key.count {
-            let equal = entry.key.withUnsafeBytes { memcmp($0.baseAddress!, key.baseAddress!, key.count) == 0 }
-            if equal { return entry.answers }
+        if changeCount > 0, let changed = Self.changeEntry(changes, key) {
+            return changed.map { $0.withUnsafeBytes(Self.decode) }
+        }
+        return table.withEntry(key) { $0.map(Self.decode) }
+    }
+
+    private static func changeEntry(_ changes: TreeDictionary<UInt32, [Change]>, _ key: UnsafeRawBufferPointer) -> [UInt8]?? {
+        guard let bucket = changes[hash(key)] else { return nil }
+        for change in bucket where change.key.count == key.count {
+            if change.key.withUnsafeBytes({ Table.equal($0, key) }) { return .some(change.entry) }
         }
         return nil
     }
+
+    // MARK: Entry encoding
+
+    /// A name's answers as bytes: per answer, type (2), the three counts (2 each), a flag byte
+    /// (1: leaves the zone), the length (4) and the answer bytes. No answers: the name exists
+    /// without data (NODATA).
+    static let answerHeader = 13
+
+    static func encode(_ answers: [Answer]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(answers.reduce(0) { $0 + answerHeader + $1.bytes.count })
+        func put16(_ v: UInt16) { out.append(UInt8(v >> 8)); out.append(UInt8(v & 0xFF)) }
+        for answer in answers {
+            put16(answer.type)
+            put16(answer.counts.answer)
+            put16(answer.counts.authority)
+            put16(answer.counts.additional)
+            out.append(answer.leavesZone ? 1 : 0)
+            let n = UInt32(answer.bytes.count)
+            put16(UInt16(n >> 16))
+            put16(UInt16(n & 0xFFFF))
+            out.append(contentsOf: answer.bytes)
+        }
+        return out
+    }
+
+    @inline(__always) static func read16(_ p: UnsafeRawBufferPointer, _ i: Int) -> UInt16 {
+        UInt16(p[i]) << 8 | UInt16(p[i + 1])
+    }
+
+    static func find(_ type: UInt16, in entry: UnsafeRawBufferPointer) -> Found {
+        var i = 0
+        while i + answerHeader <= entry.count {
+            let length = Int(read16(entry, i + 9)) << 16 | Int(read16(entry, i + 11))
+            if read16(entry, i) == type {
+                let start = i + answerHeader
+                return .answer(bytes: UnsafeRawBufferPointer(rebasing: entry[start..<(start + length)]),
+                               counts: (read16(entry, i + 2), read16(entry, i + 4), read16(entry, i + 6)),
+                               leavesZone: entry[i + 8] != 0)
+            }
+            i += answerHeader + length
+        }
+        return .noData
+    }
+
+    static func decode(_ entry: UnsafeRawBufferPointer) -> [Answer] {
+        var answers: [Answer] = []
+        var i = 0
+        while i + answerHeader <= entry.count {
+            let length = Int(read16(entry, i + 9)) << 16 | Int(read16(entry, i + 11))
+            let start = i + answerHeader
+            answers.append(Answer(type: read16(entry, i), counts: (read16(entry, i + 2), read16(entry, i + 4), read16(entry, i + 6)),
+                                  bytes: Array(entry[start..<(start + length)]), leavesZone: entry[i + 8] != 0))
+            i = start + length
+        }
+        return answers
+    }
+
+    // MARK: Hashing
+
+    /// A per-process seed, so that which names collide cannot be planned from outside.
+    static let seed = UInt64.random(in: 1...UInt64.max)
+
+    /// Eight bytes at a time: multiply, fold; then a final mix. Not cryptographic; seeded.
+    static func hash(_ key: UnsafeRawBufferPointer) -> UInt32 {
+        var h = seed ^ UInt64(key.count)
+        var i = 0
+        while i + 8 <= key.count {
+            let w = key.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            h = (h ^ w) &* 0x9E37_79B9_7F4A_7C15
+            h ^= h >> 29
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < key.count {
+            tail |= UInt64(key[i]) << shift
+            shift += 8
+            i += 1
+        }
+        h = (h ^ tail) &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 31
+        h = h &* 0x94D0_49BB_1331_11EB
+        h ^= h >> 32
+        return UInt32(truncatingIfNeeded: h)
+    }
+
+    // MARK: The flat table
+
+    /// Immutable once built. The arena holds, per name: the key length (1), the key, the entry
+    /// length (4) and the entry. Each index slot holds the key's hash in its high half and the
+    /// name's arena offset plus one in its low half (0: empty); linear probing, at most half full.
+    final class Table: Sendable {
+        let arena: [UInt8]
+        let slots: [UInt64]
+        let count: Int
+
+        static let empty = Table(arena: [], slots: [0], count: 0)
+
+        init(arena: [UInt8], slots: [UInt64], count: Int) {
+            self.arena = arena
+            self.slots = slots
+            self.count = count
+        }
+
+        var arenaCount: Int { arena.count }
+
+        static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+            a.count == b.count && memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0
+        }
+
+        func withEntry<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+            let h = CompiledZone.hash(key)
+            return arena.withUnsafeBytes { arena in
+                slots.withUnsafeBufferPointer { slots in
+                    let mask = slots.count - 1
+                    var i = Int(h) & mask
+                    while true {
+                        let slot = slots[i]
+                        if slot == 0 { return body(nil) }
+                        if UInt32(truncatingIfNeeded: slot >> 32) == h {
+                            let at = Int(UInt32(truncatingIfNeeded: slot)) - 1
+                            let keyLength = Int(arena[at])
+                            if keyLength == key.count && memcmp(arena.baseAddress! + at + 1, key.baseAddress!, keyLength) == 0 {
+                                let e = at + 1 + keyLength
+                                let length = Int(arena.loadUnaligned(fromByteOffset: e, as: UInt32.self).littleEndian)
+                                return body(UnsafeRawBufferPointer(rebasing: arena[(e + 4)..<(e + 4 + length)]))
+                            }
+                        }
+                        i = (i + 1) & mask
+                    }
+                }
+            }
+        }
+
+        /// Every name with its hash, key and entry, in arena order.
+        func forEach(_ body: (_ hash: UInt32, _ key: UnsafeRawBufferPointer, _ entry: UnsafeRawBufferPointer) -> Void) {
+            arena.withUnsafeBytes { arena in
+                var at = 0
+                while at < arena.count {
+                    let keyLength = Int(arena[at])
+                    let e = at + 1 + keyLength
+                    let length = Int(arena.loadUnaligned(fromByteOffset: e, as: UInt32.self).littleEndian)
+                    let key = UnsafeRawBufferPointer(rebasing: arena[(at + 1)..<e])
+                    body(CompiledZone.hash(key), key, UnsafeRawBufferPointer(rebasing: arena[(e + 4)..<(e + 4 + length)]))
+                    at = e + 4 + length
+                }
+            }
+        }
+
+        struct Builder {
+            var arena: [UInt8] = []
+            var slots: [UInt64]
+            var count = 0
+
+            init(expectedCount: Int, arenaBytes: Int) {
+                var capacity = 16
+                while capacity < expectedCount * 2 { capacity *= 2 }
+                slots = [UInt64](repeating: 0, count: capacity)
+                arena.reserveCapacity(arenaBytes)
+            }
+
+            mutating func add(key: UnsafeRawBufferPointer, entry: UnsafeRawBufferPointer, hash: UInt32? = nil) {
+                if (count + 1) * 2 > slots.count { grow() }
+                let at = arena.count
+                arena.append(UInt8(key.count))
+                arena.append(contentsOf: key)
+                withUnsafeBytes(of: UInt32(entry.count).littleEndian) { arena.append(contentsOf: $0) }
+                arena.append(contentsOf: entry)
+                insert(hash: hash ?? CompiledZone.hash(key), at: at)
+                count += 1
+            }
+
+            private mutating func insert(hash h: UInt32, at offset: Int) {
+                let mask = slots.count - 1
+                var i = Int(h) & mask
+                while slots[i] != 0 { i = (i + 1) & mask }
+                slots[i] = UInt64(h) << 32 | UInt64(offset + 1)
+            }
+
+            private mutating func grow() {
+                let old = slots
+                slots = [UInt64](repeating: 0, count: old.count * 2)
+                for slot in old where slot != 0 {
+                    insert(hash: UInt32(truncatingIfNeeded: slot >> 32), at: Int(UInt32(truncatingIfNeeded: slot)) - 1)
+                }
+            }
+
+            consuming func finish() -> Table {
+                Table(arena: arena, slots: slots, count: count)
+            }
+        }
+    }
+
+    // MARK: Compiling one name
 
     /// Pre-encodes the answers of one name for every compiled type it answers.
     static func answers(for name: DomainName, node: ClusterZone.Node, in zone: ClusterZone) -> [Answer] {

@@ -40,27 +40,28 @@ extension Responder {
         let ednsLength = view.edns == nil ? 0 : 11
         let name = UnsafeRawBufferPointer(rebasing: key[0..<nameLength])
         let questionEnd = view.questionEnd
-        let rcode: UInt16
-        var counts: (UInt16, UInt16, UInt16)
+        var counts: (UInt16, UInt16, UInt16) = (0, 0, 0)
         // Header and question first; the counts are patched below.
         guard out.write(query[0..<2]), out.write16(0), out.write16(1), out.write16(0), out.write16(0), out.write16(0),
               out.write(query[12..<questionEnd]) else { return nil }
-        if let answers = served.zone.compiled.find(name) {
-            if let answer = answers.first(where: { $0.type == view.type.rawValue }) {
-                guard !answer.leavesZone, out.write(answer.bytes) else { return nil }
-                counts = answer.counts
-                rcode = 0
-            } else {
+        let found: Bool? = served.zone.compiled.withAnswer(name, type: view.type.rawValue) { found in
+            switch found {
+            case .answer(let bytes, let answerCounts, let leavesZone):
+                guard !leavesZone, out.write(bytes) else { return nil }
+                counts = answerCounts
+                return true
+            case .noData:
                 guard Self.writeSOA(served.zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
                 counts = (0, 1, 0)
-                rcode = 0
+                return true
+            case nil:
+                guard served.zone.isLoaded, Self.writeSOA(served.zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
+                counts = (0, 1, 0)
+                return false
             }
-        } else {
-            guard served.zone.isLoaded else { return nil }
-            guard Self.writeSOA(served.zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
-            counts = (0, 1, 0)
-            rcode = 3
         }
+        guard let found else { return nil }
+        let rcode: UInt16 = found ? 0 : 3
         if ednsLength > 0 {
             guard out.write8(0), out.write16(41), out.write16(UInt16(maxUDPPayload)), out.write32(0), out.write16(0) else { return nil }
             counts.2 += 1
@@ -88,32 +89,54 @@ extension Responder {
     }
 
     /// The zone's SOA in the authority section, its owner a pointer to the apex inside the
-    /// question, its names compressed against it.
+    /// question, its names compressed against it: the zone's template with the pointers set.
     static func writeSOA(_ zone: ClusterZone, apexOffset: Int, into out: inout OutputCursor) -> Bool {
-        guard case .soa(let soa) = zone.soa.data else { return false }
-        guard out.write16(0xC000 | UInt16(apexOffset)), out.write16(6), out.write16(1), out.write32(zone.soa.ttl) else { return false }
-        let lengthAt = out.count
-        guard out.write16(0), writeName(soa.mname, apexKey: zone.apexKey, apexOffset: apexOffset, into: &out),
-              writeName(soa.rname, apexKey: zone.apexKey, apexOffset: apexOffset, into: &out),
-              out.write32(soa.serial), out.write32(soa.refresh), out.write32(soa.retry), out.write32(soa.expire),
-              out.write32(soa.minimum) else { return false }
-        out.set16(UInt16(out.count - lengthAt - 2), at: lengthAt)
+        let start = out.count
+        guard out.write(zone.soaTemplate.bytes) else { return false }
+        for at in zone.soaTemplate.pointers { out.set16(0xC000 | UInt16(apexOffset), at: start + at) }
         return true
     }
+}
 
-    /// A name under the apex as its own labels and a pointer to the apex; any other in full.
-    static func writeName(_ name: DomainName, apexKey: [UInt8], apexOffset: Int, into out: inout OutputCursor) -> Bool {
-        let wire = name.wireBytes
-        let lowered = name.lookupKey
-        if lowered.count > apexKey.count + 1, lowered.dropLast().suffix(apexKey.count).elementsEqual(apexKey) {
-            let prefix = wire.count - 1 - apexKey.count
-            var i = 0
-            while i < prefix { i += Int(wire[i]) + 1 }
-            if i == prefix {
-                return out.write(wire[0..<prefix]) && out.write16(0xC000 | UInt16(apexOffset))
+extension ClusterZone {
+    /// The SOA record as the fast path writes it, with the offsets of the two-byte pointers to
+    /// the apex (owner, and the SOA's names that lie under the apex) still to be filled in.
+    static func soaTemplate(_ soa: ResourceRecord, apexKey: [UInt8]) -> (bytes: [UInt8], pointers: [Int]) {
+        guard case .soa(let data) = soa.data else { return ([], []) }
+        var bytes: [UInt8] = []
+        var pointers: [Int] = []
+        func put16(_ v: UInt16) { bytes.append(UInt8(v >> 8)); bytes.append(UInt8(v & 0xFF)) }
+        func put32(_ v: UInt32) { put16(UInt16(v >> 16)); put16(UInt16(v & 0xFFFF)) }
+        func putName(_ name: DomainName) {
+            let wire = name.wireBytes
+            let lowered = name.lookupKey
+            if lowered.count > apexKey.count + 1, lowered.dropLast().suffix(apexKey.count).elementsEqual(apexKey) {
+                let prefix = wire.count - 1 - apexKey.count
+                var i = 0
+                while i < prefix { i += Int(wire[i]) + 1 }
+                if i == prefix {
+                    bytes += wire[0..<prefix]
+                    pointers.append(bytes.count)
+                    put16(0)
+                    return
+                }
             }
+            bytes += wire
         }
-        return out.write(wire)
+        pointers.append(0)
+        put16(0)
+        put16(RecordType.soa.rawValue)
+        put16(RecordClass.internet.rawValue)
+        put32(soa.ttl)
+        let lengthAt = bytes.count
+        put16(0)
+        putName(data.mname)
+        putName(data.rname)
+        for v in [data.serial, data.refresh, data.retry, data.expire, data.minimum] { put32(v) }
+        let length = UInt16(bytes.count - lengthAt - 2)
+        bytes[lengthAt] = UInt8(length >> 8)
+        bytes[lengthAt + 1] = UInt8(length & 0xFF)
+        return (bytes, pointers)
     }
 }
 
@@ -135,6 +158,15 @@ struct OutputCursor {
     mutating func write(_ bytes: [UInt8]) -> Bool {
         guard count + bytes.count <= limit else { return false }
         bytes.withUnsafeBytes { buffer.baseAddress!.advanced(by: count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        count += bytes.count
+        return true
+    }
+
+    mutating func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard count + bytes.count <= limit else { return false }
+        if let source = bytes.baseAddress {
+            buffer.baseAddress!.advanced(by: count).copyMemory(from: source, byteCount: bytes.count)
+        }
         count += bytes.count
         return true
     }
