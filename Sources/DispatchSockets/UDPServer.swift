@@ -180,9 +180,11 @@ public final class UDPServer: @unchecked Sendable {
         /// Reads until the socket is empty or the budget is spent (then the source fires again).
         func drain() {
             var handled = 0
+            // A batch that came back short has most likely emptied the socket: wait in poll(2)
+            // straight away rather than spend a receive call on EAGAIN first.
+            var probablyEmpty = false
             while handled < UDPServer.budget && !stopRequested.load(ordering: .relaxed) {
-                let received = cdns_receive_batch(fd, incoming, UDPServer.batchSize)
-                guard received > 0 else {
+                if probablyEmpty {
                     // Emptied: linger a moment in poll(2) for the next datagram. Under steady
                     // load it arrives well within the linger and wakes this thread directly,
                     // instead of the event loop's thread waking a worker thread (two context
@@ -190,8 +192,10 @@ public final class UDPServer: @unchecked Sendable {
                     guard !cancelled, !stopRequested.load(ordering: .relaxed) else { return }
                     var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                     guard poll(&poller, 1, UDPServer.lingerMilliseconds) > 0 else { return }
-                    continue
                 }
+                let received = cdns_receive_batch(fd, incoming, UDPServer.batchSize)
+                probablyEmpty = received < UDPServer.batchSize
+                guard received > 0 else { continue }
                 var replies: Int32 = 0
                 for i in 0..<Int(received) {
                     let query = incoming[i]
