@@ -23,7 +23,7 @@ int cdns_enable_pktinfo(int fd, int family) {
     return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
 }
 
-int cdns_receive_batch(int fd, cdns_datagram *datagrams, int count) {
+static int receive_batch(int fd, cdns_datagram *datagrams, int count, int flags) {
     if (count > CDNS_MAX_BATCH) count = CDNS_MAX_BATCH;
     struct mmsghdr messages[CDNS_MAX_BATCH];
     struct iovec vectors[CDNS_MAX_BATCH];
@@ -41,7 +41,7 @@ int cdns_receive_batch(int fd, cdns_datagram *datagrams, int count) {
     }
     int received;
     do {
-        received = recvmmsg(fd, messages, (unsigned int)count, MSG_DONTWAIT, NULL);
+        received = recvmmsg(fd, messages, (unsigned int)count, flags, NULL);
     } while (received < 0 && errno == EINTR);
     if (received < 0) {
         return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
@@ -71,6 +71,22 @@ int cdns_receive_batch(int fd, cdns_datagram *datagrams, int count) {
         }
     }
     return received;
+}
+
+int cdns_receive_batch(int fd, cdns_datagram *datagrams, int count) {
+    return receive_batch(fd, datagrams, count, MSG_DONTWAIT);
+}
+
+int cdns_receive_batch_waiting(int fd, cdns_datagram *datagrams, int count) {
+    return receive_batch(fd, datagrams, count, MSG_WAITFORONE);
+}
+
+int cdns_set_receive_wait(int fd, int milliseconds) {
+    struct timeval timeout = { .tv_sec = milliseconds / 1000, .tv_usec = (milliseconds % 1000) * 1000 };
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) != 0) return -1;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 }
 
 int cdns_send_batch(int fd, cdns_datagram *datagrams, int count) {

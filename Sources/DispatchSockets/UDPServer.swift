@@ -109,6 +109,8 @@ public final class UDPServer: @unchecked Sendable {
         let stopRequested = Atomic<Bool>(false)
         /// Bound to 0.0.0.0 or ::, so replies must name their source address.
         var wildcard = true
+        /// The socket waits in its receive calls for the linger (see `drain`).
+        let lingers: Bool
         /// False once the descriptor is closed: deferred replies check it under the lock.
         let open = OpenFlag()
 
@@ -128,6 +130,9 @@ public final class UDPServer: @unchecked Sendable {
                 outgoing[i].buffer = .allocate(capacity: UDPServer.bufferSize)
                 outgoing[i].capacity = UDPServer.bufferSize
             }
+            // Blocking mode with the linger as receive timeout: every call but the lingering
+            // receive passes MSG_DONTWAIT. Without it (never seen), the drain ends when emptied.
+            lingers = cdns_set_receive_wait(fd, UDPServer.lingerMilliseconds) == 0
             source.setEventHandler { [unowned self] in self.drain() }
             source.setCancelHandler { [fd, incoming, outgoing, open] in
                 open.state.withLock { open in
@@ -184,16 +189,19 @@ public final class UDPServer: @unchecked Sendable {
             // straight away rather than spend a receive call on EAGAIN first.
             var probablyEmpty = false
             while handled < UDPServer.budget && !stopRequested.load(ordering: .relaxed) {
+                let received: Int32
                 if probablyEmpty {
-                    // Emptied: linger a moment in poll(2) for the next datagram. Under steady
-                    // load it arrives well within the linger and wakes this thread directly,
-                    // instead of the event loop's thread waking a worker thread (two context
-                    // switches per wakeup). Idle, the source takes over again.
-                    guard !cancelled, !stopRequested.load(ordering: .relaxed) else { return }
-                    var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                    guard poll(&poller, 1, UDPServer.lingerMilliseconds) > 0 else { return }
+                    // Emptied: linger a moment in a blocking receive (the socket's receive
+                    // timeout) for the next datagram. Under steady load it arrives well within
+                    // the linger and wakes this thread directly, instead of the event loop's
+                    // thread waking a worker thread (two context switches per wakeup), and one
+                    // call both waits and reads. Idle, the source takes over again.
+                    guard !cancelled, !stopRequested.load(ordering: .relaxed), lingers else { return }
+                    received = cdns_receive_batch_waiting(fd, incoming, UDPServer.batchSize)
+                    guard received > 0 else { return }
+                } else {
+                    received = cdns_receive_batch(fd, incoming, UDPServer.batchSize)
                 }
-                let received = cdns_receive_batch(fd, incoming, UDPServer.batchSize)
                 probablyEmpty = received < UDPServer.batchSize
                 guard received > 0 else { continue }
                 var replies: Int32 = 0

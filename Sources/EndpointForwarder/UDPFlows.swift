@@ -147,7 +147,7 @@ final class UDPFrontendServer: @unchecked Sendable {
             }
             flow.lastActivity = DispatchTime.now().uptimeNanoseconds
             stats.bytesOut.add(n, ordering: .relaxed)
-            _ = flow.client.withSockaddr { sendto(fd, buffer.baseAddress, n, Int32(MSG_NOSIGNAL), $0, $1) }
+            _ = flow.client.withSockaddr { sendto(fd, buffer.baseAddress, n, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), $0, $1) }
         }
     }
 
