@@ -105,8 +105,19 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     /// Loads the configured manifests (one durable batch); returns how many objects changed.
     @discardableResult
     public func loadManifests() -> Int {
-        ManifestLoader.reload(paths: configuration.manifests, embedded: configuration.embeddedManifests,
-                              into: registry, logger: logger)
+        let changed = ManifestLoader.reload(paths: configuration.manifests, embedded: configuration.embeddedManifests,
+                                            into: registry, logger: logger)
+        Self.releaseFreedMemory()
+        return changed
+    }
+
+    /// Hands the heap's free pages back to the system. The YAML decoder's high-water mark is
+    /// several times what the objects keep (about 100 MB at 10,000 services), and glibc keeps
+    /// freed memory for reuse: without this, the process would stay at that peak.
+    static func releaseFreedMemory() {
+        #if os(Linux)
+        _ = glibcMallocTrim(0)
+        #endif
     }
 
     /// Upstream latency into a timer per upstream.
@@ -153,11 +164,16 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         return report
     }
 
+    /// Whether to send this server traffic: the cluster zone compiled from the loaded registry
+    /// and every DNS address bound and answering (a readiness probe's question).
+    public var isServing: Bool { cluster.zone.isLoaded && server.isServing }
+
     public func run() async throws {
         reloadZones()
         loadManifests()
         registry.markLoaded()
         cluster.update(registry.snapshot())
+        Self.releaseFreedMemory()
         logger.info("registry loaded", metadata: ["objects": "\(registry.snapshot().objects.count)",
                                                   "resourceVersion": "\(registry.resourceVersion)"])
         let updater = ZoneUpdater(registry: registry, cluster: cluster, logger: logger, programmingLatency: metrics?.programmingLatency)
@@ -193,3 +209,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         }
     }
 }
+
+#if os(Linux)
+/// glibc's `malloc_trim` (in <malloc.h>, which the Glibc module does not export).
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif

@@ -29,6 +29,7 @@ public final class DNSServer: Service, @unchecked Sendable {
     public let handler: QueryHandler
     let logger: Logger
     let bound = BoundAddresses()
+    let serving = Atomic<Bool>(false)
     let tcpServers = Mutex<[TCPMessageServer]>([])
 
     /// Open TCP connections across every address.
@@ -43,6 +44,9 @@ public final class DNSServer: Service, @unchecked Sendable {
         self.handler = handler
         self.logger = logger
     }
+
+    /// True from the moment every address is bound and answering until shutdown stops it.
+    public var isServing: Bool { serving.load(ordering: .acquiring) }
 
     /// The addresses actually bound (port 0 resolved), once `run()` has bound them.
     public var boundAddresses: [SocketAddress] { get async { await bound.wait() } }
@@ -84,11 +88,13 @@ public final class DNSServer: Service, @unchecked Sendable {
         for server in udp { server.start() }
         for server in tcp { server.start() }
         tcpServers.withLock { $0 = tcp }
+        serving.store(true, ordering: .releasing)
         let addresses = udp.map(\.address)
         logger.info("serving DNS", metadata: ["addresses": "\(addresses.map(\.description).joined(separator: " "))"])
         await bound.set(addresses)
         // Serve until shutdown is requested or the task is cancelled.
         try? await gracefulShutdown()
+        serving.store(false, ordering: .releasing)
         for server in udp { server.stop() }
         for server in tcp { server.stop() }
         tcpServers.withLock { $0 = [] }

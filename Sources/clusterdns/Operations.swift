@@ -6,26 +6,31 @@ import ServiceLifecycle
 import ServiceRegistry
 import Synchronization
 
-/// Whether the process should receive traffic: the registry loaded, and not shutting down.
+/// Whether the process should receive traffic: the registry loaded and its zone served, the
+/// DNS addresses answering, and not shutting down.
 final class Readiness: Sendable {
     let registry: Registry
     let forwarder: EndpointForwarder?
+    let dnsServing: @Sendable () -> Bool
     let shuttingDown = Mutex(false)
 
-    init(registry: Registry, forwarder: EndpointForwarder? = nil) {
+    init(registry: Registry, forwarder: EndpointForwarder? = nil, dnsServing: @escaping @Sendable () -> Bool = { true }) {
         self.registry = registry
         self.forwarder = forwarder
+        self.dnsServing = dnsServing
     }
 
-    /// The registry loaded, the forwarder's listeners open (when it runs), not shutting down.
+    /// The registry loaded, its zone compiled and DNS bound, the forwarder's listeners open
+    /// (when it runs), not shutting down.
     var isReady: Bool {
-        registry.snapshot().isLoaded && (forwarder.map { $0.isReady && $0.resourceVersion >= registry.resourceVersion } ?? true)
+        registry.snapshot().isLoaded && dnsServing()
+            && (forwarder.map { $0.isReady && $0.resourceVersion >= registry.resourceVersion } ?? true)
             && !shuttingDown.withLock { $0 }
     }
     func markShuttingDown() { shuttingDown.withLock { $0 = true } }
 }
 
-/// `/health` (200 while the process runs) and `/ready` (200 once the registry is loaded, 503
+/// `/health` (200 while the process runs) and `/ready` (200 once the registry is loaded and DNS answers it, 503
 /// before and from the moment shutdown starts) on the `--http` address.
 struct HealthService: ServiceLifecycle.Service {
     let address: SocketAddress

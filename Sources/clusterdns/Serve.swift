@@ -354,7 +354,7 @@ struct Serve: AsyncParsableCommand {
         }
         let relay = endpointForwarder
         // Shutdown runs in reverse: the lame duck first (not ready, still answering), then DNS.
-        let readiness = Readiness(registry: dns.registry, forwarder: relay)
+        let readiness = Readiness(registry: dns.registry, forwarder: relay, dnsServing: { dns.isServing })
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = SocketAddress(parsing: http) {
             services.append(.init(service: HealthService(address: address, readiness: readiness, logger: logger, metrics: {

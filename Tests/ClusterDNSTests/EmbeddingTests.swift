@@ -60,4 +60,29 @@ func exchange(_ bytes: [UInt8], port: UInt16) -> [UInt8]? {
         await group.triggerGracefulShutdown()
         try await running.value
     }
+
+    /// `isServing` (what `/ready` asks) turns true only once the zone is compiled from the
+    /// loaded registry and the DNS addresses answer, and false again at shutdown.
+    @Test func servingMeansAnswering() async throws {
+        var logger = Logger(label: "embedder")
+        logger.logLevel = .warning
+        let dns = try ClusterDNSService(
+            configuration: .init(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!]), logger: logger)
+        #expect(!dns.isServing)
+        let group = ServiceGroup(services: [dns], logger: logger)
+        let running = Task { try await group.run() }
+        var waited = 0
+        while !dns.isServing && waited < 500 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
+        #expect(dns.isServing)
+        // Serving: an unknown name is NXDOMAIN at once (SERVFAIL would mean the zone was not
+        // yet loaded; no reply, that nothing listens).
+        let port = try #require(await dns.server.boundAddresses.first).port
+        #expect(ask("nothing.default.svc.cluster.local.", port: port)?.rcode == .nameError)
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(!dns.isServing)
+    }
 }
