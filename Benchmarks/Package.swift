@@ -28,10 +28,12 @@ let package = Package(
             dependencies: [.product(name: "ServiceRegistry", package: "ClusterDNS")],
             path: "Benchmarks/RegistryBench"
         ),
+        .target(name: "CHeap", path: "Benchmarks/CHeap"),
         // swift run -c release ZoneBench STATE_DIR
         .executableTarget(
             name: "ZoneBench",
             dependencies: [
+                "CHeap",
                 .product(name: "DNSAuthority", package: "ClusterDNS"),
                 .product(name: "ServiceRegistry", package: "ClusterDNS"),
             ],
