@@ -337,8 +337,8 @@ struct CompiledZone: Sendable {
     static func answers(for name: DomainName, node: ClusterZone.Node, in zone: ClusterZone) -> [Answer] {
         var list: [Answer] = []
         var writer = WireWriter(capacity: 512)
-        let isCNAME = node.records[.cname] != nil
-        for type in compiledTypes where isCNAME || node.records[type] != nil {
+        let isCNAME = node.records.contains(type: .cname)
+        for type in compiledTypes where isCNAME || node.records.contains(type: type) {
             let question = Question(name: name, type: type)
             let lookup = zone.lookup(question)
             guard case .answer = lookup else { continue }
