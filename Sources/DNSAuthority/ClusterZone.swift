@@ -55,16 +55,26 @@ public struct ClusterZone: Authority {
     struct Fragment: Sendable {
         var names: [DomainName] = []
         var namespace: String
-        var pointers: [(name: DomainName, record: ResourceRecord, isClusterIP: Bool)] = []
+        var pointers: [Pointer] = []
         var alias: DomainName? = nil
     }
 
+    /// A PTR a service contributes: reverse name, target, and whether it is a cluster IP's.
+    struct Pointer: Sendable {
+        var name: DomainName
+        var target: DomainName
+        var isClusterIP: Bool
+    }
+
+    /// The PTR targets of one reverse name (records are made when asked: they are the same
+    /// but for the target, and 110,000 of them at 10,000 services).
     struct PointerSet: Sendable {
-        var clusterIP: [ResourceRecord] = []
-        var endpoints: [ResourceRecord] = []
+        var clusterIP: [DomainName] = []
+        var endpoints: [DomainName] = []
         /// In a fixed order, whatever order the services were applied in.
-        var records: [ResourceRecord] {
-            (clusterIP.isEmpty ? endpoints : clusterIP).sorted { $0.data.presentation < $1.data.presentation }
+        func records(owner: DomainName, ttl: UInt32) -> [ResourceRecord] {
+            (clusterIP.isEmpty ? endpoints : clusterIP).sorted { $0.description < $1.description }
+                .map { ResourceRecord(name: owner, ttl: ttl, data: .ptr($0)) }
         }
         var isEmpty: Bool { clusterIP.isEmpty && endpoints.isEmpty }
     }
@@ -206,7 +216,7 @@ public struct ClusterZone: Authority {
     /// CIDRs; nil when the name is not ours to answer.
     public func reverseLookup(_ question: Question) -> Lookup? {
         if let set = pointers[question.name], !set.isEmpty {
-            return question.type == .ptr || question.type == .any ? .answer(set.records, additional: []) : .noData(soa: soa)
+            return question.type == .ptr || question.type == .any ? .answer(set.records(owner: question.name, ttl: configuration.ttl), additional: []) : .noData(soa: soa)
         }
         guard let ip = IPAddress.fromReverseName(question.name),
               configuration.serviceCIDRs.contains(where: { $0.contains(ip) }) else { return nil }
@@ -273,7 +283,7 @@ public struct ClusterZone: Authority {
             }
             for pointer in old.pointers {
                 var set = pointers[pointer.name] ?? PointerSet()
-                if pointer.isClusterIP { set.clusterIP.removeAll { $0 == pointer.record } } else { set.endpoints.removeAll { $0 == pointer.record } }
+                if pointer.isClusterIP { set.clusterIP.removeAll { $0 == pointer.target } } else { set.endpoints.removeAll { $0 == pointer.target } }
                 pointers[pointer.name] = set.isEmpty ? nil : set
             }
             if let alias = old.alias { aliases.remove(alias) }
@@ -289,7 +299,7 @@ public struct ClusterZone: Authority {
             }
             for pointer in fragment.pointers {
                 var set = pointers[pointer.name] ?? PointerSet()
-                if pointer.isClusterIP { set.clusterIP.append(pointer.record) } else { set.endpoints.append(pointer.record) }
+                if pointer.isClusterIP { set.clusterIP.append(pointer.target) } else { set.endpoints.append(pointer.target) }
                 pointers[pointer.name] = set
             }
             if let alias = fragment.alias { aliases.insert(alias) }
@@ -315,7 +325,7 @@ struct FragmentBuilder {
     let ttl: UInt32
     let serviceName: DomainName?
     var nodes: [DomainName: ClusterZone.Node] = [:]
-    var pointers: [(name: DomainName, record: ResourceRecord, isClusterIP: Bool)] = []
+    var pointers: [ClusterZone.Pointer] = []
     var alias: DomainName? = nil
 
     init(zone: ClusterZone, namespace: String) {
@@ -367,8 +377,7 @@ struct FragmentBuilder {
             if let primary = names.first {
                 endpointNames.append((endpoint, primary))
                 for ip in endpoint.addresses {
-                    let reverse = ip.reverseName
-                    pointers.append((reverse, ResourceRecord(name: reverse, ttl: ttl, data: .ptr(primary)), false))
+                    pointers.append(.init(name: ip.reverseName, target: primary, isClusterIP: false))
                 }
             }
         }
@@ -384,8 +393,7 @@ struct FragmentBuilder {
         } else {
             for ip in spec.clusterIPs.compactMap(IPAddress.init) {
                 add(ResourceRecord(name: name, ttl: ttl, data: addressData(ip)), under: name)
-                let reverse = ip.reverseName
-                pointers.append((reverse, ResourceRecord(name: reverse, ttl: ttl, data: .ptr(name)), true))
+                pointers.append(.init(name: ip.reverseName, target: name, isClusterIP: true))
             }
             addSRV(name: name, ports: spec.ports, endpoints: nil)
             ensure(name, under: name)
