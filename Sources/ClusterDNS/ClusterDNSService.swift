@@ -170,7 +170,14 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
 
     public func run() async throws {
         reloadZones()
-        loadManifests()
+        // Decoding the manifests takes seconds at 10,000 services: on a thread of its own, not
+        // one of Swift's cooperative threads (the other services start meanwhile).
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                _ = self.loadManifests()
+                done.resume()
+            }
+        }
         registry.markLoaded()
         cluster.update(registry.snapshot())
         Self.releaseFreedMemory()
