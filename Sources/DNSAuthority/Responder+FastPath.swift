@@ -146,22 +146,6 @@ struct OutputCursor {
     let limit: Int
     var count = 0
 
-    mutating func write(_ bytes: some Collection<UInt8>) -> Bool {
-        guard count + bytes.count <= limit else { return false }
-        for byte in bytes {
-            buffer[count] = byte
-            count += 1
-        }
-        return true
-    }
-
-    mutating func write(_ bytes: [UInt8]) -> Bool {
-        guard count + bytes.count <= limit else { return false }
-        bytes.withUnsafeBytes { buffer.baseAddress!.advanced(by: count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        count += bytes.count
-        return true
-    }
-
     mutating func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard count + bytes.count <= limit else { return false }
         if let source = bytes.baseAddress {
@@ -171,11 +155,12 @@ struct OutputCursor {
         return true
     }
 
+    mutating func write(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
     mutating func write(_ bytes: Slice<UnsafeRawBufferPointer>) -> Bool {
-        guard count + bytes.count <= limit else { return false }
-        buffer.baseAddress!.advanced(by: count).copyMemory(from: bytes.base.baseAddress! + bytes.startIndex, byteCount: bytes.count)
-        count += bytes.count
-        return true
+        write(UnsafeRawBufferPointer(rebasing: bytes))
     }
 
     mutating func write8(_ v: UInt8) -> Bool {
