@@ -4,13 +4,11 @@ import Testing
 import Glibc
 #endif
 
-/// A free TCP and UDP port on 127.0.0.1, found by binding port 0 (then released).
-func freePort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
+/// Binds `fd` to `address` port 0 and returns the port the kernel chose.
+func bindAnyPort(_ fd: Int32, on address: String) -> UInt16 {
     var sin = sockaddr_in()
     sin.sin_family = sa_family_t(AF_INET)
-    sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+    sin.sin_addr.s_addr = inet_addr(address)
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &sin) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
@@ -19,6 +17,13 @@ func freePort() -> UInt16 {
         }
     }
     return UInt16(bigEndian: sin.sin_port)
+}
+
+/// A free TCP and UDP port on 127.0.0.1, found by binding port 0 (then released).
+func freePort() -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    return bindAnyPort(fd, on: "127.0.0.1")
 }
 
 /// An HTTP GET on loopback: the status code, or nil when nothing answers.
@@ -155,18 +160,9 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
 /// A listening TCP socket on 127.0.0.2 (a port chosen by the kernel).
 func listenOnSecondLoopback() -> (fd: Int32, port: UInt16) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var sin = sockaddr_in()
-    sin.sin_family = sa_family_t(AF_INET)
-    sin.sin_addr.s_addr = inet_addr("127.0.0.2")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &sin) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
-            _ = bind(fd, p, length)
-            return getsockname(fd, p, &length)
-        }
-    }
+    let port = bindAnyPort(fd, on: "127.0.0.2")
     listen(fd, 256)
-    return (fd, UInt16(bigEndian: sin.sin_port))
+    return (fd, port)
 }
 
 /// A directory with one Service (`clusterIP:port`, port name `web`) whose one endpoint is
