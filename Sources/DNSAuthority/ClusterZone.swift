@@ -110,12 +110,12 @@ public struct ClusterZone: Authority {
     /// The zone of a whole snapshot.
     public init(snapshot: RegistrySnapshot, configuration: ClusterConfiguration) {
         self.init(configuration: configuration)
-        for case .namespace(let ns) in snapshot.list(.namespace) { namespaceObjects.insert(ns.metadata.name) }
-        for namespace in namespaceObjects { adjustNamespace(namespace, by: 1) }
-        for case .pod(let pod) in snapshot.list(.pod) { setPod(pod.key, pod.status.podIPs.compactMap(IPAddress.init)) }
         // Names are compiled once each at the end, straight into the table, rather than one
         // change at a time (which would leave the change map's memory behind as garbage).
         compilationDeferred = true
+        for case .namespace(let ns) in snapshot.list(.namespace) { namespaceObjects.insert(ns.metadata.name) }
+        for namespace in namespaceObjects { adjustNamespace(namespace, by: 1) }
+        for case .pod(let pod) in snapshot.list(.pod) { setPod(pod.key, pod.status.podIPs.compactMap(IPAddress.init)) }
         for service in snapshot.services { replaceService(service.key, in: snapshot, recompileAliases: false) }
         compilationDeferred = false
         let zone = self
