@@ -32,26 +32,30 @@ public struct Message: Hashable, Sendable {
 extension Message {
     /// Decodes a whole message. Never traps: every inconsistency is a `WireError` with its offset.
     public init(decoding bytes: [UInt8]) throws(WireError) {
-        let result: Result<Message, WireError> = bytes.withUnsafeBytes { raw in
-            do throws(WireError) {
-                return .success(try Message(decoding: raw))
-            } catch {
-                return .failure(error)
-            }
+        // Array's withUnsafeBytes rethrows untyped errors; the closure throws only WireError.
+        do {
+            self = try bytes.withUnsafeBytes { raw throws(WireError) in try Message(decoding: raw) }
+        } catch let error as WireError {
+            throw error
+        } catch {
+            throw .truncated(offset: 0, what: "a message (\(error))")
         }
-        self = try result.get()
     }
 
     /// Decodes a whole message from borrowed bytes.
     public init(decoding raw: UnsafeRawBufferPointer) throws(WireError) {
         var reader = WireReader(bytes: raw)
-        try self.init(from: &reader)
+        self = try Self.read(from: &reader)
     }
 
     public init(from reader: inout WireReader) throws(WireError) {
+        self = try Self.read(from: &reader)
+    }
+
+    static func read(from reader: inout WireReader) throws(WireError) -> Message {
         guard reader.remaining >= 12 else { throw .headerTooShort(length: reader.remaining) }
         let id = try reader.readUInt16()
-        header = Header(id: id, flags: try reader.readUInt16())
+        let header = Header(id: id, flags: try reader.readUInt16())
         let qdCount = Int(try reader.readUInt16())
         let anCount = Int(try reader.readUInt16())
         let nsCount = Int(try reader.readUInt16())
@@ -62,18 +66,19 @@ extension Message {
         guard qdCount * 5 <= reader.remaining else {
             throw .countExceedsMessage(section: .question, count: qdCount, offset: reader.offset)
         }
-        questions = []
+        var questions: [Question] = []
         questions.reserveCapacity(qdCount)
         for _ in 0..<qdCount { questions.append(try Question(from: &reader)) }
 
         var edns: EDNS? = nil
-        answers = try Self.readSection(.answer, count: anCount, from: &reader, edns: &edns)
-        authorities = try Self.readSection(.authority, count: nsCount, from: &reader, edns: &edns)
-        additionals = try Self.readSection(.additional, count: arCount, from: &reader, edns: &edns)
-        self.edns = edns
+        let answers = try Self.readSection(.answer, count: anCount, from: &reader, edns: &edns)
+        let authorities = try Self.readSection(.authority, count: nsCount, from: &reader, edns: &edns)
+        let additionals = try Self.readSection(.additional, count: arCount, from: &reader, edns: &edns)
         guard reader.remaining == 0 else {
             throw .trailingBytes(offset: reader.offset, count: reader.remaining)
         }
+        return Message(header: header, questions: questions, answers: answers, authorities: authorities,
+                       additionals: additionals, edns: edns)
     }
 
     static func readSection(_ section: WireError.Section, count: Int, from reader: inout WireReader,
@@ -175,25 +180,28 @@ extension Message {
     /// something is missing); otherwise every record that fits stays, TC telling the rest.
     static func writeSection(_ records: [ResourceRecord], into writer: inout WireWriter,
                              limit: Int, wholeRRsets: Bool) -> (written: Int, truncated: Bool) {
-        var written = 0
-        var rrsetStart = (offset: writer.count, count: 0)
-        for index in records.indices {
-            if wholeRRsets && index > 0 && !records[index].isSameRRset(as: records[index - 1]) {
-                rrsetStart = (writer.count, written)
-            }
-            let mark = writer.count
-            records[index].encode(into: &writer)
-            if writer.count > limit {
-                if wholeRRsets {
-                    writer.rollBack(to: rrsetStart.offset)
-                    return (rrsetStart.count, true)
+        // Through the buffer, each record is borrowed where it lies instead of copied out first.
+        records.withUnsafeBufferPointer { records in
+            var written = 0
+            var rrsetStart = (offset: writer.count, count: 0)
+            for index in records.indices {
+                if wholeRRsets && index > 0 && !records[index].isSameRRset(as: records[index - 1]) {
+                    rrsetStart = (writer.count, written)
                 }
-                writer.rollBack(to: mark)
-                return (written, true)
+                let mark = writer.count
+                ResourceRecord.encode(records.baseAddress! + index, into: &writer)
+                if writer.count > limit {
+                    if wholeRRsets {
+                        writer.rollBack(to: rrsetStart.offset)
+                        return (rrsetStart.count, true)
+                    }
+                    writer.rollBack(to: mark)
+                    return (written, true)
+                }
+                written += 1
             }
-            written += 1
+            return (written, false)
         }
-        return (written, false)
     }
 
     /// Encodes into a new array (convenience; servers reuse a `WireWriter`).

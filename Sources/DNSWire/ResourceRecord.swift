@@ -19,15 +19,20 @@ public struct ResourceRecord: Hashable, Sendable, CustomStringConvertible {
         type == other.type && recordClass == other.recordClass && name == other.name
     }
 
-    public func encode(into writer: inout WireWriter) {
-        writer.writeName(name)
-        writer.writeUInt16(type.rawValue)
-        writer.writeUInt16(recordClass.rawValue)
-        writer.writeUInt32(ttl)
+    /// Encodes the record where it lies, field by field, without copying it out first.
+    static func encode(_ record: UnsafePointer<ResourceRecord>, into writer: inout WireWriter) {
+        writer.writeName(record.pointee.name)
+        writer.writeUInt16(record.pointee.data.type.rawValue)
+        writer.writeUInt16(record.pointee.recordClass.rawValue)
+        writer.writeUInt32(record.pointee.ttl)
         let lengthOffset = writer.count
         writer.writeUInt16(0)
-        data.encode(into: &writer)
+        record.pointee.data.encode(into: &writer)
         writer.setUInt16(UInt16(writer.count - lengthOffset - 2), at: lengthOffset)
+    }
+
+    public func encode(into writer: inout WireWriter) {
+        withUnsafePointer(to: self) { Self.encode($0, into: &writer) }
     }
 
     /// Zone-file presentation: `owner TTL CLASS TYPE RDATA`, single spaces. Unknown types and

@@ -101,21 +101,15 @@ public struct WireReader: ~Copyable {
         let bytes = self.bytes
         let start = offset
         let limit = self.limit
-        let result: Result<(Int, [UInt8]), WireError> = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buffer in
+        let (end, storage) = try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) {
+            (buffer) throws(WireError) -> (Int, [UInt8]) in
             var count = 0
-            do throws(WireError) {
-                let end = try Self.walkName(in: bytes, at: start, limit: limit) { label in
-                    for byte in label {
-                        buffer[count] = byte
-                        count += 1
-                    }
-                }
-                return .success((end, Array(UnsafeBufferPointer(rebasing: buffer[0..<count]))))
-            } catch {
-                return .failure(error)
+            let end = try Self.walkName(in: bytes, at: start, limit: limit) { label in
+                UnsafeMutableRawPointer(buffer.baseAddress! + count).copyMemory(from: label.baseAddress!, byteCount: label.count)
+                count += label.count
             }
+            return (end, Array(UnsafeBufferPointer(rebasing: buffer[0..<count])))
         }
-        let (end, storage) = try result.get()
         offset = end
         return DomainName(uncheckedStorage: storage, isAbsolute: true)
     }

@@ -19,6 +19,13 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
     var targets: UnsafeMutablePointer<UInt16>
     var targetCount: Int
     static let maxTargets = 1024
+    /// The last few whole names written with compression, by their storage, and the offset they
+    /// start at. A name sharing that storage (a decoded message's owners share the question's, a
+    /// zone's records share their owner's) becomes a pointer without any search. The storage is
+    /// held while it is remembered, so it cannot be freed and reused for other bytes.
+    var recentNames: UnsafeMutablePointer<(storage: [UInt8], offset: Int)>
+    var recentNext: Int
+    static let recentCount = 4
 
     public init(capacity: Int = 512) {
         self.capacity = max(capacity, 64)
@@ -26,17 +33,29 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
         count = 0
         targets = .allocate(capacity: Self.maxTargets)
         targetCount = 0
+        recentNames = .allocate(capacity: Self.recentCount)
+        recentNames.initialize(repeating: ([], -1), count: Self.recentCount)
+        recentNext = 0
     }
 
     deinit {
         buffer.deallocate()
         targets.deallocate()
+        recentNames.deinitialize(count: Self.recentCount)
+        recentNames.deallocate()
     }
 
     /// Empties the writer, keeping its buffers.
     public mutating func reset() {
         count = 0
         targetCount = 0
+        forgetRecentNames(from: 0)
+    }
+
+    mutating func forgetRecentNames(from offset: Int) {
+        for i in 0..<Self.recentCount where recentNames[i].offset >= offset {
+            recentNames[i] = ([], -1)
+        }
     }
 
     /// A copy of the bytes written.
@@ -108,20 +127,27 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
         precondition(offset >= 0 && offset <= count, "rollBack beyond the written bytes")
         count = offset
         while targetCount > 0 && Int(targets[targetCount - 1]) >= offset { targetCount -= 1 }
+        forgetRecentNames(from: offset)
     }
 
     /// Writes a name (a relative name is written as if absolute). With `compress`, the longest
     /// suffix already in the message becomes a pointer and the labels written out become targets
     /// for later names; without it (the SRV target) the name is neither compressed nor a target.
     public mutating func writeName(_ name: DomainName, compress: Bool = true) {
+        if compress && !name.storage.isEmpty, let offset = recentOffset(of: name.storage) {
+            writeUInt16(0xC000 | UInt16(offset))
+            return
+        }
         name.storage.withUnsafeBufferPointer { storage in
             reserve(storage.count + 1)
             // Only names completed before this one are searched: this name's own labels are not
             // terminated yet while it is being written.
             let searchable = targetCount
+            let start = count
             var i = 0
             while i < storage.count {
                 if compress, let target = findSuffix(storage, from: i, among: searchable) {
+                    remember(name.storage, at: i == 0 ? Int(target) : start)
                     writeUInt16(0xC000 | target)
                     return
                 }
@@ -136,7 +162,27 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
             }
             buffer[count] = 0
             count += 1
+            if compress { remember(name.storage, at: start) }
         }
+    }
+
+    /// Where a name with this very storage was written, if it is one of the last few.
+    func recentOffset(of storage: [UInt8]) -> Int? {
+        storage.withUnsafeBufferPointer { mine in
+            for r in 0..<Self.recentCount where recentNames[r].offset >= 0 {
+                let same = recentNames[r].storage.withUnsafeBufferPointer { theirs in
+                    theirs.baseAddress == mine.baseAddress && theirs.count == mine.count
+                }
+                if same { return recentNames[r].offset }
+            }
+            return nil
+        }
+    }
+
+    mutating func remember(_ storage: [UInt8], at offset: Int) {
+        guard !storage.isEmpty, offset < 0x4000 else { return }
+        recentNames[recentNext] = (storage, offset)
+        recentNext = (recentNext + 1) % Self.recentCount
     }
 
     /// Finds an earlier position whose name equals `storage[from...]` (ignoring ASCII case).

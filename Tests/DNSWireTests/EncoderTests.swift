@@ -45,6 +45,34 @@ func response(_ question: String, _ type: RecordType = .a) -> Message {
         #expect(bytes.count == 12 + 9 + (2 + 10 + embedded.count) + (2 + 10 + embedded.count))
     }
 
+    /// The writer remembers the last names it wrote by their storage: the same name again is a
+    /// pointer at once, but never to bytes a roll-back removed, nor across a reset.
+    @Test func rememberedNamesNeverPointAtRemovedBytes() {
+        let shared = name("web.default.svc.cluster.local.")
+        let wire: [UInt8] = [3] + Array("web".utf8) + [7] + Array("default".utf8) + [3] + Array("svc".utf8)
+            + [7] + Array("cluster".utf8) + [5] + Array("local".utf8) + [0]
+        var writer = WireWriter()
+        writer.writeUInt16(0xAAAA)
+        writer.writeName(shared)
+        writer.writeName(shared)
+        #expect(writer.bytes == [0xAA, 0xAA] + wire + [0xC0, 0x02])
+
+        writer.rollBack(to: 2)
+        writer.writeUInt32(0xBBBB_BBBB)
+        writer.writeName(shared)
+        #expect(writer.bytes == [0xAA, 0xAA, 0xBB, 0xBB, 0xBB, 0xBB] + wire)
+
+        // A name compressed against an earlier suffix is remembered where its own bytes start.
+        let child = name("api.web.default.svc.cluster.local.")
+        writer.writeName(child)
+        writer.writeName(child)
+        #expect(Array(writer.bytes.suffix(8)) == [3] + Array("api".utf8) + [0xC0, 0x06, 0xC0, UInt8(6 + wire.count)])
+
+        writer.reset()
+        writer.writeName(shared)
+        #expect(writer.bytes == wire)
+    }
+
     @Test func namesInsideKnownRDATAAreCompressed() throws {
         var m = response("example.com.", .mx)
         m.answers = [ResourceRecord(name: name("example.com."), ttl: 5, data: .mx(MX(preference: 10, exchange: name("mail.example.com."))))]
