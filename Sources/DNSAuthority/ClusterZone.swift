@@ -4,7 +4,15 @@ import NetAddress
 public import ServiceRegistry
 
 /// The cluster zone (the Kubernetes DNS specification, schema 1.1.0, as CoreDNS's kubernetes
-/// plugin answers it): every name that exists, with its records and its pre-encoded answers.
+/// plugin answers it).
+///
+/// What it keeps is small: the pre-encoded answers of every name (`compiled`, the fast path and
+/// the only copy of the zone's records), and for each service the registry objects its names
+/// were compiled from (`sources`, shared with the registry's own storage). A service's records
+/// are derived from those objects when they are needed: to compile its names when it changes,
+/// to answer a question the fast path leaves to the general path, and to know which names to
+/// take back when it changes again. Reverse names are an index of addresses to the services
+/// that name them.
 ///
 /// It is an immutable value built from persistent maps, and it is updated incrementally: a
 /// registry change recompiles only the services it touched (`updated(with:snapshot:)`), in
@@ -21,15 +29,16 @@ public struct ClusterZone: Authority {
 
     /// The apex's own names (SOA, NS and its address, dns-version, svc, pod).
     let base: [DomainName: Node]
-    /// Names contributed by services, namespaces and their empty non-terminals.
-    var nodes: TreeDictionary<DomainName, Node> = [:]
-    /// What each service contributed, to take it back when the service changes.
-    var fragments: TreeDictionary<ObjectKey, Fragment> = [:]
+    /// Each service as its names were last compiled. The registry's snapshot cannot stand in
+    /// for it: the snapshot given with a batch of events may already hold later changes whose
+    /// events are still to come, and those services' compiled names must be taken back from
+    /// what they were compiled from.
+    var sources: TreeDictionary<ObjectKey, Source> = [:]
     /// Services and Namespace objects per namespace: `<ns>.svc` exists while it is above zero.
     var namespaceUses: TreeDictionary<String, Int> = [:]
     var namespaceObjects: Set<String> = []
-    /// Reverse names: cluster-IP PTRs win over endpoint PTRs.
-    var pointers: TreeDictionary<DomainName, PointerSet> = [:]
+    /// The services that give an address a PTR name (cluster IPs win over endpoints).
+    var reverse: TreeDictionary<IPAddress, ReverseSources> = [:]
     /// Pod IPs, per pod and per namespace (for `--pods verified`).
     var podAddresses: TreeDictionary<ObjectKey, [IPAddress]> = [:]
     var podIPs: TreeDictionary<String, TreeDictionary<IPAddress, Int>> = [:]
@@ -37,7 +46,7 @@ public struct ClusterZone: Authority {
     var aliases: Set<DomainName> = []
     /// Pre-encoded answers by name, for the fast path (see `CompiledZone`).
     var compiled = CompiledZone()
-    /// Set while a whole snapshot is loaded: `compileName` leaves the names for the end.
+    /// Set while a whole snapshot is loaded: names are compiled straight into a table at the end.
     private var compilationDeferred = false
     /// The apex and `pod.<zone>` in lower-cased wire form, without the final zero (fast path).
     let apexKey: [UInt8]
@@ -52,31 +61,42 @@ public struct ClusterZone: Authority {
         var glue = RecordSets()
     }
 
-    struct Fragment: Sendable {
-        var names: [DomainName] = []
-        var namespace: String
-        var pointers: [Pointer] = []
-        var alias: DomainName? = nil
+    /// A service and its endpoints as the registry gave them (their storage is the registry's).
+    final class Source: Sendable {
+        let service: Service
+        let endpoints: ServiceEndpoints?
+        init(service: Service, endpoints: ServiceEndpoints?) {
+            self.service = service
+            self.endpoints = endpoints
+        }
+        var namespace: String { service.metadata.namespace }
     }
 
-    /// A PTR a service contributes: reverse name, target, and whether it is a cluster IP's.
+    /// A PTR a service contributes: reverse name's address, target, and whether it is a cluster IP's.
     struct Pointer: Sendable {
-        var name: DomainName
+        var address: IPAddress
         var target: DomainName
         var isClusterIP: Bool
     }
 
-    /// The PTR targets of one reverse name (records are made when asked: they are the same
-    /// but for the target, and 110,000 of them at 10,000 services).
-    struct PointerSet: Sendable {
-        var clusterIP: [DomainName] = []
-        var endpoints: [DomainName] = []
-        /// In a fixed order, whatever order the services were applied in.
-        func records(owner: DomainName, ttl: UInt32) -> [ResourceRecord] {
-            (clusterIP.isEmpty ? endpoints : clusterIP).sorted { $0.description < $1.description }
-                .map { ResourceRecord(name: owner, ttl: ttl, data: .ptr($0)) }
+    /// The services naming one address; almost always one, so it is kept inline.
+    struct ReverseSources: Sendable {
+        var first: Source
+        var more: [Source] = []
+
+        var all: [Source] { [first] + more }
+
+        /// Without `source`; nil when none is left.
+        func removing(_ source: Source) -> ReverseSources? {
+            let rest = all.filter { $0 !== source }
+            guard let head = rest.first else { return nil }
+            return ReverseSources(first: head, more: Array(rest.dropFirst()))
         }
-        var isEmpty: Bool { clusterIP.isEmpty && endpoints.isEmpty }
+
+        func adding(_ source: Source) -> ReverseSources {
+            if first === source || more.contains(where: { $0 === source }) { return self }
+            return ReverseSources(first: first, more: more + [source])
+        }
     }
 
     public static let maxCNAMEChain = 8
@@ -110,18 +130,33 @@ public struct ClusterZone: Authority {
     /// The zone of a whole snapshot.
     public init(snapshot: RegistrySnapshot, configuration: ClusterConfiguration) {
         self.init(configuration: configuration)
-        // Names are compiled once each at the end, straight into the table, rather than one
-        // change at a time (which would leave the change map's memory behind as garbage).
+        // Every service is registered first (an ExternalName's answer may take its records from
+        // another service), then every name is compiled once, straight into a new table.
         compilationDeferred = true
         for case .namespace(let ns) in snapshot.list(.namespace) { namespaceObjects.insert(ns.metadata.name) }
         for namespace in namespaceObjects { adjustNamespace(namespace, by: 1) }
         for case .pod(let pod) in snapshot.list(.pod) { setPod(pod.key, pod.status.podIPs.compactMap(IPAddress.init)) }
-        for service in snapshot.services { replaceService(service.key, in: snapshot, recompileAliases: false) }
-        compilationDeferred = false
-        let zone = self
-        compiled = CompiledZone(names: Array(base.keys) + Array(nodes.keys)) { name in
-            CompiledZone.answers(for: name, node: zone.base[name] ?? zone.nodes[name]!, in: zone)
+        for service in snapshot.services {
+            sources[service.key] = Source(service: service, endpoints: snapshot.endpoints(of: service.key))
+            adjustNamespace(service.metadata.namespace, by: 1)
         }
+        compilationDeferred = false
+        var builder = CompiledZone.Builder()
+        for name in base.keys { builder.add(name, answers: CompiledZone.answers(for: name, node: base[name]!, in: self)) }
+        for namespace in namespaceUses.keys {
+            for name in namespaceNames(namespace) {
+                builder.add(name, answers: CompiledZone.answers(for: name, node: Node(), in: self))
+            }
+        }
+        for source in sources.values {
+            let fragment = fragment(of: source)
+            for pointer in fragment.pointers { addReverse(pointer.address, source) }
+            if let alias = fragment.alias { aliases.insert(alias) }
+            for (name, node) in fragment.nodes {
+                builder.add(name, answers: CompiledZone.answers(for: name, node: node, in: self, overlay: fragment.nodes))
+            }
+        }
+        compiled = builder.finish()
         isLoaded = snapshot.isLoaded
     }
 
@@ -156,12 +191,15 @@ public struct ClusterZone: Authority {
 
     // MARK: Lookup
 
-    public func lookup(_ question: Question) -> Lookup {
+    public func lookup(_ question: Question) -> Lookup { lookup(question, overlay: [:]) }
+
+    /// The lookup, with the names of `overlay` (a service being compiled) found there first.
+    func lookup(_ question: Question, overlay: [DomainName: Node]) -> Lookup {
         var answer: [ResourceRecord] = []
         var name = question.name
         var seen = Set<DomainName>()
         while true {
-            guard let node = node(for: name) else {
+            guard let node = overlay[name] ?? node(for: name) else {
                 return isLoaded ? .nameError(soa: soa, answer: answer) : .serverFailure
             }
             if question.type != .cname, let cname = node.records[.cname]?.first, case .cname(let target) = cname.data {
@@ -190,14 +228,27 @@ public struct ClusterZone: Authority {
         }
     }
 
-    /// The node of a name, including the pod names synthesised at lookup.
+    /// The node of a name: the apex's names, a namespace's, a service's (derived from its
+    /// source), or a pod name synthesised at lookup.
     func node(for name: DomainName) -> Node? {
-        if let node = base[name] ?? nodes[name] { return node }
+        if let node = base[name] { return node }
+        let svcDepth = name.labelCount - svcZone.labelCount
+        if svcDepth >= 1, name.isSubdomain(of: svcZone) {
+            let labels = name.labels
+            let namespace = String(decoding: labels[svcDepth - 1], as: UTF8.self).lowercased()
+            if svcDepth == 1 { return (namespaceUses[namespace] ?? 0) > 0 ? Node() : nil }
+            let service = String(decoding: labels[svcDepth - 2], as: UTF8.self).lowercased()
+            guard let source = sources[ObjectKey(.service, namespace: namespace, name: service)] else { return nil }
+            return fragment(of: source).nodes[name]
+        }
+        guard configuration.pods != .disabled, name.isSubdomain(of: podZone) else { return nil }
+        let podDepth = name.labelCount - podZone.labelCount
+        guard podDepth == 1 || podDepth == 2 else { return nil }
+        let labels = name.labels
+        let namespace = String(decoding: labels[podDepth - 1], as: UTF8.self).lowercased()
+        if podDepth == 1 { return (namespaceUses[namespace] ?? 0) > 0 ? Node() : nil }
         // a-b-c-d.<ns>.pod.<zone>
-        guard configuration.pods != .disabled, name.labelCount == podZone.labelCount + 2,
-              name.isSubdomain(of: podZone), let first = name.labels.first else { return nil }
-        guard let ip = IPAddress.fromDashed(String(decoding: first, as: UTF8.self)) else { return nil }
-        let namespace = String(decoding: name.labels[1], as: UTF8.self).lowercased()
+        guard let ip = IPAddress.fromDashed(String(decoding: labels[0], as: UTF8.self)) else { return nil }
         switch configuration.pods {
         case .verified:
             guard podIPs[namespace]?[ip] != nil else { return nil }
@@ -215,29 +266,64 @@ public struct ClusterZone: Authority {
     /// PTR records for a reverse name; `.nameError` for an unknown address inside the service
     /// CIDRs; nil when the name is not ours to answer.
     public func reverseLookup(_ question: Question) -> Lookup? {
-        if let set = pointers[question.name], !set.isEmpty {
-            return question.type == .ptr || question.type == .any ? .answer(set.records(owner: question.name, ttl: configuration.ttl), additional: []) : .noData(soa: soa)
+        guard let ip = IPAddress.fromReverseName(question.name) else { return nil }
+        if let named = reverse[ip] {
+            guard question.type == .ptr || question.type == .any else { return .noData(soa: soa) }
+            var clusterIP: [DomainName] = []
+            var endpoints: [DomainName] = []
+            for source in named.all {
+                for pointer in fragment(of: source).pointers where pointer.address == ip {
+                    if pointer.isClusterIP { clusterIP.append(pointer.target) } else { endpoints.append(pointer.target) }
+                }
+            }
+            // In a fixed order, whatever order the services were applied in.
+            let records = (clusterIP.isEmpty ? endpoints : clusterIP).sorted { $0.description < $1.description }
+                .map { ResourceRecord(name: question.name, ttl: configuration.ttl, data: .ptr($0)) }
+            return .answer(records, additional: [])
         }
-        guard let ip = IPAddress.fromReverseName(question.name),
-              configuration.serviceCIDRs.contains(where: { $0.contains(ip) }) else { return nil }
+        guard configuration.serviceCIDRs.contains(where: { $0.contains(ip) }) else { return nil }
         return isLoaded ? .nameError(soa: soa, answer: []) : .serverFailure
+    }
+
+    /// Every name of the zone but the synthesised pod names, with its node.
+    func forEachName(_ body: (DomainName, Node) -> Void) {
+        for (name, node) in base { body(name, node) }
+        for namespace in namespaceUses.keys {
+            for name in namespaceNames(namespace) { body(name, Node()) }
+        }
+        for source in sources.values {
+            for (name, node) in fragment(of: source).nodes { body(name, node) }
+        }
     }
 
     /// Every record of the zone, in canonical order (for a zone transfer).
     public var allRecords: [ResourceRecord] {
-        var names = Array(base.keys) + Array(nodes.keys)
-        names.sort()
-        return names.flatMap { name -> [ResourceRecord] in
-            let node = base[name] ?? nodes[name]!
-            return node.records.all
-        }
+        var nodes: [(DomainName, Node)] = []
+        forEachName { nodes.append(($0, $1)) }
+        nodes.sort { $0.0 < $1.0 }
+        return nodes.flatMap { $0.1.records.all }
     }
 
     // MARK: Incremental building
 
+    /// A service's names, records and reverse names, derived from its source.
+    func fragment(of source: Source) -> FragmentBuilder {
+        var fragment = FragmentBuilder(zone: self, namespace: source.namespace)
+        fragment.add(source.service, endpoints: source.endpoints)
+        return fragment
+    }
+
+    /// `<ns>.svc.<zone>`, and `<ns>.pod.<zone>` unless pods are disabled.
+    func namespaceNames(_ namespace: String) -> [DomainName] {
+        var names: [DomainName] = []
+        if let n = try? svcZone.prepending(label: Array(namespace.utf8)) { names.append(n) }
+        if configuration.pods != .disabled, let n = try? podZone.prepending(label: Array(namespace.utf8)) { names.append(n) }
+        return names
+    }
+
     mutating func compileName(_ name: DomainName) {
         guard !compilationDeferred else { return }
-        if let node = base[name] ?? nodes[name] {
+        if let node = node(for: name) {
             compiled.set(name, answers: CompiledZone.answers(for: name, node: node, in: self))
         } else {
             compiled.remove(name)
@@ -246,6 +332,14 @@ public struct ClusterZone: Authority {
 
     mutating func recompileAliases() {
         for alias in aliases { compileName(alias) }
+    }
+
+    mutating func addReverse(_ ip: IPAddress, _ source: Source) {
+        reverse[ip] = reverse[ip]?.adding(source) ?? ReverseSources(first: source)
+    }
+
+    mutating func removeReverse(_ ip: IPAddress, _ source: Source) {
+        reverse[ip] = reverse[ip]?.removing(source)
     }
 
     mutating func setPod(_ key: ObjectKey, _ addresses: [IPAddress]) {
@@ -264,50 +358,34 @@ public struct ClusterZone: Authority {
         let after = before + delta
         namespaceUses[namespace] = after > 0 ? after : nil
         guard (before > 0) != (after > 0) else { return }
-        var names: [DomainName] = []
-        if let n = try? svcZone.prepending(label: Array(namespace.utf8)) { names.append(n) }
-        if configuration.pods != .disabled, let n = try? podZone.prepending(label: Array(namespace.utf8)) { names.append(n) }
-        for name in names {
-            nodes[name] = after > 0 ? (nodes[name] ?? Node()) : nil
-            compileName(name)
-        }
+        for name in namespaceNames(namespace) { compileName(name) }
     }
 
     /// Takes back what a service contributed and adds what it contributes now.
     mutating func replaceService(_ key: ObjectKey, in snapshot: RegistrySnapshot, recompileAliases: Bool = true) {
-        var touched = Set<DomainName>()
-        if let old = fragments[key] {
-            for name in old.names {
-                nodes[name] = nil
-                touched.insert(name)
-            }
-            for pointer in old.pointers {
-                var set = pointers[pointer.name] ?? PointerSet()
-                if pointer.isClusterIP { set.clusterIP.removeAll { $0 == pointer.target } } else { set.endpoints.removeAll { $0 == pointer.target } }
-                pointers[pointer.name] = set.isEmpty ? nil : set
-            }
-            if let alias = old.alias { aliases.remove(alias) }
-            fragments[key] = nil
+        var removed = Set<DomainName>()
+        if let old = sources[key] {
+            let fragment = fragment(of: old)
+            removed.formUnion(fragment.nodes.keys)
+            for pointer in fragment.pointers { removeReverse(pointer.address, old) }
+            if let alias = fragment.alias { aliases.remove(alias) }
+            sources[key] = nil
             adjustNamespace(old.namespace, by: -1)
         }
         if let service = snapshot.service(namespace: key.namespace, name: key.name) {
-            var fragment = FragmentBuilder(zone: self, namespace: key.namespace)
-            fragment.add(service, endpoints: snapshot.endpoints(of: key))
-            for (name, node) in fragment.nodes {
-                nodes[name] = node
-                touched.insert(name)
-            }
-            for pointer in fragment.pointers {
-                var set = pointers[pointer.name] ?? PointerSet()
-                if pointer.isClusterIP { set.clusterIP.append(pointer.target) } else { set.endpoints.append(pointer.target) }
-                pointers[pointer.name] = set
-            }
-            if let alias = fragment.alias { aliases.insert(alias) }
-            fragments[key] = Fragment(names: Array(fragment.nodes.keys), namespace: key.namespace,
-                                      pointers: fragment.pointers, alias: fragment.alias)
+            let source = Source(service: service, endpoints: snapshot.endpoints(of: key))
+            sources[key] = source
             adjustNamespace(key.namespace, by: 1)
+            let fragment = fragment(of: source)
+            for pointer in fragment.pointers { addReverse(pointer.address, source) }
+            if let alias = fragment.alias { aliases.insert(alias) }
+            for (name, node) in fragment.nodes {
+                removed.remove(name)
+                compiled.set(name, answers: CompiledZone.answers(for: name, node: node, in: self, overlay: fragment.nodes))
+            }
         }
-        for name in touched { compileName(name) }
+        // A service's names are its own: one it no longer has exists nowhere else.
+        for name in removed { compiled.remove(name) }
         if recompileAliases { self.recompileAliases() }
     }
 }
@@ -377,7 +455,7 @@ struct FragmentBuilder {
             if let primary = names.first {
                 endpointNames.append((endpoint, primary))
                 for ip in endpoint.addresses {
-                    pointers.append(.init(name: ip.reverseName, target: primary, isClusterIP: false))
+                    pointers.append(.init(address: ip, target: primary, isClusterIP: false))
                 }
             }
         }
@@ -393,7 +471,7 @@ struct FragmentBuilder {
         } else {
             for ip in spec.clusterIPs.compactMap(IPAddress.init) {
                 add(ResourceRecord(name: name, ttl: ttl, data: addressData(ip)), under: name)
-                pointers.append(.init(name: ip.reverseName, target: name, isClusterIP: true))
+                pointers.append(.init(address: ip, target: name, isClusterIP: true))
             }
             addSRV(name: name, ports: spec.ports, endpoints: nil)
             ensure(name, under: name)

@@ -51,14 +51,20 @@ struct CompiledZone: Sendable {
     init() {}
 
     /// A zone compiled whole: the table built directly, each name given once.
-    init(names: some Sequence<DomainName>, answers: (DomainName) -> [Answer]) {
-        var builder = Table.Builder(expectedCount: 1024, arenaBytes: 1 << 16)
-        for name in names {
+    struct Builder {
+        private var table = Table.Builder(expectedCount: 1024, arenaBytes: 1 << 16)
+
+        mutating func add(_ name: DomainName, answers: [Answer]) {
             let key = name.lookupKey
-            let entry = Self.encode(answers(name))
-            key.withUnsafeBytes { key in entry.withUnsafeBytes { builder.add(key: key, entry: $0) } }
+            let entry = CompiledZone.encode(answers)
+            key.withUnsafeBytes { key in entry.withUnsafeBytes { table.add(key: key, entry: $0) } }
         }
-        table = builder.finish()
+
+        consuming func finish() -> CompiledZone {
+            var zone = CompiledZone()
+            zone.table = table.finish()
+            return zone
+        }
     }
 
     mutating func set(_ name: DomainName, answers: [Answer]) {
@@ -334,13 +340,15 @@ struct CompiledZone: Sendable {
     // MARK: Compiling one name
 
     /// Pre-encodes the answers of one name for every compiled type it answers.
-    static func answers(for name: DomainName, node: ClusterZone.Node, in zone: ClusterZone) -> [Answer] {
+    /// `overlay`: the names of the service being compiled, found there before the zone.
+    static func answers(for name: DomainName, node: ClusterZone.Node, in zone: ClusterZone,
+                        overlay: [DomainName: ClusterZone.Node] = [:]) -> [Answer] {
         var list: [Answer] = []
         var writer = WireWriter(capacity: 512)
         let isCNAME = node.records.contains(type: .cname)
         for type in compiledTypes where isCNAME || node.records.contains(type: type) {
             let question = Question(name: name, type: type)
-            let lookup = zone.lookup(question)
+            let lookup = zone.lookup(question, overlay: overlay)
             guard case .answer = lookup else { continue }
             var message = Message(header: Header(isResponse: true), questions: [question])
             Responder.fill(&message, with: lookup, question: question)
