@@ -38,12 +38,22 @@ public enum Manifest {
         ("discovery.k8s.io/v1", "EndpointSlice"), ("v1", "List"),
     ]
 
-    /// Reads every document of `text`; each valid one decodes and validates on its own.
+    /// Reads every document of `text`; each valid one decodes and validates on its own. A file
+    /// that is not valid YAML gives its one error and no objects. Documents are parsed and
+    /// decoded one at a time, so only one document's YAML tree is held at once (a 10 MB
+    /// manifest's whole tree is some 100 MB, and the objects decoded among it would keep the
+    /// freed heap around them resident).
     public static func decode(_ text: String, file: String = "<manifest>") -> [ManifestEntry] {
-        var nodes: [Yams.Node] = []
+        var entries: [ManifestEntry] = []
         do {
             let parser = try Yams.Parser(yaml: text, resolver: .basic)
-            while let node = try parser.nextRoot() { nodes.append(node) }
+            var index = 0
+            while let node = try parser.nextRoot() {
+                index += 1
+                let document = ManifestNode(node)
+                if case .scalar(_, .null, _) = document { continue }  // an empty document between `---`
+                entries += decodeDocument(document, file: file, document: index)
+            }
         } catch let error as YamlError {
             let (line, column, reason) = describe(error)
             return [ManifestEntry(file: file, document: 1, line: line,
@@ -53,12 +63,6 @@ public enum Manifest {
             return [ManifestEntry(file: file, document: 1, line: 0,
                                   result: .failure(ManifestError(file: file, document: 1, line: 0, column: 0,
                                                                  message: "not valid YAML or JSON: \(error)")))]
-        }
-        var entries: [ManifestEntry] = []
-        for (index, node) in nodes.enumerated() {
-            let document = ManifestNode(node)
-            if case .scalar(_, .null, _) = document { continue }  // an empty document between `---`
-            entries += decodeDocument(document, file: file, document: index + 1)
         }
         return entries
     }
