@@ -61,15 +61,25 @@ public struct ClusterZone: Authority {
         var glue = RecordSets()
     }
 
-    /// A service and its endpoints as the registry gave them (their storage is the registry's).
+    /// A service and its endpoints as the registry gave them: two references to the registry's
+    /// own boxes (its objects are an indirect enum, its endpoints one box each), so a service
+    /// costs the zone some 50 bytes here.
     final class Source: Sendable {
-        let service: Service
+        private let object: RegistryObject
         let endpoints: ServiceEndpoints?
-        init(service: Service, endpoints: ServiceEndpoints?) {
-            self.service = service
+
+        init?(_ object: RegistryObject?, endpoints: ServiceEndpoints?) {
+            guard let object, case .service = object else { return nil }
+            self.object = object
             self.endpoints = endpoints
         }
-        var namespace: String { service.metadata.namespace }
+
+        var service: Service {
+            guard case .service(let service) = object else { preconditionFailure("a source is a service") }
+            return service
+        }
+
+        var namespace: String { object.key.namespace }
     }
 
     /// A PTR a service contributes: reverse name's address, target, and whether it is a cluster IP's.
@@ -176,9 +186,10 @@ public struct ClusterZone: Authority {
         for case .namespace(let ns) in snapshot.list(.namespace) { namespaceObjects.insert(ns.metadata.name) }
         for namespace in namespaceObjects { adjustNamespace(namespace, by: 1) }
         for case .pod(let pod) in snapshot.list(.pod) { setPod(pod.key, pod.status.podIPs.compactMap(IPAddress.init)) }
-        for service in snapshot.services {
-            sources[service.key] = Source(service: service, endpoints: snapshot.endpoints(of: service.key))
-            adjustNamespace(service.metadata.namespace, by: 1)
+        for object in snapshot.list(.service) {
+            guard let source = Source(object, endpoints: snapshot.endpoints(of: object.key)) else { continue }
+            sources[object.key] = source
+            adjustNamespace(source.namespace, by: 1)
         }
         compilationDeferred = false
         var builder = CompiledZone.Builder()
@@ -404,8 +415,7 @@ public struct ClusterZone: Authority {
             sources[key] = nil
             adjustNamespace(old.namespace, by: -1)
         }
-        if let service = snapshot.service(namespace: key.namespace, name: key.name) {
-            let source = Source(service: service, endpoints: snapshot.endpoints(of: key))
+        if let source = Source(snapshot.objects[key], endpoints: snapshot.endpoints(of: key)) {
             sources[key] = source
             adjustNamespace(key.namespace, by: 1)
             let fragment = fragment(of: source)

@@ -331,25 +331,26 @@ extension Registry {
     }
 
     static func computeEndpoints(for key: ObjectKey, in snapshot: RegistrySnapshot, indexes: Indexes) -> ServiceEndpoints? {
-        guard case .service(let service)? = snapshot.objects[key], service.spec.type != .externalName else { return nil }
+        guard let object = snapshot.objects[key], case .service(let service) = object, service.spec.type != .externalName else { return nil }
         if let selector = service.spec.selector, !selector.isEmpty {
-            let pods = indexes.pods[key.namespace, default: []].sorted().compactMap { podKey -> Pod? in
-                if case .pod(let pod)? = snapshot.objects[podKey], EndpointsController.selects(selector, pod.metadata.labels),
-                   !pod.status.podIPs.isEmpty { return pod }
+            let pods = indexes.pods[key.namespace, default: []].sorted().compactMap { podKey -> RegistryObject? in
+                if let object = snapshot.objects[podKey], case .pod(let pod) = object, EndpointsController.selects(selector, pod.metadata.labels),
+                   !pod.status.podIPs.isEmpty { return object }
                 return nil
             }
-            return pods.isEmpty ? nil : ServiceEndpoints(service: key, source: .pods(service, pods))
+            return pods.isEmpty ? nil : ServiceEndpoints(service: key, source: .pods(service: object, pods: pods))
         }
-        let slices = indexes.slices[key, default: []].sorted().compactMap { sliceKey -> EndpointSlice? in
-            if case .endpointSlice(let s)? = snapshot.objects[sliceKey] { return s }
+        let slices = indexes.slices[key, default: []].sorted().compactMap { sliceKey -> RegistryObject? in
+            if let object = snapshot.objects[sliceKey], case .endpointSlice = object { return object }
             return nil
         }
-        if !slices.isEmpty, slices.contains(where: { !$0.endpoints.isEmpty }) {
-            return ServiceEndpoints(service: key, source: .slices(service, slices))
+        if !slices.isEmpty, slices.contains(where: { !$0.asSlice.endpoints.isEmpty }) {
+            return ServiceEndpoints(service: key, source: .slices(service: object, slices: slices))
         }
-        if slices.isEmpty, case .endpoints(let legacy)? = snapshot.objects[ObjectKey(.endpoints, namespace: key.namespace, name: key.name)],
-           legacy.subsets.contains(where: { !$0.addresses.isEmpty || !$0.notReadyAddresses.isEmpty }) {
-            return ServiceEndpoints(service: key, source: .legacy(service, legacy))
+        if slices.isEmpty, let legacy = snapshot.objects[ObjectKey(.endpoints, namespace: key.namespace, name: key.name)],
+           case .endpoints(let endpoints) = legacy,
+           endpoints.subsets.contains(where: { !$0.addresses.isEmpty || !$0.notReadyAddresses.isEmpty }) {
+            return ServiceEndpoints(service: key, source: .legacy(service: object, endpoints: legacy))
         }
         return nil
     }
