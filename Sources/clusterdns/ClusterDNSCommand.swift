@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct ClusterDNSCommand: AsyncParsableCommand {
@@ -8,4 +9,30 @@ struct ClusterDNSCommand: AsyncParsableCommand {
         subcommands: [Serve.self, CheckZone.self, Validate.self, Apply.self, Delete.self, Get.self, Plan.self],
         defaultSubcommand: Serve.self
     )
+
+    static func main() async {
+        limitMallocArenas()
+        await main(nil)
+    }
 }
+
+/// One malloc arena for the whole process, unless the environment chooses (MALLOC_ARENA_MAX, or
+/// GLIBC_TUNABLES). glibc gives threads arenas of their own (up to eight per core), and the
+/// registry is loaded on one thread while the zone is compiled on another: each arena keeps
+/// its own freed memory resident, which `malloc_trim` gives back only in part (at 10,000
+/// services: 86 MB resident against 71 MB with one arena). Queries on the fast path do not
+/// allocate, so the arena's lock is not on their way. Set before any thread but the main one
+/// has allocated; a process that embeds ClusterDNS keeps its own policy.
+func limitMallocArenas() {
+    #if os(Linux)
+    let environment = ProcessInfo.processInfo.environment
+    guard environment["MALLOC_ARENA_MAX"] == nil, !(environment["GLIBC_TUNABLES"] ?? "").contains("arena_max") else { return }
+    _ = glibcMallopt(-8 /* M_ARENA_MAX */, 1)
+    #endif
+}
+
+#if os(Linux)
+/// glibc's `mallopt` (in <malloc.h>, which the Glibc module does not export).
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
