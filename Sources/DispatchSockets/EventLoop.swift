@@ -85,6 +85,9 @@ public final class EventLoop: @unchecked Sendable {
         epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event)
     }
 
+    /// Hands `fd`'s events to another handler, its registration unchanged (no system call).
+    public func reassign(_ fd: Int32, to handler: any EventHandler) { handlers[fd] = handler }
+
     /// Forgets `fd`'s handler; for a descriptor about to be closed (closing removes it from
     /// epoll: no system call needed).
     public func forget(_ fd: Int32) { handlers.removeValue(forKey: fd) }

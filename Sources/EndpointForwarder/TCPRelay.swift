@@ -151,8 +151,9 @@ final class Connector: EventHandler {
         self.fd = fd
         self.backend = backend
         deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeout) * 1_000_000
-        // Writable (or an error) once the connection is made or refused.
-        loop.register(fd, self, events: EPOLLOUT.rawValue | EPOLLET.rawValue)
+        // Writable (or an error) once the connection is made or refused. Registered for what the
+        // relay will want too, so that taking it over costs no system call.
+        loop.register(fd, self, events: relayEvents)
         loop.sweep(self) { [unowned self] in
             if DispatchTime.now().uptimeNanoseconds >= deadline { failed() }
         }
@@ -160,10 +161,9 @@ final class Connector: EventHandler {
 
     func handle(fd: Int32, events: UInt32) {
         guard fd == self.fd, let backend else { return }
-        var error: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
-        if error != 0 {
+        // A refused or unreachable connect reports an error or a hang-up with its writability;
+        // without them it succeeded (no SO_ERROR read: one system call less per connection).
+        if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
             failed()
             return
         }
@@ -171,7 +171,10 @@ final class Connector: EventHandler {
         self.fd = -1
         chooser.health.markHealthy(backend.address)
         chooser.chose(backend, for: clientAddress?.address)
-        Relay(client: client, upstream: fd, loop: loop, stats: stats, idleTimeout: idleTimeout).start()
+        let relay = Relay(client: client, upstream: fd, loop: loop, stats: stats, idleTimeout: idleTimeout)
+        relay.start()
+        // The endpoint may have spoken (or closed) already: this edge is the relay's too.
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 { relay.handle(fd: fd, events: events) }
     }
 
     /// The attempt in progress failed (refused, unreachable, or timed out).
@@ -256,16 +259,15 @@ final class Relay: EventHandler {
 
     func start() {
         stats.active.add(1, ordering: .relaxed)
-        var on: Int32 = 1
-        setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-        loop.modify(upstream, self, events: relayEvents)
+        // The client has TCP_NODELAY from its listening socket; the upstream is registered
+        // for `relayEvents` since its connect.
+        loop.reassign(upstream, to: self)
         loop.register(client, self, events: relayEvents)
         loop.sweep(self) { [unowned self] in
             if DispatchTime.now().uptimeNanoseconds - lastActivity >= idleNanoseconds { close() }
         }
-        // Whatever arrived before registration is read now (edge-triggered).
-        transfer(up)
-        transfer(down)
+        // Nothing is read here: registering the client makes epoll report what it already
+        // holds, so what arrived before comes as its first event.
     }
 
     func handle(fd: Int32, events: UInt32) {
@@ -275,14 +277,18 @@ final class Relay: EventHandler {
         if events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 && sink.isBlocked {
             flush(sink)
         }
-        if !closed && events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
-            transfer(source)
+        let ending = EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue
+        if !closed && events & (EPOLLIN.rawValue | ending) != 0 {
+            transfer(source, untilEmpty: events & ending != 0)
         }
     }
 
     /// Reads from `direction.from` and writes to `direction.to` until the source is empty, the
-    /// destination full, or the stream ended.
-    func transfer(_ direction: Direction) {
+    /// destination full, or the stream ended. A read shorter than the buffer has emptied the
+    /// source: the next arrival is a new edge, so no read is spent learning EAGAIN, unless
+    /// `untilEmpty` (the peer's end of stream was signalled with this edge and must be read
+    /// now, or reads were held back and the edges they had are gone).
+    func transfer(_ direction: Direction, untilEmpty: Bool) {
         if direction.pipe != nil || (direction.moved >= Self.spliceThreshold && openPipe(direction)) {
             spliceTransfer(direction)
             return
@@ -299,6 +305,7 @@ final class Relay: EventHandler {
                         spliceTransfer(direction)
                         return
                     }
+                    if n < buffer.count && !untilEmpty { return }
                     continue
                 }
                 if sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
@@ -399,16 +406,22 @@ final class Relay: EventHandler {
             halfClose(direction)
         } else {
             // Edge-triggered: what waited in the source while we were blocked is read now.
-            transfer(direction)
+            transfer(direction, untilEmpty: true)
         }
     }
 
-    /// The source ended: once its data is written, the destination's write side is shut.
+    /// The source ended: once its data is written, the destination's write side is shut. When
+    /// the other direction is already shut too, closing both sockets sends this FIN (nothing is
+    /// left unread on either: both ends of stream were read), one `shutdown` fewer.
     func halfClose(_ direction: Direction) {
         guard direction.ended, !direction.isBlocked, !direction.shutdownSent else { return }
         direction.shutdownSent = true
+        let other = direction === up ? down : up
+        if other.shutdownSent {
+            close()
+            return
+        }
         shutdown(direction.to, Int32(SHUT_WR))
-        if up.shutdownSent && down.shutdownSent { close() }
     }
 
     func close() {
