@@ -218,6 +218,9 @@ enum ObjectDecoding {
         } else if c["addressType"] == nil {
             r.fail(FieldError("addressType", .required(detail: "")), at: c.pairs.first?.keyPosition ?? .init(line: 0, column: 0))
         }
+        // Exactly as many as written (appending one by one would leave up to half again as
+        // much capacity, at 100,000 endpoints some 1.5 MB the registry keeps).
+        if case .sequence(let items, _)? = c["endpoints"] { slice.endpoints.reserveCapacity(items.count) }
         r.array(c["endpoints"], "endpoints") { r, item, p in
             r.object(item, p, ignored: ["hints", "deprecatedTopology"]) { r, c in
                 var endpoint = EndpointSlice.Endpoint(addresses: r.strings(c["addresses"], "\(p).addresses"))
