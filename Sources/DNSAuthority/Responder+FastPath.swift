@@ -44,11 +44,25 @@ extension Responder {
         // Header and question first; the counts are patched below.
         guard out.write(query[0..<2]), out.write16(0), out.write16(1), out.write16(0), out.write16(0), out.write16(0),
               out.write(query[12..<questionEnd]) else { return nil }
+        var truncated = false
         let found: Bool? = served.zone.compiled.withAnswer(name, type: view.type.rawValue) { found in
             switch found {
             case .answer(let bytes, let answerCounts, let leavesZone):
-                guard !leavesZone, out.write(bytes) else { return nil }
-                counts = answerCounts
+                guard !leavesZone else { return nil }
+                let room = limit - ednsLength - out.count
+                if bytes.count <= room {
+                    guard out.write(bytes) else { return nil }
+                    counts = answerCounts
+                    return true
+                }
+                // Too big (a large headless service over UDP): the answer records that fit and
+                // TC, as the general path cuts (RFC 2181 §9: the client retries over TCP).
+                // When every answer record fits and only the additional section does not,
+                // the general path decides which whole RRsets stay.
+                guard let (length, records) = Self.fittingAnswers(bytes, count: Int(answerCounts.0), room: room),
+                      out.write(bytes[0..<length]) else { return nil }
+                counts = (UInt16(records), 0, 0)
+                truncated = true
                 return true
             case .noData:
                 guard Self.writeSOA(served.zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
@@ -68,12 +82,38 @@ extension Responder {
         }
         // QR, AA, the query's RD and CD, the rcode.
         let queryFlags = view.flags
-        let flags: UInt16 = 0x8400 | (queryFlags & 0x0100) | (recursionAvailable ? 0x0080 : 0) | (queryFlags & 0x0010) | rcode
+        let flags: UInt16 = 0x8400 | (truncated ? 0x0200 : 0) | (queryFlags & 0x0100) | (recursionAvailable ? 0x0080 : 0)
+            | (queryFlags & 0x0010) | rcode
         out.set16(flags, at: 2)
         out.set16(counts.0, at: 6)
         out.set16(counts.1, at: 8)
         out.set16(counts.2, at: 10)
         return out.count
+    }
+
+    /// The length and number of the leading answer records of a pre-encoded answer that fit in
+    /// `room` bytes; nil when all `count` of them fit (what overflows is after them) or the
+    /// bytes do not parse.
+    static func fittingAnswers(_ bytes: UnsafeRawBufferPointer, count: Int, room: Int) -> (length: Int, records: Int)? {
+        var end = 0
+        for record in 0..<count {
+            // The owner: labels up to a zero or a compression pointer.
+            var i = end
+            while true {
+                guard i < bytes.count else { return nil }
+                let length = Int(bytes[i])
+                if length == 0 { i += 1; break }
+                if length & 0xC0 == 0xC0 { i += 2; break }
+                i += 1 + length
+            }
+            // Type, class, TTL, RDLENGTH, RDATA.
+            guard i + 10 <= bytes.count else { return nil }
+            i += 10 + (Int(bytes[i + 8]) << 8 | Int(bytes[i + 9]))
+            guard i <= bytes.count else { return nil }
+            if i > room { return (end, record) }
+            end = i
+        }
+        return nil
     }
 
     /// True when a label starts at `offset` of the wire name in `key`.

@@ -1,5 +1,6 @@
 import DNSAuthority
 import DNSWire
+import ServiceRegistry
 import Testing
 
 /// The pre-encoded fast path answers exactly what the general path answers.
@@ -38,6 +39,49 @@ import Testing
         let query = Message(questions: [Question(name: try DomainName(name), type: type)], edns: EDNS()).encoded()
         let (fast, _) = try both(query)
         #expect(fast != nil)
+    }
+
+    /// A headless service whose answers do not fit a UDP payload: the fast path cuts them as
+    /// the general path does (the answer records that fit, TC), byte for byte.
+    @Test func truncatesLikeTheGeneralPath() throws {
+        var manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: big, namespace: default}\n"
+            + "spec: {clusterIP: None, selector: {app: big}, ports: [{name: http, port: 80}]}\n"
+        for i in 0..<60 {
+            manifest += "---\napiVersion: v1\nkind: Pod\nmetadata: {name: p\(i), namespace: default, labels: {app: big}}\n"
+                + "spec: {containers: [{name: c, ports: [{name: http, containerPort: 80}]}]}\nstatus: {podIP: 10.244.9.\(i + 1)}\n"
+        }
+        let registry = try Registry()
+        for entry in Manifest.decode(manifest) { try registry.apply(try entry.result.get()) }
+        registry.markLoaded()
+        let cluster = ClusterAuthority(configuration: ClusterConfiguration(), snapshot: registry.snapshot())
+        let responder = Responder(catalog: Catalog([cluster]), cluster: cluster)
+        var fastCuts = 0
+        for (name, type) in [("big.default.svc.cluster.local.", RecordType.a), ("_http._tcp.big.default.svc.cluster.local.", .srv),
+                             ("big.default.svc.cluster.local.", .srv)] {
+            for size in [nil, 512, 700, 1232, 4096] as [UInt16?] {
+                for transport in [Responder.Transport.udp, .tcp] {
+                    var query = Message(header: Header(id: 0x0707, isRecursionDesired: true),
+                                        questions: [Question(name: try DomainName(name), type: type)])
+                    query.edns = size.map { EDNS(udpPayloadSize: $0) }
+                    let bytes = query.encoded()
+                    let general = try #require(responder.respond(to: bytes, transport: transport))
+                    var buffer = [UInt8](repeating: 0, count: 65535)
+                    let length = bytes.withUnsafeBytes { q in
+                        buffer.withUnsafeMutableBytes { responder.fastRespond(to: q, into: $0, transport: transport) }
+                    }
+                    let context = "\(name) \(type) size=\(size.map(String.init) ?? "none") \(transport)"
+                    if transport == .udp && type == .a {
+                        #expect(length != nil, "the fast path cuts it: \(context)")
+                    }
+                    if let length { #expect(Array(buffer[0..<length]) == general, "\(context)") }
+                    let decoded = try Message(decoding: general)
+                    if decoded.header.isTruncated && length != nil { fastCuts += 1 }
+                    #expect(transport == .udp || !decoded.header.isTruncated, "\(context)")
+                }
+            }
+        }
+        // A without EDNS, at 512 and 700; SRV at every UDP size.
+        #expect(fastCuts >= 8)
     }
 
     @Test func leavesTheRestToTheGeneralPath() throws {
