@@ -323,7 +323,7 @@ public struct ClusterZone: Authority {
             var clusterIP: [DomainName] = []
             var endpoints: [DomainName] = []
             for source in named {
-                for pointer in fragment(of: source).pointers where pointer.address == ip {
+                for pointer in fragment(of: source, records: false).pointers where pointer.address == ip {
                     if pointer.isClusterIP { clusterIP.append(pointer.target) } else { endpoints.append(pointer.target) }
                 }
             }
@@ -358,8 +358,8 @@ public struct ClusterZone: Authority {
     // MARK: Incremental building
 
     /// A service's names, records and reverse names, derived from its source.
-    func fragment(of source: Source) -> FragmentBuilder {
-        var fragment = FragmentBuilder(zone: self, namespace: source.namespace)
+    func fragment(of source: Source, records: Bool = true) -> FragmentBuilder {
+        var fragment = FragmentBuilder(zone: self, namespace: source.namespace, recordsWanted: records)
         fragment.add(source.service, endpoints: source.endpoints)
         return fragment
     }
@@ -447,11 +447,15 @@ struct FragmentBuilder {
     var nodes: [DomainName: ClusterZone.Node] = [:]
     var pointers: [ClusterZone.Pointer] = []
     var alias: DomainName? = nil
+    /// False: only the PTRs (and the alias) are wanted, not the names and their records (a
+    /// reverse lookup of one address of a large headless service).
+    let recordsWanted: Bool
 
-    init(zone: ClusterZone, namespace: String) {
+    init(zone: ClusterZone, namespace: String, recordsWanted: Bool = true) {
         origin = zone.origin
         ttl = zone.configuration.ttl
         serviceName = try? zone.svcZone.prepending(label: Array(namespace.utf8))
+        self.recordsWanted = recordsWanted
     }
 
     func child(_ label: String, of parent: DomainName) -> DomainName? {
@@ -460,11 +464,13 @@ struct FragmentBuilder {
 
     /// Adds a record; its empty ancestors up to the service's name are this fragment's too.
     mutating func add(_ record: ResourceRecord, under service: DomainName) {
+        guard recordsWanted else { return }
         nodes[record.name, default: .init()].records.append(record)
         ensure(record.name, under: service)
     }
 
     mutating func ensure(_ name: DomainName, under service: DomainName) {
+        guard recordsWanted else { return }
         if nodes[name] == nil { nodes[name] = .init() }
         var current = name.parent
         while let n = current, n != service, n.isSubdomain(of: service) {
@@ -528,6 +534,7 @@ struct FragmentBuilder {
 
     /// `_port._proto.<svc>` per named port, and the bare service name with every port.
     mutating func addSRV(name: DomainName, ports: [Service.Port], endpoints: [(ResolvedEndpoint, DomainName)]?) {
+        guard recordsWanted else { return }
         var bare: [SRVTarget] = []
         for port in ports {
             var targets: [SRVTarget] = []
