@@ -279,7 +279,7 @@ final class ArmedSocket: EventHandler, @unchecked Sendable {
         self.fd = fd
         self.loop = loop
         self.queue = queue
-        loop.execute { [self] in loop.register(fd, self, events: EPOLLIN.rawValue) }
+        loop.executeHere { [self] in loop.register(fd, self, events: EPOLLIN.rawValue) }
     }
 
     func handle(fd: Int32, events: UInt32) {
@@ -299,7 +299,7 @@ final class ArmedSocket: EventHandler, @unchecked Sendable {
     func close() {
         guard !closed else { return }
         closed = true
-        loop.execute { [self] in
+        loop.executeHere { [self] in
             loop.forget(fd)
             Glibc.close(fd)
         }

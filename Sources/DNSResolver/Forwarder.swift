@@ -296,7 +296,10 @@ public final class Forwarder: @unchecked Sendable {
         let exchange = Exchange(query: message.encoded(), id: id, question: question, upstream: upstream.address,
                                 timeout: timeout, queue: queue,
                                 onMismatch: { [self] in mismatchCount.add(1, ordering: .relaxed) }) { [self] result in
-            refill(upstream.address)
+            // The pool is topped up after the answer has gone on (below), here on `queue`: on
+            // the loop's thread when the reply woke it, which then registers the new socket
+            // itself; no other thread is woken for it.
+            defer { refillNow(upstream.address) }
             outstanding.withLock { _ = $0.remove(loopKey) }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             switch result {
@@ -329,12 +332,15 @@ public final class Forwarder: @unchecked Sendable {
 
     /// Tops the pool of `address` up, after the current work on `queue`.
     func refill(_ address: SocketAddress) {
-        queue.async { [self] in
-            guard !stopped else { return }
-            var list = armed[address] ?? []
-            while list.count < Self.armedPerUpstream, let socket = ArmedSocket(upstream: address, loop: loop, queue: queue) { list.append(socket) }
-            armed[address] = list
-        }
+        queue.async { [self] in refillNow(address) }
+    }
+
+    /// Tops the pool of `address` up now; on `queue`.
+    func refillNow(_ address: SocketAddress) {
+        guard !stopped else { return }
+        var list = armed[address] ?? []
+        while list.count < Self.armedPerUpstream, let socket = ArmedSocket(upstream: address, loop: loop, queue: queue) { list.append(socket) }
+        armed[address] = list
     }
 
     /// Starts an exchange and keeps it until it ends; a timer every 10 ms expires the ones past

@@ -56,6 +56,18 @@ public final class EventLoop: @unchecked Sendable {
         thread.start()
     }
 
+    /// The loop's thread, once it runs (pthread_self).
+    let threadID = Atomic<UInt>(0)
+
+    /// Whether the caller is on the loop's thread.
+    public var isCurrent: Bool { threadID.load(ordering: .relaxed) == UInt(pthread_self()) }
+
+    /// Runs `task` now when called on the loop's thread (no wake-up of the loop through its
+    /// eventfd), otherwise hands it over like `execute`.
+    public func executeHere(_ task: @escaping @Sendable () -> Void) {
+        if isCurrent { task() } else { execute(task) }
+    }
+
     /// Runs `task` on the loop's thread.
     public func execute(_ task: @escaping @Sendable () -> Void) {
         pending.withLock { $0.append(task) }
@@ -103,6 +115,7 @@ public final class EventLoop: @unchecked Sendable {
     public func stopSweeping(_ owner: AnyObject) { sweepers.removeValue(forKey: ObjectIdentifier(owner)) }
 
     func run() {
+        threadID.store(UInt(pthread_self()), ordering: .relaxed)
         let capacity = 128
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }
