@@ -174,6 +174,7 @@ public struct ClusterZone: Authority {
         add(ResourceRecord(name: name("dns-version"), ttl: ClusterConfiguration.versionTTL, data: .txt(TXT(ClusterConfiguration.schemaVersion))))
         for empty in [nsName, name("dns"), svcZone, podZone] where base[empty] == nil { base[empty] = Node() }
         self.base = base
+        compiled = CompiledZone(suffixLength: apexKey.count + 1)
         for name in base.keys { compileName(name) }
     }
 
@@ -192,7 +193,7 @@ public struct ClusterZone: Authority {
             adjustNamespace(source.namespace, by: 1)
         }
         compilationDeferred = false
-        var builder = CompiledZone.Builder()
+        var builder = CompiledZone.Builder(suffixLength: compiled.suffixLength)
         for name in base.keys { builder.add(name, answers: CompiledZone.answers(for: name, node: base[name]!, in: self)) }
         for namespace in namespaceUses.keys {
             for name in namespaceNames(namespace) {

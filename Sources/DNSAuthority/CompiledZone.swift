@@ -39,6 +39,10 @@ struct CompiledZone: Sendable {
     }
 
     private var table = Table.empty
+    /// Key bytes every name ends with (the zone's apex and the root), left out of the keys:
+    /// callers pass `withAnswer` the name's key without them (15 bytes a name for
+    /// `cluster.local`, 2 MB at 128,000 names).
+    let suffixLength: Int
     /// Changes since `table`, by the hash of their key.
     private var changes: TreeDictionary<UInt32, [Change]> = [:]
     private var changeCount = 0
@@ -48,31 +52,44 @@ struct CompiledZone: Sendable {
     /// Names in the zone (after folding the changes in, so only exact after `compact()`).
     var tableCount: Int { table.count }
 
-    init() {}
+    init(suffixLength: Int = 0) {
+        self.suffixLength = suffixLength
+    }
+
+    /// A name's key as stored: lower-cased wire form without the common suffix.
+    func key(of name: DomainName) -> [UInt8] {
+        let full = name.lookupKey
+        return Array(full.dropLast(min(suffixLength, full.count)))
+    }
 
     /// A zone compiled whole: the table built directly, each name given once.
     struct Builder {
         private var table = Table.Builder(expectedCount: 1024, arenaBytes: 1 << 16)
+        private let zone: CompiledZone
+
+        init(suffixLength: Int = 0) {
+            zone = CompiledZone(suffixLength: suffixLength)
+        }
 
         mutating func add(_ name: DomainName, answers: [Answer]) {
-            let key = name.lookupKey
+            let key = zone.key(of: name)
             let entry = CompiledZone.encode(answers)
             key.withUnsafeBytes { key in entry.withUnsafeBytes { table.add(key: key, entry: $0) } }
         }
 
         consuming func finish() -> CompiledZone {
-            var zone = CompiledZone()
+            var zone = self.zone
             zone.table = table.finish()
             return zone
         }
     }
 
     mutating func set(_ name: DomainName, answers: [Answer]) {
-        record(Change(key: name.lookupKey, entry: Self.encode(answers)))
+        record(Change(key: key(of: name), entry: Self.encode(answers)))
     }
 
     mutating func remove(_ name: DomainName) {
-        let key = name.lookupKey
+        let key = key(of: name)
         let known = key.withUnsafeBytes { k in Self.changeEntry(changes, k) != nil || table.withEntry(k) { $0 != nil } }
         if known { record(Change(key: key, entry: nil)) }
     }
@@ -118,8 +135,8 @@ struct CompiledZone: Sendable {
         changeCount = 0
     }
 
-    /// Calls `body` with what the zone has for the name given as lower-cased wire bytes and
-    /// `type`: nil when the name does not exist.
+    /// Calls `body` with what the zone has for the name given as lower-cased wire bytes without
+    /// the common suffix, and `type`: nil when the name does not exist.
     func withAnswer<R>(_ key: UnsafeRawBufferPointer, type: UInt16, _ body: (Found?) -> R) -> R {
         if changeCount > 0, let changed = Self.changeEntry(changes, key) {
             guard let entry = changed else { return body(nil) }
@@ -129,6 +146,11 @@ struct CompiledZone: Sendable {
     }
 
     /// The answers of a name, decoded (tests and diagnostics; the fast path uses `withAnswer`).
+    func find(_ name: DomainName) -> [Answer]? {
+        key(of: name).withUnsafeBytes { find($0) }
+    }
+
+    /// The same for a stored key (without the common suffix).
     func find(_ key: UnsafeRawBufferPointer) -> [Answer]? {
         if changeCount > 0, let changed = Self.changeEntry(changes, key) {
             return changed.map { $0.withUnsafeBytes(Self.decode) }
@@ -146,44 +168,71 @@ struct CompiledZone: Sendable {
 
     // MARK: Entry encoding
 
-    /// A name's answers as bytes: per answer, type (2), the three counts (2 each), a flag byte
-    /// (1: leaves the zone), the length (4) and the answer bytes. No answers: the name exists
-    /// without data (NODATA).
-    static let answerHeader = 13
-
+    /// A name's answers as bytes: per answer, the type (2), a flag byte (1: leaves the zone),
+    /// the three counts and the length as LEB128 varints (one byte each below 128), and the
+    /// answer bytes. No answers: the name exists without data (NODATA).
     static func encode(_ answers: [Answer]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(answers.reduce(0) { $0 + answerHeader + $1.bytes.count })
-        func put16(_ v: UInt16) { out.append(UInt8(v >> 8)); out.append(UInt8(v & 0xFF)) }
+        out.reserveCapacity(answers.reduce(0) { $0 + 16 + $1.bytes.count })
         for answer in answers {
-            put16(answer.type)
-            put16(answer.counts.answer)
-            put16(answer.counts.authority)
-            put16(answer.counts.additional)
+            out.append(UInt8(answer.type >> 8))
+            out.append(UInt8(answer.type & 0xFF))
             out.append(answer.leavesZone ? 1 : 0)
-            let n = UInt32(answer.bytes.count)
-            put16(UInt16(n >> 16))
-            put16(UInt16(n & 0xFFFF))
+            putVarint(Int(answer.counts.answer), into: &out)
+            putVarint(Int(answer.counts.authority), into: &out)
+            putVarint(Int(answer.counts.additional), into: &out)
+            putVarint(answer.bytes.count, into: &out)
             out.append(contentsOf: answer.bytes)
         }
         return out
     }
 
-    @inline(__always) static func read16(_ p: UnsafeRawBufferPointer, _ i: Int) -> UInt16 {
-        UInt16(p[i]) << 8 | UInt16(p[i + 1])
+    static func putVarint(_ value: Int, into out: inout [UInt8]) {
+        var v = value
+        while v >= 0x80 {
+            out.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    /// Reads a varint at `i` and moves past it; nil past the end (or longer than 32 bits).
+    @inline(__always) static func readVarint(_ p: UnsafeRawBufferPointer, _ i: inout Int) -> Int? {
+        var value = 0
+        var shift = 0
+        while i < p.count && shift < 35 {
+            let byte = p[i]
+            i += 1
+            value |= Int(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+        return nil
+    }
+
+    /// One answer's header at `i`: its type, flag, counts, and where its bytes are.
+    @inline(__always) static func readAnswer(_ entry: UnsafeRawBufferPointer, _ i: inout Int)
+        -> (type: UInt16, leavesZone: Bool, counts: (UInt16, UInt16, UInt16), bytes: Range<Int>)? {
+        guard i + 3 <= entry.count else { return nil }
+        let type = UInt16(entry[i]) << 8 | UInt16(entry[i + 1])
+        let leavesZone = entry[i + 2] != 0
+        i += 3
+        guard let answer = readVarint(entry, &i), let authority = readVarint(entry, &i),
+              let additional = readVarint(entry, &i), let length = readVarint(entry, &i),
+              i + length <= entry.count else { return nil }
+        let bytes = i..<(i + length)
+        i += length
+        return (type, leavesZone, (UInt16(truncatingIfNeeded: answer), UInt16(truncatingIfNeeded: authority),
+                                   UInt16(truncatingIfNeeded: additional)), bytes)
     }
 
     static func find(_ type: UInt16, in entry: UnsafeRawBufferPointer) -> Found {
         var i = 0
-        while i + answerHeader <= entry.count {
-            let length = Int(read16(entry, i + 9)) << 16 | Int(read16(entry, i + 11))
-            if read16(entry, i) == type {
-                let start = i + answerHeader
-                return .answer(bytes: UnsafeRawBufferPointer(rebasing: entry[start..<(start + length)]),
-                               counts: (read16(entry, i + 2), read16(entry, i + 4), read16(entry, i + 6)),
-                               leavesZone: entry[i + 8] != 0)
+        while let answer = readAnswer(entry, &i) {
+            if answer.type == type {
+                return .answer(bytes: UnsafeRawBufferPointer(rebasing: entry[answer.bytes]), counts: answer.counts,
+                               leavesZone: answer.leavesZone)
             }
-            i += answerHeader + length
         }
         return .noData
     }
@@ -191,12 +240,9 @@ struct CompiledZone: Sendable {
     static func decode(_ entry: UnsafeRawBufferPointer) -> [Answer] {
         var answers: [Answer] = []
         var i = 0
-        while i + answerHeader <= entry.count {
-            let length = Int(read16(entry, i + 9)) << 16 | Int(read16(entry, i + 11))
-            let start = i + answerHeader
-            answers.append(Answer(type: read16(entry, i), counts: (read16(entry, i + 2), read16(entry, i + 4), read16(entry, i + 6)),
-                                  bytes: Array(entry[start..<(start + length)]), leavesZone: entry[i + 8] != 0))
-            i = start + length
+        while let answer = readAnswer(entry, &i) {
+            answers.append(Answer(type: answer.type, counts: answer.counts, bytes: Array(entry[answer.bytes]),
+                                  leavesZone: answer.leavesZone))
         }
         return answers
     }
@@ -233,7 +279,7 @@ struct CompiledZone: Sendable {
     // MARK: The flat table
 
     /// Immutable once built. The arena holds, per name: the key length (1), the key, the entry
-    /// length (4) and the entry. Each index slot holds the key's hash in its high half and the
+    /// length (a varint) and the entry. Each index slot holds the key's hash in its high half and the
     /// name's arena offset plus one in its low half (0: empty); linear probing, at most half full.
     final class Table: Sendable {
         let arena: [UInt8]
@@ -251,7 +297,14 @@ struct CompiledZone: Sendable {
         var arenaCount: Int { arena.count }
 
         static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-            a.count == b.count && memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0
+            a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+        }
+
+        /// Where the entry that follows a key ending at `e` lies in the arena.
+        @inline(__always) static func entry(_ arena: UnsafeRawBufferPointer, at e: Int) -> Range<Int> {
+            var i = e
+            let length = CompiledZone.readVarint(arena, &i) ?? 0
+            return i..<(i + length)
         }
 
         func withEntry<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
@@ -266,10 +319,9 @@ struct CompiledZone: Sendable {
                         if UInt32(truncatingIfNeeded: slot >> 32) == h {
                             let at = Int(UInt32(truncatingIfNeeded: slot)) - 1
                             let keyLength = Int(arena[at])
-                            if keyLength == key.count && memcmp(arena.baseAddress! + at + 1, key.baseAddress!, keyLength) == 0 {
-                                let e = at + 1 + keyLength
-                                let length = Int(arena.loadUnaligned(fromByteOffset: e, as: UInt32.self).littleEndian)
-                                return body(UnsafeRawBufferPointer(rebasing: arena[(e + 4)..<(e + 4 + length)]))
+                            if keyLength == key.count
+                                && (keyLength == 0 || memcmp(arena.baseAddress! + at + 1, key.baseAddress!, keyLength) == 0) {
+                                return body(UnsafeRawBufferPointer(rebasing: arena[Self.entry(arena, at: at + 1 + keyLength)]))
                             }
                         }
                         i = (i + 1) & mask
@@ -285,10 +337,10 @@ struct CompiledZone: Sendable {
                 while at < arena.count {
                     let keyLength = Int(arena[at])
                     let e = at + 1 + keyLength
-                    let length = Int(arena.loadUnaligned(fromByteOffset: e, as: UInt32.self).littleEndian)
                     let key = UnsafeRawBufferPointer(rebasing: arena[(at + 1)..<e])
-                    body(CompiledZone.hash(key), key, UnsafeRawBufferPointer(rebasing: arena[(e + 4)..<(e + 4 + length)]))
-                    at = e + 4 + length
+                    let entry = Self.entry(arena, at: e)
+                    body(CompiledZone.hash(key), key, UnsafeRawBufferPointer(rebasing: arena[entry]))
+                    at = entry.upperBound
                 }
             }
         }
@@ -310,7 +362,7 @@ struct CompiledZone: Sendable {
                 let at = arena.count
                 arena.append(UInt8(key.count))
                 arena.append(contentsOf: key)
-                withUnsafeBytes(of: UInt32(entry.count).littleEndian) { arena.append(contentsOf: $0) }
+                CompiledZone.putVarint(entry.count, into: &arena)
                 arena.append(contentsOf: entry)
                 insert(hash: hash ?? CompiledZone.hash(key), at: at)
                 count += 1

@@ -38,14 +38,15 @@ extension Responder {
         guard output.count >= limit else { return nil }
         var out = OutputCursor(buffer: output, limit: limit)
         let ednsLength = view.edns == nil ? 0 : 11
-        let name = UnsafeRawBufferPointer(rebasing: key[0..<nameLength])
         let questionEnd = view.questionEnd
         var counts: (UInt16, UInt16, UInt16) = (0, 0, 0)
         // Header and question first; the counts are patched below.
         guard out.write(query[0..<2]), out.write16(0), out.write16(1), out.write16(0), out.write16(0), out.write16(0),
               out.write(query[12..<questionEnd]) else { return nil }
         var truncated = false
-        let found: Bool? = served.zone.compiled.withAnswer(name, type: view.type.rawValue) { found in
+        // The compiled keys leave out the apex (every name there ends with it).
+        let relative = UnsafeRawBufferPointer(rebasing: key[0..<apexStart])
+        let found: Bool? = served.zone.compiled.withAnswer(relative, type: view.type.rawValue) { found in
             switch found {
             case .answer(let bytes, let answerCounts, let leavesZone):
                 guard !leavesZone else { return nil }
