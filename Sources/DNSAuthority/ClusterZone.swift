@@ -1,6 +1,7 @@
 public import DNSWire
 import HashTreeCollections
 import NetAddress
+import Synchronization
 public import ServiceRegistry
 
 /// The cluster zone (the Kubernetes DNS specification, schema 1.1.0, as CoreDNS's kubernetes
@@ -48,6 +49,8 @@ public struct ClusterZone: Authority {
     var compiled = CompiledZone()
     /// Set while a whole snapshot is loaded: names are compiled straight into a table at the end.
     private var compilationDeferred = false
+    /// Services derived lately for the general path, shared by every version of the zone.
+    let derived = DerivedFragments()
     /// The apex and `pod.<zone>` in lower-cased wire form, without the final zero (fast path).
     let apexKey: [UInt8]
     let podKey: [UInt8]
@@ -291,7 +294,7 @@ public struct ClusterZone: Authority {
             if svcDepth == 1 { return (namespaceUses[namespace] ?? 0) > 0 ? Node() : nil }
             let service = String(decoding: labels[svcDepth - 2], as: UTF8.self).lowercased()
             guard let source = sources[ObjectKey(.service, namespace: namespace, name: service)] else { return nil }
-            return fragment(of: source).nodes[name]
+            return derived.fragment(of: source, records: true) { fragment(of: source) }.nodes[name]
         }
         guard configuration.pods != .disabled, name.isSubdomain(of: podZone) else { return nil }
         let podDepth = name.labelCount - podZone.labelCount
@@ -324,7 +327,8 @@ public struct ClusterZone: Authority {
             var clusterIP: [DomainName] = []
             var endpoints: [DomainName] = []
             for source in named {
-                for pointer in fragment(of: source, records: false).pointers where pointer.address == ip {
+                let pointers = derived.fragment(of: source, records: false) { fragment(of: source, records: false) }.pointers
+                for pointer in pointers where pointer.address == ip {
                     if pointer.isClusterIP { clusterIP.append(pointer.target) } else { endpoints.append(pointer.target) }
                 }
             }
@@ -433,6 +437,44 @@ public struct ClusterZone: Authority {
     }
 }
 
+/// The last few services whose names and records (or only PTRs) the general path derived, so
+/// that questions about a large service do not derive it again each time (a thousand
+/// endpoints take milliseconds). A source never changes, so what was derived from it holds
+/// while it is kept here; entries keep their source alive, so an identity is never reused.
+final class DerivedFragments: Sendable {
+    struct Entry: Sendable {
+        var source: ClusterZone.Source
+        var fragment: FragmentBuilder
+        var used: UInt64
+    }
+
+    static let capacity = 8
+    private let entries = Mutex<(list: [Entry], clock: UInt64)>(([], 0))
+
+    /// The fragment of `source` (with records, or `records: false` for PTRs only), derived by
+    /// `derive` when not kept. Derivation runs outside the lock.
+    func fragment(of source: ClusterZone.Source, records: Bool, _ derive: () -> FragmentBuilder) -> FragmentBuilder {
+        let kept: FragmentBuilder? = entries.withLock { state in
+            state.clock += 1
+            guard let i = state.list.firstIndex(where: { $0.source === source && ($0.fragment.recordsWanted || !records) })
+            else { return nil }
+            state.list[i].used = state.clock
+            return state.list[i].fragment
+        }
+        if let kept { return kept }
+        let fragment = derive()
+        entries.withLock { state in
+            // What it supersedes or repeats (another thread may have derived it meanwhile).
+            state.list.removeAll { $0.source === source && (fragment.recordsWanted || !$0.fragment.recordsWanted) }
+            if state.list.count >= Self.capacity, let oldest = state.list.indices.min(by: { state.list[$0].used < state.list[$1].used }) {
+                state.list.remove(at: oldest)
+            }
+            state.list.append(Entry(source: source, fragment: fragment, used: state.clock))
+        }
+        return fragment
+    }
+}
+
 func addressData(_ ip: IPAddress) -> RecordData {
     switch ip {
     case .v4(let a): .a(a)
@@ -441,7 +483,7 @@ func addressData(_ ip: IPAddress) -> RecordData {
 }
 
 /// The names and records of one service.
-struct FragmentBuilder {
+struct FragmentBuilder: Sendable {
     let origin: DomainName
     let ttl: UInt32
     let serviceName: DomainName?
@@ -559,14 +601,13 @@ struct FragmentBuilder {
 
     mutating func addSRVRecords(at owner: DomainName, _ targets: [SRVTarget], under service: DomainName) {
         let weight = UInt16(100 / max(1, targets.count))
+        var glue: [ResourceRecord] = []
         for t in targets {
             add(ResourceRecord(name: owner, ttl: ttl, data: .srv(SRV(priority: 0, weight: weight, port: UInt16(t.port), target: t.target))),
                 under: service)
-            for ip in t.addresses {
-                let glue = ResourceRecord(name: t.target, ttl: ttl, data: addressData(ip))
-                if !nodes[owner]!.glue.contains(glue) { nodes[owner]!.glue.append(glue) }
-            }
+            for ip in t.addresses { glue.append(ResourceRecord(name: t.target, ttl: ttl, data: addressData(ip))) }
         }
+        nodes[owner]!.glue.appendNew(glue)
     }
 }
 
@@ -594,7 +635,19 @@ struct RecordSets: Hashable, Sendable {
     /// Adds a record after the others of its type.
     mutating func append(_ record: ResourceRecord) {
         let type = record.type
+        // Records mostly come in type order: then it is an append (a service's thousand
+        // endpoint addresses would otherwise cost a scan each).
+        if records.last.map({ $0.type <= type }) ?? true {
+            records.append(record)
+            return
+        }
         let at = records.lastIndex { $0.type <= type }.map { $0 + 1 } ?? 0
         records.insert(record, at: at)
+    }
+
+    /// Adds records not already here, in order (a set finds the duplicates).
+    mutating func appendNew(_ new: [ResourceRecord]) {
+        var seen = Set(records)
+        for record in new where seen.insert(record).inserted { append(record) }
     }
 }

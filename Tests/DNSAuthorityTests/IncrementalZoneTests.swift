@@ -127,6 +127,62 @@ import Testing
     }
 }
 
+/// The general path keeps the last few derived services: what it answers from them is what a
+/// fresh derivation gives, through evictions, PTR-only entries superseded by whole ones, and
+/// changes that replace a service's source.
+@Suite struct DerivedFragmentsTests {
+    @Test func keptFragmentsAnswerAsFreshOnes() async throws {
+        let registry = try Registry()
+        registry.markLoaded()
+        let configuration = ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR])
+        func manifest(_ i: Int, endpoints: Int) -> String {
+            var text = "apiVersion: v1\nkind: Service\nmetadata: {name: s\(i), namespace: default}\n"
+                + "spec: {clusterIP: None, ports: [{name: http, port: 80}]}\n---\napiVersion: discovery.k8s.io/v1\n"
+                + "kind: EndpointSlice\nmetadata: {name: s\(i)-1, namespace: default, labels: {kubernetes.io/service-name: s\(i)}}\n"
+                + "addressType: IPv4\nports: [{name: http, port: 80, protocol: TCP}]\nendpoints:\n"
+            for e in 0..<endpoints { text += "  - addresses: [\"10.244.\(i).\(e + 1)\"]\n" }
+            return text
+        }
+        var counts = [Int](repeating: 3, count: DerivedFragments.capacity + 4)
+        for i in counts.indices {
+            for entry in Manifest.decode(manifest(i, endpoints: 3)) { _ = try await registry.apply(try entry.result.get()) }
+        }
+        var zone = ClusterZone(snapshot: registry.snapshot(), configuration: configuration)
+        var iterator = registry.watch().makeAsyncIterator()
+        var rng = SplitMix(state: 5)
+        for round in 0..<200 {
+            let i = Int(rng.next() % UInt64(DerivedFragments.capacity + 4))
+            let e = Int(rng.next() % 4) + 1
+            let name = try DomainName("10-244-\(i)-\(e).s\(i).default.svc.cluster.local.")
+            let reverse = IPAddress("10.244.\(i).\(e)")!.reverseName
+            // The expected answers, derived afresh from the zone's current source of the service.
+            let source = try #require(zone.sources[ObjectKey(.service, namespace: "default", name: "s\(i)")])
+            let fresh = zone.fragment(of: source)
+            #expect(zone.node(for: name) == fresh.nodes[name], "round \(round) \(name)")
+            let ptr = zone.reverseLookup(Question(name: reverse, type: .ptr))
+            let targets = fresh.pointers.filter { $0.address == IPAddress("10.244.\(i).\(e)")! }.map(\.target)
+            if case .answer(let records, _)? = ptr {
+                #expect(records.map(\.data) == targets.map { RecordData.ptr($0) }, "round \(round) \(reverse)")
+            } else {
+                #expect(targets.isEmpty, "round \(round) \(reverse)")
+            }
+            if round % 20 == 19 {
+                // A change: the service gets another number of endpoints (a new source).
+                counts[i] = counts[i] % 4 + 1
+                for entry in Manifest.decode(manifest(i, endpoints: counts[i])) {
+                    _ = try await registry.apply(try entry.result.get())
+                }
+                for _ in 0..<100 {
+                    guard let event = try await iterator.next() else { break }
+                    zone = zone.updated(with: [event], snapshot: registry.snapshot())
+                    if zone.sources[ObjectKey(.service, namespace: "default", name: "s\(i)")] !== source { break }
+                }
+                #expect(zone.sources[ObjectKey(.service, namespace: "default", name: "s\(i)")] !== source)
+            }
+        }
+    }
+}
+
 struct SplitMix {
     var state: UInt64
     mutating func next() -> UInt64 {
