@@ -78,7 +78,9 @@ extension IPAddress {
     /// `10-1-2-3` or, for IPv6, the address with `:` as `-` and a `0` added where it would end in `-`.
     public var dashed: String {
         switch self {
-        case .v4(let a): return a.description.replacingDots()
+        case .v4(let a):
+            let o = a.octets
+            return "\(o.0)-\(o.1)-\(o.2)-\(o.3)"
         case .v6(let a):
             var s = a.description.map { $0 == ":" ? "-" : $0 }
             if s.first == "-" { s.insert("0", at: s.startIndex) }
@@ -102,7 +104,6 @@ extension IPAddress {
 }
 
 extension String {
-    func replacingDots() -> String { String(map { $0 == "." ? "-" : $0 }) }
     func replacingOccurrences(of target: Character, with replacement: Character) -> String {
         String(map { $0 == target ? replacement : $0 })
     }
