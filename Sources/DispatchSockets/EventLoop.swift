@@ -89,14 +89,6 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    public func modify(_ fd: Int32, _ handler: any EventHandler, events: UInt32) {
-        handlers[fd] = handler
-        var event = epoll_event()
-        event.events = events
-        event.data.fd = fd
-        epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event)
-    }
-
     /// Hands `fd`'s events to another handler, its registration unchanged (no system call).
     public func reassign(_ fd: Int32, to handler: any EventHandler) { handlers[fd] = handler }
 

@@ -41,6 +41,8 @@ public enum Socket {
             throw error
         }
         if type == Int32(SOCK_STREAM.rawValue) {
+            // Accepted connections inherit it (Linux): no setsockopt per connection.
+            setNoDelay(fd)
             guard listen(fd, 1024) == 0 else {
                 let error = SocketError("listen \(address)", errno: errno)
                 close(fd)
@@ -48,6 +50,12 @@ public enum Socket {
             }
         }
         return fd
+    }
+
+    /// TCP_NODELAY: small writes (DNS messages, relayed requests) leave at once.
+    public static func setNoDelay(_ fd: Int32) {
+        var on: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// The address of a connected socket's peer.

@@ -74,8 +74,7 @@ public final class TCPMessageServer: @unchecked Sendable {
             close(client)
             return
         }
-        var on: Int32 = 1
-        setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+        // TCP_NODELAY comes from the listening socket (`Socket.bind`).
         let connection = Connection(fd: client, server: self)
         connections[client] = connection
         connection.start()

@@ -227,11 +227,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
             var sockets: [Int32] = []
             do {
                 for _ in loops {
-                    let fd = try Socket.bind(open.frontend.address, type: Int32(SOCK_STREAM.rawValue), reusePort: loops.count > 1)
-                    sockets.append(fd)
-                    // Accepted connections inherit it: no setsockopt per connection.
-                    var on: Int32 = 1
-                    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+                    sockets.append(try Socket.bind(open.frontend.address, type: Int32(SOCK_STREAM.rawValue), reusePort: loops.count > 1))
                 }
             } catch {
                 for fd in sockets { Glibc.close(fd) }

@@ -139,8 +139,7 @@ final class Connector: EventHandler {
             Self.reset(client)
             return
         }
-        var on: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+        Socket.setNoDelay(fd)
         let rc = backend.address.withSockaddr { connect(fd, $0, $1) }
         if rc != 0 && errno != EINPROGRESS {
             Glibc.close(fd)
@@ -259,8 +258,8 @@ final class Relay: EventHandler {
 
     func start() {
         stats.active.add(1, ordering: .relaxed)
-        // The client has TCP_NODELAY from its listening socket; the upstream is registered
-        // for `relayEvents` since its connect.
+        // The client has TCP_NODELAY from its listening socket (`Socket.bind`); the upstream
+        // is registered for `relayEvents` since its connect.
         loop.reassign(upstream, to: self)
         loop.register(client, self, events: relayEvents)
         loop.sweep(self) { [unowned self] in
