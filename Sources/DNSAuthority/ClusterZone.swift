@@ -205,8 +205,7 @@ public struct ClusterZone: Authority {
         }
         for source in sources.values {
             let fragment = fragment(of: source)
-            for pointer in fragment.pointers { reverse.add(pointer.address, source) }
-            if let alias = fragment.alias { aliases.insert(alias) }
+            index(fragment, of: source)
             for (name, node) in fragment.nodes {
                 builder.add(name, answers: CompiledZone.answers(for: name, node: node, in: self, overlay: fragment.nodes))
             }
@@ -369,6 +368,16 @@ public struct ClusterZone: Authority {
         return fragment
     }
 
+    /// Enters a service's reverse names and in-zone alias in the indexes (or takes them out).
+    mutating func index(_ fragment: FragmentBuilder, of source: Source, adding: Bool = true) {
+        for pointer in fragment.pointers {
+            if adding { reverse.add(pointer.address, source) } else { reverse.remove(pointer.address, source) }
+        }
+        if let alias = fragment.alias {
+            if adding { aliases.insert(alias) } else { aliases.remove(alias) }
+        }
+    }
+
     /// `<ns>.svc.<zone>`, and `<ns>.pod.<zone>` unless pods are disabled.
     func namespaceNames(_ namespace: String) -> [DomainName] {
         var names: [DomainName] = []
@@ -415,8 +424,7 @@ public struct ClusterZone: Authority {
         if let old = sources[key] {
             let fragment = fragment(of: old)
             removed.formUnion(fragment.nodes.keys)
-            for pointer in fragment.pointers { reverse.remove(pointer.address, old) }
-            if let alias = fragment.alias { aliases.remove(alias) }
+            index(fragment, of: old, adding: false)
             sources[key] = nil
             adjustNamespace(old.namespace, by: -1)
         }
@@ -424,8 +432,7 @@ public struct ClusterZone: Authority {
             sources[key] = source
             adjustNamespace(key.namespace, by: 1)
             let fragment = fragment(of: source)
-            for pointer in fragment.pointers { reverse.add(pointer.address, source) }
-            if let alias = fragment.alias { aliases.insert(alias) }
+            index(fragment, of: source)
             for (name, node) in fragment.nodes {
                 removed.remove(name)
                 compiled.set(name, answers: CompiledZone.answers(for: name, node: node, in: self, overlay: fragment.nodes))
@@ -629,8 +636,6 @@ struct RecordSets: Hashable, Sendable {
     }
 
     func contains(type: RecordType) -> Bool { records.contains { $0.type == type } }
-
-    func contains(_ record: ResourceRecord) -> Bool { records.contains(record) }
 
     /// Adds a record after the others of its type.
     mutating func append(_ record: ResourceRecord) {
