@@ -23,7 +23,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
@@ -41,7 +40,13 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
         .target(name: "CShims"),
+        .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: strict),
         .target(name: "NetAddress", swiftSettings: strict),
         .target(name: "DispatchSockets", dependencies: ["NetAddress", "CShims"], swiftSettings: strict),
         .target(name: "DNSWire", dependencies: ["NetAddress", "CIDN2"], swiftSettings: strict),
@@ -49,8 +54,7 @@ let package = Package(
         .target(
             name: "ServiceRegistry",
             dependencies: [
-                "NetAddress", "DNSWire", "CSQLite",
-                .product(name: "Yams", package: "Yams"),
+                "NetAddress", "DNSWire", "CSQLite", "YAML",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -98,13 +102,12 @@ let package = Package(
             name: "clusterdns",
             dependencies: [
                 "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
-                "EndpointForwarder",
+                "EndpointForwarder", "YAML",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),
@@ -153,6 +156,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "DNSResolverTests", dependencies: ["DNSResolver", "DNSWire", "NetAddress"], swiftSettings: strict),
+        .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: strict),
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
         .testTarget(
             name: "ClusterDNSToolTests",

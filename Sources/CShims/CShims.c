@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <sched.h>
@@ -256,4 +257,11 @@ int cdns_usable_cores(void) {
     }
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 ? (int)online : 1;
+}
+
+void cdns_set_thread_name(const char *name) {
+    char shortened[16];
+    strncpy(shortened, name, 15);
+    shortened[15] = 0;
+    pthread_setname_np(pthread_self(), shortened);
 }

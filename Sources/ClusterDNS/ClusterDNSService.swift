@@ -6,7 +6,7 @@ public import NetAddress
 public import Logging
 public import ServiceLifecycle
 public import ServiceRegistry
-import Foundation
+import FoundationEssentials
 import Dispatch
 public import CoreMetrics
 import Synchronization

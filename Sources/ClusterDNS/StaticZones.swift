@@ -1,6 +1,6 @@
 public import DNSAuthority
 public import DNSWire
-import Foundation
+import FoundationEssentials
 public import Logging
 import ServiceLifecycle
 import Synchronization
@@ -31,11 +31,6 @@ public final class StaticZones: Sendable {
         var serial: UInt32?
     }
 
-    struct FileStamp: Equatable, Sendable {
-        var modified: Date
-        var size: Int
-    }
-
     public let directory: String
     let catalog: Catalog
     let state = Mutex<[String: Entry]>([:])
@@ -53,11 +48,9 @@ public final class StaticZones: Sendable {
         guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return [:] }
         var out: [String: FileStamp] = [:]
         for name in names where name.hasSuffix(".zone") && !name.hasPrefix(".") && name.count > 5 {
-            let path = (directory as NSString).appendingPathComponent(name)
-            guard let attributes = try? manager.attributesOfItem(atPath: path),
-                  attributes[.type] as? FileAttributeType != .typeDirectory else { continue }
-            out[path] = FileStamp(modified: attributes[.modificationDate] as? Date ?? .distantPast,
-                                  size: (attributes[.size] as? NSNumber)?.intValue ?? 0)
+            let path = FileStamp.join(directory, name)
+            guard let stamp = FileStamp(path: path), !stamp.isDirectory else { continue }
+            out[path] = stamp
         }
         return out
     }
@@ -78,7 +71,7 @@ public final class StaticZones: Sendable {
         var entries = state.withLock { $0 }
         for (path, stamp) in files.sorted(by: { $0.key < $1.key }) {
             if !force, entries[path]?.stamp == stamp { continue }
-            let fileName = (path as NSString).lastPathComponent
+            let fileName = path.split(separator: "/").last.map(String.init) ?? path
             let originText = String(fileName.dropLast(5))
             let origin: DomainName
             do {

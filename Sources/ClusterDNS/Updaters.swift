@@ -1,5 +1,6 @@
 public import DNSAuthority
-import Foundation
+import Dispatch
+import FoundationEssentials
 public import CoreMetrics
 public import Logging
 public import ServiceLifecycle
@@ -62,18 +63,14 @@ public struct ManifestWatcher: ServiceLifecycle.Service {
     let registry: Registry
     let logger: Logger
 
-    func fingerprint() -> [String: Date] {
-        var result: [String: Date] = [:]
-        let manager = FileManager.default
+    func fingerprint() -> [String: FileStamp] {
+        var result: [String: FileStamp] = [:]
         for path in paths {
-            var isDirectory: ObjCBool = false
-            guard manager.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
-            let files = isDirectory.boolValue
-                ? ((try? manager.contentsOfDirectory(atPath: path)) ?? []).map { (path as NSString).appendingPathComponent($0) }
+            guard let stamp = FileStamp(path: path) else { continue }
+            let files = stamp.isDirectory
+                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).map { FileStamp.join(path, $0) }
                 : [path]
-            for file in files {
-                result[file] = (try? manager.attributesOfItem(atPath: file)[.modificationDate] as? Date) ?? .distantPast
-            }
+            for file in files { result[file] = FileStamp(path: file) }
         }
         return result
     }

@@ -3,7 +3,6 @@ import Glibc
 #endif
 import CShims
 import Dispatch
-import Foundation
 import Synchronization
 
 /// Something registered with an event loop for one descriptor.
@@ -28,9 +27,8 @@ public final class EventLoop: @unchecked Sendable {
     var stopped = false
     /// A scratch buffer for handlers (they run one at a time, on the loop's thread).
     public let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
-    var thread: Thread?
     /// Whether `start()` was called.
-    public var isStarted: Bool { thread != nil }
+    public private(set) var isStarted = false
     let label: String
 
     public init(label: String) {
@@ -49,11 +47,20 @@ public final class EventLoop: @unchecked Sendable {
         buffer.deallocate()
     }
 
+    /// Starts the loop's thread (a detached pthread named after the label; it holds the loop
+    /// until the loop stops).
     public func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = label
-        self.thread = thread
-        thread.start()
+        isStarted = true
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let created = pthread_create(&thread, nil, { context in
+            let loop = Unmanaged<EventLoop>.fromOpaque(context!).takeRetainedValue()
+            cdns_set_thread_name(loop.label)
+            loop.run()
+            return nil
+        }, context)
+        precondition(created == 0, "pthread_create: \(created)")
+        pthread_detach(thread)
     }
 
     /// The loop's thread, once it runs (pthread_self).

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
-import Yams
+import FoundationEssentials
+import YAML
 
 /// `--config FILE`: YAML whose keys are the long flag names of `serve` (without `--`), values
 /// scalars or lists (for repeatable flags). Turned into command-line arguments.
@@ -9,36 +9,39 @@ enum ConfigFile {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw ValidationError("--config \(path): cannot be read")
         }
-        let node: Yams.Node?
-        do { node = try Yams.compose(yaml: text) } catch {
-            throw ValidationError("--config \(path): not valid YAML: \(error)")
+        let node: YAMLNode?
+        do { node = try YAMLParser.firstDocument(in: text) } catch {
+            throw ValidationError("--config \(path):\(error.line):\(error.column): not valid YAML: \(error.message)")
         }
-        guard let node else { return [] }
-        guard case .mapping(let mapping) = node else {
+        guard let node, !node.isNull else { return [] }
+        guard case .mapping(let pairs, _) = node else {
             throw ValidationError("--config \(path): expected a mapping of settings (dns: ..., ttl: ...)")
         }
         let known = Set(Serve.helpKeys)
         var arguments: [String] = []
-        for (key, value) in mapping {
-            guard let name = key.string else { continue }
+        for (name, keyPosition, value) in pairs {
             guard known.contains(name), name != "config" else {
-                let line = key.mark.map { ":\($0.line)" } ?? ""
-                throw ValidationError("--config \(path)\(line): unknown setting \"\(name)\"")
+                throw ValidationError("--config \(path):\(keyPosition.line): unknown setting \"\(name)\"")
             }
             switch value {
-            case .sequence(let items):
-                for item in items { arguments += ["--\(name)", item.string ?? ""] }
-            case .scalar(let scalar) where Serve.flagKeys.contains(name):
+            case .sequence(let items, _):
+                for item in items {
+                    guard let text = item.scalarText else {
+                        throw ValidationError("--config \(path):\(item.position.line): \(name) must list values")
+                    }
+                    arguments += ["--\(name)", text]
+                }
+            case .scalar(let text, _, _) where Serve.flagKeys.contains(name):
                 // A flag: true turns it on, false leaves it off.
-                switch scalar.string.lowercased() {
+                switch text.lowercased() {
                 case "true", "yes", "on": arguments.append("--\(name)")
                 case "false", "no", "off": break
-                default: throw ValidationError("--config \(path): \(name) must be true or false")
+                default: throw ValidationError("--config \(path):\(value.position.line): \(name) must be true or false")
                 }
-            case .scalar(let scalar):
-                arguments += ["--\(name)", scalar.string]
+            case .scalar(let text, _, _):
+                arguments += ["--\(name)", text]
             default:
-                throw ValidationError("--config \(path): \(name) must be a value or a list of values")
+                throw ValidationError("--config \(path):\(value.position.line): \(name) must be a value or a list of values")
             }
         }
         return arguments

@@ -1,6 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
 import DispatchSockets
 import EndpointForwarder
-import Foundation
+import FoundationEssentials
 import Logging
 import ServiceLifecycle
 import ServiceRegistry

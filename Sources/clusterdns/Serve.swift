@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Prometheus
 import ClusterDNS
@@ -5,7 +8,7 @@ import DNSAuthority
 import DNSResolver
 import DNSServer
 import EndpointForwarder
-import Foundation
+import FoundationEssentials
 import DNSWire
 import DispatchSockets
 import Logging
@@ -312,8 +315,8 @@ struct Serve: AsyncParsableCommand {
             udpSockets: udpSockets,
             allowTransfer: allowTransfer.compactMap { try? IPPrefix(parsing: $0) })
         if zones != "none" {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: zones, isDirectory: &isDirectory), isDirectory.boolValue {
+            var info = stat()
+            if stat(zones, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
                 configuration.zonesDirectory = zones
             } else if zones != "zones" {
                 throw ValidationError("--zones \(zones): not a directory")

@@ -346,7 +346,13 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
     @Test func jsonLogs() throws {
         let process = Process()
         process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:0", "--http", "none", "--log-format", "json", "--lameduck", "0s"]
+        // A refused manifest: its message quotes names, a tab and a newline (JSON escapes).
+        let manifest = FileManager.default.temporaryDirectory.appendingPathComponent("json-logs-\(getpid()).yaml").path
+        try "apiVersion: v1\nkind: Service\nmetadata: {name: \"Bad_\\t\\nName\"}\nspec: {ports: [{port: 80}]}\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        defer { unlink(manifest) }
+        process.arguments = ["serve", "--dns", "127.0.0.1:0", "--http", "none", "--log-format", "json", "--lameduck", "0s",
+                             "--manifests", manifest, "--state", "memory"]
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
@@ -363,11 +369,21 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         log.append(err.fileHandleForReading.readDataToEndOfFile())
         let lines = String(decoding: log, as: UTF8.self).split(separator: "\n")
         #expect(lines.count >= 2)
+        var objects: [[String: Any]] = []
         for line in lines {
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             #expect(object?["level"] != nil && object?["message"] != nil, "\(line)")
+            if let object { objects.append(object) }
         }
         #expect(lines.contains { $0.contains("\"message\":\"serving DNS\"") })
+        // RFC 3339 UTC with milliseconds.
+        for object in objects {
+            let time = Array(((object["time"] as? String) ?? "").utf8)
+            let shape = time.map { $0 >= 48 && $0 <= 57 ? UInt8(ascii: "9") : $0 }
+            #expect(String(decoding: shape, as: UTF8.self) == "9999-99-99T99:99:99.999Z")
+        }
+        // The refusal came through with its quotes, tab and newline intact.
+        #expect(objects.contains { object in object.values.contains { "\($0)".contains("\"Bad_\t\nName\"") } }, "\(lines)")
     }
 }
 

@@ -167,7 +167,7 @@ let webService = """
         Bad(name: "missing kind", yaml: "apiVersion: v1\nmetadata: {name: x}\n",
             message: "Object 'Kind' is missing", line: 1),
         Bad(name: "not YAML", yaml: "apiVersion: v1\nkind: [Service\n",
-            message: "not valid YAML or JSON: did not find expected ',' or ']'", line: 3),
+            message: "not valid YAML or JSON: did not find expected ',' or ']' (while parsing a flow sequence at line 2, column 7)", line: 3),
         Bad(name: "pod with a bad IP", yaml: "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0}\n",
             message: "The Pod \"p\" is invalid: status.podIP: Invalid value: \"10.0.0\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)", line: 5),
         Bad(name: "slice address of the wrong family", yaml: "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv6\nendpoints: [{addresses: [10.0.0.1]}]\n",

@@ -1,5 +1,8 @@
-import Foundation
-import Yams
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
+import YAML
 
 /// A problem with one manifest document: where it is, and what is wrong.
 public struct ManifestError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -46,39 +49,31 @@ public enum Manifest {
     public static func decode(_ text: String, file: String = "<manifest>") -> [ManifestEntry] {
         var entries: [ManifestEntry] = []
         do {
-            let parser = try Yams.Parser(yaml: text, resolver: .basic)
-            var index = 0
-            while let node = try parser.nextRoot() {
-                index += 1
-                let document = ManifestNode(node)
-                if case .scalar(_, .null, _) = document { continue }  // an empty document between `---`
+            try YAMLParser.documents(in: text) { index, document in
+                if case .scalar(_, .null, _) = document { return }  // an empty document between `---`
                 entries += decodeDocument(document, file: file, document: index)
             }
-        } catch let error as YamlError {
-            let (line, column, reason) = describe(error)
-            return [ManifestEntry(file: file, document: 1, line: line,
-                                  result: .failure(ManifestError(file: file, document: 1, line: line, column: column,
-                                                                 message: "not valid YAML or JSON: \(reason)")))]
         } catch {
-            return [ManifestEntry(file: file, document: 1, line: 0,
-                                  result: .failure(ManifestError(file: file, document: 1, line: 0, column: 0,
-                                                                 message: "not valid YAML or JSON: \(error)")))]
+            return [ManifestEntry(file: file, document: error.document, line: error.line,
+                                  result: .failure(ManifestError(file: file, document: error.document, line: error.line,
+                                                                 column: error.column,
+                                                                 message: "not valid YAML or JSON: \(error.message)")))]
         }
         return entries
     }
 
     /// Reads a file, or every `.yaml`, `.yml` and `.json` file of a directory (sorted by name).
     public static func load(path: String) -> [ManifestEntry] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            return [unreadable(path, "no such file or directory")]
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            return [unreadable(path, errno == ENOENT ? "no such file or directory" : "cannot be read")]
         }
-        if isDirectory.boolValue {
+        if info.st_mode & S_IFMT == S_IFDIR {
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
                 .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".json") }
                 .filter { !$0.hasPrefix(".") }
                 .sorted()
-            return names.flatMap { load(path: (path as NSString).appendingPathComponent($0)) }
+            return names.flatMap { load(path: path.hasSuffix("/") ? path + $0 : path + "/" + $0) }
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             return [unreadable(path, "cannot be read")]
@@ -151,17 +146,6 @@ public enum Manifest {
             return failure(RegistryError.invalid(kind: kind, name: name, errors: fieldErrors).description, at)
         }
         return [ManifestEntry(file: file, document: document, line: position.line, result: .success(object))]
-    }
-
-    static func describe(_ error: YamlError) -> (Int, Int, String) {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-            return (mark.line, mark.column, problem)
-        case .composer(_, let problem, let mark, _):
-            return (mark.line, mark.column, problem)
-        default:
-            return (0, 0, "\(error)")
-        }
     }
 }
 

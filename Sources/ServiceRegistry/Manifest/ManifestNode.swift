@@ -1,66 +1,9 @@
-import Yams
+import YAML
 
-/// A YAML or JSON value with where it was written, converted from Yams' node tree once.
-indirect enum ManifestNode: Sendable {
-    case scalar(String, ScalarType, Position)
-    case mapping([(key: String, keyPosition: Position, value: ManifestNode)], Position)
-    case sequence([ManifestNode], Position)
+/// A manifest's value with where it was written (`YAMLParser` reads it).
+typealias ManifestNode = YAMLNode
 
-    enum ScalarType: Sendable {
-        case string, int, float, bool, null
-    }
-
-    struct Position: Hashable, Sendable {
-        var line: Int
-        var column: Int
-    }
-
-    /// YAML 1.1 typing of a plain scalar, as Kubernetes' YAML reader does (without the regular
-    /// expressions Yams' resolver would run for every scalar).
-    static func plainType(_ s: String) -> ScalarType {
-        switch s {
-        case "", "~", "null", "Null", "NULL": return .null
-        case "true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES", "no", "No", "NO",
-             "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N":
-            return .bool
-        case ".inf", ".Inf", ".INF", "-.inf", "-.Inf", "-.INF", "+.inf", ".nan", ".NaN", ".NAN": return .float
-        default: break
-        }
-        var bytes = Substring(s).utf8[...]
-        if let first = bytes.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
-        guard let first = bytes.first else { return .string }
-        let isDigit = { (c: UInt8) in c >= 48 && c <= 57 }
-        if bytes.count > 2, first == UInt8(ascii: "0"), bytes.dropFirst().first == UInt8(ascii: "x") {
-            return bytes.dropFirst(2).allSatisfy { isDigit($0) || (97...102).contains($0 | 0x20) } ? .int : .string
-        }
-        if bytes.allSatisfy({ isDigit($0) || $0 == UInt8(ascii: "_") }) && isDigit(first) { return .int }
-        // A float: digits, one dot and/or an exponent.
-        var sawDigit = false
-        var sawDot = false
-        var sawExponent = false
-        var previous: UInt8 = 0
-        for c in bytes {
-            if isDigit(c) || c == UInt8(ascii: "_") { sawDigit = sawDigit || isDigit(c) }
-            else if c == UInt8(ascii: "."), !sawDot, !sawExponent { sawDot = true }
-            else if c | 0x20 == UInt8(ascii: "e"), sawDigit, !sawExponent { sawExponent = true }
-            else if (c == UInt8(ascii: "-") || c == UInt8(ascii: "+")), previous | 0x20 == UInt8(ascii: "e") {}
-            else { return .string }
-            previous = c
-        }
-        return sawDigit && (sawDot || sawExponent) ? .float : .string
-    }
-
-    var position: Position {
-        switch self {
-        case .scalar(_, _, let p), .mapping(_, let p), .sequence(_, let p): p
-        }
-    }
-
-    var isNull: Bool {
-        if case .scalar(_, .null, _) = self { return true }
-        return false
-    }
-
+extension YAMLNode {
     /// How this value is named in messages: `"80"` for a string, `80` for a number.
     var shown: String {
         switch self {
@@ -68,25 +11,6 @@ indirect enum ManifestNode: Sendable {
         case .scalar(let s, _, _): s
         case .mapping: "object"
         case .sequence: "array"
-        }
-    }
-
-    init(_ node: Yams.Node) {
-        let position = Position(line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
-        switch node {
-        case .scalar(let scalar):
-            let type: ScalarType = scalar.style == .plain ? Self.plainType(scalar.string) : .string
-            self = .scalar(scalar.string, type, position)
-        case .mapping(let mapping):
-            self = .mapping(mapping.map { pair in
-                (key: pair.key.string ?? "",
-                 keyPosition: Position(line: pair.key.mark?.line ?? 0, column: pair.key.mark?.column ?? 0),
-                 value: ManifestNode(pair.value))
-            }, position)
-        case .sequence(let sequence):
-            self = .sequence(sequence.map { ManifestNode($0) }, position)
-        case .alias:
-            self = .scalar("", .null, position)
         }
     }
 }

@@ -1,6 +1,6 @@
 import DNSWire
 import NetAddress
-import Foundation
+import FoundationEssentials
 
 extension Registry {
     /// Applies one object under the lock. With `batch`, the change is neither stored nor

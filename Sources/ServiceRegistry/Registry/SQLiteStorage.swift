@@ -1,5 +1,6 @@
 import CSQLite
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Synchronization
 
 /// The registry's database: one SQLite file in a state directory, in WAL mode with
@@ -24,9 +25,9 @@ public final class SQLiteStorage: RegistryStorage, @unchecked Sendable {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw .storage("cannot create the state directory \(directory): \(error.localizedDescription)")
+            throw .storage("cannot create the state directory \(directory): \(error)")
         }
-        path = (directory as NSString).appendingPathComponent("registry.sqlite")
+        path = directory.hasSuffix("/") ? directory + "registry.sqlite" : directory + "/registry.sqlite"
         var db: OpaquePointer?
         guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"

@@ -1,0 +1,4 @@
+#ifndef CLUSTERDNS_CYAML_SHIM_H
+#define CLUSTERDNS_CYAML_SHIM_H
+#include <yaml.h>
+#endif
