@@ -108,3 +108,50 @@ final class FailingStorage: RegistryStorage, @unchecked Sendable {
         }
     }
 }
+
+@Suite struct ObjectUIDTests {
+    @Test func theRegistryGivesEachObjectARandomUUIDAndKeepsIt() throws {
+        let registry = try Registry()
+        try registry.apply(service("a"))
+        try registry.apply(service("b"))
+        let key = ObjectKey(.service, namespace: "default", name: "a")
+        let first = try #require(registry.snapshot().objects[key]?.metadata.uid)
+        let other = try #require(registry.snapshot().objects[ObjectKey(.service, namespace: "default", name: "b")]?.metadata.uid)
+        #expect(first != other)
+        for uid in [first, other] {
+            let parsed = try #require(UUID(uuidString: uid), "\(uid)")
+            #expect(parsed.uuidString.lowercased() == uid)
+            let bytes = Array(uid.utf8)
+            #expect(bytes[14] == UInt8(ascii: "4"), "version 4: \(uid)")
+            #expect("89ab".utf8.contains(bytes[19]), "RFC 4122 variant: \(uid)")
+        }
+        try registry.apply(service("a", selector: ["app": "a"]))
+        #expect(registry.snapshot().objects[key]?.metadata.uid == first)
+    }
+
+    @Test(arguments: [
+        ("0d6f1c2e-8a3b-4c5d-9e7f-001122334455", true),
+        ("00000000-0000-0000-0000-000000000000", true),
+        ("ffffffff-ffff-ffff-ffff-ffffffffffff", true),
+        ("0D6F1C2E-8A3B-4C5D-9E7F-001122334455", false),  // upper case stays text: reads back as given
+        ("0d6f1c2e-8a3b-4c5d-9e7f-00112233445", false),
+        ("0d6f1c2e8a3b-4c5d-9e7f-0011-22334455", false),
+        ("not-a-uuid", false),
+        ("", false),
+    ])
+    func uidsReadBackAsGiven(_ text: String, _ compact: Bool) {
+        let uid = ObjectUID(text)
+        #expect(uid.description == text)
+        if case .uuid = uid { #expect(compact) } else { #expect(!compact) }
+        let meta = ObjectMeta(name: "x", uid: text)
+        #expect(meta.uid == text)
+    }
+
+    @Test func uidsSurviveJSON() throws {
+        for text in ["0d6f1c2e-8a3b-4c5d-9e7f-001122334455", "custom"] {
+            let data = try JSONEncoder().encode(ObjectMeta(name: "x", uid: text))
+            #expect(String(decoding: data, as: UTF8.self).contains("\"uid\":\"\(text)\""))
+            #expect(try JSONDecoder().decode(ObjectMeta.self, from: data).uid == text)
+        }
+    }
+}

@@ -5,8 +5,15 @@ public struct ObjectMeta: Hashable, Sendable, Codable {
     public var namespace: String
     public var labels: [String: String]
     public var annotations: [String: String]
-    /// Set by the registry: unique per object, kept across updates.
-    public var uid: String
+    /// Set by the registry: unique per object, kept across updates (a random UUID, written
+    /// lower-case as Kubernetes does).
+    public var uid: String {
+        get { uidValue.description }
+        set { uidValue = ObjectUID(newValue) }
+    }
+    /// The uid as the registry keeps it: 16 bytes when it is a UUID (every object has one; as
+    /// a string it would be a heap allocation of 68 bytes each).
+    var uidValue: ObjectUID
     /// Set by the registry: the version of the change that last wrote this object.
     public var resourceVersion: UInt64
 
@@ -16,8 +23,84 @@ public struct ObjectMeta: Hashable, Sendable, Codable {
         self.namespace = namespace
         self.labels = labels
         self.annotations = annotations
-        self.uid = uid
+        self.uidValue = ObjectUID(uid)
         self.resourceVersion = resourceVersion
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, namespace, labels, annotations, uidValue = "uid", resourceVersion
+    }
+}
+
+/// An object's uid: a UUID as its 128 bits, or any other text as given.
+enum ObjectUID: Hashable, Sendable, Codable, CustomStringConvertible {
+    case uuid(UInt64, UInt64)
+    case text(String)
+
+    /// A new random (version 4) UUID.
+    static func random() -> ObjectUID {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() & ~0xF000 | 0x4000  // version 4
+        let low = generator.next() & ~(0xC000 << 48) | (0x8000 << 48)  // RFC 4122 variant
+        return .uuid(high, low)
+    }
+
+    init(_ text: String) {
+        self = Self.parse(text) ?? .text(text)
+    }
+
+    var isEmpty: Bool { self == .text("") }
+
+    /// A lower-case UUID (8-4-4-4-12 hex digits), else nil: upper-case ones stay text, so
+    /// the uid reads back exactly as it was given.
+    static func parse(_ text: String) -> ObjectUID? {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 36 else { return nil }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        var digits = 0
+        for (index, byte) in bytes.enumerated() {
+            if index == 8 || index == 13 || index == 18 || index == 23 {
+                guard byte == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            let value: UInt64
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt64(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = UInt64(byte - UInt8(ascii: "a") + 10)
+            default: return nil
+            }
+            if digits < 16 { high = high << 4 | value } else { low = low << 4 | value }
+            digits += 1
+        }
+        return .uuid(high, low)
+    }
+
+    var description: String {
+        switch self {
+        case .text(let text): return text
+        case .uuid(let high, let low):
+            let hex = Array("0123456789abcdef".utf8)
+            var out: [UInt8] = []
+            out.reserveCapacity(36)
+            for (index, word) in [high, low].enumerated() {
+                for nibble in 0..<16 {
+                    let position = index * 16 + nibble
+                    if position == 8 || position == 12 || position == 16 || position == 20 { out.append(UInt8(ascii: "-")) }
+                    out.append(hex[Int(word >> (60 - 4 * UInt64(nibble)) & 0xF)])
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+    }
+
+    init(from decoder: any Decoder) throws {
+        self.init(try decoder.singleValueContainer().decode(String.self))
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
     }
 }
 

@@ -31,7 +31,7 @@ extension Registry {
         }
 
         var meta = object.metadata
-        meta.uid = existing?.metadata.uid ?? (input.metadata.uid.isEmpty ? UUID().uuidString.lowercased() : input.metadata.uid)
+        meta.uidValue = existing?.metadata.uidValue ?? (input.metadata.uidValue.isEmpty ? .random() : input.metadata.uidValue)
         meta.resourceVersion = existing?.metadata.resourceVersion ?? 0
         object.metadata = meta
         if let existing, existing == object, !isRestore { return .unchanged }
