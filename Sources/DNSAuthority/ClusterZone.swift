@@ -196,6 +196,8 @@ public struct ClusterZone: Authority {
             adjustNamespace(source.namespace, by: 1)
         }
         compilationDeferred = false
+        // Before compiling: a chain to a missing name is NXDOMAIN only once loaded.
+        isLoaded = snapshot.isLoaded
         var builder = CompiledZone.Builder(suffixLength: compiled.suffixLength)
         for name in base.keys { builder.add(name, answers: CompiledZone.answers(for: name, node: base[name]!, in: self)) }
         for namespace in namespaceUses.keys {
@@ -211,7 +213,6 @@ public struct ClusterZone: Authority {
             }
         }
         compiled = builder.finish()
-        isLoaded = snapshot.isLoaded
     }
 
     /// This zone after `events`, reading the current objects from `snapshot` (the registry's

@@ -401,7 +401,16 @@ struct CompiledZone: Sendable {
         for type in compiledTypes where isCNAME || node.records.contains(type: type) {
             let question = Question(name: name, type: type)
             let lookup = zone.lookup(question, overlay: overlay)
-            guard case .answer = lookup else { continue }
+            // A chain to a name in the zone that is not there (an ExternalName to a missing
+            // service) is compiled as one that leaves the zone: the general path adds the
+            // target's NXDOMAIN (SERVFAIL before the registry's first load).
+            var dangling = false
+            switch lookup {
+            case .answer: break
+            case .nameError(_, let chain) where !chain.isEmpty && type != .cname: dangling = true
+            case .serverFailure where type != .cname: dangling = true
+            default: continue
+            }
             var message = Message(header: Header(isResponse: true), questions: [question])
             Responder.fill(&message, with: lookup, question: question)
             message.encode(into: &writer)
@@ -410,7 +419,7 @@ struct CompiledZone: Sendable {
                                counts: (UInt16(message.answers.count), UInt16(message.authorities.count),
                                         UInt16(message.additionals.count)),
                                bytes: Array(writer.bytes[questionEnd...]),
-                               leavesZone: type != .cname && message.answers.last?.type == .cname))
+                               leavesZone: dangling || (type != .cname && message.answers.last?.type == .cname)))
         }
         return list
     }

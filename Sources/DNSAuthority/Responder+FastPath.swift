@@ -49,8 +49,20 @@ extension Responder {
         let found: Bool? = served.zone.compiled.withAnswer(relative, type: view.type.rawValue) { found in
             switch found {
             case .answer(let bytes, let answerCounts, let leavesZone):
-                guard !leavesZone else { return nil }
                 let room = limit - ednsLength - out.count
+                if leavesZone {
+                    // A CNAME chain that ends outside the cluster zone (an ExternalName): the
+                    // general path follows it into another zone we serve, or upstream for a
+                    // client allowed recursion. When neither can happen, the pre-encoded
+                    // chain is the whole answer.
+                    guard !recursionAvailable, bytes.count <= room else { return nil }
+                    let start = out.count
+                    guard out.write(bytes),
+                          let target = Self.finalTarget(out.written, answersAt: start, count: Int(answerCounts.0)),
+                          catalog.authority(for: target) == nil else { return nil }
+                    counts = answerCounts
+                    return true
+                }
                 if bytes.count <= room {
                     guard out.write(bytes) else { return nil }
                     counts = answerCounts
@@ -113,6 +125,29 @@ extension Responder {
             guard i <= bytes.count else { return nil }
             if i > room { return (end, record) }
             end = i
+        }
+        return nil
+    }
+
+    /// The target of the last of `count` answer records starting at `start` of `message`,
+    /// when that record is a CNAME; nil otherwise or when the bytes do not parse.
+    static func finalTarget(_ message: UnsafeRawBufferPointer, answersAt start: Int, count: Int) -> DomainName? {
+        var reader = WireReader(bytes: message, offset: start)
+        do {
+            for record in 0..<count {
+                try reader.skipName()
+                let type = try reader.readUInt16()
+                reader.offset += 6  // class, TTL
+                let length = Int(try reader.readUInt16())
+                guard reader.remaining >= length else { return nil }
+                if record == count - 1 {
+                    guard type == RecordType.cname.rawValue else { return nil }
+                    return try reader.readName()
+                }
+                reader.offset += length
+            }
+        } catch {
+            return nil
         }
         return nil
     }
@@ -186,6 +221,9 @@ struct OutputCursor {
     let buffer: UnsafeMutableRawBufferPointer
     let limit: Int
     var count = 0
+
+    /// What has been written so far.
+    var written: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[0..<count]) }
 
     mutating func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard count + bytes.count <= limit else { return false }

@@ -91,6 +91,11 @@ let clusterManifests = """
     ---
     apiVersion: v1
     kind: Service
+    metadata: {name: dangling, namespace: shop}
+    spec: {type: ExternalName, externalName: gone.shop.svc.cluster.local}
+    ---
+    apiVersion: v1
+    kind: Service
     metadata: {name: dual, namespace: shop}
     spec:
       clusterIPs: [10.96.0.20, "fd00:10:96::20"]
@@ -169,6 +174,9 @@ let cases: [Case] = [
          answer: ["loop-a.shop.svc.cluster.local. 5 IN CNAME loop-b.shop.svc.cluster.local.",
                   "loop-b.shop.svc.cluster.local. 5 IN CNAME loop-a.shop.svc.cluster.local."]),
     nxdomain("by-ip.shop.svc.cluster.local."),
+    // A target inside the zone that does not exist: the CNAME and the target's NXDOMAIN.
+    Case(name: "dangling.shop.svc.cluster.local.", type: .a, rcode: .nameError,
+         answer: ["dangling.shop.svc.cluster.local. 5 IN CNAME gone.shop.svc.cluster.local."], authority: [soa]),
     nxdomain("x.search.shop.svc.cluster.local."),
     // Namespaces, the zone's structure, NXDOMAIN for everything else.
     nodata("shop.svc.cluster.local.", .a),

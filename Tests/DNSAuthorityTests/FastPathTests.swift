@@ -1,6 +1,7 @@
 import DNSAuthority
 import DNSWire
 import ServiceRegistry
+import ZoneFile
 import Testing
 
 /// The pre-encoded fast path answers exactly what the general path answers.
@@ -34,6 +35,8 @@ import Testing
         ("web.shop.svc.cluster.local.", RecordType.a), ("_http._tcp.web.shop.svc.cluster.local.", .srv),
         ("nope.shop.svc.cluster.local.", .a), ("web.shop.svc.cluster.local.", .aaaa), ("cluster.local.", .soa),
         ("db.shop.svc.cluster.local.", .a), ("alias.shop.svc.cluster.local.", .a),
+        // An ExternalName out of the zone: nothing to chase (no other zone, no recursion).
+        ("search.shop.svc.cluster.local.", .a), ("search.shop.svc.cluster.local.", .aaaa),
     ])
     func takesTheFastPath(_ name: String, _ type: RecordType) throws {
         let query = Message(questions: [Question(name: try DomainName(name), type: type)], edns: EDNS()).encoded()
@@ -82,6 +85,32 @@ import Testing
         }
         // A without EDNS, at 512 and 700; SRV at every UDP size.
         #expect(fastCuts >= 8)
+    }
+
+    /// An ExternalName's target the general path can follow: into another zone we serve, or
+    /// upstream for a client allowed recursion; and a target in the cluster zone that is not
+    /// there (its NXDOMAIN is added). All three are left to the general path.
+    @Test func leavesChasedTargetsToTheGeneralPath() throws {
+        let zone = try ZoneParser().parse("$TTL 60\n@ SOA ns h 1 1 1 1 1\n NS ns\nns A 192.0.2.1\nsearch A 192.0.2.80\n",
+                                          origin: try DomainName("example.com."))
+        let responder = try makeResponder()
+        responder.catalog.add(StaticAuthority(zone: zone))
+        func fast(_ responder: Responder, _ name: String, recursion: Bool = false) throws -> Int? {
+            let query = Message(questions: [Question(name: try DomainName(name), type: .a)], edns: EDNS()).encoded()
+            var buffer = [UInt8](repeating: 0, count: 65535)
+            return query.withUnsafeBytes { q in
+                buffer.withUnsafeMutableBytes { responder.fastRespond(to: q, into: $0, transport: .udp, recursionAvailable: recursion) }
+            }
+        }
+        #expect(try fast(responder, "search.shop.svc.cluster.local.") == nil, "chased into example.com")
+        let general = try Message(decoding: try #require(responder.respond(to: Message(
+            questions: [Question(name: try DomainName("search.shop.svc.cluster.local."), type: .a)]).encoded(), transport: .udp)))
+        #expect(general.answers.map(\.description) == ["search.shop.svc.cluster.local. 5 IN CNAME search.example.com.",
+                                                        "search.example.com. 60 IN A 192.0.2.80"])
+        let alone = try makeResponder()
+        #expect(try fast(alone, "search.shop.svc.cluster.local.") != nil)
+        #expect(try fast(alone, "search.shop.svc.cluster.local.", recursion: true) == nil, "the target goes upstream")
+        #expect(try fast(alone, "dangling.shop.svc.cluster.local.") == nil, "the target's NXDOMAIN is added")
     }
 
     @Test func leavesTheRestToTheGeneralPath() throws {
