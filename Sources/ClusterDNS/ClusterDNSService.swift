@@ -6,7 +6,6 @@ public import NetAddress
 public import Logging
 public import ServiceLifecycle
 public import ServiceRegistry
-import FoundationEssentials
 import Dispatch
 public import CoreMetrics
 import Synchronization

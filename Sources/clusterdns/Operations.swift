@@ -4,7 +4,6 @@ import Glibc
 import Dispatch
 import DispatchSockets
 import EndpointForwarder
-import FoundationEssentials
 import Logging
 import ServiceLifecycle
 import ServiceRegistry

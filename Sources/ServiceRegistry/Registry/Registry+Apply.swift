@@ -1,6 +1,5 @@
 import DNSWire
 import NetAddress
-import FoundationEssentials
 
 extension Registry {
     /// Applies one object under the lock. With `batch`, the change is neither stored nor

@@ -6,7 +6,6 @@ import DequeModule
 func mallocTrim(_ pad: Int) -> Int32
 #endif
 import Synchronization
-import FoundationEssentials
 
 /// What an `apply` did, in kubectl's words.
 public enum ApplyOutcome: String, Sendable {
