@@ -52,6 +52,30 @@ public enum Socket {
         return fd
     }
 
+    /// Fails when another socket already holds `address` (a fixed port), even one that shares
+    /// it with SO_REUSEPORT: our servers bind several SO_REUSEPORT sockets per address, and
+    /// without this check a second daemon of the same user would silently join the group and
+    /// take a share of the traffic. The probe sets no SO_REUSEPORT (and, for UDP, no
+    /// SO_REUSEADDR; a TCP probe keeps SO_REUSEADDR so that old connections in TIME_WAIT do not
+    /// count), binds and is closed at once.
+    public static func claim(_ address: SocketAddress, type: Int32) throws(SocketError) {
+        guard address.port != 0 else { return }
+        let fd = socket(address.family, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError("socket", errno: errno) }
+        defer { close(fd) }
+        var on: Int32 = 1
+        if type == Int32(SOCK_STREAM.rawValue) {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if address.family == AF_INET6 {
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
+        }
+        guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else {
+            let transport = type == Int32(SOCK_STREAM.rawValue) ? "TCP" : "UDP"
+            throw SocketError("bind \(address) (\(transport); is another server on it?)", errno: errno)
+        }
+    }
+
     /// TCP_NODELAY: small writes (DNS messages, relayed requests) leave at once.
     public static func setNoDelay(_ fd: Int32) {
         var on: Int32 = 1

@@ -49,6 +49,7 @@ public final class TCPMessageServer: @unchecked Sendable {
         self.handler = handler
         self.limits = limits
         nonisolated(unsafe) weak var server: TCPMessageServer? = nil
+        try Socket.claim(address, type: Int32(SOCK_STREAM.rawValue))
         listener = try Listener(address: address, label: "tcp", reusePort: true) { client in
             guard let server else { close(client); return }
             server.accepted(client)

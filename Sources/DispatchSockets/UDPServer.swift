@@ -73,6 +73,7 @@ public final class UDPServer: @unchecked Sendable {
     /// Binds `sockets` sockets on `address` (port 0: the kernel chooses one port for all).
     public init(address: SocketAddress, sockets: Int = 2, receiveBuffer: Int = 4 << 20,
                 handler: @escaping Handler) throws(SocketError) {
+        try Socket.claim(address, type: Int32(SOCK_DGRAM.rawValue))
         var bound = address
         var workers: [Worker] = []
         do throws(SocketError) {

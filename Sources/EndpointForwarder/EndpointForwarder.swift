@@ -223,8 +223,9 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         switch open.frontend.protocol {
         case .tcp:
             // One listening socket per event loop (SO_REUSEPORT: the kernel spreads the
-            // connections); the first bind fails if anyone else holds the address.
+            // connections); the claim fails if anyone else holds the address.
             var sockets: [Int32] = []
+            try Socket.claim(open.frontend.address, type: Int32(SOCK_STREAM.rawValue))
             do {
                 for _ in loops {
                     sockets.append(try Socket.bind(open.frontend.address, type: Int32(SOCK_STREAM.rawValue), reusePort: loops.count > 1))

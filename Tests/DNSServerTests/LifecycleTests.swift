@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import DNSAuthority
 import DNSServer
 import DispatchSockets
@@ -37,5 +40,75 @@ import Testing
                                responder: Responder(catalog: Catalog()), logger: Logger(label: "test"))
         await #expect(throws: SocketError.self) { try await server.run() }
         try await Task.sleep(for: .milliseconds(50))
+    }
+}
+
+/// A fixed address another socket holds is refused, even when that socket shares it with
+/// SO_REUSEPORT (a second daemon would otherwise silently take part of the traffic).
+@Suite(.serialized) struct ExclusiveAddressTests {
+    func address(_ port: UInt16) -> SocketAddress { SocketAddress(address: IPAddress("127.0.0.1")!, port: port) }
+
+    /// A socket of someone else's on `port`, with SO_REUSEPORT set.
+    func foreign(_ type: Int32, port: UInt16) -> Int32 {
+        let fd = socket(AF_INET, type, 0)
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size))
+        var sin = Client.address(port: port)
+        let rc = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(rc == 0)
+        if type == Int32(SOCK_STREAM.rawValue) { listen(fd, 16) }
+        return fd
+    }
+
+    func refused(_ body: () throws -> Void) {
+        do {
+            try body()
+            Issue.record("expected the address to be refused")
+        } catch let error as SocketError {
+            #expect(error.errno == EADDRINUSE, "\(error)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
+    @Test func aSharedUDPPortIsRefused() {
+        let port = freePort()
+        let other = foreign(Int32(SOCK_DGRAM.rawValue), port: port)
+        defer { close(other) }
+        refused { _ = try UDPServer(address: address(port)) { _, _, _ in 0 } }
+    }
+
+    @Test func aSharedTCPPortIsRefused() {
+        let port = freePort()
+        let other = foreign(Int32(SOCK_STREAM.rawValue), port: port)
+        defer { close(other) }
+        refused { _ = try TCPMessageServer(address: address(port)) { _, _, _ in [] } }
+    }
+
+    @Test func aSecondServerOnTheSameAddressIsRefused() throws {
+        let port = freePort()
+        let udp = try UDPServer(address: address(port)) { _, _, _ in 0 }
+        let tcp = try TCPMessageServer(address: address(port)) { _, _, _ in [] }
+        defer { udp.stop(); tcp.stop() }
+        refused { _ = try UDPServer(address: address(port)) { _, _, _ in 0 } }
+        refused { _ = try TCPMessageServer(address: address(port)) { _, _, _ in [] } }
+    }
+
+    /// Connections the old server closed first linger in TIME_WAIT on its port; a new server
+    /// binds all the same.
+    @Test func timeWaitDoesNotHoldTheAddress() throws {
+        let port = freePort()
+        do {
+            let listener = foreign(Int32(SOCK_STREAM.rawValue), port: port)
+            let client = Client.tcpConnect(port: port)
+            let accepted = accept(listener, nil, nil)
+            #expect(accepted >= 0)
+            close(accepted)  // the server side closes first: TIME_WAIT on our port
+            close(client)
+            close(listener)
+        }
+        let tcp = try TCPMessageServer(address: address(port)) { _, _, _ in [] }
+        tcp.stop()
     }
 }
