@@ -211,7 +211,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
                     }
                 }
             }
-            try await group.waitForAll()
+            // The first part to fail (a DNS address that cannot be bound) ends the service and
+            // cancels the others; `waitForAll` would first wait for parts that never end.
+            while try await group.next() != nil {}
         }
     }
 }

@@ -322,6 +322,41 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         #expect(result.stderr.contains(message), "\(result.stderr)")
     }
 
+    /// A DNS address another socket holds (here with SO_REUSEPORT, as a second daemon's would):
+    /// the daemon says so and exits instead of sharing the port or hanging.
+    @Test func anAddressInUseEndsTheDaemon() throws {
+        let port = freePort()
+        let holder = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(holder) }
+        var on: Int32 = 1
+        setsockopt(holder, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size))
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = port.bigEndian
+        sin.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bound = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(bound == 0)
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(port)", "--http", "none", "--state", "memory", "--zones", "none",
+                             "--resolv-conf", "none", "--lameduck", "0s"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<200 where process.isRunning { Thread.sleep(forTimeInterval: 0.1) }
+        if process.isRunning {
+            Issue.record("the daemon is still running 20 s after failing to bind")
+            process.terminate()
+        }
+        process.waitUntilExit()
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus != 0)
+        #expect(log.contains("bind 127.0.0.1:\(port) (UDP; is another server on it?): Address already in use"), "\(log)")
+    }
+
     @Test func queryLogNamesClientNameTypeAndRcode() throws {
         let port = freePort()
         let process = Process()
