@@ -223,3 +223,27 @@ let webService = """
         #expect(NameRules.dns1123Label(name).isEmpty == valid)
     }
 }
+
+/// Broken manifests never trap: random byte flips in a real manifest give objects or errors
+/// that name a file, a document and a line.
+@Suite struct ManifestHostileInputTests {
+    @Test func flippedBytesGiveObjectsOrPositionedErrors() {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = Array((webService + "\n---\n" + webService.replacingOccurrences(of: "name: web", with: "name: api")).utf8)
+        let specials = Array("{}[]:,-&*!|>'\"#\t\n 0x.".utf8)
+        var refused = 0
+        for _ in 0..<1_000 {
+            var mutated = bytes
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                let at = Int.random(in: 0..<mutated.count, using: &generator)
+                mutated[at] = specials.randomElement(using: &generator)!
+            }
+            for entry in Manifest.decode(String(decoding: mutated, as: UTF8.self), file: "fuzz.yaml") {
+                guard case .failure(let error) = entry.result else { continue }
+                refused += 1
+                #expect(error.file == "fuzz.yaml" && error.document >= 1 && error.line >= 1 && !error.message.isEmpty, "\(error)")
+            }
+        }
+        #expect(refused > 0)
+    }
+}

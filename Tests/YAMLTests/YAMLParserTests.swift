@@ -131,3 +131,72 @@ struct YAMLParserTests {
         #expect(seen == [1, 2])
     }
 }
+
+/// Hostile and broken texts: every prefix of a real manifest, bytes flipped at random, and
+/// deep or wide structures either parse or give an error with a position; nothing traps.
+@Suite struct YAMLHostileInputTests {
+    static let manifest = """
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: web
+          namespace: shop
+          labels: &labels {app: web, tier: "front"}
+        spec:
+          selector: *labels
+          ports:
+          - {name: http, port: 80, targetPort: 8080}
+          - name: https
+            port: 443
+        ---
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+        """
+
+    @Test func everyPrefixParsesOrFailsWithAPosition() {
+        let bytes = Array(Self.manifest.utf8)
+        for end in 0...bytes.count {
+            let text = String(decoding: bytes[0..<end], as: UTF8.self)
+            do {
+                try YAMLParser.documents(in: text) { _, _ in }
+            } catch {
+                #expect(error.line >= 1 && error.column >= 1, "prefix \(end): \(error)")
+                #expect(error.line <= text.split(separator: "\n", omittingEmptySubsequences: false).count + 1)
+            }
+        }
+    }
+
+    @Test func flippedBytesNeverTrap() {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = Array(Self.manifest.utf8)
+        let specials = Array("{}[]:,-&*!|>'\"#%@`\t\n ?<".utf8)
+        var failures = 0
+        for _ in 0..<2_000 {
+            var mutated = bytes
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                let at = Int.random(in: 0..<mutated.count, using: &generator)
+                mutated[at] = Bool.random(using: &generator) ? specials.randomElement(using: &generator)! : UInt8.random(in: 0...255, using: &generator)
+            }
+            do {
+                try YAMLParser.documents(in: String(decoding: mutated, as: UTF8.self)) { _, _ in }
+            } catch {
+                failures += 1
+                #expect(error.line >= 1 && !error.message.isEmpty)
+            }
+        }
+        #expect(failures > 0, "some mutations must be refused")
+    }
+
+    @Test func deepAndWideStructuresAreBounded() throws {
+        // Deep block nesting within the bound parses; beyond it, a clear error.
+        var deep = ""
+        for level in 0..<200 { deep += String(repeating: " ", count: level) + "k\(level):\n" }
+        #expect(throws: Never.self) { _ = try YAMLParser.firstDocument(in: deep) }
+        #expect(throws: YAMLError.self) { _ = try YAMLParser.firstDocument(in: String(repeating: "{a: ", count: 1_000)) }
+        // Wide: 100,000 entries in one sequence.
+        let wide = "[" + Array(repeating: "1", count: 100_000).joined(separator: ",") + "]"
+        guard case .sequence(let items, _) = try #require(try YAMLParser.firstDocument(in: wide)) else {
+            Issue.record("not a sequence"); return
+        }
+        #expect(items.count == 100_000)
+    }
+}
