@@ -166,3 +166,22 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
         gauge("clusterdns_dns_static_zones", [], Double(service.staticZones?.origins.count ?? 0))
     }
 }
+
+/// Without metrics, the one count the log still needs: malformed queries (dropped or
+/// FORMERR), summarised once a minute. No clock reads, no counters per query.
+final class MalformedTally: QueryObserver {
+    let malformed = Atomic<Int>(0)
+
+    func now() -> UInt64 { 0 }
+
+    var wantsClient: Bool { false }
+
+    func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport,
+                  client: SocketAddress?, since started: UInt64) {
+        if reply.count >= 4, reply[3] & 0x0F == 1 { malformed.add(1, ordering: .relaxed) }
+    }
+
+    func dropped() { malformed.add(1, ordering: .relaxed) }
+
+    func takeMalformed() -> Int { malformed.exchange(0, ordering: .relaxed) }
+}

@@ -1,0 +1,42 @@
+@testable import ClusterDNS
+import DNSWire
+import DispatchSockets
+import Logging
+import ServiceLifecycle
+import Testing
+
+/// Without a metrics factory the service keeps no metrics, but still counts malformed
+/// queries (dropped or FORMERR) for its once-a-minute log summary.
+@Suite struct MalformedTallyTests {
+    @Test func malformedQueriesAreCountedWithoutMetrics() async throws {
+        var logger = Logger(label: "tally")
+        logger.logLevel = .warning
+        var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
+        configuration.embeddedManifests = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: kubernetes, namespace: default}
+            spec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443}]}
+            """
+        let dns = try ClusterDNSService(configuration: configuration, logger: logger)
+        #expect(dns.metrics == nil)
+        let group = ServiceGroup(services: [dns], logger: logger)
+        let running = Task { try await group.run() }
+        let port = try #require(await dns.server.boundAddresses.first).port
+        let good = Message(header: Header(id: 9), questions: [Question(name: try DomainName("kubernetes.default.svc.cluster.local."), type: .a)]).encoded()
+        for _ in 0..<100 {
+            if let reply = exchange(good, port: port), reply[3] & 0x0F == 0 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        _ = dns.takeMalformed()
+        var bad = good
+        bad.append(0xFF)  // FORMERR
+        #expect(exchange(bad, port: port).map { $0[3] & 0x0F } == 1)
+        #expect(exchange([1, 2, 3], port: port) == nil)  // dropped
+        #expect(exchange(good, port: port) != nil)
+        #expect(dns.takeMalformed() == 2)
+        #expect(dns.takeMalformed() == 0)
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+}
