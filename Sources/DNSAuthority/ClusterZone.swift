@@ -217,7 +217,10 @@ public struct ClusterZone: Authority {
 
     /// This zone after `events`, reading the current objects from `snapshot` (the registry's
     /// state at or after the last event). Only what the events touch is recompiled.
-    public func updated(with events: some Sequence<WatchEvent>, snapshot: RegistrySnapshot) -> ClusterZone {
+    /// `foldChanges`: fold the compiled changes into a new table here once they are many;
+    /// false leaves that to the caller (`ClusterAuthority` folds away from the update path).
+    public func updated(with events: some Sequence<WatchEvent>, snapshot: RegistrySnapshot,
+                        foldChanges: Bool = true) -> ClusterZone {
         var zone = self
         var services = Set<ObjectKey>()
         for event in events {
@@ -239,7 +242,7 @@ public struct ClusterZone: Authority {
         }
         for key in services.sorted() { zone.replaceService(key, in: snapshot, recompileAliases: false) }
         if !services.isEmpty { zone.recompileAliases() }
-        zone.compiled.compactIfNeeded()
+        if foldChanges { zone.compiled.compactIfNeeded() }
         zone.isLoaded = snapshot.isLoaded
         return zone
     }

@@ -51,6 +51,8 @@ struct CompiledZone: Sendable {
 
     /// Names in the zone (after folding the changes in, so only exact after `compact()`).
     var tableCount: Int { table.count }
+    /// Changes not folded into the table yet.
+    var pendingChanges: Int { changeCount }
 
     init(suffixLength: Int = 0) {
         self.suffixLength = suffixLength
@@ -106,16 +108,27 @@ struct CompiledZone: Sendable {
         changes[h] = bucket
     }
 
-    /// Folds the changes into a new table once they are many (a sixteenth of the table, at
-    /// least 64): lookups stay one probe, and the rebuild's cost is spread over the changes.
+    /// Whether the changes are many enough to fold into a new table (a sixteenth of the
+    /// table, at least 64): lookups stay one probe, and the rebuild's cost is spread over the
+    /// changes.
+    var needsCompaction: Bool { changeCount > max(64, table.count / 16) }
+
+    /// Folds the changes into a new table once they are many (see `needsCompaction`).
     mutating func compactIfNeeded() {
-        if changeCount > max(64, table.count / 16) { compact() }
+        if needsCompaction { compact() }
     }
 
     /// Builds a new table from the current one and the changes.
     mutating func compact() {
         guard changeCount > 0 else { return }
-        var builder = Table.Builder(expectedCount: table.count + changeCount, arenaBytes: table.arenaCount + changeCount * 128)
+        table = Self.fold(table, changes, count: changeCount)
+        changes = [:]
+        changeCount = 0
+    }
+
+    /// `table` with `changes` folded in, as a new table.
+    static func fold(_ table: Table, _ changes: TreeDictionary<UInt32, [Change]>, count: Int) -> Table {
+        var builder = Table.Builder(expectedCount: table.count + count, arenaBytes: table.arenaCount + count * 128)
         // Most names have not changed: a bitmap of the changed hashes skips the map for them.
         var changed = [UInt64](repeating: 0, count: 1024)
         for h in changes.keys { changed[Int(h & 0xFFFF) >> 6] |= 1 << (h & 63) }
@@ -130,9 +143,48 @@ struct CompiledZone: Sendable {
                 change.key.withUnsafeBytes { key in entry.withUnsafeBytes { builder.add(key: key, entry: $0) } }
             }
         }
-        table = builder.finish()
-        changes = [:]
-        changeCount = 0
+        return builder.finish()
+    }
+
+    /// The fold of the present changes, to run away from the update path (`run`) and adopt
+    /// later (`adopt`) while more changes come: both layers are immutable or persistent, so
+    /// taking them is two references.
+    struct Fold: Sendable {
+        let base: Table
+        let changes: TreeDictionary<UInt32, [Change]>
+        let count: Int
+
+        func run() -> Folded { Folded(base: base, changes: changes, table: CompiledZone.fold(base, changes, count: count)) }
+    }
+
+    struct Folded: Sendable {
+        let base: Table
+        let changes: TreeDictionary<UInt32, [Change]>
+        let table: Table
+    }
+
+    func prepareFold() -> Fold { Fold(base: table, changes: changes, count: changeCount) }
+
+    /// Serves `folded`'s table from now on, keeping only the changes made since its fold began
+    /// (a name changed again, or first changed since); false, and nothing changed, when the
+    /// table was replaced meanwhile (a whole recompilation).
+    @discardableResult
+    mutating func adopt(_ folded: Folded) -> Bool {
+        guard folded.base === table else { return false }
+        var remaining: TreeDictionary<UInt32, [Change]> = [:]
+        var count = 0
+        for (h, bucket) in changes {
+            let before = folded.changes[h] ?? []
+            let kept = bucket.filter { change in !before.contains { $0.key == change.key && $0.entry == change.entry } }
+            if !kept.isEmpty {
+                remaining[h] = kept
+                count += kept.count
+            }
+        }
+        table = folded.table
+        changes = remaining
+        changeCount = count
+        return true
     }
 
     /// Calls `body` with what the zone has for the name given as lower-cased wire bytes without

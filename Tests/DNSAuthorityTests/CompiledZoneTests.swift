@@ -78,6 +78,55 @@ import Testing
         #expect(zone.tableCount == model.count)
     }
 
+    /// A fold prepared from the changes so far and adopted after more changes (names changed
+    /// again to other answers or to the same, removed, added) answers as the model does, and
+    /// keeps only the changes made since it was prepared; a fold of a replaced table is refused.
+    @Test func foldsAdoptedAfterMoreChangesLoseNothing() throws {
+        var rng = SplitMix(state: 23)
+        let all = try (0..<400).map { try DomainName("n\($0).ns.svc.cluster.local.") }
+        var zone = CompiledZone(suffixLength: 15)
+        var model: [DomainName: [CompiledZone.Answer]] = [:]
+        func change(_ count: Int) -> Set<DomainName> {
+            var touched = Set<DomainName>()
+            for _ in 0..<count {
+                let name = all[Int(rng.next() % UInt64(all.count))]
+                touched.insert(name)
+                if rng.next() % 5 == 0 {
+                    zone.remove(name)
+                    model[name] = nil
+                } else if rng.next() % 4 == 0, let same = model[name] {
+                    zone.set(name, answers: same)  // changed again, to the same answers
+                } else {
+                    let answers = Self.answers(rng.next(), &rng)
+                    zone.set(name, answers: answers)
+                    model[name] = answers
+                }
+            }
+            return touched
+        }
+        _ = change(300)
+        zone.compact()
+        for round in 0..<6 {
+            _ = change(120)
+            let fold = zone.prepareFold()
+            let later = change(40)
+            let folded = fold.run()
+            check(zone, model, all, "round \(round), before adopting")
+            let adopted = zone.adopt(folded)
+            #expect(adopted)
+            check(zone, model, all, "round \(round), after adopting")
+            #expect(zone.pendingChanges <= later.count, "only changes made after the fold was prepared remain")
+        }
+        // A fold of a table that was replaced meanwhile is not adopted.
+        _ = change(50)
+        let stale = zone.prepareFold().run()
+        zone.compact()
+        _ = change(10)
+        let adoptedStale = zone.adopt(stale)
+        #expect(!adoptedStale)
+        check(zone, model, all, "after refusing a stale fold")
+    }
+
     @Test func lookupIgnoresNothingButTheExactKey() throws {
         var zone = CompiledZone()
         let name = try DomainName("web.default.svc.cluster.local.")

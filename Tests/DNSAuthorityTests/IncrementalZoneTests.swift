@@ -100,6 +100,33 @@ import Testing
         assertSame(zone, ClusterZone(snapshot: registry.snapshot(), configuration: configuration), "at the end")
     }
 
+    /// Through `ClusterAuthority`, which folds the compiled changes on another thread while
+    /// updates go on: after the folds settle, the served zone is the full compile, and its
+    /// changes were folded into the table.
+    @Test func foldsInTheBackgroundLoseNoChange() async throws {
+        let registry = try Registry()
+        registry.markLoaded()
+        let configuration = ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR])
+        let authority = ClusterAuthority(configuration: configuration, snapshot: registry.snapshot())
+        var iterator = registry.watch().makeAsyncIterator()
+        var rng = SplitMix(state: 29)
+        var folded = false
+        for step in 0..<600 {
+            guard try await randomChange(registry, &rng) else { continue }
+            let event = try #require(try await iterator.next())
+            authority.apply([event], snapshot: registry.snapshot())
+            if authority.zone.compiled.pendingChanges < 20 && step > 100 { folded = true }
+            if step % 150 == 149 {
+                authority.waitForFolds()
+                assertSame(authority.zone, ClusterZone(snapshot: registry.snapshot(), configuration: configuration), "after step \(step)")
+            }
+        }
+        authority.waitForFolds()
+        assertSame(authority.zone, ClusterZone(snapshot: registry.snapshot(), configuration: configuration), "at the end")
+        #expect(folded, "the changes were folded into the table at least once")
+        #expect(!authority.zone.compiled.needsCompaction)
+    }
+
     /// The zone updater takes the registry's snapshot after a batch of events, and the registry
     /// may have moved on by then: the snapshot holds changes whose events come later. Those
     /// services' names must still be taken back from what they were compiled from.
