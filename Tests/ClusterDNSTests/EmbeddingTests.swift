@@ -10,6 +10,18 @@ import Testing
 import Glibc
 #endif
 
+/// A service on a free loopback port that serves one manifest: `kubernetes` in `default`.
+func kubernetesOnly() -> ClusterDNSConfiguration {
+    var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
+    configuration.embeddedManifests = """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: kubernetes, namespace: default}
+        spec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443}]}
+        """
+    return configuration
+}
+
 /// One datagram to 127.0.0.1:`port`, one reply (or nil after a second).
 func exchange(_ bytes: [UInt8], port: UInt16) -> [UInt8]? {
     let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)

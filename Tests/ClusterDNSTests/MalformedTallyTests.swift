@@ -11,14 +11,7 @@ import Testing
     @Test func malformedQueriesAreCountedWithoutMetrics() async throws {
         var logger = Logger(label: "tally")
         logger.logLevel = .warning
-        var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
-        configuration.embeddedManifests = """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: kubernetes, namespace: default}
-            spec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443}]}
-            """
-        let dns = try ClusterDNSService(configuration: configuration, logger: logger)
+        let dns = try ClusterDNSService(configuration: kubernetesOnly(), logger: logger)
         #expect(dns.metrics == nil)
         let group = ServiceGroup(services: [dns], logger: logger)
         let running = Task { try await group.run() }

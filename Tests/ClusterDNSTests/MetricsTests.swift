@@ -20,14 +20,8 @@ import Glibc
         let metrics = TestMetrics()
         var logger = Logger(label: "metrics")
         logger.logLevel = .warning
-        var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
+        var configuration = kubernetesOnly()
         configuration.metricsFactory = metrics
-        configuration.embeddedManifests = """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: kubernetes, namespace: default}
-            spec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443}]}
-            """
         let dns = try ClusterDNSService(configuration: configuration, logger: logger)
         let group = ServiceGroup(services: [dns], logger: logger)
         let running = Task { try await group.run() }
