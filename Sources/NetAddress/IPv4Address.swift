@@ -17,12 +17,23 @@ public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertib
     /// Parses dotted-quad notation (`10.96.0.1`). Exactly four decimal parts, each 0...255,
     /// no leading zeros (they are octal to some parsers, so they are refused).
     public init?(_ text: some StringProtocol) {
+        guard let value = Self.parse(text.utf8) else { return nil }
+        rawValue = value
+    }
+
+    /// The same for a `String` (the common case, specialised: no generic dispatch per byte).
+    public init?(_ text: String) {
+        guard let value = Self.parse(text.utf8) else { return nil }
+        rawValue = value
+    }
+
+    static func parse(_ bytes: some Sequence<UInt8>) -> UInt32? {
         var value: UInt32 = 0
         var part: UInt32 = 0
         var digits = 0
         var parts = 0
         var leadingZero = false
-        for byte in text.utf8 {
+        for byte in bytes {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"):
                 if digits == 1 && leadingZero { return nil }
@@ -42,7 +53,7 @@ public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertib
             }
         }
         guard digits > 0, parts == 3 else { return nil }
-        rawValue = value << 8 | part
+        return value << 8 | part
     }
 
     public var description: String {
