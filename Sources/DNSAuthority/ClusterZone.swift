@@ -126,12 +126,27 @@ public struct ClusterZone: Authority {
             }
         }
 
-        /// Adds `source` to the address's services (once).
+        /// Adds `source` to the address's services (once), in place: one walk of the tree and
+        /// no array for an address only one service names (most of them).
         mutating func add(_ ip: IPAddress, _ source: Source) {
-            guard var sources = self[ip] else { return set(ip, .one(source)) }
-            guard !sources.contains(where: { $0 === source }) else { return }
-            sources.append(source)
-            set(ip, Sources(sources))
+            switch ip {
+            case .v4(let a): Self.add(source, to: &v4[a.rawValue])
+            case .v6(let a): Self.add(source, to: &v6[a])
+            }
+        }
+
+        private static func add(_ source: Source, to sources: inout Sources?) {
+            switch sources {
+            case nil:
+                sources = .one(source)
+            case .one(let first)?:
+                if first !== source { sources = .many([first, source]) }
+            case .many(var list)?:
+                guard !list.contains(where: { $0 === source }) else { return }
+                sources = nil  // the list's only owner now: appended in place
+                list.append(source)
+                sources = .many(list)
+            }
         }
 
         mutating func remove(_ ip: IPAddress, _ source: Source) {
