@@ -278,7 +278,8 @@ final class Relay: EventHandler {
         }
         let ending = EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue
         if !closed && events & (EPOLLIN.rawValue | ending) != 0 {
-            transfer(source, untilEmpty: events & ending != 0)
+            transfer(source, untilEmpty: events & ending != 0,
+                     endFollows: events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0)
         }
     }
 
@@ -287,7 +288,12 @@ final class Relay: EventHandler {
     /// source: the next arrival is a new edge, so no read is spent learning EAGAIN, unless
     /// `untilEmpty` (the peer's end of stream was signalled with this edge and must be read
     /// now, or reads were held back and the edges they had are gone).
-    func transfer(_ direction: Direction, untilEmpty: Bool) {
+    ///
+    /// `endFollows`: the source's peer has shut its side, so what is read now is its last data
+    /// and its end of stream is read right after: that data goes with MSG_MORE and leaves with
+    /// the FIN that `halfClose` (or `close`) sends at once, one segment instead of two for a
+    /// short response (the usual case of a connection that ends with its response).
+    func transfer(_ direction: Direction, untilEmpty: Bool, endFollows: Bool = false) {
         if direction.pipe != nil || (direction.moved >= Self.spliceThreshold && openPipe(direction)) {
             spliceTransfer(direction)
             return
@@ -298,7 +304,7 @@ final class Relay: EventHandler {
             if n > 0 {
                 counted(n, direction)
                 direction.moved += n
-                let sent = send(direction.to, buffer.baseAddress, n, Int32(MSG_NOSIGNAL))
+                let sent = send(direction.to, buffer.baseAddress, n, Int32(MSG_NOSIGNAL) | (endFollows ? Int32(MSG_MORE) : 0))
                 if sent == n {
                     if direction.moved >= Self.spliceThreshold && openPipe(direction) {
                         spliceTransfer(direction)
