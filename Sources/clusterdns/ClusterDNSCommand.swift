@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import FoundationEssentials
 
@@ -12,6 +15,7 @@ struct ClusterDNSCommand: AsyncParsableCommand {
 
     static func main() async {
         limitMallocArenas()
+        raiseDescriptorLimit()
         await main(nil)
     }
 }
@@ -29,6 +33,16 @@ func limitMallocArenas() {
     guard (environment["MALLOC_ARENA_MAX"] ?? "").isEmpty, !(environment["GLIBC_TUNABLES"] ?? "").contains("arena_max") else { return }
     _ = glibcMallopt(-8 /* M_ARENA_MAX */, 1)
     #endif
+}
+
+/// The soft limit on open descriptors raised to the hard one: every relayed connection takes
+/// two and every DNS TCP connection one, and the usual soft default (1,024) would refuse
+/// connections long before the machine has to (haproxy and nginx raise theirs likewise).
+func raiseDescriptorLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 #if os(Linux)

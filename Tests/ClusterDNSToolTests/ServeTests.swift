@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -528,5 +529,93 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         let result = try Tool.run(["serve", "--config", config])
         #expect(result.status != 0)
         #expect(result.stderr.contains("--config \(config):2: unknown setting \"bogus\""))
+    }
+}
+
+/// Thousands of idle connections held through the daemon's forwarder while the other service
+/// keeps answering. Ten thousand where the descriptor limit allows; here the hard limit is
+/// 20,000 and cannot be raised (no CAP_SYS_RESOURCE), and a relayed connection takes two
+/// descriptors in the daemon (client and endpoint) and two in this process (client and held
+/// backend end), so the count is what that limit leaves: 9,500 at 20,000.
+@Suite(.serialized) struct ForwarderIdleConnectionsTests {
+    @Test func thousandsOfIdleConnectionsThroughTheDaemon() throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let count = min(10_000, (Int(min(limit.rlim_max, 1 << 30)) - 1_000) / 2)
+        #expect(count >= 5_000, "the descriptor limit (\(limit.rlim_max)) leaves room for only \(count)")
+        // The held backend: accepts and keeps every connection, on a thread of its own.
+        let (holder, holderPort) = listenOnSecondLoopback()
+        listen(holder, 4096)
+        let held = Mutex<[Int32]>([])
+        Thread.detachNewThread {
+            while true {
+                let fd = accept(holder, nil, nil)
+                if fd < 0 { return }
+                held.withLock { $0.append(fd) }
+            }
+        }
+        defer {
+            shutdown(holder, Int32(SHUT_RDWR))
+            close(holder)
+            held.withLock { fds in for fd in fds { close(fd) } }
+        }
+        let helloPort = ServeForwarderTests().helloServer()
+        let idle = try relayManifests(service: "idle", clusterIP: "127.100.0.31", port: 8090, backendPort: holderPort)
+        let busy = try relayManifests(service: "busy", clusterIP: "127.100.0.32", port: 8091, backendPort: helloPort)
+        defer { try? FileManager.default.removeItem(at: idle); try? FileManager.default.removeItem(at: busy) }
+        let http = freePort()
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:\(http)", "--manifests", idle.path,
+                             "--manifests", busy.path, "--service-cidr", "127.100.0.0/16", "--forwarder", "--state", "memory",
+                             "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        #expect(eventually(20) { httpStatus(port: http, path: "/ready") == 200 })
+
+        func connect(_ ip: String, _ port: UInt16) -> Int32? {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var to = sockaddr_in()
+            to.sin_family = sa_family_t(AF_INET)
+            to.sin_port = port.bigEndian
+            to.sin_addr.s_addr = inet_addr(ip)
+            let rc = withUnsafePointer(to: &to) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if rc == 0 { return fd }
+            close(fd)
+            return nil
+        }
+        var clients: [Int32] = []
+        defer { for fd in clients { close(fd) } }
+        for _ in 0..<count {
+            guard let fd = connect("127.100.0.31", 8090) else { break }
+            clients.append(fd)
+        }
+        #expect(clients.count == count)
+        // Every one relayed: the held backend has them all.
+        #expect(eventually(60) { held.withLock { $0.count } == count }, "held \(held.withLock { $0.count }) of \(count)")
+        // The other service is served meanwhile.
+        for _ in 0..<3 {
+            guard let fd = connect("127.100.0.32", 8091) else { Issue.record("no connection to the busy service"); continue }
+            var buffer = [UInt8](repeating: 0, count: 16)
+            var tv = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let n = recv(fd, &buffer, buffer.count, 0)
+            close(fd)
+            #expect(n == 5 && Array(buffer[0..<5]) == Array("hello".utf8))
+        }
+        #expect(httpStatus(port: http, path: "/health") == 200)
+        // Released: the daemon closes its ends too, and exits cleanly.
+        for fd in clients { close(fd) }
+        clients = []
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(10) { !process.isRunning })
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
     }
 }
