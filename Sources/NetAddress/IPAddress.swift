@@ -5,13 +5,7 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Parses either family; IPv6 is recognised by its colon.
     public init?(_ text: some StringProtocol) {
-        if text.utf8.contains(UInt8(ascii: ":")) {
-            guard let a = IPv6Address(text) else { return nil }
-            self = .v6(a)
-        } else {
-            guard let a = IPv4Address(text) else { return nil }
-            self = .v4(a)
-        }
+        self.init(String(text))
     }
 
     /// The same for a `String` (the common case, specialised: no generic dispatch per byte).
