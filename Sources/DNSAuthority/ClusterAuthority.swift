@@ -23,14 +23,11 @@ public final class ClusterAuthority: Authority {
     /// while a fold runs.
     let writer = Mutex(false)
     /// Where the compiled changes are folded into a new table (about 30 ms at 128,000 names),
-    /// so that no update waits for it; false: folded on the update path.
-    let foldsInBackground: Bool
+    /// so that no update waits for it.
     let folds = DispatchQueue(label: "cluster zone fold", qos: .utility)
 
-    public init(configuration: ClusterConfiguration, snapshot: RegistrySnapshot = RegistrySnapshot(),
-                foldsInBackground: Bool = true) {
+    public init(configuration: ClusterConfiguration, snapshot: RegistrySnapshot = RegistrySnapshot()) {
         self.configuration = configuration
-        self.foldsInBackground = foldsInBackground
         current = Mutex(Served(ClusterZone(snapshot: snapshot, configuration: configuration), snapshot.resourceVersion))
     }
 
@@ -57,9 +54,9 @@ public final class ClusterAuthority: Authority {
     /// thread and is adopted when done, without a change being lost or waiting for it.
     public func apply(_ events: some Sequence<WatchEvent>, snapshot: RegistrySnapshot) {
         writer.withLock { folding in
-            let zone = served.zone.updated(with: events, snapshot: snapshot, foldChanges: !foldsInBackground)
+            let zone = served.zone.updated(with: events, snapshot: snapshot, foldChanges: false)
             current.withLock { $0 = Served(zone, snapshot.resourceVersion) }
-            if foldsInBackground, !folding, zone.compiled.needsCompaction {
+            if !folding, zone.compiled.needsCompaction {
                 folding = true
                 startFold(zone.compiled.prepareFold())
             }

@@ -154,12 +154,11 @@ struct CompiledZone: Sendable {
         let changes: TreeDictionary<UInt32, [Change]>
         let count: Int
 
-        func run() -> Folded { Folded(base: base, changes: changes, table: CompiledZone.fold(base, changes, count: count)) }
+        func run() -> Folded { Folded(fold: self, table: CompiledZone.fold(base, changes, count: count)) }
     }
 
     struct Folded: Sendable {
-        let base: Table
-        let changes: TreeDictionary<UInt32, [Change]>
+        let fold: Fold
         let table: Table
     }
 
@@ -170,11 +169,11 @@ struct CompiledZone: Sendable {
     /// table was replaced meanwhile (a whole recompilation).
     @discardableResult
     mutating func adopt(_ folded: Folded) -> Bool {
-        guard folded.base === table else { return false }
+        guard folded.fold.base === table else { return false }
         var remaining: TreeDictionary<UInt32, [Change]> = [:]
         var count = 0
         for (h, bucket) in changes {
-            let before = folded.changes[h] ?? []
+            let before = folded.fold.changes[h] ?? []
             let kept = bucket.filter { change in !before.contains { $0.key == change.key && $0.entry == change.entry } }
             if !kept.isEmpty {
                 remaining[h] = kept
