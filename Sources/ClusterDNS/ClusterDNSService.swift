@@ -68,8 +68,8 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     /// The forwarder serving now (`reconfigureForwarding` replaces it).
     public var forwarder: Forwarder? { server.handler.forwarder }
     public let metrics: DNSMetrics?
-    /// Malformed queries since the last call (from the metrics, or a bare tally without them).
-    let takeMalformed: @Sendable () -> Int
+    /// Malformed queries: the metrics' count, or without metrics the server's only observer.
+    let malformed: MalformedTally
     let logger: Logger
 
     public init(configuration: ClusterDNSConfiguration, logger: Logger) throws {
@@ -91,12 +91,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         staticZones = configuration.zonesDirectory.map { StaticZones(directory: $0, catalog: catalog) }
         let forwarder = configuration.forwarding.map { Forwarder(configuration: $0) }
         metrics = configuration.metricsFactory.map { DNSMetrics(factory: $0, queryLog: configuration.queryLog) }
-        let tally = MalformedTally()
-        if let metrics = self.metrics {
-            takeMalformed = { metrics.takeMalformed() }
-        } else {
-            takeMalformed = { tally.takeMalformed() }
-        }
+        malformed = metrics?.malformed ?? MalformedTally()
         if let forwarder { Self.observe(forwarder, factory: configuration.metricsFactory) }
         let recursion = configuration.forwarding.map { forwarding in
             RecursionPolicy(allowed: configuration.allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
@@ -105,7 +100,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
                                   recursion: recursion)
         server = DNSServer(configuration: .init(addresses: configuration.dnsAddresses, udpSockets: configuration.udpSockets,
                                                 tcpLimits: configuration.tcpLimits),
-                           handler: QueryHandler(responder: responder, forwarder: forwarder, observer: metrics ?? tally),
+                           handler: QueryHandler(responder: responder, forwarder: forwarder, observer: metrics ?? malformed),
                            logger: logger)
     }
 
@@ -212,7 +207,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
                 try? await cancelWhenGracefulShutdown {
                     while !Task.isCancelled {
                         try await Task.sleep(for: .seconds(60))
-                        let count = self.takeMalformed()
+                        let count = self.malformed.take()
                         if count > 0 { self.logger.notice("malformed queries in the last minute", metadata: ["count": "\(count)"]) }
                     }
                 }

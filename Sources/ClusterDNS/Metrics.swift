@@ -25,7 +25,8 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
     let responses: [[CoreMetrics.Counter]]
     let latency: [CoreMetrics.Timer]
     let droppedCounter: CoreMetrics.Counter
-    let malformed = Atomic<Int>(0)
+    /// Malformed queries (dropped or FORMERR), for the log's summary.
+    let malformed = MalformedTally()
     public let programmingLatency: CoreMetrics.Timer
     let factory: any MetricsFactory
     // Pull metrics (updated by `refresh`, under the lock).
@@ -75,7 +76,7 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
         let rcode = reply.count >= 4 ? Int(reply[3] & 0x0F) : 2
         let rcodeIndex = rcode <= 5 ? rcode : Self.rcodes.count - 1
         responses[t][rcodeIndex].increment()
-        if rcode == 1 { malformed.add(1, ordering: .relaxed) }
+        if rcode == 1 { malformed.add() }
         latency[t].recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds &- started))
         if let queryLog, queryCount.add(1, ordering: .relaxed).newValue % queryLog.sample == 0 {
             let name = Self.questionName(query)?.description ?? "?"
@@ -89,11 +90,11 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
 
     public func dropped() {
         droppedCounter.increment()
-        malformed.add(1, ordering: .relaxed)
+        malformed.add()
     }
 
     /// Malformed packets (dropped or FORMERR) since the last call: for a rate-limited summary.
-    public func takeMalformed() -> Int { malformed.exchange(0, ordering: .relaxed) }
+    public func takeMalformed() -> Int { malformed.take() }
 
     /// The question's type, read from the wire without decoding the message.
     static func questionType(_ query: UnsafeRawBufferPointer) -> RecordType? {
@@ -167,10 +168,16 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
     }
 }
 
-/// Without metrics, the one count the log still needs: malformed queries (dropped or
-/// FORMERR), summarised once a minute. No clock reads, no counters per query.
+/// Malformed queries (dropped or FORMERR), summarised in the log once a minute. `DNSMetrics`
+/// counts into one; without metrics it is the server's whole observer: no clock reads, no
+/// counters per query.
 final class MalformedTally: QueryObserver {
-    let malformed = Atomic<Int>(0)
+    let count = Atomic<Int>(0)
+
+    func add() { count.add(1, ordering: .relaxed) }
+
+    /// The count since the last call.
+    func take() -> Int { count.exchange(0, ordering: .relaxed) }
 
     func now() -> UInt64 { 0 }
 
@@ -178,10 +185,8 @@ final class MalformedTally: QueryObserver {
 
     func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport,
                   client: SocketAddress?, since started: UInt64) {
-        if reply.count >= 4, reply[3] & 0x0F == 1 { malformed.add(1, ordering: .relaxed) }
+        if reply.count >= 4, reply[3] & 0x0F == 1 { add() }
     }
 
-    func dropped() { malformed.add(1, ordering: .relaxed) }
-
-    func takeMalformed() -> Int { malformed.exchange(0, ordering: .relaxed) }
+    func dropped() { add() }
 }

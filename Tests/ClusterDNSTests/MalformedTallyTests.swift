@@ -21,14 +21,14 @@ import Testing
             if let reply = exchange(good, port: port), reply[3] & 0x0F == 0 { break }
             try await Task.sleep(for: .milliseconds(10))
         }
-        _ = dns.takeMalformed()
+        _ = dns.malformed.take()
         var bad = good
         bad.append(0xFF)  // FORMERR
         #expect(exchange(bad, port: port).map { $0[3] & 0x0F } == 1)
         #expect(exchange([1, 2, 3], port: port) == nil)  // dropped
         #expect(exchange(good, port: port) != nil)
-        #expect(dns.takeMalformed() == 2)
-        #expect(dns.takeMalformed() == 0)
+        #expect(dns.malformed.take() == 2)
+        #expect(dns.malformed.take() == 0)
         await group.triggerGracefulShutdown()
         try await running.value
     }
