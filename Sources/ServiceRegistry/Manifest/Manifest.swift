@@ -73,7 +73,7 @@ public enum Manifest {
                 .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".json") }
                 .filter { !$0.hasPrefix(".") }
                 .sorted()
-            return names.flatMap { load(path: path.hasSuffix("/") ? path + $0 : path + "/" + $0) }
+            return names.flatMap { load(path: joinedPath(path, $0)) }
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             return [unreadable(path, "cannot be read")]
@@ -159,4 +159,9 @@ extension FieldReader {
             candidate = candidate[..<cut]
         }
     }
+}
+
+/// `directory` and `name` joined with one slash.
+func joinedPath(_ directory: String, _ name: String) -> String {
+    directory.hasSuffix("/") ? directory + name : directory + "/" + name
 }

@@ -27,7 +27,7 @@ public final class SQLiteStorage: RegistryStorage, @unchecked Sendable {
         } catch {
             throw .storage("cannot create the state directory \(directory): \(error)")
         }
-        path = directory.hasSuffix("/") ? directory + "registry.sqlite" : directory + "/registry.sqlite"
+        path = joinedPath(directory, "registry.sqlite")
         var db: OpaquePointer?
         guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
