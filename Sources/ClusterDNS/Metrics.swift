@@ -3,7 +3,7 @@ public import DNSAuthority
 import DNSResolver
 public import DNSServer
 public import DispatchSockets
-import DNSWire
+public import DNSWire
 import Dispatch
 public import Logging
 import ServiceRegistry

@@ -26,6 +26,15 @@ public protocol Authority: Sendable {
     var origin: DomainName { get }
     /// Answers a question whose name is at or below `origin`.
     func lookup(_ question: Question) -> Lookup
+    /// Whether names in answers copy the question's letters for the zone's apex only (and the
+    /// question's own name where they echo it), as CoreDNS answers the cluster zone: the
+    /// labels below the apex read as the zone wrote them. False: a name may copy any suffix
+    /// of the question it shares.
+    var namesTakeOnlyTheApexLetters: Bool { get }
+}
+
+extension Authority {
+    public var namesTakeOnlyTheApexLetters: Bool { false }
 }
 
 /// Routes a name to the authority of the longest matching zone, by labels (never by string

@@ -33,6 +33,8 @@ public final class ClusterAuthority: Authority {
 
     public var origin: DomainName { configuration.domain }
 
+    public var namesTakeOnlyTheApexLetters: Bool { true }
+
     /// The zone now being served.
     public var zone: ClusterZone { served.zone }
 

@@ -21,6 +21,7 @@ public import ServiceRegistry
 public struct ClusterZone: Authority {
     public let configuration: ClusterConfiguration
     public var origin: DomainName { configuration.domain }
+    public var namesTakeOnlyTheApexLetters: Bool { true }
     /// False until the registry's first load completes: would-be NXDOMAINs are SERVFAIL.
     public private(set) var isLoaded: Bool
     let soa: ResourceRecord
@@ -86,7 +87,7 @@ public struct ClusterZone: Authority {
     }
 
     /// A PTR a service contributes: reverse name's address, target, and whether it is a cluster IP's.
-    struct Pointer: Sendable {
+    struct Pointer: Hashable, Sendable {
         var address: IPAddress
         var target: DomainName
         var isClusterIP: Bool
@@ -275,6 +276,11 @@ public struct ClusterZone: Authority {
             guard let node = overlay[name] ?? node(for: name) else {
                 return isLoaded ? .nameError(soa: soa, answer: answer) : .serverFailure
             }
+            if question.type == .srv, answer.isEmpty, node.records.contains(type: .cname) {
+                // An ExternalName has no SRV records, and its CNAME is not one (CoreDNS
+                // leaves the CNAME out of SRV answers): NODATA.
+                return .noData(soa: soa)
+            }
             if question.type != .cname, let cname = node.records[.cname]?.first, case .cname(let target) = cname.data {
                 answer.append(cname)
                 // Chase the target while it stays in this zone, loop-safe and bounded.
@@ -347,7 +353,9 @@ public struct ClusterZone: Authority {
             for source in named {
                 let pointers = derived.fragment(of: source, records: false) { fragment(of: source, records: false) }.pointers
                 for pointer in pointers where pointer.address == ip {
-                    if pointer.isClusterIP { clusterIP.append(pointer.target) } else { endpoints.append(pointer.target) }
+                    if pointer.isClusterIP { clusterIP.append(pointer.target) } else if !endpoints.contains(pointer.target) {
+                        endpoints.append(pointer.target)
+                    }
                 }
             }
             // In a fixed order, whatever order the services were applied in.
@@ -532,8 +540,10 @@ struct FragmentBuilder: Sendable {
     }
 
     /// Adds a record; its empty ancestors up to the service's name are this fragment's too.
-    mutating func add(_ record: ResourceRecord, under service: DomainName) {
+    /// `unique`: not when the name already holds it (an RRset never holds a record twice).
+    mutating func add(_ record: ResourceRecord, under service: DomainName, unique: Bool = false) {
         guard recordsWanted else { return }
+        if unique, nodes[record.name]?.records.contains(record) == true { return }
         nodes[record.name, default: .init()].records.append(record)
         ensure(record.name, under: service)
     }
@@ -560,6 +570,16 @@ struct FragmentBuilder: Sendable {
             return
         }
         let ready = endpoints?.endpoints.filter(\.isReady) ?? []
+        // An endpoint listed twice (in two EndpointSlices), or two sharing a hostname, would
+        // repeat records: then every record is checked before it is added. Without a repeated
+        // address or hostname no record can repeat, and the check is skipped.
+        var addresses = Set<IPAddress>()
+        var hostnames = Set<String>()
+        var repeats = false
+        for endpoint in ready {
+            for ip in endpoint.addresses where !addresses.insert(ip).inserted { repeats = true }
+            if !endpoint.hostname.isEmpty, !hostnames.insert(endpoint.hostname).inserted { repeats = true }
+        }
         // Endpoint names: hostname if set, and the dashed IP of every address.
         var endpointNames: [(ResolvedEndpoint, DomainName)] = []
         for endpoint in ready {
@@ -567,12 +587,16 @@ struct FragmentBuilder: Sendable {
             if !endpoint.hostname.isEmpty, let n = child(endpoint.hostname, of: name) { names.append(n) }
             for ip in endpoint.addresses { if let n = child(ip.dashed, of: name) { names.append(n) } }
             for n in names {
-                for ip in endpoint.addresses { add(ResourceRecord(name: n, ttl: ttl, data: addressData(ip)), under: name) }
+                for ip in endpoint.addresses {
+                    add(ResourceRecord(name: n, ttl: ttl, data: addressData(ip)), under: name, unique: repeats)
+                }
             }
             if let primary = names.first {
                 endpointNames.append((endpoint, primary))
                 for ip in endpoint.addresses {
-                    pointers.append(.init(address: ip, target: primary, isClusterIP: false))
+                    let pointer = ClusterZone.Pointer(address: ip, target: primary, isClusterIP: false)
+                    if repeats, pointers.contains(pointer) { continue }
+                    pointers.append(pointer)
                 }
             }
         }
@@ -584,13 +608,14 @@ struct FragmentBuilder: Sendable {
                     add(ResourceRecord(name: name, ttl: ttl, data: addressData(ip)), under: name)
                 }
             }
-            addSRV(name: name, ports: spec.ports, endpoints: endpointNames)
+            addSRV(name: name, ports: spec.ports, endpoints: endpointNames, clusterIPs: [])
         } else {
-            for ip in spec.clusterIPs.compactMap(IPAddress.init) {
+            let clusterIPs = spec.clusterIPs.compactMap(IPAddress.init)
+            for ip in clusterIPs {
                 add(ResourceRecord(name: name, ttl: ttl, data: addressData(ip)), under: name)
                 pointers.append(.init(address: ip, target: name, isClusterIP: true))
             }
-            addSRV(name: name, ports: spec.ports, endpoints: nil)
+            addSRV(name: name, ports: spec.ports, endpoints: nil, clusterIPs: clusterIPs)
             ensure(name, under: name)
         }
     }
@@ -601,8 +626,16 @@ struct FragmentBuilder: Sendable {
         var addresses: [IPAddress]
     }
 
-    /// `_port._proto.<svc>` per named port, and the bare service name with every port.
-    mutating func addSRV(name: DomainName, ports: [Service.Port], endpoints: [(ResolvedEndpoint, DomainName)]?) {
+    struct SRVKey: Hashable {
+        var port: Int
+        var target: DomainName
+    }
+
+    /// `_port._proto.<svc>` per named port, and the bare service name with every port. The
+    /// targets' addresses go into the additional section: the endpoints' for a headless
+    /// service, the cluster IPs for the service name (as CoreDNS answers).
+    mutating func addSRV(name: DomainName, ports: [Service.Port], endpoints: [(ResolvedEndpoint, DomainName)]?,
+                         clusterIPs: [IPAddress]) {
         guard recordsWanted else { return }
         var bare: [SRVTarget] = []
         for port in ports {
@@ -614,7 +647,7 @@ struct FragmentBuilder: Sendable {
                     targets.append(SRVTarget(port: resolved.port, target: target, addresses: endpoint.addresses))
                 }
             } else {
-                targets.append(SRVTarget(port: port.port, target: name, addresses: []))
+                targets.append(SRVTarget(port: port.port, target: name, addresses: clusterIPs))
             }
             bare += targets
             guard !port.name.isEmpty, !targets.isEmpty,
@@ -626,9 +659,21 @@ struct FragmentBuilder: Sendable {
     }
 
     mutating func addSRVRecords(at owner: DomainName, _ targets: [SRVTarget], under service: DomainName) {
-        let weight = UInt16(100 / max(1, targets.count))
-        var glue: [ResourceRecord] = []
+        // One SRV per target and port: endpoints that share a hostname (or one endpoint listed
+        // in two slices) are one target, their addresses all in the additional section.
+        var unique: [SRVTarget] = []
+        unique.reserveCapacity(targets.count)
+        var seen = Set<SRVKey>()
         for t in targets {
+            if seen.insert(SRVKey(port: t.port, target: t.target)).inserted {
+                unique.append(t)
+            } else if let i = unique.firstIndex(where: { $0.port == t.port && $0.target == t.target }) {
+                unique[i].addresses += t.addresses.filter { !unique[i].addresses.contains($0) }
+            }
+        }
+        let weight = UInt16(100 / max(1, unique.count))
+        var glue: [ResourceRecord] = []
+        for t in unique {
             add(ResourceRecord(name: owner, ttl: ttl, data: .srv(SRV(priority: 0, weight: weight, port: UInt16(t.port), target: t.target))),
                 under: service)
             for ip in t.addresses { glue.append(ResourceRecord(name: t.target, ttl: ttl, data: addressData(ip))) }
@@ -655,6 +700,8 @@ struct RecordSets: Hashable, Sendable {
     }
 
     func contains(type: RecordType) -> Bool { records.contains { $0.type == type } }
+
+    func contains(_ record: ResourceRecord) -> Bool { records.contains(record) }
 
     /// Adds a record after the others of its type.
     mutating func append(_ record: ResourceRecord) {

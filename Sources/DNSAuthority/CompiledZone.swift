@@ -30,6 +30,8 @@ struct CompiledZone: Sendable {
         case answer(bytes: UnsafeRawBufferPointer, counts: (UInt16, UInt16, UInt16), leavesZone: Bool)
         /// The name exists without data of the asked type.
         case noData
+        /// The name is an alias and the type is not compiled: the general path answers.
+        case uncompiled
     }
 
     /// A changed name: its lower-cased wire key and its encoded answers (nil: removed).
@@ -279,13 +281,17 @@ struct CompiledZone: Sendable {
 
     static func find(_ type: UInt16, in entry: UnsafeRawBufferPointer) -> Found {
         var i = 0
+        var isAlias = false
         while let answer = readAnswer(entry, &i) {
             if answer.type == type {
                 return .answer(bytes: UnsafeRawBufferPointer(rebasing: entry[answer.bytes]), counts: answer.counts,
                                leavesZone: answer.leavesZone)
             }
+            if answer.type == RecordType.cname.rawValue { isAlias = true }
         }
-        return .noData
+        // A CNAME answers every type; those not compiled (HINFO, CAA, ...) follow it on the
+        // general path.
+        return isAlias ? .uncompiled : .noData
     }
 
     static func decode(_ entry: UnsafeRawBufferPointer) -> [Answer] {
@@ -450,7 +456,10 @@ struct CompiledZone: Sendable {
         var writer = WireWriter(capacity: 512)
         let isCNAME = node.records.contains(type: .cname)
         for type in compiledTypes where isCNAME || node.records.contains(type: type) {
-            let question = Question(name: name, type: type)
+            // The question's name in storage of its own (`lowercased` copies), as a client's
+            // question has: only the owners that echo it may point at it whole
+            // (`WireWriter.writeQuestionName`), not every record of the zone that names it.
+            let question = Question(name: name.lowercased, type: type)
             let lookup = zone.lookup(question, overlay: overlay)
             // A chain to a name in the zone that is not there (an ExternalName to a missing
             // service) is compiled as one that leaves the zone: the general path adds the
@@ -464,7 +473,9 @@ struct CompiledZone: Sendable {
             }
             var message = Message(header: Header(isResponse: true), questions: [question])
             Responder.fill(&message, with: lookup, question: question)
-            message.encode(into: &writer)
+            // Encoded as the general path encodes the zone's answers (`namesTakeOnlyTheApexLetters`),
+            // so that the bytes are the same but for the letters the pointers copy.
+            message.encode(into: &writer, questionSuffixLabels: zone.origin.labelCount)
             let questionEnd = 12 + name.wireLength + 4
             list.append(Answer(type: type.rawValue,
                                counts: (UInt16(message.answers.count), UInt16(message.authorities.count),

@@ -20,7 +20,7 @@ extension Responder {
                             into output: UnsafeMutableRawBufferPointer, transport: Transport, recursionAvailable: Bool = false) -> Int? {
         guard let served = cluster?.served else { return nil }
         // A plain standard query, class IN, EDNS version 0 at most, a type we pre-encode.
-        guard view.flags & 0xF800 == 0, view.recordClass == .internet, view.edns.map({ $0.version == 0 }) ?? true,
+        guard view.isPlainQuery, view.recordClass == .internet,
               view.type != .axfr, view.type != .ixfr, view.type != .any, view.type != .opt else { return nil }
         let nameLength = view.nameLength
         let apex = served.zone.apexKey
@@ -34,10 +34,11 @@ extension Responder {
         if nameLength - 1 >= pod.count, Self.isLabelBoundary(key, nameLength - 1 - pod.count),
            Self.bytesEqual(key, from: nameLength - 1 - pod.count, pod) { return nil }
 
-        let limit = transport == .tcp ? 65535 : min(maxUDPPayload, view.edns.map { max(512, Int($0.udpPayloadSize)) } ?? 512)
+        let shape = ReplyShape(view, transport: transport, maxUDPPayload: maxUDPPayload, recursionAvailable: recursionAvailable)
+        let limit = shape.limit
         guard output.count >= limit else { return nil }
         var out = OutputCursor(buffer: output, limit: limit)
-        let ednsLength = view.edns == nil ? 0 : 11
+        let ednsLength = shape.optLength
         let questionEnd = view.questionEnd
         var counts: (UInt16, UInt16, UInt16) = (0, 0, 0)
         // Header and question first; the counts are patched below.
@@ -77,6 +78,8 @@ extension Responder {
                 counts = (UInt16(records), 0, 0)
                 truncated = true
                 return true
+            case .uncompiled:
+                return nil
             case .noData:
                 guard Self.writeSOA(served.zone, apexOffset: 12 + apexStart, into: &out) else { return nil }
                 counts = (0, 1, 0)
@@ -88,16 +91,11 @@ extension Responder {
             }
         }
         guard let found else { return nil }
-        let rcode: UInt16 = found ? 0 : 3
-        if ednsLength > 0 {
-            guard out.write8(0), out.write16(41), out.write16(UInt16(maxUDPPayload)), out.write32(0), out.write16(0) else { return nil }
-            counts.2 += 1
-        }
-        // QR, AA, the query's RD and CD, the rcode.
-        let queryFlags = view.flags
-        let flags: UInt16 = 0x8400 | (truncated ? 0x0200 : 0) | (queryFlags & 0x0100) | (recursionAvailable ? 0x0080 : 0)
-            | (queryFlags & 0x0010) | rcode
-        out.set16(flags, at: 2)
+        guard let written = shape.writeOPT(into: UnsafeMutableRawBufferPointer(rebasing: output[0..<limit]), at: out.count)
+        else { return nil }
+        out.count += written
+        if written > 0 { counts.2 += 1 }
+        out.set16(shape.flags(rcode: found ? .noError : .nameError, isAuthoritative: true, isTruncated: truncated), at: 2)
         out.set16(counts.0, at: 6)
         out.set16(counts.1, at: 8)
         out.set16(counts.2, at: 10)

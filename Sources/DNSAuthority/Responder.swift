@@ -14,7 +14,7 @@ public struct Responder: Sendable {
     /// Who may recurse and which names go upstream; nil: an authoritative-only server.
     public var recursion: RecursionPolicy?
 
-    public enum Transport: Sendable { case udp, tcp }
+    public typealias Transport = ReplyShape.Transport
 
     public init(catalog: Catalog, cluster: ClusterAuthority? = nil, maxUDPPayload: Int = 1232, allowTransfer: [IPPrefix] = [],
                 recursion: RecursionPolicy? = nil) {
@@ -25,16 +25,15 @@ public struct Responder: Sendable {
         self.allowTransfer = allowTransfer
     }
 
-    /// The responses to a query over TCP from `client`: a zone transfer (AXFR, and IXFR answered
-    /// as AXFR) of the cluster zone for an allowed client, otherwise the one ordinary response.
-    public func respondOverTCP(to query: [UInt8], from client: IPAddress?) -> [[UInt8]] {
-        if let client, allowTransfer.contains(where: { $0.contains(client) }), let cluster,
-           let message = try? Message(decoding: query), message.header.opcode == .query, !message.header.isResponse,
-           let question = message.questions.first, message.questions.count == 1,
-           question.type == .axfr || question.type == .ixfr, question.name == cluster.origin {
-            return Self.transfer(cluster.zone, question: question, id: message.header.id)
-        }
-        return respond(to: query, transport: .tcp).map { [$0] } ?? []
+    /// The messages of a zone transfer (AXFR, and IXFR answered as AXFR) of the cluster zone,
+    /// when `query` asks for one over TCP from a client allowed to transfer; nil for every
+    /// other query, which takes the ordinary path (`resolve`) whoever sends it.
+    public func transfer(_ query: [UInt8], from client: IPAddress?) -> [[UInt8]]? {
+        guard let client, allowTransfer.contains(where: { $0.contains(client) }), let cluster,
+              let message = try? Message(decoding: query), message.header.opcode == .query, !message.header.isResponse,
+              let question = message.questions.first, message.questions.count == 1,
+              question.type == .axfr || question.type == .ixfr, question.name == cluster.origin else { return nil }
+        return Self.transfer(cluster.zone, question: question, id: message.header.id)
     }
 
     /// The zone as AXFR messages (RFC 5936): the SOA, every record, the SOA again, each message
@@ -70,15 +69,19 @@ public struct Responder: Sendable {
     }
 
     public func respond(to query: [UInt8], transport: Transport, into writer: inout WireWriter) -> Bool {
-        switch prepare(query, transport: transport, client: nil) {
+        let prepared = query.withUnsafeBytes { raw in
+            Self.withView(raw) { view in prepare(raw, view: view, transport: transport, client: nil) }
+        }
+        switch prepared {
         case .drop:
             return false
-        case .done(let response, let limit):
-            response.encode(into: &writer, maxSize: limit)
+        case .done(let response, let shape, let suffix):
+            shape.encode(response, into: &writer, questionSuffixLabels: suffix)
             return true
         case .forward(let forwarding):
             // Without a client address there is no recursion (never reached: `recursion` needs one).
-            complete(forwarding, upstream: nil, overloaded: true).encode(into: &writer, maxSize: forwarding.limit)
+            forwarding.shape.encode(complete(forwarding, upstream: nil, overloaded: true), into: &writer,
+                                    questionSuffixLabels: forwarding.questionSuffixLabels)
             return true
         }
     }
@@ -97,20 +100,33 @@ public struct Responder: Sendable {
         public var response: Message
         /// What to ask upstream: the client's question, or the target of the last CNAME.
         public var target: Question
+        /// The reply's header bits, OPT record and size limit.
+        public var shape: ReplyShape
+        /// See `Message.encode(into:maxSize:questionSuffixLabels:)`.
+        public var questionSuffixLabels: Int?
+
         /// The largest response the client takes.
-        public var limit: Int
-        public var dnssecOK: Bool
-        public var checkingDisabled: Bool
+        public var limit: Int { shape.limit }
+        public var dnssecOK: Bool { shape.isDNSSECOK }
+        public var checkingDisabled: Bool { shape.isCheckingDisabled }
     }
 
     /// The general path: a response, a drop, or a question to forward. `client` decides
     /// recursion (`recursion.allowed`); without it, names outside our zones are REFUSED.
     public func resolve(_ query: [UInt8], transport: Transport, client: IPAddress?) -> Resolution {
-        switch prepare(query, transport: transport, client: client) {
+        query.withUnsafeBytes { raw in
+            Self.withView(raw) { view in resolve(raw, view: view, transport: transport, client: client) }
+        }
+    }
+
+    /// The same for a query the server has already parsed into `view` (nil when that parse
+    /// failed): the query is not parsed again.
+    public func resolve(_ query: UnsafeRawBufferPointer, view: QueryView?, transport: Transport, client: IPAddress?) -> Resolution {
+        switch prepare(query, view: view, transport: transport, client: client) {
         case .drop: return .drop
-        case .done(let response, let limit):
+        case .done(let response, let shape, let suffix):
             var writer = WireWriter(capacity: 512)
-            response.encode(into: &writer, maxSize: limit)
+            shape.encode(response, into: &writer, questionSuffixLabels: suffix)
             return .response(writer.bytes)
         case .forward(let forwarding): return .forward(forwarding)
         }
@@ -134,8 +150,16 @@ public struct Responder: Sendable {
             }
         }
         response.answers += echo(upstream.answers)
-        response.authorities = upstream.authorities
-        response.additionals = upstream.additionals
+        if forwarding.response.answers.isEmpty {
+            response.authorities = upstream.authorities
+            response.additionals = upstream.additionals
+        } else if upstream.answers.isEmpty {
+            // After a chain of ours (an ExternalName), a negative answer keeps only its SOA
+            // (RFC 2308: what it is cached by).
+            response.authorities = upstream.authorities.filter { $0.type == .soa }
+        }
+        // Otherwise the upstream's answer records only, as CoreDNS joins them: its authority
+        // and additional sections describe its zone, not the name asked.
         response.rcode = upstream.rcode
         response.header.isTruncated = upstream.header.isTruncated
         response.header.isAuthenticData = upstream.header.isAuthenticData && forwarding.response.answers.isEmpty
@@ -144,77 +168,101 @@ public struct Responder: Sendable {
 
     public func completeBytes(_ forwarding: Forwarding, upstream: Message?, overloaded: Bool = false) -> [UInt8] {
         var writer = WireWriter(capacity: 512)
-        complete(forwarding, upstream: upstream, overloaded: overloaded).encode(into: &writer, maxSize: forwarding.limit)
+        forwarding.shape.encode(complete(forwarding, upstream: upstream, overloaded: overloaded), into: &writer,
+                                questionSuffixLabels: forwarding.questionSuffixLabels)
         return writer.bytes
     }
 
     enum Prepared {
         case drop
-        case done(Message, limit: Int)
+        case done(Message, ReplyShape, questionSuffixLabels: Int?)
         case forward(Forwarding)
     }
 
-    func prepare(_ query: [UInt8], transport: Transport, client: IPAddress?) -> Prepared {
-        guard query.count >= 12, query[2] & 0x80 == 0 else { return .drop }
-        let header = Header(id: UInt16(query[0]) << 8 | UInt16(query[1]), flags: UInt16(query[2]) << 8 | UInt16(query[3]))
-        let recursive = recursion.map { policy in client.map { policy.allows($0) } ?? false } ?? false
-        var response = Message(header: Header(id: header.id, isResponse: true, opcode: header.opcode,
-                                              isRecursionDesired: header.isRecursionDesired,
-                                              isRecursionAvailable: recursive,
-                                              isCheckingDisabled: header.isCheckingDisabled))
-        let message: Message
-        do {
-            message = try Message(decoding: query)
-        } catch {
-            // FORMERR, echoing the question if it at least parsed.
-            response.questions = Self.firstQuestion(query).map { [$0] } ?? []
-            response.rcode = .formatError
-            return .done(response, limit: 512)
+    /// Calls `body` with the query parsed by `QueryView` (nil when it does not parse).
+    static func withView<R>(_ query: UnsafeRawBufferPointer, _ body: (QueryView?) -> R) -> R {
+        withUnsafeTemporaryAllocation(byteCount: DomainName.maxWireLength, alignment: 1) { key in
+            body(try? QueryView.parse(query, nameBuffer: key))
         }
-        response.questions = message.questions
-        if let edns = message.edns {
-            response.edns = EDNS(udpPayloadSize: UInt16(maxUDPPayload), isDNSSECOK: edns.isDNSSECOK)
-            if edns.version > 0 {
+    }
+
+    func prepare(_ query: UnsafeRawBufferPointer, view: QueryView?, transport: Transport, client: IPAddress?) -> Prepared {
+        guard query.count >= 12, query[2] & 0x80 == 0 else { return .drop }
+        let recursive = recursion.map { policy in client.map { policy.allows($0) } ?? false } ?? false
+        let shape: ReplyShape
+        let question: Question
+        let ednsVersion: UInt8
+        if let view, let first = Self.firstQuestion(query) {
+            shape = ReplyShape(view, transport: transport, maxUDPPayload: maxUDPPayload, recursionAvailable: recursive)
+            question = first
+            ednsVersion = view.edns?.version ?? 0
+        } else {
+            // What the allocation-free parse refuses is decoded whole, for the precise error.
+            let message: Message
+            do {
+                message = try Message(decoding: Array(query))
+            } catch {
+                // FORMERR, echoing the question if it at least parsed.
+                let header = Header(id: UInt16(query[0]) << 8 | UInt16(query[1]), flags: UInt16(query[2]) << 8 | UInt16(query[3]))
+                let shape = ReplyShape(id: header.id, queryFlags: header.flags, payloadSize: nil, isDNSSECOK: false,
+                                       transport: transport, maxUDPPayload: maxUDPPayload, recursionAvailable: recursive)
+                var response = shape.message(questions: Self.firstQuestion(query).map { [$0] } ?? [])
+                response.rcode = .formatError
+                return .done(response, shape, questionSuffixLabels: nil)
+            }
+            shape = ReplyShape(message, transport: transport, maxUDPPayload: maxUDPPayload, recursionAvailable: recursive)
+            var response = shape.message(questions: message.questions)
+            if let version = message.edns?.version, version > 0 {
                 response.rcode = .badVersion
                 response.questions = []
-                return .done(response, limit: 512)
+                return .done(response, shape, questionSuffixLabels: nil)
             }
+            guard message.header.opcode == .query else {
+                response.rcode = .notImplemented
+                return .done(response, shape, questionSuffixLabels: nil)
+            }
+            guard message.questions.count == 1, let first = message.questions.first else {
+                response.rcode = .formatError
+                return .done(response, shape, questionSuffixLabels: nil)
+            }
+            question = first
+            ednsVersion = 0
         }
-        let limit = transport == .tcp ? 65535
-            : min(maxUDPPayload, message.edns.map { $0.effectivePayloadSize } ?? 512)
-
-        guard header.opcode == .query else {
+        var response = shape.message(questions: [question])
+        if ednsVersion > 0 {
+            response.rcode = .badVersion
+            response.questions = []
+            return .done(response, shape, questionSuffixLabels: nil)
+        }
+        guard OpCode(rawValue: UInt8(shape.copiedFlags >> 11 & 0x0F)) == .query else {
             response.rcode = .notImplemented
-            return .done(response, limit: limit)
-        }
-        guard message.questions.count == 1, let question = message.questions.first else {
-            response.rcode = .formatError
-            return .done(response, limit: limit)
+            return .done(response, shape, questionSuffixLabels: nil)
         }
         guard question.recordClass == .internet || question.recordClass == .any else {
             response.rcode = .refused
-            return .done(response, limit: limit)
+            return .done(response, shape, questionSuffixLabels: nil)
         }
         if question.type == .axfr || question.type == .ixfr {
-            // Transfers go over TCP to allowed clients only (`respondOverTCP`).
+            // Transfers go over TCP to allowed clients only (`transfer`).
             response.rcode = .refused
-            return .done(response, limit: limit)
-        }
-        func forwarding(_ target: Question) -> Forwarding {
-            Forwarding(response: response, target: target, limit: limit,
-                       dnssecOK: message.edns?.isDNSSECOK ?? false, checkingDisabled: header.isCheckingDisabled)
+            return .done(response, shape, questionSuffixLabels: nil)
         }
         let lookup: Lookup
         var authoritative = true
+        var suffix: Int? = nil
+        func forwarding(_ target: Question) -> Forwarding {
+            Forwarding(response: response, target: target, shape: shape, questionSuffixLabels: suffix)
+        }
         if let authority = catalog.authority(for: question.name) {
             lookup = authority.lookup(question)
+            if authority.namesTakeOnlyTheApexLetters { suffix = authority.origin.labelCount }
         } else if let reverse = cluster?.reverseLookup(question) {
             lookup = reverse
         } else if recursive, recursion!.forwards(question.name) {
             return .forward(forwarding(question))
         } else {
             response.rcode = .refused
-            return .done(response, limit: limit)
+            return .done(response, shape, questionSuffixLabels: nil)
         }
         Self.fill(&response, with: lookup, question: question)
         if case .referral = lookup { authoritative = false }
@@ -254,8 +302,9 @@ public struct Responder: Sendable {
                 break
             }
         }
-        return .done(response, limit: limit)
+        return .done(response, shape, questionSuffixLabels: suffix)
     }
+
 
     /// Puts a lookup's records in the sections and sets the rcode. Records owned by the
     /// question's name take the question's letters (the answer echoes the query's case).
@@ -287,13 +336,11 @@ public struct Responder: Sendable {
         }
     }
 
-    /// The first question of a message whose body did not decode, if that much is readable.
-    static func firstQuestion(_ query: [UInt8]) -> Question? {
+    /// The first question of a query, read from its bytes; nil when it does not parse.
+    static func firstQuestion(_ query: UnsafeRawBufferPointer) -> Question? {
         guard query.count > 12, query[4] != 0 || query[5] != 0 else { return nil }
-        return query.withUnsafeBytes { raw -> Question? in
-            var reader = WireReader(bytes: raw, offset: 12)
-            return try? Question(from: &reader)
-        }
+        var reader = WireReader(bytes: query, offset: 12)
+        return try? Question(from: &reader)
     }
 }
 

@@ -64,7 +64,9 @@ public final class ResponseCache: Sendable {
         /// Where each record's TTL sits in `wire`, and its value when stored.
         let ttls: [(offset: Int, ttl: UInt32)]
         let counts: (UInt16, UInt16, UInt16)
-        let flags: UInt16
+        /// The upstream's RCODE (its header's four bits) and AD bit; the rest is set per client.
+        let rcode: ResponseCode
+        let isAuthenticData: Bool
         /// Uptime (ns) when stored, and the lifetime granted.
         public let stored: UInt64
         public let lifetime: UInt32
@@ -84,8 +86,8 @@ public final class ResponseCache: Sendable {
             self.wire = wire
             self.ttls = ttls
             counts = (UInt16(message.answers.count), UInt16(message.authorities.count), UInt16(message.additionals.count))
-            // The upstream's RCODE (4 bits) and AD bit; the rest is set per client.
-            flags = UInt16(wire[3] & 0x0F) | (UInt16(wire[3]) & 0x20)
+            rcode = ResponseCode(rawValue: UInt16(stripped.header.rcodeBits))
+            isAuthenticData = stripped.header.isAuthenticData
             stored = now
             self.lifetime = lifetime
         }
@@ -278,20 +280,18 @@ extension ResponseCache {
     /// The fast path of a cache hit: for a plain query already parsed into `view` (its
     /// lower-cased name in `name`), writes the response from a fresh entry into `output` and
     /// returns its length; nil when there is no fresh entry or the response does not fit
-    /// `limit` (the general path truncates). The client's ID, question letters, RD and CD bits
-    /// are kept; TTLs are lowered by the time spent in the cache; OPT is added when the query
-    /// had one.
+    /// the shape's limit (the general path truncates). The header bits and the OPT record are the
+    /// shape's; the client's question letters are kept; TTLs are lowered by the time spent in
+    /// the cache.
     public func respond(to query: UnsafeRawBufferPointer, view: QueryView, name: UnsafeRawBufferPointer,
-                        into output: UnsafeMutableRawBufferPointer, limit: Int, payloadSize: UInt16,
-                        recursionAvailable: Bool, now: UInt64 = ResponseCache.now()) -> (length: Int, entry: Entry)? {
-        let dnssecOK = view.edns?.isDNSSECOK ?? false
-        let bits: UInt8 = (dnssecOK ? 1 : 0) | (view.flags & 0x0010 != 0 ? 2 : 0)
+                        into output: UnsafeMutableRawBufferPointer, shape: ReplyShape,
+                        now: UInt64 = ResponseCache.now()) -> (length: Int, entry: Entry)? {
+        let bits: UInt8 = (shape.isDNSSECOK ? 1 : 0) | (shape.isCheckingDisabled ? 2 : 0)
         guard let entry = entry(name: name, type: view.type.rawValue, recordClass: view.recordClass.rawValue, bits: bits) else { return nil }
         let remaining = entry.remaining(at: now)
         guard remaining > 0 else { return nil }
-        let optLength = view.edns == nil ? 0 : 11
-        let total = entry.wire.count + optLength
-        guard total <= limit, total <= output.count, view.questionEnd <= entry.wire.count else { return nil }
+        let total = entry.wire.count + shape.optLength
+        guard total <= shape.limit, total <= output.count, view.questionEnd <= entry.wire.count else { return nil }
         let elapsed = UInt32(min(UInt64(UInt32.max), (now &- entry.stored) / 1_000_000_000))
         entry.wire.withUnsafeBytes { wire in
             output.copyMemory(from: wire)
@@ -299,7 +299,7 @@ extension ResponseCache {
         // ID, flags, counts.
         output[0] = query[0]
         output[1] = query[1]
-        let flags: UInt16 = 0x8000 | (view.flags & 0x0100) | (recursionAvailable ? 0x0080 : 0) | (view.flags & 0x0010) | entry.flags
+        let flags = shape.flags(rcode: entry.rcode, isAuthoritative: false, isAuthenticData: entry.isAuthenticData)
         output[2] = UInt8(flags >> 8)
         output[3] = UInt8(flags & 0xFF)
         // The client's question (same length: only letters' case can differ).
@@ -312,13 +312,8 @@ extension ResponseCache {
             output[offset + 3] = UInt8(value & 0xFF)
         }
         var length = entry.wire.count
-        if optLength > 0 {
-            let opt: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-                (0, 0, 41, UInt8(payloadSize >> 8), UInt8(payloadSize & 0xFF), 0, 0, dnssecOK ? 0x80 : 0, 0, 0, 0)
-            withUnsafeBytes(of: opt) { bytes in
-                for i in 0..<11 { output[length + i] = bytes[i] }
-            }
-            length += 11
+        if let written = shape.writeOPT(into: output, at: length), written > 0 {
+            length += written
             let additional = entry.counts.2 + 1
             output[10] = UInt8(additional >> 8)
             output[11] = UInt8(additional & 0xFF)

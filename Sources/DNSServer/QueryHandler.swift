@@ -1,7 +1,7 @@
 public import DNSAuthority
 public import DNSResolver
 public import DispatchSockets
-import DNSWire
+public import DNSWire
 import NetAddress
 import Synchronization
 
@@ -60,47 +60,54 @@ final class QueryPlan: Sendable {
         return policy.allows(client)
     }
 
-    /// A datagram: the reply's length in `reply`, or 0 (dropped, or answered later).
+    /// A datagram: the reply's length in `reply`, or 0 (dropped, or answered later). The query
+    /// is parsed once (`QueryView`) for every path: the pre-encoded cluster answers, cache hits,
+    /// and the general path.
     func udp(_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer, _ origin: borrowing UDPServer.Origin) -> Int {
         let started = observer?.now()
         // The peer's address only when something needs it (recursion, the query log).
         let peer = forwarder != nil || observer?.wantsClient == true ? origin.peer : nil
         let client = forwarder == nil ? nil : peer?.address
         let recursive = recursionAllowed(client)
-        // Both fast paths (pre-encoded cluster answers, cache hits) work on one parse of the query.
-        let fast = withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { key -> Int? in
-            guard let view = try? QueryView.parse(query, nameBuffer: key) else { return nil }
-            if let length = responder.fastRespond(to: query, view: view, key: key, into: reply, transport: .udp,
-                                                  recursionAvailable: recursive) { return length }
-            guard recursive, let forwarder else { return nil }
-            return cachedResponse(query, view: view, key: key, reply, forwarder: forwarder)
+        let resolution = withUnsafeTemporaryAllocation(byteCount: DomainName.maxWireLength, alignment: 1) { key -> Resolved in
+            let view = try? QueryView.parse(query, nameBuffer: key)
+            if let view {
+                if let length = responder.fastRespond(to: query, view: view, key: key, into: reply, transport: .udp,
+                                                      recursionAvailable: recursive) { return .written(length) }
+                if recursive, let forwarder, let length = cachedResponse(query, view: view, key: key, reply, forwarder: forwarder) {
+                    return .written(length)
+                }
+            }
+            return .resolved(responder.resolve(query, view: view, transport: .udp, client: client))
         }
-        if let length = fast {
+        switch resolution {
+        case .written(let length):
             if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, transport: .udp, client: peer, since: started) }
             return length
-        }
-        let bytes = Array(query)
-        switch responder.resolve(bytes, transport: .udp, client: client) {
-        case .drop:
+        case .resolved(.drop):
             observer?.dropped()
             return 0
-        case .response(let response):
+        case .resolved(.response(let response)):
             let count = min(response.count, reply.count)
             reply.copyBytes(from: response[0..<count])
             if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<count]), query: query, transport: .udp, client: peer, since: started) }
             return count
-        case .forward(let forwarding):
+        case .resolved(.forward(let forwarding)):
             let deferred = origin.deferred()
-            forward(forwarding, query: bytes, transport: .udp, client: peer, started: started) { deferred.send($0) }
+            forward(forwarding, query: Array(query), transport: .udp, client: peer, started: started) { deferred.send($0) }
             return 0
         }
+    }
+
+    enum Resolved {
+        case written(Int)
+        case resolved(Responder.Resolution)
     }
 
     /// A message over TCP: its replies now, or nil when they come through `later`.
     func tcp(_ message: [UInt8], peer: SocketAddress?, later: TCPMessageServer.DeferredReply) -> [[UInt8]]? {
         let started = observer?.now()
-        if let client = peer?.address, responder.allowTransfer.contains(where: { $0.contains(client) }) {
-            let replies = responder.respondOverTCP(to: message, from: client)
+        if let replies = responder.transfer(message, from: peer?.address) {
             if let started, let first = replies.first { report(first, query: message, transport: .tcp, client: peer, since: started) }
             return replies
         }
@@ -126,13 +133,12 @@ final class QueryPlan: Sendable {
     /// A cache hit written straight into `reply`, for a plain query of a name outside our zones.
     func cachedResponse(_ query: UnsafeRawBufferPointer, view: QueryView, key: UnsafeMutableRawBufferPointer,
                         _ reply: UnsafeMutableRawBufferPointer, forwarder: Forwarder) -> Int? {
-        guard view.flags & 0xF800 == 0, view.edns.map({ $0.version == 0 }) ?? true,
-              view.type != .axfr, view.type != .ixfr, view.type != .opt else { return nil }
-        let limit = min(responder.maxUDPPayload, view.edns.map { max(512, Int($0.udpPayloadSize)) } ?? 512)
+        guard view.isPlainQuery, view.type != .axfr, view.type != .ixfr, view.type != .opt else { return nil }
+        let shape = ReplyShape(view, transport: .udp, maxUDPPayload: responder.maxUDPPayload, recursionAvailable: true)
         let now = ResponseCache.now()
         guard let (length, entry) = forwarder.cache.respond(
             to: query, view: view, name: UnsafeRawBufferPointer(rebasing: key[0..<view.nameLength]),
-            into: reply, limit: limit, payloadSize: UInt16(responder.maxUDPPayload), recursionAvailable: true, now: now) else { return nil }
+            into: reply, shape: shape, now: now) else { return nil }
         forwarder.noteHit(entry, now: now)
         return length
     }

@@ -121,8 +121,12 @@ extension Message {
     /// written (RFC 2181 §9 allows the partial RRset, and a stub that cannot retry over TCP gets
     /// the most data); additional RRsets that do not fit whole are left out without TC. The OPT
     /// record is always kept. Returns whether TC was set.
+    ///
+    /// `questionSuffixLabels`: later names may point only to the question's last that many
+    /// labels, or to the whole question for names that echo it (`WireWriter.writeQuestionName`);
+    /// nil: to any suffix of it.
     @discardableResult
-    public func encode(into writer: inout WireWriter, maxSize: Int = 65535) -> Bool {
+    public func encode(into writer: inout WireWriter, maxSize: Int = 65535, questionSuffixLabels: Int? = nil) -> Bool {
         writer.reset()
         let limit = max(512, min(maxSize, 65535)) - (edns?.wireLength ?? 0)
         var header = header
@@ -137,7 +141,7 @@ extension Message {
         var truncated = false
         for question in questions {
             let mark = writer.count
-            question.encode(into: &writer)
+            question.encode(into: &writer, suffixLabels: questionSuffixLabels)
             if writer.count > limit {
                 writer.rollBack(to: mark)
                 truncated = true

@@ -28,6 +28,10 @@ public struct QueryView: Sendable {
 
     public var header: Header { Header(id: id, flags: flags) }
 
+    /// A standard query (QR clear, OPCODE QUERY) of EDNS version 0 or without EDNS: what the
+    /// pre-encoded answers are for; anything else takes the general path, which decides its rcode.
+    public var isPlainQuery: Bool { flags & 0xF800 == 0 && (edns?.version ?? 0) == 0 }
+
     /// Parses `packet`, writing the lower-cased question name into `nameBuffer`, which must hold
     /// at least 255 bytes.
     ///

@@ -22,6 +22,15 @@ public struct Question: Hashable, Sendable, CustomStringConvertible {
         writer.writeUInt16(recordClass.rawValue)
     }
 
+    /// The question with only its name's last `suffixLabels` labels open to compression
+    /// (`WireWriter.writeQuestionName`); nil: every suffix, as `encode(into:)`.
+    public func encode(into writer: inout WireWriter, suffixLabels: Int?) {
+        guard let suffixLabels else { return encode(into: &writer) }
+        writer.writeQuestionName(name, suffixLabels: suffixLabels)
+        writer.writeUInt16(type.rawValue)
+        writer.writeUInt16(recordClass.rawValue)
+    }
+
     /// `name CLASS TYPE`, as in dig's question section.
     public var description: String { "\(name) \(recordClass) \(type)" }
 }

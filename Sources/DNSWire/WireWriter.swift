@@ -26,6 +26,9 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
     var recentNames: UnsafeMutablePointer<(storage: [UInt8], offset: Int)>
     var recentNext: Int
     static let recentCount = 4
+    /// A question written with `writeQuestionName(_:suffixLabels:)`: names sharing its storage
+    /// (owners that echo it) become a pointer to it however many names came between.
+    var pinned: (storage: [UInt8], offset: Int) = ([], -1)
 
     public init(capacity: Int = 512) {
         self.capacity = max(capacity, 64)
@@ -50,6 +53,7 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
         count = 0
         targetCount = 0
         forgetRecentNames(from: 0)
+        pinned = ([], -1)
     }
 
     mutating func forgetRecentNames(from offset: Int) {
@@ -128,6 +132,7 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
         count = offset
         while targetCount > 0 && Int(targets[targetCount - 1]) >= offset { targetCount -= 1 }
         forgetRecentNames(from: offset)
+        if pinned.offset >= offset { pinned = ([], -1) }
     }
 
     /// Writes a name (a relative name is written as if absolute). With `compress`, the longest
@@ -166,9 +171,44 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
         }
     }
 
+    /// Writes a question's name whose letters the answer copies only in two places: the whole
+    /// name, for names sharing its storage (the owners that echo it), and its last
+    /// `suffixLabels` labels (the zone's apex), the only parts of it later names may point to.
+    /// Names in the zone then read as the zone's data wrote them, with the apex in the
+    /// question's letters (as CoreDNS answers), and an answer encoded for one spelling of the
+    /// question has the same bytes for every other, but for the letters its pointers copy.
+    public mutating func writeQuestionName(_ name: DomainName, suffixLabels: Int) {
+        let storage = name.storage
+        let firstTarget = max(0, name.labelCount - suffixLabels)
+        reserve(storage.count + 1)
+        let start = count
+        var i = 0
+        var label = 0
+        while i < storage.count {
+            if label >= firstTarget && count < 0x4000 && targetCount < Self.maxTargets {
+                targets[targetCount] = UInt16(count)
+                targetCount += 1
+            }
+            let n = Int(storage[i]) + 1
+            storage.withUnsafeBufferPointer { (buffer + count).update(from: $0.baseAddress! + i, count: n) }
+            count += n
+            i += n
+            label += 1
+        }
+        buffer[count] = 0
+        count += 1
+        if !storage.isEmpty && start < 0x4000 { pinned = (storage, start) }
+    }
+
     /// Where a name with this very storage was written, if it is one of the last few.
     func recentOffset(of storage: [UInt8]) -> Int? {
-        storage.withUnsafeBufferPointer { mine in
+        if pinned.offset >= 0 {
+            let same = pinned.storage.withUnsafeBufferPointer { theirs in
+                storage.withUnsafeBufferPointer { theirs.baseAddress == $0.baseAddress && theirs.count == $0.count }
+            }
+            if same { return pinned.offset }
+        }
+        return storage.withUnsafeBufferPointer { mine in
             for r in 0..<Self.recentCount where recentNames[r].offset >= 0 {
                 let same = recentNames[r].storage.withUnsafeBufferPointer { theirs in
                     theirs.baseAddress == mine.baseAddress && theirs.count == mine.count

@@ -101,6 +101,31 @@ let clusterManifests = """
       clusterIPs: [10.96.0.20, "fd00:10:96::20"]
       ipFamilyPolicy: RequireDualStack
       ports: [{name: http, port: 80}]
+    ---
+    # A headless service without a selector whose endpoints come in two EndpointSlices: m-0 is
+    # listed in both, and two endpoints share the hostname "shared".
+    apiVersion: v1
+    kind: Service
+    metadata: {name: multi, namespace: shop}
+    spec: {clusterIP: None, ports: [{name: http, port: 8080}]}
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: multi-a, namespace: shop, labels: {kubernetes.io/service-name: multi}}
+    addressType: IPv4
+    ports: [{name: http, port: 8080, protocol: TCP}]
+    endpoints:
+    - {addresses: [10.244.3.1], hostname: m-0}
+    - {addresses: [10.244.3.2], hostname: shared}
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: multi-b, namespace: shop, labels: {kubernetes.io/service-name: multi}}
+    addressType: IPv4
+    ports: [{name: http, port: 8080, protocol: TCP}]
+    endpoints:
+    - {addresses: [10.244.3.1], hostname: m-0}
+    - {addresses: [10.244.3.3], hostname: shared}
     """
 
 func makeResponder(pods: ClusterConfiguration.PodsMode = .verified, loaded: Bool = true) throws -> Responder {
@@ -142,15 +167,26 @@ let cases: [Case] = [
     Case(name: "dual.shop.svc.cluster.local.", type: .aaaa, answer: ["dual.shop.svc.cluster.local. 5 IN AAAA fd00:10:96::20"]),
     Case(name: "dual.shop.svc.cluster.local.", type: .a, answer: ["dual.shop.svc.cluster.local. 5 IN A 10.96.0.20"]),
     // SRV: named ports, the bare name with every port, unnamed ports have no _port name.
+    // A ClusterIP service's SRV targets are the service name, its addresses in additional.
     Case(name: "_http._tcp.web.shop.svc.cluster.local.", type: .srv,
-         answer: ["_http._tcp.web.shop.svc.cluster.local. 5 IN SRV 0 100 80 web.shop.svc.cluster.local."]),
+         answer: ["_http._tcp.web.shop.svc.cluster.local. 5 IN SRV 0 100 80 web.shop.svc.cluster.local."],
+         additional: ["web.shop.svc.cluster.local. 5 IN A 10.96.0.10"]),
     Case(name: "_dns._udp.web.shop.svc.cluster.local.", type: .srv,
-         answer: ["_dns._udp.web.shop.svc.cluster.local. 5 IN SRV 0 100 53 web.shop.svc.cluster.local."]),
+         answer: ["_dns._udp.web.shop.svc.cluster.local. 5 IN SRV 0 100 53 web.shop.svc.cluster.local."],
+         additional: ["web.shop.svc.cluster.local. 5 IN A 10.96.0.10"]),
+    Case(name: "_https._tcp.kubernetes.default.svc.cluster.local.", type: .srv,
+         answer: ["_https._tcp.kubernetes.default.svc.cluster.local. 5 IN SRV 0 100 443 kubernetes.default.svc.cluster.local."],
+         additional: ["kubernetes.default.svc.cluster.local. 5 IN A 10.96.0.1"]),
+    // Dual stack: both families of the target.
+    Case(name: "_http._tcp.dual.shop.svc.cluster.local.", type: .srv,
+         answer: ["_http._tcp.dual.shop.svc.cluster.local. 5 IN SRV 0 100 80 dual.shop.svc.cluster.local."],
+         additional: ["dual.shop.svc.cluster.local. 5 IN A 10.96.0.20", "dual.shop.svc.cluster.local. 5 IN AAAA fd00:10:96::20"]),
     nxdomain("_dns._tcp.web.shop.svc.cluster.local.", .srv),
     nodata("_tcp.web.shop.svc.cluster.local.", .srv),
     Case(name: "web.shop.svc.cluster.local.", type: .srv,
          answer: ["web.shop.svc.cluster.local. 5 IN SRV 0 50 80 web.shop.svc.cluster.local.",
-                  "web.shop.svc.cluster.local. 5 IN SRV 0 50 53 web.shop.svc.cluster.local."]),
+                  "web.shop.svc.cluster.local. 5 IN SRV 0 50 53 web.shop.svc.cluster.local."],
+         additional: ["web.shop.svc.cluster.local. 5 IN A 10.96.0.10"]),
     // ClusterIP service endpoints by dashed IP (ready ones only).
     Case(name: "10-244-1-5.web.shop.svc.cluster.local.", type: .a, answer: ["10-244-1-5.web.shop.svc.cluster.local. 5 IN A 10.244.1.5"]),
     nxdomain("10-244-1-6.web.shop.svc.cluster.local."),
@@ -178,6 +214,25 @@ let cases: [Case] = [
     Case(name: "dangling.shop.svc.cluster.local.", type: .a, rcode: .nameError,
          answer: ["dangling.shop.svc.cluster.local. 5 IN CNAME gone.shop.svc.cluster.local."], authority: [soa]),
     nxdomain("x.search.shop.svc.cluster.local."),
+    // An ExternalName has no SRV records and its CNAME is left out of SRV answers (CoreDNS).
+    nodata("search.shop.svc.cluster.local.", .srv),
+    nodata("alias.shop.svc.cluster.local.", .srv),
+    // An RRset never holds a record twice: m-0 is in both slices, "shared" names two endpoints.
+    Case(name: "multi.shop.svc.cluster.local.", type: .a,
+         answer: ["multi.shop.svc.cluster.local. 5 IN A 10.244.3.1", "multi.shop.svc.cluster.local. 5 IN A 10.244.3.2",
+                  "multi.shop.svc.cluster.local. 5 IN A 10.244.3.3"]),
+    Case(name: "m-0.multi.shop.svc.cluster.local.", type: .a, answer: ["m-0.multi.shop.svc.cluster.local. 5 IN A 10.244.3.1"]),
+    Case(name: "10-244-3-1.multi.shop.svc.cluster.local.", type: .a,
+         answer: ["10-244-3-1.multi.shop.svc.cluster.local. 5 IN A 10.244.3.1"]),
+    Case(name: "shared.multi.shop.svc.cluster.local.", type: .a,
+         answer: ["shared.multi.shop.svc.cluster.local. 5 IN A 10.244.3.2", "shared.multi.shop.svc.cluster.local. 5 IN A 10.244.3.3"]),
+    Case(name: "_http._tcp.multi.shop.svc.cluster.local.", type: .srv,
+         answer: ["_http._tcp.multi.shop.svc.cluster.local. 5 IN SRV 0 50 8080 m-0.multi.shop.svc.cluster.local.",
+                  "_http._tcp.multi.shop.svc.cluster.local. 5 IN SRV 0 50 8080 shared.multi.shop.svc.cluster.local."],
+         additional: ["m-0.multi.shop.svc.cluster.local. 5 IN A 10.244.3.1", "shared.multi.shop.svc.cluster.local. 5 IN A 10.244.3.2",
+                      "shared.multi.shop.svc.cluster.local. 5 IN A 10.244.3.3"]),
+    Case(name: "1.3.244.10.in-addr.arpa.", type: .ptr, answer: ["1.3.244.10.in-addr.arpa. 5 IN PTR m-0.multi.shop.svc.cluster.local."]),
+    Case(name: "3.3.244.10.in-addr.arpa.", type: .ptr, answer: ["3.3.244.10.in-addr.arpa. 5 IN PTR shared.multi.shop.svc.cluster.local."]),
     // Namespaces, the zone's structure, NXDOMAIN for everything else.
     nodata("shop.svc.cluster.local.", .a),
     nodata("empty.svc.cluster.local.", .a),
@@ -235,6 +290,35 @@ let cases: [Case] = [
         let response = try ask(Self.responder, "WEB.Shop.SVC.cluster.LOCAL.", .a)
         #expect(response.questions[0].name.description == "WEB.Shop.SVC.cluster.LOCAL.")
         #expect(response.answers.map(\.description) == ["WEB.Shop.SVC.cluster.LOCAL. 5 IN A 10.96.0.10"])
+    }
+
+    /// Names inside the zone copy the question's letters for the zone's apex only; the labels
+    /// below it are the objects' names, lower-case (CoreDNS keeps the zone as the question
+    /// wrote it). Compared letter for letter, on the general path and the fast path.
+    @Test(arguments: [
+        ("ALIAS.Shop.SVC.Cluster.LOCAL.", RecordType.a,
+         ["ALIAS.Shop.SVC.Cluster.LOCAL. 5 IN CNAME web.shop.svc.Cluster.LOCAL.", "web.shop.svc.Cluster.LOCAL. 5 IN A 10.96.0.10"],
+         [String](), [String]()),
+        ("_HTTP._tcp.Web.shop.svc.CLUSTER.local.", .srv,
+         ["_HTTP._tcp.Web.shop.svc.CLUSTER.local. 5 IN SRV 0 100 80 web.shop.svc.cluster.local."], [],
+         ["web.shop.svc.CLUSTER.local. 5 IN A 10.96.0.10"]),
+        ("Nope.Shop.SVC.Cluster.Local.", .a, [], ["Cluster.Local. 5 IN SOA ns.dns.Cluster.Local. hostmaster.Cluster.Local. 1 7200 1800 86400 5"], []),
+        ("NS.DNS.Cluster.Local.", .txt, [], ["Cluster.Local. 5 IN SOA ns.dns.Cluster.Local. hostmaster.Cluster.Local. 1 7200 1800 86400 5"], []),
+        ("Cluster.LOCAL.", .ns, ["Cluster.LOCAL. 5 IN NS ns.dns.Cluster.LOCAL."], [], ["ns.dns.Cluster.LOCAL. 5 IN A 10.96.0.53"]),
+    ])
+    func namesInTheZoneTakeTheApexLettersOfTheQuestion(_ name: String, _ type: RecordType, _ answer: [String],
+                                                        _ authority: [String], _ additional: [String]) throws {
+        let query = Message(header: Header(id: 7), questions: [Question(name: try DomainName(name), type: type)], edns: EDNS()).encoded()
+        let general = try #require(Self.responder.respond(to: query))
+        var buffer = [UInt8](repeating: 0, count: 1232)
+        let length = query.withUnsafeBytes { q in buffer.withUnsafeMutableBytes { Self.responder.fastRespond(to: q, into: $0, transport: .udp) } }
+        for reply in [general] + (length.map { [Array(buffer[0..<$0])] } ?? []) {
+            let response = try Message(decoding: reply)
+            #expect(response.answers.map(\.description) == answer)
+            #expect(response.authorities.map(\.description) == authority)
+            #expect(response.additionals.map(\.description) == additional)
+        }
+        #expect(length != nil, "the fast path answers it too")
     }
 
     @Test func beforeTheFirstLoadNXDOMAINIsSERVFAIL() throws {

@@ -84,7 +84,7 @@ let lifetimeCases: [LifetimeCase] = [
                 let view = try QueryView.parse(raw, nameBuffer: key)
                 return try #require(output.withUnsafeMutableBytes { out in
                     cache.respond(to: raw, view: view, name: UnsafeRawBufferPointer(rebasing: key[0..<view.nameLength]), into: out,
-                                  limit: 1232, payloadSize: 1232, recursionAvailable: true, now: stored + 7_500_000_000)?.length
+                                  shape: ReplyShape(view, transport: .udp, maxUDPPayload: 1232, recursionAvailable: true), now: stored + 7_500_000_000)?.length
                 })
             }
         }
@@ -100,7 +100,7 @@ let lifetimeCases: [LifetimeCase] = [
                 let view = try QueryView.parse(raw, nameBuffer: key)
                 return output.withUnsafeMutableBytes { out in
                     cache.respond(to: raw, view: view, name: UnsafeRawBufferPointer(rebasing: key[0..<view.nameLength]), into: out,
-                                  limit: 1232, payloadSize: 1232, recursionAvailable: true, now: stored + 301_000_000_000)?.length
+                                  shape: ReplyShape(view, transport: .udp, maxUDPPayload: 1232, recursionAvailable: true), now: stored + 301_000_000_000)?.length
                 }
             }
         }

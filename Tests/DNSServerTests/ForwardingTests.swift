@@ -23,6 +23,7 @@ let upstreamZone = """
     www   IN A   192.0.2.1
     www   IN AAAA 2001:db8::1
     www   IN MX  10 mail
+    mail  IN A   192.0.2.25
     www   IN TXT "hello"
     short 2 IN A 192.0.2.2
     alias IN CNAME www
@@ -200,7 +201,7 @@ final class ForwardingServer: Sendable {
     let registry: Registry
     let cluster: ClusterAuthority
 
-    init(upstreams: [SocketAddress], allowRecursion: [IPPrefix] = RecursionPolicy.privateRanges,
+    init(upstreams: [SocketAddress], allowRecursion: [IPPrefix] = RecursionPolicy.privateRanges, allowTransfer: [IPPrefix] = [],
          configure: (inout Forwarder.Configuration) -> Void = { _ in }) async throws {
         var configuration = Forwarder.Configuration(groups: [UpstreamGroup(servers: upstreams)])
         configuration.readTimeout = .milliseconds(400)
@@ -221,7 +222,7 @@ final class ForwardingServer: Sendable {
         let cluster = ClusterAuthority(configuration: ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR]),
                                        snapshot: registry.snapshot())
         self.cluster = cluster
-        let responder = Responder(catalog: Catalog([cluster]), cluster: cluster,
+        let responder = Responder(catalog: Catalog([cluster]), cluster: cluster, allowTransfer: allowTransfer,
                                   recursion: RecursionPolicy(allowed: allowRecursion, domains: [.root]))
         let server = DNSServer(configuration: .init(addresses: [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)]),
                                handler: QueryHandler(responder: responder, forwarder: forwarder), logger: Logger(label: "test"))
@@ -295,6 +296,33 @@ final class ForwardingServer: Sendable {
         #expect(gone.rcode == .nameError)
         #expect(answers(gone) == ["gone.default.svc.cluster.local. 5 IN CNAME gone.upstream.test."])
         #expect(gone.authorities.map(\.name.description) == ["upstream.test."])
+        // The upstream's answer records only: its additional section (the MX's address) belongs
+        // to its zone, not to the name asked (CoreDNS joins only the answer records).
+        let direct = try server.ask("www.upstream.test.", .mx)
+        #expect(direct.additionals.map(\.description) == ["mail.upstream.test. 300 IN A 192.0.2.25"], "the upstream sends it")
+        let mx = try server.ask("ext.default.svc.cluster.local.", .mx)
+        #expect(mx.rcode == .noError)
+        #expect(answers(mx) == ["ext.default.svc.cluster.local. 5 IN CNAME alias.upstream.test.",
+                                "alias.upstream.test. 300 IN CNAME www.upstream.test.",
+                                "www.upstream.test. 300 IN MX 10 mail.upstream.test."])
+        #expect(mx.authorities.isEmpty && mx.additionals.isEmpty)
+        // SRV for an ExternalName: NODATA from the cluster zone, nothing asked upstream.
+        let srv = try server.ask("ext.default.svc.cluster.local.", .srv)
+        #expect(srv.rcode == .noError && srv.answers.isEmpty && srv.authorities.map(\.name.description) == ["cluster.local."])
+    }
+
+    /// A client allowed to transfer the zone is an ordinary client for every other question:
+    /// forwarded names over TCP are forwarded for it (with RA), not refused; AXFR still works.
+    @Test func transferClientsGetOrdinaryAnswersOverTCP() async throws {
+        let knot = try KnotUpstream()
+        let server = try await ForwardingServer(upstreams: [knot.address], allowTransfer: [try IPPrefix(parsing: "127.0.0.0/8")])
+        let forwarded = try server.ask("www.upstream.test.", tcp: true)
+        #expect(forwarded.rcode == .noError && forwarded.header.isRecursionAvailable)
+        #expect(answers(forwarded) == ["www.upstream.test. 300 IN A 192.0.2.1"])
+        let cluster = try server.ask("kubernetes.default.svc.cluster.local.", tcp: true)
+        #expect(cluster.header.isRecursionAvailable && answers(cluster) == ["kubernetes.default.svc.cluster.local. 5 IN A 10.96.0.1"])
+        let axfr = try run("dig", ["@127.0.0.1", "-p", String(server.port), "+time=2", "+tries=1", "+noall", "+answer", "AXFR", "cluster.local"])
+        #expect(axfr.output.split(separator: "\n").count > 80, "\(axfr.output.prefix(300))")
     }
 
     @Test func truncatedUpstreamAnswersAreRetriedOverTCP() async throws {
