@@ -19,7 +19,7 @@ let package = Package(
         .library(name: "DNSServer", targets: ["DNSServer"]),
         .library(name: "ClusterDNS", targets: ["ClusterDNS"]),
         .library(name: "EndpointForwarder", targets: ["EndpointForwarder"]),
-        .executable(name: "clusterdns", targets: ["clusterdns"]),
+        .executable(name: "clusterdns", targets: ["ClusterDNSCommand"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -62,12 +62,15 @@ let package = Package(
         ),
         .target(
             name: "DNSAuthority",
-            dependencies: ["DNSWire", "ZoneFile", "ServiceRegistry", "NetAddress"],
+            dependencies: [
+                "DNSWire", "ZoneFile", "ServiceRegistry", "NetAddress",
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ],
             swiftSettings: strict
         ),
         .target(
             name: "DNSResolver",
-            dependencies: ["DNSWire", "DispatchSockets", "NetAddress"],
+            dependencies: ["DNSWire", "DispatchSockets", "NetAddress", "CShims"],
             swiftSettings: strict
         ),
         .target(
@@ -98,8 +101,10 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The `clusterdns` executable. The directory is not named `clusterdns`: it would differ
+        // from `ClusterDNS` only in case, which a case-insensitive file system cannot hold.
         .executableTarget(
-            name: "clusterdns",
+            name: "ClusterDNSCommand",
             dependencies: [
                 "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
                 "EndpointForwarder", "YAML",
@@ -160,7 +165,7 @@ let package = Package(
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
         .testTarget(
             name: "ClusterDNSToolTests",
-            dependencies: ["clusterdns", "ServiceRegistry", "NetAddress"],
+            dependencies: ["ClusterDNSCommand", "ServiceRegistry", "NetAddress"],
             swiftSettings: strict
         ),
     ],

@@ -29,7 +29,7 @@ public struct ClusterDNSConfiguration: Sendable {
     /// A directory of static zone files (`NAME.zone`), served and reloaded on change.
     public var zonesDirectory: String?
     /// Forwarding of every other name to upstream resolvers, with a cache; nil: authoritative only.
-    public var forwarding: Forwarder.Configuration?
+    public var forwarding: UpstreamResolver.Configuration?
     /// Clients allowed recursion (forwarding); others get REFUSED for names outside our zones.
     public var allowRecursion: [IPPrefix] = RecursionPolicy.privateRanges
     /// Where the server's metrics go (swift-metrics); nil: no metrics.
@@ -65,8 +65,8 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     public let server: DNSServer
     public let catalog: Catalog
     public let staticZones: StaticZones?
-    /// The forwarder serving now (`reconfigureForwarding` replaces it).
-    public var forwarder: Forwarder? { server.handler.forwarder }
+    /// The resolver serving now (`reconfigureForwarding` replaces it).
+    public var resolver: UpstreamResolver? { server.handler.resolver }
     public let metrics: DNSMetrics?
     /// Malformed queries: the metrics' count, or without metrics the server's only observer.
     let malformed: MalformedTally
@@ -89,10 +89,10 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         let catalog = Catalog([self.cluster])
         self.catalog = catalog
         staticZones = configuration.zonesDirectory.map { StaticZones(directory: $0, catalog: catalog) }
-        let forwarder = configuration.forwarding.map { Forwarder(configuration: $0) }
+        let resolver = configuration.forwarding.map { UpstreamResolver(configuration: $0) }
         metrics = configuration.metricsFactory.map { DNSMetrics(factory: $0, queryLog: configuration.queryLog) }
         malformed = metrics?.malformed ?? MalformedTally()
-        if let forwarder { Self.observe(forwarder, factory: configuration.metricsFactory) }
+        if let resolver { Self.observe(resolver, factory: configuration.metricsFactory) }
         let recursion = configuration.forwarding.map { forwarding in
             RecursionPolicy(allowed: configuration.allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
         }
@@ -100,7 +100,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
                                   recursion: recursion)
         server = DNSServer(configuration: .init(addresses: configuration.dnsAddresses, udpSockets: configuration.udpSockets,
                                                 tcpLimits: configuration.tcpLimits),
-                           handler: QueryHandler(responder: responder, forwarder: forwarder, observer: metrics ?? malformed),
+                           handler: QueryHandler(responder: responder, resolver: resolver, observer: metrics ?? malformed),
                            logger: logger)
     }
 
@@ -123,10 +123,10 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     }
 
     /// Upstream latency into a timer per upstream.
-    static func observe(_ forwarder: Forwarder, factory: (any MetricsFactory)?) {
+    static func observe(_ resolver: UpstreamResolver, factory: (any MetricsFactory)?) {
         guard let factory else { return }
         let timers = Mutex<[SocketAddress: CoreMetrics.Timer]>([:])
-        forwarder.observer = { upstream, seconds, _ in
+        resolver.observer = { upstream, seconds, _ in
             let timer = timers.withLock { timers in
                 if let timer = timers[upstream] { return timer }
                 let timer = CoreMetrics.Timer(label: "clusterdns_dns_upstream_duration_seconds", dimensions: [("upstream", upstream.description)], factory: factory)
@@ -138,17 +138,17 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     }
 
     /// New upstreams, cache settings or recursion policy while serving: queries that arrive from
-    /// now on use them; questions already upstream finish with the old forwarder (whose cache
+    /// now on use them; questions already upstream finish with the old resolver (whose cache
     /// goes with it). Nil `forwarding`: authoritative only.
-    public func reconfigureForwarding(_ forwarding: Forwarder.Configuration?, allowRecursion: [IPPrefix]) {
-        let forwarder = forwarding.map { Forwarder(configuration: $0) }
-        if let forwarder { Self.observe(forwarder, factory: configuration.metricsFactory) }
+    public func reconfigureForwarding(_ forwarding: UpstreamResolver.Configuration?, allowRecursion: [IPPrefix]) {
+        let resolver = forwarding.map { UpstreamResolver(configuration: $0) }
+        if let resolver { Self.observe(resolver, factory: configuration.metricsFactory) }
         var responder = server.handler.responder
         responder.recursion = forwarding.map { forwarding in
             RecursionPolicy(allowed: allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
         }
-        // The old forwarder finishes the questions it has in flight (within its deadline), then stops.
-        if let old = server.handler.replace(responder: responder, forwarder: forwarder) {
+        // The old resolver finishes the questions it has in flight (within its deadline), then stops.
+        if let old = server.handler.replace(responder: responder, resolver: resolver) {
             let grace = old.configuration.deadline.wholeNanoseconds + 500_000_000
             DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: grace))) { old.stop() }
         }
@@ -157,12 +157,12 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     }
 
     /// Reloads the static zones (`force`: every file, as on SIGHUP); a changed set of zones
-    /// empties the forwarder's cache, since names it now covers must stop being forwarded.
+    /// empties the resolver's cache, since names it now covers must stop being forwarded.
     @discardableResult
     public func reloadZones(force: Bool = false) -> StaticZones.Report? {
         guard let staticZones else { return nil }
         let report = staticZones.reload(force: force, logger: logger)
-        if !report.loaded.isEmpty || !report.removed.isEmpty { forwarder?.cache.removeAll() }
+        if !report.loaded.isEmpty || !report.removed.isEmpty { resolver?.cache.removeAll() }
         return report
     }
 

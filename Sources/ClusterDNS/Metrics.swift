@@ -140,16 +140,16 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
 
     /// Copies in what other parts keep: cache, upstreams, registry, connections, zones.
     public func refresh(service: ClusterDNSService) {
-        if let forwarder = service.forwarder {
-            let cache = forwarder.cache
+        if let resolver = service.resolver {
+            let cache = resolver.cache
             gauge("clusterdns_dns_cache_entries", [], Double(cache.count))
             counter("clusterdns_dns_cache_hits_total", [], total: cache.hits)
             counter("clusterdns_dns_cache_misses_total", [], total: cache.misses)
             counter("clusterdns_dns_cache_evictions_total", [], total: cache.evictions)
-            counter("clusterdns_dns_forward_spoofed_replies_total", [], total: forwarder.mismatches)
-            counter("clusterdns_dns_forward_loops_total", [], total: forwarder.loopsDetected)
-            gauge("clusterdns_dns_forward_pending", [], Double(forwarder.pending))
-            for upstream in forwarder.upstreams {
+            counter("clusterdns_dns_forward_spoofed_replies_total", [], total: resolver.mismatches)
+            counter("clusterdns_dns_forward_loops_total", [], total: resolver.loopsDetected)
+            gauge("clusterdns_dns_forward_pending", [], Double(resolver.pending))
+            for upstream in resolver.upstreams {
                 let label = [("upstream", upstream.address.description)]
                 counter("clusterdns_dns_upstream_requests_total", label, total: upstream.queries)
                 counter("clusterdns_dns_upstream_failures_total", label, total: upstream.failures)

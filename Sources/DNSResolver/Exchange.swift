@@ -29,7 +29,7 @@ public enum ExchangeError: Error, Hashable, Sendable, CustomStringConvertible {
 /// the kernel; `connect` makes the kernel drop datagrams from any other address or port), a
 /// reply accepted only if it is a response with the query's ID and question; a truncated reply
 /// is retried over TCP. Everything runs on `queue`; `completion` is called there exactly once.
-/// There is no timer per exchange: the forwarder's sweep calls `expire` once `deadline` passed.
+/// There is no timer per exchange: the resolver's sweep calls `expire` once `deadline` passed.
 final class Exchange: @unchecked Sendable {
     typealias Completion = (Result<(Message, [UInt8]), ExchangeError>) -> Void
 
@@ -256,9 +256,9 @@ final class Exchange: @unchecked Sendable {
 }
 
 /// A UDP socket opened and `connect`ed to an upstream ahead of need and watched by the
-/// forwarder's event loop: taking one moves socket(), connect() and the registration off the
+/// resolver's event loop: taking one moves socket(), connect() and the registration off the
 /// path of a query, and its reply wakes the loop's thread directly, which runs the exchange on
-/// the forwarder's queue (`queue.sync`: on the loop's thread when the queue is free) — one
+/// the resolver's queue (`queue.sync`: on the loop's thread when the queue is free) — one
 /// wake-up where a dispatch source needs two. Each is used for one query only (so every query
 /// still has its own random port).
 final class ArmedSocket: EventHandler, @unchecked Sendable {

@@ -98,7 +98,7 @@ public final class DNSServer: Service, @unchecked Sendable {
         for server in udp { server.stop() }
         for server in tcp { server.stop() }
         tcpServers.withLock { $0 = [] }
-        handler.forwarder?.stop()
+        handler.resolver?.stop()
         logger.info("DNS server stopped")
     }
 }

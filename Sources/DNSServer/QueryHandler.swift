@@ -7,28 +7,28 @@ import Synchronization
 
 /// What the server does with each query: the cluster's pre-encoded answers, then cached
 /// forwarded answers, then the general path (`Responder.resolve`), which may hand a question
-/// to the forwarder; its answer is sent later from the address the query arrived at.
-/// The responder and forwarder can be replaced while serving (`replace`): each query takes the
+/// to the resolver; its answer is sent later from the address the query arrived at.
+/// The responder and resolver can be replaced while serving (`replace`): each query takes the
 /// current pair once, under a lock, and keeps it to the end.
 public final class QueryHandler: Sendable {
     let current: Mutex<QueryPlan>
     public let observer: (any QueryObserver)?
 
-    public init(responder: Responder, forwarder: Forwarder? = nil, observer: (any QueryObserver)? = nil) {
-        current = Mutex(QueryPlan(responder: responder, forwarder: forwarder, observer: observer))
+    public init(responder: Responder, resolver: UpstreamResolver? = nil, observer: (any QueryObserver)? = nil) {
+        current = Mutex(QueryPlan(responder: responder, resolver: resolver, observer: observer))
         self.observer = observer
     }
 
     public var responder: Responder { current.withLock { $0.responder } }
-    public var forwarder: Forwarder? { current.withLock { $0.forwarder } }
+    public var resolver: UpstreamResolver? { current.withLock { $0.resolver } }
 
-    /// Serves new queries with `responder` and `forwarder`; returns the previous forwarder (its
+    /// Serves new queries with `responder` and `resolver`; returns the previous resolver (its
     /// questions in flight still complete).
     @discardableResult
-    public func replace(responder: Responder, forwarder: Forwarder?) -> Forwarder? {
-        let plan = QueryPlan(responder: responder, forwarder: forwarder, observer: observer)
+    public func replace(responder: Responder, resolver: UpstreamResolver?) -> UpstreamResolver? {
+        let plan = QueryPlan(responder: responder, resolver: resolver, observer: observer)
         return current.withLock { current in
-            let old = current.forwarder
+            let old = current.resolver
             current = plan
             return old
         }
@@ -43,20 +43,20 @@ public final class QueryHandler: Sendable {
     }
 }
 
-/// One responder and forwarder pair, and the work of answering with them.
+/// One responder and resolver pair, and the work of answering with them.
 final class QueryPlan: Sendable {
     let responder: Responder
-    let forwarder: Forwarder?
+    let resolver: UpstreamResolver?
     let observer: (any QueryObserver)?
 
-    init(responder: Responder, forwarder: Forwarder?, observer: (any QueryObserver)?) {
+    init(responder: Responder, resolver: UpstreamResolver?, observer: (any QueryObserver)?) {
         self.responder = responder
-        self.forwarder = forwarder
+        self.resolver = resolver
         self.observer = observer
     }
 
     func recursionAllowed(_ client: IPAddress?) -> Bool {
-        guard forwarder != nil, let policy = responder.recursion, let client else { return false }
+        guard resolver != nil, let policy = responder.recursion, let client else { return false }
         return policy.allows(client)
     }
 
@@ -66,15 +66,15 @@ final class QueryPlan: Sendable {
     func udp(_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer, _ origin: borrowing UDPServer.Origin) -> Int {
         let started = observer?.now()
         // The peer's address only when something needs it (recursion, the query log).
-        let peer = forwarder != nil || observer?.wantsClient == true ? origin.peer : nil
-        let client = forwarder == nil ? nil : peer?.address
+        let peer = resolver != nil || observer?.wantsClient == true ? origin.peer : nil
+        let client = resolver == nil ? nil : peer?.address
         let recursive = recursionAllowed(client)
         let resolution = withUnsafeTemporaryAllocation(byteCount: DomainName.maxWireLength, alignment: 1) { key -> Resolved in
             let view = try? QueryView.parse(query, nameBuffer: key)
             if let view {
                 if let length = responder.fastRespond(to: query, view: view, key: key, into: reply, transport: .udp,
                                                       recursionAvailable: recursive) { return .written(length) }
-                if recursive, let forwarder, let length = cachedResponse(query, view: view, key: key, reply, forwarder: forwarder) {
+                if recursive, let resolver, let length = cachedResponse(query, view: view, key: key, reply, resolver: resolver) {
                     return .written(length)
                 }
             }
@@ -132,35 +132,35 @@ final class QueryPlan: Sendable {
 
     /// A cache hit written straight into `reply`, for a plain query of a name outside our zones.
     func cachedResponse(_ query: UnsafeRawBufferPointer, view: QueryView, key: UnsafeMutableRawBufferPointer,
-                        _ reply: UnsafeMutableRawBufferPointer, forwarder: Forwarder) -> Int? {
+                        _ reply: UnsafeMutableRawBufferPointer, resolver: UpstreamResolver) -> Int? {
         guard view.isPlainQuery, view.type != .axfr, view.type != .ixfr, view.type != .opt else { return nil }
         let shape = ReplyShape(view, transport: .udp, maxUDPPayload: responder.maxUDPPayload, recursionAvailable: true)
         let now = ResponseCache.now()
-        guard let (length, entry) = forwarder.cache.respond(
+        guard let (length, entry) = resolver.cache.respond(
             to: query, view: view, name: UnsafeRawBufferPointer(rebasing: key[0..<view.nameLength]),
             into: reply, shape: shape, now: now) else { return nil }
-        forwarder.noteHit(entry, now: now)
+        resolver.noteHit(entry, now: now)
         return length
     }
 
     func forward(_ forwarding: Responder.Forwarding, query: [UInt8], transport: Responder.Transport, client: SocketAddress?, started: UInt64?,
                  send: @escaping @Sendable ([UInt8]) -> Void) {
-        guard let forwarder else {
+        guard let resolver else {
             send(responder.completeBytes(forwarding, upstream: nil, overloaded: true))
             return
         }
         // One of our own upstream queries come back to us: answering it by forwarding would loop.
         let target = forwarding.target
         let id = UInt16(query[0]) << 8 | UInt16(query[1])
-        let isLoop = target.name.lookupKey.withUnsafeBytes { forwarder.isOwnQuery(id: id, type: target.type, lowercasedName: $0) }
+        let isLoop = target.name.lookupKey.withUnsafeBytes { resolver.isOwnQuery(id: id, type: target.type, lowercasedName: $0) }
         if isLoop {
-            forwarder.noteLoop()
+            resolver.noteLoop()
             send(responder.completeBytes(forwarding, upstream: nil))
             return
         }
         let responder = self.responder
         let observer = self.observer
-        forwarder.resolve(target, dnssecOK: forwarding.dnssecOK, checkingDisabled: forwarding.checkingDisabled) { outcome in
+        resolver.resolve(target, dnssecOK: forwarding.dnssecOK, checkingDisabled: forwarding.checkingDisabled) { outcome in
             let bytes: [UInt8]
             switch outcome {
             case .answer(let message), .stale(let message):

@@ -64,7 +64,7 @@ final class SlowUpstream: @unchecked Sendable {
         var logger = Logger(label: "reconfigure")
         logger.logLevel = .warning
         var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
-        configuration.forwarding = Forwarder.Configuration(groups: [UpstreamGroup(servers: [slow.address])])
+        configuration.forwarding = UpstreamResolver.Configuration(groups: [UpstreamGroup(servers: [slow.address])])
         let dns = try ClusterDNSService(configuration: configuration, logger: logger)
         let group = ServiceGroup(services: [dns], logger: logger)
         let running = Task { try await group.run() }
@@ -73,12 +73,12 @@ final class SlowUpstream: @unchecked Sendable {
             let query = Message(header: Header(id: 3, isRecursionDesired: true), questions: [Question(name: try! DomainName(name), type: .a)])
             return exchange(query.encoded(), port: port).flatMap { try? Message(decoding: $0) }
         }
-        // A first question arms the forwarder's pre-opened sockets (so the next one uses them).
+        // A first question arms the resolver's pre-opened sockets (so the next one uses them).
         #expect(ask("warmup.example.")?.answers.count == 1)
         // A question goes to the slow upstream; while it waits, forwarding is switched over.
         let inFlight = Task.detached { ask("first.example.") }
         try await Task.sleep(for: .milliseconds(100))
-        dns.reconfigureForwarding(Forwarder.Configuration(groups: [UpstreamGroup(servers: [fast.address])]),
+        dns.reconfigureForwarding(UpstreamResolver.Configuration(groups: [UpstreamGroup(servers: [fast.address])]),
                                   allowRecursion: RecursionPolicy.privateRanges)
         // New questions use the new upstream at once; the one in flight still gets its answer.
         #expect(ask("second.example.")?.answers.map(\.data.presentation) == ["192.0.2.2"])

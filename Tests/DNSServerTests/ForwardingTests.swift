@@ -197,18 +197,18 @@ final class Counter: Sendable {
 final class ForwardingServer: Sendable {
     let task: Task<Void, any Error>
     let port: UInt16
-    let forwarder: Forwarder
+    let resolver: UpstreamResolver
     let registry: Registry
     let cluster: ClusterAuthority
 
     init(upstreams: [SocketAddress], allowRecursion: [IPPrefix] = RecursionPolicy.privateRanges, allowTransfer: [IPPrefix] = [],
-         configure: (inout Forwarder.Configuration) -> Void = { _ in }) async throws {
-        var configuration = Forwarder.Configuration(groups: [UpstreamGroup(servers: upstreams)])
+         configure: (inout UpstreamResolver.Configuration) -> Void = { _ in }) async throws {
+        var configuration = UpstreamResolver.Configuration(groups: [UpstreamGroup(servers: upstreams)])
         configuration.readTimeout = .milliseconds(400)
         configuration.deadline = .milliseconds(1200)
         configuration.healthCheckInterval = .milliseconds(100)
         configure(&configuration)
-        forwarder = Forwarder(configuration: configuration)
+        resolver = UpstreamResolver(configuration: configuration)
         registry = try Registry()
         for entry in Manifest.decode(manifests + """
 
@@ -225,7 +225,7 @@ final class ForwardingServer: Sendable {
         let responder = Responder(catalog: Catalog([cluster]), cluster: cluster, allowTransfer: allowTransfer,
                                   recursion: RecursionPolicy(allowed: allowRecursion, domains: [.root]))
         let server = DNSServer(configuration: .init(addresses: [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)]),
-                               handler: QueryHandler(responder: responder, forwarder: forwarder), logger: Logger(label: "test"))
+                               handler: QueryHandler(responder: responder, resolver: resolver), logger: Logger(label: "test"))
         task = Task { try await server.run() }
         port = await server.boundAddresses[0].port
     }
@@ -337,7 +337,7 @@ final class ForwardingServer: Sendable {
         let dig = try run("dig", ["@127.0.0.1", "-p", String(server.port), "+time=3", "+tries=1", "+noedns", "big.upstream.test", "TXT"])
         #expect(dig.output.contains("ANSWER: 2"), "\(dig.output)")
         // Each time at the first attempt: UDP, TC, then TCP.
-        #expect(server.forwarder.upstreams[0].failures == 0)
+        #expect(server.resolver.upstreams[0].failures == 0)
     }
 
     @Test func cacheAnswersWithDecreasingTTLAndNegativeEntries() async throws {
@@ -345,7 +345,7 @@ final class ForwardingServer: Sendable {
         let server = try await ForwardingServer(upstreams: [knot.address])
         #expect(answers(try server.ask("www.upstream.test.")) == ["www.upstream.test. 300 IN A 192.0.2.1"])
         _ = try server.ask("nope.upstream.test.")
-        let sent = server.forwarder.upstreams[0].queries
+        let sent = server.resolver.upstreams[0].queries
         try await Task.sleep(for: .milliseconds(1100))
         knot.stop()
         // Served from the cache with the upstream gone, TTL lowered by the time spent there.
@@ -358,8 +358,8 @@ final class ForwardingServer: Sendable {
         // The same over TCP and without EDNS (the general path).
         #expect(try server.ask("www.upstream.test.", tcp: true).answers.count == 1)
         #expect(try server.ask("www.upstream.test.", edns: false).answers.count == 1)
-        #expect(server.forwarder.upstreams[0].queries == sent)
-        #expect(server.forwarder.cache.hits >= 4)
+        #expect(server.resolver.upstreams[0].queries == sent)
+        #expect(server.resolver.cache.hits >= 4)
         // A short TTL expires: asked again upstream, which is down now: SERVFAIL.
     }
 
@@ -415,7 +415,7 @@ final class ForwardingServer: Sendable {
         let response = try server.ask("victim.example.")
         #expect(answers(response) == ["victim.example. 60 IN A 192.0.2.77"])
         try await Task.sleep(for: .milliseconds(50))
-        #expect(server.forwarder.mismatches == 2)
+        #expect(server.resolver.mismatches == 2)
     }
 
     @Test func clientsOutsideAllowRecursionAreRefused() async throws {
@@ -426,7 +426,7 @@ final class ForwardingServer: Sendable {
         // Our own zones still answer.
         #expect(try server.ask("kubernetes.default.svc.cluster.local.").rcode == .noError)
         #expect(knot.port > 0)
-        #expect(server.forwarder.upstreams[0].queries == 0)
+        #expect(server.resolver.upstreams[0].queries == 0)
     }
 
     @Test func aQueryForwardedBackToUsIsALoop() async throws {
@@ -442,7 +442,7 @@ final class ForwardingServer: Sendable {
         target.withLock { $0 = server.port }
         let response = try server.ask("loop.example.")
         #expect(response.rcode == .serverFailure)
-        #expect(server.forwarder.loopsDetected >= 1)
+        #expect(server.resolver.loopsDetected >= 1)
     }
 
     @Test func tooManyQuestionsInFlightAreRefused() async throws {
@@ -490,9 +490,9 @@ final class ForwardingServer: Sendable {
         #expect(fake.queries == 2)
         try await Task.sleep(for: .milliseconds(1000))
         // The refreshed entry is fresh past the first one's expiry: no miss, no new upstream query.
-        let missesBefore = server.forwarder.cache.misses
+        let missesBefore = server.resolver.cache.misses
         #expect(try server.ask("popular.example.").answers.count == 1)
-        #expect(server.forwarder.cache.misses == missesBefore)
+        #expect(server.resolver.cache.misses == missesBefore)
     }
 
     @Test func stubDomainsGoToTheirOwnServers() async throws {

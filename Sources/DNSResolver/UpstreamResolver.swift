@@ -40,7 +40,7 @@ public enum ForwardError: Error, Hashable, Sendable {
 /// upstream failing `maxFails` times in a row is marked down and probed (`. NS`) until it answers.
 /// Every upstream query has a random ID and source port, and its (ID, question) is remembered
 /// while in flight so that a query arriving back at our own server is recognised as a loop.
-public final class Forwarder: @unchecked Sendable {
+public final class UpstreamResolver: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var groups: [UpstreamGroup]
         public var policy: UpstreamPolicy = .random
@@ -56,7 +56,7 @@ public final class Forwarder: @unchecked Sendable {
         public init(groups: [UpstreamGroup]) { self.groups = groups }
     }
 
-    /// An upstream's health; state lives on the forwarder's queue.
+    /// An upstream's health; state lives on the resolver's queue.
     final class Upstream: @unchecked Sendable {
         let address: SocketAddress
         var fails = 0
@@ -85,7 +85,7 @@ public final class Forwarder: @unchecked Sendable {
 
     public let configuration: Configuration
     public let cache: ResponseCache
-    let queue = DispatchQueue(label: "clusterdns.forwarder")
+    let queue = DispatchQueue(label: "clusterdns.resolver")
     // On `queue`:
     var groups: [Group]
     var waiting: [ResponseCache.Key: [Completion]] = [:]
@@ -104,7 +104,7 @@ public final class Forwarder: @unchecked Sendable {
     static let sweepInterval = DispatchTimeInterval.milliseconds(10)
     let mismatchCount = Atomic<Int>(0)
     let loopCount = Atomic<Int>(0)
-    /// Called on the forwarder's queue after every upstream exchange (for metrics); set it
+    /// Called on the resolver's queue after every upstream exchange (for metrics); set it
     /// before the first question.
     public nonisolated(unsafe) var observer: (@Sendable (_ upstream: SocketAddress, _ seconds: Double, _ success: Bool) -> Void)? = nil
 
@@ -163,7 +163,7 @@ public final class Forwarder: @unchecked Sendable {
     public func noteLoop() { loopCount.add(1, ordering: .relaxed) }
 
     /// Resolves `question` through the cache and the upstreams; `completion` runs on the
-    /// forwarder's queue (or at once, on a cache hit). The upstream query is sent from the
+    /// resolver's queue (or at once, on a cache hit). The upstream query is sent from the
     /// caller's thread (`queue.sync` runs the block there when the queue is free): no thread
     /// hand-off before the query leaves.
     public func resolve(_ question: Question, dnssecOK: Bool = false, checkingDisabled: Bool = false,

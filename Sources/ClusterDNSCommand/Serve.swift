@@ -250,7 +250,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// The forwarder's settings from the flags; nil when there is nothing to forward to.
-    func forwarding(listening: [SocketAddress], logger: Logger) throws -> Forwarder.Configuration? {
+    func forwarding(listening: [SocketAddress], logger: Logger) throws -> UpstreamResolver.Configuration? {
         var defaults = upstream.compactMap { SocketAddress(parsing: $0, defaultPort: 53) }
         if defaults.isEmpty && resolvConf != "none" {
             if let data = FileManager.default.contents(atPath: resolvConf), let text = String(data: data, encoding: .utf8) {
@@ -265,7 +265,7 @@ struct Serve: AsyncParsableCommand {
         }
         let stubs = try stubDomain.map(Self.parseStubDomain)
         guard !defaults.isEmpty || !stubs.isEmpty else { return nil }
-        var configuration = Forwarder.Configuration(groups: (defaults.isEmpty ? [] : [UpstreamGroup(servers: defaults)]) + stubs)
+        var configuration = UpstreamResolver.Configuration(groups: (defaults.isEmpty ? [] : [UpstreamGroup(servers: defaults)]) + stubs)
         configuration.policy = UpstreamPolicy(rawValue: policy) ?? .random
         configuration.maxFails = maxFails
         configuration.maxConcurrent = maxConcurrent
