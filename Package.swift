@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ZoneFile", targets: ["ZoneFile"]),
         .library(name: "ServiceRegistry", targets: ["ServiceRegistry"]),
         .library(name: "DNSAuthority", targets: ["DNSAuthority"]),
+        .library(name: "KubernetesDNS", targets: ["KubernetesDNS"]),
         .library(name: "DNSResolver", targets: ["DNSResolver"]),
         .library(name: "DNSServer", targets: ["DNSServer"]),
         .library(name: "ClusterDNS", targets: ["ClusterDNS"]),
@@ -63,7 +64,17 @@ let package = Package(
         .target(
             name: "DNSAuthority",
             dependencies: [
-                "DNSWire", "ZoneFile", "ServiceRegistry", "NetAddress",
+                "DNSWire", "ZoneFile", "NetAddress",
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+        // The cluster zone as an ordinary authority: the only part of the query engine that
+        // knows the registry, so an embedder serving static zones links no SQLite and no YAML.
+        .target(
+            name: "KubernetesDNS",
+            dependencies: [
+                "DNSAuthority", "DNSWire", "ServiceRegistry", "NetAddress",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strict
@@ -94,7 +105,7 @@ let package = Package(
         .target(
             name: "ClusterDNS",
             dependencies: [
-                "DNSServer", "DNSResolver", "DNSAuthority", "DNSWire", "DispatchSockets", "ServiceRegistry", "NetAddress", "ZoneFile",
+                "DNSServer", "DNSResolver", "DNSAuthority", "KubernetesDNS", "DNSWire", "DispatchSockets", "ServiceRegistry", "NetAddress", "ZoneFile",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -106,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "ClusterDNSCommand",
             dependencies: [
-                "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
+                "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "KubernetesDNS", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
                 "EndpointForwarder", "YAML",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -116,10 +127,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // A seeded generator the tests share (not a product: nothing else links it).
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"], swiftSettings: strict),
         .testTarget(
             name: "DNSWireTests",
-            dependencies: ["DNSWire", "NetAddress"],
+            dependencies: ["DNSWire", "NetAddress", "TestSupport"],
             exclude: ["Vectors"],
             swiftSettings: strict
         ),
@@ -131,13 +144,18 @@ let package = Package(
         ),
         .testTarget(
             name: "DNSAuthorityTests",
-            dependencies: ["DNSAuthority", "DNSWire", "ServiceRegistry", "NetAddress", "ZoneFile"],
+            dependencies: ["DNSAuthority", "DNSWire", "NetAddress", "ZoneFile", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KubernetesDNSTests",
+            dependencies: ["KubernetesDNS", "DNSAuthority", "DNSWire", "ServiceRegistry", "NetAddress", "ZoneFile", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "DNSServerTests",
             dependencies: [
-                "DNSServer", "DNSResolver", "DNSAuthority", "DNSWire", "ServiceRegistry", "NetAddress", "DispatchSockets",
+                "DNSServer", "DNSResolver", "DNSAuthority", "KubernetesDNS", "DNSWire", "ServiceRegistry", "NetAddress", "DispatchSockets",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -145,7 +163,7 @@ let package = Package(
         .testTarget(
             name: "ClusterDNSTests",
             dependencies: [
-                "ClusterDNS", "DNSWire", "DNSAuthority", "DNSResolver", "DispatchSockets", "ServiceRegistry", "NetAddress",
+                "ClusterDNS", "DNSWire", "DNSAuthority", "KubernetesDNS", "DNSResolver", "DispatchSockets", "ServiceRegistry", "NetAddress",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,20 +1,28 @@
 // swift-tools-version: 6.1
-// libFuzzer targets for the decoders. Build and run (from this directory):
+// libFuzzer targets for every parser of outside input. `./run` builds them and runs each for a
+// bounded time (CI does, on every change); by hand, from this directory:
 //   swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
-//   mkdir -p corpus && .build/release/FuzzDecoders -max_total_time=300 corpus/ seeds/
-// A crash found here becomes a named vector in Tests/DNSWireTests/HostileVectorTests.swift.
+//   mkdir -p corpus/decoders && .build/release/FuzzDecoders -max_total_time=300 corpus/decoders seeds/decoders
+// A crash found here becomes a named vector in the tests of the module it crashed
+// (Tests/DNSWireTests/HostileVectorTests.swift for the decoders).
 import PackageDescription
 
 let package = Package(
     name: "ClusterDNSFuzz",
     dependencies: [.package(name: "ClusterDNS", path: "..")],
     targets: [
+        // DNS messages, the query fast path's parse, zone files.
         .executableTarget(
             name: "FuzzDecoders",
             dependencies: [
                 .product(name: "DNSWire", package: "ClusterDNS"),
                 .product(name: "ZoneFile", package: "ClusterDNS"),
             ]
+        ),
+        // YAML and JSON manifests, through the YAML reader and the strict object decoding.
+        .executableTarget(
+            name: "FuzzManifests",
+            dependencies: [.product(name: "ServiceRegistry", package: "ClusterDNS")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,5 @@
 public import DNSAuthority
+public import KubernetesDNS
 public import DNSResolver
 public import DNSServer
 public import DispatchSockets
@@ -86,7 +87,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
             cluster.serverAddresses = configuration.dnsAddresses.map(\.address).filter { !$0.isUnspecified }
         }
         self.cluster = ClusterAuthority(configuration: cluster, snapshot: registry.snapshot())
-        let catalog = Catalog([self.cluster])
+        let catalog = Catalog(self.cluster.authorities)
         self.catalog = catalog
         staticZones = configuration.zonesDirectory.map { StaticZones(directory: $0, catalog: catalog) }
         let resolver = configuration.forwarding.map { UpstreamResolver(configuration: $0) }
@@ -96,7 +97,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         let recursion = configuration.forwarding.map { forwarding in
             RecursionPolicy(allowed: configuration.allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
         }
-        let responder = Responder(catalog: catalog, cluster: self.cluster, allowTransfer: configuration.allowTransfer,
+        let responder = Responder(catalog: catalog, allowTransfer: configuration.allowTransfer,
                                   recursion: recursion)
         server = DNSServer(configuration: .init(addresses: configuration.dnsAddresses, udpSockets: configuration.udpSockets,
                                                 tcpLimits: configuration.tcpLimits),

@@ -1,4 +1,4 @@
-public import DNSAuthority
+public import KubernetesDNS
 import Dispatch
 import FoundationEssentials
 public import CoreMetrics

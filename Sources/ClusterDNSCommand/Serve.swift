@@ -5,6 +5,7 @@ import ArgumentParser
 import Prometheus
 import ClusterDNS
 import DNSAuthority
+import KubernetesDNS
 import DNSResolver
 import DNSServer
 import EndpointForwarder

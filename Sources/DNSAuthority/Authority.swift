@@ -17,10 +17,15 @@ public enum Lookup: Hashable, Sendable {
     case serverFailure
     /// Not for us (transfers, classes we do not serve).
     case refused
+    /// Not this authority's name after all: the responder goes on as if no zone held it
+    /// (forwards it for a client allowed recursion, REFUSED otherwise). The cluster's reverse
+    /// names do this for addresses it does not know outside its service ranges, as CoreDNS's
+    /// `fallthrough in-addr.arpa ip6.arpa`.
+    case fallThrough
 }
 
-/// A zone the server answers for: the cluster zone from the registry, a static zone, or (issue 5)
-/// forwarding to upstreams.
+/// A zone the server answers for: the cluster zone from the registry (`KubernetesDNS`), its
+/// reverse zones, a static zone from a zone file, or an embedder's own.
 public protocol Authority: Sendable {
     /// The apex of the zone this authority answers for.
     var origin: DomainName { get }
@@ -31,10 +36,17 @@ public protocol Authority: Sendable {
     /// labels below the apex read as the zone wrote them. False: a name may copy any suffix
     /// of the question it shares.
     var namesTakeOnlyTheApexLetters: Bool { get }
+    /// The zone's answers pre-encoded for the fast path, as they are now; nil: every question
+    /// takes the general path (`lookup`).
+    var precompiled: Precompiled? { get }
+    /// Every record of the zone for a transfer (AXFR), the SOA first; nil: not transferable.
+    func transferRecords() -> [ResourceRecord]?
 }
 
 extension Authority {
     public var namesTakeOnlyTheApexLetters: Bool { false }
+    public var precompiled: Precompiled? { nil }
+    public func transferRecords() -> [ResourceRecord]? { nil }
 }
 
 /// Routes a name to the authority of the longest matching zone, by labels (never by string
@@ -42,28 +54,66 @@ extension Authority {
 /// removed while queries are answered (zone reloads): readers take the current table under a
 /// lock and walk it without one.
 public final class Catalog: Sendable {
-    let table: Mutex<[DomainName: any Authority]>
+    struct Table: Sendable {
+        var byOrigin: [DomainName: any Authority] = [:]
+        /// Every zone with its apex as a lower-cased wire key (without the root's zero),
+        /// longest first: the fast path finds a query's zone on its key without allocating.
+        var byKey: [(key: [UInt8], authority: any Authority)] = []
+
+        init(_ authorities: [any Authority]) {
+            for authority in authorities { byOrigin[authority.origin] = authority }
+            index()
+        }
+
+        mutating func index() {
+            byKey = byOrigin.map { (Array($0.key.lookupKey.dropLast()), $0.value) }.sorted { $0.key.count > $1.key.count }
+        }
+    }
+
+    let table: Mutex<Table>
 
     public init(_ authorities: [any Authority] = []) {
-        var table: [DomainName: any Authority] = [:]
-        for authority in authorities { table[authority.origin] = authority }
-        self.table = Mutex(table)
+        table = Mutex(Table(authorities))
     }
 
     /// Adds an authority, replacing any for the same zone.
-    public func add(_ authority: any Authority) { table.withLock { $0[authority.origin] = authority } }
+    public func add(_ authority: any Authority) {
+        table.withLock {
+            $0.byOrigin[authority.origin] = authority
+            $0.index()
+        }
+    }
 
-    public func remove(_ origin: DomainName) { table.withLock { _ = $0.removeValue(forKey: origin) } }
+    public func remove(_ origin: DomainName) {
+        table.withLock {
+            _ = $0.byOrigin.removeValue(forKey: origin)
+            $0.index()
+        }
+    }
 
-    public var zones: [DomainName] { table.withLock { $0.keys.sorted() } }
+    public var zones: [DomainName] { table.withLock { $0.byOrigin.keys.sorted() } }
 
-    public func authority(zone origin: DomainName) -> (any Authority)? { table.withLock { $0[origin] } }
+    public func authority(zone origin: DomainName) -> (any Authority)? { table.withLock { $0.byOrigin[origin] } }
 
     /// The authority of the closest enclosing zone, or nil when no zone encloses `name`.
     public func authority(for name: DomainName) -> (any Authority)? {
-        let table = self.table.withLock { $0 }
+        let table = self.table.withLock { $0.byOrigin }
         for candidate in name.selfAndAncestors {
             if let authority = table[candidate] { return authority }
+        }
+        return nil
+    }
+
+    /// The authority of the closest enclosing zone of a name given as its lower-cased wire form
+    /// (`QueryView`'s key, with the root's zero), and where its apex starts in the key.
+    func authority(forKey key: UnsafeRawBufferPointer, length: Int) -> (authority: any Authority, apexStart: Int)? {
+        let zones = table.withLock { $0.byKey }
+        for zone in zones {
+            let count = zone.key.count
+            guard length - 1 >= count else { continue }
+            let start = length - 1 - count
+            guard Precompiled.isLabelBoundary(key, start), Precompiled.bytesEqual(key, from: start, zone.key) else { continue }
+            return (zone.authority, start)
         }
         return nil
     }

@@ -1,7 +1,7 @@
-import DNSWire
+public import DNSWire
 import HashTreeCollections
 
-/// The cluster zone's answers, pre-encoded: for each name and each type it has data for, the
+/// A zone's answers, pre-encoded: for each name and each type it has data for, the
 /// bytes that follow the question in the response, with compression pointers into the question
 /// (the question is copied from the query, so the answer echoes the query's letters).
 ///
@@ -11,16 +11,23 @@ import HashTreeCollections
 /// in the steady state, one probe into the table, without allocating or retaining anything
 /// per name; a registry change touches only the small map, and once enough changes pile up
 /// the table is rebuilt with them folded in (`compactIfNeeded`).
-struct CompiledZone: Sendable {
-    struct Answer: Sendable, Equatable {
-        var type: UInt16
-        var counts: (answer: UInt16, authority: UInt16, additional: UInt16)
-        var bytes: [UInt8]
+public struct CompiledZone: Sendable {
+    public struct Answer: Sendable, Equatable {
+        public var type: UInt16
+        public var counts: (answer: UInt16, authority: UInt16, additional: UInt16)
+        public var bytes: [UInt8]
         /// The chain ends in a CNAME out of the zone: the general path follows it (other zones,
         /// upstream), so the fast path leaves it alone.
-        var leavesZone = false
+        public var leavesZone = false
 
-        static func == (lhs: Answer, rhs: Answer) -> Bool {
+        public init(type: UInt16, counts: (answer: UInt16, authority: UInt16, additional: UInt16), bytes: [UInt8], leavesZone: Bool = false) {
+            self.type = type
+            self.counts = counts
+            self.bytes = bytes
+            self.leavesZone = leavesZone
+        }
+
+        public static func == (lhs: Answer, rhs: Answer) -> Bool {
             lhs.type == rhs.type && lhs.counts == rhs.counts && lhs.bytes == rhs.bytes && lhs.leavesZone == rhs.leavesZone
         }
     }
@@ -44,55 +51,55 @@ struct CompiledZone: Sendable {
     /// Key bytes every name ends with (the zone's apex and the root), left out of the keys:
     /// callers pass `withAnswer` the name's key without them (15 bytes a name for
     /// `cluster.local`, 2 MB at 128,000 names).
-    let suffixLength: Int
+    public let suffixLength: Int
     /// Changes since `table`, by the hash of their key.
     private var changes: TreeDictionary<UInt32, [Change]> = [:]
     private var changeCount = 0
 
-    static let compiledTypes: [RecordType] = [.a, .aaaa, .srv, .txt, .cname, .soa, .ns, .mx]
+    public static let compiledTypes: [RecordType] = [.a, .aaaa, .srv, .txt, .cname, .soa, .ns, .mx]
 
     /// Names in the zone (after folding the changes in, so only exact after `compact()`).
-    var tableCount: Int { table.count }
+    public var tableCount: Int { table.count }
     /// Changes not folded into the table yet.
-    var pendingChanges: Int { changeCount }
+    public var pendingChanges: Int { changeCount }
 
-    init(suffixLength: Int = 0) {
+    public init(suffixLength: Int = 0) {
         self.suffixLength = suffixLength
     }
 
     /// A name's key as stored: lower-cased wire form without the common suffix.
-    func key(of name: DomainName) -> [UInt8] {
+    public func key(of name: DomainName) -> [UInt8] {
         let full = name.lookupKey
         return Array(full.dropLast(min(suffixLength, full.count)))
     }
 
     /// A zone compiled whole: the table built directly, each name given once.
-    struct Builder {
+    public struct Builder {
         private var table = Table.Builder(expectedCount: 1024, arenaBytes: 1 << 16)
         private let zone: CompiledZone
 
-        init(suffixLength: Int = 0) {
+        public init(suffixLength: Int = 0) {
             zone = CompiledZone(suffixLength: suffixLength)
         }
 
-        mutating func add(_ name: DomainName, answers: [Answer]) {
+        public mutating func add(_ name: DomainName, answers: [Answer]) {
             let key = zone.key(of: name)
             let entry = CompiledZone.encode(answers)
             key.withUnsafeBytes { key in entry.withUnsafeBytes { table.add(key: key, entry: $0) } }
         }
 
-        consuming func finish() -> CompiledZone {
+        public consuming func finish() -> CompiledZone {
             var zone = self.zone
             zone.table = table.finish()
             return zone
         }
     }
 
-    mutating func set(_ name: DomainName, answers: [Answer]) {
+    public mutating func set(_ name: DomainName, answers: [Answer]) {
         record(Change(key: key(of: name), entry: Self.encode(answers)))
     }
 
-    mutating func remove(_ name: DomainName) {
+    public mutating func remove(_ name: DomainName) {
         let key = key(of: name)
         let known = key.withUnsafeBytes { k in Self.changeEntry(changes, k) != nil || table.withEntry(k) { $0 != nil } }
         if known { record(Change(key: key, entry: nil)) }
@@ -113,15 +120,15 @@ struct CompiledZone: Sendable {
     /// Whether the changes are many enough to fold into a new table (a sixteenth of the
     /// table, at least 64): lookups stay one probe, and the rebuild's cost is spread over the
     /// changes.
-    var needsCompaction: Bool { changeCount > max(64, table.count / 16) }
+    public var needsCompaction: Bool { changeCount > max(64, table.count / 16) }
 
     /// Folds the changes into a new table once they are many (see `needsCompaction`).
-    mutating func compactIfNeeded() {
+    public mutating func compactIfNeeded() {
         if needsCompaction { compact() }
     }
 
     /// Builds a new table from the current one and the changes.
-    mutating func compact() {
+    public mutating func compact() {
         guard changeCount > 0 else { return }
         table = Self.fold(table, changes, count: changeCount)
         changes = [:]
@@ -151,26 +158,26 @@ struct CompiledZone: Sendable {
     /// The fold of the present changes, to run away from the update path (`run`) and adopt
     /// later (`adopt`) while more changes come: both layers are immutable or persistent, so
     /// taking them is two references.
-    struct Fold: Sendable {
+    public struct Fold: Sendable {
         let base: Table
         let changes: TreeDictionary<UInt32, [Change]>
         let count: Int
 
-        func run() -> Folded { Folded(fold: self, table: CompiledZone.fold(base, changes, count: count)) }
+        public func run() -> Folded { Folded(fold: self, table: CompiledZone.fold(base, changes, count: count)) }
     }
 
-    struct Folded: Sendable {
+    public struct Folded: Sendable {
         let fold: Fold
         let table: Table
     }
 
-    func prepareFold() -> Fold { Fold(base: table, changes: changes, count: changeCount) }
+    public func prepareFold() -> Fold { Fold(base: table, changes: changes, count: changeCount) }
 
     /// Serves `folded`'s table from now on, keeping only the changes made since its fold began
     /// (a name changed again, or first changed since); false, and nothing changed, when the
     /// table was replaced meanwhile (a whole recompilation).
     @discardableResult
-    mutating func adopt(_ folded: Folded) -> Bool {
+    public mutating func adopt(_ folded: Folded) -> Bool {
         guard folded.fold.base === table else { return false }
         var remaining: TreeDictionary<UInt32, [Change]> = [:]
         var count = 0
@@ -199,7 +206,7 @@ struct CompiledZone: Sendable {
     }
 
     /// The answers of a name, decoded (tests and diagnostics; the fast path uses `withAnswer`).
-    func find(_ name: DomainName) -> [Answer]? {
+    public func find(_ name: DomainName) -> [Answer]? {
         key(of: name).withUnsafeBytes { find($0) }
     }
 
@@ -402,7 +409,7 @@ struct CompiledZone: Sendable {
             }
         }
 
-        struct Builder {
+        public struct Builder {
             var arena: [UInt8] = []
             var slots: [UInt64]
             var count = 0
@@ -444,46 +451,6 @@ struct CompiledZone: Sendable {
                 Table(arena: arena, slots: slots, count: count)
             }
         }
-    }
-
-    // MARK: Compiling one name
-
-    /// Pre-encodes the answers of one name for every compiled type it answers.
-    /// `overlay`: the names of the service being compiled, found there before the zone.
-    static func answers(for name: DomainName, node: ClusterZone.Node, in zone: ClusterZone,
-                        overlay: [DomainName: ClusterZone.Node] = [:]) -> [Answer] {
-        var list: [Answer] = []
-        var writer = WireWriter(capacity: 512)
-        let isCNAME = node.records.contains(type: .cname)
-        for type in compiledTypes where isCNAME || node.records.contains(type: type) {
-            // The question's name in storage of its own (`lowercased` copies), as a client's
-            // question has: only the owners that echo it may point at it whole
-            // (`WireWriter.writeQuestionName`), not every record of the zone that names it.
-            let question = Question(name: name.lowercased, type: type)
-            let lookup = zone.lookup(question, overlay: overlay)
-            // A chain to a name in the zone that is not there (an ExternalName to a missing
-            // service) is compiled as one that leaves the zone: the general path adds the
-            // target's NXDOMAIN (SERVFAIL before the registry's first load).
-            var dangling = false
-            switch lookup {
-            case .answer: break
-            case .nameError(_, let chain) where !chain.isEmpty && type != .cname: dangling = true
-            case .serverFailure where type != .cname: dangling = true
-            default: continue
-            }
-            var message = Message(header: Header(isResponse: true), questions: [question])
-            Responder.fill(&message, with: lookup, question: question)
-            // Encoded as the general path encodes the zone's answers (`namesTakeOnlyTheApexLetters`),
-            // so that the bytes are the same but for the letters the pointers copy.
-            message.encode(into: &writer, questionSuffixLabels: zone.origin.labelCount)
-            let questionEnd = 12 + name.wireLength + 4
-            list.append(Answer(type: type.rawValue,
-                               counts: (UInt16(message.answers.count), UInt16(message.authorities.count),
-                                        UInt16(message.additionals.count)),
-                               bytes: Array(writer.bytes[questionEnd...]),
-                               leavesZone: dangling || (type != .cname && message.answers.last?.type == .cname)))
-        }
-        return list
     }
 }
 

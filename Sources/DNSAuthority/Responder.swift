@@ -5,41 +5,39 @@ public import NetAddress
 /// nothing, for bytes that are not a query at all).
 public struct Responder: Sendable {
     public var catalog: Catalog
-    /// Answers reverse names of cluster and endpoint IPs wherever they are.
-    public var cluster: ClusterAuthority?
     /// The largest UDP response we send, whatever a client offers (RFC 9715's 1232 by default).
     public var maxUDPPayload: Int
-    /// Clients allowed to transfer the cluster zone (AXFR over TCP); none by default.
+    /// Clients allowed to transfer our zones (AXFR over TCP); none by default.
     public var allowTransfer: [IPPrefix]
     /// Who may recurse and which names go upstream; nil: an authoritative-only server.
     public var recursion: RecursionPolicy?
 
     public typealias Transport = ReplyShape.Transport
 
-    public init(catalog: Catalog, cluster: ClusterAuthority? = nil, maxUDPPayload: Int = 1232, allowTransfer: [IPPrefix] = [],
-                recursion: RecursionPolicy? = nil) {
+    public init(catalog: Catalog, maxUDPPayload: Int = 1232, allowTransfer: [IPPrefix] = [], recursion: RecursionPolicy? = nil) {
         self.catalog = catalog
         self.recursion = recursion
-        self.cluster = cluster
         self.maxUDPPayload = maxUDPPayload
         self.allowTransfer = allowTransfer
     }
 
-    /// The messages of a zone transfer (AXFR, and IXFR answered as AXFR) of the cluster zone,
-    /// when `query` asks for one over TCP from a client allowed to transfer; nil for every
-    /// other query, which takes the ordinary path (`resolve`) whoever sends it.
+    /// The messages of a zone transfer (AXFR, and IXFR answered as AXFR) of a zone whose
+    /// authority offers one (`Authority.transferRecords`), when `query` asks for it over TCP
+    /// from a client allowed to transfer; nil for every other query, which takes the ordinary
+    /// path (`resolve`) whoever sends it.
     public func transfer(_ query: [UInt8], from client: IPAddress?) -> [[UInt8]]? {
-        guard let client, allowTransfer.contains(where: { $0.contains(client) }), let cluster,
+        guard let client, allowTransfer.contains(where: { $0.contains(client) }),
               let message = try? Message(decoding: query), message.header.opcode == .query, !message.header.isResponse,
               let question = message.questions.first, message.questions.count == 1,
-              question.type == .axfr || question.type == .ixfr, question.name == cluster.origin else { return nil }
-        return Self.transfer(cluster.zone, question: question, id: message.header.id)
+              question.type == .axfr || question.type == .ixfr,
+              let records = catalog.authority(zone: question.name)?.transferRecords(), !records.isEmpty else { return nil }
+        return Self.transfer(records, question: question, id: message.header.id)
     }
 
     /// The zone as AXFR messages (RFC 5936): the SOA, every record, the SOA again, each message
-    /// kept under 16 KiB.
-    static func transfer(_ zone: ClusterZone, question: Question, id: UInt16) -> [[UInt8]] {
-        let records = [zone.soa] + zone.allRecords.filter { $0.type != .soa } + [zone.soa]
+    /// kept under 16 KiB. `records` starts with the SOA.
+    static func transfer(_ records: [ResourceRecord], question: Question, id: UInt16) -> [[UInt8]] {
+        let all = records + [records[0]]
         var messages: [[UInt8]] = []
         var current: [ResourceRecord] = []
         var size = 0
@@ -50,7 +48,7 @@ public struct Responder: Sendable {
             current = []
             size = 0
         }
-        for record in records {
+        for record in all {
             let estimate = record.name.wireLength + 10 + record.data.wireBytes.count
             if size + estimate > 16_000 && !current.isEmpty { flush() }
             current.append(record)
@@ -253,17 +251,15 @@ public struct Responder: Sendable {
         func forwarding(_ target: Question) -> Forwarding {
             Forwarding(response: response, target: target, shape: shape, questionSuffixLabels: suffix)
         }
-        if let authority = catalog.authority(for: question.name) {
-            lookup = authority.lookup(question)
-            if authority.namesTakeOnlyTheApexLetters { suffix = authority.origin.labelCount }
-        } else if let reverse = cluster?.reverseLookup(question) {
-            lookup = reverse
-        } else if recursive, recursion!.forwards(question.name) {
-            return .forward(forwarding(question))
-        } else {
+        let authority = catalog.authority(for: question.name)
+        let found = authority?.lookup(question) ?? .fallThrough
+        if found == .fallThrough {
+            if recursive, recursion!.forwards(question.name) { return .forward(forwarding(question)) }
             response.rcode = .refused
             return .done(response, shape, questionSuffixLabels: nil)
         }
+        lookup = found
+        if let authority, authority.namesTakeOnlyTheApexLetters { suffix = authority.origin.labelCount }
         Self.fill(&response, with: lookup, question: question)
         if case .referral = lookup { authoritative = false }
         response.header.isAuthoritative = authoritative && lookup != .refused && lookup != .serverFailure
@@ -275,8 +271,7 @@ public struct Responder: Sendable {
                   !response.answers.dropLast().contains(where: { $0.name == target }) {
                 hops += 1
                 let next = Question(name: target, type: question.type, recordClass: question.recordClass)
-                if let authority = catalog.authority(for: target) {
-                    let chained = authority.lookup(next)
+                if let chained = catalog.authority(for: target)?.lookup(next), chained != .fallThrough {
                     var extra = Message(header: response.header)
                     Self.fill(&extra, with: chained, question: next)
                     if case .referral = chained { break }
@@ -331,7 +326,7 @@ public struct Responder: Sendable {
             response.additionals = glue
         case .serverFailure:
             response.rcode = .serverFailure
-        case .refused:
+        case .refused, .fallThrough:
             response.rcode = .refused
         }
     }

@@ -14,6 +14,8 @@ public struct StaticAuthority: Authority {
     let names: Set<DomainName>
     /// The SOA as it goes in negative answers.
     let negativeSOA: ResourceRecord
+    /// Every answer pre-encoded for the fast path, made once when the zone is loaded.
+    public private(set) var precompiled: Precompiled?
 
     static let maxChain = 8
 
@@ -33,6 +35,29 @@ public struct StaticAuthority: Authority {
         var negative = soaRecord
         negative.ttl = min(soaRecord.ttl, zone.soa.minimum)
         negativeSOA = negative
+        precompiled = nil
+        precompiled = compile()
+    }
+
+    public var namesTakeOnlyTheApexLetters: Bool { true }
+
+    public func transferRecords() -> [ResourceRecord]? { zone.records }
+
+    /// The answers of every name for the fast path. Names below a delegation (referrals) and
+    /// below a wildcard's parent (synthesised at lookup) are left to the general path whole.
+    func compile() -> Precompiled {
+        var general: [DomainName] = []
+        for (name, types) in nodes {
+            if name != origin, types[.ns] != nil { general.append(name) }
+            if name.labels.first.map({ $0.elementsEqual([UInt8(ascii: "*")]) }) == true, let parent = name.parent { general.append(parent) }
+        }
+        var builder = CompiledZone.Builder(suffixLength: origin.wireLength)
+        for name in names where !general.contains(where: { name.isSubdomain(of: $0) }) {
+            let node = nodes[name] ?? [:]
+            let types = node[.cname] != nil ? CompiledZone.compiledTypes : CompiledZone.compiledTypes.filter { node[$0] != nil }
+            builder.add(name, answers: CompiledZone.answers(for: name, types: types, apexLabels: origin.labelCount) { lookup($0) })
+        }
+        return Precompiled(answers: builder.finish(), soa: RecordTemplate([negativeSOA], apex: origin), generalSubtrees: general)
     }
 
     public func lookup(_ question: Question) -> Lookup {

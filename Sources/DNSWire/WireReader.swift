@@ -119,6 +119,36 @@ public struct WireReader: ~Copyable {
         offset = try Self.walkName(in: bytes, at: offset, limit: limit) { _ in }
     }
 
+    /// Moves past the name here without following its compression pointer, if it ends in one
+    /// (records cut out of a message: the pointer's target is not in these bytes). Returns
+    /// the offset of that pointer, or nil when the name ends in a zero.
+    @discardableResult
+    public mutating func skipNameInPlace() throws(WireError) -> Int? {
+        while true {
+            let at = offset
+            let length = try readUInt8("a name label")
+            if length == 0 { return nil }
+            if length & 0xC0 == 0xC0 {
+                _ = try readUInt8("a compression pointer")
+                return at
+            }
+            guard length & 0xC0 == 0 else { throw .badLabelType(offset: at, byte: length) }
+            try need(Int(length), "a name label of \(length) octets")
+            offset += Int(length)
+        }
+    }
+
+    /// Moves past one record (owner, type, class, TTL, RDATA) without decoding it; the owner's
+    /// pointer, if any, is not followed.
+    public mutating func skipRecord() throws(WireError) {
+        try skipNameInPlace()
+        try need(10, "a record's fixed fields")
+        offset += 8
+        let length = Int(try readUInt16("a record RDLENGTH"))
+        try need(length, "record data of \(length) bytes")
+        offset += length
+    }
+
     /// Walks the name at `start`, calling `body` with each label including its length byte.
     /// Returns the offset just past the name where it was found (after its first pointer, if any).
     @inline(__always)

@@ -1,11 +1,12 @@
 import DNSWire
 import Testing
+import TestSupport
 @testable import DNSAuthority
 
 /// The two-layer answer store against a plain dictionary: every name answers what was last set
 /// for it, before and after the changes are folded into a new table.
 @Suite struct CompiledZoneTests {
-    static func answers(_ seed: UInt64, _ rng: inout SplitMix) -> [CompiledZone.Answer] {
+    static func answers(_ seed: UInt64, _ rng: inout SplitMix64) -> [CompiledZone.Answer] {
         let types: [UInt16] = [1, 28, 33, 16]
         return (0..<Int(seed % 3)).map { i in
             // Sizes up to 70,000 bytes: the length field is wider than 16 bits.
@@ -54,7 +55,7 @@ import Testing
     /// (its stored key is empty).
     @Test(arguments: [0, 15])
     func matchesADictionaryThroughChangesAndCompactions(suffixLength: Int) throws {
-        var rng = SplitMix(state: 11)
+        var rng = SplitMix64(state: 11)
         let all = try (0..<300).map { try DomainName("Name-\($0).ns-\($0 % 7).svc.cluster.local.") }
             + [try DomainName("cluster.local."), try DomainName("svc.cluster.local.")]
         var zone = CompiledZone(suffixLength: suffixLength)
@@ -83,7 +84,7 @@ import Testing
     /// again to other answers or to the same, removed, added) answers as the model does, and
     /// keeps only the changes made since it was prepared; a fold of a replaced table is refused.
     @Test func foldsAdoptedAfterMoreChangesLoseNothing() throws {
-        var rng = SplitMix(state: 23)
+        var rng = SplitMix64(state: 23)
         let all = try (0..<400).map { try DomainName("n\($0).ns.svc.cluster.local.") }
         var zone = CompiledZone(suffixLength: 15)
         var model: [DomainName: [CompiledZone.Answer]] = [:]

@@ -1,4 +1,5 @@
 import DNSAuthority
+import KubernetesDNS
 import DNSServer
 import DNSWire
 import DispatchSockets
@@ -54,7 +55,7 @@ final class RunningServer: Sendable {
         let cluster = ClusterAuthority(configuration: ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR]),
                                        snapshot: registry.snapshot())
         let server = DNSServer(configuration: .init(addresses: requested),
-                               responder: Responder(catalog: Catalog([cluster]), cluster: cluster, allowTransfer: allowTransfer),
+                               responder: Responder(catalog: Catalog(cluster.authorities), allowTransfer: allowTransfer),
                                logger: Logger(label: "test"))
         task = Task { try await server.run() }
         addresses = await server.boundAddresses

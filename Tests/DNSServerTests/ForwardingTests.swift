@@ -1,4 +1,5 @@
 import DNSAuthority
+import KubernetesDNS
 import DNSResolver
 import DNSServer
 import DNSWire
@@ -222,7 +223,7 @@ final class ForwardingServer: Sendable {
         let cluster = ClusterAuthority(configuration: ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR]),
                                        snapshot: registry.snapshot())
         self.cluster = cluster
-        let responder = Responder(catalog: Catalog([cluster]), cluster: cluster, allowTransfer: allowTransfer,
+        let responder = Responder(catalog: Catalog(cluster.authorities), allowTransfer: allowTransfer,
                                   recursion: RecursionPolicy(allowed: allowRecursion, domains: [.root]))
         let server = DNSServer(configuration: .init(addresses: [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)]),
                                handler: QueryHandler(responder: responder, resolver: resolver), logger: Logger(label: "test"))

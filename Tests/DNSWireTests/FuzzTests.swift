@@ -1,17 +1,6 @@
 import DNSWire
 import Testing
-
-/// A small seeded generator (SplitMix64) so that every run feeds the same inputs.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import TestSupport
 
 /// Many thousands of random and mutated messages: the decoders must return a value or an error,
 /// never trap; whatever decodes must survive an encode/decode round trip unchanged.

@@ -6,6 +6,7 @@
 //   swift run -c release ZoneBench /tmp/registry-state
 import CHeap
 import DNSAuthority
+import KubernetesDNS
 import DNSWire
 import Foundation
 import ServiceRegistry

@@ -1,4 +1,5 @@
 import DNSAuthority
+import KubernetesDNS
 import DNSWire
 import NetAddress
 import ServiceRegistry
@@ -137,7 +138,7 @@ func makeResponder(pods: ClusterConfiguration.PodsMode = .verified, loaded: Bool
     let configuration = ClusterConfiguration(pods: pods, serviceCIDRs: registry.configuration.serviceCIDRs,
                                              serverAddresses: [IPAddress("10.96.0.53")!])
     let cluster = ClusterAuthority(configuration: configuration, snapshot: registry.snapshot())
-    return Responder(catalog: Catalog([cluster]), cluster: cluster)
+    return Responder(catalog: Catalog(cluster.authorities))
 }
 
 /// One question and the whole expected response, CoreDNS-test style, in zone-file syntax.
@@ -384,7 +385,7 @@ let cases: [Case] = [
         for entry in Manifest.decode(manifest) { try registry.apply(try entry.result.get()) }
         registry.markLoaded()
         let cluster = ClusterAuthority(configuration: ClusterConfiguration(), snapshot: registry.snapshot())
-        let responder = Responder(catalog: Catalog([cluster]), cluster: cluster)
+        let responder = Responder(catalog: Catalog(cluster.authorities))
         let question = Question(name: try DomainName("big.default.svc.cluster.local."), type: .a)
         let plain = Message(questions: [question]).encoded()
         let udp = try Message(decoding: try #require(responder.respond(to: plain)))

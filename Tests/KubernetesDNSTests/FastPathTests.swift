@@ -1,4 +1,5 @@
 import DNSAuthority
+import KubernetesDNS
 import DNSWire
 import ServiceRegistry
 import ZoneFile
@@ -57,7 +58,7 @@ import Testing
         for entry in Manifest.decode(manifest) { try registry.apply(try entry.result.get()) }
         registry.markLoaded()
         let cluster = ClusterAuthority(configuration: ClusterConfiguration(), snapshot: registry.snapshot())
-        let responder = Responder(catalog: Catalog([cluster]), cluster: cluster)
+        let responder = Responder(catalog: Catalog(cluster.authorities))
         var fastCuts = 0
         for (name, type) in [("big.default.svc.cluster.local.", RecordType.a), ("_http._tcp.big.default.svc.cluster.local.", .srv),
                              ("big.default.svc.cluster.local.", .srv)] {

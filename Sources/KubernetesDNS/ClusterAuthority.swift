@@ -1,3 +1,4 @@
+public import DNSAuthority
 public import DNSWire
 public import ServiceRegistry
 import Dispatch
@@ -11,9 +12,12 @@ public final class ClusterAuthority: Authority {
     final class Served: Sendable {
         let zone: ClusterZone
         let version: UInt64
+        /// The zone's answers for the fast path, made once per version.
+        let precompiled: Precompiled
         init(_ zone: ClusterZone, _ version: UInt64) {
             self.zone = zone
             self.version = version
+            precompiled = zone.precompiled
         }
     }
 
@@ -34,6 +38,24 @@ public final class ClusterAuthority: Authority {
     public var origin: DomainName { configuration.domain }
 
     public var namesTakeOnlyTheApexLetters: Bool { true }
+
+    public var precompiled: Precompiled? { served.precompiled }
+
+    public func transferRecords() -> [ResourceRecord]? {
+        let zone = served.zone
+        return [zone.soa] + zone.allRecords.filter { $0.type != .soa }
+    }
+
+    /// What the catalog serves for the cluster: the zone, the reverse zones of the service
+    /// CIDRs (unknown addresses there are NXDOMAIN), and `in-addr.arpa.` and `ip6.arpa.` for
+    /// the endpoints' addresses elsewhere (unknown ones fall through to forwarding, as CoreDNS's
+    /// `fallthrough in-addr.arpa ip6.arpa`). More specific zones of the catalog (a static
+    /// reverse zone) keep their names.
+    public var authorities: [any Authority] {
+        let reverse = configuration.serviceCIDRs.flatMap { $0.reverseZones() }
+            + [try! DomainName("in-addr.arpa."), try! DomainName("ip6.arpa.")]
+        return [self] + reverse.map { ReverseAuthority(origin: $0, cluster: self) }
+    }
 
     /// The zone now being served.
     public var zone: ClusterZone { served.zone }
@@ -91,4 +113,15 @@ public final class ClusterAuthority: Authority {
     public func lookup(_ question: Question) -> Lookup { served.zone.lookup(question) }
 
     public func reverseLookup(_ question: Question) -> Lookup? { served.zone.reverseLookup(question) }
+}
+
+/// One reverse zone the cluster answers: PTRs of cluster IPs and endpoint addresses, from the
+/// zone being served.
+public struct ReverseAuthority: Authority {
+    public let origin: DomainName
+    let cluster: ClusterAuthority
+
+    public func lookup(_ question: Question) -> Lookup {
+        cluster.reverseLookup(question) ?? .fallThrough
+    }
 }

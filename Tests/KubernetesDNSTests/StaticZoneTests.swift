@@ -1,5 +1,7 @@
 import DNSAuthority
+import KubernetesDNS
 import DNSWire
+import NetAddress
 import Testing
 import ZoneFile
 
@@ -109,6 +111,36 @@ let staticCases: [Case] = [
         let response = try ask("www.example.net.", .a)
         #expect(response.rcode == .refused)
         #expect(!response.header.isAuthoritative && !response.header.isRecursionAvailable)
+    }
+
+    /// The static table's cases through the fast path too: a zone file's answers are
+    /// pre-encoded like the cluster's, and where the fast path answers it answers the same.
+    @Test func theFastPathAnswersStaticZones() throws {
+        var fast = 0
+        for c in staticCases {
+            let query = Message(header: Header(id: 7, isRecursionDesired: true),
+                                questions: [Question(name: try DomainName(c.name), type: c.type)], edns: EDNS()).encoded()
+            var buffer = [UInt8](repeating: 0, count: 1232)
+            guard let length = query.withUnsafeBytes({ q in buffer.withUnsafeMutableBytes { Self.responder.fastRespond(to: q, into: $0, transport: .udp) } })
+            else { continue }
+            fast += 1
+            #expect(Array(buffer[0..<length]) == Self.responder.respond(to: query), "\(c)")
+        }
+        #expect(fast >= staticCases.count / 2, "\(fast) of \(staticCases.count) on the fast path")
+    }
+
+    /// AXFR of a zone file's zone, for a client allowed to transfer: the SOA, every record,
+    /// the SOA again; refused to anyone else.
+    @Test func staticZonesTransferToAllowedClients() throws {
+        var responder = Self.responder
+        responder.allowTransfer = [try IPPrefix(parsing: "127.0.0.0/8")]
+        let axfr = Message(header: Header(id: 9), questions: [Question(name: try DomainName("example.com."), type: .axfr)]).encoded()
+        let messages = try #require(responder.transfer(axfr, from: IPAddress("127.0.0.1")))
+        let records = try messages.flatMap { try Message(decoding: $0).answers }
+        let zone = try ZoneParser().parse(staticZoneText, origin: try DomainName("example.com."))
+        #expect(records.first?.type == .soa && records.last?.type == .soa)
+        #expect(records.count == zone.records.count + 1)
+        #expect(responder.transfer(axfr, from: IPAddress("192.0.2.1")) == nil, "not allowed: the ordinary path refuses it")
     }
 
     @Test func zonesAreRoutedByLabelsNotBySuffix() throws {

@@ -2,6 +2,8 @@ import DNSWire
 import NetAddress
 import ServiceRegistry
 import Testing
+import TestSupport
+@testable import KubernetesDNS
 @testable import DNSAuthority
 
 /// Updating the zone change by change gives exactly the zone compiled from scratch.
@@ -40,7 +42,7 @@ import Testing
     }
 
     /// One random change: a service (ClusterIP, headless or ExternalName), a namespace or a pod.
-    func randomObject(_ rng: inout SplitMix) -> RegistryObject {
+    func randomObject(_ rng: inout SplitMix64) -> RegistryObject {
         let n = Int(rng.next() % 6)
         let ns = ["a", "b"][Int(rng.next() % 2)]
         let app = ["x", "y", "z"][Int(rng.next() % 3)]
@@ -71,7 +73,7 @@ import Testing
     }
 
     /// Applies or deletes one random object; true when the registry changed (an event follows).
-    func randomChange(_ registry: Registry, _ rng: inout SplitMix) async throws -> Bool {
+    func randomChange(_ registry: Registry, _ rng: inout SplitMix64) async throws -> Bool {
         let object = randomObject(&rng)
         if rng.next() % 4 == 0, registry.get(object.key) != nil {
             try await registry.delete(object.key)
@@ -88,7 +90,7 @@ import Testing
         var zone = ClusterZone(snapshot: registry.snapshot(), configuration: configuration)
         let events = registry.watch()
         var iterator = events.makeAsyncIterator()
-        var rng = SplitMix(state: 7)
+        var rng = SplitMix64(state: 7)
         for step in 0..<300 {
             guard try await randomChange(registry, &rng) else { continue }
             let event = try #require(try await iterator.next())
@@ -109,7 +111,7 @@ import Testing
         let configuration = ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR])
         let authority = ClusterAuthority(configuration: configuration, snapshot: registry.snapshot())
         var iterator = registry.watch().makeAsyncIterator()
-        var rng = SplitMix(state: 29)
+        var rng = SplitMix64(state: 29)
         var folded = false
         for step in 0..<600 {
             guard try await randomChange(registry, &rng) else { continue }
@@ -136,7 +138,7 @@ import Testing
         let configuration = ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR])
         var zone = ClusterZone(snapshot: registry.snapshot(), configuration: configuration)
         var iterator = registry.watch().makeAsyncIterator()
-        var rng = SplitMix(state: 11)
+        var rng = SplitMix64(state: 11)
         var pending = 0
         for step in 0..<300 {
             if try await randomChange(registry, &rng) { pending += 1 }
@@ -176,7 +178,7 @@ import Testing
         }
         var zone = ClusterZone(snapshot: registry.snapshot(), configuration: configuration)
         var iterator = registry.watch().makeAsyncIterator()
-        var rng = SplitMix(state: 5)
+        var rng = SplitMix64(state: 5)
         for round in 0..<200 {
             let i = Int(rng.next() % UInt64(DerivedFragments.capacity + 4))
             let e = Int(rng.next() % 4) + 1
@@ -207,16 +209,5 @@ import Testing
                 #expect(zone.sources[ObjectKey(.service, namespace: "default", name: "s\(i)")] !== source)
             }
         }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,40 +1,6 @@
 public import DNSWire
 public import NetAddress
 
-/// How the cluster zone is answered.
-public struct ClusterConfiguration: Hashable, Sendable {
-    /// `--pods`: how `a-b-c-d.<ns>.pod.<zone>` is answered.
-    public enum PodsMode: String, Hashable, Sendable, CaseIterable {
-        /// No pod records.
-        case disabled
-        /// Any dashed IP answers with that IP (kube-dns' old behaviour).
-        case insecure
-        /// Only the IP of a registered pod in that namespace.
-        case verified
-    }
-
-    public var domain: DomainName
-    public var ttl: UInt32
-    public var pods: PodsMode
-    /// The service CIDRs: their reverse zones are answered here (unknown addresses NXDOMAIN).
-    public var serviceCIDRs: [IPPrefix]
-    /// The server's own addresses, the glue of `ns.dns.<zone>`.
-    public var serverAddresses: [IPAddress]
-
-    public static let defaultDomain = try! DomainName("cluster.local.")
-    public static let schemaVersion = "1.1.0"
-    public static let versionTTL: UInt32 = 28800
-
-    public init(domain: DomainName = defaultDomain, ttl: UInt32 = 5, pods: PodsMode = .verified,
-                serviceCIDRs: [IPPrefix] = [], serverAddresses: [IPAddress] = []) {
-        self.domain = domain
-        self.ttl = ttl
-        self.pods = pods
-        self.serviceCIDRs = serviceCIDRs
-        self.serverAddresses = serverAddresses
-    }
-}
-
 extension IPAddress {
     /// The reverse-lookup name: `4.3.2.1.in-addr.arpa.` or the 32 nibbles under `ip6.arpa.`.
     public var reverseName: DomainName {
@@ -73,39 +39,6 @@ extension IPAddress {
             return IPv6Address(bytes: bytes).map { .v6($0) }
         }
         return nil
-    }
-
-    /// `10-1-2-3` or, for IPv6, the address with `:` as `-` and a `0` added where it would end in `-`.
-    public var dashed: String {
-        switch self {
-        case .v4(let a):
-            let o = a.octets
-            return "\(o.0)-\(o.1)-\(o.2)-\(o.3)"
-        case .v6(let a):
-            var s = a.description.map { $0 == ":" ? "-" : $0 }
-            if s.first == "-" { s.insert("0", at: s.startIndex) }
-            if s.last == "-" { s.append("0") }
-            return String(s)
-        }
-    }
-
-    /// Parses a dashed address label (`10-1-2-3`, `fd00--1`). A static function rather than an
-    /// initialiser, so that `compactMap(IPAddress.init)` keeps meaning the text parser.
-    public static func fromDashed(_ label: String) -> IPAddress? {
-        if label.contains(":") || label.contains(".") { return nil }
-        let dots = label.split(separator: "-", omittingEmptySubsequences: false)
-        if dots.count == 4, let v4 = IPv4Address(dots.joined(separator: ".")) { return .v4(v4) }
-        // A leading or trailing "0" was added where the address would start or end with "-".
-        var text = label.replacingOccurrences(of: "-", with: ":")
-        if text.hasPrefix("0::") { text.removeFirst() }
-        if text.hasSuffix("::0") { text.removeLast() }
-        return IPv6Address(text).map { .v6($0) }
-    }
-}
-
-extension String {
-    func replacingOccurrences(of target: Character, with replacement: Character) -> String {
-        String(map { $0 == target ? replacement : $0 })
     }
 }
 

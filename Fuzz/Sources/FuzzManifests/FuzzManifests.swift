@@ -1,0 +1,29 @@
+import ServiceRegistry
+
+/// Manifests are outside input (files an operator or a tool writes): any bytes must decode to
+/// objects or to errors with a position, never trap or hang.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    for entry in Manifest.decode(text, file: "fuzz.yaml") {
+        if case .failure(let error) = entry.result, error.line < 1 || error.document < 1 {
+            fatalError("an error without a position: \(error)")
+        }
+    }
+    return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+/// SwiftPM names an executable's entry point `<module>_main`; hand control to libFuzzer.
+@_cdecl("FuzzManifests_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments, fuzz)
+}
