@@ -81,7 +81,7 @@ let package = Package(
         ),
         .target(
             name: "DNSResolver",
-            dependencies: ["DNSWire", "DispatchSockets", "NetAddress", "CShims"],
+            dependencies: ["DNSWire", "DispatchSockets", "NetAddress"],
             swiftSettings: strict
         ),
         .target(

@@ -24,6 +24,17 @@ let package = Package(
             name: "FuzzManifests",
             dependencies: [.product(name: "ServiceRegistry", package: "ClusterDNS")]
         ),
+        // Any bytes as a query to a responder over a cluster and a zone file: never a trap, and
+        // the fast path's reply always the general path's.
+        .executableTarget(
+            name: "FuzzResponder",
+            dependencies: [
+                .product(name: "DNSAuthority", package: "ClusterDNS"),
+                .product(name: "KubernetesDNS", package: "ClusterDNS"),
+                .product(name: "ServiceRegistry", package: "ClusterDNS"),
+                .product(name: "ZoneFile", package: "ClusterDNS"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

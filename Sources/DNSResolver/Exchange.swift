@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CShims
 import Dispatch
 import DNSWire
 public import DispatchSockets
@@ -77,9 +76,8 @@ final class Exchange: @unchecked Sendable {
             return false
         }
         self.fd = fd
-        let rc = upstream.withSockaddr { connect(fd, $0, $1) }
-        if rc != 0 && errno != EINPROGRESS {
-            finish(.failure(.unreachable(errno: errno)))
+        if case .failed(let error) = Socket.connect(fd, to: upstream) {
+            finish(.failure(.unreachable(errno: error)))
             return false
         }
         return true
@@ -100,25 +98,31 @@ final class Exchange: @unchecked Sendable {
             sources.append(read)
             read.resume()
         }
-        let sent = query.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == query.count else {
-            finish(.failure(.unreachable(errno: errno)))
+        switch query.withUnsafeBytes({ Socket.send(fd, $0) }) {
+        case .done(let sent) where sent == query.count:
+            break
+        case .failed(let error):
+            finish(.failure(.unreachable(errno: error)))
+            return
+        default:
+            finish(.failure(.unreachable(errno: EAGAIN)))
             return
         }
     }
 
     func receiveUDP() {
         while completion != nil {
-            var failure: Int32 = 0
+            var result = IOResult.wouldBlock
             // Read straight into an array of the datagram's size (no zeroed 64 KiB buffer).
             let bytes = [UInt8](unsafeUninitializedCapacity: 65535) { buffer, count in
-                let n = recv(fd, buffer.baseAddress, buffer.count, 0)
-                if n < 0 { failure = errno; count = 0 } else { count = n }
+                result = Socket.receive(fd, into: UnsafeMutableRawBufferPointer(buffer))
+                if case .done(let n) = result { count = n } else { count = 0 }
             }
-            if failure != 0 {
-                if failure == EINTR { continue }
-                if failure == EAGAIN || failure == EWOULDBLOCK { return }
-                finish(.failure(.unreachable(errno: failure)))
+            switch result {
+            case .done: break
+            case .wouldBlock: return
+            case .failed(let error):
+                finish(.failure(.unreachable(errno: error)))
                 return
             }
             guard let message = accept(bytes) else { continue }
@@ -160,17 +164,21 @@ final class Exchange: @unchecked Sendable {
         let write = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
         write.setEventHandler { [self] in
             guard completion != nil, self.fd == fd else { return }
-            var error: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            let error = Socket.pendingError(fd)
             if error != 0 { finish(.failure(.unreachable(errno: error))); return }
             while outputOffset < framed.count {
-                let n = framed.withUnsafeBytes { send(fd, $0.baseAddress! + outputOffset, $0.count - outputOffset, Int32(MSG_NOSIGNAL)) }
-                if n > 0 { outputOffset += n; continue }
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-                finish(.failure(.unreachable(errno: errno)))
-                return
+                switch framed.withUnsafeBytes({ Socket.send(fd, UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }) {
+                case .done(let n) where n > 0:
+                    outputOffset += n
+                case .wouldBlock:
+                    return
+                case .failed(let error):
+                    finish(.failure(.unreachable(errno: error)))
+                    return
+                default:
+                    finish(.failure(.closed))
+                    return
+                }
             }
             sources.removeAll { ($0 as AnyObject) === (write as AnyObject) }
             write.setCancelHandler { [self] in
@@ -190,14 +198,19 @@ final class Exchange: @unchecked Sendable {
     func receiveTCP() {
         var chunk = [UInt8](repeating: 0, count: 16384)
         while completion != nil {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { return }
-                finish(.failure(.unreachable(errno: errno)))
+            let n: Int
+            switch chunk.withUnsafeMutableBytes({ Socket.receive(fd, into: $0) }) {
+            case .done(0):
+                finish(.failure(.closed))
+                return
+            case .done(let count):
+                n = count
+            case .wouldBlock:
+                return
+            case .failed(let error):
+                finish(.failure(.unreachable(errno: error)))
                 return
             }
-            if n == 0 { finish(.failure(.closed)); return }
             input += chunk[0..<n]
             while input.count >= 2 {
                 let length = Int(input[0]) << 8 | Int(input[1])
@@ -272,14 +285,14 @@ final class ArmedSocket: EventHandler, @unchecked Sendable {
     init?(upstream: SocketAddress, loop: EventLoop, queue: DispatchQueue) {
         let fd = socket(upstream.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
-        guard upstream.withSockaddr({ connect(fd, $0, $1) }) == 0 else {
+        guard Socket.connect(fd, to: upstream) == .done(0) else {
             Glibc.close(fd)
             return nil
         }
         self.fd = fd
         self.loop = loop
         self.queue = queue
-        loop.executeHere { [self] in loop.register(fd, self, events: EPOLLIN.rawValue) }
+        loop.executeHere { [self] in loop.register(fd, self, events: EventLoop.readable) }
     }
 
     func handle(fd: Int32, events: UInt32) {

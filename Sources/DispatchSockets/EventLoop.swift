@@ -86,6 +86,9 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: On the loop's thread
 
+    /// The event set of a descriptor watched for reading (level-triggered).
+    public static let readable = EPOLLIN.rawValue
+
     public func register(_ fd: Int32, _ handler: any EventHandler, events: UInt32) {
         handlers[fd] = handler
         var event = epoll_event()

@@ -57,9 +57,12 @@ public final class HTTPServer: @unchecked Sendable {
         source.setCancelHandler { close(client) }
         source.setEventHandler { [handler] in
             var chunk = [UInt8](repeating: 0, count: 2048)
-            let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else {
-                if n == 0 || (errno != EAGAIN && errno != EINTR) { finish() }
+            let n: Int
+            switch chunk.withUnsafeMutableBytes({ Socket.receive(client, into: $0) }) {
+            case .done(let count) where count > 0: n = count
+            case .wouldBlock: return
+            default:
+                finish()
                 return
             }
             request.append(contentsOf: chunk[0..<n])
@@ -79,8 +82,8 @@ public final class HTTPServer: @unchecked Sendable {
             // Small responses: one blocking-free attempt, the rest dropped if the client is that slow.
             var offset = 0
             while offset < bytes.count {
-                let sent = bytes.withUnsafeBytes { send(client, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
-                if sent <= 0 { break }
+                guard case .done(let sent) = bytes.withUnsafeBytes({ Socket.send(client, UnsafeRawBufferPointer(rebasing: $0[offset...])) }),
+                      sent > 0 else { break }
                 offset += sent
             }
             finish()

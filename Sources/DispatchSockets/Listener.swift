@@ -32,15 +32,17 @@ public final class Listener: @unchecked Sendable {
         nonisolated(unsafe) weak var weakSelf: Listener? = nil
         source.setEventHandler { [fd] in
             while true {
-                let client = cdns_accept(fd)
-                if client >= 0 {
+                switch Socket.accept(fd) {
+                case .connection(let client):
                     onAccept(client)
-                    continue
+                case .outOfDescriptors:
+                    // The pending connections wait in the backlog: pause instead of being woken
+                    // at once, forever.
+                    weakSelf?.pause()
+                    return
+                case .none, .failed:
+                    return
                 }
-                // EAGAIN: all accepted. EMFILE/ENFILE: out of descriptors: pause (the pending
-                // connections wait in the backlog) instead of being woken at once, forever.
-                if errno == EMFILE || errno == ENFILE { weakSelf?.pause() }
-                return
             }
         }
         weakSelf = self

@@ -139,22 +139,22 @@ public final class TCPMessageServer: @unchecked Sendable {
         func readAvailable() {
             var chunk = [UInt8](repeating: 0, count: 16384)
             while reading {
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n > 0 {
-                    lastActivity = .now()
-                    input.append(contentsOf: chunk[0..<n])
-                    process()
-                    continue
-                }
-                if n == 0 {
+                switch chunk.withUnsafeMutableBytes({ Socket.receive(fd, into: $0) }) {
+                case .done(0):
                     peerFinished = true
                     pauseReading()
                     if output.count == outputOffset && awaiting == 0 { close() }
                     return
+                case .done(let n):
+                    lastActivity = .now()
+                    input.append(contentsOf: chunk[0..<n])
+                    process()
+                case .wouldBlock:
+                    return
+                case .failed:
+                    close()
+                    return
                 }
-                if errno == EINTR { continue }
-                if errno != EAGAIN && errno != EWOULDBLOCK { close() }
-                return
             }
         }
 
@@ -204,19 +204,17 @@ public final class TCPMessageServer: @unchecked Sendable {
 
         func flush() {
             while outputOffset < output.count {
-                let n = output.withUnsafeBytes { send(fd, $0.baseAddress! + outputOffset, output.count - outputOffset, Int32(MSG_NOSIGNAL)) }
-                if n > 0 {
+                switch output.withUnsafeBytes({ Socket.send(fd, UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }) {
+                case .done(let n) where n > 0:
                     outputOffset += n
                     lastActivity = .now()
-                    continue
-                }
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                case .wouldBlock:
                     if !writing { writing = true; writeSource.resume() }
                     return
+                default:
+                    close()
+                    return
                 }
-                close()
-                return
             }
             output.removeAll(keepingCapacity: true)
             outputOffset = 0

@@ -70,21 +70,22 @@ final class TCPAcceptor: EventHandler, @unchecked Sendable {
 
     func handle(fd: Int32, events: UInt32) {
         while !closed {
-            let client = cdns_accept(fd)
-            if client < 0 {
-                if errno == EMFILE || errno == ENFILE {
-                    // Out of descriptors: the backlog waits; look again in 100 ms.
-                    loop.unregister(fd)
-                    pausedUntil = DispatchTime.now().uptimeNanoseconds + 100_000_000
-                    loop.sweep(self) { [unowned self] in
-                        guard !closed, DispatchTime.now().uptimeNanoseconds >= pausedUntil else { return }
-                        loop.stopSweeping(self)
-                        loop.register(self.fd, self, events: EPOLLIN.rawValue)
-                    }
+            switch Socket.accept(fd) {
+            case .connection(let client):
+                Connector(client: client, chooser: slot.chooser, loop: loop, stats: stats, idleTimeout: idleTimeout).start()
+            case .outOfDescriptors:
+                // Out of descriptors: the backlog waits; look again in 100 ms.
+                loop.unregister(fd)
+                pausedUntil = DispatchTime.now().uptimeNanoseconds + 100_000_000
+                loop.sweep(self) { [unowned self] in
+                    guard !closed, DispatchTime.now().uptimeNanoseconds >= pausedUntil else { return }
+                    loop.stopSweeping(self)
+                    loop.register(self.fd, self, events: EPOLLIN.rawValue)
                 }
                 return
+            case .none, .failed:
+                return
             }
-            Connector(client: client, chooser: slot.chooser, loop: loop, stats: stats, idleTimeout: idleTimeout).start()
         }
     }
 }
@@ -140,8 +141,7 @@ final class Connector: EventHandler {
             return
         }
         Socket.setNoDelay(fd)
-        let rc = backend.address.withSockaddr { connect(fd, $0, $1) }
-        if rc != 0 && errno != EINPROGRESS {
+        if case .failed = Socket.connect(fd, to: backend.address) {
             Glibc.close(fd)
             chooser.health.markFailed(backend.address)
             tryNext()
@@ -300,43 +300,49 @@ final class Relay: EventHandler {
         }
         let buffer = loop.buffer
         while !closed && !direction.isBlocked && !direction.ended {
-            let n = recv(direction.from, buffer.baseAddress, buffer.count, 0)
-            if n > 0 {
-                counted(n, direction)
-                direction.moved += n
-                let sent = send(direction.to, buffer.baseAddress, n, Int32(MSG_NOSIGNAL) | (endFollows ? Int32(MSG_MORE) : 0))
-                if sent == n {
-                    if direction.moved >= Self.spliceThreshold && openPipe(direction) {
-                        spliceTransfer(direction)
-                        return
-                    }
-                    if n < buffer.count && !untilEmpty { return }
-                    continue
-                }
-                if sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-                    close()
-                    return
-                }
-                // The destination is full: keep the rest until it is writable again.
-                direction.pending = Array(UnsafeRawBufferPointer(rebasing: buffer[max(sent, 0)..<n]))
-                direction.pendingOffset = 0
+            let received = Socket.receive(direction.from, into: buffer)
+            guard case .done(let n) = received, n > 0 else {
+                readEnded(direction, received)
                 return
             }
-            if readEnded(direction, n) { return }
+            counted(n, direction)
+            direction.moved += n
+            let data = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            let sent: Int
+            switch Socket.send(direction.to, data, more: endFollows) {
+            case .done(let count): sent = count
+            case .wouldBlock: sent = 0
+            case .failed:
+                close()
+                return
+            }
+            if sent == n {
+                if direction.moved >= Self.spliceThreshold && openPipe(direction) {
+                    spliceTransfer(direction)
+                    return
+                }
+                if n < buffer.count && !untilEmpty { return }
+                continue
+            }
+            // The destination is full: keep the rest until it is writable again.
+            direction.pending = Array(UnsafeRawBufferPointer(rebasing: buffer[sent..<n]))
+            direction.pendingOffset = 0
+            return
         }
     }
 
-    /// After a read that returned no data (`n` ≤ 0): the end of stream half-closes, EINTR reads
-    /// again (false), anything but EAGAIN closes. True when the reading stops here.
-    func readEnded(_ direction: Direction, _ n: Int) -> Bool {
-        if n == 0 {
+    /// After a read that moved no data: the end of stream half-closes, an error closes, and
+    /// an empty source waits for its next edge.
+    func readEnded(_ direction: Direction, _ result: IOResult) {
+        switch result {
+        case .done:
             direction.ended = true
             halfClose(direction)
-            return true
+        case .failed:
+            close()
+        case .wouldBlock:
+            break
         }
-        if errno == EINTR { return false }
-        if errno != EAGAIN && errno != EWOULDBLOCK { close() }
-        return true
     }
 
     func counted(_ n: Int, _ direction: Direction) {
@@ -361,28 +367,29 @@ final class Relay: EventHandler {
         guard let (pipeRead, pipeWrite) = direction.pipe else { return }
         while !closed {
             if direction.inPipe > 0 {
-                let n = cdns_splice(pipeRead, direction.to, direction.inPipe)
-                if n > 0 {
-                    direction.inPipe -= Int(n)
+                switch Socket.splice(from: pipeRead, to: direction.to, count: direction.inPipe) {
+                case .done(let n) where n > 0:
+                    direction.inPipe -= n
                     lastActivity = DispatchTime.now().uptimeNanoseconds
                     continue
+                case .wouldBlock:
+                    return  // the destination is full
+                default:
+                    close()
+                    return
                 }
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }  // destination full
-                close()
-                return
             }
             if direction.ended {
                 halfClose(direction)
                 return
             }
-            let n = Int(cdns_splice(direction.from, pipeWrite, Self.spliceChunk))
-            if n > 0 {
-                direction.inPipe += n
-                counted(n, direction)
-                continue
+            let received = Socket.splice(from: direction.from, to: pipeWrite, count: Self.spliceChunk)
+            guard case .done(let n) = received, n > 0 else {
+                readEnded(direction, received)
+                return
             }
-            if readEnded(direction, n) { return }
+            direction.inPipe += n
+            counted(n, direction)
         }
     }
 
@@ -392,18 +399,20 @@ final class Relay: EventHandler {
             return
         }
         while direction.isBlocked {
-            let n = direction.pending.withUnsafeBytes {
-                send(direction.to, $0.baseAddress! + direction.pendingOffset, $0.count - direction.pendingOffset, Int32(MSG_NOSIGNAL))
+            let result = direction.pending.withUnsafeBytes {
+                Socket.send(direction.to, UnsafeRawBufferPointer(rebasing: $0[direction.pendingOffset...]))
             }
-            if n > 0 {
+            switch result {
+            case .done(let n) where n > 0:
                 direction.pendingOffset += n
                 lastActivity = DispatchTime.now().uptimeNanoseconds
                 continue
+            case .wouldBlock:
+                return
+            default:
+                close()
+                return
             }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            close()
-            return
         }
         direction.pending = []
         direction.pendingOffset = 0

@@ -88,20 +88,13 @@ final class UDPFrontendServer: @unchecked Sendable {
     /// Datagrams from clients, each sent on through its flow.
     func receive() {
         while !stopped {
-            var peer = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let n = withUnsafeMutablePointer(to: &peer) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, buffer.baseAddress, buffer.count, 0, $0, &length) }
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            guard let client = SocketAddress(peer) else { continue }
+            var sender: SocketAddress? = nil
+            guard case .done(let n) = Socket.receive(fd, into: buffer, from: &sender) else { return }
+            guard let client = sender else { continue }
             stats.bytesIn.add(n, ordering: .relaxed)
             guard let flow = flows[client] ?? newFlow(for: client) else { continue }
             flow.lastActivity = DispatchTime.now().uptimeNanoseconds
-            _ = send(flow.fd, buffer.baseAddress, n, Int32(MSG_NOSIGNAL))
+            _ = Socket.send(flow.fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         }
     }
 
@@ -114,7 +107,7 @@ final class UDPFrontendServer: @unchecked Sendable {
         for backend in chooser.order(for: client.address) {
             let fd = socket(backend.address.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { return nil }
-            guard backend.address.withSockaddr({ connect(fd, $0, $1) }) == 0 else {
+            guard Socket.connect(fd, to: backend.address) == .done(0) else {
                 close(fd)
                 chooser.health.markFailed(backend.address)
                 continue
@@ -136,10 +129,14 @@ final class UDPFrontendServer: @unchecked Sendable {
     /// The endpoint's replies, sent to the client from the service address.
     func reply(_ flow: Flow) {
         while !flow.closed {
-            let n = recv(flow.fd, buffer.baseAddress, buffer.count, 0)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH {
+            let n: Int
+            switch Socket.receive(flow.fd, into: buffer) {
+            case .done(let count):
+                n = count
+            case .wouldBlock:
+                return
+            case .failed(let error):
+                if error == ECONNREFUSED || error == EHOSTUNREACH || error == ENETUNREACH {
                     slot.chooser.health.markFailed(flow.backend.address)
                     remove(flow)
                 }
@@ -147,7 +144,7 @@ final class UDPFrontendServer: @unchecked Sendable {
             }
             flow.lastActivity = DispatchTime.now().uptimeNanoseconds
             stats.bytesOut.add(n, ordering: .relaxed)
-            _ = flow.client.withSockaddr { sendto(fd, buffer.baseAddress, n, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), $0, $1) }
+            _ = Socket.send(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: flow.client)
         }
     }
 
