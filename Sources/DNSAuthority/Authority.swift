@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 public import DNSWire
 import Synchronization
 
@@ -56,17 +59,52 @@ extension Authority {
 public final class Catalog: Sendable {
     struct Table: Sendable {
         var byOrigin: [DomainName: any Authority] = [:]
-        /// Every zone with its apex as a lower-cased wire key (without the root's zero),
-        /// longest first: the fast path finds a query's zone on its key without allocating.
-        var byKey: [(key: [UInt8], authority: any Authority)] = []
+        /// The zones by their apex keys, for the fast path.
+        var byKey = KeyTable([:])
 
         init(_ authorities: [any Authority]) {
             for authority in authorities { byOrigin[authority.origin] = authority }
-            index()
+            byKey = KeyTable(byOrigin)
+        }
+    }
+
+    /// Every zone's apex as a lower-cased wire key (without the root's zero), longest first,
+    /// the keys back to back in one array: the fast path finds a query's zone on its key with
+    /// no allocation and no reference counted per zone looked at.
+    final class KeyTable: Sendable {
+        let keys: [UInt8]
+        let ranges: [Range<Int>]
+        let authorities: [any Authority]
+
+        init(_ zones: [DomainName: any Authority]) {
+            let sorted = zones.map { (Array($0.key.lookupKey.dropLast()), $0.value) }.sorted { $0.0.count > $1.0.count }
+            var keys: [UInt8] = []
+            var ranges: [Range<Int>] = []
+            for (key, _) in sorted {
+                ranges.append(keys.count..<(keys.count + key.count))
+                keys += key
+            }
+            self.keys = keys
+            self.ranges = ranges
+            authorities = sorted.map(\.1)
         }
 
-        mutating func index() {
-            byKey = byOrigin.map { (Array($0.key.lookupKey.dropLast()), $0.value) }.sorted { $0.key.count > $1.key.count }
+        /// The index of the longest zone whose apex ends the name in `key` (`length` bytes
+        /// with the root's zero), and where that apex starts.
+        func find(_ key: UnsafeRawBufferPointer, length: Int) -> (index: Int, apexStart: Int)? {
+            keys.withUnsafeBytes { keys in
+                ranges.withUnsafeBufferPointer { ranges in
+                    for (index, range) in ranges.enumerated() {
+                        guard length - 1 >= range.count else { continue }
+                        let start = length - 1 - range.count
+                        // The bytes first (most zones differ at once), the label boundary on a match.
+                        guard range.isEmpty || memcmp(key.baseAddress! + start, keys.baseAddress! + range.lowerBound, range.count) == 0,
+                              Precompiled.isLabelBoundary(key, start) else { continue }
+                        return (index, start)
+                    }
+                    return nil
+                }
+            }
         }
     }
 
@@ -80,14 +118,14 @@ public final class Catalog: Sendable {
     public func add(_ authority: any Authority) {
         table.withLock {
             $0.byOrigin[authority.origin] = authority
-            $0.index()
+            $0.byKey = KeyTable($0.byOrigin)
         }
     }
 
     public func remove(_ origin: DomainName) {
         table.withLock {
             _ = $0.byOrigin.removeValue(forKey: origin)
-            $0.index()
+            $0.byKey = KeyTable($0.byOrigin)
         }
     }
 
@@ -108,13 +146,7 @@ public final class Catalog: Sendable {
     /// (`QueryView`'s key, with the root's zero), and where its apex starts in the key.
     func authority(forKey key: UnsafeRawBufferPointer, length: Int) -> (authority: any Authority, apexStart: Int)? {
         let zones = table.withLock { $0.byKey }
-        for zone in zones {
-            let count = zone.key.count
-            guard length - 1 >= count else { continue }
-            let start = length - 1 - count
-            guard Precompiled.isLabelBoundary(key, start), Precompiled.bytesEqual(key, from: start, zone.key) else { continue }
-            return (zone.authority, start)
-        }
-        return nil
+        guard let (index, start) = zones.find(key, length: length) else { return nil }
+        return (zones.authorities[index], start)
     }
 }

@@ -19,22 +19,28 @@ public struct CompiledZone: Sendable {
         /// The chain ends in a CNAME out of the zone: the general path follows it (other zones,
         /// upstream), so the fast path leaves it alone.
         public var leavesZone = false
+        /// Offsets in `bytes` where the question's letters for the apex are copied (the apex
+        /// of SRV targets, which are never compressed).
+        public var apexLetters: [Int] = []
 
-        public init(type: UInt16, counts: (answer: UInt16, authority: UInt16, additional: UInt16), bytes: [UInt8], leavesZone: Bool = false) {
+        public init(type: UInt16, counts: (answer: UInt16, authority: UInt16, additional: UInt16), bytes: [UInt8],
+                    leavesZone: Bool = false, apexLetters: [Int] = []) {
             self.type = type
             self.counts = counts
             self.bytes = bytes
             self.leavesZone = leavesZone
+            self.apexLetters = apexLetters
         }
 
         public static func == (lhs: Answer, rhs: Answer) -> Bool {
             lhs.type == rhs.type && lhs.counts == rhs.counts && lhs.bytes == rhs.bytes && lhs.leavesZone == rhs.leavesZone
+                && lhs.apexLetters == rhs.apexLetters
         }
     }
 
     /// What the fast path finds for a name and a type. The bytes are valid inside `withAnswer`.
     enum Found {
-        case answer(bytes: UnsafeRawBufferPointer, counts: (UInt16, UInt16, UInt16), leavesZone: Bool)
+        case answer(bytes: UnsafeRawBufferPointer, counts: (UInt16, UInt16, UInt16), leavesZone: Bool, apexLetters: ApexLetters)
         /// The name exists without data of the asked type.
         case noData
         /// The name is an alias and the type is not compiled: the general path answers.
@@ -226,22 +232,50 @@ public struct CompiledZone: Sendable {
         return nil
     }
 
+    /// The offsets in an answer's bytes where the question's letters for the apex go, as the
+    /// entry stores them (varints).
+    public struct ApexLetters {
+        let offsets: UnsafeRawBufferPointer
+        let count: Int
+
+        /// Calls `body` with each offset.
+        @inline(__always)
+        func forEach(_ body: (Int) -> Void) {
+            var i = 0
+            for _ in 0..<count {
+                guard let offset = CompiledZone.readVarint(offsets, &i) else { return }
+                body(offset)
+            }
+        }
+
+        var all: [Int] {
+            var list: [Int] = []
+            forEach { list.append($0) }
+            return list
+        }
+    }
+
     // MARK: Entry encoding
 
-    /// A name's answers as bytes: per answer, the type (2), a flag byte (1: leaves the zone),
-    /// the three counts and the length as LEB128 varints (one byte each below 128), and the
-    /// answer bytes. No answers: the name exists without data (NODATA).
+    /// A name's answers as bytes: per answer, the type (2), a flag byte (1: leaves the zone; 2:
+    /// apex-letter offsets follow), the three counts and the length as LEB128 varints (one
+    /// byte each below 128), with flag 2 the number of apex-letter offsets and the offsets as
+    /// varints, and the answer bytes. No answers: the name exists without data (NODATA).
     static func encode(_ answers: [Answer]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(answers.reduce(0) { $0 + 16 + $1.bytes.count })
         for answer in answers {
             out.append(UInt8(answer.type >> 8))
             out.append(UInt8(answer.type & 0xFF))
-            out.append(answer.leavesZone ? 1 : 0)
+            out.append((answer.leavesZone ? 1 : 0) | (answer.apexLetters.isEmpty ? 0 : 2))
             putVarint(Int(answer.counts.answer), into: &out)
             putVarint(Int(answer.counts.authority), into: &out)
             putVarint(Int(answer.counts.additional), into: &out)
             putVarint(answer.bytes.count, into: &out)
+            if !answer.apexLetters.isEmpty {
+                putVarint(answer.apexLetters.count, into: &out)
+                for offset in answer.apexLetters { putVarint(offset, into: &out) }
+            }
             out.append(contentsOf: answer.bytes)
         }
         return out
@@ -272,18 +306,25 @@ public struct CompiledZone: Sendable {
 
     /// One answer's header at `i`: its type, flag, counts, and where its bytes are.
     @inline(__always) static func readAnswer(_ entry: UnsafeRawBufferPointer, _ i: inout Int)
-        -> (type: UInt16, leavesZone: Bool, counts: (UInt16, UInt16, UInt16), bytes: Range<Int>)? {
+        -> (type: UInt16, leavesZone: Bool, counts: (UInt16, UInt16, UInt16), bytes: Range<Int>, apexLetters: ApexLetters)? {
         guard i + 3 <= entry.count else { return nil }
         let type = UInt16(entry[i]) << 8 | UInt16(entry[i + 1])
-        let leavesZone = entry[i + 2] != 0
+        let flags = entry[i + 2]
         i += 3
         guard let answer = readVarint(entry, &i), let authority = readVarint(entry, &i),
-              let additional = readVarint(entry, &i), let length = readVarint(entry, &i),
-              i + length <= entry.count else { return nil }
+              let additional = readVarint(entry, &i), let length = readVarint(entry, &i) else { return nil }
+        var letters = ApexLetters(offsets: UnsafeRawBufferPointer(rebasing: entry[i..<i]), count: 0)
+        if flags & 2 != 0 {
+            guard let count = readVarint(entry, &i) else { return nil }
+            let start = i
+            for _ in 0..<count { guard readVarint(entry, &i) != nil else { return nil } }
+            letters = ApexLetters(offsets: UnsafeRawBufferPointer(rebasing: entry[start..<i]), count: count)
+        }
+        guard i + length <= entry.count else { return nil }
         let bytes = i..<(i + length)
         i += length
-        return (type, leavesZone, (UInt16(truncatingIfNeeded: answer), UInt16(truncatingIfNeeded: authority),
-                                   UInt16(truncatingIfNeeded: additional)), bytes)
+        return (type, flags & 1 != 0, (UInt16(truncatingIfNeeded: answer), UInt16(truncatingIfNeeded: authority),
+                                       UInt16(truncatingIfNeeded: additional)), bytes, letters)
     }
 
     static func find(_ type: UInt16, in entry: UnsafeRawBufferPointer) -> Found {
@@ -292,7 +333,7 @@ public struct CompiledZone: Sendable {
         while let answer = readAnswer(entry, &i) {
             if answer.type == type {
                 return .answer(bytes: UnsafeRawBufferPointer(rebasing: entry[answer.bytes]), counts: answer.counts,
-                               leavesZone: answer.leavesZone)
+                               leavesZone: answer.leavesZone, apexLetters: answer.apexLetters)
             }
             if answer.type == RecordType.cname.rawValue { isAlias = true }
         }
@@ -306,7 +347,7 @@ public struct CompiledZone: Sendable {
         var i = 0
         while let answer = readAnswer(entry, &i) {
             answers.append(Answer(type: answer.type, counts: answer.counts, bytes: Array(entry[answer.bytes]),
-                                  leavesZone: answer.leavesZone))
+                                  leavesZone: answer.leavesZone, apexLetters: answer.apexLetters.all))
         }
         return answers
     }

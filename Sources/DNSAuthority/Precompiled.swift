@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 public import DNSWire
 
 /// A zone's answers pre-encoded for the fast path, as the zone is at one moment (NSD
@@ -30,9 +33,11 @@ public final class Precompiled: Sendable {
         return i == offset
     }
 
+    @inline(__always)
     static func bytesEqual(_ key: UnsafeRawBufferPointer, from start: Int, _ expected: [UInt8]) -> Bool {
-        for (j, byte) in expected.enumerated() where key[start + j] != byte { return false }
-        return true
+        expected.withUnsafeBytes { expected in
+            expected.count == 0 || memcmp(key.baseAddress! + start, expected.baseAddress!, expected.count) == 0
+        }
     }
 
     /// Whether the name in `key` (`length` bytes with the root's zero) lies in one of the
@@ -56,6 +61,9 @@ extension CompiledZone {
     public static func answers(for name: DomainName, types: [RecordType], apexLabels: Int?,
                                lookup: (Question) -> Lookup) -> [Answer] {
         var list: [Answer] = []
+        var apex = name
+        for _ in 0..<max(0, name.labelCount - (apexLabels ?? 0)) { apex = apex.parent ?? apex }
+        let apexKey = Array(apex.lookupKey.dropLast())
         var writer = WireWriter(capacity: 512)
         for type in types {
             // The question's name in storage of its own (`lowercased` copies), as a client's
@@ -72,13 +80,21 @@ extension CompiledZone {
             }
             var message = Message(header: Header(isResponse: true), questions: [question])
             Responder.fill(&message, with: lookup, question: question)
+            if let apexLabels { Responder.apexLettersOfSRVTargets(&message, apexLabels: apexLabels) }
             message.encode(into: &writer, questionSuffixLabels: apexLabels)
             let questionEnd = 12 + name.wireLength + 4
+            // SRV targets under the apex take the question's letters there (see
+            // `Responder.apexLettersOfSRVTargets`): where, in the answer's bytes.
+            let letters = type == .srv && apexLabels != nil
+                ? writer.withUnsafeBytes { ResourceRecord.srvTargetApexOffsets(in: $0, recordsAt: questionEnd, count: message.answers.count,
+                                                                                apexKey: apexKey) }
+                : []
             list.append(Answer(type: type.rawValue,
                                counts: (UInt16(message.answers.count), UInt16(message.authorities.count),
                                         UInt16(message.additionals.count)),
                                bytes: Array(writer.bytes[questionEnd...]),
-                               leavesZone: dangling || (type != .cname && message.answers.last?.type == .cname)))
+                               leavesZone: dangling || (type != .cname && message.answers.last?.type == .cname),
+                               apexLetters: letters))
         }
         return list
     }

@@ -42,14 +42,23 @@ extension Responder {
         let relative = UnsafeRawBufferPointer(rebasing: key[0..<apexStart])
         let found: Bool? = precompiled.answers.withAnswer(relative, type: view.type.rawValue) { found in
             switch found {
-            case .answer(let bytes, let answerCounts, let leavesZone):
+            case .answer(let bytes, let answerCounts, let leavesZone, let apexLetters):
                 let room = limit - ednsLength - out.count
+                let start = out.count
+                // The question's letters for the apex, where the answer's SRV targets end in it.
+                func copyApexLetters(written: Int) {
+                    let apexLength = nameLength - 1 - apexStart
+                    apexLetters.forEach { offset in
+                        guard offset + apexLength <= written else { return }
+                        out.buffer.baseAddress!.advanced(by: start + offset)
+                            .copyMemory(from: query.baseAddress!.advanced(by: 12 + apexStart), byteCount: apexLength)
+                    }
+                }
                 if leavesZone {
                     // A CNAME chain that ends outside the zone: the general path follows it
                     // into another zone we serve, or upstream for a client allowed recursion.
                     // When neither can happen, the pre-encoded chain is the whole answer.
                     guard !recursionAvailable, bytes.count <= room else { return nil }
-                    let start = out.count
                     guard out.write(bytes),
                           let target = ResourceRecord.lastCNAMETarget(in: out.written, recordsAt: start, count: Int(answerCounts.0)),
                           catalog.authority(for: target) == nil else { return nil }
@@ -58,6 +67,7 @@ extension Responder {
                 }
                 if bytes.count <= room {
                     guard out.write(bytes) else { return nil }
+                    copyApexLetters(written: bytes.count)
                     counts = answerCounts
                     return true
                 }
@@ -67,6 +77,7 @@ extension Responder {
                 // the general path decides which whole RRsets stay.
                 guard let (length, records) = ResourceRecord.leadingRecords(in: bytes, count: Int(answerCounts.0), fitting: room),
                       out.write(bytes[0..<length]) else { return nil }
+                copyApexLetters(written: length)
                 counts = (UInt16(records), 0, 0)
                 truncated = true
                 return true

@@ -297,6 +297,7 @@ public struct Responder: Sendable {
                 break
             }
         }
+        if let suffix { Self.apexLettersOfSRVTargets(&response, apexLabels: suffix) }
         return .done(response, shape, questionSuffixLabels: suffix)
     }
 
@@ -328,6 +329,21 @@ public struct Responder: Sendable {
             response.rcode = .serverFailure
         case .refused, .fallThrough:
             response.rcode = .refused
+        }
+    }
+
+    /// SRV targets under the question's apex (its last `apexLabels` labels) take the
+    /// question's letters for the apex, as CoreDNS writes them (the labels below stay the
+    /// zone's): SRV targets are never compressed, so unlike other names they cannot copy the
+    /// letters through a pointer.
+    static func apexLettersOfSRVTargets(_ message: inout Message, apexLabels: Int) {
+        guard var apex = message.questions.first?.name, apex.labelCount >= apexLabels else { return }
+        while apex.labelCount > apexLabels, let parent = apex.parent { apex = parent }
+        for i in message.answers.indices {
+            guard case .srv(var srv) = message.answers[i].data, srv.target.isSubdomain(of: apex),
+                  let target = try? DomainName(labels: Array(srv.target.labels.dropLast(apexLabels)) + apex.labels) else { continue }
+            srv.target = target
+            message.answers[i].data = .srv(srv)
         }
     }
 

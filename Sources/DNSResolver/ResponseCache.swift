@@ -1,4 +1,5 @@
 public import DNSWire
+public import DispatchSockets
 import Dispatch
 import Synchronization
 
@@ -153,8 +154,12 @@ public final class ResponseCache: Sendable {
     let missCount = Atomic<Int>(0)
     let evictionCount = Atomic<Int>(0)
 
-    public init(configuration: Configuration = Configuration()) {
+    /// What ages entries: the system's clock, or a test's.
+    public let clock: any MonotonicClock
+
+    public init(configuration: Configuration = Configuration(), clock: any MonotonicClock = SystemClock()) {
         self.configuration = configuration
+        self.clock = clock
         shards = (0..<Self.shardCount).map { _ in Shard() }
     }
 
@@ -163,7 +168,8 @@ public final class ResponseCache: Sendable {
     public var misses: Int { missCount.load(ordering: .relaxed) }
     public var evictions: Int { evictionCount.load(ordering: .relaxed) }
 
-    public static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    /// The cache's clock now (nanoseconds).
+    public func now() -> UInt64 { clock.now() }
 
     /// FNV-1a over the key's parts.
     static func hash(_ name: UnsafeRawBufferPointer, type: UInt16, recordClass: UInt16, bits: UInt8) -> UInt64 {
@@ -193,7 +199,8 @@ public final class ResponseCache: Sendable {
     }
 
     /// A fresh entry for `key` (counted as a hit), or nil (counted as a miss).
-    public func fresh(_ key: Key, now: UInt64 = ResponseCache.now()) -> Entry? {
+    public func fresh(_ key: Key, now: UInt64? = nil) -> Entry? {
+        let now = now ?? clock.now()
         if let entry = entry(for: key), entry.remaining(at: now) > 0 {
             hitCount.add(1, ordering: .relaxed)
             entry.hits.add(1, ordering: .relaxed)
@@ -204,7 +211,8 @@ public final class ResponseCache: Sendable {
     }
 
     /// An expired entry still inside the stale window.
-    public func stale(_ key: Key, now: UInt64 = ResponseCache.now()) -> Entry? {
+    public func stale(_ key: Key, now: UInt64? = nil) -> Entry? {
+        let now = now ?? clock.now()
         guard configuration.staleWindow > 0, let entry = entry(for: key) else { return nil }
         return entry.remaining(at: now) > -Int64(configuration.staleWindow) ? entry : nil
     }
@@ -230,7 +238,8 @@ public final class ResponseCache: Sendable {
 
     /// Stores a response; returns the entry, or nil when it is not cacheable.
     @discardableResult
-    public func store(_ message: Message, for question: Question, key: Key, now: UInt64 = ResponseCache.now()) -> Entry? {
+    public func store(_ message: Message, for question: Question, key: Key, now: UInt64? = nil) -> Entry? {
+        let now = now ?? clock.now()
         guard configuration.capacity > 0, let lifetime = lifetime(of: message), lifetime > 0,
               let entry = Entry(key: key, question: question, message: message, lifetime: lifetime, now: now) else { return nil }
         let h = key.hash
@@ -285,7 +294,8 @@ extension ResponseCache {
     /// the cache.
     public func respond(to query: UnsafeRawBufferPointer, view: QueryView, name: UnsafeRawBufferPointer,
                         into output: UnsafeMutableRawBufferPointer, shape: ReplyShape,
-                        now: UInt64 = ResponseCache.now()) -> (length: Int, entry: Entry)? {
+                        now: UInt64? = nil) -> (length: Int, entry: Entry)? {
+        let now = now ?? clock.now()
         let bits: UInt8 = (shape.isDNSSECOK ? 1 : 0) | (shape.isCheckingDisabled ? 2 : 0)
         guard let entry = entry(name: name, type: view.type.rawValue, recordClass: view.recordClass.rawValue, bits: bits) else { return nil }
         let remaining = entry.remaining(at: now)

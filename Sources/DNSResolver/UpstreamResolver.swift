@@ -114,9 +114,11 @@ public final class UpstreamResolver: @unchecked Sendable {
         var name: [UInt8]
     }
 
-    public init(configuration: Configuration) {
+    /// `clock` ages the cache (TTLs, expiry, prefetch, the stale window); timeouts and the
+    /// deadline are real time.
+    public init(configuration: Configuration, clock: any MonotonicClock = SystemClock()) {
         self.configuration = configuration
-        cache = ResponseCache(configuration: configuration.cache)
+        cache = ResponseCache(configuration: configuration.cache, clock: clock)
         groups = configuration.groups.map { Group(domain: $0.domain, upstreams: $0.servers.map(Upstream.init)) }
         loop.start()
     }
@@ -169,7 +171,7 @@ public final class UpstreamResolver: @unchecked Sendable {
     public func resolve(_ question: Question, dnssecOK: Bool = false, checkingDisabled: Bool = false,
                         completion: @escaping Completion) {
         let key = ResponseCache.Key(question, dnssecOK: dnssecOK, checkingDisabled: checkingDisabled)
-        let now = ResponseCache.now()
+        let now = cache.now()
         if let entry = cache.fresh(key, now: now) {
             completion(.answer(entry.aged(at: now)))
             maybePrefetch(entry, now: now)
@@ -253,7 +255,7 @@ public final class UpstreamResolver: @unchecked Sendable {
             let now = DispatchTime.now()
             guard now < deadline else {
                 if let stale = cache.stale(key) {
-                    completion(.stale(stale.aged(at: ResponseCache.now(), fixed: configuration.cache.staleTTL)))
+                    completion(.stale(stale.aged(at: cache.now(), fixed: configuration.cache.staleTTL)))
                 } else {
                     completion(.failure(.failed))
                 }
@@ -267,7 +269,7 @@ public final class UpstreamResolver: @unchecked Sendable {
                  timeout: .nanoseconds(Int(timeout))) { [self] result in
                 switch result {
                 case .success(let message):
-                    let now = ResponseCache.now()
+                    let now = cache.now()
                     if let entry = cache.store(message, for: question, key: key, now: now) {
                         completion(.answer(entry.aged(at: now)))
                     } else {

@@ -135,7 +135,7 @@ final class QueryPlan: Sendable {
                         _ reply: UnsafeMutableRawBufferPointer, resolver: UpstreamResolver) -> Int? {
         guard view.isPlainQuery, view.type != .axfr, view.type != .ixfr, view.type != .opt else { return nil }
         let shape = ReplyShape(view, transport: .udp, maxUDPPayload: responder.maxUDPPayload, recursionAvailable: true)
-        let now = ResponseCache.now()
+        let now = resolver.cache.now()
         guard let (length, entry) = resolver.cache.respond(
             to: query, view: view, name: UnsafeRawBufferPointer(rebasing: key[0..<view.nameLength]),
             into: reply, shape: shape, now: now) else { return nil }

@@ -40,4 +40,42 @@ extension ResourceRecord {
         }
         return nil
     }
+
+    /// Where the apex begins in each SRV target of `count` encoded records at `start` of
+    /// `message` whose target lies under the apex (`apexKey`: its lower-cased wire form without
+    /// the root's zero), as offsets from `start`. SRV targets are written uncompressed (RFC
+    /// 2782), so a reply that gives them the question's letters for the apex (as CoreDNS does)
+    /// copies those letters there.
+    public static func srvTargetApexOffsets(in message: UnsafeRawBufferPointer, recordsAt start: Int, count: Int,
+                                            apexKey: [UInt8]) -> [Int] {
+        var reader = WireReader(bytes: message, offset: start)
+        var offsets: [Int] = []
+        do {
+            for _ in 0..<count {
+                try reader.skipNameInPlace()
+                let type = try reader.readUInt16()
+                reader.offset += 6
+                let length = Int(try reader.readUInt16())
+                let end = reader.offset + length
+                guard end <= message.count else { return offsets }
+                if type == RecordType.srv.rawValue, length > 6 {
+                    // The target: labels up to the root's zero, never a pointer.
+                    let target = reader.offset + 6
+                    let nameEnd = end - 1
+                    let apexStart = nameEnd - apexKey.count
+                    if apexStart >= target, message[nameEnd] == 0 {
+                        var i = target
+                        while i < apexStart { i += Int(message[i]) + 1 }
+                        if i == apexStart, zip(message[apexStart..<nameEnd], apexKey).allSatisfy({ asciiLowercase($0) == $1 }) {
+                            offsets.append(apexStart - start)
+                        }
+                    }
+                }
+                reader.offset = end
+            }
+        } catch {
+            return offsets
+        }
+        return offsets
+    }
 }

@@ -14,7 +14,8 @@ import TestSupport
             return CompiledZone.Answer(type: types[(Int(seed % 4) + i) % types.count],
                                        counts: (UInt16(i + 1), UInt16(seed % 2), 0),
                                        bytes: (0..<size).map { UInt8(truncatingIfNeeded: UInt64($0) &+ seed) },
-                                       leavesZone: seed % 5 == 0)
+                                       leavesZone: seed % 5 == 0,
+                                       apexLetters: seed % 7 == 0 ? [0, size / 2, 300] : [])
         }
     }
 
@@ -24,29 +25,31 @@ import TestSupport
             #expect(found == model[name], "\(name) \(context)")
             // The fast path's view agrees for every type.
             for type: UInt16 in [1, 28, 33, 16, 15] {
-                // (kind, bytes, counts, leaves zone); kind 0 NXDOMAIN, 1 NODATA, 2 an answer.
-                typealias Seen = (Int, [UInt8], [UInt16], Bool)
+                // (kind, bytes, counts, leaves zone, apex-letter offsets); kind 0 NXDOMAIN, 1 NODATA,
+                // 2 an answer, 3 a CNAME asked for a type not compiled.
+                typealias Seen = (Int, [UInt8], [UInt16], Bool, [Int])
                 let fast: Seen = zone.key(of: name).withUnsafeBytes { key in
                     zone.withAnswer(key, type: type) { found -> Seen in
                         switch found {
-                        case nil: (0, [], [], false)
-                        case .noData: (1, [], [], false)
-                        case .uncompiled: (3, [], [], false)
-                        case .answer(let bytes, let c, let leaves): (2, Array(bytes), [c.0, c.1, c.2], leaves)
+                        case nil: (0, [], [], false, [])
+                        case .noData: (1, [], [], false, [])
+                        case .uncompiled: (3, [], [], false, [])
+                        case .answer(let bytes, let c, let leaves, let letters): (2, Array(bytes), [c.0, c.1, c.2], leaves, letters.all)
                         }
                     }
                 }
                 let expected: Seen
                 if let answers = model[name] {
                     if let a = answers.first(where: { $0.type == type }) {
-                        expected = (2, a.bytes, [a.counts.0, a.counts.1, a.counts.2], a.leavesZone)
+                        expected = (2, a.bytes, [a.counts.0, a.counts.1, a.counts.2], a.leavesZone, a.apexLetters)
                     } else {
-                        expected = (answers.contains { $0.type == RecordType.cname.rawValue } ? 3 : 1, [], [], false)
+                        expected = (answers.contains { $0.type == RecordType.cname.rawValue } ? 3 : 1, [], [], false, [])
                     }
                 } else {
-                    expected = (0, [], [], false)
+                    expected = (0, [], [], false, [])
                 }
-                #expect(fast.0 == expected.0 && fast.1 == expected.1 && fast.2 == expected.2 && fast.3 == expected.3, "\(name) type \(type) \(context)")
+                #expect(fast.0 == expected.0 && fast.1 == expected.1 && fast.2 == expected.2 && fast.3 == expected.3
+                        && fast.4 == expected.4, "\(name) type \(type) \(context)")
             }
         }
     }
