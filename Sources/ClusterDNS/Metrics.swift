@@ -73,7 +73,7 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
         let type = Self.questionType(query)
         let typeIndex = type.flatMap { t in Self.types.firstIndex(of: t) } ?? Self.types.count
         requests[t][typeIndex].increment()
-        let rcode = reply.count >= 4 ? Int(reply[3] & 0x0F) : 2
+        let rcode = Header(prefixOf: reply).map { Int($0.rcodeBits) } ?? 2
         let rcodeIndex = rcode <= 5 ? rcode : Self.rcodes.count - 1
         responses[t][rcodeIndex].increment()
         if rcode == 1 { malformed.add() }
@@ -185,7 +185,7 @@ final class MalformedTally: QueryObserver {
 
     func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport,
                   client: SocketAddress?, since started: UInt64) {
-        if reply.count >= 4, reply[3] & 0x0F == 1 { add() }
+        if Header(prefixOf: reply)?.rcodeBits == 1 { add() }
     }
 
     func dropped() { add() }

@@ -34,9 +34,9 @@ extension Responder {
         let ednsLength = shape.optLength
         let questionEnd = view.questionEnd
         var counts: (UInt16, UInt16, UInt16) = (0, 0, 0)
-        // Header and question first; the counts are patched below.
-        guard out.write(query[0..<2]), out.write16(0), out.write16(1), out.write16(0), out.write16(0), out.write16(0),
-              out.write(query[12..<questionEnd]) else { return nil }
+        // The question as the client wrote it; the header is written last, with the counts.
+        out.count = 12
+        guard out.write(query[12..<questionEnd]) else { return nil }
         var truncated = false
         // The compiled keys leave out the apex (every name there ends with it).
         let relative = UnsafeRawBufferPointer(rebasing: key[0..<apexStart])
@@ -97,11 +97,8 @@ extension Responder {
         guard let written = shape.writeOPT(into: UnsafeMutableRawBufferPointer(rebasing: output[0..<limit]), at: out.count)
         else { return nil }
         out.count += written
-        if written > 0 { counts.2 += 1 }
-        out.set16(shape.flags(rcode: found ? .noError : .nameError, isAuthoritative: true, isTruncated: truncated), at: 2)
-        out.set16(counts.0, at: 6)
-        out.set16(counts.1, at: 8)
-        out.set16(counts.2, at: 10)
+        shape.writeHeader(into: output, rcode: found ? .noError : .nameError, isAuthoritative: true, isTruncated: truncated,
+                          counts: counts)
         return out.count
     }
 
@@ -136,16 +133,4 @@ struct OutputCursor {
         write(UnsafeRawBufferPointer(rebasing: bytes))
     }
 
-    mutating func write16(_ v: UInt16) -> Bool {
-        guard count + 2 <= limit else { return false }
-        buffer[count] = UInt8(v >> 8)
-        buffer[count + 1] = UInt8(v & 0xFF)
-        count += 2
-        return true
-    }
-
-    func set16(_ v: UInt16, at offset: Int) {
-        buffer[offset] = UInt8(v >> 8)
-        buffer[offset + 1] = UInt8(v & 0xFF)
-    }
 }

@@ -185,7 +185,7 @@ public struct Responder: Sendable {
     }
 
     func prepare(_ query: UnsafeRawBufferPointer, view: QueryView?, transport: Transport, client: IPAddress?) -> Prepared {
-        guard query.count >= 12, query[2] & 0x80 == 0 else { return .drop }
+        guard let header = Header(prefixOf: query), !header.isResponse else { return .drop }
         let recursive = recursion.map { policy in client.map { policy.allows($0) } ?? false } ?? false
         let shape: ReplyShape
         let question: Question
@@ -201,7 +201,6 @@ public struct Responder: Sendable {
                 message = try Message(decoding: Array(query))
             } catch {
                 // FORMERR, echoing the question if it at least parsed.
-                let header = Header(id: UInt16(query[0]) << 8 | UInt16(query[1]), flags: UInt16(query[2]) << 8 | UInt16(query[3]))
                 let shape = ReplyShape(id: header.id, queryFlags: header.flags, payloadSize: nil, isDNSSECOK: false,
                                        transport: transport, maxUDPPayload: maxUDPPayload, recursionAvailable: recursive)
                 var response = shape.message(questions: Self.firstQuestion(query).map { [$0] } ?? [])
@@ -232,7 +231,7 @@ public struct Responder: Sendable {
             response.questions = []
             return .done(response, shape, questionSuffixLabels: nil)
         }
-        guard OpCode(rawValue: UInt8(shape.copiedFlags >> 11 & 0x0F)) == .query else {
+        guard header.opcode == .query else {
             response.rcode = .notImplemented
             return .done(response, shape, questionSuffixLabels: nil)
         }

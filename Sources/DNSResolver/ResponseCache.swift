@@ -80,7 +80,7 @@ public final class ResponseCache: Sendable {
             stripped.header.id = 0
             stripped.questions = [Question(name: question.name.lowercased, type: question.type, recordClass: question.recordClass)]
             let wire = stripped.encoded()
-            guard let ttls = Self.ttlOffsets(wire) else { return nil }
+            guard let ttls = wire.withUnsafeBytes({ ResourceRecord.ttlOffsets(inMessage: $0) }) else { return nil }
             self.key = key
             self.question = question
             self.message = message
@@ -91,33 +91,6 @@ public final class ResponseCache: Sendable {
             isAuthenticData = stripped.header.isAuthenticData
             stored = now
             self.lifetime = lifetime
-        }
-
-        /// Offsets of the TTL field of every record after the question.
-        static func ttlOffsets(_ wire: [UInt8]) -> [(offset: Int, ttl: UInt32)]? {
-            guard wire.count >= 12 else { return nil }
-            let records = (Int(wire[6]) << 8 | Int(wire[7])) + (Int(wire[8]) << 8 | Int(wire[9])) + (Int(wire[10]) << 8 | Int(wire[11]))
-            var offset = 12
-            func skipName() -> Bool {
-                while offset < wire.count {
-                    let n = Int(wire[offset])
-                    if n == 0 { offset += 1; return true }
-                    if n & 0xC0 == 0xC0 { offset += 2; return offset <= wire.count }
-                    offset += n + 1
-                }
-                return false
-            }
-            guard skipName() else { return nil }
-            offset += 4
-            var out: [(offset: Int, ttl: UInt32)] = []
-            for _ in 0..<records {
-                guard skipName(), offset + 10 <= wire.count else { return nil }
-                let ttlOffset = offset + 4
-                let ttl = UInt32(wire[ttlOffset]) << 24 | UInt32(wire[ttlOffset + 1]) << 16 | UInt32(wire[ttlOffset + 2]) << 8 | UInt32(wire[ttlOffset + 3])
-                out.append((ttlOffset, ttl))
-                offset += 10 + (Int(wire[offset + 8]) << 8 | Int(wire[offset + 9]))
-            }
-            return offset == wire.count ? out : nil
         }
 
         /// Seconds left before expiry (negative once expired).
@@ -306,12 +279,8 @@ extension ResponseCache {
         entry.wire.withUnsafeBytes { wire in
             output.copyMemory(from: wire)
         }
-        // ID, flags, counts.
-        output[0] = query[0]
-        output[1] = query[1]
-        let flags = shape.flags(rcode: entry.rcode, isAuthoritative: false, isAuthenticData: entry.isAuthenticData)
-        output[2] = UInt8(flags >> 8)
-        output[3] = UInt8(flags & 0xFF)
+        shape.writeHeader(into: output, rcode: entry.rcode, isAuthoritative: false, isAuthenticData: entry.isAuthenticData,
+                          counts: entry.counts)
         // The client's question (same length: only letters' case can differ).
         for i in 12..<view.questionEnd { output[i] = query[i] }
         for (offset, ttl) in entry.ttls {
@@ -322,12 +291,7 @@ extension ResponseCache {
             output[offset + 3] = UInt8(value & 0xFF)
         }
         var length = entry.wire.count
-        if let written = shape.writeOPT(into: output, at: length), written > 0 {
-            length += written
-            let additional = entry.counts.2 + 1
-            output[10] = UInt8(additional >> 8)
-            output[11] = UInt8(additional & 0xFF)
-        }
+        if let written = shape.writeOPT(into: output, at: length) { length += written }
         hitCount.add(1, ordering: .relaxed)
         entry.hits.add(1, ordering: .relaxed)
         return (length, entry)

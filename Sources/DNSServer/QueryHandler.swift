@@ -151,7 +151,7 @@ final class QueryPlan: Sendable {
         }
         // One of our own upstream queries come back to us: answering it by forwarding would loop.
         let target = forwarding.target
-        let id = UInt16(query[0]) << 8 | UInt16(query[1])
+        let id = forwarding.shape.id
         let isLoop = target.name.lookupKey.withUnsafeBytes { resolver.isOwnQuery(id: id, type: target.type, lowercasedName: $0) }
         if isLoop {
             resolver.noteLoop()

@@ -65,4 +65,11 @@ public struct Header: Hashable, Sendable {
         self.init(id: id)
         self.flags = flags
     }
+
+    /// The header at the start of a message's bytes; nil when there are fewer than 12.
+    @inline(__always)
+    public init?(prefixOf bytes: UnsafeRawBufferPointer) {
+        guard bytes.count >= 12 else { return nil }
+        self.init(id: UInt16(bytes[0]) << 8 | UInt16(bytes[1]), flags: UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
+    }
 }

@@ -71,6 +71,21 @@ public struct ReplyShape: Hashable, Sendable {
             | (isTruncated ? 0x0200 : 0) | (isAuthenticData ? 0x0020 : 0) | UInt16(rcode.rawValue & 0x0F)
     }
 
+    /// Writes the reply's header at the start of `buffer` (at least 12 bytes): the ID, the flags
+    /// word (`flags(...)`), one question, and the three record counts, the OPT record counted
+    /// in the additional section when the reply carries one.
+    @inline(__always)
+    public func writeHeader(into buffer: UnsafeMutableRawBufferPointer, rcode: ResponseCode, isAuthoritative: Bool,
+                            isTruncated: Bool = false, isAuthenticData: Bool = false,
+                            counts: (answer: UInt16, authority: UInt16, additional: UInt16)) {
+        let flags = flags(rcode: rcode, isAuthoritative: isAuthoritative, isTruncated: isTruncated, isAuthenticData: isAuthenticData)
+        let additional = counts.additional + (opt == nil ? 0 : 1)
+        for (i, word) in [id, flags, 1, counts.answer, counts.authority, additional].enumerated() {
+            buffer[2 * i] = UInt8(word >> 8)
+            buffer[2 * i + 1] = UInt8(word & 0xFF)
+        }
+    }
+
     /// Writes the reply's OPT record at `offset` (extended RCODE bits zero: the fast paths
     /// answer NOERROR and NXDOMAIN only). Returns the bytes written: 0 without OPT, nil when
     /// `buffer` has no room.

@@ -1,4 +1,28 @@
 extension ResourceRecord {
+    /// The offset and value of the TTL field of every record after the question of a whole
+    /// message (one question, no compression pointer followed); nil when the bytes do not parse.
+    public static func ttlOffsets(inMessage message: UnsafeRawBufferPointer) -> [(offset: Int, ttl: UInt32)]? {
+        guard message.count >= 12 else { return nil }
+        let records = (Int(message[6]) << 8 | Int(message[7])) + (Int(message[8]) << 8 | Int(message[9]))
+            + (Int(message[10]) << 8 | Int(message[11]))
+        var reader = WireReader(bytes: message, offset: 12)
+        var out: [(offset: Int, ttl: UInt32)] = []
+        do {
+            try reader.skipNameInPlace()
+            reader.offset += 4
+            for _ in 0..<records {
+                try reader.skipNameInPlace()
+                let ttlOffset = reader.offset + 4
+                try reader.skipRecordFields()
+                out.append((ttlOffset, UInt32(message[ttlOffset]) << 24 | UInt32(message[ttlOffset + 1]) << 16
+                            | UInt32(message[ttlOffset + 2]) << 8 | UInt32(message[ttlOffset + 3])))
+            }
+        } catch {
+            return nil
+        }
+        return reader.offset == message.count ? out : nil
+    }
+
     /// The length and number of the leading records of `count` encoded records in `bytes`
     /// that fit in `room` bytes; nil when all of them fit (what overflows comes after them) or
     /// the bytes do not parse. Names may end in compression pointers (to anywhere: they are

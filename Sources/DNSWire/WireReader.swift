@@ -142,6 +142,11 @@ public struct WireReader: ~Copyable {
     /// pointer, if any, is not followed.
     public mutating func skipRecord() throws(WireError) {
         try skipNameInPlace()
+        try skipRecordFields()
+    }
+
+    /// Moves past a record's type, class, TTL and RDATA (its owner already read).
+    public mutating func skipRecordFields() throws(WireError) {
         try need(10, "a record's fixed fields")
         offset += 8
         let length = Int(try readUInt16("a record RDLENGTH"))
