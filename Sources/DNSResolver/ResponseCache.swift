@@ -284,11 +284,7 @@ extension ResponseCache {
         // The client's question (same length: only letters' case can differ).
         for i in 12..<view.questionEnd { output[i] = query[i] }
         for (offset, ttl) in entry.ttls {
-            let value = ttl > elapsed ? ttl - elapsed : 0
-            output[offset] = UInt8(value >> 24)
-            output[offset + 1] = UInt8((value >> 16) & 0xFF)
-            output[offset + 2] = UInt8((value >> 8) & 0xFF)
-            output[offset + 3] = UInt8(value & 0xFF)
+            ResourceRecord.setTTL(ttl > elapsed ? ttl - elapsed : 0, at: offset, in: output)
         }
         var length = entry.wire.count
         if let written = shape.writeOPT(into: output, at: length) { length += written }

@@ -1,4 +1,13 @@
 extension ResourceRecord {
+    /// Writes a TTL field at `offset` of an encoded message (one of `ttlOffsets`).
+    @inline(__always)
+    public static func setTTL(_ ttl: UInt32, at offset: Int, in message: UnsafeMutableRawBufferPointer) {
+        message[offset] = UInt8(ttl >> 24)
+        message[offset + 1] = UInt8((ttl >> 16) & 0xFF)
+        message[offset + 2] = UInt8((ttl >> 8) & 0xFF)
+        message[offset + 3] = UInt8(ttl & 0xFF)
+    }
+
     /// The offset and value of the TTL field of every record after the question of a whole
     /// message (one question, no compression pointer followed); nil when the bytes do not parse.
     public static func ttlOffsets(inMessage message: UnsafeRawBufferPointer) -> [(offset: Int, ttl: UInt32)]? {
