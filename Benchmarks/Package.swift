@@ -35,6 +35,7 @@ let package = Package(
             dependencies: [
                 "CHeap",
                 .product(name: "DNSAuthority", package: "ClusterDNS"),
+                .product(name: "KubernetesDNS", package: "ClusterDNS"),
                 .product(name: "ServiceRegistry", package: "ClusterDNS"),
             ],
             path: "Benchmarks/ZoneBench"

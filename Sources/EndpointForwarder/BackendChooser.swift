@@ -1,4 +1,3 @@
-import Dispatch
 public import DispatchSockets
 public import NetAddress
 import Synchronization
@@ -8,17 +7,22 @@ import Synchronization
 public final class EndpointHealth: Sendable {
     let failedUntil = Mutex<[SocketAddress: UInt64]>([:])
     public let penalty: Duration
+    /// What times the penalty and, for the choosers sharing this, client affinity.
+    public let clock: any MonotonicClock
 
-    public init(penalty: Duration = .seconds(5)) { self.penalty = penalty }
+    public init(penalty: Duration = .seconds(5), clock: any MonotonicClock = SystemClock()) {
+        self.penalty = penalty
+        self.clock = clock
+    }
 
     public func markFailed(_ address: SocketAddress) {
-        let until = DispatchTime.now().uptimeNanoseconds + penalty.wholeNanoseconds
+        let until = clock.now() + penalty.wholeNanoseconds
         failedUntil.withLock { $0[address] = until }
     }
 
     public func markHealthy(_ address: SocketAddress) { failedUntil.withLock { _ = $0.removeValue(forKey: address) } }
 
-    public func isFailing(_ address: SocketAddress) -> Bool { isFailing(address, now: DispatchTime.now().uptimeNanoseconds) }
+    public func isFailing(_ address: SocketAddress) -> Bool { isFailing(address, now: clock.now()) }
 
     func isFailing(_ address: SocketAddress, now: UInt64) -> Bool {
         failedUntil.withLock { table in
@@ -32,7 +36,7 @@ public final class EndpointHealth: Sendable {
     }
 
     public var failing: [SocketAddress] {
-        let now = DispatchTime.now().uptimeNanoseconds
+        let now = clock.now()
         return failedUntil.withLock { $0.filter { $0.value > now }.map(\.key) }
     }
 }
@@ -59,7 +63,7 @@ public final class BackendChooser: Sendable {
     /// exists, then round robin from the next position; failing ones after the others.
     public func order(for client: IPAddress?) -> [Backend] {
         guard !backends.isEmpty else { return [] }
-        let now = DispatchTime.now().uptimeNanoseconds
+        let now = health.clock.now()
         let start = next.add(1, ordering: .relaxed).oldValue
         var list = (0..<backends.count).map { backends[($0 + start) % backends.count] }
         if plan.affinityTimeout != nil, let client {
@@ -78,11 +82,11 @@ public final class BackendChooser: Sendable {
     /// Records where `client` went (for affinity).
     public func chose(_ backend: Backend, for client: IPAddress?) {
         guard let timeout = plan.affinityTimeout, let client else { return }
-        let expires = DispatchTime.now().uptimeNanoseconds + UInt64(timeout) * 1_000_000_000
+        let now = health.clock.now()
+        let expires = now + UInt64(timeout) * 1_000_000_000
         affinity.withLock { table in
             table[client] = (backend.address, expires)
             if table.count > 65536 {
-                let now = DispatchTime.now().uptimeNanoseconds
                 table = table.filter { $0.value.expires > now }
             }
         }

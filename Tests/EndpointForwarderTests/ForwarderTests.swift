@@ -676,13 +676,35 @@ func raiseDescriptorLimit(to wanted: rlim_t) -> Bool {
                                 backends: [Backend(address: SocketAddress(parsing: "10.0.0.1:80")!),
                                            Backend(address: SocketAddress(parsing: "10.0.0.2:80")!)],
                                 affinityTimeout: 1, preferLocal: false)
-        let chooser = BackendChooser(plan: plan, node: "", health: EndpointHealth())
+        let clock = ManualClock()
+        let chooser = BackendChooser(plan: plan, node: "", health: EndpointHealth(clock: clock))
         let client = IPAddress("192.0.2.1")!
         let first = chooser.order(for: client)[0]
         chooser.chose(first, for: client)
+        clock.advance(by: .milliseconds(900))
         #expect((0..<4).allSatisfy { _ in chooser.order(for: client)[0] == first })
-        Thread.sleep(forTimeInterval: 1.1)
+        clock.advance(by: .milliseconds(200))
         // Lapsed: round robin again, so the other endpoint comes first within two tries.
         #expect((0..<2).contains { _ in chooser.order(for: client)[0] != first })
+    }
+
+    /// An endpoint that failed goes after the others for the penalty (5 s), then takes its
+    /// turn again.
+    @Test func aFailedEndpointIsSkippedForItsPenaltyThenTriedAgain() throws {
+        let plan = FrontendPlan(service: ObjectKey(.service, namespace: "default", name: "s"), portName: "p",
+                                backends: [Backend(address: SocketAddress(parsing: "10.0.0.1:80")!),
+                                           Backend(address: SocketAddress(parsing: "10.0.0.2:80")!)],
+                                affinityTimeout: nil, preferLocal: false)
+        let clock = ManualClock()
+        let health = EndpointHealth(clock: clock)
+        let chooser = BackendChooser(plan: plan, node: "", health: health)
+        let failed = SocketAddress(parsing: "10.0.0.1:80")!
+        health.markFailed(failed)
+        clock.advance(by: .milliseconds(4900))
+        #expect((0..<4).allSatisfy { _ in chooser.order(for: nil).map(\.address) == [SocketAddress(parsing: "10.0.0.2:80")!, failed] })
+        #expect(health.failing == [failed])
+        clock.advance(by: .milliseconds(200))
+        #expect(health.failing.isEmpty)
+        #expect((0..<2).contains { _ in chooser.order(for: nil)[0].address == failed }, "round robin reaches it again")
     }
 }
