@@ -72,6 +72,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     /// Malformed queries: the metrics' count, or without metrics the server's only observer.
     let malformed: MalformedTally
     let logger: Logger
+    /// Resolvers replaced by a reconfiguration that still finish their questions, and the
+    /// summed counters of those that have stopped (`resolverTotals`).
+    let pastResolvers = Mutex<(finishing: [UpstreamResolver], stopped: ResolverTotals)>(([], ResolverTotals()))
 
     public init(configuration: ClusterDNSConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -148,10 +151,18 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         responder.recursion = forwarding.map { forwarding in
             RecursionPolicy(allowed: allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
         }
-        // The old resolver finishes the questions it has in flight (within its deadline), then stops.
+        // The old resolver finishes the questions it has in flight (within its deadline), then
+        // stops; its counters stay in the totals.
         if let old = server.handler.replace(responder: responder, resolver: resolver) {
+            pastResolvers.withLock { $0.finishing.append(old) }
             let grace = old.configuration.deadline.wholeNanoseconds + 500_000_000
-            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: grace))) { old.stop() }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: grace))) { [self] in
+                old.stop()
+                pastResolvers.withLock { past in
+                    past.finishing.removeAll { $0 === old }
+                    past.stopped = past.stopped + ResolverTotals(old)
+                }
+            }
         }
         logger.info("forwarding reconfigured", metadata: [
             "upstreams": "\(forwarding?.groups.flatMap { $0.servers.map(\.description) }.joined(separator: " ") ?? "none")"])
@@ -165,6 +176,13 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         let report = staticZones.reload(force: force, logger: logger)
         if !report.loaded.isEmpty || !report.removed.isEmpty { resolver?.cache.removeAll() }
         return report
+    }
+
+    /// The counters of every resolver this service has had (the current one, those replaced
+    /// and finishing, those stopped), summed: monotonic across reconfigurations.
+    public var resolverTotals: ResolverTotals {
+        let (finishing, stopped) = pastResolvers.withLock { ($0.finishing, $0.stopped) }
+        return (finishing + (resolver.map { [$0] } ?? [])).reduce(stopped) { $0 + ResolverTotals($1) }
     }
 
     /// Whether to send this server traffic: the cluster zone compiled from the loaded registry

@@ -140,20 +140,27 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
 
     /// Copies in what other parts keep: cache, upstreams, registry, connections, zones.
     public func refresh(service: ClusterDNSService) {
+        // Counters from every resolver the service has had: a reconfiguration starts a new one
+        // at zero, and the totals go on.
+        let totals = service.resolverTotals
+        if service.resolver != nil || totals != ResolverTotals() {
+            counter("clusterdns_dns_cache_hits_total", [], total: totals.cacheHits)
+            counter("clusterdns_dns_cache_misses_total", [], total: totals.cacheMisses)
+            counter("clusterdns_dns_cache_evictions_total", [], total: totals.cacheEvictions)
+            counter("clusterdns_dns_forward_spoofed_replies_total", [], total: totals.spoofedReplies)
+            counter("clusterdns_dns_forward_loops_total", [], total: totals.loops)
+            for (upstream, queries) in totals.upstreamQueries {
+                counter("clusterdns_dns_upstream_requests_total", [("upstream", upstream)], total: queries)
+            }
+            for (upstream, failures) in totals.upstreamFailures {
+                counter("clusterdns_dns_upstream_failures_total", [("upstream", upstream)], total: failures)
+            }
+        }
         if let resolver = service.resolver {
-            let cache = resolver.cache
-            gauge("clusterdns_dns_cache_entries", [], Double(cache.count))
-            counter("clusterdns_dns_cache_hits_total", [], total: cache.hits)
-            counter("clusterdns_dns_cache_misses_total", [], total: cache.misses)
-            counter("clusterdns_dns_cache_evictions_total", [], total: cache.evictions)
-            counter("clusterdns_dns_forward_spoofed_replies_total", [], total: resolver.mismatches)
-            counter("clusterdns_dns_forward_loops_total", [], total: resolver.loopsDetected)
+            gauge("clusterdns_dns_cache_entries", [], Double(resolver.cache.count))
             gauge("clusterdns_dns_forward_pending", [], Double(resolver.pending))
             for upstream in resolver.upstreams {
-                let label = [("upstream", upstream.address.description)]
-                counter("clusterdns_dns_upstream_requests_total", label, total: upstream.queries)
-                counter("clusterdns_dns_upstream_failures_total", label, total: upstream.failures)
-                gauge("clusterdns_dns_upstream_healthy", label, upstream.isHealthy ? 1 : 0)
+                gauge("clusterdns_dns_upstream_healthy", [("upstream", upstream.address.description)], upstream.isHealthy ? 1 : 0)
             }
         }
         let snapshot = service.registry.snapshot()

@@ -5,6 +5,7 @@ import DNSWire
 import DispatchSockets
 import Foundation
 import Logging
+import MetricsTestKit
 import NetAddress
 import ServiceLifecycle
 import Testing
@@ -83,6 +84,44 @@ final class SlowUpstream: @unchecked Sendable {
         // New questions use the new upstream at once; the one in flight still gets its answer.
         #expect(ask("second.example.")?.answers.map(\.data.presentation) == ["192.0.2.2"])
         #expect(await inFlight.value?.answers.map(\.data.presentation) == ["192.0.2.1"])
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+}
+
+@Suite struct CountersAcrossReconfigurationTests {
+    /// 5 forwarded questions, a reconfiguration (what SIGHUP does with changed forwarding
+    /// settings), 7 more: the exported totals say 12, not 7 (the new resolver counts from zero).
+    @Test func countersStayCompleteAcrossAForwardingChange() async throws {
+        let upstream = SlowUpstream(address: "192.0.2.1", delay: .zero)
+        let metrics = TestMetrics()
+        var logger = Logger(label: "counters")
+        logger.logLevel = .warning
+        var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
+        configuration.metricsFactory = metrics
+        configuration.forwarding = UpstreamResolver.Configuration(groups: [UpstreamGroup(servers: [upstream.address])])
+        let dns = try ClusterDNSService(configuration: configuration, logger: logger)
+        let group = ServiceGroup(services: [dns], logger: logger)
+        let running = Task { try await group.run() }
+        let port = try #require(await dns.server.boundAddresses.first).port
+        func ask(_ name: String) -> Message? {
+            let query = Message(header: Header(id: 5, isRecursionDesired: true), questions: [Question(name: try! DomainName(name), type: .a)])
+            return exchange(query.encoded(), port: port).flatMap { try? Message(decoding: $0) }
+        }
+        let requests = { try metrics.expectCounter("clusterdns_dns_upstream_requests_total", [("upstream", upstream.address.description)]).totalValue }
+        let misses = { try metrics.expectCounter("clusterdns_dns_cache_misses_total", []).totalValue }
+        for i in 0..<5 { #expect(ask("before-\(i).example.")?.answers.count == 1) }
+        dns.metrics?.refresh(service: dns)
+        #expect(try requests() == 5)
+        #expect(try misses() == 5)
+        var changed = UpstreamResolver.Configuration(groups: [UpstreamGroup(servers: [upstream.address])])
+        changed.cache.capacity = 500
+        dns.reconfigureForwarding(changed, allowRecursion: RecursionPolicy.privateRanges)
+        for i in 0..<7 { #expect(ask("after-\(i).example.")?.answers.count == 1) }
+        dns.metrics?.refresh(service: dns)
+        #expect(try requests() == 12)
+        #expect(try misses() == 12)
+        #expect(dns.resolverTotals.upstreamQueries[upstream.address.description] == 12)
         await group.triggerGracefulShutdown()
         try await running.value
     }
