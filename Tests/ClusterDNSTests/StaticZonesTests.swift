@@ -3,6 +3,9 @@ import DNSAuthority
 import DNSWire
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct StaticZonesTests {
     func temporaryDirectory() throws -> String {
@@ -29,6 +32,52 @@ import Testing
     func address(_ catalog: Catalog, _ name: String) throws -> String? {
         guard case .answer(let records, _) = try lookup(catalog, name) else { return nil }
         return records.first?.data.presentation
+    }
+
+    /// Sets a file's access and modification times (as `touch -d`, `rsync -t` and `cp -p` do).
+    func setTimes(_ path: String, _ time: timespec) {
+        var times = [time, time]
+        _ = utimensat(AT_FDCWD, path, &times, 0)
+    }
+
+    func modificationTime(_ path: String) -> timespec {
+        var info = stat()
+        _ = stat(path, &info)
+        return info.st_mtim
+    }
+
+    /// Changes a version stamp misses if it is only the modification time and the size: the
+    /// same size rewritten in place with the old time put back, and a new version of the same
+    /// size moved into place with its time preserved. Both must be seen (no SIGHUP needed).
+    @Test func changesOfTheSameSizeAndTimeAreSeen() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/test.example.zone"
+        try zone(serial: 1, address: "192.0.2.1").write(toFile: file, atomically: false, encoding: .utf8)
+        let time = modificationTime(file)
+        let catalog = Catalog()
+        let zones = StaticZones(directory: directory, catalog: catalog)
+        zones.reload()
+        #expect(try address(catalog, "www.test.example.") == "192.0.2.1")
+        #expect(!zones.hasChanges)
+
+        // In place, same size, the time set back.
+        try zone(serial: 2, address: "192.0.2.2").write(toFile: file, atomically: false, encoding: .utf8)
+        setTimes(file, time)
+        #expect(modificationTime(file).tv_sec == time.tv_sec && modificationTime(file).tv_nsec == time.tv_nsec)
+        #expect(zones.hasChanges)
+        zones.reload()
+        #expect(try address(catalog, "www.test.example.") == "192.0.2.2")
+
+        // Moved into place (a new inode), same size, the time preserved.
+        let staged = directory + "/.staged"
+        try zone(serial: 3, address: "192.0.2.3").write(toFile: staged, atomically: false, encoding: .utf8)
+        setTimes(staged, time)
+        #expect(rename(staged, file) == 0)
+        #expect(zones.hasChanges)
+        zones.reload()
+        #expect(try address(catalog, "www.test.example.") == "192.0.2.3")
+        #expect(!zones.hasChanges)
     }
 
     @Test func loadsChangesKeepsTheOldZoneOnErrorAndRemoves() throws {
