@@ -488,8 +488,17 @@ public struct CompiledZone: Sendable {
                 }
             }
 
+            /// The table, its arena copied to its exact size: grown by doubling, it could hold
+            /// half again as much reserved and never used for as long as the table serves.
             consuming func finish() -> Table {
-                Table(arena: arena, slots: slots, count: count)
+                let arena = self.arena
+                let exact = [UInt8](unsafeUninitializedCapacity: arena.count) { buffer, initialized in
+                    arena.withUnsafeBufferPointer { source in
+                        if let base = source.baseAddress { buffer.baseAddress!.update(from: base, count: source.count) }
+                    }
+                    initialized = arena.count
+                }
+                return Table(arena: exact, slots: slots, count: count)
             }
         }
     }

@@ -58,18 +58,32 @@ extension CompiledZone {
     /// chain ends in a CNAME is marked as leaving the zone (the general path follows it into
     /// other zones or upstream); so is a chain to a name of the zone that does not exist
     /// (`dangling`: the general path adds the target's NXDOMAIN).
-    public static func answers(for name: DomainName, types: [RecordType], apexLabels: Int?,
+    /// A zone's apex as the compilation of its names needs it, made once per zone.
+    public struct Apex: Sendable {
+        /// Its labels: the question's last labels names in answers may point to.
+        public let labels: Int
+        /// Its lower-cased wire form without the root's zero.
+        let key: [UInt8]
+
+        public init(_ origin: DomainName) {
+            labels = origin.labelCount
+            key = Array(origin.lookupKey.dropLast())
+        }
+    }
+
+    /// `apex`: names in answers copy only the apex's letters from the question
+    /// (`Authority.namesTakeOnlyTheApexLetters`); nil: any suffix of the question.
+    public static func answers(for name: DomainName, types: [RecordType], apex: Apex?,
                                lookup: (Question) -> Lookup) -> [Answer] {
         var list: [Answer] = []
-        var apex = name
-        for _ in 0..<max(0, name.labelCount - (apexLabels ?? 0)) { apex = apex.parent ?? apex }
-        let apexKey = Array(apex.lookupKey.dropLast())
+        let apexLabels = apex?.labels
+        // The question's name in storage of its own (`lowercased` copies), as a client's
+        // question has: only the owners that echo it may point at it whole
+        // (`WireWriter.writeQuestionName`), not every record of the zone that names it.
+        let questionName = name.lowercased
         var writer = WireWriter(capacity: 512)
         for type in types {
-            // The question's name in storage of its own (`lowercased` copies), as a client's
-            // question has: only the owners that echo it may point at it whole
-            // (`WireWriter.writeQuestionName`), not every record of the zone that names it.
-            let question = Question(name: name.lowercased, type: type)
+            let question = Question(name: questionName, type: type)
             let lookup = lookup(question)
             var dangling = false
             switch lookup {
@@ -80,14 +94,14 @@ extension CompiledZone {
             }
             var message = Message(header: Header(isResponse: true), questions: [question])
             Responder.fill(&message, with: lookup, question: question)
-            if let apexLabels { Responder.apexLettersOfSRVTargets(&message, apexLabels: apexLabels) }
             message.encode(into: &writer, questionSuffixLabels: apexLabels)
             let questionEnd = 12 + name.wireLength + 4
             // SRV targets under the apex take the question's letters there (see
-            // `Responder.apexLettersOfSRVTargets`): where, in the answer's bytes.
-            let letters = type == .srv && apexLabels != nil
+            // `Responder.apexLettersOfSRVTargets`): where, in the answer's bytes. The fast path
+            // copies them from the question, so the targets are not rewritten here.
+            let letters = type == .srv && apex != nil
                 ? writer.withUnsafeBytes { ResourceRecord.srvTargetApexOffsets(in: $0, recordsAt: questionEnd, count: message.answers.count,
-                                                                                apexKey: apexKey) }
+                                                                                apexKey: apex!.key) }
                 : []
             list.append(Answer(type: type.rawValue,
                                counts: (UInt16(message.answers.count), UInt16(message.authorities.count),

@@ -52,10 +52,11 @@ public struct StaticAuthority: Authority {
             if name.labels.first.map({ $0.elementsEqual([UInt8(ascii: "*")]) }) == true, let parent = name.parent { general.append(parent) }
         }
         var builder = CompiledZone.Builder(suffixLength: origin.wireLength)
+        let apex = CompiledZone.Apex(origin)
         for name in names where !general.contains(where: { name.isSubdomain(of: $0) }) {
             let node = nodes[name] ?? [:]
             let types = node[.cname] != nil ? CompiledZone.compiledTypes : CompiledZone.compiledTypes.filter { node[$0] != nil }
-            builder.add(name, answers: CompiledZone.answers(for: name, types: types, apexLabels: origin.labelCount) { lookup($0) })
+            builder.add(name, answers: CompiledZone.answers(for: name, types: types, apex: apex) { lookup($0) })
         }
         return Precompiled(answers: builder.finish(), soa: RecordTemplate([negativeSOA], apex: origin), generalSubtrees: general)
     }

@@ -54,6 +54,8 @@ public struct ClusterZone: Authority {
     let derived = DerivedFragments()
     /// The SOA as the fast path writes it into NXDOMAIN and NODATA answers.
     let soaTemplate: RecordTemplate
+    /// The apex as compiling a name needs it.
+    let apex: CompiledZone.Apex
 
     /// The records of one name. A node without records is an empty non-terminal (NODATA).
     struct Node: Hashable, Sendable {
@@ -105,6 +107,7 @@ public struct ClusterZone: Authority {
         podZone = name("pod")
         svcZone = name("svc")
         soaTemplate = RecordTemplate([soa], apex: origin)
+        apex = CompiledZone.Apex(origin)
         isLoaded = false
         var base: [DomainName: Node] = [:]
         func add(_ record: ResourceRecord) { base[record.name, default: Node()].records.append(record) }
@@ -194,9 +197,8 @@ public struct ClusterZone: Authority {
     /// The pre-encoded answers of one name for every compiled type it answers.
     /// `overlay`: the names of the service being compiled, found there before the zone.
     func compiledAnswers(for name: DomainName, node: Node, overlay: [DomainName: Node] = [:]) -> [CompiledZone.Answer] {
-        let isCNAME = node.records.contains(type: .cname)
-        let types = CompiledZone.compiledTypes.filter { isCNAME || node.records.contains(type: $0) }
-        return CompiledZone.answers(for: name, types: types, apexLabels: origin.labelCount) { lookup($0, overlay: overlay) }
+        let types = node.records.contains(type: .cname) ? CompiledZone.compiledTypes : node.records.types
+        return CompiledZone.answers(for: name, types: types, apex: apex) { lookup($0, overlay: overlay) }
     }
 
     // MARK: Lookup

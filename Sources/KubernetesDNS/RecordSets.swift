@@ -1,3 +1,4 @@
+import DNSAuthority
 import DNSWire
 
 /// The records of one name by type, as one array ordered by type (records of one type in the
@@ -21,6 +22,15 @@ struct RecordSets: Hashable, Sendable {
 
     func contains(_ record: ResourceRecord) -> Bool { records.contains(record) }
 
+    /// The types present, in order, those the fast path pre-encodes only.
+    var types: [RecordType] {
+        var out: [RecordType] = []
+        for record in records where out.last != record.type && CompiledZone.compiledTypes.contains(record.type) {
+            out.append(record.type)
+        }
+        return out
+    }
+
     /// Adds a record after the others of its type.
     mutating func append(_ record: ResourceRecord) {
         let type = record.type
@@ -36,6 +46,12 @@ struct RecordSets: Hashable, Sendable {
 
     /// Adds records not already here, in order (a set finds the duplicates).
     mutating func appendNew(_ new: [ResourceRecord]) {
+        // A service's glue is a few records (its cluster IPs): compared one by one, without
+        // hashing every record; a large headless service's through a set.
+        if records.count + new.count <= 16 {
+            for record in new where !records.contains(record) { append(record) }
+            return
+        }
         var seen = Set(records)
         for record in new where seen.insert(record).inserted { append(record) }
     }

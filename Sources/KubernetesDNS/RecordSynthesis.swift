@@ -66,12 +66,15 @@ struct FragmentBuilder: Sendable {
         // An endpoint listed twice (in two EndpointSlices), or two sharing a hostname, would
         // repeat records: then every record is checked before it is added. Without a repeated
         // address or hostname no record can repeat, and the check is skipped.
-        var addresses = Set<IPAddress>()
-        var hostnames = Set<String>()
         var repeats = false
-        for endpoint in ready {
-            for ip in endpoint.addresses where !addresses.insert(ip).inserted { repeats = true }
-            if !endpoint.hostname.isEmpty, !hostnames.insert(endpoint.hostname).inserted { repeats = true }
+        if ready.count > 1 {
+            // Sorted and compared with their neighbours: no hashing per address.
+            var addresses = ready.flatMap(\.addresses)
+            addresses.sort()
+            var hostnames = ready.map(\.hostname).filter { !$0.isEmpty }
+            hostnames.sort()
+            repeats = zip(addresses, addresses.dropFirst()).contains { $0 == $1 }
+                || zip(hostnames, hostnames.dropFirst()).contains { $0 == $1 }
         }
         // Endpoint names: hostname if set, and the dashed IP of every address.
         var endpointNames: [(ResolvedEndpoint, DomainName)] = []
@@ -154,14 +157,17 @@ struct FragmentBuilder: Sendable {
     mutating func addSRVRecords(at owner: DomainName, _ targets: [SRVTarget], under service: DomainName) {
         // One SRV per target and port: endpoints that share a hostname (or one endpoint listed
         // in two slices) are one target, their addresses all in the additional section.
-        var unique: [SRVTarget] = []
-        unique.reserveCapacity(targets.count)
-        var seen = Set<SRVKey>()
-        for t in targets {
-            if seen.insert(SRVKey(port: t.port, target: t.target)).inserted {
-                unique.append(t)
-            } else if let i = unique.firstIndex(where: { $0.port == t.port && $0.target == t.target }) {
-                unique[i].addresses += t.addresses.filter { !unique[i].addresses.contains($0) }
+        var unique = targets
+        if targets.count > 1 {
+            unique = []
+            unique.reserveCapacity(targets.count)
+            var seen = Set<SRVKey>(minimumCapacity: targets.count)
+            for t in targets {
+                if seen.insert(SRVKey(port: t.port, target: t.target)).inserted {
+                    unique.append(t)
+                } else if let i = unique.firstIndex(where: { $0.port == t.port && $0.target == t.target }) {
+                    unique[i].addresses += t.addresses.filter { !unique[i].addresses.contains($0) }
+                }
             }
         }
         let weight = UInt16(100 / max(1, unique.count))
