@@ -46,6 +46,7 @@ final class RunningServer: Sendable {
     let addresses: [SocketAddress]
     let registry: Registry
     let cluster: ClusterAuthority
+    let server: DNSServer
 
     init(addresses requested: [SocketAddress] = [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)],
          allowTransfer: [IPPrefix] = []) async throws {
@@ -61,6 +62,7 @@ final class RunningServer: Sendable {
         addresses = await server.boundAddresses
         self.registry = registry
         self.cluster = cluster
+        self.server = server
     }
 
     var port: UInt16 { addresses[0].port }

@@ -528,6 +528,30 @@ final class ForwardingServer: Sendable {
         #expect(server.resolver.cache.misses == missesBefore)
     }
 
+    /// RFC 7766 §6.2.1.1: queries sent together on one connection, before any reply is read,
+    /// are answered as each is ready: a forwarded one that waits on a slow upstream comes after
+    /// the cluster's, which do not wait for it.
+    @Test func pipelinedQueriesAreAnsweredOutOfOrder() async throws {
+        let slow = FakeUpstream { query in
+            usleep(200_000)
+            return [FakeUpstream.Reply(bytes: FakeUpstream.answer(query))]
+        }
+        let server = try await ForwardingServer(upstreams: [slow.address])
+        let fd = Client.tcpConnect(port: server.port)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        func query(_ id: UInt16, _ name: String) -> [UInt8] {
+            Client.framed(Message(header: Header(id: id, isRecursionDesired: true),
+                                  questions: [Question(name: try! DomainName(name), type: .a)]).encoded())
+        }
+        let all = query(1, "slow.example.") + query(2, "kubernetes.default.svc.cluster.local.") + query(3, "web.default.svc.cluster.local.")
+        #expect(send(fd, all, all.count, Int32(MSG_NOSIGNAL)) == all.count, "three queries in one write")
+        var replies: [Message] = []
+        for _ in 0..<3 { replies.append(try Message(decoding: try #require(Client.tcpRead(fd)))) }
+        #expect(replies.map(\.header.id) == [2, 3, 1])
+        #expect(replies.map { $0.answers.map(\.data.presentation) } == [["10.96.0.1"], ["10.96.0.10"], ["192.0.2.77"]])
+    }
+
     @Test func stubDomainsGoToTheirOwnServers() async throws {
         let general = FakeUpstream { query in [FakeUpstream.Reply(bytes: FakeUpstream.answer(query))] }
         let corp = FakeUpstream { query in [FakeUpstream.Reply(bytes: FakeUpstream.answer(query))] }

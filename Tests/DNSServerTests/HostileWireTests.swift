@@ -1,4 +1,5 @@
 import DNSWire
+import DispatchSockets
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -137,6 +138,17 @@ func query(_ name: String, id: UInt16 = 7) -> [UInt8] {
             if fd >= 0 { idle.append(fd) }
         }
         #expect(idle.count == wanted, "the kernel accepted them all (the server closes those beyond its cap of 1024)")
+        // The server holds its cap and no more: it accepts and closes the rest at once.
+        let cap = TCPMessageServer.Limits().maxConnections
+        var held = 0
+        for _ in 0..<300 {
+            held = server.server.tcpConnections
+            if held == cap { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(held == cap, "connections held: \(held)")
+        var buffer = [UInt8](repeating: 0, count: 1)
+        #expect(recv(idle[idle.count - 1], &buffer, 1, 0) == 0, "one beyond the cap is closed by the server")
         // UDP still answers, and so does a new TCP connection once idle ones are released.
         #expect(Client.udp(query("kubernetes.default.svc.cluster.local."), port: server.port, timeout: 2000) != nil)
         for fd in idle { close(fd) }
