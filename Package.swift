@@ -183,7 +183,10 @@ let package = Package(
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
         .testTarget(
             name: "ClusterDNSToolTests",
-            dependencies: ["ClusterDNSCommand", "ServiceRegistry", "NetAddress"],
+            dependencies: [
+                "ClusterDNSCommand", "ServiceRegistry", "NetAddress", "DNSResolver",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
     ],

@@ -1,3 +1,5 @@
+@testable import ClusterDNSCommand
+import Logging
 import Foundation
 import Synchronization
 import Testing
@@ -481,6 +483,19 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
             log-queries-sample: 1
             """)
         #expect(try answer(["serve", "--config", config], port: port).contains("10.96.0.1"))
+        // Each setting where it takes effect (the file read as `serve` reads it).
+        let serve = try Serve.parse(try ConfigFile.arguments(from: config))
+        try serve.validate()
+        let forwarding = try #require(try serve.forwarding(listening: [], logger: Logger(label: "test")))
+        #expect(forwarding.groups.map(\.domain.description) == [".", "corp.example."])
+        #expect(forwarding.groups.map { $0.servers.map(\.description) } == [["127.0.0.1:9"], ["127.0.0.1:9", "127.0.0.2:53"]])
+        #expect(serve.allowRecursion == ["127.0.0.0/8"])
+        #expect(forwarding.policy == .roundRobin && forwarding.maxFails == 3 && forwarding.maxConcurrent == 50)
+        #expect(forwarding.readTimeout == .milliseconds(500) && forwarding.deadline == .seconds(1))
+        #expect(forwarding.cache.capacity == 100 && forwarding.cache.minimumTTL == 1 && forwarding.cache.maximumTTL == 60)
+        #expect(forwarding.cache.maximumNegativeTTL == 30 && forwarding.cache.serverFailureTTL == 0)
+        #expect(forwarding.cache.staleWindow == 3600 && forwarding.cache.prefetchFraction == 0.1)
+        #expect(serve.logQueries && serve.logQueriesSample == 1)
         let bad = try write("log-queries: maybe\n")
         let result = try Tool.run(["serve", "--config", bad])
         #expect(result.status != 0)
