@@ -141,11 +141,28 @@ func endpoints(_ registry: Registry, _ name: String, namespace: String = "defaul
         }
     }
 
-    @Test func slowWatcherDoesNotBlockWriters() throws {
-        let registry = try Registry()
-        let events = registry.watch()  // never read
-        for i in 0..<2000 { try registry.apply(service("s\(i)")) }
-        #expect(registry.resourceVersion == 2000)
-        _ = events
+    /// A watcher that does not read is cut off once its buffer is full (it must re-list), and
+    /// writers never wait for it: the events it has are delivered, then `WatchExpired`.
+    @Test func aWatcherThatFallsBehindIsCutOffWithoutBlockingWriters() async throws {
+        var configuration = RegistryConfiguration()
+        configuration.watcherBuffer = 100
+        let registry = try Registry(configuration: configuration)
+        let events = registry.watch()  // not read while the writes go on
+        let reader = registry.watch()
+        for i in 0..<2000 { try await registry.apply(service("s\(i)")) }
+        #expect(registry.resourceVersion == 2000, "no write waited")
+        var received = 0
+        var cutOff: WatchExpired? = nil
+        do {
+            for try await _ in events { received += 1 }
+        } catch let error as WatchExpired {
+            cutOff = error
+        }
+        #expect(received == 100, "the buffered events, then the cut")
+        #expect(cutOff?.requested == 100, "\(String(describing: cutOff))")
+        // Another watcher's buffer is its own: it too was cut at 100, independently.
+        var second = 0
+        do { for try await _ in reader { second += 1 } } catch is WatchExpired {}
+        #expect(second == 100)
     }
 }

@@ -1,4 +1,5 @@
 import DequeModule
+import Dispatch
 
 #if canImport(Glibc)
 /// glibc's `malloc_trim` (in <malloc.h>, which the Glibc module does not export).
@@ -40,8 +41,6 @@ public final class Registry: Sendable {
 
     /// Events kept for watchers that resume from a resource version.
     static let historyLimit = 4096
-    /// Events buffered per watcher before it is cut off (and must re-list).
-    static let watcherBuffer = 65536
 
     struct Watcher {
         var continuation: AsyncThrowingStream<WatchEvent, any Error>.Continuation
@@ -154,7 +153,7 @@ public final class Registry: Sendable {
     public func watchWithSnapshot(from resourceVersion: UInt64? = nil)
         -> (snapshot: RegistrySnapshot, events: AsyncThrowingStream<WatchEvent, any Error>) {
         let (stream, continuation) = AsyncThrowingStream<WatchEvent, any Error>.makeStream(
-            bufferingPolicy: .bufferingOldest(Self.watcherBuffer))
+            bufferingPolicy: .bufferingOldest(configuration.watcherBuffer))
         let snapshot = state.withLock { (state: inout State) -> RegistrySnapshot in
             if let from = resourceVersion, from < state.snapshot.resourceVersion {
                 let oldest = state.history.first?.resourceVersion ?? state.snapshot.resourceVersion + 1
@@ -170,7 +169,16 @@ public final class Registry: Sendable {
             state.nextWatcher += 1
             state.watchers[id] = Watcher(continuation: continuation)
             continuation.onTermination = { [weak self] _ in
-                self?.state.withLock { _ = $0.watchers.removeValue(forKey: id) }
+                // A watcher cut off for falling behind is finished by `publish`, under the state
+                // lock, and this runs right there: taking the lock again would trap. Then (or
+                // when another writer holds it) the removal is left to another thread; it is
+                // idempotent, and a finished watcher's stream ignores what is yielded to it.
+                guard let self else { return }
+                if self.state.withLockIfAvailable({ _ = $0.watchers.removeValue(forKey: id) }) == nil {
+                    DispatchQueue.global().async { [weak self] in
+                        self?.state.withLock { _ = $0.watchers.removeValue(forKey: id) }
+                    }
+                }
             }
             return state.snapshot
         }

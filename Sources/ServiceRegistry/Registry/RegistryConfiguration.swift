@@ -6,6 +6,9 @@ public struct RegistryConfiguration: Hashable, Sendable {
     public var serviceCIDRs: [IPPrefix]
     public var nodePortRange: ClosedRange<Int>
     public var loadBalancerPool: [IPPrefix]
+    /// Events buffered per watcher that has not read them; one more cuts it off (it must
+    /// re-list) rather than hold writers back or grow without bound.
+    public var watcherBuffer = 65536
 
     public static let defaultServiceCIDR = try! IPPrefix(parsing: "10.96.0.0/12")
 
