@@ -77,9 +77,15 @@ public final class ClusterAuthority: Authority {
     /// When the compiled changes have grown many, a fold into a new table starts on another
     /// thread and is adopted when done, without a change being lost or waiting for it.
     public func apply(_ events: some Sequence<WatchEvent>, snapshot: RegistrySnapshot) {
+        let events = Array(events)
         writer.withLock { folding in
             let zone = served.zone.updated(with: events, snapshot: snapshot, foldChanges: false)
-            current.withLock { $0 = Served(zone, snapshot.resourceVersion) }
+            // The version the zone now reflects is the last event's, not the snapshot's: the
+            // snapshot may hold later changes whose events are still to come, and a watcher cut
+            // off before them must see that the zone lacks them (and compile it whole).
+            var version = served.version
+            for event in events { version = max(version, event.resourceVersion) }
+            current.withLock { $0 = Served(zone, version) }
             if !folding, zone.compiled.needsCompaction {
                 folding = true
                 startFold(zone.compiled.prepareFold())

@@ -73,6 +73,44 @@ func exchange(_ bytes: [UInt8], port: UInt16) -> [UInt8]? {
         try await running.value
     }
 
+    /// A zone updater that falls behind the registry (more events at once than its watch buffer
+    /// holds) is cut off and resynchronises: a full compilation from a new snapshot, then the
+    /// watch again. Nothing is lost: every service of the burst is answered, and later changes
+    /// still follow.
+    @Test func aZoneUpdaterThatFallsBehindResynchronises() async throws {
+        var logger = Logger(label: "embedder")
+        logger.logLevel = .error
+        var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
+        configuration.registry.watcherBuffer = 16
+        let dns = try ClusterDNSService(configuration: configuration, logger: logger)
+        let group = ServiceGroup(services: [dns], logger: logger)
+        let running = Task { try await group.run() }
+        let port = try #require(await dns.server.boundAddresses.first).port
+        func service(_ name: String) -> RegistryObject {
+            var spec = Service.Spec()
+            spec.ports = [.init(name: "http", port: 80)]
+            return .service(Service(metadata: ObjectMeta(name: name, namespace: "default"), spec: spec))
+        }
+        func answered(_ name: String) async throws -> Bool {
+            for _ in 0..<300 {
+                if ask("\(name).default.svc.cluster.local.", port: port)?.answers.isEmpty == false { return true }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return false
+        }
+        // 200 services in one batch: published at once, far past the updater's buffer of 16.
+        let results = await dns.registry.apply(contentsOf: (0..<200).map { service("burst-\($0)") })
+        #expect(results.allSatisfy { (try? $0.get()) != nil })
+        #expect(try await answered("burst-0"))
+        #expect(try await answered("burst-199"))
+        #expect(dns.cluster.resourceVersion >= dns.registry.resourceVersion - 1)
+        // And the watch goes on after the resynchronisation.
+        try await dns.registry.apply(service("after"))
+        #expect(try await answered("after"))
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+
     /// `isServing` (what `/ready` asks) turns true only once the zone is compiled from the
     /// loaded registry and the DNS addresses answer, and false again at shutdown.
     @Test func servingMeansAnswering() async throws {
