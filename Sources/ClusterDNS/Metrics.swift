@@ -99,15 +99,13 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
     /// The question's type, read from the wire without decoding the message.
     static func questionType(_ query: UnsafeRawBufferPointer) -> RecordType? {
         guard query.count > 12 else { return nil }
-        var offset = 12
-        while offset < query.count {
-            let n = Int(query[offset])
-            if n == 0 { break }
-            if n & 0xC0 != 0 { return nil }
-            offset += n + 1
+        var reader = WireReader(bytes: query, offset: 12)
+        do {
+            guard try reader.skipNameInPlace() == nil else { return nil }
+            return RecordType(try reader.readUInt16())
+        } catch {
+            return nil
         }
-        guard offset + 2 < query.count else { return nil }
-        return RecordType(UInt16(query[offset + 1]) << 8 | UInt16(query[offset + 2]))
     }
 
     static func questionName(_ query: UnsafeRawBufferPointer) -> DomainName? {
