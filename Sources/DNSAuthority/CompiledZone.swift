@@ -62,7 +62,15 @@ public struct CompiledZone: Sendable {
     private var changes: TreeDictionary<UInt32, [Change]> = [:]
     private var changeCount = 0
 
-    public static let compiledTypes: [RecordType] = [.a, .aaaa, .srv, .txt, .cname, .soa, .ns, .mx]
+    public static let compiledTypes: [RecordType] = [.a, .aaaa, .srv, .txt, .cname, .soa, .ns, .mx, .ptr, .caa]
+
+    /// The type of the marker answer a name carries when it also holds records of types not
+    /// compiled (HINFO, DS, TLSA, unknown types...): a question for a type the entry lacks then
+    /// goes to the general path instead of being answered NODATA. Type 0 is reserved (RFC 6895).
+    public static let otherTypesMarker: UInt16 = 0
+
+    /// The marker answer (see `otherTypesMarker`).
+    public static let otherTypes = Answer(type: otherTypesMarker, counts: (0, 0, 0), bytes: [])
 
     /// Names in the zone (after folding the changes in, so only exact after `compact()`).
     public var tableCount: Int { table.count }
@@ -331,14 +339,14 @@ public struct CompiledZone: Sendable {
         var i = 0
         var isAlias = false
         while let answer = readAnswer(entry, &i) {
-            if answer.type == type {
+            if answer.type == type && type != Self.otherTypesMarker {
                 return .answer(bytes: UnsafeRawBufferPointer(rebasing: entry[answer.bytes]), counts: answer.counts,
                                leavesZone: answer.leavesZone, apexLetters: answer.apexLetters)
             }
-            if answer.type == RecordType.cname.rawValue { isAlias = true }
+            if answer.type == RecordType.cname.rawValue || answer.type == Self.otherTypesMarker { isAlias = true }
         }
-        // A CNAME answers every type; those not compiled (HINFO, CAA, ...) follow it on the
-        // general path.
+        // A CNAME answers every type; those not compiled (HINFO, DS, ...) follow it on the
+        // general path, as do the types of a name marked as holding others.
         return isAlias ? .uncompiled : .noData
     }
 

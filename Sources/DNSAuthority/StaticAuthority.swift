@@ -56,7 +56,11 @@ public struct StaticAuthority: Authority {
         for name in names where !general.contains(where: { name.isSubdomain(of: $0) }) {
             let node = nodes[name] ?? [:]
             let types = node[.cname] != nil ? CompiledZone.compiledTypes : CompiledZone.compiledTypes.filter { node[$0] != nil }
-            builder.add(name, answers: CompiledZone.answers(for: name, types: types, apex: apex) { lookup($0) })
+            var answers = CompiledZone.answers(for: name, types: types, apex: apex) { lookup($0) }
+            // Records of a type not compiled: questions for types this name lacks go to the
+            // general path (it answers those records, and NODATA for the rest).
+            if node.keys.contains(where: { !CompiledZone.compiledTypes.contains($0) }) { answers.append(CompiledZone.otherTypes) }
+            builder.add(name, answers: answers)
         }
         return Precompiled(answers: builder.finish(), soa: RecordTemplate([negativeSOA], apex: origin), generalSubtrees: general)
     }

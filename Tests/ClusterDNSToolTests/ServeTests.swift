@@ -112,6 +112,28 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
 }
 
 @Suite(.serialized) struct ServeZonesAndMetricsTests {
+    /// The README's examples against the repository's `zones/`, through dig: forward names,
+    /// a CNAME to the apex, and the reverse zone's PTR (a type the cluster zone never has,
+    /// answered from the zone file's pre-encoded answers).
+    @Test func theExampleZonesAnswerAsTheREADMESays() throws {
+        let zones = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("zones").path
+        let port = freePort()
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(port)", "--http", "none", "--zones", zones,
+                             "--resolv-conf", "none", "--lameduck", "0s"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        #expect(eventually(10) { digShort(port: port, "kubernetes.default.svc.cluster.local") == "10.96.0.1\n" })
+        #expect(digShort(port: port, "www.example.com") == "example.com.\n192.0.2.10\n")
+        let reverse = try Tool.runRaw("/usr/bin/env", ["dig", "@127.0.0.1", "-p", String(port), "+short", "+time=1", "+tries=1",
+                                                       "-x", "192.0.2.25"]).stdout
+        #expect(reverse == "mail.example.com.\n")
+    }
+
     @Test func staticZonesReloadAndMetricsAreScraped() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zones-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

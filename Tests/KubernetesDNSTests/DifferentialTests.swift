@@ -11,7 +11,7 @@ import ZoneFile
 /// DO and CD bits set and clear, payload sizes down to below 512, UDP and TCP. The generator is
 /// seeded, so a failure names the case that reproduces it.
 @Suite struct DifferentialTests {
-    static let types: [RecordType] = [.a, .aaaa, .srv, .txt, .cname, .soa, .ns, .mx, .ptr, .any, .caa, .hinfo]
+    static let types: [RecordType] = [.a, .aaaa, .srv, .txt, .cname, .soa, .ns, .mx, .ptr, .any, .caa, .hinfo, RecordType(65280)]
 
     /// Every owner name of both fixtures, every name they point at, names that exist nowhere,
     /// pod names and reverse names (in and outside the service range).

@@ -28,6 +28,10 @@ let staticZoneText = """
     x.wild   IN A   192.0.2.100
     _sip._tcp IN SRV 0 5 5060 mail
     lab      IN NS  ns.lab
+    ptr      IN PTR www
+    @        IN CAA 0 issue "ca.example"
+    info     IN A   192.0.2.30
+    info     IN TYPE65280 \\# 4 0a000001
     ns.lab   IN A   192.0.2.98
     deep.lab IN A   192.0.2.97
     """
@@ -80,6 +84,13 @@ let staticCases: [Case] = [
     Case(name: "host.lab.example.com.", type: .mx, authority: ["lab.example.com. 3600 IN NS ns.lab.example.com."],
          additional: ["ns.lab.example.com. 3600 IN A 192.0.2.98"]),
     Case(name: "lab.example.com.", type: .ds, authority: [exSOA]),
+    // Types the fast path pre-encodes beyond the cluster's (PTR, CAA), and a name that also
+    // holds a type it does not: that type, and the types the name lacks, take the general path.
+    Case(name: "ptr.example.com.", type: .ptr, answer: ["ptr.example.com. 3600 IN PTR www.example.com."]),
+    Case(name: "example.com.", type: .caa, answer: ["example.com. 3600 IN CAA 0 issue \"ca.example\""]),
+    Case(name: "info.example.com.", type: .a, answer: ["info.example.com. 3600 IN A 192.0.2.30"]),
+    Case(name: "info.example.com.", type: RecordType(65280), answer: ["info.example.com. 3600 IN TYPE65280 \\# 4 0a000001"]),
+    Case(name: "info.example.com.", type: .txt, authority: [exSOA]),
 ]
 
 @Suite struct StaticZoneTests {
