@@ -36,7 +36,8 @@ let responder: Responder = {
                                    snapshot: registry.snapshot())
     let catalog = Catalog(cluster.authorities)
     let zone = "$TTL 60\n@ SOA ns hostmaster 1 7200 900 86400 30\n NS ns\nns A 192.0.2.1\nwww CNAME @\n@ A 192.0.2.2\n"
-        + "mail MX 10 ns\n*.wild TXT \"w\"\nsub NS ns.sub\nns.sub A 192.0.2.3\n"
+        + "mail MX 10 ns\n*.wild TXT \"w\"\nsub NS ns.sub\nns.sub A 192.0.2.3\nptr PTR www\n@ CAA 0 issue \"ca\"\n"
+        + "info A 192.0.2.4\ninfo TYPE65280 \\# 4 0a000001\n"
     catalog.add(StaticAuthority(zone: try! ZoneParser().parse(zone, origin: try! DomainName("example.com."))))
     return Responder(catalog: catalog)
 }()
