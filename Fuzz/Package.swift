@@ -11,10 +11,12 @@ let package = Package(
     name: "ClusterDNSFuzz",
     dependencies: [.package(name: "ClusterDNS", path: "..")],
     targets: [
+        .target(name: "FuzzDriver"),
         // DNS messages, the query fast path's parse, zone files.
         .executableTarget(
             name: "FuzzDecoders",
             dependencies: [
+                "FuzzDriver",
                 .product(name: "DNSWire", package: "ClusterDNS"),
                 .product(name: "ZoneFile", package: "ClusterDNS"),
             ]
@@ -22,13 +24,14 @@ let package = Package(
         // YAML and JSON manifests, through the YAML reader and the strict object decoding.
         .executableTarget(
             name: "FuzzManifests",
-            dependencies: [.product(name: "ServiceRegistry", package: "ClusterDNS")]
+            dependencies: ["FuzzDriver", .product(name: "ServiceRegistry", package: "ClusterDNS")]
         ),
         // Any bytes as a query to a responder over a cluster and a zone file: never a trap, and
         // the fast path's reply always the general path's.
         .executableTarget(
             name: "FuzzResponder",
             dependencies: [
+                "FuzzDriver",
                 .product(name: "DNSAuthority", package: "ClusterDNS"),
                 .product(name: "KubernetesDNS", package: "ClusterDNS"),
                 .product(name: "ServiceRegistry", package: "ClusterDNS"),

@@ -58,7 +58,8 @@ public final class DNSServer: Service, @unchecked Sendable {
         do {
             for address in configuration.addresses {
                 // With port 0 the kernel picks UDP's port; TCP may find it taken (by any TCP
-                // socket), so a few attempts are made before giving up.
+                // socket: a test holding thousands of client connections takes a third of the
+                // ephemeral ports), so up to 100 pairs are tried before giving up.
                 var attempt = 0
                 while true {
                     attempt += 1
@@ -73,7 +74,7 @@ public final class DNSServer: Service, @unchecked Sendable {
                         }
                         tcp.append(tcpServer)
                         break
-                    } catch where address.port == 0 && error.errno == EADDRINUSE && attempt < 8 {
+                    } catch where address.port == 0 && error.errno == EADDRINUSE && attempt < 100 {
                         udp.removeLast().stop()
                     }
                 }

@@ -1,3 +1,4 @@
+import FuzzDriver
 import DNSAuthority
 import DNSWire
 import KubernetesDNS
@@ -62,19 +63,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
-
 /// SwiftPM names an executable's entry point `<module>_main`; hand control to libFuzzer.
 @_cdecl("FuzzResponder_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     // Built before the first input: what lives for the whole run is not an input's leak.
     _ = responder.maxUDPPayload
-    var count = argc
-    var arguments = argv
-    return runFuzzerDriver(&count, &arguments, fuzz)
+    return FuzzDriver.run(argc, argv, fuzz)
 }
