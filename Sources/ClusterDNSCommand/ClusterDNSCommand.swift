@@ -50,3 +50,7 @@ func raiseDescriptorLimit() {
 @_silgen_name("mallopt")
 private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
 #endif
+
+/// The source this program's own log lines name: the program, as users know it, not the module
+/// that holds it (`ClusterDNSCommand`, a name chosen for file systems that ignore case).
+let logSource = "clusterdns"

@@ -58,7 +58,7 @@ struct HealthService: ServiceLifecycle.Service {
             }
         }
         server.start()
-        logger.info("serving HTTP", metadata: ["address": "\(server.address)"])
+        logger.info("serving HTTP", metadata: ["address": "\(server.address)"], source: logSource)
         try? await gracefulShutdown()
         server.stop()
     }
@@ -74,7 +74,7 @@ struct LameDuckService: ServiceLifecycle.Service {
     func run() async throws {
         try? await gracefulShutdown()
         readiness.markShuttingDown()
-        logger.info("shutting down: not ready, still answering", metadata: ["lameduck": "\(period)"])
+        logger.info("shutting down: not ready, still answering", metadata: ["lameduck": "\(period)"], source: logSource)
         try? await Task.sleep(for: period)
     }
 }
@@ -104,7 +104,7 @@ struct HangupService: ServiceLifecycle.Service {
         defer { source.cancel() }
         await cancelWhenGracefulShutdown {
             for await _ in stream {
-                logger.info("SIGHUP: reloading")
+                logger.info("SIGHUP: reloading", source: logSource)
                 onHangup()
             }
         }

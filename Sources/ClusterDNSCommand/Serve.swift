@@ -258,7 +258,7 @@ struct Serve: AsyncParsableCommand {
                 let listed = ResolvConf.nameservers(in: text)
                 defaults = ResolvConf.excludingSelf(listed, listening: listening)
                 if defaults.count < listed.count {
-                    logger.notice("skipped our own address in \(resolvConf)", metadata: ["skipped": "\(listed.count - defaults.count)"])
+                    logger.notice("skipped our own address in \(resolvConf)", metadata: ["skipped": "\(listed.count - defaults.count)"], source: logSource)
                 }
             } else if resolvConf != "/etc/resolv.conf" {
                 throw ValidationError("--resolv-conf \(resolvConf): cannot be read")
@@ -377,7 +377,7 @@ struct Serve: AsyncParsableCommand {
             let logger = hangupLogger
             dns.reloadZones(force: true)
             let changed = dns.loadManifests()
-            logger.info("manifests re-applied", metadata: ["changed": "\(changed)"])
+            logger.info("manifests re-applied", metadata: ["changed": "\(changed)"], source: logSource)
             source?.reload(into: dns, logger: logger)
         }, logger: logger)))
         services.append(.init(service: LameDuckService(readiness: readiness, period: parseDuration(lameduck) ?? .seconds(5), logger: logger)))
@@ -444,11 +444,11 @@ final class ConfigSource: Sendable {
             applied.withLock { $0 = arguments }
             let restart = changed.subtracting(Self.liveKeys).sorted()
             if !restart.isEmpty {
-                logger.notice("--config \(path): these changed settings take effect on restart", metadata: ["settings": "\(restart.joined(separator: ", "))"])
+                logger.notice("--config \(path): these changed settings take effect on restart", metadata: ["settings": "\(restart.joined(separator: ", "))"], source: logSource)
             }
         } catch {
             logger.error("--config \(path) refused on reload; the running settings are kept",
-                         metadata: ["error": "\(Serve.message(for: error))"])
+                         metadata: ["error": "\(Serve.message(for: error))"], source: logSource)
         }
     }
 }
