@@ -50,8 +50,11 @@ public struct ZoneUpdater: ServiceLifecycle.Service {
 }
 
 
-/// Re-applies the manifests whenever one of their files changes (checked every second).
-/// A document removed from a file is not deleted: deletion is explicit (`clusterdns delete`).
+/// Re-applies the manifest files that change: told by inotify at once (polled every second as
+/// well, where inotify misses something or cannot be had), it compares every file's stamp and
+/// reads and applies only the files that changed, so a change to a small file does not wait for
+/// its large neighbours to be read again. A document removed from a file is not deleted:
+/// deletion is explicit (`clusterdns delete`).
 public struct ManifestWatcher: ServiceLifecycle.Service {
     public init(paths: [String], registry: Registry, logger: Logger) {
         self.paths = paths
@@ -63,30 +66,51 @@ public struct ManifestWatcher: ServiceLifecycle.Service {
     let registry: Registry
     let logger: Logger
 
+    /// The stamps of the manifest files the paths name: a file itself, or a directory's
+    /// manifest files, as `Manifest.load` reads them.
     func fingerprint() -> [String: FileStamp] {
         var result: [String: FileStamp] = [:]
         for path in paths {
             guard let stamp = FileStamp(path: path) else { continue }
             let files = stamp.isDirectory
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).map { FileStamp.join(path, $0) }
+                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
+                    .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".json")) && !$0.hasPrefix(".") }
+                    .map { FileStamp.join(path, $0) }
                 : [path]
             for file in files { result[file] = FileStamp(path: file) }
         }
         return result
     }
 
+    /// The files added or changed between two fingerprints, in name order.
+    static func changedFiles(from old: [String: FileStamp], to new: [String: FileStamp]) -> [String] {
+        new.filter { old[$0.key] != $0.value }.keys.sorted()
+    }
+
     public func run() async throws {
         let initial = fingerprint()
-        // Shutdown cancels the loop; that is its normal end, not an error.
-        try? await cancelWhenGracefulShutdown {
+        let (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let events = FileEvents(paths: paths) { signal.yield() }
+        let poll = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "clusterdns.manifest-poll"))
+        poll.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(100))
+        poll.setEventHandler { signal.yield() }
+        poll.resume()
+        defer {
+            poll.cancel()
+            events?.stop()
+            signal.finish()
+        }
+        // Shutdown cancels the loop (the stream ends for a cancelled task): its normal end.
+        await cancelWhenGracefulShutdown {
             var last = initial
-            while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(1))
+            for await _ in signals {
                 let now = fingerprint()
-                guard now != last else { continue }
+                let changed = Self.changedFiles(from: last, to: now)
                 last = now
-                let changed = ManifestLoader.reload(paths: paths, into: registry, logger: logger)
-                logger.info("manifests re-applied", metadata: ["changed": "\(changed)", "resourceVersion": "\(registry.resourceVersion)"])
+                guard !changed.isEmpty else { continue }
+                let count = ManifestLoader.reload(files: changed, into: registry, logger: logger)
+                logger.info("manifests re-applied", metadata: ["files": "\(changed.joined(separator: " "))", "changed": "\(count)",
+                                                              "resourceVersion": "\(registry.resourceVersion)"])
             }
         }
     }
@@ -100,6 +124,16 @@ public enum ManifestLoader {
         let entries = paths.isEmpty && embedded != nil
             ? Manifest.decode(embedded!, file: "<embedded example cluster>")
             : paths.flatMap { Manifest.load(path: $0) }
+        return apply(entries, into: registry, logger: logger)
+    }
+
+    /// Reads and applies only `files` (those that changed), in one batch.
+    @discardableResult
+    public static func reload(files: [String], into registry: Registry, logger: Logger) -> Int {
+        apply(files.flatMap { Manifest.load(path: $0) }, into: registry, logger: logger)
+    }
+
+    static func apply(_ entries: [ManifestEntry], into registry: Registry, logger: Logger) -> Int {
         var objects: [RegistryObject] = []
         for entry in entries {
             switch entry.result {

@@ -108,3 +108,11 @@ extension Socket {
         return error
     }
 }
+
+extension Socket {
+    /// read(2) of any descriptor (an inotify descriptor, a pipe), without blocking when it is
+    /// non-blocking.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
+        retrying { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+    }
+}

@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import DispatchSockets
+
+/// Changes in the directories of some paths, through inotify: `onChange` runs (on a queue of
+/// its own) soon after a file there is written and closed, moved in or out, created, removed or
+/// has its attributes changed. It says only that something may have changed: the watcher
+/// compares its stamps to learn what. Nil when inotify cannot be had (then polling alone
+/// notices changes).
+final class FileEvents: @unchecked Sendable {
+    let fd: Int32
+    let source: any DispatchSourceRead
+
+    init?(paths: [String], onChange: @escaping @Sendable () -> Void) {
+        let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard fd >= 0 else { return nil }
+        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB)
+        var watched = 0
+        for path in paths {
+            var info = stat()
+            let isDirectory = stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+            // A file is watched through its directory: a new version moved over it is a new inode.
+            let directory = isDirectory ? path : FileEvents.directory(of: path)
+            if inotify_add_watch(fd, directory, mask) >= 0 { watched += 1 }
+        }
+        guard watched > 0 else {
+            close(fd)
+            return nil
+        }
+        self.fd = fd
+        source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: DispatchQueue(label: "clusterdns.file-events"))
+        source.setEventHandler { [fd] in
+            // Drain the events (their content does not matter), then say so once.
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while case .done(let n) = buffer.withUnsafeMutableBytes({ Socket.read(fd, into: $0) }), n > 0 {}
+            onChange()
+        }
+        source.setCancelHandler { [fd] in close(fd) }
+        source.resume()
+    }
+
+    func stop() { source.cancel() }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}
