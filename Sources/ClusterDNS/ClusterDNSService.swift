@@ -209,13 +209,22 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
             : ManifestWatcher(paths: configuration.manifests, registry: registry, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await updater.run() }
-            if staticZones != nil {
+            if let staticZones {
                 group.addTask {
-                    try? await cancelWhenGracefulShutdown {
-                        while !Task.isCancelled {
-                            try await Task.sleep(for: .seconds(1))
-                            if self.staticZones?.hasChanges == true { self.reloadZones() }
-                        }
+                    // Woken by inotify on the zones' directory at once, and every second as well.
+                    let (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+                    let events = FileEvents(paths: [staticZones.directory]) { signal.yield() }
+                    let poll = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "clusterdns.zones-poll"))
+                    poll.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(100))
+                    poll.setEventHandler { signal.yield() }
+                    poll.resume()
+                    defer {
+                        poll.cancel()
+                        events?.stop()
+                        signal.finish()
+                    }
+                    await cancelWhenGracefulShutdown {
+                        for await _ in signals where staticZones.hasChanges { self.reloadZones() }
                     }
                 }
             }
