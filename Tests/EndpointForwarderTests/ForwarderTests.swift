@@ -335,15 +335,14 @@ final class RunningForwarder: Sendable {
         #expect(seen["none"] == nil, "\(seen)")
         #expect(seen["b"] == nil)
         #expect((seen["a"] ?? 0) + (seen["c"] ?? 0) == 24)
-        // No endpoint: the connection is reset at once, not left hanging.
-        let started = ContinuousClock.now
+        // No endpoint: the connection is reset, not left hanging (a hanging one would end in the
+        // socket's receive timeout, EAGAIN, not ECONNRESET).
         let fd = try #require(connectTo("127.100.0.13", 8080))
         var byte: UInt8 = 0
         let n = recv(fd, &byte, 1, 0)
         let error = errno
         close(fd)
         #expect(n < 0 && error == ECONNRESET)
-        #expect(ContinuousClock.now - started < .milliseconds(500))
         #expect((running.forwarder.stats(for: Frontend(address: SocketAddress(parsing: "127.100.0.13:8080")!, protocol: .tcp))?.failedCount ?? 0) >= 1)
     }
 
@@ -646,11 +645,11 @@ func raiseDescriptorLimit(to wanted: rlim_t) -> Bool {
         let fd = try #require(connectTo("127.100.0.41", 7600, timeout: 2000))
         defer { close(fd) }
         _ = writeAll(fd, Array("HOLD\n".utf8))
-        let started = ContinuousClock.now
+        // Closed (0) within the socket's 2 s receive timeout (else -1, EAGAIN): the idle
+        // timeout (300 ms) ended it, not the test.
         var byte: UInt8 = 0
         let n = recv(fd, &byte, 1, 0)
         #expect(n == 0, "closed by the forwarder")
-        #expect(ContinuousClock.now - started < .milliseconds(1500))
         // Two flows fit; a third client is dropped.
         var clients: [Int32] = []
         defer { for c in clients { close(c) } }
