@@ -211,20 +211,10 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
             group.addTask { try await updater.run() }
             if let staticZones {
                 group.addTask {
-                    // Woken by inotify on the zones' directory at once, and every second as well.
-                    let (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-                    let events = FileEvents(paths: [staticZones.directory]) { signal.yield() }
-                    let poll = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "clusterdns.zones-poll"))
-                    poll.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(100))
-                    poll.setEventHandler { signal.yield() }
-                    poll.resume()
-                    defer {
-                        poll.cancel()
-                        events?.stop()
-                        signal.finish()
-                    }
+                    let changes = FileChanges(paths: [staticZones.directory])
+                    defer { changes.stop() }
                     await cancelWhenGracefulShutdown {
-                        for await _ in signals where staticZones.hasChanges { self.reloadZones() }
+                        for await _ in changes.signals where staticZones.hasChanges { self.reloadZones() }
                     }
                 }
             }

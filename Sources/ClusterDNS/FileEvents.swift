@@ -48,3 +48,32 @@ final class FileEvents: @unchecked Sendable {
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 }
+
+/// When to look at some files again: at once when inotify reports a change in their
+/// directories, and every second as well (where inotify misses something or cannot be had).
+/// The watchers compare their stamps on every signal; signals that pile up while one look
+/// runs count as one.
+final class FileChanges: @unchecked Sendable {
+    let signals: AsyncStream<Void>
+    private let signal: AsyncStream<Void>.Continuation
+    private let events: FileEvents?
+    /// Confined to its own queue but for `cancel`, which libdispatch allows from anywhere.
+    private let poll: any DispatchSourceTimer
+
+    init(paths: [String]) {
+        let (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.signals = signals
+        self.signal = signal
+        events = FileEvents(paths: paths) { signal.yield() }
+        poll = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "clusterdns.file-poll"))
+        poll.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(100))
+        poll.setEventHandler { signal.yield() }
+        poll.resume()
+    }
+
+    func stop() {
+        poll.cancel()
+        events?.stop()
+        signal.finish()
+    }
+}

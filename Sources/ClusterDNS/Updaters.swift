@@ -89,21 +89,12 @@ public struct ManifestWatcher: ServiceLifecycle.Service {
 
     public func run() async throws {
         let initial = fingerprint()
-        let (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let events = FileEvents(paths: paths) { signal.yield() }
-        let poll = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "clusterdns.manifest-poll"))
-        poll.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(100))
-        poll.setEventHandler { signal.yield() }
-        poll.resume()
-        defer {
-            poll.cancel()
-            events?.stop()
-            signal.finish()
-        }
+        let changes = FileChanges(paths: paths)
+        defer { changes.stop() }
         // Shutdown cancels the loop (the stream ends for a cancelled task): its normal end.
         await cancelWhenGracefulShutdown {
             var last = initial
-            for await _ in signals {
+            for await _ in changes.signals {
                 let now = fingerprint()
                 let changed = Self.changedFiles(from: last, to: now)
                 last = now

@@ -24,7 +24,6 @@ public struct ReplyShape: Hashable, Sendable {
     public var opt: OPT?
     /// The most bytes the reply may take.
     public var limit: Int
-    public var transport: Transport
 
     /// Bytes of the OPT record the reply ends with.
     public var optLength: Int { opt == nil ? 0 : Self.optRecordLength }
@@ -41,7 +40,6 @@ public struct ReplyShape: Hashable, Sendable {
         copiedFlags = queryFlags & 0x7910  // OPCODE, RD, CD
         isRecursionAvailable = recursionAvailable
         opt = payloadSize.map { _ in OPT(payloadSize: UInt16(clamping: maxUDPPayload), isDNSSECOK: isDNSSECOK) }
-        self.transport = transport
         switch transport {
         case .tcp: limit = 65535
         case .udp: limit = min(max(512, maxUDPPayload), max(512, Int(payloadSize ?? 512)))
@@ -106,10 +104,8 @@ public struct ReplyShape: Hashable, Sendable {
     /// The reply as a `Message` with no records yet: the header (AA clear, NOERROR) and the OPT
     /// record, to be filled and encoded with `encode(_:into:)`.
     public func message(questions: [Question]) -> Message {
-        var header = Header(id: id, flags: flags(rcode: .noError, isAuthoritative: false))
-        header.isAuthoritative = false
-        return Message(header: header, questions: questions,
-                       edns: opt.map { EDNS(udpPayloadSize: $0.payloadSize, isDNSSECOK: $0.isDNSSECOK) })
+        Message(header: Header(id: id, flags: flags(rcode: .noError, isAuthoritative: false)), questions: questions,
+                edns: opt.map { EDNS(udpPayloadSize: $0.payloadSize, isDNSSECOK: $0.isDNSSECOK) })
     }
 
     /// Encodes `reply` within the limit (see `Message.encode(into:maxSize:questionSuffixLabels:)`).

@@ -139,6 +139,11 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
     /// suffix already in the message becomes a pointer and the labels written out become targets
     /// for later names; without it (the SRV target) the name is neither compressed nor a target.
     public mutating func writeName(_ name: DomainName, compress: Bool = true) {
+        writeName(name, compress: compress, targetsFromLabel: 0)
+    }
+
+    /// `targetsFromLabel`: the labels before this one do not become targets.
+    mutating func writeName(_ name: DomainName, compress: Bool, targetsFromLabel: Int) {
         if compress && !name.storage.isEmpty, let offset = recentOffset(of: name.storage) {
             writeUInt16(0xC000 | UInt16(offset))
             return
@@ -150,13 +155,14 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
             let searchable = targetCount
             let start = count
             var i = 0
+            var label = 0
             while i < storage.count {
                 if compress, let target = findSuffix(storage, from: i, among: searchable) {
                     remember(name.storage, at: i == 0 ? Int(target) : start)
                     writeUInt16(0xC000 | target)
                     return
                 }
-                if compress && count < 0x4000 && targetCount < Self.maxTargets {
+                if compress && label >= targetsFromLabel && count < 0x4000 && targetCount < Self.maxTargets {
                     targets[targetCount] = UInt16(count)
                     targetCount += 1
                 }
@@ -164,6 +170,7 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
                 (buffer + count).update(from: storage.baseAddress! + i, count: n)
                 count += n
                 i += n
+                label += 1
             }
             buffer[count] = 0
             count += 1
@@ -178,26 +185,9 @@ public struct WireWriter: ~Copyable, @unchecked Sendable {
     /// question's letters (as CoreDNS answers), and an answer encoded for one spelling of the
     /// question has the same bytes for every other, but for the letters its pointers copy.
     public mutating func writeQuestionName(_ name: DomainName, suffixLabels: Int) {
-        let storage = name.storage
-        let firstTarget = max(0, name.labelCount - suffixLabels)
-        reserve(storage.count + 1)
         let start = count
-        var i = 0
-        var label = 0
-        while i < storage.count {
-            if label >= firstTarget && count < 0x4000 && targetCount < Self.maxTargets {
-                targets[targetCount] = UInt16(count)
-                targetCount += 1
-            }
-            let n = Int(storage[i]) + 1
-            storage.withUnsafeBufferPointer { (buffer + count).update(from: $0.baseAddress! + i, count: n) }
-            count += n
-            i += n
-            label += 1
-        }
-        buffer[count] = 0
-        count += 1
-        if !storage.isEmpty && start < 0x4000 { pinned = (storage, start) }
+        writeName(name, compress: true, targetsFromLabel: max(0, name.labelCount - suffixLabels))
+        if !name.storage.isEmpty && start < 0x4000 { pinned = (name.storage, start) }
     }
 
     /// Where a name with this very storage was written, if it is one of the last few.
