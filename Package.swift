@@ -127,7 +127,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // A seeded generator the tests share (not a product: nothing else links it).
+        // What the tests share: a seeded generator, waiting for a condition (not a product:
+        // nothing else links it).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"], swiftSettings: strict),
         .testTarget(
@@ -156,7 +157,7 @@ let package = Package(
             name: "DNSServerTests",
             dependencies: [
                 "DNSServer", "DNSResolver", "DNSAuthority", "KubernetesDNS", "DNSWire", "ServiceRegistry", "NetAddress", "DispatchSockets",
-                .product(name: "Logging", package: "swift-log"),
+                "TestSupport", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -164,7 +165,7 @@ let package = Package(
             name: "ClusterDNSTests",
             dependencies: [
                 "ClusterDNS", "DNSWire", "DNSAuthority", "KubernetesDNS", "DNSResolver", "DispatchSockets", "ServiceRegistry", "NetAddress",
-                .product(name: "Logging", package: "swift-log"),
+                "TestSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -173,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "EndpointForwarderTests",
             dependencies: [
-                "EndpointForwarder", "ServiceRegistry", "NetAddress", "DispatchSockets",
+                "EndpointForwarder", "ServiceRegistry", "NetAddress", "DispatchSockets", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

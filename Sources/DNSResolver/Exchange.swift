@@ -28,7 +28,8 @@ public enum ExchangeError: Error, Hashable, Sendable, CustomStringConvertible {
 /// the kernel; `connect` makes the kernel drop datagrams from any other address or port), a
 /// reply accepted only if it is a response with the query's ID and question; a truncated reply
 /// is retried over TCP. Everything runs on `queue`; `completion` is called there exactly once.
-/// There is no timer per exchange: the resolver's sweep calls `expire` once `deadline` passed.
+/// There is no timer per exchange: the resolver's sweep calls `expire` with its clock's time, and
+/// the exchange ends once that passes `deadline`.
 final class Exchange: @unchecked Sendable {
     typealias Completion = (Result<(Message, [UInt8]), ExchangeError>) -> Void
 
@@ -41,11 +42,12 @@ final class Exchange: @unchecked Sendable {
     var fd: Int32 = -1
     /// Read and write sources on `fd`.
     var sources: [any DispatchSourceProtocol] = []
-    let deadline: DispatchTime
+    /// When the exchange times out, on the resolver's clock (nanoseconds).
+    let deadline: UInt64
     /// Called for each reply that fails the ID/question check (spoofing attempts, stale answers).
     let onMismatch: (() -> Void)?
 
-    init(query: [UInt8], id: UInt16, question: Question, upstream: SocketAddress, timeout: DispatchTimeInterval,
+    init(query: [UInt8], id: UInt16, question: Question, upstream: SocketAddress, deadline: UInt64,
          queue: DispatchQueue, onMismatch: (() -> Void)? = nil, completion: @escaping Completion) {
         self.query = query
         self.id = id
@@ -54,7 +56,7 @@ final class Exchange: @unchecked Sendable {
         self.queue = queue
         self.completion = completion
         self.onMismatch = onMismatch
-        deadline = .now() + timeout
+        self.deadline = deadline
     }
 
     /// Starts the exchange; call on `queue`.
@@ -65,7 +67,7 @@ final class Exchange: @unchecked Sendable {
     var isFinished: Bool { completion == nil }
 
     /// Ends the exchange with a timeout if its deadline passed; on `queue`.
-    func expire(now: DispatchTime) {
+    func expire(now: UInt64) {
         if now >= deadline { finish(.failure(.timeout)) }
     }
 
@@ -83,7 +85,9 @@ final class Exchange: @unchecked Sendable {
         return true
     }
 
-    /// A socket from the pool, already connected and watched (nil: open one here).
+    /// A connected socket watched by the resolver's event loop, from the pool or opened for
+    /// this exchange (nil only when that failed: then `openSocket` reports why). epoll reports
+    /// the ICMP error of an upstream that refuses at once; libdispatch's read source would not.
     var armed: ArmedSocket?
 
     func startUDP() {

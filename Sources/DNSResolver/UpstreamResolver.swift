@@ -36,8 +36,8 @@ public enum ForwardError: Error, Hashable, Sendable {
 ///
 /// Per question: the cache first; identical questions in flight share one upstream query; the
 /// group of the longest matching stub domain (else the default upstreams); upstreams in policy
-/// order, healthy ones first, each tried with a read timeout until the overall deadline. An
-/// upstream failing `maxFails` times in a row is marked down and probed (`. NS`) until it answers.
+/// order, healthy ones first, each tried (at most twice) with a read timeout until the overall
+/// deadline. An upstream failing `maxFails` times in a row is marked down and probed (`. NS`) until it answers.
 /// Every upstream query has a random ID and source port, and its (ID, question) is remembered
 /// while in flight so that a query arriving back at our own server is recognised as a loop.
 public final class UpstreamResolver: @unchecked Sendable {
@@ -60,6 +60,9 @@ public final class UpstreamResolver: @unchecked Sendable {
     final class Upstream: @unchecked Sendable {
         let address: SocketAddress
         var fails = 0
+        /// While the upstream is down: when it is next asked `. NS` (on the resolver's clock);
+        /// nil while it is up or a probe is in flight.
+        var nextProbe: UInt64?
         var probing = false
         var queries = 0
         var failures = 0
@@ -100,8 +103,12 @@ public final class UpstreamResolver: @unchecked Sendable {
     static let armedPerUpstream = 4
     /// Exchanges in flight, for the deadline sweep (on `queue`).
     var exchanges: [ObjectIdentifier: Exchange] = [:]
+    /// Upstreams that are down, for the probe sweep (on `queue`).
+    var down: [ObjectIdentifier: Upstream] = [:]
     var sweeper: (any DispatchSourceTimer)?
     static let sweepInterval = DispatchTimeInterval.milliseconds(10)
+    /// Times the cache, every timeout and deadline, and the health probes.
+    let clock: any MonotonicClock
     let mismatchCount = Atomic<Int>(0)
     let loopCount = Atomic<Int>(0)
     /// Called on the resolver's queue after every upstream exchange (for metrics); set it
@@ -114,10 +121,12 @@ public final class UpstreamResolver: @unchecked Sendable {
         var name: [UInt8]
     }
 
-    /// `clock` ages the cache (TTLs, expiry, prefetch, the stale window); timeouts and the
-    /// deadline are real time.
+    /// `clock` decides everything timed: the cache's ages (TTLs, expiry, prefetch, the stale
+    /// window), read timeouts, the deadline and the health probes' interval. A timer looks at it
+    /// every 10 ms while something waits on it; tests advance a `ManualClock` and call `sweep()`.
     public init(configuration: Configuration, clock: any MonotonicClock = SystemClock()) {
         self.configuration = configuration
+        self.clock = clock
         cache = ResponseCache(configuration: configuration.cache, clock: clock)
         groups = configuration.groups.map { Group(domain: $0.domain, upstreams: $0.servers.map(Upstream.init)) }
         loop.start()
@@ -241,7 +250,8 @@ public final class UpstreamResolver: @unchecked Sendable {
         return list.filter { $0.fails < maxFails } + list.filter { $0.fails >= maxFails }
     }
 
-    /// Queries the upstreams in turn until one answers or the deadline passes; on `queue`.
+    /// Queries the upstreams in turn until one answers, the deadline passes or each was asked
+    /// twice; on `queue`.
     func forward(_ question: Question, key: ResponseCache.Key,
                  completion: @escaping (Outcome) -> Void) {
         let candidates = self.candidates(for: question.name)
@@ -249,11 +259,14 @@ public final class UpstreamResolver: @unchecked Sendable {
             completion(.failure(.noUpstream))
             return
         }
-        let deadline = DispatchTime.now() + configuration.deadline.dispatchInterval
+        let deadline = clock.now() + configuration.deadline.wholeNanoseconds
+        // Each upstream is asked at most twice per question: one that refuses at once is not
+        // hammered until the deadline.
+        let attempts = candidates.count * 2
         var attempt = 0
         func next() {
-            let now = DispatchTime.now()
-            guard now < deadline else {
+            let now = clock.now()
+            guard now < deadline, attempt < attempts else {
                 if let stale = cache.stale(key) {
                     completion(.stale(stale.aged(at: cache.now(), fixed: configuration.cache.staleTTL)))
                 } else {
@@ -263,10 +276,9 @@ public final class UpstreamResolver: @unchecked Sendable {
             }
             let upstream = candidates[attempt % candidates.count]
             attempt += 1
-            let remaining = deadline.uptimeNanoseconds - now.uptimeNanoseconds
-            let timeout = min(remaining, configuration.readTimeout.wholeNanoseconds)
+            let timeout = min(deadline, now + configuration.readTimeout.wholeNanoseconds)
             send(question, dnssecOK: key.dnssecOK, checkingDisabled: key.checkingDisabled, to: upstream,
-                 timeout: .nanoseconds(Int(timeout))) { [self] result in
+                 until: timeout) { [self] result in
                 switch result {
                 case .success(let message):
                     let now = cache.now()
@@ -285,7 +297,7 @@ public final class UpstreamResolver: @unchecked Sendable {
 
     /// One exchange with one upstream, with health bookkeeping.
     func send(_ question: Question, dnssecOK: Bool, checkingDisabled: Bool, to upstream: Upstream,
-              timeout: DispatchTimeInterval, completion: @escaping (Result<Message, ExchangeError>) -> Void) {
+              until deadline: UInt64, completion: @escaping (Result<Message, ExchangeError>) -> Void) {
         let id = UInt16.random(in: 0...UInt16.max)
         var header = Header(id: id, isRecursionDesired: true)
         header.isCheckingDisabled = checkingDisabled
@@ -293,17 +305,17 @@ public final class UpstreamResolver: @unchecked Sendable {
                               edns: EDNS(udpPayloadSize: configuration.udpPayloadSize, isDNSSECOK: dnssecOK))
         let loopKey = LoopKey(id: id, type: question.type.rawValue, name: question.name.lookupKey)
         outstanding.withLock { _ = $0.insert(loopKey) }
-        let started = DispatchTime.now()
+        let started = clock.now()
         upstream.queries += 1
         let exchange = Exchange(query: message.encoded(), id: id, question: question, upstream: upstream.address,
-                                timeout: timeout, queue: queue,
+                                deadline: deadline, queue: queue,
                                 onMismatch: { [self] in mismatchCount.add(1, ordering: .relaxed) }) { [self] result in
             // The pool is topped up after the answer has gone on (below), here on `queue`: on
             // the loop's thread when the reply woke it, which then registers the new socket
             // itself; no other thread is woken for it.
             defer { refillNow(upstream.address) }
             outstanding.withLock { _ = $0.remove(loopKey) }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+            let seconds = Double(clock.now() &- started) / 1e9
             switch result {
             case .success(let (message, _)):
                 upstream.fails = 0
@@ -317,7 +329,7 @@ public final class UpstreamResolver: @unchecked Sendable {
                 completion(.failure(error))
             }
         }
-        exchange.armed = takeArmed(upstream.address)
+        exchange.armed = takeArmed(upstream.address) ?? ArmedSocket(upstream: upstream.address, loop: loop, queue: queue)
         track(exchange)
     }
 
@@ -345,28 +357,40 @@ public final class UpstreamResolver: @unchecked Sendable {
         armed[address] = list
     }
 
-    /// Starts an exchange and keeps it until it ends; a timer every 10 ms expires the ones past
-    /// their deadline (one timer for all, running only while some are in flight). On `queue`.
+    /// Starts an exchange and keeps it until it ends. On `queue`.
     func track(_ exchange: Exchange) {
         exchange.start()
         guard !exchange.isFinished else { return }
         exchanges[ObjectIdentifier(exchange)] = exchange
-        if sweeper == nil {
-            let timer = DispatchSource.makeTimerSource(queue: queue)
-            timer.schedule(deadline: .now() + Self.sweepInterval, repeating: Self.sweepInterval, leeway: .milliseconds(2))
-            timer.setEventHandler { [self] in sweep() }
-            timer.resume()
-            sweeper = timer
-        }
+        startSweeping()
     }
 
-    func sweep() {
-        let now = DispatchTime.now()
+    /// One timer for every exchange's deadline and every probe, ticking every 10 ms only while
+    /// an exchange is in flight or an upstream is down. On `queue`.
+    func startSweeping() {
+        guard sweeper == nil else { return }
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + Self.sweepInterval, repeating: Self.sweepInterval, leeway: .milliseconds(2))
+        timer.setEventHandler { [self] in sweepNow() }
+        timer.resume()
+        sweeper = timer
+    }
+
+    /// Ends the exchanges whose deadline has passed on the clock and probes the down upstreams
+    /// that are due; the timer does this every 10 ms, tests after advancing a `ManualClock`.
+    /// Returns once done.
+    public func sweep() { queue.sync { sweepNow() } }
+
+    func sweepNow() {
+        let now = clock.now()
         for (id, exchange) in exchanges {
             exchange.expire(now: now)
             if exchange.isFinished { exchanges.removeValue(forKey: id) }
         }
-        if exchanges.isEmpty, let timer = sweeper {
+        for upstream in down.values {
+            if let due = upstream.nextProbe, now >= due { probe(upstream) }
+        }
+        if exchanges.isEmpty, down.isEmpty, let timer = sweeper {
             timer.cancel()
             sweeper = nil
         }
@@ -376,26 +400,36 @@ public final class UpstreamResolver: @unchecked Sendable {
     func startProbing(_ upstream: Upstream) {
         guard !upstream.probing, !stopped else { return }
         upstream.probing = true
-        queue.asyncAfter(deadline: .now() + configuration.healthCheckInterval.dispatchInterval) { [self] in probe(upstream) }
+        scheduleProbe(upstream)
+    }
+
+    func scheduleProbe(_ upstream: Upstream) {
+        upstream.nextProbe = clock.now() + configuration.healthCheckInterval.wholeNanoseconds
+        down[ObjectIdentifier(upstream)] = upstream
+        startSweeping()
     }
 
     func probe(_ upstream: Upstream) {
+        upstream.nextProbe = nil
         guard !stopped, upstream.fails >= configuration.maxFails else {
             upstream.probing = false
+            down.removeValue(forKey: ObjectIdentifier(upstream))
             return
         }
         let id = UInt16.random(in: 0...UInt16.max)
         let question = Question(name: .root, type: .ns)
         let query = Message(header: Header(id: id, isRecursionDesired: false), questions: [question]).encoded()
         let exchange = Exchange(query: query, id: id, question: question, upstream: upstream.address,
-                                timeout: configuration.readTimeout.dispatchInterval, queue: queue) { [self] result in
+                                deadline: clock.now() + configuration.readTimeout.wholeNanoseconds, queue: queue) { [self] result in
             if case .success = result {
                 upstream.fails = 0
                 upstream.probing = false
+                down.removeValue(forKey: ObjectIdentifier(upstream))
                 return
             }
-            queue.asyncAfter(deadline: .now() + configuration.healthCheckInterval.dispatchInterval) { [self] in probe(upstream) }
+            scheduleProbe(upstream)
         }
+        exchange.armed = ArmedSocket(upstream: upstream.address, loop: loop, queue: queue)
         track(exchange)
     }
 }

@@ -10,6 +10,7 @@ import NetAddress
 import ServiceRegistry
 import Synchronization
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -209,7 +210,8 @@ final class ForwardingServer: Sendable {
     let registry: Registry
     let cluster: ClusterAuthority
 
-    /// The cache's clock: tests advance it past a TTL instead of sleeping.
+    /// The resolver's clock (cache ages, read timeouts, the deadline, health probes): tests
+    /// advance it instead of sleeping.
     let clock = ManualClock()
 
     init(upstreams: [SocketAddress], allowRecursion: [IPPrefix] = RecursionPolicy.privateRanges, allowTransfer: [IPPrefix] = [],
@@ -255,6 +257,18 @@ final class ForwardingServer: Sendable {
             return try Message(decoding: try #require(Client.tcpRead(fd)))
         }
         return try Message(decoding: try #require(Client.udp(query, port: port, timeout: timeout)))
+    }
+
+    /// Moves the resolver's clock on and lets it act on the new time (timeouts, probes) before
+    /// returning.
+    func advance(by duration: Duration) {
+        clock.advance(by: duration)
+        resolver.sweep()
+    }
+
+    /// `ask` on another thread, for a question whose answer waits for the clock.
+    func asking(_ name: String, _ type: RecordType = .a) -> Task<Message?, Never> {
+        Task.detached { [self] in try? ask(name, type) }
     }
 
     deinit { task.cancel() }
@@ -389,10 +403,17 @@ final class ForwardingServer: Sendable {
         }
         let knot = try KnotUpstream()
         let server = try await ForwardingServer(upstreams: [first.address, knot.address]) { $0.policy = .sequential }
-        // The first upstream is silent: each question waits for its read timeout there, then the
-        // next one answers.
-        #expect(answers(try server.ask("www.upstream.test.")) == ["www.upstream.test. 300 IN A 192.0.2.1"])
-        #expect(answers(try server.ask("www.upstream.test.", .aaaa)) == ["www.upstream.test. 300 IN AAAA 2001:db8::1"])
+        // The first upstream is silent: each question waits for its read timeout (400 ms) there,
+        // not a moment less, then the next one answers.
+        for (type, answer) in [(RecordType.a, "www.upstream.test. 300 IN A 192.0.2.1"), (.aaaa, "www.upstream.test. 300 IN AAAA 2001:db8::1")] {
+            let asking = server.asking("www.upstream.test.", type)
+            let before = asked.count("www.upstream.test.")
+            #expect(await eventually { asked.count("www.upstream.test.") == before + 1 })
+            server.advance(by: .milliseconds(399))
+            #expect(server.resolver.pending == 1, "still waiting for the silent upstream")
+            server.advance(by: .milliseconds(1))
+            #expect(await asking.value.map(answers) == [answer])
+        }
         #expect(asked.count("www.upstream.test.") == 2)
         // After max_fails (2) it is down: asked after the healthy one, so not at all while that answers.
         #expect(server.resolver.upstreams[0].isHealthy == false)
@@ -400,13 +421,11 @@ final class ForwardingServer: Sendable {
         #expect(asked.count("www.upstream.test.") == 2, "a down upstream is not asked first")
         // It answers again: its health probe (. NS, every 100 ms here) finds it, and it is first again.
         answering.value = true
-        var healthy = false
-        for _ in 0..<150 where !healthy {
-            healthy = server.resolver.upstreams[0].isHealthy
-            if !healthy { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        #expect(healthy, "the probe marks it healthy within 3 s")
-        #expect(asked.count(".") >= 1, "probed with . NS")
+        server.advance(by: .milliseconds(99))
+        #expect(asked.count(".") == 0, "not probed before the interval")
+        server.advance(by: .milliseconds(1))
+        #expect(await eventually { server.resolver.upstreams[0].isHealthy }, "the probe marks it healthy")
+        #expect(asked.count(".") == 1, "probed once with . NS")
         let back = try server.ask("back.upstream.test.")
         #expect(back.answers.map(\.data.presentation) == ["192.0.2.77"], "answered by the recovered upstream")
     }
@@ -417,20 +436,26 @@ final class ForwardingServer: Sendable {
         knot!.stop()
         knot = nil
         let address = SocketAddress(address: IPAddress("127.0.0.1")!, port: port)
-        let server = try await ForwardingServer(upstreams: [address, FakeUpstream { _ in [] }.address]) {
+        let silent = FakeUpstream { _ in [] }
+        let server = try await ForwardingServer(upstreams: [address, silent.address]) {
             $0.cache.serverFailureTTL = 0
+            $0.policy = .sequential
+            $0.maxFails = 1
         }
-        // The deadline is 1.2 s here; a reply later than the client's 3 s would be no reply at all.
-        let failed = try server.ask("www.upstream.test.", timeout: 3000)
-        #expect(failed.rcode == .serverFailure)
-        // The upstream comes back: after its health probe succeeds, answers flow again.
+        // The first refuses (ICMP port unreachable), the second is silent: SERVFAIL at the
+        // deadline (1.2 s here), not later.
+        let asking = server.asking("www.upstream.test.")
+        #expect(await eventually { silent.queries == 1 })
+        server.advance(by: .milliseconds(1199))
+        #expect(server.resolver.pending == 1)
+        server.advance(by: .milliseconds(1))
+        #expect(await asking.value?.rcode == .serverFailure)
+        #expect(server.resolver.upstreams.map(\.isHealthy) == [false, false])
+        // The first comes back: its health probe finds it, and answers flow again.
         let back = try KnotUpstream(port: port)
-        var answered = false
-        for _ in 0..<20 where !answered {
-            answered = (try? server.ask("www.upstream.test.").rcode) == .noError
-            if !answered { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        #expect(answered)
+        server.advance(by: .milliseconds(100))
+        #expect(await eventually { server.resolver.upstreams[0].isHealthy })
+        #expect(try server.ask("www.upstream.test.").rcode == .noError)
         back.stop()
     }
 
@@ -446,7 +471,7 @@ final class ForwardingServer: Sendable {
         let server = try await ForwardingServer(upstreams: [fake.address])
         let response = try server.ask("victim.example.")
         #expect(answers(response) == ["victim.example. 60 IN A 192.0.2.77"])
-        try await Task.sleep(for: .milliseconds(50))
+        // The one from the other port never reaches the connected socket.
         #expect(server.resolver.mismatches == 2)
     }
 
@@ -472,26 +497,27 @@ final class ForwardingServer: Sendable {
         }
         let server = try await ForwardingServer(upstreams: [relay.address])
         target.withLock { $0 = server.port }
-        let response = try server.ask("loop.example.")
-        #expect(response.rcode == .serverFailure)
-        #expect(server.resolver.loopsDetected >= 1)
+        let asking = server.asking("loop.example.")
+        #expect(await eventually { server.resolver.loopsDetected == 1 })
+        // The relay never answers the first query: SERVFAIL at the deadline.
+        server.advance(by: .milliseconds(1200))
+        #expect(await asking.value?.rcode == .serverFailure)
     }
 
     @Test func tooManyQuestionsInFlightAreRefused() async throws {
         let silent = FakeUpstream { _ in [] }
-        let server = try await ForwardingServer(upstreams: [silent.address]) {
-            $0.maxConcurrent = 1
-            // The first question stays in flight this long: room for the second on a busy machine.
-            $0.readTimeout = .seconds(3)
-            $0.deadline = .seconds(3)
-        }
-        let first = Task.detached { try? server.ask("one.example.", timeout: 6000) }
-        // Waits for the first question to be upstream (not for a while that might not suffice).
-        for _ in 0..<300 where silent.queries == 0 { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(silent.queries == 1)
+        let server = try await ForwardingServer(upstreams: [silent.address]) { $0.maxConcurrent = 1 }
+        let first = server.asking("one.example.")
+        #expect(await eventually { silent.queries == 1 })
         let second = try server.ask("two.example.")
         #expect(second.rcode == .refused)
+        server.advance(by: .milliseconds(1200))
         #expect(await first.value?.rcode == .serverFailure)
+        // Room again.
+        let third = server.asking("three.example.")
+        #expect(await eventually { silent.queries == 2 })
+        server.advance(by: .milliseconds(1200))
+        #expect(await third.value?.rcode == .serverFailure)
     }
 
     @Test func expiredAnswersAreServedStaleWhenEveryUpstreamFails() async throws {
@@ -504,12 +530,18 @@ final class ForwardingServer: Sendable {
         #expect(try server.ask("stale.example.").answers.map(\.ttl) == [1])
         server.clock.advance(by: .milliseconds(1100))
         up.value = false
-        let stale = try server.ask("stale.example.")
+        let asking = server.asking("stale.example.")
+        #expect(await eventually { fake.queries == 2 })
+        server.advance(by: .milliseconds(1200))
+        let stale = try #require(await asking.value)
         #expect(stale.rcode == .noError)
         #expect(stale.answers.map(\.description) == ["stale.example. 30 IN A 192.0.2.77"])
         // Without serve-stale the same would be SERVFAIL.
         let plain = try await ForwardingServer(upstreams: [fake.address]) { $0.cache.serverFailureTTL = 0 }
-        #expect(try plain.ask("stale.example.").rcode == .serverFailure)
+        let plainAsking = plain.asking("stale.example.")
+        #expect(await eventually { fake.queries == 3 })
+        plain.advance(by: .milliseconds(1200))
+        #expect(await plainAsking.value?.rcode == .serverFailure)
     }
 
     @Test func popularAnswersArePrefetchedBeforeTheyExpire() async throws {
@@ -529,12 +561,7 @@ final class ForwardingServer: Sendable {
         #expect(try server.ask("popular.example.").answers.count == 1)
         // Waits for the refreshed entry itself (the upstream's having been asked is not enough:
         // its answer may not be stored yet on a busy machine).
-        var refreshed = false
-        for _ in 0..<300 where !refreshed {
-            refreshed = server.resolver.cache.entry(for: key).map { $0.stored != first } ?? false
-            if !refreshed { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        #expect(refreshed, "the entry was refreshed within 3 s")
+        #expect(await eventually { server.resolver.cache.entry(for: key).map { $0.stored != first } ?? false }, "the entry was refreshed")
         #expect(fake.queries == 2)
         server.clock.advance(by: .milliseconds(1000))
         // The refreshed entry is fresh past the first one's expiry: no miss, no new upstream query.
