@@ -185,7 +185,7 @@ let package = Package(
         .testTarget(
             name: "ClusterDNSToolTests",
             dependencies: [
-                "ClusterDNSCommand", "ServiceRegistry", "NetAddress", "DNSResolver",
+                "ClusterDNSCommand", "ServiceRegistry", "NetAddress", "DNSResolver", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -17,11 +17,16 @@ public final class DNSServer: Service, @unchecked Sendable {
         /// Sockets per address for UDP (SO_REUSEPORT): one per core by default.
         public var udpSockets: Int
         public var tcpLimits: TCPMessageServer.Limits
+        /// What TCP idle timeouts are measured by; tests advance a `ManualClock` and call
+        /// `sweepIdleConnections()`.
+        public var clock: any MonotonicClock
 
-        public init(addresses: [SocketAddress], udpSockets: Int = Socket.usableCores, tcpLimits: TCPMessageServer.Limits = .init()) {
+        public init(addresses: [SocketAddress], udpSockets: Int = Socket.usableCores, tcpLimits: TCPMessageServer.Limits = .init(),
+                    clock: any MonotonicClock = SystemClock()) {
             self.addresses = addresses
             self.udpSockets = udpSockets
             self.tcpLimits = tcpLimits
+            self.clock = clock
         }
     }
 
@@ -34,6 +39,10 @@ public final class DNSServer: Service, @unchecked Sendable {
 
     /// Open TCP connections across every address.
     public var tcpConnections: Int { tcpServers.withLock { $0 }.reduce(0) { $0 + $1.connectionCount } }
+
+    /// Closes the TCP connections idle past the timeout on the clock now, as the timer would at
+    /// its next tick.
+    public func sweepIdleConnections() { for server in tcpServers.withLock({ $0 }) { server.sweep() } }
 
     public convenience init(configuration: Configuration, responder: Responder, logger: Logger) {
         self.init(configuration: configuration, handler: QueryHandler(responder: responder), logger: logger)
@@ -69,7 +78,8 @@ public final class DNSServer: Service, @unchecked Sendable {
                     udp.append(udpServer)
                     do {
                         // TCP on the same port as UDP.
-                        let tcpServer = try TCPMessageServer(address: udpServer.address, limits: configuration.tcpLimits) { message, peer, later in
+                        let tcpServer = try TCPMessageServer(address: udpServer.address, limits: configuration.tcpLimits,
+                                                             clock: configuration.clock) { message, peer, later in
                             handler.tcp(message, peer: peer, later: later)
                         }
                         tcp.append(tcpServer)

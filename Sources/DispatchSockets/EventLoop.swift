@@ -15,8 +15,9 @@ public protocol EventHandler: AnyObject {
 /// forwarder's upstream sockets): every readiness event runs
 /// its handler on this thread at once (no hand-off to another thread per event, as libdispatch
 /// has on Linux), descriptors are registered once for reading and writing (edge-triggered), and
-/// one sweep every 50 ms serves every timeout on the loop. Other threads hand work over with
-/// `execute` (an eventfd wakes the loop).
+/// one sweep every 50 ms serves every timeout on the loop: handlers decide by the loop's
+/// injected clock (`now`), so that tests advance a `ManualClock` and call `sweep` instead of
+/// waiting. Other threads hand work over with `execute` (an eventfd wakes the loop).
 public final class EventLoop: @unchecked Sendable {
     let epfd: Int32
     let wakeFd: Int32
@@ -30,9 +31,12 @@ public final class EventLoop: @unchecked Sendable {
     /// Whether `start()` was called.
     public private(set) var isStarted = false
     let label: String
+    /// What timeouts on this loop are measured by.
+    public let clock: any MonotonicClock
 
-    public init(label: String) {
+    public init(label: String, clock: any MonotonicClock = SystemClock()) {
         self.label = label
+        self.clock = clock
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakeFd = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
         var event = epoll_event()
@@ -112,6 +116,20 @@ public final class EventLoop: @unchecked Sendable {
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
     }
 
+    /// The clock's time, for handlers' timeouts.
+    public var now: UInt64 { clock.now() }
+
+    /// Runs every sweep now, on the loop's thread, then `done` (anywhere): after a test moved
+    /// the clock on, the timeouts it passed have acted.
+    public func sweep(then done: @escaping @Sendable () -> Void) {
+        execute { [self] in
+            runSweepers()
+            done()
+        }
+    }
+
+    func runSweepers() { for body in Array(sweepers.values) { body() } }
+
     /// `body` runs every sweep (about every 50 ms) until `stopSweeping`.
     public func sweep(_ owner: AnyObject, _ body: @escaping () -> Void) { sweepers[ObjectIdentifier(owner)] = body }
     public func stopSweeping(_ owner: AnyObject) { sweepers.removeValue(forKey: ObjectIdentifier(owner)) }
@@ -121,7 +139,9 @@ public final class EventLoop: @unchecked Sendable {
         let capacity = 128
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }
-        var lastSweep = DispatchTime.now().uptimeNanoseconds
+        // The sweeps' cadence is real time; what they decide is the clock's.
+        let cadence = SystemClock()
+        var lastSweep = cadence.now()
         while !stopped {
             let n = epoll_wait(epfd, events, Int32(capacity), 50)
             if n > 0 {
@@ -141,10 +161,10 @@ public final class EventLoop: @unchecked Sendable {
                     }
                 }
             }
-            let now = DispatchTime.now().uptimeNanoseconds
+            let now = cadence.now()
             if now - lastSweep >= 50_000_000 {
                 lastSweep = now
-                for body in Array(sweepers.values) { body() }
+                runSweepers()
             }
         }
         for (fd, _) in handlers { epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }

@@ -41,13 +41,19 @@ public final class TCPMessageServer: @unchecked Sendable {
     var queue: DispatchQueue { listener.queue }
     let handler: Handler
     let limits: Limits
+    /// What the idle timeout is measured by.
+    let clock: any MonotonicClock
     // Touched only on `queue`.
     var connections: [Int32: Connection] = [:]
     var stopped = false
+    /// One timer for every connection's idle timeout (not one per connection).
+    var sweeper: (any DispatchSourceTimer)?
 
-    public init(address: SocketAddress, limits: Limits = Limits(), handler: @escaping Handler) throws(SocketError) {
+    public init(address: SocketAddress, limits: Limits = Limits(), clock: any MonotonicClock = SystemClock(),
+                handler: @escaping Handler) throws(SocketError) {
         self.handler = handler
         self.limits = limits
+        self.clock = clock
         nonisolated(unsafe) weak var server: TCPMessageServer? = nil
         try Socket.claim(address, type: Int32(SOCK_STREAM.rawValue))
         listener = try Listener(address: address, label: "tcp", reusePort: true) { client in
@@ -58,7 +64,35 @@ public final class TCPMessageServer: @unchecked Sendable {
         server = self
     }
 
-    public func start() { listener.start() }
+    deinit { sweeper?.cancel() }
+
+    public func start() {
+        queue.async { [self] in
+            let timeout = limits.idleTimeout.wholeNanoseconds
+            let interval = DispatchTimeInterval.nanoseconds(Int(clamping: max(min(timeout / 4, 1_000_000_000), 1_000_000)))
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(deadline: .now() + interval, repeating: interval)
+            timer.setEventHandler { [weak self] in self?.sweepNow() }
+            timer.resume()
+            sweeper = timer
+        }
+        listener.start()
+    }
+
+    /// Closes the connections idle for `idleTimeout` on the clock, as the timer does every
+    /// quarter of that (at most every second); returns once done. For tests that advance a
+    /// `ManualClock`; not on the server's queue.
+    public func sweep() { queue.sync { sweepNow() } }
+
+    func sweepNow() {
+        let now = clock.now()
+        let timeout = limits.idleTimeout.wholeNanoseconds
+        for connection in Array(connections.values) where now &- connection.lastActivity >= timeout { connection.close() }
+        if stopped && connections.isEmpty {
+            sweeper?.cancel()
+            sweeper = nil
+        }
+    }
 
     /// Stops accepting; open connections finish what they read and are closed.
     public func stop() {
@@ -89,7 +123,6 @@ public final class TCPMessageServer: @unchecked Sendable {
         unowned let server: TCPMessageServer
         let readSource: any DispatchSourceRead
         let writeSource: any DispatchSourceWrite
-        let timer: any DispatchSourceTimer
         var input: [UInt8] = []
         var output: [UInt8] = []
         var outputOffset = 0
@@ -99,7 +132,8 @@ public final class TCPMessageServer: @unchecked Sendable {
         var done = false
         /// Messages whose replies are deferred.
         var awaiting = 0
-        var lastActivity = DispatchTime.now()
+        /// When something was last read or written, on the server's clock.
+        var lastActivity: UInt64
 
         /// The client's address.
         let peer: SocketAddress?
@@ -110,30 +144,21 @@ public final class TCPMessageServer: @unchecked Sendable {
             peer = Socket.peerAddress(of: fd)
             readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: server.queue)
             writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: server.queue)
-            timer = DispatchSource.makeTimerSource(queue: server.queue)
+            lastActivity = server.clock.now()
         }
 
         func start() {
             readSource.setEventHandler { [unowned self] in self.readAvailable() }
             writeSource.setEventHandler { [unowned self] in self.flush() }
-            let timeout = server.limits.idleTimeout
-            let nanoseconds = Int(clamping: timeout.wholeNanoseconds)
-            timer.schedule(deadline: .now() + .nanoseconds(nanoseconds), repeating: .nanoseconds(max(nanoseconds / 4, 1_000_000)))
-            timer.setEventHandler { [unowned self] in
-                if DispatchTime.now().uptimeNanoseconds - self.lastActivity.uptimeNanoseconds >= UInt64(nanoseconds) {
-                    self.close()
-                }
-            }
             // The descriptor is closed once every source is cancelled; a source is cancelled
             // only after it was resumed, so each is resumed exactly once here.
             let group = DispatchGroup()
-            for source in [readSource, writeSource, timer] as [any DispatchSourceProtocol] {
+            for source in [readSource, writeSource] as [any DispatchSourceProtocol] {
                 group.enter()
                 source.setCancelHandler { group.leave() }
             }
             group.notify(queue: server.queue) { [fd] in Glibc.close(fd) }
             readSource.resume()
-            timer.resume()
         }
 
         func readAvailable() {
@@ -146,7 +171,7 @@ public final class TCPMessageServer: @unchecked Sendable {
                     if output.count == outputOffset && awaiting == 0 { close() }
                     return
                 case .done(let n):
-                    lastActivity = .now()
+                    lastActivity = server.clock.now()
                     input.append(contentsOf: chunk[0..<n])
                     process()
                 case .wouldBlock:
@@ -195,7 +220,7 @@ public final class TCPMessageServer: @unchecked Sendable {
         /// Replies that were deferred, as they come (RFC 7766 §7: out of order is allowed).
         func deliver(_ replies: [[UInt8]]) {
             awaiting -= 1
-            lastActivity = .now()
+            lastActivity = server.clock.now()
             append(replies)
             let resume = awaiting == server.limits.maxPendingQueries - 1 && !peerFinished && !done
             flush()
@@ -204,10 +229,13 @@ public final class TCPMessageServer: @unchecked Sendable {
 
         func flush() {
             while outputOffset < output.count {
+                // The time before the bytes leave: a client that has them and then moves a
+                // test's clock on never sees its move undone by a later reading.
+                let now = server.clock.now()
                 switch output.withUnsafeBytes({ Socket.send(fd, UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }) {
                 case .done(let n) where n > 0:
                     outputOffset += n
-                    lastActivity = .now()
+                    lastActivity = now
                 case .wouldBlock:
                     if !writing { writing = true; writeSource.resume() }
                     return
@@ -243,7 +271,6 @@ public final class TCPMessageServer: @unchecked Sendable {
             if !writing { writeSource.resume() }
             readSource.cancel()
             writeSource.cancel()
-            timer.cancel()
         }
     }
 }

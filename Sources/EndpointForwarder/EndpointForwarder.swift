@@ -35,9 +35,11 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         public var tcpIdleTimeout: Duration = .seconds(900)
         public var udpIdleTimeout: Duration = .seconds(30)
         public var maxUDPFlows: Int = 10_000
-        /// Serial queues the TCP relays are spread over (one per core by default).
         /// Event-loop threads for TCP (one per usable core by default).
         public var relayQueues: Int = Socket.usableCores
+        /// What idle timeouts, connect timeouts and the passive-health penalty are measured by;
+        /// tests advance a `ManualClock` and call `sweep()`.
+        public var clock: any MonotonicClock = SystemClock()
         public init() {}
     }
 
@@ -64,7 +66,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
     public let configuration: Configuration
     let registry: Registry
     let logger: Logger
-    let health = EndpointHealth()
+    let health: EndpointHealth
     let loops: [EventLoop]
     let state = Mutex<State>(State())
 
@@ -80,7 +82,8 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
-        loops = (0..<max(1, configuration.relayQueues)).map { EventLoop(label: "relay #\($0)") }
+        health = EndpointHealth(clock: configuration.clock)
+        loops = (0..<max(1, configuration.relayQueues)).map { EventLoop(label: "relay #\($0)", clock: configuration.clock) }
     }
 
     /// Open frontends, and those that failed to open with their reason.
@@ -240,7 +243,8 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
             for acceptor in open.acceptors { acceptor.start() }
         case .udp:
             let server = try UDPFrontendServer(frontend: open.frontend, slot: open.slot, stats: open.stats,
-                                               idleTimeout: configuration.udpIdleTimeout, maxFlows: configuration.maxUDPFlows)
+                                               idleTimeout: configuration.udpIdleTimeout, maxFlows: configuration.maxUDPFlows,
+                                               clock: configuration.clock)
             open.udp = server
             server.start()
         case .sctp:
@@ -251,6 +255,24 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
     /// Live UDP flows of a frontend.
     public func udpFlows(for frontend: Frontend) -> Int {
         state.withLock { $0.open[frontend]?.udp }?.flowCount ?? 0
+    }
+
+    /// Acts on the clock's time now (idle TCP connections and UDP flows closed, connect
+    /// timeouts tried on the next endpoint), as the timers would at their next tick; returns
+    /// once done. For tests that advance a `ManualClock`.
+    public func sweep() async {
+        for loop in loops {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in loop.sweep { done.resume() } }
+        }
+        let udp = state.withLock { $0.open.values.compactMap(\.udp) }
+        for server in udp {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                server.queue.async {
+                    server.sweep()
+                    done.resume()
+                }
+            }
+        }
     }
 }
 

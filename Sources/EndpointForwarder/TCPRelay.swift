@@ -76,9 +76,9 @@ final class TCPAcceptor: EventHandler, @unchecked Sendable {
             case .outOfDescriptors:
                 // Out of descriptors: the backlog waits; look again in 100 ms.
                 loop.unregister(fd)
-                pausedUntil = DispatchTime.now().uptimeNanoseconds + 100_000_000
+                pausedUntil = loop.now + 100_000_000
                 loop.sweep(self) { [unowned self] in
-                    guard !closed, DispatchTime.now().uptimeNanoseconds >= pausedUntil else { return }
+                    guard !closed, loop.now >= pausedUntil else { return }
                     loop.stopSweeping(self)
                     loop.register(self.fd, self, events: EPOLLIN.rawValue)
                 }
@@ -149,12 +149,12 @@ final class Connector: EventHandler {
         }
         self.fd = fd
         self.backend = backend
-        deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeout) * 1_000_000
+        deadline = loop.now + UInt64(timeout) * 1_000_000
         // Writable (or an error) once the connection is made or refused. Registered for what the
         // relay will want too, so that taking it over costs no system call.
         loop.register(fd, self, events: relayEvents)
         loop.sweep(self) { [unowned self] in
-            if DispatchTime.now().uptimeNanoseconds >= deadline { failed() }
+            if loop.now >= deadline { failed() }
         }
     }
 
@@ -243,7 +243,7 @@ final class Relay: EventHandler {
     let up: Direction
     let down: Direction
     let idleNanoseconds: UInt64
-    var lastActivity = DispatchTime.now().uptimeNanoseconds
+    var lastActivity: UInt64
     var closed = false
 
     init(client: Int32, upstream: Int32, loop: EventLoop, stats: FrontendStats, idleTimeout: Duration) {
@@ -254,6 +254,7 @@ final class Relay: EventHandler {
         up = Direction(from: client, to: upstream)
         down = Direction(from: upstream, to: client)
         idleNanoseconds = idleTimeout.wholeNanoseconds
+        lastActivity = loop.now
     }
 
     func start() {
@@ -263,7 +264,7 @@ final class Relay: EventHandler {
         loop.reassign(upstream, to: self)
         loop.register(client, self, events: relayEvents)
         loop.sweep(self) { [unowned self] in
-            if DispatchTime.now().uptimeNanoseconds - lastActivity >= idleNanoseconds { close() }
+            if loop.now - lastActivity >= idleNanoseconds { close() }
         }
         // Nothing is read here: registering the client makes epoll report what it already
         // holds, so what arrived before comes as its first event.
@@ -346,7 +347,7 @@ final class Relay: EventHandler {
     }
 
     func counted(_ n: Int, _ direction: Direction) {
-        lastActivity = DispatchTime.now().uptimeNanoseconds
+        lastActivity = loop.now
         if direction === up { stats.bytesIn.add(n, ordering: .relaxed) } else { stats.bytesOut.add(n, ordering: .relaxed) }
     }
 
@@ -367,10 +368,13 @@ final class Relay: EventHandler {
         guard let (pipeRead, pipeWrite) = direction.pipe else { return }
         while !closed {
             if direction.inPipe > 0 {
+                // The time before the bytes leave: a peer that has them and then moves a test's
+                // clock on never sees its move undone by a later reading.
+                let now = loop.now
                 switch Socket.splice(from: pipeRead, to: direction.to, count: direction.inPipe) {
                 case .done(let n) where n > 0:
                     direction.inPipe -= n
-                    lastActivity = DispatchTime.now().uptimeNanoseconds
+                    lastActivity = now
                     continue
                 case .wouldBlock:
                     return  // the destination is full
@@ -399,13 +403,14 @@ final class Relay: EventHandler {
             return
         }
         while direction.isBlocked {
+            let now = loop.now
             let result = direction.pending.withUnsafeBytes {
                 Socket.send(direction.to, UnsafeRawBufferPointer(rebasing: $0[direction.pendingOffset...]))
             }
             switch result {
             case .done(let n) where n > 0:
                 direction.pendingOffset += n
-                lastActivity = DispatchTime.now().uptimeNanoseconds
+                lastActivity = now
                 continue
             case .wouldBlock:
                 return

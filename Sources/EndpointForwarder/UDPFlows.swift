@@ -17,10 +17,11 @@ final class UDPFrontendServer: @unchecked Sendable {
         let fd: Int32
         let source: any DispatchSourceRead
         let backend: Backend
-        var lastActivity = DispatchTime.now().uptimeNanoseconds
+        var lastActivity: UInt64
         var closed = false
 
-        init(client: SocketAddress, fd: Int32, backend: Backend, queue: DispatchQueue) {
+        init(client: SocketAddress, fd: Int32, backend: Backend, queue: DispatchQueue, now: UInt64) {
+            lastActivity = now
             self.client = client
             self.fd = fd
             self.backend = backend
@@ -43,12 +44,16 @@ final class UDPFrontendServer: @unchecked Sendable {
     let idleNanoseconds: UInt64
     let maxFlows: Int
     let slot: ChooserSlot
+    /// What the idle timeout is measured by.
+    let clock: any MonotonicClock
     // On `queue`.
     var flows: [SocketAddress: Flow] = [:]
     var stopped = false
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
 
-    init(frontend: Frontend, slot: ChooserSlot, stats: FrontendStats, idleTimeout: Duration, maxFlows: Int) throws(SocketError) {
+    init(frontend: Frontend, slot: ChooserSlot, stats: FrontendStats, idleTimeout: Duration, maxFlows: Int,
+         clock: any MonotonicClock) throws(SocketError) {
+        self.clock = clock
         self.frontend = frontend
         fd = try Socket.bind(frontend.address, type: Int32(SOCK_DGRAM.rawValue), reusePort: false)
         queue = DispatchQueue(label: "udp frontend \(frontend)")
@@ -93,7 +98,7 @@ final class UDPFrontendServer: @unchecked Sendable {
             guard let client = sender else { continue }
             stats.bytesIn.add(n, ordering: .relaxed)
             guard let flow = flows[client] ?? newFlow(for: client) else { continue }
-            flow.lastActivity = DispatchTime.now().uptimeNanoseconds
+            flow.lastActivity = clock.now()
             _ = Socket.send(flow.fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         }
     }
@@ -113,7 +118,7 @@ final class UDPFrontendServer: @unchecked Sendable {
                 continue
             }
             chooser.chose(backend, for: client.address)
-            let flow = Flow(client: client, fd: fd, backend: backend, queue: queue)
+            let flow = Flow(client: client, fd: fd, backend: backend, queue: queue, now: clock.now())
             flow.source.setEventHandler { [unowned self, unowned flow] in reply(flow) }
             flow.source.setCancelHandler { close(fd) }
             flow.source.resume()
@@ -142,7 +147,7 @@ final class UDPFrontendServer: @unchecked Sendable {
                 }
                 return
             }
-            flow.lastActivity = DispatchTime.now().uptimeNanoseconds
+            flow.lastActivity = clock.now()
             stats.bytesOut.add(n, ordering: .relaxed)
             _ = Socket.send(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: flow.client)
         }
@@ -156,8 +161,10 @@ final class UDPFrontendServer: @unchecked Sendable {
         }
     }
 
+    /// Closes the flows idle for `idleTimeout` on the clock: the timer runs it every quarter of
+    /// that (at most every second); tests after advancing a `ManualClock`.
     func sweep() {
-        let now = DispatchTime.now().uptimeNanoseconds
+        let now = clock.now()
         for flow in flows.values where now - flow.lastActivity >= idleNanoseconds { remove(flow) }
     }
 }

@@ -6,6 +6,7 @@ import Logging
 import ServiceLifecycle
 import ServiceRegistry
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,10 +24,11 @@ func kubernetesOnly() -> ClusterDNSConfiguration {
 }
 
 /// One datagram to 127.0.0.1:`port`, one reply (or nil after a second).
-func exchange(_ bytes: [UInt8], port: UInt16) -> [UInt8]? {
+/// One datagram to the server on 127.0.0.1:`port`, its reply (nil after `seconds` without one).
+func exchange(_ bytes: [UInt8], port: UInt16, seconds: Int = 1) -> [UInt8]? {
     let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
     defer { close(fd) }
-    var tv = timeval(tv_sec: 1, tv_usec: 0)
+    var tv = timeval(tv_sec: seconds, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     var sin = sockaddr_in()
     sin.sin_family = sa_family_t(AF_INET)
@@ -61,13 +63,12 @@ func exchange(_ bytes: [UInt8], port: UInt16) -> [UInt8]? {
         try await dns.registry.apply(.service(Service(metadata: ObjectMeta(name: "api", namespace: "default"), spec: spec)))
         let address = try #require(dns.registry.snapshot().service(namespace: "default", name: "api")?.spec.clusterIP)
 
-        // The zone follows the registry within milliseconds.
+        // The zone follows the registry.
         var answer: Message? = nil
-        for _ in 0..<100 {
+        #expect(await eventually {
             answer = ask("api.default.svc.cluster.local.", port: port)
-            if answer?.answers.isEmpty == false { break }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+            return answer?.answers.isEmpty == false
+        })
         #expect(answer?.answers.map(\.data.presentation) == [address])
         await group.triggerGracefulShutdown()
         try await running.value
@@ -92,11 +93,7 @@ func exchange(_ bytes: [UInt8], port: UInt16) -> [UInt8]? {
             return .service(Service(metadata: ObjectMeta(name: name, namespace: "default"), spec: spec))
         }
         func answered(_ name: String) async throws -> Bool {
-            for _ in 0..<300 {
-                if ask("\(name).default.svc.cluster.local.", port: port)?.answers.isEmpty == false { return true }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            return false
+            await eventually { ask("\(name).default.svc.cluster.local.", port: port)?.answers.isEmpty == false }
         }
         // 200 services in one batch: published at once, far past the updater's buffer of 16.
         let results = await dns.registry.apply(contentsOf: (0..<200).map { service("burst-\($0)") })
@@ -121,12 +118,7 @@ func exchange(_ bytes: [UInt8], port: UInt16) -> [UInt8]? {
         #expect(!dns.isServing)
         let group = ServiceGroup(services: [dns], logger: logger)
         let running = Task { try await group.run() }
-        var waited = 0
-        while !dns.isServing && waited < 500 {
-            try await Task.sleep(for: .milliseconds(10))
-            waited += 1
-        }
-        #expect(dns.isServing)
+        #expect(await eventually { dns.isServing })
         // Serving: an unknown name is NXDOMAIN at once (SERVFAIL would mean the zone was not
         // yet loaded; no reply, that nothing listens).
         let port = try #require(await dns.server.boundAddresses.first).port

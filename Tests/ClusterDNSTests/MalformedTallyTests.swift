@@ -4,6 +4,7 @@ import DispatchSockets
 import Logging
 import ServiceLifecycle
 import Testing
+import TestSupport
 
 /// Without a metrics factory the service keeps no metrics, but still counts malformed
 /// queries (dropped or FORMERR) for its once-a-minute log summary.
@@ -17,10 +18,7 @@ import Testing
         let running = Task { try await group.run() }
         let port = try #require(await dns.server.boundAddresses.first).port
         let good = Message(header: Header(id: 9), questions: [Question(name: try DomainName("kubernetes.default.svc.cluster.local."), type: .a)]).encoded()
-        for _ in 0..<100 {
-            if let reply = exchange(good, port: port), reply[3] & 0x0F == 0 { break }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        #expect(await eventually { exchange(good, port: port).map { $0[3] & 0x0F == 0 } ?? false }, "serving")
         _ = dns.malformed.take()
         var bad = good
         bad.append(0xFF)  // FORMERR

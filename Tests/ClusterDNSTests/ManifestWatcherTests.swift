@@ -6,6 +6,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import Testing
+import TestSupport
 
 /// Keeps the log lines a test needs to read.
 final class CapturedLog: Sendable {
@@ -55,11 +56,10 @@ final class CapturedLog: Sendable {
         let port = try #require(await dns.server.boundAddresses.first).port
         func answered(_ name: String) async throws -> Bool {
             let query = Message(header: Header(id: 4), questions: [Question(name: try DomainName(name), type: .a)]).encoded()
-            for _ in 0..<500 {
-                if let reply = exchange(query, port: port), (try? Message(decoding: reply))?.answers.isEmpty == false { return true }
-                try await Task.sleep(for: .milliseconds(10))
+            return await eventually {
+                guard let reply = exchange(query, port: port) else { return false }
+                return (try? Message(decoding: reply))?.answers.isEmpty == false
             }
-            return false
         }
         #expect(try await answered("big-1999.default.svc.cluster.local."))
         #expect(try await answered("small-0.default.svc.cluster.local."))

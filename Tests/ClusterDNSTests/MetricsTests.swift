@@ -7,6 +7,7 @@ import MetricsTestKit
 import ServiceLifecycle
 import ServiceRegistry
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,10 +28,7 @@ import Glibc
         let running = Task { try await group.run() }
         let port = try #require(await dns.server.boundAddresses.first).port
         // Wait for the first load (answers are SERVFAIL before it).
-        for _ in 0..<100 {
-            if let reply = exchange(query("kubernetes.default.svc.cluster.local.", .a), port: port), reply[3] & 0x0F == 0 { break }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        #expect(await eventually { exchange(query("kubernetes.default.svc.cluster.local.", .a), port: port).map { $0[3] & 0x0F == 0 } ?? false })
         let before = try metrics.expectCounter("clusterdns_dns_requests_total", [("transport", "udp"), ("type", "A")]).totalValue
 
         for _ in 0..<3 { #expect(exchange(query("kubernetes.default.svc.cluster.local.", .a), port: port) != nil) }
@@ -61,12 +59,7 @@ import Glibc
         var spec = Service.Spec()
         spec.ports = [.init(name: "http", port: 80)]
         try await dns.registry.apply(.service(Service(metadata: ObjectMeta(name: "api", namespace: "default"), spec: spec)))
-        var timed = 0
-        for _ in 0..<100 where timed == 0 {
-            timed = (try? metrics.expectTimer("clusterdns_dns_programming_duration_seconds").values.count) ?? 0
-            if timed == 0 { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        #expect(timed >= 1)
+        #expect(await eventually { ((try? metrics.expectTimer("clusterdns_dns_programming_duration_seconds").values.count) ?? 0) >= 1 })
         await group.triggerGracefulShutdown()
         try await running.value
     }

@@ -8,17 +8,40 @@ import Logging
 import MetricsTestKit
 import NetAddress
 import ServiceLifecycle
+import Synchronization
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A UDP upstream on 127.0.0.1 that answers every question with `address` after `delay`.
+/// A UDP upstream on 127.0.0.1 that answers every question with `address`; while `held`, it
+/// keeps the answers back until `release()`.
 final class SlowUpstream: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
+    /// Shared with the answering thread.
+    final class State: Sendable {
+        let gate = DispatchSemaphore(value: 0)
+        let holding = Atomic<Bool>(false)
+        let received = Atomic<Int>(0)
+    }
+    let state = State()
 
-    init(address: String, delay: Duration) {
+    /// Questions received so far.
+    var received: Int { state.received.load(ordering: .relaxed) }
+
+    /// Holds the answers to the next questions back until `release()`.
+    func hold() { state.holding.store(true, ordering: .relaxed) }
+
+    /// Sends the answer held back.
+    func release() {
+        state.holding.store(false, ordering: .relaxed)
+        state.gate.signal()
+    }
+
+    init(address: String) {
+        let state = self.state
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         var sin = sockaddr_in()
         sin.sin_family = sa_family_t(AF_INET)
@@ -42,8 +65,8 @@ final class SlowUpstream: @unchecked Sendable {
                 }
                 guard n > 0 else { return }
                 guard let query = try? Message(decoding: Array(buffer[0..<n])) else { continue }
-                let (seconds, attoseconds) = delay.components
-                usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+                state.received.add(1, ordering: .relaxed)
+                if state.holding.load(ordering: .relaxed) { state.gate.wait() }
                 var response = Message(header: Header(id: query.header.id, isResponse: true, isRecursionDesired: true,
                                                       isRecursionAvailable: true), questions: query.questions)
                 response.answers = [ResourceRecord(name: query.questions[0].name, ttl: 60, data: .a(IPv4Address(address)!))]
@@ -60,29 +83,36 @@ final class SlowUpstream: @unchecked Sendable {
 
 @Suite struct ReconfigureTests {
     @Test func questionsInFlightSurviveAForwardingChange() async throws {
-        let slow = SlowUpstream(address: "192.0.2.1", delay: .milliseconds(400))
-        let fast = SlowUpstream(address: "192.0.2.2", delay: .zero)
+        let slow = SlowUpstream(address: "192.0.2.1")
+        let fast = SlowUpstream(address: "192.0.2.2")
         var logger = Logger(label: "reconfigure")
         logger.logLevel = .warning
         var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
-        configuration.forwarding = UpstreamResolver.Configuration(groups: [UpstreamGroup(servers: [slow.address])])
+        // The question held at the slow upstream waits as long as the test needs, on a busy
+        // machine too: no read timeout or deadline of the old resolver, nor the client's, ends it.
+        var forwarding = UpstreamResolver.Configuration(groups: [UpstreamGroup(servers: [slow.address])])
+        forwarding.readTimeout = .seconds(30)
+        forwarding.deadline = .seconds(30)
+        configuration.forwarding = forwarding
         let dns = try ClusterDNSService(configuration: configuration, logger: logger)
         let group = ServiceGroup(services: [dns], logger: logger)
         let running = Task { try await group.run() }
         let port = try #require(await dns.server.boundAddresses.first).port
-        func ask(_ name: String) -> Message? {
+        @Sendable func ask(_ name: String) -> Message? {
             let query = Message(header: Header(id: 3, isRecursionDesired: true), questions: [Question(name: try! DomainName(name), type: .a)])
-            return exchange(query.encoded(), port: port).flatMap { try? Message(decoding: $0) }
+            return exchange(query.encoded(), port: port, seconds: 30).flatMap { try? Message(decoding: $0) }
         }
         // A first question arms the resolver's pre-opened sockets (so the next one uses them).
         #expect(ask("warmup.example.")?.answers.count == 1)
-        // A question goes to the slow upstream; while it waits, forwarding is switched over.
-        let inFlight = Task.detached { ask("first.example.") }
-        try await Task.sleep(for: .milliseconds(100))
+        // A question goes to the slow upstream; while it is held there, forwarding is switched over.
+        slow.hold()
+        let inFlight = onThread { ask("first.example.") }
+        #expect(await eventually { slow.received == 2 })
         dns.reconfigureForwarding(UpstreamResolver.Configuration(groups: [UpstreamGroup(servers: [fast.address])]),
                                   allowRecursion: RecursionPolicy.privateRanges)
         // New questions use the new upstream at once; the one in flight still gets its answer.
         #expect(ask("second.example.")?.answers.map(\.data.presentation) == ["192.0.2.2"])
+        slow.release()
         #expect(await inFlight.value?.answers.map(\.data.presentation) == ["192.0.2.1"])
         await group.triggerGracefulShutdown()
         try await running.value
@@ -93,7 +123,7 @@ final class SlowUpstream: @unchecked Sendable {
     /// 5 forwarded questions, a reconfiguration (what SIGHUP does with changed forwarding
     /// settings), 7 more: the exported totals say 12, not 7 (the new resolver counts from zero).
     @Test func countersStayCompleteAcrossAForwardingChange() async throws {
-        let upstream = SlowUpstream(address: "192.0.2.1", delay: .zero)
+        let upstream = SlowUpstream(address: "192.0.2.1")
         let metrics = TestMetrics()
         var logger = Logger(label: "counters")
         logger.logLevel = .warning

@@ -47,6 +47,8 @@ final class RunningServer: Sendable {
     let registry: Registry
     let cluster: ClusterAuthority
     let server: DNSServer
+    /// The server's clock (TCP idle timeouts): tests advance it instead of waiting.
+    let clock = ManualClock()
 
     init(addresses requested: [SocketAddress] = [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)],
          allowTransfer: [IPPrefix] = []) async throws {
@@ -55,7 +57,7 @@ final class RunningServer: Sendable {
         registry.markLoaded()
         let cluster = ClusterAuthority(configuration: ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR]),
                                        snapshot: registry.snapshot())
-        let server = DNSServer(configuration: .init(addresses: requested),
+        let server = DNSServer(configuration: .init(addresses: requested, clock: clock),
                                responder: Responder(catalog: Catalog(cluster.authorities), allowTransfer: allowTransfer),
                                logger: Logger(label: "test"))
         task = Task { try await server.run() }
@@ -103,7 +105,7 @@ func toolAvailable(_ tool: String) -> Bool { (try? run("which", [tool]).status) 
 @Suite(.serialized) struct DigTests {
     func dig(_ server: RunningServer, _ arguments: [String]) throws -> String {
         #expect(toolAvailable("dig"), "dig is not installed (Debian: bind9-dnsutils; .ci/run installs it)")
-        return try run("dig", ["@127.0.0.1", "-p", String(server.port), "+time=2", "+tries=1"] + arguments).output
+        return try run("dig", ["@127.0.0.1", "-p", String(server.port), "+time=5", "+tries=2"] + arguments).output
     }
 
     @Test func udpAndTCP() async throws {

@@ -268,7 +268,7 @@ final class ForwardingServer: Sendable {
 
     /// `ask` on another thread, for a question whose answer waits for the clock.
     func asking(_ name: String, _ type: RecordType = .a) -> Task<Message?, Never> {
-        Task.detached { [self] in try? ask(name, type) }
+        onThread { [self] in try? ask(name, type) }
     }
 
     deinit { task.cancel() }

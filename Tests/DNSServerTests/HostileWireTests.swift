@@ -2,6 +2,7 @@ import DNSWire
 import DispatchSockets
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -122,14 +123,40 @@ func query(_ name: String, id: UInt16 = 7) -> [UInt8] {
         #expect(try Message(decoding: answer).answers.first?.description == "web.default.svc.cluster.local. 5 IN A 10.96.0.10")
     }
 
+    /// RFC 7766 §6.2.3: a connection without traffic for the idle timeout (10 s) is closed by
+    /// the server, not a moment before; a query or a reply written counts as traffic.
+    @Test func idleConnectionsAreClosedAtTheTimeout() async throws {
+        let server = try await RunningServer()
+        let fd = Client.tcpConnect(port: server.port)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        func exchange() -> Bool {
+            let message = Client.framed(query("kubernetes.default.svc.cluster.local."))
+            return send(fd, message, message.count, Int32(MSG_NOSIGNAL)) == message.count && Client.tcpRead(fd) != nil
+        }
+        #expect(exchange())
+        server.clock.advance(by: .milliseconds(9_999))
+        server.server.sweepIdleConnections()
+        #expect(server.server.tcpConnections == 1)
+        #expect(exchange())
+        server.clock.advance(by: .milliseconds(9_999))
+        server.server.sweepIdleConnections()
+        #expect(server.server.tcpConnections == 1, "the last query restarted the timeout")
+        server.clock.advance(by: .milliseconds(1))
+        server.server.sweepIdleConnections()
+        #expect(server.server.tcpConnections == 0)
+        var byte: UInt8 = 0
+        #expect(recv(fd, &byte, 1, 0) == 0, "closed by the server")
+    }
+
     @Test func tenThousandIdleConnectionsDoNotStopService() async throws {
-        // This process holds both ends: raise its descriptor limit as far as it may go.
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        limit.rlim_cur = limit.rlim_max
-        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        let wanted = min(10_000, Int(limit.rlim_cur) - 2_000)
-        #expect(wanted >= 1_500, "the descriptor limit (\(limit.rlim_cur)) is too low for this test")
+        try await Exclusive.descriptors.run { try await tenThousandIdleConnections() }
+    }
+
+    func tenThousandIdleConnections() async throws {
+        // This process holds the clients' ends (Exclusive.descriptors raised its limit).
+        let wanted = min(10_000, descriptorLimit - 2_000)
+        #expect(wanted >= 1_500, "the descriptor limit (\(descriptorLimit)) is too low for this test")
         let server = try await RunningServer()
         var idle: [Int32] = []
         defer { for fd in idle { close(fd) } }
@@ -140,20 +167,14 @@ func query(_ name: String, id: UInt16 = 7) -> [UInt8] {
         #expect(idle.count == wanted, "the kernel accepted them all (the server closes those beyond its cap of 1024)")
         // The server holds its cap and no more: it accepts and closes the rest at once.
         let cap = TCPMessageServer.Limits().maxConnections
-        var held = 0
-        for _ in 0..<300 {
-            held = server.server.tcpConnections
-            if held == cap { break }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(held == cap, "connections held: \(held)")
+        #expect(await eventually { server.server.tcpConnections == cap }, "connections held: \(server.server.tcpConnections)")
         var buffer = [UInt8](repeating: 0, count: 1)
         #expect(recv(idle[idle.count - 1], &buffer, 1, 0) == 0, "one beyond the cap is closed by the server")
         // UDP still answers, and so does a new TCP connection once idle ones are released.
         #expect(Client.udp(query("kubernetes.default.svc.cluster.local."), port: server.port, timeout: 2000) != nil)
         for fd in idle { close(fd) }
         idle.removeAll()
-        try await Task.sleep(for: .milliseconds(200))
+        #expect(await eventually { server.server.tcpConnections == 0 })
         let fresh = Client.tcpConnect(port: server.port)
         defer { close(fresh) }
         let message = Client.framed(query("kubernetes.default.svc.cluster.local."))

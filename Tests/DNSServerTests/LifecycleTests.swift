@@ -7,20 +7,13 @@ import DispatchSockets
 import Logging
 import NetAddress
 import Testing
+import TestSupport
 
 @Suite struct LifecycleTests {
-    /// Waits (at most 2 s) until no socket holds `address` any more: the server's descriptors
-    /// were closed (by the cancel handlers, on the servers' queues).
+    /// Waits until no socket holds `address` any more: the server's descriptors were closed
+    /// (by the cancel handlers, on the servers' queues).
     func released(_ address: SocketAddress, type: Int32) async -> Bool {
-        for _ in 0..<200 {
-            do {
-                try Socket.claim(address, type: type)
-                return true
-            } catch {
-                try? await Task.sleep(for: .milliseconds(10))
-            }
-        }
-        return false
+        await eventually { (try? Socket.claim(address, type: type)) != nil }
     }
 
     @Test func serversStoppedWithoutStartingAreReleasedCleanly() async throws {

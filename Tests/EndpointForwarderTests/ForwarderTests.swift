@@ -6,6 +6,7 @@ import NetAddress
 import ServiceRegistry
 import Synchronization
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -216,8 +217,8 @@ func connectTo(_ ip: String, _ port: UInt16, timeout: Int = 3000) -> Int32? {
 
 /// Sends `command` at once after connecting (`halfClose`: and its end of stream with it), reads
 /// the whole answer.
-func ask(_ ip: String, _ port: UInt16, _ command: String, halfClose: Bool = false) -> String? {
-    guard let fd = connectTo(ip, port) else { return nil }
+func ask(_ ip: String, _ port: UInt16, _ command: String, halfClose: Bool = false, timeout: Int = 3000) -> String? {
+    guard let fd = connectTo(ip, port, timeout: timeout) else { return nil }
     defer { close(fd) }
     guard writeAll(fd, Array((command + "\n").utf8)) else { return nil }
     if halfClose { shutdown(fd, Int32(SHUT_WR)) }
@@ -262,6 +263,13 @@ func apply(_ registry: Registry, _ text: String) async throws {
     for entry in Manifest.decode(text) { _ = try await registry.apply(try entry.result.get()) }
 }
 
+/// A count other threads add to.
+final class Counter: Sendable {
+    let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}
+
 /// A forwarder running on `registry` until the test ends.
 final class RunningForwarder: Sendable {
     let forwarder: EndpointForwarder
@@ -276,16 +284,14 @@ final class RunningForwarder: Sendable {
         self.forwarder = forwarder
         task = Task { try await forwarder.run() }
         // Until the current registry version is applied.
-        for _ in 0..<200 where forwarder.resourceVersion < registry.resourceVersion || !forwarder.isReady {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        let version = registry.resourceVersion
+        #expect(await eventually { forwarder.resourceVersion >= version && forwarder.isReady })
     }
 
     /// Waits until the forwarder applied the registry's current version.
     func settle(_ registry: Registry) async throws {
-        for _ in 0..<200 where forwarder.resourceVersion < registry.resourceVersion {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        let version = registry.resourceVersion
+        #expect(await eventually { forwarder.resourceVersion >= version })
     }
 
     deinit { task.cancel() }
@@ -377,7 +383,8 @@ final class RunningForwarder: Sendable {
         let registry = try makeRegistry()
         try await apply(registry, serviceManifest("dns", clusterIP: "127.100.0.15", port: 5300, protocol: "UDP",
                                                   targetPort: backend.port, endpoints: [("127.0.0.2", true)]))
-        let running = try await RunningForwarder(registry: registry) { $0.udpIdleTimeout = .milliseconds(300) }
+        let clock = ManualClock()
+        let running = try await RunningForwarder(registry: registry) { $0.clock = clock }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }
         setTimeout(fd, milliseconds: 1000)
@@ -391,8 +398,24 @@ final class RunningForwarder: Sendable {
         }
         let frontend = Frontend(address: SocketAddress(parsing: "127.100.0.15:5300")!, protocol: .udp)
         #expect(running.forwarder.udpFlows(for: frontend) == 1)
-        try await Task.sleep(for: .milliseconds(700))
+        // Idle 30 s (the default) closes the flow; traffic before that keeps it.
+        clock.advance(by: .seconds(29))
+        await running.forwarder.sweep()
+        #expect(running.forwarder.udpFlows(for: frontend) == 1)
+        let again = Array("again".utf8)
+        _ = send(fd, again, again.count, 0)
+        var buffer = [UInt8](repeating: 0, count: 512)
+        #expect(recv(fd, &buffer, buffer.count, 0) == 7)
+        clock.advance(by: .seconds(29))
+        await running.forwarder.sweep()
+        #expect(running.forwarder.udpFlows(for: frontend) == 1, "the reply counted as activity")
+        clock.advance(by: .seconds(1))
+        await running.forwarder.sweep()
         #expect(running.forwarder.udpFlows(for: frontend) == 0)
+        // The client's next datagram starts a new flow.
+        _ = send(fd, again, again.count, 0)
+        #expect(recv(fd, &buffer, buffer.count, 0) == 7)
+        #expect(running.forwarder.udpFlows(for: frontend) == 1)
     }
 
     @Test func liveChangesLeaveOpenConnectionsAlone() async throws {
@@ -422,8 +445,8 @@ final class RunningForwarder: Sendable {
         #expect(ask("127.100.0.17", 7001, "NAME") == "c")
         try await registry.delete(ObjectKey(.service, namespace: "default", name: "fresh"))
         try await running.settle(registry)
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(connectTo("127.100.0.17", 7001).map { close($0); return true } == nil)
+        // The listener is closed on its event loop's thread, just after the version is applied.
+        #expect(await eventually { connectTo("127.100.0.17", 7001, timeout: 200).map { close($0); return true } == nil })
         // Only ready endpoints; terminating ones only when none is ready.
         try await apply(registry, serviceManifest("live", clusterIP: "127.100.0.16", port: 7000, targetPort: backends[0].port,
                                                   endpoints: [("127.0.0.3", false), ("127.0.0.4", true)]))
@@ -493,17 +516,6 @@ final class HoldingBackend: @unchecked Sendable {
     }
 }
 
-/// Raises this process's descriptor limit (root may); false when it cannot.
-func raiseDescriptorLimit(to wanted: rlim_t) -> Bool {
-    var limit = rlimit()
-    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    if limit.rlim_cur >= wanted { return true }
-    var raised = rlimit(rlim_cur: wanted, rlim_max: max(wanted, limit.rlim_max))
-    if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { return true }
-    raised = rlimit(rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max)
-    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised)
-    return limit.rlim_max >= wanted
-}
 
 @Suite(.serialized) struct ForwarderUnderStressTests {
     @Test func aBackendThatNeverReadsHoldsOnlyABoundedAmount() async throws {
@@ -555,9 +567,13 @@ func raiseDescriptorLimit(to wanted: rlim_t) -> Bool {
     /// cannot be raised (no CAP_SYS_RESOURCE). 1,000 always run (the suites share one process and its limit).
     @Test(.enabled(if: raiseDescriptorLimit(to: 50_000),
                    "10,000 idle connections need 50,000 descriptors here; the hard limit is lower and raising it needs CAP_SYS_RESOURCE"))
-    func tenThousandIdleConnections() async throws { try await idleConnections(10_000, port: 7400) }
+    func tenThousandIdleConnections() async throws {
+        try await Exclusive.descriptors.run { try await idleConnections(10_000, port: 7400) }
+    }
 
-    @Test func aThousandIdleConnections() async throws { try await idleConnections(1_000, port: 7401) }
+    @Test func aThousandIdleConnections() async throws {
+        try await Exclusive.descriptors.run { try await idleConnections(1_000, port: 7401) }
+    }
 
     func idleConnections(_ count: Int, port: Int) async throws {
         let holder = HoldingBackend(ip: "127.0.0.2")
@@ -616,17 +632,30 @@ func raiseDescriptorLimit(to wanted: rlim_t) -> Bool {
         let registry = try makeRegistry()
         try await apply(registry, serviceManifest("slowstart", clusterIP: "127.100.0.40", port: 7500, targetPort: hole.port,
                                                   endpoints: [("127.0.0.5", true), ("127.0.0.2", true)]))
-        let running = try await RunningForwarder(registry: registry)
-        // Whichever endpoint comes first, every connection is served by a; one that tried the
-        // black hole first waited its 250 ms connect timeout.
-        var slow = 0
-        for _ in 0..<4 {
-            let started = ContinuousClock.now
-            #expect(ask("127.100.0.40", 7500, "NAME") == "a")
-            if ContinuousClock.now - started >= .milliseconds(200) { slow += 1 }
+        let clock = ManualClock()
+        let running = try await RunningForwarder(registry: registry) { $0.clock = clock }
+        // Two connections, round robin: one goes to a at once; the other tries the black hole
+        // first and waits there its 250 ms connect timeout, not a moment less, then gets a.
+        let answered = Counter()
+        let asking = (0..<2).map { _ in
+            onThread { () -> String? in
+                defer { answered.add() }
+                // The one held waits for the test to move the clock, however busy the machine.
+                return ask("127.100.0.40", 7500, "NAME", timeout: 60_000)
+            }
         }
-        #expect(slow >= 1 && slow <= 2, "\(slow) slow connections")
-        #expect(running.forwarder.failingEndpoints.contains(SocketAddress(parsing: "127.0.0.5:\(hole.port)")!))
+        #expect(await eventually { answered.value == 1 })
+        let holeAddress = SocketAddress(parsing: "127.0.0.5:\(hole.port)")!
+        clock.advance(by: .milliseconds(249))
+        await running.forwarder.sweep()
+        #expect(running.forwarder.failingEndpoints.isEmpty, "still connecting")
+        clock.advance(by: .milliseconds(1))
+        await running.forwarder.sweep()
+        #expect(running.forwarder.failingEndpoints == [holeAddress])
+        for task in asking { #expect(await task.value == "a") }
+        // The black hole, marked failing, goes last for the next connections: no wait.
+        #expect(ask("127.100.0.40", 7500, "NAME") == "a")
+        #expect(ask("127.100.0.40", 7500, "NAME") == "a")
     }
 
     @Test func idleTCPConnectionsAreClosedAndUDPFlowsAreCapped() async throws {
@@ -637,16 +666,27 @@ func raiseDescriptorLimit(to wanted: rlim_t) -> Bool {
                                                   endpoints: [("127.0.0.2", true)]))
         try await apply(registry, serviceManifest("capped", clusterIP: "127.100.0.42", port: 7601, protocol: "UDP",
                                                   targetPort: udp.port, endpoints: [("127.0.0.2", true)]))
+        let clock = ManualClock()
         let running = try await RunningForwarder(registry: registry) {
-            $0.tcpIdleTimeout = .milliseconds(300)
+            $0.clock = clock
             $0.maxUDPFlows = 2
         }
-        // A connection with no traffic is closed after the idle timeout.
+        // A connection with no traffic is closed after the idle timeout (900 s by default).
         let fd = try #require(connectTo("127.100.0.41", 7600, timeout: 2000))
         defer { close(fd) }
-        _ = writeAll(fd, Array("HOLD\n".utf8))
-        // Closed (0) within the socket's 2 s receive timeout (else -1, EAGAIN): the idle
-        // timeout (300 ms) ended it, not the test.
+        // Its last traffic: an echo through the relay (so no byte is still on its way when the
+        // clock moves).
+        #expect(writeAll(fd, Array("HOLD\nhello".utf8)))
+        var echo = [UInt8](repeating: 0, count: 5)
+        #expect(recv(fd, &echo, 5, Int32(MSG_WAITALL)) == 5)
+        let tcpFrontend = Frontend(address: SocketAddress(parsing: "127.100.0.41:7600")!, protocol: .tcp)
+        #expect(running.forwarder.stats(for: tcpFrontend)?.activeCount == 1)
+        clock.advance(by: .seconds(899))
+        await running.forwarder.sweep()
+        #expect(running.forwarder.stats(for: tcpFrontend)?.activeCount == 1)
+        clock.advance(by: .seconds(1))
+        await running.forwarder.sweep()
+        #expect(running.forwarder.stats(for: tcpFrontend)?.activeCount == 0)
         var byte: UInt8 = 0
         let n = recv(fd, &byte, 1, 0)
         #expect(n == 0, "closed by the forwarder")

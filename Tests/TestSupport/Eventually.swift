@@ -3,14 +3,14 @@ import Glibc
 #endif
 
 /// Waits for a state another thread brings about (a socket accepted, a reply stored), looking
-/// every millisecond: true as soon as `condition` holds. The bound only stops a test whose
+/// every 2 ms: true as soon as `condition` holds. The bound only stops a test whose
 /// condition never comes from hanging; it is not what the test waits for, and a test never
 /// relies on something happening within it except that it happens at all.
 public func eventually(within seconds: Double = 10, _ condition: () throws -> Bool) async rethrows -> Bool {
     let start = monotonicSeconds()
     while monotonicSeconds() - start < seconds {
         if try condition() { return true }
-        try? await Task.sleep(for: .milliseconds(1))
+        try? await Task.sleep(for: .milliseconds(2))
     }
     return try condition()
 }
