@@ -553,7 +553,8 @@ final class HoldingBackend: @unchecked Sendable {
         let fd = try #require(connectTo("127.100.0.32", 7300, timeout: 10_000))
         defer { close(fd) }
         _ = writeAll(fd, Array("SEND \(32 << 20) 5\n".utf8))
-        // Not reading for a while: the backend is held back, nothing is dropped.
+        // The client does not read for half a second (the scenario, not a wait for something):
+        // the backend is held back, nothing is dropped.
         try await Task.sleep(for: .milliseconds(500))
         let frontend = Frontend(address: SocketAddress(parsing: "127.100.0.32:7300")!, protocol: .tcp)
         #expect(running.forwarder.stats(for: frontend)?.activeCount == 1)
@@ -592,20 +593,14 @@ final class HoldingBackend: @unchecked Sendable {
         }
         #expect(clients.count == count)
         let frontend = Frontend(address: SocketAddress(parsing: "127.100.0.33:\(port)")!, protocol: .tcp)
-        for _ in 0..<500 where (running.forwarder.stats(for: frontend)?.activeCount ?? 0) < count || holder.count < count {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(running.forwarder.stats(for: frontend)?.activeCount == count)
-        #expect(holder.count == count)
+        #expect(await eventually { running.forwarder.stats(for: frontend)?.activeCount == count && holder.count == count },
+                "relayed \(running.forwarder.stats(for: frontend)?.activeCount ?? 0), held \(holder.count) of \(count)")
         // Service goes on for everyone else.
         #expect(ask("127.100.0.34", UInt16(port), "NAME") == "e")
         for fd in clients { close(fd) }
         clients = []
         holder.stop()
-        for _ in 0..<200 where (running.forwarder.stats(for: frontend)?.activeCount ?? 0) > 0 {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(running.forwarder.stats(for: frontend)?.activeCount == 0)
+        #expect(await eventually { running.forwarder.stats(for: frontend)?.activeCount == 0 })
     }
 }
 
