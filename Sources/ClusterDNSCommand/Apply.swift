@@ -115,6 +115,12 @@ struct Get: ParsableCommand {
     @Option(name: [.customShort("n"), .customLong("namespace")], help: "Only this namespace.")
     var namespace: String?
 
+    enum Output: String, ExpressibleByArgument, CaseIterable { case table, json }
+
+    @Option(name: [.customShort("o"), .customLong("output")],
+            help: "table, or json: a v1 List of the objects as kube-apiserver writes them (kubectl get -o json).")
+    var output: Output = .table
+
     @OptionGroup var registryOptions: RegistryOptions
 
     func run() throws {
@@ -128,6 +134,15 @@ struct Get: ParsableCommand {
         }
         let snapshot = try registryOptions.open().snapshot()
         let objects = snapshot.list(objectKind, namespace: namespace)
+        if output == .json {
+            let list = JSONValue.object([
+                ("kind", .string("List")), ("apiVersion", .string("v1")),
+                ("metadata", .object([("resourceVersion", .string(String(snapshot.resourceVersion)))])),
+                ("items", .array(objects.map(\.kubernetesJSON))),
+            ])
+            print(list.text)
+            return
+        }
         switch objectKind {
         case .service:
             print(["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "ENDPOINTS"].joined(separator: "\t"))

@@ -84,3 +84,37 @@ import Testing
         #expect(result.stderr.contains("--network must be kubenet or azure-cni, not \"calico\""))
     }
 }
+
+/// `clusterdns get -o json`: what `apply` stored, as kube-apiserver writes it (a v1 List), with
+/// the allocations the registry made.
+@Suite struct GetOutputTests {
+    @Test func getWritesAKubernetesListOfWhatApplyStored() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("get-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("web.yaml").path
+        try """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: shop}
+            spec: {type: NodePort, selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let state = directory.appendingPathComponent("state").path
+        #expect(try Tool.run(["apply", "-f", file, "--state", state]).status == 0)
+        let result = try Tool.run(["get", "services", "-n", "shop", "-o", "json", "--state", state])
+        #expect(result.status == 0, "\(result.stderr)")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(list["kind"] as? String == "List" && list["apiVersion"] as? String == "v1")
+        let items = try #require(list["items"] as? [[String: Any]])
+        #expect(items.count == 1)
+        let metadata = try #require(items.first?["metadata"] as? [String: Any])
+        #expect(metadata["name"] as? String == "web" && metadata["namespace"] as? String == "shop")
+        #expect((metadata["resourceVersion"] as? String).flatMap { Int($0) } ?? 0 > 0)
+        #expect((metadata["uid"] as? String)?.count == 36)
+        let spec = try #require(items.first?["spec"] as? [String: Any])
+        let port = try #require((spec["ports"] as? [[String: Any]])?.first)
+        #expect((30000...32767).contains(port["nodePort"] as? Int ?? 0), "allocated: \(port)")
+        #expect((spec["clusterIP"] as? String)?.hasPrefix("10.96.") == true)
+        #expect(try Tool.run(["get", "services", "-o", "yaml", "--state", state]).status != 0, "an unknown format is refused")
+    }
+}

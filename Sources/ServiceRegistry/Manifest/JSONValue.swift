@@ -1,0 +1,138 @@
+/// A JSON document as Kubernetes writes one: object members in the order they were added (kind,
+/// apiVersion, metadata, spec, status), so that output reads as kube-apiserver's does and the
+/// same object always gives the same bytes.
+public indirect enum JSONValue: Hashable, Sendable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): true
+        case (.bool(let x), .bool(let y)): x == y
+        case (.int(let x), .int(let y)): x == y
+        case (.string(let x), .string(let y)): x == y
+        case (.array(let x), .array(let y)): x == y
+        case (.object(let x), .object(let y)): x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .bool(let v): hasher.combine(v)
+        case .int(let v): hasher.combine(v)
+        case .string(let v): hasher.combine(v)
+        case .array(let v): hasher.combine(v)
+        case .object(let members):
+            for (key, value) in members {
+                hasher.combine(key)
+                hasher.combine(value)
+            }
+        }
+    }
+
+    /// The member `key` of an object.
+    public subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.first { $0.0 == key }?.1
+    }
+
+    /// Compact JSON text (no spaces), UTF-8.
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        write(into: &out)
+        return out
+    }
+
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    public func write(into out: inout [UInt8]) {
+        switch self {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let v): out.append(contentsOf: (v ? "true" : "false").utf8)
+        case .int(let v): out.append(contentsOf: String(v).utf8)
+        case .string(let s): Self.writeString(s, into: &out)
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                item.write(into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            for (i, (key, value)) in members.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                Self.writeString(key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                value.write(into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// RFC 8259 §7: quote, backslash and control characters escaped; the rest as UTF-8.
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+/// An object's members, Kubernetes' `omitempty`: empty strings, lists and maps and nil are left
+/// out.
+struct JSONObjectBuilder {
+    var members: [(String, JSONValue)] = []
+
+    mutating func add(_ key: String, _ value: JSONValue) { members.append((key, value)) }
+
+    mutating func add(_ key: String, _ value: String) {
+        if !value.isEmpty { members.append((key, .string(value))) }
+    }
+
+    mutating func add(_ key: String, _ value: Int?) {
+        if let value { members.append((key, .int(value))) }
+    }
+
+    mutating func add(_ key: String, _ value: Bool?) {
+        if let value { members.append((key, .bool(value))) }
+    }
+
+    mutating func add(_ key: String, strings: [String]) {
+        if !strings.isEmpty { members.append((key, .array(strings.map(JSONValue.string)))) }
+    }
+
+    mutating func add(_ key: String, array: [JSONValue]) {
+        if !array.isEmpty { members.append((key, .array(array))) }
+    }
+
+    /// A string map with its keys sorted (Go's encoding/json sorts map keys).
+    mutating func add(_ key: String, map: [String: String]?) {
+        guard let map, !map.isEmpty else { return }
+        members.append((key, .object(map.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+    }
+
+    /// A nested object, left out when it has no members.
+    mutating func add(_ key: String, object: JSONObjectBuilder) {
+        if !object.members.isEmpty { members.append((key, object.value)) }
+    }
+
+    var value: JSONValue { .object(members) }
+}
