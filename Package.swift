@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "DNSServer", targets: ["DNSServer"]),
         .library(name: "ClusterDNS", targets: ["ClusterDNS"]),
         .library(name: "EndpointForwarder", targets: ["EndpointForwarder"]),
+        .library(name: "KubernetesAPI", targets: ["KubernetesAPI"]),
         .executable(name: "clusterdns", targets: ["ClusterDNSCommand"]),
     ],
     dependencies: [
@@ -29,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0", traits: []),
     ],
     targets: [
         .systemLibrary(
@@ -117,6 +119,7 @@ let package = Package(
         .executableTarget(
             name: "ClusterDNSCommand",
             dependencies: [
+                "KubernetesAPI",
                 "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "KubernetesDNS", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
                 "EndpointForwarder", "YAML",
                 .product(name: "Logging", package: "swift-log"),
@@ -124,6 +127,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        // The registry as a Kubernetes API (HTTP through Hummingbird); DNS does not link it.
+        .target(
+            name: "KubernetesAPI",
+            dependencies: [
+                "ServiceRegistry", "NetAddress", "DispatchSockets",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -181,6 +195,7 @@ let package = Package(
         ),
         .testTarget(name: "DNSResolverTests", dependencies: ["DNSResolver", "DNSWire", "NetAddress"], swiftSettings: strict),
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: strict),
+        .testTarget(name: "KubernetesAPITests", dependencies: ["KubernetesAPI", "ServiceRegistry", "NetAddress"], swiftSettings: strict),
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
         .testTarget(
             name: "ClusterDNSToolTests",

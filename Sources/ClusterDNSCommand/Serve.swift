@@ -10,6 +10,7 @@ import DNSResolver
 import DNSServer
 import EndpointForwarder
 import FoundationEssentials
+import KubernetesAPI
 import DNSWire
 import DispatchSockets
 import Logging
@@ -155,6 +156,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Forwarded UDP flows per service port at most.")
     var forwarderMaxFlows: Int = 10_000
 
+    @Option(name: .customLong("api"), help: "Serve the registry as a Kubernetes API (kubectl) on ADDRESS:PORT (repeatable; loopback only for now). Off by default.")
+    var apiAddresses: [String] = []
+
+    @Option(help: "Bearer tokens of the API, kube-apiserver's format: token,user,uid,\"group1,group2\" per line; the group clusterdns:viewers may read only. Default: one admin token, generated and written into --api-kubeconfig only.")
+    var apiTokenFile: String? = nil
+
+    @Option(help: "Where to write a kubeconfig for the API (mode 0600). Default: kubeconfig in the --state directory, or clusterdns-PID.kubeconfig in $TMPDIR (/tmp) with --state memory.")
+    var apiKubeconfig: String? = nil
+
     /// The config file this instance came from, re-read on SIGHUP (not a flag).
     var reloadSource: ConfigSource? = nil
 
@@ -163,7 +173,8 @@ struct Serve: AsyncParsableCommand {
              logFormat, udpSockets, http, lameduck, zones, upstream, resolvConf, stubDomain, allowRecursion, policy, maxFails,
              maxConcurrent, upstreamTimeout, forwardDeadline, cacheSize, cacheMinTTL, cacheMaxTTL, cacheNegativeTTL,
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
-             nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface
+             nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface, apiAddresses,
+             apiTokenFile, apiKubeconfig
     }
 
     func validate() throws {
@@ -178,6 +189,14 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("\(flag) \(value): expected a duration such as 30s or 15m")
         }
         guard forwarderMaxFlows >= 1 else { throw ValidationError("--forwarder-max-flows must be at least 1") }
+        for address in apiAddresses {
+            guard let parsed = SocketAddress(parsing: address) else {
+                throw ValidationError("--api \(address): expected ADDRESS:PORT or [IPv6]:PORT")
+            }
+            guard parsed.address.isLoopback else {
+                throw ValidationError("--api \(address): only loopback addresses are served until TLS is configured (bearer tokens must not cross a network in the clear)")
+            }
+        }
         guard logQueriesSample >= 1 else { throw ValidationError("--log-queries-sample must be at least 1") }
         guard (0...3600).contains(ttl) else { throw ValidationError("--ttl must be between 0 and 3600") }
         guard ClusterConfiguration.PodsMode(rawValue: pods) != nil else {
@@ -371,6 +390,7 @@ struct Serve: AsyncParsableCommand {
         }
         services.append(.init(service: dns))
         if let relay { services.append(.init(service: relay)) }
+        for api in try apiServers(registry: dns.registry, logger: logger) { services.append(.init(service: api)) }
         let source = reloadSource
         let hangupLogger = logger
         services.append(.init(service: HangupService(onHangup: {
@@ -386,6 +406,54 @@ struct Serve: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
+    }
+}
+
+extension Serve {
+    /// The Kubernetes API servers of `--api`, with their tokens; the kubeconfig is written once
+    /// the first listens (its port may be the kernel's choice).
+    func apiServers(registry: Registry, logger: Logger) throws -> [APIServer] {
+        guard !apiAddresses.isEmpty else { return [] }
+        let tokens: TokenTable
+        var generated: String? = nil
+        if let apiTokenFile {
+            let text: String
+            do { text = try String(contentsOfFile: apiTokenFile, encoding: .utf8) } catch {
+                throw ValidationError("--api-token-file \(apiTokenFile): cannot read it (\(error))")
+            }
+            do { tokens = try TokenTable(parsing: text) } catch {
+                throw ValidationError("--api-token-file \(apiTokenFile):\(error.line): \(error.reason)")
+            }
+        } else {
+            let token = TokenTable.randomToken()
+            generated = token
+            tokens = TokenTable([token: APIUser(name: "admin", uid: "admin", groups: ["system:masters"])])
+        }
+        let servers = try apiAddresses.map { text in
+            do {
+                return try APIServer(configuration: .init(address: SocketAddress(parsing: text)!), registry: registry,
+                                     tokens: tokens, logger: logger)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        if let token = generated, let first = servers.first {
+            let path = apiKubeconfig ?? (state == "memory"
+                ? "\(ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")/clusterdns-\(getpid()).kubeconfig"
+                : (state.hasSuffix("/") ? state + "kubeconfig" : state + "/kubeconfig"))
+            Task {
+                let address = await first.boundAddress
+                do {
+                    try Kubeconfig.write(Kubeconfig.text(server: address, token: token), to: path)
+                    logger.notice("kubeconfig written", metadata: ["path": "\(path)", "server": "\(address)"], source: logSource)
+                } catch {
+                    logger.error("\(error)", source: logSource)
+                }
+            }
+        } else if apiTokenFile != nil {
+            logger.info("API tokens from --api-token-file; no kubeconfig written", source: logSource)
+        }
+        return servers
     }
 }
 

@@ -42,3 +42,13 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
         return .v4(IPv4Address(rawValue: UInt32(truncatingIfNeeded: a.low)))
     }
 }
+
+extension IPAddress {
+    /// 127.0.0.0/8 or ::1: reachable from this host only.
+    public var isLoopback: Bool {
+        switch self {
+        case .v4(let a): a.rawValue >> 24 == 127
+        case .v6(let a): a.high == 0 && a.low == 1
+        }
+    }
+}

@@ -12,13 +12,17 @@ public struct ManifestError: Error, Hashable, Sendable, CustomStringConvertible 
     public var line: Int
     public var column: Int
     public var message: String
+    /// The document is a well-formed object of a kind we serve, but its fields are refused
+    /// (kube-apiserver's 422 Invalid, where a body it cannot read at all is a 400).
+    public var isInvalidObject: Bool
 
-    public init(file: String, document: Int, line: Int, column: Int, message: String) {
+    public init(file: String, document: Int, line: Int, column: Int, message: String, isInvalidObject: Bool = false) {
         self.file = file
         self.document = document
         self.line = line
         self.column = column
         self.message = message
+        self.isInvalidObject = isInvalidObject
     }
 
     public var description: String {
@@ -91,10 +95,10 @@ public enum Manifest {
 
     static func decodeDocument(_ node: ManifestNode, file: String, document: Int) -> [ManifestEntry] {
         let position = node.position
-        func failure(_ message: String, _ at: ManifestNode.Position) -> [ManifestEntry] {
+        func failure(_ message: String, _ at: ManifestNode.Position, invalid: Bool = false) -> [ManifestEntry] {
             [ManifestEntry(file: file, document: document, line: at.line,
                            result: .failure(ManifestError(file: file, document: document, line: at.line,
-                                                          column: at.column, message: message)))]
+                                                          column: at.column, message: message, isInvalidObject: invalid)))]
         }
         guard case .mapping(let pairs, _) = node else {
             return failure("a manifest document must be an object with apiVersion and kind", position)
@@ -138,12 +142,12 @@ public enum Manifest {
         if !reader.errors.isEmpty {
             let at = reader.firstErrorPosition ?? position
             let error = RegistryError.invalid(kind: kind, name: name, errors: reader.errors)
-            return failure(error.description, at)
+            return failure(error.description, at, invalid: true)
         }
         let fieldErrors = Validation.validate(object)
         if !fieldErrors.isEmpty {
             let at = fieldErrors.lazy.compactMap { reader.position(of: $0.path) }.first ?? position
-            return failure(RegistryError.invalid(kind: kind, name: name, errors: fieldErrors).description, at)
+            return failure(RegistryError.invalid(kind: kind, name: name, errors: fieldErrors).description, at, invalid: true)
         }
         return [ManifestEntry(file: file, document: document, line: position.line, result: .success(object))]
     }

@@ -1,0 +1,104 @@
+import Hummingbird
+public import Logging
+public import DispatchSockets
+import NetAddress
+public import ServiceLifecycle
+public import ServiceRegistry
+import Synchronization
+
+/// The registry served as a Kubernetes API over HTTP (Hummingbird): a swift-service-lifecycle
+/// `Service` of its own, so an embedder runs it with or without DNS. Every request goes to
+/// `APIHandler`; this type only moves bytes between HTTP and it.
+public final class APIServer: ServiceLifecycle.Service, Sendable {
+    public struct Configuration: Sendable {
+        /// Where to listen: loopback only until TLS is configured (a bearer token must not cross
+        /// a network in the clear).
+        public var address: SocketAddress
+        public init(address: SocketAddress) { self.address = address }
+    }
+
+    public let configuration: Configuration
+    public let handler: APIHandler
+    let logger: Logger
+    let bound = Mutex<SocketAddress?>(nil)
+    let boundWaiters = Mutex<[CheckedContinuation<SocketAddress, Never>]>([])
+
+    public init(configuration: Configuration, registry: Registry, tokens: TokenTable, logger: Logger) throws(APIServerError) {
+        guard configuration.address.address.isLoopback else { throw .notLoopback(configuration.address) }
+        self.configuration = configuration
+        handler = APIHandler(registry: registry, tokens: tokens)
+        self.logger = logger
+    }
+
+    /// The address the server listens on, once it does (the port the kernel chose for port 0).
+    public var boundAddress: SocketAddress {
+        get async {
+            if let address = bound.withLock({ $0 }) { return address }
+            return await withCheckedContinuation { continuation in
+                let ready = bound.withLock { address -> SocketAddress? in
+                    if address == nil { boundWaiters.withLock { $0.append(continuation) } }
+                    return address
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        }
+    }
+
+    public func run() async throws {
+        let handler = handler
+        let responder = CallbackResponder<BasicRequestContext> { request, _ in
+            var query: [String: String] = [:]
+            for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
+            let body: [UInt8]
+            do {
+                let buffer = try await request.body.collect(upTo: APIHandler.maxBody)
+                body = Array(buffer.readableBytesView)
+            } catch {
+                return Self.response(APIResponse(code: 413, body: APIError(
+                    code: 413, reason: "RequestEntityTooLarge", message: "the request body is larger than \(APIHandler.maxBody) bytes").status))
+            }
+            let answer = await handler.handle(APIRequest(
+                method: request.method.rawValue, path: request.uri.path, query: query,
+                authorization: request.headers[.authorization], body: body))
+            return Self.response(answer)
+        }
+        let address = configuration.address
+        let app = Application(
+            responder: responder,
+            configuration: .init(address: .hostname(address.address.description, port: Int(address.port)), serverName: nil),
+            onServerRunning: { [self] channel in
+                let port = channel.localAddress?.port ?? Int(address.port)
+                let actual = SocketAddress(address: address.address, port: UInt16(port))
+                let waiters = bound.withLock { value in
+                    value = actual
+                    return boundWaiters.withLock { list in
+                        defer { list = [] }
+                        return list
+                    }
+                }
+                for waiter in waiters { waiter.resume(returning: actual) }
+                logger.info("serving the Kubernetes API", metadata: ["address": "\(actual)"])
+            },
+            logger: logger)
+        try await app.run()
+    }
+
+    static func response(_ answer: APIResponse) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-cache, private"
+        return Response(status: .init(code: answer.code), headers: headers,
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body.bytes + [0x0A])))
+    }
+}
+
+public enum APIServerError: Error, CustomStringConvertible, Sendable {
+    case notLoopback(SocketAddress)
+
+    public var description: String {
+        switch self {
+        case .notLoopback(let address):
+            "--api \(address): only loopback addresses are served until TLS is configured (bearer tokens must not cross a network in the clear)"
+        }
+    }
+}
