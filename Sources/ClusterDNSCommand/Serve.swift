@@ -156,11 +156,17 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Forwarded UDP flows per service port at most.")
     var forwarderMaxFlows: Int = 10_000
 
-    @Option(name: .customLong("api"), help: "Serve the registry as a Kubernetes API (kubectl) on ADDRESS:PORT (repeatable; loopback only for now). Off by default.")
+    @Option(name: .customLong("api"), help: "Serve the registry as a Kubernetes API (kubectl) over HTTPS on ADDRESS:PORT (repeatable). Off by default.")
     var apiAddresses: [String] = []
 
     @Option(help: "Bearer tokens of the API, kube-apiserver's format: token,user,uid,\"group1,group2\" per line; the group clusterdns:viewers may read only. Default: one admin token, generated and written into --api-kubeconfig only.")
     var apiTokenFile: String? = nil
+
+    @Option(help: "The API's TLS certificate (PEM, the chain). Default: a self-signed one, made at the first start and kept in the --state directory as apiserver.crt.")
+    var apiTlsCert: String? = nil
+
+    @Option(help: "The key of --api-tls-cert (PEM).")
+    var apiTlsKey: String? = nil
 
     @Option(help: "Where to write a kubeconfig for the API (mode 0600). Default: kubeconfig in the --state directory, or clusterdns-PID.kubeconfig in $TMPDIR (/tmp) with --state memory.")
     var apiKubeconfig: String? = nil
@@ -174,7 +180,7 @@ struct Serve: AsyncParsableCommand {
              maxConcurrent, upstreamTimeout, forwardDeadline, cacheSize, cacheMinTTL, cacheMaxTTL, cacheNegativeTTL,
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
              nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface, apiAddresses,
-             apiTokenFile, apiKubeconfig
+             apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey
     }
 
     func validate() throws {
@@ -193,9 +199,10 @@ struct Serve: AsyncParsableCommand {
             guard let parsed = SocketAddress(parsing: address) else {
                 throw ValidationError("--api \(address): expected ADDRESS:PORT or [IPv6]:PORT")
             }
-            guard parsed.address.isLoopback else {
-                throw ValidationError("--api \(address): only loopback addresses are served until TLS is configured (bearer tokens must not cross a network in the clear)")
-            }
+            _ = parsed
+        }
+        if (apiTlsCert == nil) != (apiTlsKey == nil) {
+            throw ValidationError("--api-tls-cert and --api-tls-key go together")
         }
         guard logQueriesSample >= 1 else { throw ValidationError("--log-queries-sample must be at least 1") }
         guard (0...3600).contains(ttl) else { throw ValidationError("--ttl must be between 0 and 3600") }
@@ -429,9 +436,22 @@ extension Serve {
             generated = token
             tokens = TokenTable([token: APIUser(name: "admin", uid: "admin", groups: ["system:masters"])])
         }
-        let servers = try apiAddresses.map { text in
+        let addresses = apiAddresses.compactMap { SocketAddress(parsing: $0) }
+        let certificate: ServingCertificate
+        do {
+            if let apiTlsCert, let apiTlsKey {
+                certificate = ServingCertificate(certificatePEM: try String(contentsOfFile: apiTlsCert, encoding: .utf8),
+                                                 privateKeyPEM: try String(contentsOfFile: apiTlsKey, encoding: .utf8))
+            } else {
+                certificate = try ServingCertificate.loadOrCreate(in: state == "memory" ? nil : state,
+                                                                  for: addresses.map(\.address).filter { !$0.isUnspecified })
+            }
+        } catch {
+            throw ValidationError("the API's TLS certificate: \(error)")
+        }
+        let servers = try addresses.map { address in
             do {
-                return try APIServer(configuration: .init(address: SocketAddress(parsing: text)!), registry: registry,
+                return try APIServer(configuration: .init(address: address, certificate: certificate), registry: registry,
                                      tokens: tokens, logger: logger)
             } catch {
                 throw ValidationError("\(error)")
@@ -444,7 +464,11 @@ extension Serve {
             Task {
                 let address = await first.boundAddress
                 do {
-                    try Kubeconfig.write(Kubeconfig.text(server: address, token: token), to: path)
+                    // A wildcard listener is reached on loopback from here.
+                    let server = address.address.isUnspecified
+                        ? SocketAddress(address: address.address.isIPv4 ? IPAddress("127.0.0.1")! : IPAddress("::1")!, port: address.port)
+                        : address
+                    try Kubeconfig.write(Kubeconfig.text(server: server, token: token, authority: certificate), to: path)
                     logger.notice("kubeconfig written", metadata: ["path": "\(path)", "server": "\(address)"], source: logSource)
                 } catch {
                     logger.error("\(error)", source: logSource)

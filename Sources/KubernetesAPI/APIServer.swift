@@ -1,4 +1,6 @@
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
 public import Logging
 public import DispatchSockets
 import NetAddress
@@ -11,10 +13,14 @@ import Synchronization
 /// `APIHandler`; this type only moves bytes between HTTP and it.
 public final class APIServer: ServiceLifecycle.Service, Sendable {
     public struct Configuration: Sendable {
-        /// Where to listen: loopback only until TLS is configured (a bearer token must not cross
-        /// a network in the clear).
         public var address: SocketAddress
-        public init(address: SocketAddress) { self.address = address }
+        /// TLS is always on: a bearer token never crosses a connection in the clear (and
+        /// kubectl would not send one over one).
+        public var certificate: ServingCertificate
+        public init(address: SocketAddress, certificate: ServingCertificate) {
+            self.address = address
+            self.certificate = certificate
+        }
     }
 
     public let configuration: Configuration
@@ -23,8 +29,19 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
     let bound = Mutex<SocketAddress?>(nil)
     let boundWaiters = Mutex<[CheckedContinuation<SocketAddress, Never>]>([])
 
+    let tls: TLSConfiguration
+
     public init(configuration: Configuration, registry: Registry, tokens: TokenTable, logger: Logger) throws(APIServerError) {
-        guard configuration.address.address.isLoopback else { throw .notLoopback(configuration.address) }
+        do {
+            let chain = try NIOSSLCertificate.fromPEMBytes(Array(configuration.certificate.certificatePEM.utf8))
+            let key = try NIOSSLPrivateKey(bytes: Array(configuration.certificate.privateKeyPEM.utf8), format: .pem)
+            guard !chain.isEmpty else { throw APIServerError.badCertificate("no certificate in the PEM") }
+            tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        } catch let error as APIServerError {
+            throw error
+        } catch {
+            throw .badCertificate("\(error)")
+        }
         self.configuration = configuration
         handler = APIHandler(registry: registry, tokens: tokens)
         self.logger = logger
@@ -65,6 +82,7 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
         let address = configuration.address
         let app = Application(
             responder: responder,
+            server: try .tls(.http1(), tlsConfiguration: tls),
             configuration: .init(address: .hostname(address.address.description, port: Int(address.port)), serverName: nil),
             onServerRunning: { [self] channel in
                 let port = channel.localAddress?.port ?? Int(address.port)
@@ -93,12 +111,11 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
 }
 
 public enum APIServerError: Error, CustomStringConvertible, Sendable {
-    case notLoopback(SocketAddress)
+    case badCertificate(String)
 
     public var description: String {
         switch self {
-        case .notLoopback(let address):
-            "--api \(address): only loopback addresses are served until TLS is configured (bearer tokens must not cross a network in the clear)"
+        case .badCertificate(let reason): "the API's TLS certificate or key cannot be used: \(reason)"
         }
     }
 }

@@ -7,7 +7,8 @@ import NetAddress
 /// A kubeconfig that points kubectl (and client-go, the Python client) at this server with a
 /// bearer token: written with mode 0600, since it holds the token.
 public enum Kubeconfig {
-    public static func text(server address: SocketAddress, token: String, user: String = "admin") -> String {
+    public static func text(server address: SocketAddress, token: String, authority: ServingCertificate,
+                            user: String = "admin") -> String {
         let host = address.address.description.contains(":") ? "[\(address.address)]" : address.address.description
         return """
             apiVersion: v1
@@ -15,7 +16,8 @@ public enum Kubeconfig {
             clusters:
             - name: clusterdns
               cluster:
-                server: http://\(host):\(address.port)
+                server: https://\(host):\(address.port)
+                certificate-authority-data: \(authority.authorityData)
             users:
             - name: \(user)
               user:
@@ -30,10 +32,10 @@ public enum Kubeconfig {
             """
     }
 
-    /// Writes `text` to `path` (replacing it atomically) readable by its owner only.
-    public static func write(_ text: String, to path: String) throws(KubeconfigError) {
+    /// Writes `text` to `path` (replacing it atomically), by default readable by its owner only.
+    public static func write(_ text: String, to path: String, mode: Int = 0o600) throws(KubeconfigError) {
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
         guard fd >= 0 else { throw KubeconfigError(path: path, errno: errno) }
         let bytes = Array(text.utf8)
         var offset = 0
@@ -48,7 +50,7 @@ public enum Kubeconfig {
             }
             offset += n
         }
-        fchmod(fd, 0o600)
+        fchmod(fd, mode_t(mode))
         guard fsync(fd) == 0, close(fd) == 0, rename(temporary, path) == 0 else {
             let error = errno
             unlink(temporary)
