@@ -1,5 +1,8 @@
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs the built `clusterdns` executable as a user would.
 struct Tool {
@@ -20,7 +23,9 @@ struct Tool {
         var stderr: String
     }
 
-    static func run(_ arguments: [String]) throws -> Result {
+    /// Runs `clusterdns` to its end; one still running after `limit` seconds (a command that
+    /// was expected to fail and serves instead) is killed, so the test fails instead of hanging.
+    static func run(_ arguments: [String], limit: Double = 120) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -30,6 +35,10 @@ struct Tool {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + limit) { [process] in
+            if process.isRunning { kill(pid, SIGKILL) }
+        }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
