@@ -468,7 +468,7 @@ extension Serve {
                     let server = address.address.isUnspecified
                         ? SocketAddress(address: address.address.isIPv4 ? IPAddress("127.0.0.1")! : IPAddress("::1")!, port: address.port)
                         : address
-                    try Kubeconfig.write(Kubeconfig.text(server: server, token: token, authority: certificate), to: path)
+                    try SecretFile.write(Kubeconfig.text(server: server, token: token, authority: certificate), to: path)
                     logger.notice("kubeconfig written", metadata: ["path": "\(path)", "server": "\(address)"], source: logSource)
                 } catch {
                     logger.error("\(error)", source: logSource)

@@ -67,8 +67,8 @@ public struct ServingCertificate: Sendable {
             return ServingCertificate(certificatePEM: certificate, privateKeyPEM: key)
         }
         let made = try selfSigned(for: addresses)
-        try Kubeconfig.write(made.privateKeyPEM, to: keyPath)
-        try Kubeconfig.write(made.certificatePEM, to: certificatePath, mode: 0o644)
+        try SecretFile.write(made.privateKeyPEM, to: keyPath)
+        try SecretFile.write(made.certificatePEM, to: certificatePath, mode: 0o644)
         return made
     }
 
