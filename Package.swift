@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "ClusterDNS", targets: ["ClusterDNS"]),
         .library(name: "EndpointForwarder", targets: ["EndpointForwarder"]),
         .library(name: "KubernetesAPI", targets: ["KubernetesAPI"]),
+        .library(name: "KubernetesAPIServer", targets: ["KubernetesAPIServer"]),
         .executable(name: "clusterdns", targets: ["ClusterDNSCommand"]),
     ],
     dependencies: [
@@ -123,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "ClusterDNSCommand",
             dependencies: [
-                "KubernetesAPI",
+                "KubernetesAPI", "KubernetesAPIServer",
                 "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "KubernetesDNS", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
                 "EndpointForwarder", "YAML",
                 .product(name: "Logging", package: "swift-log"),
@@ -134,11 +135,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The registry as a Kubernetes API (HTTP through Hummingbird); DNS does not link it.
+        // The registry as a Kubernetes API, free of any HTTP framework: paths, verbs, Status
+        // objects, selectors, patches and watches over `Registry` (what the fuzzers link).
+        .target(name: "KubernetesAPI", dependencies: ["ServiceRegistry", "YAML"], swiftSettings: strict),
+        // That API served over HTTPS (Hummingbird, NIO SSL) with its certificate and kubeconfig;
+        // DNS does not link it.
         .target(
-            name: "KubernetesAPI",
+            name: "KubernetesAPIServer",
             dependencies: [
-                "ServiceRegistry", "NetAddress", "DispatchSockets",
+                "KubernetesAPI", "ServiceRegistry", "NetAddress", "DispatchSockets",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -204,7 +209,11 @@ let package = Package(
         ),
         .testTarget(name: "DNSResolverTests", dependencies: ["DNSResolver", "DNSWire", "NetAddress"], swiftSettings: strict),
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: strict),
-        .testTarget(name: "KubernetesAPITests", dependencies: ["KubernetesAPI", "ServiceRegistry", "NetAddress"], swiftSettings: strict),
+        .testTarget(
+            name: "KubernetesAPITests",
+            dependencies: ["KubernetesAPI", "ServiceRegistry", "NetAddress", "YAML", "TestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
         .testTarget(
             name: "ClusterDNSToolTests",

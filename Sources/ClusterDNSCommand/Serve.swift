@@ -11,6 +11,7 @@ import DNSServer
 import EndpointForwarder
 import FoundationEssentials
 import KubernetesAPI
+import KubernetesAPIServer
 import DNSWire
 import DispatchSockets
 import Logging

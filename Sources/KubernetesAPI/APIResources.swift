@@ -13,6 +13,8 @@ public struct APIResource: Sendable, Hashable {
 
     public var namespaced: Bool { kind.isNamespaced }
     public var groupVersion: String { group.isEmpty ? version : "\(group)/\(version)" }
+    /// Whether `/status` is served (kinds whose status something other than their author writes).
+    public var hasStatus: Bool { [.namespace, .service, .pod, .node].contains(kind) }
 
     /// Every resource served, in discovery order.
     public static let all: [APIResource] = [
@@ -33,5 +35,5 @@ public struct APIResource: Sendable, Hashable {
     public static func of(_ kind: ObjectKind) -> APIResource { all.first { $0.kind == kind }! }
 
     /// The verbs every resource supports here.
-    static let verbs = ["create", "delete", "get", "list"]
+    static let verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 }

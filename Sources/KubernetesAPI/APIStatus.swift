@@ -10,14 +10,26 @@ public struct APIError: Error, Sendable, Hashable {
     public let name: String?
     public let resource: String?
     public let group: String?
+    /// `details.causes`: each field that is wrong, as kubectl prints them.
+    public let causes: [Cause]
 
-    public init(code: Int, reason: String, message: String, name: String? = nil, resource: String? = nil, group: String? = nil) {
+    /// One wrong field: kube-apiserver's `FieldValueInvalid`, `FieldValueRequired`, … with the
+    /// field's path.
+    public struct Cause: Sendable, Hashable {
+        public let reason: String
+        public let message: String
+        public let field: String
+    }
+
+    public init(code: Int, reason: String, message: String, name: String? = nil, resource: String? = nil, group: String? = nil,
+                causes: [Cause] = []) {
         self.code = code
         self.reason = reason
         self.message = message
         self.name = name
         self.resource = resource
         self.group = group
+        self.causes = causes
     }
 
     public static let unauthorized = APIError(code: 401, reason: "Unauthorized", message: "Unauthorized")
@@ -54,8 +66,13 @@ public struct APIError: Error, Sendable, Hashable {
     /// What the registry refused, in kube-apiserver's terms.
     static func registry(_ error: RegistryError, _ resource: APIResource, _ name: String) -> APIError {
         switch error {
-        case .invalid, .allocation: invalid(resource, name, error.description)
+        case .invalid(_, _, let errors), .allocation(_, _, let errors):
+            APIError(code: 422, reason: "Invalid", message: error.description, name: name, resource: resource.plural,
+                     group: resource.group, causes: errors.map(Cause.init))
         case .notFound: notFound(resource, name)
+        case .alreadyExists: alreadyExists(resource, name)
+        case .conflict:
+            APIError(code: 409, reason: "Conflict", message: error.description, name: name, resource: resource.plural, group: resource.group)
         case .badManifest(let reason): badRequest(reason)
         case .storage(let reason): APIError(code: 500, reason: "InternalError", message: "Internal error occurred: \(reason)")
         }
@@ -71,8 +88,32 @@ public struct APIError: Error, Sendable, Hashable {
         if let name { details.append(("name", .string(name))) }
         if let group, !group.isEmpty { details.append(("group", .string(group))) }
         if let resource { details.append(("kind", .string(resource))) }
+        if !causes.isEmpty {
+            details.append(("causes", .array(causes.map { cause in
+                .object([("reason", .string(cause.reason)), ("message", .string(cause.message)), ("field", .string(cause.field))])
+            })))
+        }
         if !details.isEmpty { members.append(("details", .object(details))) }
         members.append(("code", .int(code)))
         return .object(members)
+    }
+}
+
+extension APIError.Cause {
+    /// A registry field error as kube-apiserver's StatusCause: the message is the error without
+    /// its path, which is `field`.
+    init(_ error: FieldError) {
+        let reason = switch error.kind {
+        case .invalid, .immutable: "FieldValueInvalid"
+        case .required: "FieldValueRequired"
+        case .notSupported: "FieldValueNotSupported"
+        case .duplicate: "FieldValueDuplicate"
+        case .forbidden: "FieldValueForbidden"
+        case .unknownField: "FieldValueInvalid"
+        case .wrongType: "FieldValueTypeInvalid"
+        }
+        let text = error.description
+        let prefix = error.path + ": "
+        self.init(reason: reason, message: text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text, field: error.path)
     }
 }

@@ -85,6 +85,8 @@ public struct LabelSelector: Sendable, Hashable {
 /// the fields kube-apiserver selects on for each kind here.
 public struct FieldSelector: Sendable, Hashable {
     let requirements: [(field: String, value: String, equal: Bool)]
+    /// The selector as written.
+    let text: String
 
     public static func == (a: FieldSelector, b: FieldSelector) -> Bool {
         a.requirements.elementsEqual(b.requirements) { $0.field == $1.field && $0.value == $1.value && $0.equal == $1.equal }
@@ -111,6 +113,7 @@ public struct FieldSelector: Sendable, Hashable {
             requirements.append((field, value, equal))
         }
         self.requirements = requirements
+        self.text = text
     }
 
     static func fields(of kind: ObjectKind) -> [String] {

@@ -5,44 +5,14 @@ import Testing
 /// The API's answers to requests as kubectl and client-go send them, against a real registry:
 /// each case is a request and the HTTP code, Status reason or object fields that must come back.
 struct APIHandlerTests {
-    static let admin = "admin-token"
-    static let viewer = "viewer-token"
+    static let admin = Fixture.admin
+    static let viewer = Fixture.viewer
 
-    func makeHandler() async throws -> APIHandler {
-        let registry = try Registry()
-        for entry in Manifest.decode("""
-            apiVersion: v1
-            kind: Namespace
-            metadata: {name: shop}
-            ---
-            apiVersion: v1
-            kind: Service
-            metadata: {name: web, namespace: shop, labels: {app: web, tier: front}}
-            spec: {selector: {app: web}, ports: [{name: http, port: 80}]}
-            ---
-            apiVersion: v1
-            kind: Service
-            metadata: {name: db, namespace: shop, labels: {app: db, tier: back}}
-            spec: {type: NodePort, ports: [{name: sql, port: 5432}]}
-            ---
-            apiVersion: v1
-            kind: Pod
-            metadata: {name: web-0, namespace: shop, labels: {app: web}}
-            spec: {nodeName: node-a, containers: [{name: app, image: nginx}]}
-            status: {podIP: 10.244.0.5, conditions: [{type: Ready, status: "True"}]}
-            """) { _ = try await registry.apply(try entry.result.get()) }
-        let tokens = try TokenTable(parsing: """
-            # token,user,uid,groups
-            \(Self.admin),alice,1,"system:masters"
-            \(Self.viewer),bob,2,"clusterdns:viewers,dev"
-            """)
-        return APIHandler(registry: registry, tokens: tokens)
-    }
+    func makeHandler() async throws -> APIHandler { try await Fixture.handler() }
 
     func send(_ handler: APIHandler, _ method: String, _ path: String, query: [String: String] = [:],
               token: String? = admin, body: String = "") async -> APIResponse {
-        await handler.handle(APIRequest(method: method, path: path, query: query,
-                                        authorization: token.map { "Bearer \($0)" }, body: Array(body.utf8)))
+        await Fixture.send(handler, method, path, query: query, token: token, body: body)
     }
 
     struct Refusal: Sendable, CustomTestStringConvertible {
@@ -74,8 +44,37 @@ struct APIHandlerTests {
                 message: "the server could not find the requested resource"),
         Refusal(method: "GET", path: "/api/v1/namespaces/shop/nodes", token: admin, code: 404, reason: "NotFound",
                 message: "the server could not find the requested resource"),
-        Refusal(method: "PATCH", path: "/api/v1/namespaces/shop/services/web", token: admin, code: 405, reason: "MethodNotAllowed",
+        Refusal(method: "PATCH", path: "/api/v1/namespaces/shop/services", token: admin, code: 405, reason: "MethodNotAllowed",
                 message: "the server does not allow this method on the requested resource (PATCH)"),
+        Refusal(method: "PUT", path: "/api/v1/namespaces/shop/services", token: admin, code: 405, reason: "MethodNotAllowed",
+                message: "the server does not allow this method on the requested resource (PUT)"),
+        Refusal(method: "PATCH", path: "/api/v1/namespaces/shop/services/web", token: admin, body: "{}", code: 415,
+                reason: "UnsupportedMediaType",
+                message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"),
+        Refusal(method: "PATCH", path: "/api/v1/namespaces/shop/services/web", token: viewer, body: "{}", code: 403,
+                reason: "Forbidden",
+                message: #"services is forbidden: User "bob" cannot patch resource "services" in API group "" in the namespace "shop""#),
+        Refusal(method: "DELETE", path: "/api/v1/namespaces/shop/services", token: viewer, code: 403, reason: "Forbidden",
+                message: #"services is forbidden: User "bob" cannot deletecollection resource "services" in API group "" in the namespace "shop""#),
+        Refusal(method: "GET", path: "/api/v1/namespaces/shop/endpoints/web/status", token: admin, code: 404, reason: "NotFound",
+                message: "the server could not find the requested resource"),
+        Refusal(method: "GET", path: "/api/v1/namespaces/shop/services/web/scale", token: admin, code: 404, reason: "NotFound",
+                message: "the server could not find the requested resource"),
+        Refusal(method: "GET", path: "/api/v1/services", token: admin, query: ["resourceVersion": "x"], code: 400,
+                reason: "BadRequest", message: #"invalid resourceVersion "x": a resource version is a decimal number here"#),
+        Refusal(method: "GET", path: "/api/v1/services", token: admin, query: ["continue": "nonsense"], code: 400,
+                reason: "BadRequest", message: #"continue key is not valid: "nonsense""#),
+        Refusal(method: "GET", path: "/api/v1/services", token: admin, query: ["continue": "1/shop/web"], code: 410,
+                reason: "Expired", message: ""),
+        Refusal(method: "GET", path: "/api/v1/services", token: admin, query: ["resourceVersion": "999999"], code: 504,
+                reason: "Timeout", message: ""),
+        Refusal(method: "POST", path: "/api/v1/namespaces/shop/services", token: admin,
+                body: #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"},"spec":{"ports":[{"port":1}]}}"#,
+                query: ["dryRun": "Some"], code: 400, reason: "BadRequest",
+                message: #"unsupported dryRun value "Some": supported values: "All""#),
+        Refusal(method: "POST", path: "/api/v1/services", token: admin,
+                body: #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"},"spec":{"ports":[{"port":1}]}}"#,
+                code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource (POST)"),
         Refusal(method: "POST", path: "/api/v1/namespaces/shop/services", token: admin,
                 body: #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},"spec":{"ports":[{"port":80}]}}"#,
                 code: 409, reason: "AlreadyExists", message: #"services "web" already exists"#),

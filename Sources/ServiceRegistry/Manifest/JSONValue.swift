@@ -1,3 +1,5 @@
+public import YAML
+
 /// A JSON document as Kubernetes writes one: object members in the order they were added (kind,
 /// apiVersion, metadata, spec, status), so that output reads as kube-apiserver's does and the
 /// same object always gives the same bytes.
@@ -5,6 +7,8 @@ public indirect enum JSONValue: Hashable, Sendable {
     case null
     case bool(Bool)
     case int(Int)
+    /// A number that is not an integer (no field of the kinds served has one; a patch may).
+    case double(Double)
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
@@ -14,6 +18,7 @@ public indirect enum JSONValue: Hashable, Sendable {
         case (.null, .null): true
         case (.bool(let x), .bool(let y)): x == y
         case (.int(let x), .int(let y)): x == y
+        case (.double(let x), .double(let y)): x == y
         case (.string(let x), .string(let y)): x == y
         case (.array(let x), .array(let y)): x == y
         case (.object(let x), .object(let y)): x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
@@ -26,6 +31,7 @@ public indirect enum JSONValue: Hashable, Sendable {
         case .null: hasher.combine(0)
         case .bool(let v): hasher.combine(v)
         case .int(let v): hasher.combine(v)
+        case .double(let v): hasher.combine(v)
         case .string(let v): hasher.combine(v)
         case .array(let v): hasher.combine(v)
         case .object(let members):
@@ -56,6 +62,7 @@ public indirect enum JSONValue: Hashable, Sendable {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let v): out.append(contentsOf: (v ? "true" : "false").utf8)
         case .int(let v): out.append(contentsOf: String(v).utf8)
+        case .double(let v): out.append(contentsOf: (v.isFinite ? String(v) : "null").utf8)
         case .string(let s): Self.writeString(s, into: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
@@ -135,4 +142,87 @@ struct JSONObjectBuilder {
     }
 
     var value: JSONValue { .object(members) }
+}
+
+extension JSONValue {
+    /// The members of an object; nil for anything else.
+    public var members: [(String, JSONValue)]? {
+        if case .object(let members) = self { return members }
+        return nil
+    }
+
+    /// The text of a string; nil for anything else.
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    /// An object with `key` set to `value` (replacing that member where it is, else appended),
+    /// or without `key` when `value` is nil.
+    public func setting(_ key: String, to value: JSONValue?) -> JSONValue {
+        var members = self.members ?? []
+        if let index = members.firstIndex(where: { $0.0 == key }) {
+            if let value { members[index].1 = value } else { members.remove(at: index) }
+        } else if let value {
+            members.append((key, value))
+        }
+        return .object(members)
+    }
+
+    /// A YAML or JSON document as a value (YAML 1.1 typing, as the manifests are read).
+    public init(_ node: YAMLNode) throws(JSONValueError) {
+        switch node {
+        case .scalar(let text, let type, let position):
+            switch type {
+            case .null: self = .null
+            case .string: self = .string(text)
+            case .bool: self = .bool(["true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"].contains(text))
+            case .int:
+                let digits = String(text.filter { $0 != "_" })
+                if let value = Int(digits) {
+                    self = .int(value)
+                } else if digits.hasPrefix("0x"), let value = Int(digits.dropFirst(2), radix: 16) {
+                    self = .int(value)
+                } else {
+                    throw JSONValueError(line: position.line, column: position.column, message: "the integer \(text) is out of range")
+                }
+            case .float:
+                guard let value = Double(String(text.filter { $0 != "_" })), value.isFinite else {
+                    throw JSONValueError(line: position.line, column: position.column, message: "\(text) is not a finite number")
+                }
+                self = .double(value)
+            }
+        case .sequence(let items, _):
+            var values: [JSONValue] = []
+            values.reserveCapacity(items.count)
+            for item in items { values.append(try JSONValue(item)) }
+            self = .array(values)
+        case .mapping(let pairs, _):
+            var members: [(String, JSONValue)] = []
+            members.reserveCapacity(pairs.count)
+            for pair in pairs { members.append((pair.key, try JSONValue(pair.value))) }
+            self = .object(members)
+        }
+    }
+
+    /// The value as a YAML node (positions are line 1, column 1), for the manifest decoder.
+    public var node: YAMLNode {
+        let here = YAMLNode.Position(line: 1, column: 1)
+        switch self {
+        case .null: return .scalar("null", .null, here)
+        case .bool(let v): return .scalar(v ? "true" : "false", .bool, here)
+        case .int(let v): return .scalar(String(v), .int, here)
+        case .double(let v): return .scalar(String(v), .float, here)
+        case .string(let s): return .scalar(s, .string, here)
+        case .array(let items): return .sequence(items.map(\.node), here)
+        case .object(let members): return .mapping(members.map { (key: $0.0, keyPosition: here, value: $0.1.node) }, here)
+        }
+    }
+}
+
+/// Where a document cannot be a JSON value.
+public struct JSONValueError: Error, Hashable, Sendable {
+    public var line: Int
+    public var column: Int
+    public var message: String
 }

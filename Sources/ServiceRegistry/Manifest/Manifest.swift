@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import FoundationEssentials
-import YAML
+public import YAML
 
 /// A problem with one manifest document: where it is, and what is wrong.
 public struct ManifestError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -15,14 +15,18 @@ public struct ManifestError: Error, Hashable, Sendable, CustomStringConvertible 
     /// The document is a well-formed object of a kind we serve, but its fields are refused
     /// (kube-apiserver's 422 Invalid, where a body it cannot read at all is a 400).
     public var isInvalidObject: Bool
+    /// For an invalid object, each field refused.
+    public var fieldErrors: [FieldError]
 
-    public init(file: String, document: Int, line: Int, column: Int, message: String, isInvalidObject: Bool = false) {
+    public init(file: String, document: Int, line: Int, column: Int, message: String, isInvalidObject: Bool = false,
+                fieldErrors: [FieldError] = []) {
         self.file = file
         self.document = document
         self.line = line
         self.column = column
         self.message = message
         self.isInvalidObject = isInvalidObject
+        self.fieldErrors = fieldErrors
     }
 
     public var description: String {
@@ -93,12 +97,18 @@ public enum Manifest {
                       result: .failure(ManifestError(file: path, document: 0, line: 0, column: 0, message: reason)))
     }
 
+    /// The objects of one parsed document (a request body, a patched object).
+    public static func decode(node: YAMLNode, file: String) -> [ManifestEntry] {
+        decodeDocument(node, file: file, document: 1)
+    }
+
     static func decodeDocument(_ node: ManifestNode, file: String, document: Int) -> [ManifestEntry] {
         let position = node.position
-        func failure(_ message: String, _ at: ManifestNode.Position, invalid: Bool = false) -> [ManifestEntry] {
+        func failure(_ message: String, _ at: ManifestNode.Position, invalid: Bool = false, fields: [FieldError] = []) -> [ManifestEntry] {
             [ManifestEntry(file: file, document: document, line: at.line,
                            result: .failure(ManifestError(file: file, document: document, line: at.line,
-                                                          column: at.column, message: message, isInvalidObject: invalid)))]
+                                                          column: at.column, message: message, isInvalidObject: invalid,
+                                                          fieldErrors: fields)))]
         }
         guard case .mapping(let pairs, _) = node else {
             return failure("a manifest document must be an object with apiVersion and kind", position)
@@ -142,12 +152,13 @@ public enum Manifest {
         if !reader.errors.isEmpty {
             let at = reader.firstErrorPosition ?? position
             let error = RegistryError.invalid(kind: kind, name: name, errors: reader.errors)
-            return failure(error.description, at, invalid: true)
+            return failure(error.description, at, invalid: true, fields: reader.errors)
         }
         let fieldErrors = Validation.validate(object)
         if !fieldErrors.isEmpty {
             let at = fieldErrors.lazy.compactMap { reader.position(of: $0.path) }.first ?? position
-            return failure(RegistryError.invalid(kind: kind, name: name, errors: fieldErrors).description, at, invalid: true)
+            return failure(RegistryError.invalid(kind: kind, name: name, errors: fieldErrors).description, at, invalid: true,
+                           fields: fieldErrors)
         }
         return [ManifestEntry(file: file, document: document, line: position.line, result: .success(object))]
     }

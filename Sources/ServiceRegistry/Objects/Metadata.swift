@@ -114,6 +114,8 @@ public enum ObjectKind: String, Hashable, Sendable, CaseIterable, Codable, Compa
     case endpointSlice = "EndpointSlice"
 
     public var apiVersion: String { self == .endpointSlice ? "discovery.k8s.io/v1" : "v1" }
+    /// The resource's name in API paths and messages (`services`, `endpoints`).
+    public var plural: String { self == .endpoints ? "endpoints" : rawValue.lowercased() + "s" }
     public var isNamespaced: Bool { self != .namespace && self != .node }
 
     /// Apply order: what others refer to comes first.

@@ -47,12 +47,12 @@ extension Registry {
         state.indexes.add(object)
         let changed = recomputeEndpoints(after: object, previous: existing, snapshot: &state.snapshot, indexes: state.indexes)
         let event = WatchEvent(resourceVersion: version, change: existing == nil ? .added : .modified,
-                               object: object, endpointsChanged: changed)
+                               object: object, previous: existing, endpointsChanged: changed)
         if let batch { batch.pointee.append(event) } else { publish(event, state: &state) }
         return existing == nil ? .created : .configured
     }
 
-    static func deleteLocked(_ key: ObjectKey, state: inout State, storage: any RegistryStorage) throws(RegistryError) {
+    static func deleteLocked(_ key: ObjectKey, state: inout State, storage: any RegistryStorage) throws(RegistryError) -> RegistryObject {
         guard let existing = state.snapshot.objects[key] else { throw .notFound(key) }
         let version = state.snapshot.resourceVersion + 1
         try storage.commit(upsert: nil, delete: key, resourceVersion: version)
@@ -61,8 +61,9 @@ extension Registry {
         state.snapshot.resourceVersion = version
         state.indexes.remove(existing)
         let changed = recomputeEndpoints(after: nil, previous: existing, snapshot: &state.snapshot, indexes: state.indexes)
-        publish(WatchEvent(resourceVersion: version, change: .deleted, object: existing, endpointsChanged: changed),
-                state: &state)
+        publish(WatchEvent(resourceVersion: version, change: .deleted, object: existing, previous: existing,
+                           endpointsChanged: changed), state: &state)
+        return existing
     }
 
     // MARK: Services
@@ -99,6 +100,12 @@ extension Registry {
             }
         }
         if !errors.isEmpty { throw .invalid(kind: .service, name: name, errors: errors) }
+
+        // Defaults, stored as kube-apiserver stores them, so that an object read and written
+        // back unchanged is unchanged.
+        for i in spec.ports.indices where spec.ports[i].targetPort == nil {
+            spec.ports[i].targetPort = .int(spec.ports[i].port)
+        }
 
         // Cluster IPs.
         switch spec.type {

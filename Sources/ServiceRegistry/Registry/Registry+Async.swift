@@ -7,8 +7,15 @@ extension Registry {
     static let writeQueue = DispatchQueue(label: "clusterdns.registry.writes")
 
     @discardableResult
-    public func apply(_ object: RegistryObject) async throws(RegistryError) -> ApplyOutcome {
-        try await offload { () throws(RegistryError) in try self.apply(object) }
+    public func apply(_ object: RegistryObject, preconditions: WritePreconditions = .none) async throws(RegistryError) -> ApplyOutcome {
+        try await offload { () throws(RegistryError) in try self.apply(object, preconditions: preconditions) }
+    }
+
+    public func write(_ object: RegistryObject, preconditions: WritePreconditions = .none, dryRun: Bool = false)
+        async throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
+        // A dry run stores nothing, so it waits for no disk.
+        if dryRun { return try writeNow(object, preconditions: preconditions, dryRun: true) }
+        return try await offload { () throws(RegistryError) in try self.writeNow(object, preconditions: preconditions, dryRun: false) }
     }
 
     public func apply(contentsOf objects: [RegistryObject]) async -> [Result<ApplyOutcome, RegistryError>] {
@@ -18,8 +25,9 @@ extension Registry {
         return (try? result.get()) ?? []
     }
 
-    public func delete(_ key: ObjectKey) async throws(RegistryError) {
-        try await offload { () throws(RegistryError) in try self.delete(key) }
+    @discardableResult
+    public func delete(_ key: ObjectKey, preconditions: WritePreconditions = .none) async throws(RegistryError) -> RegistryObject {
+        try await offload { () throws(RegistryError) in try self.delete(key, preconditions: preconditions) }
     }
 
     func offload<T: Sendable>(_ body: @escaping @Sendable () throws(RegistryError) -> T) async throws(RegistryError) -> T {

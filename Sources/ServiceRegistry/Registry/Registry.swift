@@ -13,6 +13,42 @@ public enum ApplyOutcome: String, Sendable {
     case created, configured, unchanged
 }
 
+/// What must hold for a write to go ahead, checked under the registry's lock so that two
+/// writers cannot both pass (kube-apiserver's preconditions and optimistic concurrency).
+public struct WritePreconditions: Hashable, Sendable {
+    /// The object must not exist yet (a create).
+    public var mustNotExist = false
+    /// The object must exist (an update or a delete).
+    public var mustExist = false
+    /// The object's uid must be this one.
+    public var uid: String? = nil
+    /// The object must still be at this version (it has not been written since it was read).
+    public var resourceVersion: UInt64? = nil
+
+    public init(mustNotExist: Bool = false, mustExist: Bool = false, uid: String? = nil, resourceVersion: UInt64? = nil) {
+        self.mustNotExist = mustNotExist
+        self.mustExist = mustExist
+        self.uid = uid
+        self.resourceVersion = resourceVersion
+    }
+
+    public static let none = WritePreconditions()
+
+    public func check(_ key: ObjectKey, existing: RegistryObject?) throws(RegistryError) {
+        guard let existing else {
+            if mustExist || uid != nil || resourceVersion != nil { throw .notFound(key) }
+            return
+        }
+        if mustNotExist { throw .alreadyExists(key) }
+        if let uid, uid != existing.metadata.uid {
+            throw .conflict(key, .uid(expected: uid, actual: existing.metadata.uid))
+        }
+        if let resourceVersion, resourceVersion != existing.metadata.resourceVersion {
+            throw .conflict(key, .resourceVersion(expected: resourceVersion, actual: existing.metadata.resourceVersion))
+        }
+    }
+}
+
 /// Where changes are made durable before they are published. The in-memory registry uses
 /// `MemoryStorage`; `SQLiteStorage` keeps them on disk.
 public protocol RegistryStorage: Sendable {
@@ -40,7 +76,7 @@ public final class Registry: Sendable {
     let state: Mutex<State>
 
     /// Events kept for watchers that resume from a resource version.
-    static let historyLimit = 4096
+    public static let historyLimit = 4096
 
     struct Watcher {
         var continuation: AsyncThrowingStream<WatchEvent, any Error>.Continuation
@@ -97,9 +133,33 @@ public final class Registry: Sendable {
     /// Validation and allocation errors throw and change nothing; a change is durable before
     /// any reader or watcher sees it.
     @discardableResult
-    public func apply(_ object: RegistryObject) throws(RegistryError) -> ApplyOutcome {
-        try state.withLock { (state: inout State) throws(RegistryError) -> ApplyOutcome in
-            try Self.applyLocked(object, state: &state, storage: storage, isRestore: false)
+    public func apply(_ object: RegistryObject, preconditions: WritePreconditions = .none) throws(RegistryError) -> ApplyOutcome {
+        try write(object, preconditions: preconditions).outcome
+    }
+
+    /// `apply`, returning also the object as stored (allocations made, uid and version set).
+    /// With `dryRun`, everything is checked and allocated as for real, then undone: nothing is
+    /// stored or published, and the result is what the write would have stored.
+    public func write(_ object: RegistryObject, preconditions: WritePreconditions = .none, dryRun: Bool = false)
+        throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
+        try writeNow(object, preconditions: preconditions, dryRun: dryRun)
+    }
+
+    func writeNow(_ object: RegistryObject, preconditions: WritePreconditions, dryRun: Bool)
+        throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
+        try state.withLock { (state: inout State) throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) in
+            try preconditions.check(object.key, existing: state.snapshot.objects[object.key])
+            guard dryRun else {
+                let outcome = try Self.applyLocked(object, state: &state, storage: storage, isRestore: false)
+                return (outcome, state.snapshot.objects[object.key]!)
+            }
+            let saved = (state.snapshot, state.allocations, state.indexes)
+            defer { (state.snapshot, state.allocations, state.indexes) = saved }
+            var events: [WatchEvent] = []
+            let outcome = try withUnsafeMutablePointer(to: &events) { (batch) throws(RegistryError) -> ApplyOutcome in
+                try Self.applyLocked(object, state: &state, storage: storage, isRestore: false, batch: batch)
+            }
+            return (outcome, state.snapshot.objects[object.key]!)
         }
     }
 
@@ -135,10 +195,12 @@ public final class Registry: Sendable {
         }
     }
 
-    /// Deletes an object; its allocations are released.
-    public func delete(_ key: ObjectKey) throws(RegistryError) {
-        try state.withLock { (state: inout State) throws(RegistryError) in
-            try Self.deleteLocked(key, state: &state, storage: storage)
+    /// Deletes an object; its allocations are released. Returns its last state.
+    @discardableResult
+    public func delete(_ key: ObjectKey, preconditions: WritePreconditions = .none) throws(RegistryError) -> RegistryObject {
+        try state.withLock { (state: inout State) throws(RegistryError) -> RegistryObject in
+            try preconditions.check(key, existing: state.snapshot.objects[key])
+            return try Self.deleteLocked(key, state: &state, storage: storage)
         }
     }
 

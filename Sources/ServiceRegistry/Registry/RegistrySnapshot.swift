@@ -47,10 +47,22 @@ public struct WatchEvent: Sendable {
     public var change: Change
     /// The object after the change; for a deletion, its last state.
     public var object: RegistryObject
+    /// The object before the change (nil when it was added): a filtered watch tells from it
+    /// whether the object entered or left what it watches.
+    public var previous: RegistryObject?
     /// Services whose derived endpoints changed with this event (their new value is in the
     /// snapshot at `resourceVersion`, or absent when the service has none any more).
     public var endpointsChanged: [ObjectKey]
     /// When the change was committed (monotonic nanoseconds, `DispatchTime.now().uptimeNanoseconds`):
     /// the start of DNS programming latency.
     public var committedAt: UInt64 = DispatchTime.now().uptimeNanoseconds
+
+    public init(resourceVersion: UInt64, change: Change, object: RegistryObject, previous: RegistryObject? = nil,
+                endpointsChanged: [ObjectKey]) {
+        self.resourceVersion = resourceVersion
+        self.change = change
+        self.object = object
+        self.previous = previous
+        self.endpointsChanged = endpointsChanged
+    }
 }

@@ -61,6 +61,16 @@ public enum RegistryError: Error, Hashable, Sendable, CustomStringConvertible {
     case badManifest(String)
     /// The store could not make a change durable; nothing changed.
     case storage(String)
+    /// A write whose preconditions do not hold (a stale resourceVersion, another uid, an
+    /// object that exists or does not): Kubernetes' 409 Conflict.
+    case conflict(ObjectKey, Conflict)
+    /// A create of an object that exists.
+    case alreadyExists(ObjectKey)
+
+    public enum Conflict: Hashable, Sendable {
+        case resourceVersion(expected: UInt64, actual: UInt64)
+        case uid(expected: String, actual: String)
+    }
 
     public var description: String {
         switch self {
@@ -69,11 +79,17 @@ public enum RegistryError: Error, Hashable, Sendable, CustomStringConvertible {
             let body = list.count == 1 ? list[0] : "[" + list.joined(separator: ", ") + "]"
             return "The \(kind.rawValue) \"\(name)\" is invalid: \(body)"
         case .notFound(let key):
-            return "\(key.kind.rawValue.lowercased())s \"\(key.name)\" not found"
+            return "\(key.kind.plural) \"\(key.name)\" not found"
         case .badManifest(let reason):
             return reason
         case .storage(let reason):
             return "storage error: \(reason)"
+        case .conflict(let key, .resourceVersion):
+            return "Operation cannot be fulfilled on \(key.kind.plural) \"\(key.name)\": the object has been modified; please apply your changes to the latest version and try again"
+        case .conflict(let key, .uid(let expected, let actual)):
+            return "Operation cannot be fulfilled on \(key.kind.plural) \"\(key.name)\": Precondition failed: UID in precondition: \(expected), UID in object meta: \(actual)"
+        case .alreadyExists(let key):
+            return "\(key.kind.plural) \"\(key.name)\" already exists"
         }
     }
 }

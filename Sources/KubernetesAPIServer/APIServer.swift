@@ -1,5 +1,6 @@
 import Hummingbird
 import HummingbirdTLS
+public import KubernetesAPI
 import NIOSSL
 public import Logging
 public import DispatchSockets
@@ -74,9 +75,13 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
                 return Self.response(APIResponse(code: 413, body: APIError(
                     code: 413, reason: "RequestEntityTooLarge", message: "the request body is larger than \(APIHandler.maxBody) bytes").status))
             }
+            // The media type without its parameters (`application/json; charset=utf-8`).
+            let contentType = request.headers[.contentType].map {
+                String($0.prefix { $0 != ";" }.filter { $0 != " " }).lowercased()
+            }
             let answer = await handler.handle(APIRequest(
                 method: request.method.rawValue, path: request.uri.path, query: query,
-                authorization: request.headers[.authorization], body: body))
+                authorization: request.headers[.authorization], contentType: contentType, body: body))
             return Self.response(answer)
         }
         let address = configuration.address
@@ -105,6 +110,16 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-cache, private"
+        if let events = answer.events {
+            // A watch: chunked, one event per line, each written as it happens.
+            return Response(status: .init(code: answer.code), headers: headers, body: ResponseBody { writer in
+                defer { events.finish() }
+                for await event in events {
+                    try await writer.write(ByteBuffer(bytes: event.bytes + [0x0A]))
+                }
+                try await writer.finish(nil)
+            })
+        }
         return Response(status: .init(code: answer.code), headers: headers,
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body.bytes + [0x0A])))
     }

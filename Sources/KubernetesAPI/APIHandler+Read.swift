@@ -1,0 +1,126 @@
+import ServiceRegistry
+import Synchronization
+
+/// The snapshots that paged lists (`limit`/`continue`) are reading: a continued list sees the
+/// registry as its first page did, as kube-apiserver's does. A snapshot costs little (the
+/// registry's trees are shared), and only the last few are kept.
+final class ListPages: Sendable {
+    static let kept = 32
+    let snapshots = Mutex<[(version: UInt64, snapshot: RegistrySnapshot)]>([])
+
+    func keep(_ snapshot: RegistrySnapshot) {
+        snapshots.withLock { list in
+            if list.contains(where: { $0.version == snapshot.resourceVersion }) { return }
+            list.append((snapshot.resourceVersion, snapshot))
+            if list.count > Self.kept { list.removeFirst() }
+        }
+    }
+
+    func snapshot(at version: UInt64) -> RegistrySnapshot? {
+        snapshots.withLock { list in list.first { $0.version == version }?.snapshot }
+    }
+}
+
+extension APIHandler {
+    func get(_ target: Target) throws(APIError) -> APIResponse {
+        let name = target.name!
+        guard let object = registry.get(target.key(name)) else { throw .notFound(target.resource, name) }
+        return APIResponse(code: 200, body: object.kubernetesJSON)
+    }
+
+    func selectors(_ request: APIRequest, _ target: Target) throws(APIError) -> WatchFilter {
+        let labels = try request.query["labelSelector"].map { (s) throws(APIError) in try LabelSelector(parsing: s) }
+        var fields = try request.query["fieldSelector"].map { (s) throws(APIError) in try FieldSelector(parsing: s, for: target.resource.kind) }
+        if let name = target.name {  // `/watch/…/NAME`
+            fields = try FieldSelector(parsing: "metadata.name=\(name)" + (fields.map { "," + $0.text } ?? ""), for: target.resource.kind)
+        }
+        return WatchFilter(resource: target.resource, namespace: target.namespace, labels: labels, fields: fields)
+    }
+
+    static func version(_ text: String?, _ parameter: String) throws(APIError) -> UInt64? {
+        guard let text, !text.isEmpty else { return nil }
+        guard let version = UInt64(text) else {
+            throw .badRequest("invalid \(parameter) \"\(text)\": a resource version is a decimal number here")
+        }
+        return version
+    }
+
+    /// A list: every object selected, as of one version. `resourceVersion` (with
+    /// `resourceVersionMatch`) asks for a version: "0" or none is the current state, as is any
+    /// version not newer than it (NotOlderThan); Exact needs the version still at hand.
+    func list(_ request: APIRequest, _ target: Target) throws(APIError) -> APIResponse {
+        let filter = try selectors(request, target)
+        let limit = try request.query["limit"].flatMap { (text) throws(APIError) -> Int? in
+            guard let n = Int(text), n >= 0 else { throw .badRequest("invalid limit \"\(text)\"") }
+            return n == 0 ? nil : n
+        }
+        var snapshot = registry.snapshot()
+        var start: ObjectKey? = nil
+        if let token = request.query["continue"], !token.isEmpty {
+            let (version, key) = try ContinueToken.parse(token, kind: target.resource.kind)
+            guard let kept = pages.snapshot(at: version) else {
+                throw APIError(code: 410, reason: "Expired",
+                               message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+            }
+            snapshot = kept
+            start = key
+        } else if let version = try Self.version(request.query["resourceVersion"], "resourceVersion"), version > 0 {
+            if request.query["resourceVersionMatch"] == "Exact" {
+                if version != snapshot.resourceVersion {
+                    guard let kept = pages.snapshot(at: version) else {
+                        throw APIError(code: 410, reason: "Expired", message: "too old resource version: \(version) (\(snapshot.resourceVersion))")
+                    }
+                    snapshot = kept
+                }
+            } else if version > snapshot.resourceVersion {
+                throw APIError(code: 504, reason: "Timeout",
+                               message: "Too large resource version: \(version), current: \(snapshot.resourceVersion)")
+            }
+        }
+        var items = snapshot.list(target.resource.kind, namespace: target.namespace).filter(filter.matches)
+        if let start { items = Array(items.drop { $0.key <= start }) }
+        var metadata: [(String, JSONValue)] = [("resourceVersion", .string(String(snapshot.resourceVersion)))]
+        if let limit, items.count > limit {
+            let remaining = items.count - limit
+            items = Array(items.prefix(limit))
+            pages.keep(snapshot)
+            metadata.append(("continue", .string(ContinueToken.make(version: snapshot.resourceVersion, after: items.last!.key))))
+            metadata.append(("remainingItemCount", .int(remaining)))
+        }
+        return APIResponse(code: 200, body: .object([
+            ("kind", .string(target.resource.kind.rawValue + "List")), ("apiVersion", .string(target.resource.groupVersion)),
+            ("metadata", .object(metadata)),
+            ("items", .array(items.map(\.kubernetesJSON))),
+        ]))
+    }
+
+    func watch(_ request: APIRequest, _ target: Target) throws(APIError) -> APIResponse {
+        let filter = try selectors(request, target)
+        var version = try Self.version(request.query["resourceVersion"], "resourceVersion")
+        if version == 0 { version = nil }  // "0": from any version, i.e. the current state first
+        let timeout = try request.query["timeoutSeconds"].map { (text) throws(APIError) -> Duration in
+            guard let seconds = Int(text), seconds >= 0 else { throw .badRequest("invalid timeoutSeconds \"\(text)\"") }
+            return .seconds(seconds)
+        } ?? defaultWatchTimeout
+        let events = WatchEvents(registry: registry, filter: filter, from: version, timeout: timeout,
+                                 bookmarkInterval: Self.isTrue(request.query["allowWatchBookmarks"]) ? bookmarkInterval : nil,
+                                 clock: clock)
+        return APIResponse(code: 200, body: .null, events: events)
+    }
+}
+
+/// `continue`: the version a paged list reads and the last key it gave, as text
+/// (`VERSION/NAMESPACE/NAME`; names and namespaces hold no "/").
+enum ContinueToken {
+    static func make(version: UInt64, after key: ObjectKey) -> String {
+        "\(version)/\(key.namespace)/\(key.name)"
+    }
+
+    static func parse(_ token: String, kind: ObjectKind) throws(APIError) -> (UInt64, ObjectKey) {
+        let parts = token.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, let version = UInt64(parts[0]), !parts[2].isEmpty else {
+            throw .badRequest("continue key is not valid: \"\(token)\"")
+        }
+        return (version, ObjectKey(kind, namespace: String(parts[1]), name: String(parts[2])))
+    }
+}

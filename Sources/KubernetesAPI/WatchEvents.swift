@@ -1,0 +1,133 @@
+public import ServiceRegistry
+import Synchronization
+
+/// What one watch request selects: a resource, optionally a namespace, label and field
+/// selectors.
+struct WatchFilter: Sendable {
+    var resource: APIResource
+    var namespace: String?
+    var labels: LabelSelector?
+    var fields: FieldSelector?
+
+    func matches(_ object: RegistryObject) -> Bool {
+        object.kind == resource.kind
+            && (namespace == nil || object.metadata.namespace == namespace)
+            && (labels?.matches(object.metadata.labels) ?? true)
+            && (fields?.matches(object) ?? true)
+    }
+
+    /// The event a watcher of this filter sees for a registry change, as kube-apiserver words
+    /// it: an object that starts matching is ADDED, one that stops matching is DELETED.
+    func translate(_ event: WatchEvent) -> (type: String, object: RegistryObject)? {
+        guard event.object.kind == resource.kind else { return nil }
+        let now = event.change != .deleted && matches(event.object)
+        let before = event.previous.map(matches) ?? false
+        var object = event.object
+        // A deleted object is written with the version of its deletion.
+        object.metadata.resourceVersion = event.resourceVersion
+        switch (before, now) {
+        case (false, true): return ("ADDED", object)
+        case (true, true): return ("MODIFIED", object)
+        case (true, false): return ("DELETED", object)
+        case (false, false): return nil
+        }
+    }
+}
+
+/// The events of one watch as kube-apiserver streams them: `{"type": …, "object": …}` documents,
+/// first the current state as ADDED events when the watch starts from no version, then every
+/// change, BOOKMARK events when asked for, and an ERROR event with a 410 Status when the
+/// version asked for is older than the history kept (or the watcher fell too far behind).
+/// The stream ends at `timeoutSeconds`; a client resumes from the last version it saw.
+public struct WatchEvents: AsyncSequence, Sendable {
+    public typealias Element = JSONValue
+
+    let initial: [RegistryObject]
+    let stream: AsyncStream<JSONValue>
+    let continuation: AsyncStream<JSONValue>.Continuation
+
+    /// The largest number of events waiting to be written to a slow client before the watch
+    /// ends (the client resumes from what it saw, as after a timeout).
+    static let buffer = 10_000
+
+    init(registry: Registry, filter: WatchFilter, from resourceVersion: UInt64?, timeout: Duration?,
+         bookmarkInterval: Duration?, clock: any Clock<Duration>) {
+        let (snapshot, changes) = registry.watchWithSnapshot(from: resourceVersion)
+        initial = resourceVersion == nil
+            ? snapshot.list(filter.resource.kind, namespace: filter.namespace).filter(filter.matches) : []
+        let (stream, continuation) = AsyncStream<JSONValue>.makeStream(bufferingPolicy: .bufferingOldest(Self.buffer))
+        self.stream = stream
+        self.continuation = continuation
+        let kind = filter.resource.kind
+        // The version of the last change given to the stream (or skipped as not watched): a
+        // bookmark may name it because every event up to it is already in the stream.
+        let seen = LastVersion(Swift.max(resourceVersion ?? 0, snapshot.resourceVersion))
+        let producer = Task {
+            do {
+                for try await event in changes {
+                    if let resourceVersion, event.resourceVersion <= resourceVersion { continue }
+                    if let (type, object) = filter.translate(event) {
+                        let line = JSONValue.object([("type", .string(type)), ("object", object.kubernetesJSON)])
+                        if case .dropped = continuation.yield(line) { break }
+                    }
+                    seen.value.withLock { $0 = event.resourceVersion }
+                }
+            } catch let expired as WatchExpired {
+                let status = APIError(code: 410, reason: "Expired", message: expired.description).status
+                continuation.yield(.object([("type", .string("ERROR")), ("object", status)]))
+            } catch {}
+            continuation.finish()
+        }
+        @Sendable func bookmark() -> JSONValue {
+            let version = seen.value.withLock { $0 }
+            return .object([("type", .string("BOOKMARK")), ("object", .object([
+                ("kind", .string(kind.rawValue)), ("apiVersion", .string(kind.apiVersion)),
+                ("metadata", .object([("resourceVersion", .string(String(version)))])),
+            ]))])
+        }
+        let bookmarks = bookmarkInterval.map { interval in
+            Task {
+                while (try? await clock.sleep(for: interval)) != nil {
+                    continuation.yield(bookmark())
+                }
+            }
+        }
+        let deadline = timeout.map { timeout in
+            Task {
+                guard (try? await clock.sleep(for: timeout)) != nil else { return }
+                if bookmarkInterval != nil { continuation.yield(bookmark()) }
+                continuation.finish()
+            }
+        }
+        continuation.onTermination = { _ in
+            producer.cancel()
+            bookmarks?.cancel()
+            deadline?.cancel()
+        }
+    }
+
+    /// Ends the watch: what writes it calls when the client has gone (its tasks hold the stream
+    /// open otherwise).
+    public func finish() { continuation.finish() }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var initial: IndexingIterator<[RegistryObject]>
+        var stream: AsyncStream<JSONValue>.AsyncIterator
+
+        public mutating func next() async -> JSONValue? {
+            if let object = initial.next() {
+                return .object([("type", .string("ADDED")), ("object", object.kubernetesJSON)])
+            }
+            return await stream.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(initial: initial.makeIterator(), stream: stream.makeAsyncIterator())
+    }
+}
+
+final class LastVersion: Sendable {
+    let value: Mutex<UInt64>
+    init(_ version: UInt64) { value = Mutex(version) }
+}

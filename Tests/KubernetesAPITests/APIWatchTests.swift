@@ -1,0 +1,149 @@
+import KubernetesAPI
+import ServiceRegistry
+import Synchronization
+import TestSupport
+import Testing
+
+/// What a watch streams, as client-go's reflector and `kubectl get -w` read it.
+struct APIWatchTests {
+    /// Collects a watch's events as they come; `finished` once the stream ends.
+    final class Collector: Sendable {
+        final class Box: Sendable {
+            let events = Mutex<[JSONValue]>([])
+            let finished = Mutex(false)
+        }
+        let box = Box()
+        let task: Task<Void, Never>
+        var all: [JSONValue] { box.events.withLock { $0 } }
+        var isFinished: Bool { box.finished.withLock { $0 } }
+
+        init(_ response: APIResponse) {
+            let box = box
+            let stream = response.events
+            task = Task {
+                if let stream {
+                    for await event in stream { box.events.withLock { $0.append(event) } }
+                }
+                box.finished.withLock { $0 = true }
+            }
+        }
+
+        deinit { task.cancel() }
+
+        /// `TYPE name` of each event (`TYPE version` for bookmarks, `ERROR code`).
+        var summary: [String] {
+            all.map { event in
+                let type = event["type"]?.stringValue ?? "?"
+                let object = event["object"]
+                switch type {
+                case "BOOKMARK": return "BOOKMARK \(object?["metadata"]?["resourceVersion"]?.stringValue ?? "")"
+                case "ERROR": return "ERROR \(object?["code"]?.intValue ?? 0)"
+                default: return "\(type) \(object?["metadata"]?["name"]?.stringValue ?? "")"
+                }
+            }
+        }
+
+        func waitFor(_ count: Int) async -> Bool {
+            await eventually { self.all.count >= count || self.isFinished }
+        }
+    }
+
+    func service(_ name: String, labels: String = "{app: x}") throws -> RegistryObject {
+        let entry = try #require(Manifest.decode("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: \(name), namespace: shop, labels: \(labels)}
+            spec: {ports: [{name: p, port: 80}]}
+            """).first)
+        return try entry.result.get()
+    }
+
+    @Test func theCurrentStateThenEveryChangeThatTheSelectorSees() async throws {
+        let handler = try await Fixture.handler()
+        let watch = Collector(await Fixture.send(handler, "GET", "/api/v1/namespaces/shop/services",
+                                                 query: ["watch": "true", "labelSelector": "app"], token: Fixture.viewer))
+        #expect(await watch.waitFor(2))
+        #expect(watch.summary.sorted() == ["ADDED db", "ADDED web"])
+        try await handler.registry.apply(service("api"))
+        try await handler.registry.apply(service("api", labels: "{app: x, v: '2'}"))
+        try await handler.registry.apply(service("api", labels: "{v: '3'}"))  // leaves the selector
+        try await handler.registry.apply(service("api", labels: "{app: z}"))  // comes back
+        try await handler.registry.delete(ObjectKey(.service, namespace: "shop", name: "api"))
+        try await handler.registry.apply(service("other", labels: "{}"))  // never selected
+        _ = try await handler.registry.apply(.namespace(Namespace(metadata: ObjectMeta(name: "elsewhere"))))
+        #expect(await watch.waitFor(7))
+        #expect(watch.summary.dropFirst(2) == ["ADDED api", "MODIFIED api", "DELETED api", "ADDED api", "DELETED api"])
+        // A deleted object carries the version of its deletion.
+        let last = watch.all.last
+        let deletion = handler.registry.resourceVersion - 2
+        #expect(last?["object"]?["metadata"]?["resourceVersion"] == .string(String(deletion)))
+    }
+
+    @Test func resumedFromAVersionOrRefusedWith410() async throws {
+        let handler = try await Fixture.handler()
+        let from = handler.registry.resourceVersion
+        try await handler.registry.apply(service("a"))
+        try await handler.registry.apply(service("b"))
+        let resumed = Collector(await Fixture.send(handler, "GET", "/api/v1/services",
+                                                   query: ["watch": "1", "resourceVersion": String(from + 1)]))
+        #expect(await resumed.waitFor(1))
+        #expect(resumed.summary == ["ADDED b"], "only what came after the version")
+        // The deprecated path form, naming one object.
+        let named = Collector(await Fixture.send(handler, "GET", "/api/v1/watch/namespaces/shop/services/a"))
+        #expect(await named.waitFor(1))
+        #expect(named.summary == ["ADDED a"])
+        // More changes than the history keeps: a watch from before them gets 410 Expired.
+        for i in 0...Registry.historyLimit {
+            try await handler.registry.apply(service("a", labels: "{n: '\(i)'}"))
+        }
+        let expired = Collector(await Fixture.send(handler, "GET", "/api/v1/services",
+                                                   query: ["watch": "true", "resourceVersion": String(from)]))
+        #expect(await expired.waitFor(1))
+        #expect(expired.summary == ["ERROR 410"])
+        let status = expired.all.first?["object"]
+        #expect(status?["reason"] == .string("Expired"))
+        #expect(status?["message"]?.stringValue?.hasPrefix("too old resource version: \(from) (") == true)
+        #expect(await eventually { expired.isFinished })
+    }
+
+    @Test func bookmarksAndTheTimeoutFollowTheClock() async throws {
+        var handler = try await Fixture.handler()
+        let clock = TestClock()
+        handler.clock = clock
+        handler.bookmarkInterval = .seconds(60)
+        let version = handler.registry.resourceVersion
+        let watch = Collector(await Fixture.send(handler, "GET", "/api/v1/namespaces/shop/pods",
+                                                 query: ["watch": "true", "resourceVersion": String(version),
+                                                         "allowWatchBookmarks": "true", "timeoutSeconds": "100000"]))
+        #expect(await eventually { clock.sleeping == 2 })  // the bookmark period and the timeout
+        clock.advance(by: .seconds(60))
+        #expect(await watch.waitFor(1))
+        #expect(watch.summary == ["BOOKMARK \(version)"])
+        // A change of another kind moves the version a bookmark names, once the watch has seen it.
+        try await handler.registry.apply(service("x"))
+        var bookmarks = 1
+        while watch.summary.last != "BOOKMARK \(version + 1)" && bookmarks < 1000 {
+            #expect(await eventually { clock.sleeping == 2 })
+            clock.advance(by: .seconds(60))
+            bookmarks += 1
+            #expect(await watch.waitFor(bookmarks))
+        }
+        #expect(watch.summary.last == "BOOKMARK \(version + 1)")
+        #expect(!watch.isFinished)
+        // At the timeout: a last bookmark, then the end.
+        #expect(await eventually { clock.sleeping == 2 })
+        clock.advance(by: .seconds(100_000))
+        #expect(await eventually { watch.isFinished })
+        #expect(watch.summary.last == "BOOKMARK \(version + 1)")
+        #expect(watch.summary.allSatisfy { $0.hasPrefix("BOOKMARK") })
+    }
+
+    @Test func aWatchIsAReadAndItsParametersAreChecked() async throws {
+        let handler = try await Fixture.handler()
+        let refused = await Fixture.send(handler, "GET", "/api/v1/services", query: ["watch": "true", "timeoutSeconds": "-1"])
+        #expect(refused.code == 400 && refused.events == nil)
+        let unknown = await Fixture.send(handler, "GET", "/api/v1/services", query: ["watch": "true", "fieldSelector": "spec.nodeName=x"])
+        #expect(unknown.code == 400)
+        #expect(await Fixture.send(handler, "GET", "/api/v1/services", query: ["watch": "true"], token: nil).code == 401)
+    }
+}
