@@ -22,10 +22,27 @@ final class ListPages: Sendable {
 }
 
 extension APIHandler {
-    func get(_ target: Target) throws(APIError) -> APIResponse {
+    func get(_ request: APIRequest, _ target: Target, _ representation: Representation) throws(APIError) -> APIResponse {
         let name = target.name!
         guard let object = registry.get(target.key(name)) else { throw .notFound(target.resource, name) }
-        return APIResponse(code: 200, body: object.kubernetesJSON)
+        guard case .table(let version) = representation else { return APIResponse(code: 200, body: object.kubernetesJSON) }
+        return APIResponse(code: 200, body: Tables.table(
+            [object], kind: target.resource.kind, version: version,
+            listMetadata: .object([("resourceVersion", .string(String(object.metadata.resourceVersion)))]),
+            includeObject: request.query["includeObject"], now: wallClock()))
+    }
+
+    /// How a watch or a list writes each object: itself, or a Table of one row.
+    func renderer(_ request: APIRequest, _ target: Target, _ representation: Representation) -> @Sendable (RegistryObject) -> JSONValue {
+        guard case .table(let version) = representation else { return { $0.kubernetesJSON } }
+        let include = request.query["includeObject"]
+        let wallClock = wallClock
+        let kind = target.resource.kind
+        return { object in
+            Tables.table([object], kind: kind, version: version,
+                         listMetadata: .object([("resourceVersion", .string(String(object.metadata.resourceVersion)))]),
+                         includeObject: include, now: wallClock())
+        }
     }
 
     func selectors(_ request: APIRequest, _ target: Target) throws(APIError) -> WatchFilter {
@@ -48,7 +65,7 @@ extension APIHandler {
     /// A list: every object selected, as of one version. `resourceVersion` (with
     /// `resourceVersionMatch`) asks for a version: "0" or none is the current state, as is any
     /// version not newer than it (NotOlderThan); Exact needs the version still at hand.
-    func list(_ request: APIRequest, _ target: Target) throws(APIError) -> APIResponse {
+    func list(_ request: APIRequest, _ target: Target, _ representation: Representation) throws(APIError) -> APIResponse {
         let filter = try selectors(request, target)
         let limit = try request.query["limit"].flatMap { (text) throws(APIError) -> Int? in
             guard let n = Int(text), n >= 0 else { throw .badRequest("invalid limit \"\(text)\"") }
@@ -87,6 +104,11 @@ extension APIHandler {
             metadata.append(("continue", .string(ContinueToken.make(version: snapshot.resourceVersion, after: items.last!.key))))
             metadata.append(("remainingItemCount", .int(remaining)))
         }
+        if case .table(let version) = representation {
+            return APIResponse(code: 200, body: Tables.table(items, kind: target.resource.kind, version: version,
+                                                             listMetadata: .object(metadata),
+                                                             includeObject: request.query["includeObject"], now: wallClock()))
+        }
         return APIResponse(code: 200, body: .object([
             ("kind", .string(target.resource.kind.rawValue + "List")), ("apiVersion", .string(target.resource.groupVersion)),
             ("metadata", .object(metadata)),
@@ -94,7 +116,7 @@ extension APIHandler {
         ]))
     }
 
-    func watch(_ request: APIRequest, _ target: Target) throws(APIError) -> APIResponse {
+    func watch(_ request: APIRequest, _ target: Target, _ representation: Representation) throws(APIError) -> APIResponse {
         let filter = try selectors(request, target)
         var version = try Self.version(request.query["resourceVersion"], "resourceVersion")
         if version == 0 { version = nil }  // "0": from any version, i.e. the current state first
@@ -104,7 +126,7 @@ extension APIHandler {
         } ?? defaultWatchTimeout
         let events = WatchEvents(registry: registry, filter: filter, from: version, timeout: timeout,
                                  bookmarkInterval: Self.isTrue(request.query["allowWatchBookmarks"]) ? bookmarkInterval : nil,
-                                 clock: clock)
+                                 clock: clock, render: renderer(request, target, representation), open: watches)
         return APIResponse(code: 200, body: .null, events: events)
     }
 }

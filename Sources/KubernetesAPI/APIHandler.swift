@@ -8,15 +8,18 @@ public struct APIRequest: Sendable {
     public var authorization: String?
     /// The body's media type (`Content-Type` without parameters), nil when not sent.
     public var contentType: String?
+    /// The `Accept` header as sent (kubectl asks for Tables there).
+    public var accept: String?
     public var body: [UInt8]
 
     public init(method: String, path: String, query: [String: String] = [:], authorization: String? = nil,
-                contentType: String? = nil, body: [UInt8] = []) {
+                contentType: String? = nil, accept: String? = nil, body: [UInt8] = []) {
         self.method = method
         self.path = path
         self.query = query
         self.authorization = authorization
         self.contentType = contentType
+        self.accept = accept
         self.body = body
     }
 }
@@ -62,14 +65,21 @@ public struct APIHandler: Sendable {
     public var defaultWatchTimeout: Duration = .seconds(1800)
     /// The clock of watch timeouts and bookmarks.
     public var clock: any Clock<Duration> = ContinuousClock()
+    /// The time a Table's AGE column counts to (seconds since 1970).
+    public var wallClock: @Sendable () -> Int64 = Registry.systemTime
     /// The largest request body taken (kube-apiserver's limit is 3 MiB).
     public static let maxBody = 3 << 20
     let pages = ListPages()
+    /// The watches in progress (`endWatches()` ends them).
+    public let watches = OpenWatches()
 
     public init(registry: Registry, tokens: TokenTable) {
         self.registry = registry
         self.tokens = tokens
     }
+
+    /// Ends every watch in progress and refuses new ones (a server shutting down).
+    public func endWatches() { watches.closeAll() }
 
     public func handle(_ request: APIRequest) async -> APIResponse {
         do {
@@ -153,10 +163,14 @@ public struct APIHandler: Sendable {
         if !["get", "list", "watch"].contains(verb) && !user.mayWrite {
             throw .forbidden(user: user.name, verb: verb, target.resource, namespace: target.resource.namespaced ? target.namespace : nil)
         }
+        guard let representation = Representation.negotiate(request.accept) else {
+            throw APIError(code: 406, reason: "NotAcceptable",
+                           message: "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io")
+        }
         switch verb {
-        case "list": return try list(request, target)
-        case "watch": return try watch(request, target)
-        case "get": return try get(target)
+        case "list": return try list(request, target, representation)
+        case "watch": return try watch(request, target, representation)
+        case "get": return try get(request, target, representation)
         case "create": return try await create(request, target)
         case "update": return try await update(request, target)
         case "patch": return try await patch(request, target)

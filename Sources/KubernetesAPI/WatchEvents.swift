@@ -45,13 +45,17 @@ public struct WatchEvents: AsyncSequence, Sendable {
     let initial: [RegistryObject]
     let stream: AsyncStream<JSONValue>
     let continuation: AsyncStream<JSONValue>.Continuation
+    /// How each object is written: itself, or a Table of one row.
+    let render: @Sendable (RegistryObject) -> JSONValue
 
     /// The largest number of events waiting to be written to a slow client before the watch
     /// ends (the client resumes from what it saw, as after a timeout).
     static let buffer = 10_000
 
     init(registry: Registry, filter: WatchFilter, from resourceVersion: UInt64?, timeout: Duration?,
-         bookmarkInterval: Duration?, clock: any Clock<Duration>) {
+         bookmarkInterval: Duration?, clock: any Clock<Duration>,
+         render: @escaping @Sendable (RegistryObject) -> JSONValue = { $0.kubernetesJSON }, open: OpenWatches? = nil) {
+        self.render = render
         let (snapshot, changes) = registry.watchWithSnapshot(from: resourceVersion)
         initial = resourceVersion == nil
             ? snapshot.list(filter.resource.kind, namespace: filter.namespace).filter(filter.matches) : []
@@ -67,7 +71,7 @@ public struct WatchEvents: AsyncSequence, Sendable {
                 for try await event in changes {
                     if let resourceVersion, event.resourceVersion <= resourceVersion { continue }
                     if let (type, object) = filter.translate(event) {
-                        let line = JSONValue.object([("type", .string(type)), ("object", object.kubernetesJSON)])
+                        let line = JSONValue.object([("type", .string(type)), ("object", render(object))])
                         if case .dropped = continuation.yield(line) { break }
                     }
                     seen.value.withLock { $0 = event.resourceVersion }
@@ -99,10 +103,12 @@ public struct WatchEvents: AsyncSequence, Sendable {
                 continuation.finish()
             }
         }
+        let id = open?.add(continuation)
         continuation.onTermination = { _ in
             producer.cancel()
             bookmarks?.cancel()
             deadline?.cancel()
+            if let id { open?.remove(id) }
         }
     }
 
@@ -113,21 +119,63 @@ public struct WatchEvents: AsyncSequence, Sendable {
     public struct AsyncIterator: AsyncIteratorProtocol {
         var initial: IndexingIterator<[RegistryObject]>
         var stream: AsyncStream<JSONValue>.AsyncIterator
+        let render: @Sendable (RegistryObject) -> JSONValue
 
         public mutating func next() async -> JSONValue? {
             if let object = initial.next() {
-                return .object([("type", .string("ADDED")), ("object", object.kubernetesJSON)])
+                return .object([("type", .string("ADDED")), ("object", render(object))])
             }
             return await stream.next()
         }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(initial: initial.makeIterator(), stream: stream.makeAsyncIterator())
+        AsyncIterator(initial: initial.makeIterator(), stream: stream.makeAsyncIterator(), render: render)
     }
 }
 
 final class LastVersion: Sendable {
     let value: Mutex<UInt64>
     init(_ version: UInt64) { value = Mutex(version) }
+}
+
+/// The watches being served, so that a server shutting down ends them (an HTTP server drains
+/// its requests before it stops, and a watch would otherwise last until its timeout).
+public final class OpenWatches: Sendable {
+    struct State {
+        var watches: [Int: AsyncStream<JSONValue>.Continuation] = [:]
+        var next = 0
+        var closed = false
+    }
+    let state = Mutex(State())
+
+    public init() {}
+
+    func add(_ continuation: AsyncStream<JSONValue>.Continuation) -> Int? {
+        let id = state.withLock { state -> Int? in
+            if state.closed { return nil }
+            defer { state.next += 1 }
+            state.watches[state.next] = continuation
+            return state.next
+        }
+        if id == nil { continuation.finish() }
+        return id
+    }
+
+    func remove(_ id: Int) {
+        // Continuations are finished outside the lock (their termination handlers come here).
+        _ = state.withLock { $0.watches.removeValue(forKey: id) }
+    }
+
+    public var count: Int { state.withLock { $0.watches.count } }
+
+    /// Ends every watch, and every watch started from now on.
+    public func closeAll() {
+        let all = state.withLock { state in
+            state.closed = true
+            defer { state.watches = [:] }
+            return Array(state.watches.values)
+        }
+        for continuation in all { continuation.finish() }
+    }
 }

@@ -81,7 +81,8 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
             }
             let answer = await handler.handle(APIRequest(
                 method: request.method.rawValue, path: request.uri.path, query: query,
-                authorization: request.headers[.authorization], contentType: contentType, body: body))
+                authorization: request.headers[.authorization], contentType: contentType,
+                accept: request.headers[.accept], body: body))
             return Self.response(answer)
         }
         let address = configuration.address
@@ -103,7 +104,12 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
                 logger.info("serving the Kubernetes API", metadata: ["address": "\(actual)"])
             },
             logger: logger)
-        try await app.run()
+        // Watches are long requests that the HTTP server would wait for: end them first.
+        try await withGracefulShutdownHandler {
+            try await app.run()
+        } onGracefulShutdown: {
+            handler.endWatches()
+        }
     }
 
     static func response(_ answer: APIResponse) -> Response {

@@ -27,6 +27,7 @@ enum ObjectEncoding {
         m.add("namespace", meta.namespace)
         m.add("uid", meta.uid)
         if meta.resourceVersion > 0 { m.add("resourceVersion", .string(String(meta.resourceVersion))) }
+        if let created = meta.creationTimestamp { m.add("creationTimestamp", .string(Timestamp.rfc3339(created))) }
         m.add("labels", map: meta.labels)
         m.add("annotations", map: meta.annotations)
         return m.value

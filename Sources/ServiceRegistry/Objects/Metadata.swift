@@ -16,6 +16,8 @@ public struct ObjectMeta: Hashable, Sendable, Codable {
     var uidValue: ObjectUID
     /// Set by the registry: the version of the change that last wrote this object.
     public var resourceVersion: UInt64
+    /// Set by the registry when the object is created (seconds since 1970, UTC); kept by updates.
+    public var creationTimestamp: Int64?
 
     public init(name: String, namespace: String = "", labels: [String: String] = [:],
                 annotations: [String: String] = [:], uid: String = "", resourceVersion: UInt64 = 0) {
@@ -28,7 +30,7 @@ public struct ObjectMeta: Hashable, Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, namespace, labels, annotations, uidValue = "uid", resourceVersion
+        case name, namespace, labels, annotations, uidValue = "uid", resourceVersion, creationTimestamp
     }
 }
 

@@ -31,6 +31,8 @@ extension Registry {
 
         var meta = object.metadata
         meta.uidValue = existing?.metadata.uidValue ?? (input.metadata.uidValue.isEmpty ? .random() : input.metadata.uidValue)
+        meta.creationTimestamp = existing?.metadata.creationTimestamp
+            ?? (isRestore ? input.metadata.creationTimestamp : nil) ?? state.wallClock()
         meta.resourceVersion = existing?.metadata.resourceVersion ?? 0
         object.metadata = meta
         if let existing, existing == object, !isRestore { return .unchanged }

@@ -1,4 +1,7 @@
 import DequeModule
+#if canImport(Glibc)
+import Glibc
+#endif
 import Dispatch
 
 #if canImport(Glibc)
@@ -83,6 +86,8 @@ public final class Registry: Sendable {
     }
 
     struct State: ~Copyable {
+        /// The time objects are created at (seconds since 1970).
+        let wallClock: @Sendable () -> Int64
         var snapshot = RegistrySnapshot()
         var allocations: Allocations
         var indexes = Indexes()
@@ -92,12 +97,20 @@ public final class Registry: Sendable {
     }
 
     /// Creates a registry and replays what `storage` holds (allocations identical to before).
+    /// The system's wall clock, in seconds since 1970.
+    public static let systemTime: @Sendable () -> Int64 = {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec)
+    }
+
     public init(configuration: RegistryConfiguration = RegistryConfiguration(),
-                storage: any RegistryStorage = MemoryStorage()) throws(RegistryError) {
+                storage: any RegistryStorage = MemoryStorage(),
+                wallClock: @escaping @Sendable () -> Int64 = Registry.systemTime) throws(RegistryError) {
         try configuration.validate()
         self.configuration = configuration
         self.storage = storage
-        state = Mutex(State(allocations: Allocations(configuration)))
+        state = Mutex(State(wallClock: wallClock, allocations: Allocations(configuration)))
         let (objects, version) = try storage.load()
         try state.withLock { (state: inout State) throws(RegistryError) in
             for object in objects.sorted(by: { $0.kind < $1.kind }) {
