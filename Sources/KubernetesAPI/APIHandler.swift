@@ -30,6 +30,8 @@ public struct APIResponse: Sendable {
     public var code: Int
     public var body: JSONValue
     public var events: WatchEvents?
+    /// A body that is not JSON (the OpenAPI document in protobuf), with its media type.
+    public var raw: (contentType: String, bytes: [UInt8])?
 
     public init(code: Int, body: JSONValue, events: WatchEvents? = nil) {
         self.code = code
@@ -102,6 +104,16 @@ public struct APIHandler: Sendable {
         }
         guard let user = tokens.user(authorization: request.authorization) else { throw .unauthorized }
         switch segments.first {
+        case "openapi":
+            guard segments.count == 2, segments[1] == "v2" else { throw .pathNotFound() }
+            guard request.method == "GET" else { throw .methodNotAllowed(request.method) }
+            var response = APIResponse(code: 200, body: OpenAPI.json)
+            if request.accept?.contains("protobuf") == true {
+                // kube-openapi answers the protobuf form as octet-stream (the media type asked for does
+                // not parse as one, and client-go reads the body as protobuf whatever it is called).
+                response.raw = ("application/octet-stream", OpenAPI.protobuf)
+            }
+            return response
         case "api":
             if segments.count == 1 { return try discovery(request, Discovery.coreVersions()) }
             guard segments[1] == "v1" else { throw .pathNotFound() }

@@ -126,6 +126,10 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
                 try await writer.finish(nil)
             })
         }
+        if let raw = answer.raw {
+            headers[.contentType] = raw.contentType
+            return Response(status: .init(code: answer.code), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: raw.bytes)))
+        }
         return Response(status: .init(code: answer.code), headers: headers,
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body.bytes + [0x0A])))
     }
