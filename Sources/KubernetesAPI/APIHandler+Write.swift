@@ -73,7 +73,7 @@ extension APIHandler {
         case .success(let decoded): object = decoded
         case .failure(let error) where error.isInvalidObject:
             throw APIError(code: 422, reason: "Invalid", message: error.message,
-                           name: metadata["name"]?.stringValue, resource: target.resource.plural, group: target.resource.group,
+                           name: metadata["name"]?.stringValue, resource: target.resource.kind.rawValue, group: target.resource.group,
                            causes: error.fieldErrors.map(APIError.Cause.init))
         case .failure(let error):
             throw .badRequest(error.message)

@@ -60,14 +60,16 @@ public struct APIError: Error, Sendable, Hashable {
     }
 
     static func invalid(_ resource: APIResource, _ name: String, _ message: String) -> APIError {
-        APIError(code: 422, reason: "Invalid", message: message, name: name, resource: resource.plural, group: resource.group)
+        APIError(code: 422, reason: "Invalid", message: message, name: name, resource: resource.kind.rawValue, group: resource.group)
     }
 
     /// What the registry refused, in kube-apiserver's terms.
     static func registry(_ error: RegistryError, _ resource: APIResource, _ name: String) -> APIError {
         switch error {
         case .invalid(_, _, let errors), .allocation(_, _, let errors):
-            APIError(code: 422, reason: "Invalid", message: error.description, name: name, resource: resource.plural,
+            // An Invalid Status names the kind, not the resource: kubectl prints
+            // `The Service "web" is invalid: …` from it.
+            APIError(code: 422, reason: "Invalid", message: error.description, name: name, resource: resource.kind.rawValue,
                      group: resource.group, causes: errors.map(Cause.init))
         case .notFound: notFound(resource, name)
         case .alreadyExists: alreadyExists(resource, name)

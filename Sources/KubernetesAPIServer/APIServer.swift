@@ -37,7 +37,11 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
             let chain = try NIOSSLCertificate.fromPEMBytes(Array(configuration.certificate.certificatePEM.utf8))
             let key = try NIOSSLPrivateKey(bytes: Array(configuration.certificate.privateKeyPEM.utf8), format: .pem)
             guard !chain.isEmpty else { throw APIServerError.badCertificate("no certificate in the PEM") }
-            tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+            var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+            // Closing a connection waits this long for the peer's close_notify (5 s by default,
+            // which held every shutdown with a client connected: Go's clients do not send one).
+            tls.shutdownTimeout = .milliseconds(200)
+            self.tls = tls
         } catch let error as APIServerError {
             throw error
         } catch {

@@ -119,26 +119,72 @@ import Glibc
                                stderr: String(decoding: stderr, as: UTF8.self))
         }
         let manifest = directory.appendingPathComponent("kc.yaml").path
-        try """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: kc, namespace: default, labels: {app: kc}}
-            spec: {ports: [{name: http, port: 80}]}
-            """.write(toFile: manifest, atomically: true, encoding: .utf8)
-        let created = try run(["create", "--validate=false", "-f", manifest])
+        func write(_ ports: String, to path: String = manifest) throws {
+            try """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: kc, namespace: default, labels: {app: kc}}
+                spec: {selector: {app: kc}, ports: [\(ports)]}
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        // A watch from before the first change, as an operator leaves one running.
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: kubectl)
+        watch.arguments = ["--kubeconfig", kubeconfig, "get", "services", "-w", "--request-timeout", "0", "-o", "name"]
+        watch.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
+        let watched = Pipe()
+        watch.standardOutput = watched
+        watch.standardError = FileHandle.nullDevice
+        try watch.run()
+        defer { if watch.isRunning { watch.terminate() } }
+
+        // kubectl's defaults: validation against /openapi/v2, three-way strategic merge patches.
+        try write("{name: http, port: 80}")
+        let created = try run(["apply", "-f", manifest])
         #expect(created.status == 0 && created.stdout == "service/kc created\n", "\(created.stdout) \(created.stderr)")
         let ip = try run(["get", "service", "kc", "-o", "jsonpath={.spec.clusterIP}"])
         #expect(ip.status == 0 && !ip.stdout.isEmpty, "\(ip.stderr)")
         #expect(digShort(port: dns, "kc.default.svc.cluster.local") == ip.stdout + "\n")
+        #expect(try run(["apply", "-f", manifest]).stdout == "service/kc unchanged\n")
+        try write("{name: http, port: 80}, {name: alt, port: 8080}")
+        #expect(try run(["apply", "-f", manifest]).stdout == "service/kc configured\n")
+        try write("{name: alt, port: 8080}")
+        #expect(try run(["apply", "-f", manifest]).stdout == "service/kc configured\n")
+        let ports = try run(["get", "service", "kc", "-o", "jsonpath={.spec.ports[*].port} {.spec.clusterIP}"])
+        #expect(ports.stdout == "8080 \(ip.stdout)", "the port removed, the one kept, the address kept")
+        #expect(digShort(port: dns, "_alt._tcp.kc.default.svc.cluster.local", type: "SRV").hasSuffix(" 8080 kc.default.svc.cluster.local.\n"))
+        // An unknown field is refused before anything is sent, as against a cluster.
+        let invalid = directory.appendingPathComponent("invalid.yaml").path
+        try write("{name: alt, port: 8080, targetPrt: 1}", to: invalid)
+        let refused = try run(["apply", "-f", invalid])
+        #expect(refused.status != 0 && refused.stderr.contains(#"unknown field "targetPrt" in io.k8s.api.core.v1.ServicePort"#), "\(refused.stderr)")
+        // A value the server refuses: its message and field, as kube-apiserver words them.
+        try write("{name: alt, port: 70000}", to: invalid)
+        let rejected = try run(["apply", "-f", invalid])
+        #expect(rejected.stderr.contains(#"The Service "kc" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"#), "\(rejected.stderr)")
+        // Tables: the columns kubectl prints against a cluster.
+        let table = try run(["get", "services", "kc"])
+        #expect(table.stdout.hasPrefix("NAME   TYPE        CLUSTER-IP"), "\(table.stdout)")
+        #expect(table.stdout.contains("kc     ClusterIP   \(ip.stdout)"), "\(table.stdout)")
         let selected = try run(["get", "svc", "-l", "app=kc", "-o", "name"])
         #expect(selected.stdout == "service/kc\n", "\(selected.stderr)")
+        let labelled = try run(["label", "service", "kc", "tier=front"])
+        #expect(labelled.stdout == "service/kc labeled\n", "\(labelled.stderr)")
+        #expect(try run(["get", "svc", "-l", "tier=front", "-o", "name"]).stdout == "service/kc\n")
         let namespaces = try run(["get", "namespaces", "-o", "name"])
         #expect(namespaces.stdout.contains("namespace/default"), "\(namespaces.stderr)")
-        let duplicate = try run(["create", "--validate=false", "-f", manifest])
+        let duplicate = try run(["create", "-f", manifest])
         #expect(duplicate.status != 0 && duplicate.stderr.contains("services \"kc\" already exists"), "\(duplicate.stderr)")
-        let deleted = try run(["delete", "service", "kc", "--wait=false"])
+        // delete waits (through a watch) until the object is gone; then DNS has forgotten it.
+        let deleted = try run(["delete", "-f", manifest])
         #expect(deleted.status == 0 && deleted.stdout == "service \"kc\" deleted\n", "\(deleted.stdout) \(deleted.stderr)")
         #expect(digShort(port: dns, "kc.default.svc.cluster.local") == "")
+        // The watch saw every change of the service, as they happened.
+        watch.terminate()
+        watch.waitUntilExit()
+        let lines = String(decoding: watched.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").filter { $0 == "service/kc" }
+        #expect(lines.count >= 5, "created, two changes, labelled, deleted: \(lines)")
         kill(process.processIdentifier, SIGTERM)
         #expect(eventually(10) { !process.isRunning })
     }

@@ -37,8 +37,8 @@ func httpStatus(port: UInt16, path: String) -> Int? {
     return result.flatMap { Int($0.stdout) }.flatMap { $0 == 0 ? nil : $0 }
 }
 
-func digShort(port: UInt16, _ name: String) -> String {
-    (try? Tool.runRaw("/usr/bin/env", ["dig", "@127.0.0.1", "-p", String(port), "+short", "+time=1", "+tries=1", name]).stdout) ?? ""
+func digShort(port: UInt16, _ name: String, type: String = "A") -> String {
+    (try? Tool.runRaw("/usr/bin/env", ["dig", "@127.0.0.1", "-p", String(port), "+short", "+time=1", "+tries=1", name, type]).stdout) ?? ""
 }
 
 extension Tool {
