@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "NetAddress", targets: ["NetAddress"]),
+        .library(name: "YAML", targets: ["YAML"]),
         .library(name: "DNSWire", targets: ["DNSWire"]),
         .library(name: "ZoneFile", targets: ["ZoneFile"]),
         .library(name: "ServiceRegistry", targets: ["ServiceRegistry"]),

@@ -38,6 +38,17 @@ let package = Package(
                 .product(name: "ZoneFile", package: "ClusterDNS"),
             ]
         ),
+        // The Kubernetes API: requests through the handler (paths, queries, bodies, media
+        // types), patches, selectors and token files.
+        .executableTarget(
+            name: "FuzzAPI",
+            dependencies: [
+                "FuzzDriver",
+                .product(name: "KubernetesAPI", package: "ClusterDNS"),
+                .product(name: "ServiceRegistry", package: "ClusterDNS"),
+                .product(name: "YAML", package: "ClusterDNS"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
