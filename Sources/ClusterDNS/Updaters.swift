@@ -129,6 +129,8 @@ public enum ManifestLoader {
         for entry in entries {
             switch entry.result {
             case .success(let object): objects.append(object)
+            case .failure(let error) where error.isUnservedKind:
+                logger.notice("manifest object skipped: not served by this registry", metadata: ["object": "\(error)"])
             case .failure(let error): logger.error("manifest refused", metadata: ["error": "\(error)"])
             }
         }

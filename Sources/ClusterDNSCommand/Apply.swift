@@ -48,6 +48,9 @@ struct Apply: ParsableCommand {
         let objects = entries.compactMap { entry -> RegistryObject? in
             switch entry.result {
             case .success(let object): return object
+            case .failure(let error) where error.isUnservedKind:
+                printError("notice: \(error): skipped (not served by this registry)")
+                return nil
             case .failure(let error):
                 printError("error: \(error)")
                 failures += 1
@@ -89,7 +92,13 @@ struct Delete: ParsableCommand {
         var failures = 0
         for entry in files.flatMap({ Manifest.load(path: $0) }) {
             guard case .success(let object) = entry.result else {
-                if case .failure(let error) = entry.result { printError("error: \(error)") }
+                if case .failure(let error) = entry.result {
+                    if error.isUnservedKind {
+                        printError("notice: \(error): skipped (not served by this registry)")
+                        continue
+                    }
+                    printError("error: \(error)")
+                }
                 failures += 1
                 continue
             }

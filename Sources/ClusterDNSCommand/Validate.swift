@@ -42,7 +42,13 @@ struct Validate: ParsableCommand {
         }
         var messages = [String?](repeating: nil, count: entries.count)
         var valid = 0
+        var skipped = 0
         for (index, entry) in entries.enumerated() {
+            if entry.isUnservedKind, case .failure(let error) = entry.result {
+                skipped += 1
+                printError("notice: \(error): skipped (not served by this registry)")
+                continue
+            }
             switch entry.result {
             case .success(let object):
                 valid += 1
@@ -54,7 +60,7 @@ struct Validate: ParsableCommand {
             }
         }
         for message in messages.compactMap({ $0 }) { print(message) }
-        print("\(valid) valid, \(failures) invalid")
+        print("\(valid) valid, \(failures) invalid" + (skipped > 0 ? ", \(skipped) skipped" : ""))
         if failures > 0 { throw ExitCode(1) }
     }
 }

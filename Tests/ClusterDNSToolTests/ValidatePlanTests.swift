@@ -45,6 +45,41 @@ import Testing
         #expect(result.stdout == "namespace/shop valid\n1 valid, 0 invalid\n")
     }
 
+    /// A manifest written for a real cluster holds kinds this registry does not serve: each is
+    /// skipped with one notice, and what is served still validates and applies.
+    @Test func unservedKindsAreSkippedWithANotice() throws {
+        let dir = try write(["app.yaml": """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: web}
+            spec: {replicas: 2}
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {ports: [{name: http, port: 80}]}
+            ---
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: settings}
+            data: {a: b}
+            """])
+        let validated = try Tool.run(["validate", "-f", dir])
+        #expect(validated.status == 0)
+        #expect(validated.stdout == "service/web valid (namespace default)\n1 valid, 0 invalid, 2 skipped\n")
+        #expect(validated.stderr == """
+            notice: \(dir)/app.yaml:1:1: document 1: no matches for kind "Deployment" in version "apps/v1": skipped (not served by this registry)
+            notice: \(dir)/app.yaml:11:1: document 3: no matches for kind "ConfigMap" in version "v1": skipped (not served by this registry)
+
+            """)
+        let applied = try Tool.run(["apply", "-f", dir, "--state", dir + "/state"])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout == "service/web created\n")
+        #expect(applied.stderr.split(separator: "\n").count == 2)
+        let deleted = try Tool.run(["delete", "-f", dir + "/app.yaml", "--state", dir + "/state"])
+        #expect(deleted.status == 0 && deleted.stdout == "service/web deleted\n", "\(deleted.stderr)")
+    }
+
     @Test func missingFile() throws {
         let result = try Tool.run(["validate", "-f", "/nonexistent.yaml"])
         #expect(result.status == 1)

@@ -17,6 +17,9 @@ public struct ManifestError: Error, Hashable, Sendable, CustomStringConvertible 
     public var isInvalidObject: Bool
     /// For an invalid object, each field refused.
     public var fieldErrors: [FieldError]
+    /// The document is an object of a kind this registry does not serve (a Deployment, a
+    /// ConfigMap): manifests written for a cluster hold them, and readers skip them with a notice.
+    public var isUnservedKind = false
 
     public init(file: String, document: Int, line: Int, column: Int, message: String, isInvalidObject: Bool = false,
                 fieldErrors: [FieldError] = []) {
@@ -31,6 +34,14 @@ public struct ManifestError: Error, Hashable, Sendable, CustomStringConvertible 
 
     public var description: String {
         "\(file):\(line):\(column): document \(document): \(message)"
+    }
+}
+
+extension ManifestEntry {
+    /// An object of a kind not served here: skipped, not an error.
+    public var isUnservedKind: Bool {
+        if case .failure(let error) = result { return error.isUnservedKind }
+        return false
     }
 }
 
@@ -121,7 +132,12 @@ public enum Manifest {
         guard !kindName.isEmpty else { return failure("Object 'Kind' is missing", position) }
         guard !apiVersion.isEmpty else { return failure("Object 'apiVersion' is missing", position) }
         guard supported.contains(where: { $0 == (apiVersion, kindName) }) else {
-            return failure("no matches for kind \"\(kindName)\" in version \"\(apiVersion)\"", position)
+            var entries = failure("no matches for kind \"\(kindName)\" in version \"\(apiVersion)\"", position)
+            if case .failure(var error) = entries[0].result {
+                error.isUnservedKind = true
+                entries[0].result = .failure(error)
+            }
+            return entries
         }
         if kindName == "List" {
             var entries: [ManifestEntry] = []
