@@ -24,7 +24,7 @@ final class ListPages: Sendable {
 extension APIHandler {
     func get(_ request: APIRequest, _ target: Target, _ representation: Representation) throws(APIError) -> APIResponse {
         let name = target.name!
-        guard let object = registry.get(target.key(name)) else { throw .notFound(target.resource, name) }
+        guard let object = registry.snapshot().getWithDerived(target.key(name)) else { throw .notFound(target.resource, name) }
         guard case .table(let version) = representation else { return APIResponse(code: 200, body: object.kubernetesJSON) }
         return APIResponse(code: 200, body: Tables.table(
             [object], kind: target.resource.kind, version: version,
@@ -94,7 +94,7 @@ extension APIHandler {
                                message: "Too large resource version: \(version), current: \(snapshot.resourceVersion)")
             }
         }
-        var items = snapshot.list(target.resource.kind, namespace: target.namespace).filter(filter.matches)
+        var items = snapshot.listWithDerived(target.resource.kind, namespace: target.namespace).filter(filter.matches)
         if let start { items = Array(items.drop { $0.key <= start }) }
         var metadata: [(String, JSONValue)] = [("resourceVersion", .string(String(snapshot.resourceVersion)))]
         if let limit, items.count > limit {

@@ -234,3 +234,35 @@ extension String {
         split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }
+
+/// The endpoints the registry derives from selectors are listed as the objects Kubernetes'
+/// controllers would write.
+struct DerivedEndpointsTests {
+    @Test func selectorServicesHaveEndpointsAndSlices() async throws {
+        let handler = try await Fixture.handler()
+        let endpoints = await Fixture.send(handler, "GET", "/api/v1/namespaces/shop/endpoints/web")
+        #expect(endpoints.code == 200)
+        let subset = try #require(endpoints.body["subsets"]?.items?.first)
+        #expect(subset["addresses"]?.items?.compactMap { $0["ip"]?.stringValue } == ["10.244.0.5"])
+        #expect(subset["addresses"]?.items?.first?["targetRef"]?["name"] == .string("web-0"))
+        #expect(subset["ports"]?.items?.first?["port"] == .int(80))
+        let slices = await Fixture.send(handler, "GET", "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices",
+                                        query: ["labelSelector": "kubernetes.io/service-name=web"])
+        let slice = try #require(slices.body["items"]?.items?.first)
+        #expect(slices.body["items"]?.items?.count == 1)
+        #expect(slice["metadata"]?["name"] == .string("web-ipv4"))
+        #expect(slice["addressType"] == .string("IPv4"))
+        #expect(slice["endpoints"]?.items?.first?["conditions"]?["ready"] == .bool(true))
+        // A pod that stops being ready moves to notReadyAddresses.
+        let patched = await Fixture.send(handler, "PATCH", "/api/v1/namespaces/shop/pods/web-0/status",
+                                         contentType: "application/strategic-merge-patch+json",
+                                         body: #"{"status":{"conditions":[{"type":"Ready","status":"False"}]}}"#)
+        #expect(patched.code == 200)
+        let after = await Fixture.send(handler, "GET", "/api/v1/namespaces/shop/endpoints")
+        let web = try #require(after.body["items"]?.items?.first { $0["metadata"]?["name"] == .string("web") })
+        #expect(web["subsets"]?.items?.first?["notReadyAddresses"]?.items?.count == 1)
+        #expect(web["subsets"]?.items?.first?["addresses"] == nil)
+        // A service without a selector has none derived.
+        #expect(await Fixture.send(handler, "GET", "/api/v1/namespaces/shop/endpoints/db").code == 404)
+    }
+}
