@@ -25,11 +25,7 @@ extension APIHandler {
     func get(_ request: APIRequest, _ target: Target, _ representation: Representation) throws(APIError) -> APIResponse {
         let name = target.name!
         guard let object = registry.snapshot().getWithDerived(target.key(name)) else { throw .notFound(target.resource, name) }
-        guard case .table(let version) = representation else { return APIResponse(code: 200, body: object.kubernetesJSON) }
-        return APIResponse(code: 200, body: Tables.table(
-            [object], kind: target.resource.kind, version: version,
-            listMetadata: .object([("resourceVersion", .string(String(object.metadata.resourceVersion)))]),
-            includeObject: request.query["includeObject"], now: wallClock()))
+        return APIResponse(code: 200, body: renderer(request, target, representation)(object))
     }
 
     /// How a watch or a list writes each object: itself, or a Table of one row.

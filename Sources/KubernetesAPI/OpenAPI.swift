@@ -152,7 +152,7 @@ enum OpenAPI {
             }
         }
         if let kind = definition.kind {
-            let group = kind.apiVersion.contains("/") ? String(kind.apiVersion.prefix { $0 != "/" }) : ""
+            let group = APIResource.of(kind).group
             extensionYAML("x-kubernetes-group-version-kind",
                           "- group: \"\(group)\"\n  kind: \(kind.rawValue)\n  version: v1\n", into: &schema)
         }
@@ -224,7 +224,7 @@ enum OpenAPI {
                 return (field.name, .object(members))
             })))
             if let kind = definition.kind {
-                let group = kind.apiVersion.contains("/") ? String(kind.apiVersion.prefix { $0 != "/" }) : ""
+                let group = APIResource.of(kind).group
                 members.append(("x-kubernetes-group-version-kind", .array([.object([
                     ("group", .string(group)), ("kind", .string(kind.rawValue)), ("version", .string("v1")),
                 ])])))

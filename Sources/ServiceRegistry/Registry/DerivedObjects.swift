@@ -25,8 +25,17 @@ extension RegistrySnapshot {
     }
 
     public func getWithDerived(_ key: ObjectKey) -> RegistryObject? {
+        // Derived objects are named after their service: `NAME` or `NAME-ipv4[-N]`/`NAME-ipv6[-N]`.
+        var candidates = [key.name]
+        if key.kind == .endpointSlice {
+            let parts = key.name.split(separator: "-")
+            for cut in parts.indices.dropFirst() where ["ipv4", "ipv6"].contains(parts[cut]) {
+                candidates.append(parts[..<cut].joined(separator: "-"))
+            }
+        }
         if key.kind == .endpoints || key.kind == .endpointSlice {
-            for endpoints in serviceEndpoints.values where endpoints.service.namespace == key.namespace {
+            for name in candidates {
+                guard let endpoints = serviceEndpoints[ObjectKey(.service, namespace: key.namespace, name: name)] else { continue }
                 if let object = derivedObjects(key.kind, of: endpoints).first(where: { $0.key == key }) { return object }
             }
         }
