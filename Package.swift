@@ -222,6 +222,7 @@ let package = Package(
                 "ClusterDNSCommand", "ServiceRegistry", "NetAddress", "DNSResolver", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["Clients"],
             swiftSettings: strict
         ),
     ],

@@ -43,11 +43,18 @@ extension APIHandler {
         }
     }
 
-    /// The object a document describes, for `target`: of its kind, in the URL's namespace
-    /// (given there when the document has none), named as the URL names it.
+    /// The object a document describes, for `target`: of its kind (the URL's when the document
+    /// names none, as clients generated from the OpenAPI schema send it), in the URL's
+    /// namespace (given there when the document has none), named as the URL names it.
     func object(_ document: JSONValue, _ target: Target, name: String?) throws(APIError) -> RegistryObject {
         guard case .object = document else { throw .badRequest("the request body must be an object") }
         var document = document
+        if (document["kind"]?.stringValue ?? "").isEmpty {
+            document = document.setting("kind", to: .string(target.resource.kind.rawValue))
+        }
+        if (document["apiVersion"]?.stringValue ?? "").isEmpty {
+            document = document.setting("apiVersion", to: .string(target.resource.kind.apiVersion))
+        }
         var metadata = document["metadata"] ?? .object([])
         if target.resource.namespaced, let namespace = target.namespace {
             let given = metadata["namespace"]?.stringValue ?? ""

@@ -189,10 +189,83 @@ import Glibc
         #expect(eventually(10) { !process.isRunning })
     }
 
+    /// The official Python client (PyPI `kubernetes`), with tokens from a token file: an admin
+    /// and a viewer. The script's cases are listed here, so one that stops printing fails.
+    @Test func thePythonClientManagesALiveServerAcrossARestart() throws {
+        let probe = try Tool.runRaw("/usr/bin/env", ["python3", "-c", "import kubernetes; print('ok')"])
+        #expect(probe.stdout == "ok\n", "the Python client is not installed (pip install kubernetes; .ci/run installs it)")
+        guard probe.stdout == "ok\n" else { return }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("python-\(UUID().uuidString)")
+        let state = directory.appendingPathComponent("state").path
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let admin = String(repeating: "a", count: 40)
+        let viewer = String(repeating: "v", count: 40)
+        let tokens = directory.appendingPathComponent("tokens.csv").path
+        try "\(admin),alice,1,\"system:masters\"\n\(viewer),victor,2,\"clusterdns:viewers,dev\"\n"
+            .write(toFile: tokens, atomically: true, encoding: .utf8)
+        let dns = freePort()
+        let api = freePort()
+        func serve() throws -> Process {
+            let process = Process()
+            process.executableURL = Tool.executable
+            process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
+                                 "--api-token-file", tokens, "--state", state, "--zones", "none", "--resolv-conf", "none",
+                                 "--log-level", "error", "--lameduck", "0s"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            #expect(eventually(20) { httpsAnswers(port: api) }, "the API listens")
+            return process
+        }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Clients/python_client.py").path
+        let versionFile = directory.appendingPathComponent("version").path
+        func run(_ phase: String) throws -> [String] {
+            let result = try Tool.runRaw("/usr/bin/env", ["python3", script, phase, "https://127.0.0.1:\(api)", state + "/apiserver.crt",
+                                                          admin, viewer, String(dns), versionFile], stderr: true)
+            #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+            return result.stdout.split(separator: "\n").map(String.init)
+        }
+        var process = try serve()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        #expect(try run("live") == ["discovery", "create", "dry-run", "selectors", "pages", "patch", "conflict", "watch-resumed",
+                                    "endpoints", "viewer", "unauthorized", "invalid", "deletecollection", "live"].map { "ok " + $0 })
+        // kubectl with the same tokens: what it prints for 403 and 401.
+        let kubectl = try Tool.runRaw("/usr/bin/env", ["sh", "-c", "command -v kubectl"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!kubectl.isEmpty, "kubectl is not installed")
+        func kubectlAs(_ token: String, _ arguments: [String]) throws -> Tool.Result {
+            try Tool.runRaw(kubectl, ["--server", "https://127.0.0.1:\(api)", "--certificate-authority", state + "/apiserver.crt",
+                                      "--token", token, "--cache-dir", directory.appendingPathComponent("cache").path,
+                                      "--request-timeout", "10s"] + arguments, stderr: true)
+        }
+        if !kubectl.isEmpty {
+            let listed = try kubectlAs(viewer, ["get", "services", "-o", "name"])
+            #expect(listed.status == 0 && listed.stdout.contains("service/py\n"), "\(listed.stderr)")
+            let refused = try kubectlAs(viewer, ["delete", "service", "py"])
+            #expect(refused.status != 0 && refused.stderr.contains("Error from server (Forbidden)"), "\(refused.stderr)")
+            #expect(refused.stderr.contains(#"User "victor" cannot delete resource "services""#), "\(refused.stderr)")
+            let stranger = try kubectlAs(String(repeating: "0", count: 40), ["get", "services"])
+            #expect(stranger.status != 0 && stranger.stderr.contains("(Unauthorized)"), "\(stranger.stderr)")
+        }
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(10) { !process.isRunning })
+        process = try serve()
+        #expect(try run("restarted") == ["kept", "expired", "relisted"].map { "ok " + $0 })
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(10) { !process.isRunning })
+    }
+
     @Test func aCertificateWithoutItsKeyIsRefusedAtStart() throws {
         let result = try Tool.run(["serve", "--api", "127.0.0.1:0", "--api-tls-cert", "/nonexistent.crt", "--state", "memory",
                                    "--dns", "127.0.0.1:0"])
         #expect(result.status != 0)
         #expect(result.stderr.contains("--api-tls-cert and --api-tls-key go together"), "\(result.stderr)")
     }
+}
+
+/// Whether something answers TLS on 127.0.0.1:`port` (any HTTP status, certificate unchecked).
+func httpsAnswers(port: UInt16) -> Bool {
+    let result = try? Tool.runRaw("/usr/bin/env", ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1",
+                                                   "https://127.0.0.1:\(port)/healthz"])
+    return result.map { $0.stdout != "000" && !$0.stdout.isEmpty } ?? false
 }

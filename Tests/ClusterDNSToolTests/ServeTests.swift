@@ -42,17 +42,22 @@ func digShort(port: UInt16, _ name: String, type: String = "A") -> String {
 }
 
 extension Tool {
-    static func runRaw(_ executable: String, _ arguments: [String]) throws -> Result {
+    /// Runs `executable`; its standard error is kept only when `stderr` is set (read after the
+    /// output, so keep it short).
+    static func runRaw(_ executable: String, _ arguments: [String], stderr: Bool = false) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
+        process.standardError = stderr ? err : FileHandle.nullDevice
         try process.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = stderr ? err.fileHandleForReading.readDataToEndOfFile() : Data()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self), stderr: "")
+        return Result(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self),
+                      stderr: String(decoding: errors, as: UTF8.self))
     }
 }
 

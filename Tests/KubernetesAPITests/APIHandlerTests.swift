@@ -183,6 +183,13 @@ struct APIHandlerTests {
                              body: #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"dry"},"spec":{"ports":[{"port":1}]}}"#)
         #expect(dry.code == 201)
         #expect(handler.registry.get(ObjectKey(.service, namespace: "shop", name: "dry")) == nil)
+        // A body that names no kind or apiVersion (as clients generated from the schema send
+        // it) is of the URL's resource; the endpoints of a grouped resource are in its group.
+        let bare = await send(handler, "POST", "/api/v1/namespaces/shop/services", body: #"{"metadata":{"name":"bare"},"spec":{"ports":[{"port":1}]}}"#)
+        #expect(bare.code == 201 && bare.body["kind"] == .string("Service") && bare.body["apiVersion"] == .string("v1"), "\(bare.body.text)")
+        let slice = await send(handler, "POST", "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices",
+                               body: #"{"metadata":{"name":"s"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.9"]}]}"#)
+        #expect(slice.code == 201 && slice.body["apiVersion"] == .string("discovery.k8s.io/v1"), "\(slice.body.text)")
         // Delete: the object as it was, then gone.
         let deleted = await send(handler, "DELETE", "/api/v1/namespaces/shop/services/api")
         #expect(deleted.code == 200 && deleted.body["metadata"]?["name"] == .string("api"))
