@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "EndpointForwarder", targets: ["EndpointForwarder"]),
         .library(name: "KubernetesAPI", targets: ["KubernetesAPI"]),
         .library(name: "KubernetesAPIServer", targets: ["KubernetesAPIServer"]),
+        .library(name: "KubernetesAPIClient", targets: ["KubernetesAPIClient"]),
         .executable(name: "clusterdns", targets: ["ClusterDNSCommand"]),
     ],
     dependencies: [
@@ -33,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0", traits: []),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
@@ -125,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "ClusterDNSCommand",
             dependencies: [
-                "KubernetesAPI", "KubernetesAPIServer",
+                "KubernetesAPI", "KubernetesAPIServer", "KubernetesAPIClient",
                 "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "KubernetesDNS", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
                 "EndpointForwarder", "YAML",
                 .product(name: "Logging", package: "swift-log"),
@@ -133,6 +135,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        // A client of that API (or of kube-apiserver) for the commands: kubeconfig, HTTPS on NIO.
+        .target(
+            name: "KubernetesAPIClient",
+            dependencies: [
+                "ServiceRegistry", "YAML",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),
@@ -216,6 +230,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
+        .testTarget(name: "KubernetesAPIClientTests", dependencies: ["KubernetesAPIClient"], swiftSettings: strict),
         .testTarget(
             name: "ClusterDNSToolTests",
             dependencies: [

@@ -1,4 +1,6 @@
 import ArgumentParser
+import FoundationEssentials
+import KubernetesAPI
 import ServiceRegistry
 #if canImport(Glibc)
 import Glibc
@@ -26,10 +28,29 @@ struct RegistryOptions: ParsableArguments {
     }
 }
 
-/// `clusterdns apply -f FILE|DIR --state DIR`: creates or updates objects, as kubectl apply.
-struct Apply: ParsableCommand {
+/// The objects that manifests name, in dependency order (namespaces first), each bad
+/// document reported; unserved kinds skipped with a notice.
+func manifestObjects(_ files: [String], failures: inout Int) -> [RegistryObject] {
+    let objects = files.flatMap { Manifest.load(path: $0) }.compactMap { entry -> RegistryObject? in
+        switch entry.result {
+        case .success(let object): return object
+        case .failure(let error) where error.isUnservedKind:
+            printError("notice: \(error): skipped (not served by this registry)")
+            return nil
+        case .failure(let error):
+            printError("error: \(error)")
+            failures += 1
+            return nil
+        }
+    }
+    return objects.enumerated().sorted { ($0.element.kind, $0.offset) < ($1.element.kind, $1.offset) }.map(\.element)
+}
+
+/// `clusterdns apply -f FILE|DIR (--state DIR | --server URL | --kubeconfig FILE)`: creates or
+/// updates objects, as kubectl apply.
+struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create or update objects from manifests in a registry's state directory.",
+        abstract: "Create or update objects from manifests, in a state directory or on a running server.",
         discussion: "Prints one line per object as kubectl does (created, configured, unchanged); a bad document is reported and the others are still applied. Exits 1 if any document failed."
     )
 
@@ -37,33 +58,41 @@ struct Apply: ParsableCommand {
     var files: [String] = []
 
     @OptionGroup var registryOptions: RegistryOptions
+    @OptionGroup var remote: RemoteOptions
 
     static let batchSize = 64
 
-    func run() throws {
+    func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one -f FILE|DIR") }
-        let registry = try registryOptions.open()
-        let entries = files.flatMap { Manifest.load(path: $0) }
+        try remote.validate(against: registryOptions)
+    }
+
+    func run() async throws {
         var failures = 0
-        let objects = entries.compactMap { entry -> RegistryObject? in
-            switch entry.result {
-            case .success(let object): return object
-            case .failure(let error) where error.isUnservedKind:
-                printError("notice: \(error): skipped (not served by this registry)")
-                return nil
-            case .failure(let error):
-                printError("error: \(error)")
-                failures += 1
-                return nil
+        let ordered = manifestObjects(files, failures: &failures)
+        if remote.isRemote {
+            try await remote.client().withConnection { connection in
+                let registry = RemoteRegistry(connection: connection)
+                for object in ordered {
+                    do {
+                        let outcome = try await registry.apply(object)
+                        writeLine("\(object.kind.rawValue.lowercased())/\(object.metadata.name) \(outcome.rawValue)")
+                    } catch let refusal as RemoteRegistry.Refusal {
+                        printError("\(refusal)")
+                        failures += 1
+                    }
+                }
             }
+            if failures > 0 { throw ExitCode(1) }
+            return
         }
-        // In dependency order, in batches: one durable commit (one fsync) per batch, then its lines.
-        let ordered = objects.enumerated().sorted { ($0.element.kind, $0.offset) < ($1.element.kind, $1.offset) }.map(\.element)
+        let registry = try registryOptions.open()
+        // In batches: one durable commit (one fsync) per batch, then its lines.
         var start = 0
         while start < ordered.count {
             let batch = Array(ordered[start..<min(start + Self.batchSize, ordered.count)])
             start += batch.count
-            for (object, result) in zip(batch, registry.apply(contentsOf: batch)) {
+            for (object, result) in zip(batch, await registry.apply(contentsOf: batch)) {
                 switch result {
                 case .success(let outcome):
                     // Written unbuffered: a line printed is a change acknowledged (and durable).
@@ -78,100 +107,129 @@ struct Apply: ParsableCommand {
     }
 }
 
-/// `clusterdns delete -f FILE|DIR --state DIR`: deletes the objects the manifests name.
-struct Delete: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Delete the objects named by manifests from a registry's state directory.")
+/// `clusterdns delete -f FILE|DIR (--state DIR | --server URL | --kubeconfig FILE)`: deletes the
+/// objects the manifests name.
+struct Delete: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete the objects named by manifests, from a state directory or a running server.")
 
     @Option(name: [.customShort("f"), .customLong("filename")], help: "A manifest file or directory (repeatable).")
     var files: [String] = []
 
     @OptionGroup var registryOptions: RegistryOptions
+    @OptionGroup var remote: RemoteOptions
 
-    func run() throws {
-        let registry = try registryOptions.open()
+    func validate() throws {
+        guard !files.isEmpty else { throw ValidationError("give at least one -f FILE|DIR") }
+        try remote.validate(against: registryOptions)
+    }
+
+    func run() async throws {
         var failures = 0
-        for entry in files.flatMap({ Manifest.load(path: $0) }) {
-            guard case .success(let object) = entry.result else {
-                if case .failure(let error) = entry.result {
-                    if error.isUnservedKind {
-                        printError("notice: \(error): skipped (not served by this registry)")
-                        continue
+        // Dependents first: what a namespace holds goes before the namespace.
+        let objects = manifestObjects(files, failures: &failures).reversed()
+        if remote.isRemote {
+            try await remote.client().withConnection { connection in
+                let registry = RemoteRegistry(connection: connection)
+                for object in objects {
+                    do {
+                        try await registry.delete(object)
+                        writeLine("\(object.kind.rawValue.lowercased()) \"\(object.metadata.name)\" deleted")
+                    } catch let refusal as RemoteRegistry.Refusal {
+                        printError("\(refusal)")
+                        failures += 1
                     }
-                    printError("error: \(error)")
                 }
-                failures += 1
-                continue
             }
-            do {
-                try registry.delete(object.key)
-                print("\(object.kind.rawValue.lowercased())/\(object.metadata.name) deleted")
-            } catch {
-                printError("Error from server (NotFound): \(error)")
-                failures += 1
+        } else {
+            let registry = try registryOptions.open()
+            for object in objects {
+                do {
+                    try await registry.delete(object.key)
+                    writeLine("\(object.kind.rawValue.lowercased()) \"\(object.metadata.name)\" deleted")
+                } catch {
+                    printError("Error from server (NotFound): \(error)")
+                    failures += 1
+                }
             }
         }
         if failures > 0 { throw ExitCode(1) }
     }
 }
 
-/// `clusterdns get KIND --state DIR`: lists objects with their allocations.
-struct Get: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the objects of a registry's state directory.")
+/// `clusterdns get KIND (--state DIR | --server URL | --kubeconfig FILE)`: lists objects with
+/// their allocations, in kubectl's columns.
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the objects of a state directory or a running server, as kubectl get does.")
 
-    @Argument(help: "services, pods, nodes, namespaces, endpointslices or endpoints.")
+    @Argument(help: "services, pods, nodes, namespaces, endpointslices or endpoints (or a singular or short name: svc, ep, ...).")
     var kind: String
 
-    @Option(name: [.customShort("n"), .customLong("namespace")], help: "Only this namespace.")
+    @Option(name: [.customShort("n"), .customLong("namespace")], help: "Only this namespace (default: every namespace, with a NAMESPACE column).")
     var namespace: String?
 
-    enum Output: String, ExpressibleByArgument, CaseIterable { case table, json }
+    enum Output: String, ExpressibleByArgument, CaseIterable { case table, wide, json }
 
     @Option(name: [.customShort("o"), .customLong("output")],
-            help: "table, or json: a v1 List of the objects as kube-apiserver writes them (kubectl get -o json).")
+            help: "table (kubectl's columns), wide (and -o wide's), or json: a v1 List of the objects as kube-apiserver writes them (kubectl get -o json).")
     var output: Output = .table
 
     @OptionGroup var registryOptions: RegistryOptions
+    @OptionGroup var remote: RemoteOptions
 
-    func run() throws {
-        let kinds: [String: ObjectKind] = [
-            "services": .service, "service": .service, "svc": .service, "pods": .pod, "pod": .pod,
-            "nodes": .node, "node": .node, "namespaces": .namespace, "namespace": .namespace, "ns": .namespace,
-            "endpointslices": .endpointSlice, "endpointslice": .endpointSlice, "endpoints": .endpoints, "ep": .endpoints,
-        ]
-        guard let objectKind = kinds[kind.lowercased()] else {
+    func validate() throws {
+        try remote.validate(against: registryOptions)
+    }
+
+    func run() async throws {
+        guard let resource = APIResource.matching(kind) else {
             throw ValidationError("the server doesn't have a resource type \"\(kind)\"")
         }
-        let snapshot = try registryOptions.open().snapshot()
-        let objects = snapshot.list(objectKind, namespace: namespace)
-        if output == .json {
-            let list = JSONValue.object([
-                ("kind", .string("List")), ("apiVersion", .string("v1")),
-                ("metadata", .object([("resourceVersion", .string(String(snapshot.resourceVersion)))])),
-                ("items", .array(objects.map(\.kubernetesJSON))),
-            ])
-            print(list.text)
+        let namespaceColumn = namespace == nil && resource.namespaced
+        if remote.isRemote {
+            let listed: JSONValue
+            do {
+                listed = try await remote.client().withConnection { connection in
+                    try await RemoteRegistry(connection: connection).list(resource, namespace: namespace, table: output != .json)
+                }
+            } catch let refusal as RemoteRegistry.Refusal {
+                printError("\(refusal)")
+                throw ExitCode(1)
+            }
+            if output == .json {
+                guard case .array(let items)? = listed["items"] else { throw ValidationError("the server's list has no items") }
+                print(Self.list(items, resourceVersion: listed["metadata"]?["resourceVersion"]?.stringValue ?? "").text)
+            } else {
+                Self.printTable(listed, wide: output == .wide, namespaceColumn: namespaceColumn)
+            }
             return
         }
-        switch objectKind {
-        case .service:
-            print(["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "ENDPOINTS"].joined(separator: "\t"))
-            for case .service(let s) in objects {
-                let ports = s.spec.ports.map { p in
-                    (p.nodePort != 0 ? "\(p.port):\(p.nodePort)" : "\(p.port)") + "/\(p.protocol.rawValue)"
-                }.joined(separator: ",")
-                let external = s.spec.type == .externalName ? s.spec.externalName
-                    : (s.status.loadBalancerIngress + s.spec.externalIPs).joined(separator: ",")
-                let ready = snapshot.endpoints(of: s.key)?.readyEndpoints.count ?? 0
-                print([s.metadata.namespace, s.metadata.name, s.spec.type.rawValue,
-                       s.spec.clusterIPs.isEmpty ? "<none>" : s.spec.clusterIPs.joined(separator: ","),
-                       external.isEmpty ? (s.spec.type == .loadBalancer ? "<pending>" : "<none>") : external,
-                       ports.isEmpty ? "<none>" : ports, String(ready)].joined(separator: "\t"))
-            }
-        default:
-            print(["NAMESPACE", "NAME", "RESOURCE-VERSION"].joined(separator: "\t"))
-            for object in objects {
-                print([object.metadata.namespace, object.metadata.name, String(object.metadata.resourceVersion)].joined(separator: "\t"))
-            }
+        let snapshot = try registryOptions.open().snapshot()
+        let objects = snapshot.listWithDerived(resource.kind, namespace: namespace)
+        if output == .json {
+            print(Self.list(objects.map(\.kubernetesJSON), resourceVersion: String(snapshot.resourceVersion)).text)
+        } else {
+            let now = Int64(Date().timeIntervalSince1970)
+            Self.printTable(Tables.document(objects, kind: resource.kind, now: now), wide: output == .wide,
+                            namespaceColumn: namespaceColumn)
+        }
+    }
+
+    static func list(_ items: [JSONValue], resourceVersion: String) -> JSONValue {
+        .object([
+            ("kind", .string("List")), ("apiVersion", .string("v1")),
+            ("metadata", .object([("resourceVersion", .string(resourceVersion))])),
+            ("items", .array(items)),
+        ])
+    }
+
+    static func printTable(_ table: JSONValue, wide: Bool, namespaceColumn: Bool) {
+        let text = TablePrinter.text(table, wide: wide, namespaceColumn: namespaceColumn)
+        if text.isEmpty {
+            printError("No resources found")
+        } else {
+            print(text, terminator: "")
         }
     }
 }

@@ -34,6 +34,23 @@ public struct APIResource: Sendable, Hashable {
 
     public static func of(_ kind: ObjectKind) -> APIResource { all.first { $0.kind == kind }! }
 
+    /// The resource a command line names, as kubectl takes it: plural, singular or short
+    /// name, in any case.
+    public static func matching(_ word: String) -> APIResource? {
+        let word = word.lowercased()
+        return all.first { $0.plural == word || $0.singular == word || $0.shortNames.contains(word) }
+    }
+
+    /// The URL path of the collection in `namespace` (every namespace when nil), or of the
+    /// object `name` in it.
+    public func path(namespace: String?, name: String? = nil) -> String {
+        var path = group.isEmpty ? "/api/\(version)" : "/apis/\(group)/\(version)"
+        if namespaced, let namespace { path += "/namespaces/\(namespace)" }
+        path += "/\(plural)"
+        if let name { path += "/\(name)" }
+        return path
+    }
+
     /// The verbs every resource supports here.
     static let verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 }

@@ -1,4 +1,4 @@
-import ServiceRegistry
+public import ServiceRegistry
 
 /// What a request's `Accept` header asks for: the objects, or kubectl's server-side printing
 /// (`application/json;as=Table;v=v1;g=meta.k8s.io`).
@@ -32,7 +32,7 @@ enum Representation: Equatable {
 
 /// The columns kubectl prints for each kind, as kube-apiserver's printers fill them, and the
 /// Table documents that carry them.
-enum Tables {
+public enum Tables {
     struct Column {
         var name: String
         var type = "string"
@@ -76,6 +76,12 @@ enum Tables {
         case .namespace:
             return [name, Column(name: "Status", description: "The phase of the namespace."), age]
         }
+    }
+
+    /// The Table a list of `items` is served as, for a program that prints one without a
+    /// server (`clusterdns get --state`), as at `now` (seconds since 1970).
+    public static func document(_ items: [RegistryObject], kind: ObjectKind, now: Int64) -> JSONValue {
+        table(items, kind: kind, version: "v1", listMetadata: .object([]), includeObject: nil, now: now)
     }
 
     /// `items`, shown as at `now` (seconds since 1970); each row's object as `includeObject`

@@ -255,6 +255,108 @@ import Glibc
         #expect(eventually(10) { !process.isRunning })
     }
 
+    /// `clusterdns apply|get|delete --kubeconfig`: the same lines as offline, against a running
+    /// server; the server's Table printed as kubectl prints it; the same List as `--state` reads
+    /// once the server has stopped.
+    @Test func theCommandsTalkToARunningServer() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("remote-\(UUID().uuidString)")
+        let state = directory.appendingPathComponent("state").path
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let dns = freePort()
+        let api = freePort()
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
+                             "--zones", "none", "--resolv-conf", "none", "--log-level", "error", "--lameduck", "0s"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let kubeconfig = state + "/kubeconfig"
+        #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) && httpsAnswers(port: api) })
+        let manifest = directory.appendingPathComponent("shop.yaml").path
+        func write(port: Int) throws {
+            try """
+                apiVersion: v1
+                kind: Namespace
+                metadata: {name: shop}
+                ---
+                apiVersion: v1
+                kind: Service
+                metadata: {name: web, namespace: shop}
+                spec: {type: NodePort, selector: {app: web}, ports: [{name: http, port: \(port)}]}
+                ---
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: web-0, namespace: shop, labels: {app: web}}
+                spec: {containers: [{name: app, image: app}]}
+                status: {podIP: 10.244.0.5, conditions: [{type: Ready, status: "True"}]}
+                ---
+                apiVersion: apps/v1
+                kind: Deployment
+                metadata: {name: web, namespace: shop}
+                """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        }
+        let remote = ["--kubeconfig", kubeconfig]
+        try write(port: 80)
+        let created = try Tool.run(["apply", "-f", manifest] + remote)
+        #expect(created.status == 0 && created.stdout == "namespace/shop created\nservice/web created\npod/web-0 created\n", "\(created.stderr)")
+        #expect(created.stderr.contains(#"no matches for kind "Deployment" in version "apps/v1": skipped"#))
+        #expect(try Tool.run(["apply", "-f", manifest] + remote).stdout == "namespace/shop unchanged\nservice/web unchanged\npod/web-0 unchanged\n")
+        try write(port: 8080)
+        #expect(try Tool.run(["apply", "-f", manifest] + remote).stdout == "namespace/shop unchanged\nservice/web configured\npod/web-0 unchanged\n")
+        #expect(digShort(port: dns, "_http._tcp.web.shop.svc.cluster.local", type: "SRV") == "0 100 8080 web.shop.svc.cluster.local.\n")
+
+        let table = try Tool.run(["get", "services", "-n", "shop"] + remote)
+        let lines = table.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(lines.first == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], "\(table.stdout)")
+        let row = try #require(lines.count == 2 ? lines[1] : nil, "\(table.stdout)")
+        #expect(row.prefix(3) == ["web", "NodePort"] + [row[2]] && row[3] == "<none>" && row[4].hasPrefix("8080:3"), "\(row)")
+        #expect(digShort(port: dns, "web.shop.svc.cluster.local") == row[2] + "\n")
+        let endpoints = try Tool.run(["get", "ep", "-o", "wide"] + remote)
+        let endpointRows = endpoints.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(endpointRows.first == ["NAMESPACE", "NAME", "ENDPOINTS", "AGE"], "\(endpoints.stdout)")
+        #expect(endpointRows.contains { $0.prefix(3) == ["shop", "web", "10.244.0.5:8080"] }, "\(endpoints.stdout)")
+        let listed = try Tool.run(["get", "svc", "-n", "shop", "-o", "json"] + remote).stdout
+
+        // Refusals as kubectl prints them, exit status 1.
+        let stranger = try Tool.run(["get", "svc", "--server", "https://127.0.0.1:\(api)", "--token", "nope",
+                                     "--certificate-authority", state + "/apiserver.crt"])
+        #expect(stranger.status == 1 && stranger.stderr == "Error from server (Unauthorized): Unauthorized\n", "\(stranger.stderr)")
+        let untrusted = try Tool.run(["get", "svc", "--server", "https://127.0.0.1:\(api)", "--token", "nope"])
+        #expect(untrusted.status != 0 && untrusted.stderr.contains("the server's certificate is not trusted"), "\(untrusted.stderr)")
+        let both = try Tool.run(["get", "svc", "--state", state] + remote)
+        #expect(both.status != 0 && both.stderr.contains("give one or the other"), "\(both.stderr)")
+
+        let deleted = try Tool.run(["delete", "-f", manifest] + remote)
+        #expect(deleted.stdout == "pod \"web-0\" deleted\nservice \"web\" deleted\nnamespace \"shop\" deleted\n", "\(deleted.stderr)")
+        #expect(digShort(port: dns, "web.shop.svc.cluster.local") == "")
+        let again = try Tool.run(["delete", "-f", manifest] + remote)
+        #expect(again.status == 1 && again.stderr.contains(#"Error from server (NotFound): services "web" not found"#), "\(again.stderr)")
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(10) { !process.isRunning })
+        let unreachable = try Tool.run(["get", "svc"] + remote)
+        #expect(unreachable.status != 0 && unreachable.stderr.contains("cannot reach https://127.0.0.1:\(api): connection refused"),
+                "\(unreachable.stderr)")
+
+        // The server's list and the state directory's, read with the server stopped, are one.
+        try write(port: 8080)
+        let offline = try Tool.run(["apply", "-f", manifest, "--state", state])
+        #expect(offline.stdout == "namespace/shop created\nservice/web created\npod/web-0 created\n", "\(offline.stderr)")
+        let stored = try Tool.run(["get", "svc", "-n", "shop", "-o", "json", "--state", state]).stdout
+        func shape(_ text: String) throws -> [String] {
+            let list = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            let items = try #require(list["items"] as? [[String: Any]])
+            return items.map { item in
+                let spec = item["spec"] as? [String: Any] ?? [:]
+                return "\(item["kind"] ?? "") \((item["metadata"] as? [String: Any])?["name"] ?? "") \(spec["type"] ?? "") \((spec["ports"] as? [[String: Any]])?.first?["port"] ?? "")"
+            }
+        }
+        #expect(try shape(listed) == ["Service web NodePort 8080"])
+        #expect(try shape(stored) == shape(listed))
+    }
+
     @Test func aCertificateWithoutItsKeyIsRefusedAtStart() throws {
         let result = try Tool.run(["serve", "--api", "127.0.0.1:0", "--api-tls-cert", "/nonexistent.crt", "--state", "memory",
                                    "--dns", "127.0.0.1:0"])

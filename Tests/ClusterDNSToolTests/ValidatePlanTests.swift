@@ -77,7 +77,7 @@ import Testing
         #expect(applied.stdout == "service/web created\n")
         #expect(applied.stderr.split(separator: "\n").count == 2)
         let deleted = try Tool.run(["delete", "-f", dir + "/app.yaml", "--state", dir + "/state"])
-        #expect(deleted.status == 0 && deleted.stdout == "service/web deleted\n", "\(deleted.stderr)")
+        #expect(deleted.status == 0 && deleted.stdout == "service \"web\" deleted\n", "\(deleted.stderr)")
     }
 
     @Test func missingFile() throws {

@@ -169,6 +169,18 @@ extension JSONValue {
         return .object(members)
     }
 
+    /// The first document of a JSON (or YAML) text as a value.
+    public init(parsing bytes: some Collection<UInt8>) throws(JSONValueError) {
+        let node: YAMLNode?
+        do {
+            node = try YAMLParser.firstDocument(in: String(decoding: bytes, as: UTF8.self))
+        } catch {
+            throw JSONValueError(line: error.line, column: error.column, message: error.message)
+        }
+        guard let node else { throw JSONValueError(line: 1, column: 1, message: "no document") }
+        try self.init(node)
+    }
+
     /// A YAML or JSON document as a value (YAML 1.1 typing, as the manifests are read).
     public init(_ node: YAMLNode) throws(JSONValueError) {
         switch node {
