@@ -21,10 +21,15 @@ let package = Package(
                 .product(name: "ZoneFile", package: "ClusterDNS"),
             ]
         ),
-        // YAML and JSON manifests, through the YAML reader and the strict object decoding.
+        // YAML and JSON manifests, through the YAML reader and the strict object decoding; the
+        // same bytes as a kubeconfig.
         .executableTarget(
             name: "FuzzManifests",
-            dependencies: ["FuzzDriver", .product(name: "ServiceRegistry", package: "ClusterDNS")]
+            dependencies: [
+                "FuzzDriver",
+                .product(name: "ServiceRegistry", package: "ClusterDNS"),
+                .product(name: "KubernetesAPIClient", package: "ClusterDNS"),
+            ]
         ),
         // Any bytes as a query to a responder over a cluster and a zone file: never a trap, and
         // the fast path's reply always the general path's.

@@ -169,6 +169,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The key of --api-tls-cert (PEM).")
     var apiTlsKey: String? = nil
 
+    @Option(help: "PEM certificates of the authorities whose client certificates authenticate API users, as kube-apiserver's --client-ca-file: the subject's CN is the user, each O a group (clusterdns:viewers may read only).")
+    var apiClientCaFile: String? = nil
+
     @Option(help: "Where to write a kubeconfig for the API (mode 0600). Default: kubeconfig in the --state directory, or clusterdns-PID.kubeconfig in $TMPDIR (/tmp) with --state memory.")
     var apiKubeconfig: String? = nil
 
@@ -181,7 +184,7 @@ struct Serve: AsyncParsableCommand {
              maxConcurrent, upstreamTimeout, forwardDeadline, cacheSize, cacheMinTTL, cacheMaxTTL, cacheNegativeTTL,
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
              nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface, apiAddresses,
-             apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey
+             apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey, apiClientCaFile
     }
 
     func validate() throws {
@@ -450,9 +453,16 @@ extension Serve {
         } catch {
             throw ValidationError("the API's TLS certificate: \(error)")
         }
+        var clientAuthority: String?
+        if let apiClientCaFile {
+            do { clientAuthority = try String(contentsOfFile: apiClientCaFile, encoding: .utf8) } catch {
+                throw ValidationError("--api-client-ca-file \(apiClientCaFile): cannot read it (\(error))")
+            }
+        }
         let servers = try addresses.map { address in
             do {
-                return try APIServer(configuration: .init(address: address, certificate: certificate), registry: registry,
+                return try APIServer(configuration: .init(address: address, certificate: certificate, clientAuthorityPEM: clientAuthority),
+                                     registry: registry,
                                      tokens: tokens, logger: logger)
             } catch {
                 throw ValidationError("\(error)")

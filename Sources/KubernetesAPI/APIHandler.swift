@@ -6,6 +6,8 @@ public struct APIRequest: Sendable {
     public var path: String
     public var query: [String: String]
     public var authorization: String?
+    /// Who a client certificate, verified by the transport, proves the caller is.
+    public var certificateUser: APIUser?
     /// The body's media type (`Content-Type` without parameters), nil when not sent.
     public var contentType: String?
     /// The `Accept` header as sent (kubectl asks for Tables there).
@@ -13,11 +15,12 @@ public struct APIRequest: Sendable {
     public var body: [UInt8]
 
     public init(method: String, path: String, query: [String: String] = [:], authorization: String? = nil,
-                contentType: String? = nil, accept: String? = nil, body: [UInt8] = []) {
+                certificateUser: APIUser? = nil, contentType: String? = nil, accept: String? = nil, body: [UInt8] = []) {
         self.method = method
         self.path = path
         self.query = query
         self.authorization = authorization
+        self.certificateUser = certificateUser
         self.contentType = contentType
         self.accept = accept
         self.body = body
@@ -102,7 +105,8 @@ public struct APIHandler: Sendable {
             guard request.method == "GET" else { throw .methodNotAllowed(request.method) }
             return path == "/version" ? APIResponse(code: 200, body: Discovery.version()) : APIResponse(code: 200, body: .string("ok"))
         }
-        guard let user = tokens.user(authorization: request.authorization) else { throw .unauthorized }
+        // As kube-apiserver's authenticators: a verified client certificate, else a bearer token.
+        guard let user = request.certificateUser ?? tokens.user(authorization: request.authorization) else { throw .unauthorized }
         switch segments.first {
         case "openapi":
             guard segments.count == 2, segments[1] == "v2" else { throw .pathNotFound() }

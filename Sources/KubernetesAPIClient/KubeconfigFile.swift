@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ServiceRegistry
 import YAML
 
@@ -15,7 +15,7 @@ public enum KubeconfigFile {
     public static func load(path: String, context name: String? = nil) throws(APIClientError) -> Context {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw .configuration("kubeconfig \(path): cannot read it (\(error.localizedDescription))")
+            throw .configuration("kubeconfig \(path): cannot read it")
         }
         return try parse(text, path: path, context: name)
     }
@@ -74,7 +74,8 @@ public enum KubeconfigFile {
             if token == nil, let file = user["tokenFile"]?.stringValue {
                 let resolved = file.hasPrefix("/") ? file : directory + file
                 do {
-                    token = try String(contentsOfFile: resolved, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+                    let text = try String(contentsOfFile: resolved, encoding: .utf8)
+                    token = String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
                 } catch {
                     throw fail("tokenFile \(resolved): cannot read it")
                 }

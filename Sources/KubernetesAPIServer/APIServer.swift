@@ -1,6 +1,7 @@
 import Hummingbird
 import HummingbirdTLS
 public import KubernetesAPI
+import protocol NIOCore.Channel
 import NIOSSL
 public import Logging
 public import DispatchSockets
@@ -18,9 +19,13 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
         /// TLS is always on: a bearer token never crosses a connection in the clear (and
         /// kubectl would not send one over one).
         public var certificate: ServingCertificate
-        public init(address: SocketAddress, certificate: ServingCertificate) {
+        /// PEM certificates of the authorities whose client certificates authenticate a user
+        /// (kube-apiserver's `--client-ca-file`); nil: bearer tokens only.
+        public var clientAuthorityPEM: String?
+        public init(address: SocketAddress, certificate: ServingCertificate, clientAuthorityPEM: String? = nil) {
             self.address = address
             self.certificate = certificate
+            self.clientAuthorityPEM = clientAuthorityPEM
         }
     }
 
@@ -41,11 +46,21 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
             // Closing a connection waits this long for the peer's close_notify (5 s by default,
             // which held every shutdown with a client connected: Go's clients do not send one).
             tls.shutdownTimeout = .milliseconds(200)
+            if let authority = configuration.clientAuthorityPEM {
+                let roots = try NIOSSLCertificate.fromPEMBytes(Array(authority.utf8))
+                guard !roots.isEmpty else { throw APIServerError.badClientAuthority("no certificate in the PEM") }
+                // A certificate is asked for and, when one is sent, verified against these
+                // roots (a bad one fails the handshake); a client without one may still
+                // present a bearer token.
+                tls.trustRoots = .certificates(roots)
+                tls.certificateVerification = .optionalVerification
+                tls.sendCANameList = true
+            }
             self.tls = tls
         } catch let error as APIServerError {
             throw error
         } catch {
-            throw .badCertificate("\(error)")
+            throw configuration.clientAuthorityPEM == nil ? .badCertificate("\(error)") : .badCertificate("\(error) (or in the client authority)")
         }
         self.configuration = configuration
         handler = APIHandler(registry: registry, tokens: tokens)
@@ -68,7 +83,12 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
 
     public func run() async throws {
         let handler = handler
-        let responder = CallbackResponder<BasicRequestContext> { request, _ in
+        let verifiesClients = configuration.clientAuthorityPEM != nil
+        let responder = CallbackResponder<APIRequestContext> { request, context in
+            var certificateUser: APIUser?
+            if verifiesClients, let certificate = try? await context.channel.nioSSL_peerCertificate().get() {
+                certificateUser = (try? certificate.toDERBytes()).flatMap(ClientCertificate.user(der:))
+            }
             var query: [String: String] = [:]
             for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
             let body: [UInt8]
@@ -85,7 +105,7 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
             }
             let answer = await handler.handle(APIRequest(
                 method: request.method.rawValue, path: request.uri.path, query: query,
-                authorization: request.headers[.authorization], contentType: contentType,
+                authorization: request.headers[.authorization], certificateUser: certificateUser, contentType: contentType,
                 accept: request.headers[.accept], body: body))
             return Self.response(answer)
         }
@@ -139,12 +159,26 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
     }
 }
 
+/// A request's context: Hummingbird's, and the connection, whose TLS handler knows the
+/// client's certificate.
+struct APIRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
+
 public enum APIServerError: Error, CustomStringConvertible, Sendable {
     case badCertificate(String)
+    case badClientAuthority(String)
 
     public var description: String {
         switch self {
         case .badCertificate(let reason): "the API's TLS certificate or key cannot be used: \(reason)"
+        case .badClientAuthority(let reason): "the API's client certificate authority cannot be used: \(reason)"
         }
     }
 }

@@ -357,6 +357,93 @@ import Glibc
         #expect(try shape(stored) == shape(listed))
     }
 
+    /// `--api-client-ca-file`: a client certificate from that authority authenticates its CN,
+    /// with its O as groups (curl, kubectl and `clusterdns get` present one); one from another
+    /// authority fails the handshake; tokens keep working beside them.
+    @Test func clientCertificatesAuthenticate() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("certs-\(UUID().uuidString)")
+        let state = directory.appendingPathComponent("state").path
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let d = directory.path
+        // Two authorities; alice (an admin), victor (a viewer) from the first, mallory from the other.
+        let script = """
+            set -e
+            cd \(d)
+            printf 'extendedKeyUsage=clientAuth\\n' > client.ext
+            for ca in ca other; do
+              openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=$ca" -keyout $ca.key -out $ca.crt 2>/dev/null
+            done
+            issue() { # name subject authority
+              openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$2" -keyout $1.key -out $1.csr 2>/dev/null
+              openssl x509 -req -in $1.csr -CA $3.crt -CAkey $3.key -CAcreateserial -days 1 -extfile client.ext -out $1.crt 2>/dev/null
+            }
+            issue alice "/O=system:masters/CN=alice" ca
+            issue victor "/O=clusterdns:viewers/O=dev/CN=victor" ca
+            issue mallory "/O=system:masters/CN=mallory" other
+            """
+        let made = try Tool.runRaw("/bin/sh", ["-c", script], stderr: true)
+        try #require(made.status == 0, "openssl: \(made.stderr)")
+        let dns = freePort()
+        let api = freePort()
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
+                             "--api-client-ca-file", d + "/ca.crt", "--zones", "none", "--resolv-conf", "none",
+                             "--log-level", "error", "--lameduck", "0s"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        #expect(eventually(20) { FileManager.default.fileExists(atPath: state + "/kubeconfig") && httpsAnswers(port: api) })
+        func curl(_ who: String?, _ method: String, _ path: String, body: String? = nil) throws -> (code: String, body: String) {
+            var arguments = ["curl", "-s", "--max-time", "5", "--cacert", state + "/apiserver.crt", "-X", method, "-w", "\n%{http_code}"]
+            if let who { arguments += ["--cert", "\(d)/\(who).crt", "--key", "\(d)/\(who).key"] }
+            if let body { arguments += ["-H", "Content-Type: application/yaml", "--data-binary", body] }
+            let result = try Tool.runRaw("/usr/bin/env", arguments + ["https://127.0.0.1:\(api)\(path)"])
+            let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+        }
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: certified}\nspec: {ports: [{port: 80}]}\n"
+        #expect(try curl("alice", "POST", "/api/v1/namespaces/default/services", body: service).code == "201")
+        #expect(digShort(port: dns, "certified.default.svc.cluster.local").isEmpty == false)
+        #expect(try curl("victor", "GET", "/api/v1/namespaces/default/services/certified").code == "200")
+        let refused = try curl("victor", "DELETE", "/api/v1/namespaces/default/services/certified")
+        #expect(refused.code == "403" && refused.body.contains(#"User \"victor\" cannot delete resource \"services\""#), "\(refused.body)")
+        #expect(try curl("mallory", "GET", "/api/v1/services").code == "000", "another authority's certificate fails the handshake")
+        #expect(try curl(nil, "GET", "/api/v1/services").code == "401")
+
+        // kubectl and `clusterdns get` with a certificate and no token.
+        let kubeconfig = d + "/alice.kubeconfig"
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: c
+              cluster: {server: "https://127.0.0.1:\(api)", certificate-authority: state/apiserver.crt}
+            users:
+            - name: alice
+              user: {client-certificate: alice.crt, client-key: alice.key}
+            contexts:
+            - name: c
+              context: {cluster: c, user: alice}
+            current-context: c
+            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        let listed = try Tool.run(["get", "svc", "-n", "default", "-o", "json", "--kubeconfig", kubeconfig])
+        #expect(listed.status == 0 && listed.stdout.contains(#""name":"certified""#), "\(listed.stderr)")
+        let kubectl = try Tool.runRaw("/usr/bin/env", ["sh", "-c", "command -v kubectl"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !kubectl.isEmpty {
+            let result = try Tool.runRaw(kubectl, ["--kubeconfig", kubeconfig, "--cache-dir", d + "/cache", "delete", "service", "certified"],
+                                         stderr: true)
+            #expect(result.status == 0 && result.stdout == "service \"certified\" deleted\n", "\(result.stderr)")
+        }
+        // The generated token still works beside certificates.
+        let token = try Tool.run(["get", "ns", "--kubeconfig", state + "/kubeconfig"])
+        #expect(token.status == 0 && token.stdout.contains("default"), "\(token.stderr)")
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(10) { !process.isRunning })
+    }
+
     @Test func aCertificateWithoutItsKeyIsRefusedAtStart() throws {
         let result = try Tool.run(["serve", "--api", "127.0.0.1:0", "--api-tls-cert", "/nonexistent.crt", "--state", "memory",
                                    "--dns", "127.0.0.1:0"])

@@ -1,8 +1,9 @@
 import FuzzDriver
+import KubernetesAPIClient
 import ServiceRegistry
 
-/// Manifests are outside input (files an operator or a tool writes): any bytes must decode to
-/// objects or to errors with a position, never trap or hang.
+/// Manifests and kubeconfigs are outside input (files an operator or a tool writes): any bytes
+/// must decode to objects or to errors with a position, never trap or hang.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
@@ -11,6 +12,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             fatalError("an error without a position: \(error)")
         }
     }
+    // A kubeconfig: a context or a precise refusal (files it names are not read: the path's
+    // directory does not exist).
+    _ = try? KubeconfigFile.parse(text, path: "/nonexistent/fuzz/kubeconfig")
     return 0
 }
 
