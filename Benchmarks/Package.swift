@@ -28,6 +28,16 @@ let package = Package(
             dependencies: [.product(name: "ServiceRegistry", package: "ClusterDNS")],
             path: "Benchmarks/RegistryBench"
         ),
+        // The Kubernetes API against the Swift API: swift run -c release APIBench PATH/TO/clusterdns
+        .executableTarget(
+            name: "APIBench",
+            dependencies: [
+                .product(name: "KubernetesAPI", package: "ClusterDNS"),
+                .product(name: "KubernetesAPIClient", package: "ClusterDNS"),
+                .product(name: "ServiceRegistry", package: "ClusterDNS"),
+            ],
+            path: "Benchmarks/APIBench"
+        ),
         .target(name: "CHeap", path: "Benchmarks/CHeap"),
         // swift run -c release ZoneBench STATE_DIR
         .executableTarget(

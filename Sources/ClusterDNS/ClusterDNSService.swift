@@ -63,6 +63,20 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     public let configuration: ClusterDNSConfiguration
     public let registry: Registry
     public let cluster: ClusterAuthority
+
+    /// Waits until the cluster zone serves `resourceVersion` of the registry (or `timeout` has
+    /// passed): a writer that waits for this can promise that DNS answers with its write. The
+    /// zone updater applies a change within a fraction of a millisecond, so this polls.
+    @discardableResult
+    public func waitUntilServed(_ resourceVersion: UInt64, timeout: Duration = .seconds(1)) async -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while cluster.resourceVersion < resourceVersion {
+            guard clock.now < deadline else { return false }
+            try? await Task.sleep(for: .microseconds(50))
+        }
+        return true
+    }
     public let server: DNSServer
     public let catalog: Catalog
     public let staticZones: StaticZones?

@@ -401,7 +401,11 @@ struct Serve: AsyncParsableCommand {
         }
         services.append(.init(service: dns))
         if let relay { services.append(.init(service: relay)) }
-        for api in try apiServers(registry: dns.registry, logger: logger) { services.append(.init(service: api)) }
+        for api in try apiServers(registry: dns.registry, logger: logger, settle: { [dns] version in
+            await dns.waitUntilServed(version)
+        }) {
+            services.append(.init(service: api))
+        }
         let source = reloadSource
         let hangupLogger = logger
         services.append(.init(service: HangupService(onHangup: {
@@ -423,7 +427,7 @@ struct Serve: AsyncParsableCommand {
 extension Serve {
     /// The Kubernetes API servers of `--api`, with their tokens; the kubeconfig is written once
     /// the first listens (its port may be the kernel's choice).
-    func apiServers(registry: Registry, logger: Logger) throws -> [APIServer] {
+    func apiServers(registry: Registry, logger: Logger, settle: (@Sendable (UInt64) async -> Void)? = nil) throws -> [APIServer] {
         guard !apiAddresses.isEmpty else { return [] }
         let tokens: TokenTable
         var generated: String? = nil
@@ -463,7 +467,7 @@ extension Serve {
             do {
                 return try APIServer(configuration: .init(address: address, certificate: certificate, clientAuthorityPEM: clientAuthority),
                                      registry: registry,
-                                     tokens: tokens, logger: logger)
+                                     tokens: tokens, logger: logger, settle: settle)
             } catch {
                 throw ValidationError("\(error)")
             }

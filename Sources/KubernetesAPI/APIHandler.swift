@@ -77,6 +77,10 @@ public struct APIHandler: Sendable {
     let pages = ListPages()
     /// The watches in progress (`endWatches()` ends them).
     public let watches = OpenWatches()
+    /// Awaited after every write with the registry's version, before the response goes out:
+    /// the server passes what makes the write's effects visible (the DNS zone serving that
+    /// version), so that a client that reads its write's response can query DNS at once.
+    public var settle: (@Sendable (UInt64) async -> Void)? = nil
 
     public init(registry: Registry, tokens: TokenTable) {
         self.registry = registry
@@ -88,7 +92,11 @@ public struct APIHandler: Sendable {
 
     public func handle(_ request: APIRequest) async -> APIResponse {
         do {
-            return try await route(request)
+            let response = try await route(request)
+            if let settle, request.method != "GET", response.code < 300, request.query["dryRun"] == nil {
+                await settle(registry.resourceVersion)
+            }
+            return response
         } catch {
             return APIResponse(code: error.code, body: error.status)
         }

@@ -112,6 +112,9 @@ public struct APIClient: Sendable {
             return
         }
         var settings = TLSConfiguration.makeClientConfiguration()
+        // Closing waits this long for the server's close_notify (5 s by default): a server in
+        // the middle of a watch's response may not send one, and a command must not hang on it.
+        settings.shutdownTimeout = .milliseconds(200)
         do {
             if configuration.insecureSkipVerify {
                 settings.certificateVerification = .none
@@ -217,23 +220,13 @@ public final class APIConnection {
     /// values are escaped here.
     public func send(_ method: String, _ path: String, query: [(String, String)] = [], accept: String = "application/json",
                      body: [UInt8]? = nil, contentType: String = "application/json") async throws -> APIClientResponse {
-        var uri = path
-        if !query.isEmpty {
-            uri += "?" + query.map { "\(Self.escape($0.0))=\(Self.escape($0.1))" }.joined(separator: "&")
-        }
-        var headers = HTTPHeaders()
-        headers.add(name: "Host", value: configuration.host.contains(":") ? "[\(configuration.host)]:\(configuration.port)"
-            : "\(configuration.host):\(configuration.port)")
-        headers.add(name: "User-Agent", value: "clusterdns")
-        headers.add(name: "Accept", value: accept)
-        if let token = configuration.token { headers.add(name: "Authorization", value: "Bearer \(token)") }
+        var head = requestHead(method, path, query: query, accept: accept)
         if let body {
-            headers.add(name: "Content-Type", value: contentType)
-            headers.add(name: "Content-Length", value: String(body.count))
+            head.headers.add(name: "Content-Type", value: contentType)
+            head.headers.add(name: "Content-Length", value: String(body.count))
         } else if method != "GET" {
-            headers.add(name: "Content-Length", value: "0")
+            head.headers.add(name: "Content-Length", value: "0")
         }
-        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: uri, headers: headers)
         do {
             try await outbound.write(.head(head))
             if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
@@ -261,6 +254,62 @@ public final class APIConnection {
         }
         throw APIClientError.unreachable(server: configuration.server,
                                          reason: "the connection closed before the whole response arrived (or nothing came for \(timeout.nanoseconds / 1_000_000_000) s)")
+    }
+
+    /// Sends a GET whose response is a stream of lines (a watch) and hands each line to `line`
+    /// as it arrives, until `line` returns false or the server ends the response; the
+    /// connection is not reused after that. A refusal comes back whole, as from `send`.
+    public func stream(_ path: String, query: [(String, String)] = [],
+                       line: ([UInt8]) async throws -> Bool) async throws -> APIClientResponse {
+        do {
+            try await outbound.write(.head(requestHead("GET", path, query: query, accept: "application/json")))
+            try await outbound.write(.end(nil))
+        } catch {
+            throw APIClientError.unreachable(server: configuration.server, reason: APIClient.reason(error))
+        }
+        var response: APIClientResponse?
+        var pending: [UInt8] = []
+        while true {
+            let next: HTTPClientResponsePart?
+            do { next = try await inbound.next() } catch {
+                throw APIClientError.unreachable(server: configuration.server, reason: APIClient.reason(error))
+            }
+            guard let part = next else { break }
+            switch part {
+            case .head(let head):
+                if head.status.code >= 200 {
+                    response = APIClientResponse(status: Int(head.status.code), contentType: head.headers.first(name: "Content-Type"), body: [])
+                }
+            case .body(let buffer):
+                guard response?.status == 200 else {
+                    response?.body.append(contentsOf: buffer.readableBytesView)
+                    continue
+                }
+                pending.append(contentsOf: buffer.readableBytesView)
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    let text = Array(pending[..<newline])
+                    pending.removeSubrange(...newline)
+                    if try await !line(text) { return response! }
+                }
+            case .end:
+                if let response { return response }
+            }
+        }
+        throw APIClientError.unreachable(server: configuration.server, reason: "the connection closed before the response ended")
+    }
+
+    func requestHead(_ method: String, _ path: String, query: [(String, String)], accept: String) -> HTTPRequestHead {
+        var uri = path
+        if !query.isEmpty {
+            uri += "?" + query.map { "\(Self.escape($0.0))=\(Self.escape($0.1))" }.joined(separator: "&")
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: configuration.host.contains(":") ? "[\(configuration.host)]:\(configuration.port)"
+            : "\(configuration.host):\(configuration.port)")
+        headers.add(name: "User-Agent", value: "clusterdns")
+        headers.add(name: "Accept", value: accept)
+        if let token = configuration.token { headers.add(name: "Authorization", value: "Bearer \(token)") }
+        return HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: uri, headers: headers)
     }
 
     static func escape(_ text: String) -> String {

@@ -37,7 +37,9 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
 
     let tls: TLSConfiguration
 
-    public init(configuration: Configuration, registry: Registry, tokens: TokenTable, logger: Logger) throws(APIServerError) {
+    /// `settle` is awaited after each write before its response (see `APIHandler.settle`).
+    public init(configuration: Configuration, registry: Registry, tokens: TokenTable, logger: Logger,
+                settle: (@Sendable (UInt64) async -> Void)? = nil) throws(APIServerError) {
         do {
             let chain = try NIOSSLCertificate.fromPEMBytes(Array(configuration.certificate.certificatePEM.utf8))
             let key = try NIOSSLPrivateKey(bytes: Array(configuration.certificate.privateKeyPEM.utf8), format: .pem)
@@ -63,7 +65,9 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
             throw configuration.clientAuthorityPEM == nil ? .badCertificate("\(error)") : .badCertificate("\(error) (or in the client authority)")
         }
         self.configuration = configuration
-        handler = APIHandler(registry: registry, tokens: tokens)
+        var handler = APIHandler(registry: registry, tokens: tokens)
+        handler.settle = settle
+        self.handler = handler
         self.logger = logger
     }
 

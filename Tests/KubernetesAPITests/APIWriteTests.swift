@@ -1,5 +1,6 @@
 import KubernetesAPI
 import ServiceRegistry
+import Synchronization
 import Testing
 
 /// Updates, patches and deletes as kubectl and client-go send them: optimistic concurrency
@@ -48,6 +49,25 @@ struct APIWriteTests {
             ("field", .string("spec.ports[0].port")),
         ])]))
         #expect(await Fixture.send(handler, "GET", web).resourceVersion == updated.resourceVersion)
+    }
+
+    /// Every write that changed something is settled (the server makes DNS serve its version)
+    /// before its response; reads, dry runs and refusals are not.
+    @Test func writesAreSettledBeforeTheyAnswer() async throws {
+        var handler = try await Fixture.handler()
+        let settled = Mutex<[UInt64]>([])
+        handler.settle = { version in settled.withLock { $0.append(version) } }
+        let body = #"{"metadata":{"name":"s"},"spec":{"ports":[{"port":1}]}}"#
+        let services = "/api/v1/namespaces/shop/services"
+        _ = await Fixture.send(handler, "GET", web)
+        _ = await Fixture.send(handler, "POST", services, query: ["dryRun": "All"], body: body)
+        _ = await Fixture.send(handler, "POST", services, body: #"{"metadata":{"name":"s"},"spec":{"ports":[{"port":70000}]}}"#)
+        #expect(settled.withLock { $0 }.isEmpty)
+        let created = await Fixture.send(handler, "POST", services, body: body)
+        let version = try #require(created.resourceVersion.flatMap { UInt64($0) })
+        #expect(settled.withLock { $0 } == [version])
+        _ = await Fixture.send(handler, "DELETE", services + "/s")
+        #expect(settled.withLock { $0 } == [version, handler.registry.resourceVersion])
     }
 
     @Test func statusIsItsOwnSubresource() async throws {
