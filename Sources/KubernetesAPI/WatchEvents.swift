@@ -58,7 +58,7 @@ public struct WatchEvents: AsyncSequence, Sendable {
         self.render = render
         let (snapshot, changes) = registry.watchWithSnapshot(from: resourceVersion)
         initial = resourceVersion == nil
-            ? snapshot.list(filter.resource.kind, namespace: filter.namespace).filter(filter.matches) : []
+            ? snapshot.listWithDerived(filter.resource.kind, namespace: filter.namespace).filter(filter.matches) : []
         let (stream, continuation) = AsyncStream<JSONValue>.makeStream(bufferingPolicy: .bufferingOldest(Self.buffer))
         self.stream = stream
         self.continuation = continuation
@@ -66,13 +66,21 @@ public struct WatchEvents: AsyncSequence, Sendable {
         // The version of the last change given to the stream (or skipped as not watched): a
         // bookmark may name it because every event up to it is already in the stream.
         let seen = LastVersion(Swift.max(resourceVersion ?? 0, snapshot.resourceVersion))
+        let derives = filter.resource.kind == .endpoints || filter.resource.kind == .endpointSlice
         let producer = Task {
+            var derived = derives ? DerivedWatch(filter: filter, snapshot: snapshot) : nil
             do {
-                for try await event in changes {
+                events: for try await event in changes {
                     if let resourceVersion, event.resourceVersion <= resourceVersion { continue }
-                    if let (type, object) = filter.translate(event) {
+                    var changed: [(type: String, object: RegistryObject)] = []
+                    if let translated = filter.translate(event) { changed.append(translated) }
+                    if derived != nil, !event.endpointsChanged.isEmpty || event.object.kind == .service {
+                        changed += derived!.events(for: event, snapshot: registry.snapshot(),
+                                                   replayed: event.resourceVersion <= snapshot.resourceVersion)
+                    }
+                    for (type, object) in changed {
                         let line = JSONValue.object([("type", .string(type)), ("object", render(object))])
-                        if case .dropped = continuation.yield(line) { break }
+                        if case .dropped = continuation.yield(line) { break events }
                     }
                     seen.value.withLock { $0 = event.resourceVersion }
                 }

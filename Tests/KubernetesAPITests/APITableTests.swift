@@ -66,7 +66,10 @@ struct APITableTests {
             ["none", "ClusterIP", "None", "<none>", "1/TCP", "3h25m", "<none>"],
             ["web", "ClusterIP", "10.96.0.1", "<none>", "80/TCP,53/UDP", "3h25m", "app=web,tier=front"],
         ])
-        #expect(await rows(handler, "/api/v1/namespaces/shop/endpoints") == [["manual", "10.0.0.1:80,10.0.0.1:81,10.0.0.2:80 + 1 more...", "3h25m"]])
+        // A service that selects no pod yet has an Endpoints without addresses, as the controller keeps one.
+        #expect(await rows(handler, "/api/v1/namespaces/shop/endpoints") == [
+            ["manual", "10.0.0.1:80,10.0.0.1:81,10.0.0.2:80 + 1 more...", "3h25m"], ["web", "<none>", "3h25m"],
+        ])
         #expect(await rows(handler, "/api/v1/namespaces/shop/pods") == [
             ["web-0", "2/2", "Running", "0", "3h25m", "10.244.0.5", "node-a", "<none>", "<none>"],
         ])

@@ -138,6 +138,59 @@ struct APIWatchTests {
         #expect(watch.summary.allSatisfy { $0.hasPrefix("BOOKMARK") })
     }
 
+    func pod(_ name: String, ip: String, ready: Bool = true) throws -> RegistryObject {
+        let entry = try #require(Manifest.decode("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: \(name), namespace: shop, labels: {app: web}}
+            spec: {containers: [{name: app, image: nginx}]}
+            status: {podIP: \(ip), conditions: [{type: Ready, status: "\(ready ? "True" : "False")"}]}
+            """).first)
+        return try entry.result.get()
+    }
+
+    /// The Endpoints and EndpointSlices the registry derives are watched as a cluster's
+    /// controllers would write them: what kube-proxy's and CoreDNS's informers follow.
+    @Test func derivedEndpointsAreWatched() async throws {
+        let handler = try await Fixture.handler()
+        let slices = "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices"
+        let listed = await Fixture.send(handler, "GET", slices)
+        let version = try #require(listed.body["metadata"]?["resourceVersion"]?.stringValue)
+        let watch = Collector(await Fixture.send(handler, "GET", slices, query: ["watch": "1", "resourceVersion": version]))
+        let endpoints = Collector(await Fixture.send(handler, "GET", "/api/v1/namespaces/shop/endpoints", query: ["watch": "1"]))
+        #expect(await endpoints.waitFor(1))
+        #expect(endpoints.summary == ["ADDED web"], "the current state, derived objects included")
+        try await handler.registry.apply(pod("web-1", ip: "10.244.0.6"))
+        try await handler.registry.apply(pod("web-v6", ip: "fd00::6"))  // not an endpoint of an IPv4 service
+        try await handler.registry.apply(pod("web-1", ip: "10.244.0.6", ready: false))
+        try await handler.registry.apply(service("api"))  // no selector: nothing derived
+        try await handler.registry.delete(ObjectKey(.service, namespace: "shop", name: "web"))
+        #expect(await watch.waitFor(3))
+        #expect(watch.summary == ["MODIFIED web-ipv4", "MODIFIED web-ipv4", "DELETED web-ipv4"])
+        let notReady = watch.all[1]["object"]?["endpoints"]
+        #expect(notReady?.items?.last?["conditions"]?["ready"] == .bool(false), "\(notReady?.text ?? "")")
+        // Each event carries the version of the change that made it, to resume from.
+        let versions = watch.all.compactMap { $0["object"]?["metadata"]?["resourceVersion"]?.stringValue.flatMap { UInt64($0) } }
+        #expect(versions == versions.sorted() && versions.last == handler.registry.resourceVersion)
+        #expect(await endpoints.waitFor(4))
+        #expect(endpoints.summary == ["ADDED web", "MODIFIED web", "MODIFIED web", "DELETED web"])
+
+        // Resumed from before the watch's snapshot: what changed since is sent again, and what
+        // its service no longer has is deleted by name.
+        let resumed = Collector(await Fixture.send(handler, "GET", slices, query: ["watch": "1", "resourceVersion": version]))
+        #expect(await resumed.waitFor(2))
+        // Once, however many replayed changes touched the service; then live changes.
+        let selecting = try #require(Manifest.decode("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web2, namespace: shop}
+            spec: {selector: {app: web}, ports: [{name: http, port: 80}]}
+            """).first)
+        try await handler.registry.apply(try selecting.result.get())
+        #expect(await resumed.waitFor(3))
+        #expect(resumed.summary == ["DELETED web-ipv4", "DELETED web-ipv6", "ADDED web2-ipv4"])
+    }
+
     @Test func aWatchIsAReadAndItsParametersAreChecked() async throws {
         let handler = try await Fixture.handler()
         let refused = await Fixture.send(handler, "GET", "/api/v1/services", query: ["watch": "true", "timeoutSeconds": "-1"])

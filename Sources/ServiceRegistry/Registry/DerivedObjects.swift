@@ -9,10 +9,30 @@ extension RegistrySnapshot {
     /// sorted by key.
     public func derivedObjects(_ kind: ObjectKind, namespace: String? = nil) -> [RegistryObject] {
         guard kind == .endpoints || kind == .endpointSlice else { return [] }
-        return serviceEndpoints.values
-            .filter { namespace == nil || $0.service.namespace == namespace }
-            .flatMap { derivedObjects(kind, of: $0) }
+        return list(.service, namespace: namespace)
+            .flatMap { derivedObjects(kind, ofService: $0.key) }
             .sorted { $0.key < $1.key }
+    }
+
+    /// The derived objects of `kind` of one service: none unless it selects pods; when no pod
+    /// is selected, an Endpoints without subsets and an empty slice per IP family of the
+    /// service, as the controllers keep them.
+    public func derivedObjects(_ kind: ObjectKind, ofService key: ObjectKey) -> [RegistryObject] {
+        guard kind == .endpoints || kind == .endpointSlice, case .service(let service)? = objects[key],
+              service.spec.type != .externalName, let selector = service.spec.selector, !selector.isEmpty else { return [] }
+        if let endpoints = serviceEndpoints[key] { return derivedObjects(kind, of: endpoints) }
+        var metadata = ObjectMeta(name: service.metadata.name, namespace: service.metadata.namespace, labels: service.metadata.labels,
+                                  resourceVersion: service.metadata.resourceVersion)
+        metadata.creationTimestamp = service.metadata.creationTimestamp
+        if kind == .endpoints { return [.endpoints(Endpoints(metadata: metadata))] }
+        metadata.labels["kubernetes.io/service-name"] = service.metadata.name
+        metadata.labels["endpointslice.kubernetes.io/managed-by"] = Self.managedBy
+        let families = service.spec.ipFamilies.isEmpty ? [IPFamily.ipv4] : service.spec.ipFamilies
+        return families.map { family in
+            var slice = metadata
+            slice.name = "\(service.metadata.name)-\(family.rawValue.lowercased())"
+            return .endpointSlice(EndpointSlice(metadata: slice, addressType: family == .ipv4 ? .ipv4 : .ipv6))
+        }
     }
 
     /// Stored objects of `kind` and the derived ones, a derived object taking the place of a
@@ -35,8 +55,8 @@ extension RegistrySnapshot {
         }
         if key.kind == .endpoints || key.kind == .endpointSlice {
             for name in candidates {
-                guard let endpoints = serviceEndpoints[ObjectKey(.service, namespace: key.namespace, name: name)] else { continue }
-                if let object = derivedObjects(key.kind, of: endpoints).first(where: { $0.key == key }) { return object }
+                let service = ObjectKey(.service, namespace: key.namespace, name: name)
+                if let object = derivedObjects(key.kind, ofService: service).first(where: { $0.key == key }) { return object }
             }
         }
         return get(key)
