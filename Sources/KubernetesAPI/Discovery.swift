@@ -41,13 +41,19 @@ enum Discovery {
         guard !resources.isEmpty else { return nil }
         return .object([
             ("kind", .string("APIResourceList")), ("apiVersion", .string("v1")), ("groupVersion", .string(groupVersion)),
-            ("resources", .array(resources.map { r in
+            ("resources", .array(resources.flatMap { r -> [JSONValue] in
                 var members: [(String, JSONValue)] = [
                     ("name", .string(r.plural)), ("singularName", .string(r.singular)), ("namespaced", .bool(r.namespaced)),
                     ("kind", .string(r.kind.rawValue)), ("verbs", .array(APIResource.verbs.map(JSONValue.string))),
                 ]
                 if !r.shortNames.isEmpty { members.append(("shortNames", .array(r.shortNames.map(JSONValue.string)))) }
-                return .object(members)
+                // Subresources are listed after their resource, as kube-apiserver lists them.
+                guard r.hasStatus else { return [.object(members)] }
+                let status: JSONValue = .object([
+                    ("name", .string("\(r.plural)/status")), ("singularName", .string("")), ("namespaced", .bool(r.namespaced)),
+                    ("kind", .string(r.kind.rawValue)), ("verbs", .array(["get", "patch", "update"].map(JSONValue.string))),
+                ])
+                return [.object(members), status]
             })),
         ])
     }

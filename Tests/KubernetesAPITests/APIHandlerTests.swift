@@ -116,8 +116,10 @@ struct APIHandlerTests {
         let handler = try await makeHandler()
         #expect(await send(handler, "GET", "/api", token: Self.viewer).body["versions"] == .array([.string("v1")]))
         let core = await send(handler, "GET", "/api/v1")
-        guard case .array(let resources)? = core.body["resources"] else { Issue.record("no resources"); return }
-        #expect(resources.compactMap { $0["name"] } == ["namespaces", "nodes", "services", "pods", "endpoints"].map(JSONValue.string))
+        let resources = try #require(core.body["resources"]?.items)
+        #expect(resources.compactMap { $0["name"] } == ["namespaces", "namespaces/status", "nodes", "nodes/status", "services",
+                                                        "services/status", "pods", "pods/status", "endpoints"].map(JSONValue.string))
+        #expect(resources.first { $0["name"] == .string("services/status") }?["verbs"] == .array(["get", "patch", "update"].map(JSONValue.string)))
         #expect(resources.first { $0["name"] == .string("services") }?["shortNames"] == .array([.string("svc")]))
         #expect(resources.first { $0["name"] == .string("nodes") }?["namespaced"] == .bool(false))
         let groups = await send(handler, "GET", "/apis")
