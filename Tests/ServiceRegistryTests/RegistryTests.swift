@@ -236,3 +236,30 @@ extension Registry {
         }
     }
 }
+
+@Suite struct NamespaceDeletionTests {
+    /// A namespace goes with what is in it, each object its own change before the namespace's,
+    /// pods before services; other namespaces are untouched; a missing one deletes nothing.
+    @Test func aNamespaceTakesItsObjectsAlong() async throws {
+        let registry = try Registry()
+        try await registry.apply(.namespace(Namespace(metadata: ObjectMeta(name: "shop"))))
+        try await registry.apply(.namespace(Namespace(metadata: ObjectMeta(name: "other"))))
+        try await registry.apply(service("web", namespace: "shop", selector: ["app": "web"]))
+        try await registry.apply(pod("web-0", namespace: "shop", labels: ["app": "web"], ip: "10.244.0.5"))
+        try await registry.apply(service("kept", namespace: "other"))
+        let events = registry.watch()
+        await #expect(throws: RegistryError.self) { try await registry.delete(ObjectKey(.namespace, namespace: "", name: "nowhere")) }
+        let ip = try #require(registry.service("web", namespace: "shop")?.spec.clusterIP)
+        try await registry.delete(ObjectKey(.namespace, namespace: "", name: "shop"))
+        var seen: [String] = []
+        for try await event in events {
+            seen.append("\(event.change.rawValue) \(event.object.kind.rawValue) \(event.object.metadata.name)")
+            if event.object.kind == .namespace { break }
+        }
+        #expect(seen == ["DELETED Pod web-0", "DELETED Service web", "DELETED Namespace shop"])
+        #expect(registry.snapshot().objects.keys.filter { $0.namespace == "shop" || $0.name == "shop" }.isEmpty)
+        #expect(registry.service("kept", namespace: "other") != nil)
+        // Its address is free again.
+        try await registry.apply(service("again", clusterIP: ip))
+    }
+}

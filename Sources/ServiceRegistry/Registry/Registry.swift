@@ -208,11 +208,22 @@ public final class Registry: Sendable {
         }
     }
 
-    /// Deletes an object; its allocations are released. Returns its last state.
+    /// Deletes an object; its allocations are released. Returns its last state. A namespace
+    /// takes what is in it along (each object its own change, before the namespace's), as
+    /// Kubernetes' namespace controller empties a namespace before it goes.
     @discardableResult
     public func delete(_ key: ObjectKey, preconditions: WritePreconditions = .none) throws(RegistryError) -> RegistryObject {
         try state.withLock { (state: inout State) throws(RegistryError) -> RegistryObject in
             try preconditions.check(key, existing: state.snapshot.objects[key])
+            if key.kind == .namespace {
+                guard state.snapshot.objects[key] != nil else { throw .notFound(key) }
+                // Dependents first (pods before the services they back), as a delete of a
+                // manifest goes.
+                let contained = state.snapshot.objects.keys
+                    .filter { $0.kind.isNamespaced && $0.namespace == key.name }
+                    .sorted { ($0.kind, $0) > ($1.kind, $1) }
+                for object in contained { _ = try Self.deleteLocked(object, state: &state, storage: storage) }
+            }
             return try Self.deleteLocked(key, state: &state, storage: storage)
         }
     }
