@@ -91,6 +91,20 @@ extension APIHandler {
         return object
     }
 
+    /// An Endpoints or EndpointSlice that the registry derives from a service's selector is
+    /// not written by anyone: a write to it would be undone at once (as a cluster's controller
+    /// undoes one), so it is refused and the caller told what to change instead.
+    func refuseDerived(_ target: Target, _ name: String, creating: Bool = false) throws(APIError) {
+        let key = target.key(name)
+        guard key.kind == .endpoints || key.kind == .endpointSlice, registry.get(key) == nil,
+              let derived = registry.snapshot().getWithDerived(key) else { return }
+        let service = DerivedWatch.service(of: derived).name
+        let message = "\(target.resource.plural) \"\(name)\" is derived by the registry from the selector of service \"\(service)\" and its pods: change those instead"
+        throw creating
+            ? APIError(code: 409, reason: "AlreadyExists", message: message, name: name, resource: target.resource.plural, group: target.resource.group)
+            : APIError(code: 405, reason: "MethodNotAllowed", message: message, name: name, resource: target.resource.plural, group: target.resource.group)
+    }
+
     /// kube-apiserver's generateName suffix: five characters that never spell a word.
     static func randomSuffix() -> String {
         let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
@@ -118,6 +132,7 @@ extension APIHandler {
         guard target.namespace != nil || !target.resource.namespaced else { throw .methodNotAllowed(request.method) }
         guard target.subresource == nil else { throw .methodNotAllowed(request.method) }
         let object = try object(try document(request, types: Self.objectTypes), target, name: nil)
+        try refuseDerived(target, object.metadata.name, creating: true)
         let stored = try await write(object, target, WritePreconditions(mustNotExist: true), dryRun: try Self.dryRun(request))
         return APIResponse(code: 201, body: stored.kubernetesJSON)
     }

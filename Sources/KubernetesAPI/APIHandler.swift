@@ -191,6 +191,7 @@ public struct APIHandler: Sendable {
             throw APIError(code: 406, reason: "NotAcceptable",
                            message: "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io")
         }
+        if ["update", "patch", "delete"].contains(verb), let name = target.name { try refuseDerived(target, name) }
         switch verb {
         case "list": return try list(request, target, representation)
         case "watch": return try watch(request, target, representation)

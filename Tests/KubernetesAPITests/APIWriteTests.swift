@@ -70,6 +70,33 @@ struct APIWriteTests {
         #expect(settled.withLock { $0 } == [version, handler.registry.resourceVersion])
     }
 
+    /// What the registry derives is read-only: each write says what to change instead; a
+    /// service without a selector has its Endpoints written by whoever manages them.
+    @Test func derivedObjectsAreNotWritten() async throws {
+        let handler = try await Fixture.handler()
+        let endpoints = "/api/v1/namespaces/shop/endpoints"
+        let slices = "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices"
+        let current = await Fixture.send(handler, "GET", endpoints + "/web")
+        #expect(current.code == 200)
+        let message = #"endpoints "web" is derived by the registry from the selector of service "web" and its pods: change those instead"#
+        for (method, type, body) in [("PUT", "application/json", current.body.text),
+                                     ("PATCH", "application/merge-patch+json", #"{"metadata":{"labels":{"x":"y"}}}"#),
+                                     ("DELETE", "application/json", "")] {
+            let refused = await Fixture.send(handler, method, endpoints + "/web", contentType: type, body: body)
+            #expect(refused.code == 405 && refused.body["message"] == .string(message), "\(method): \(refused.body.text)")
+        }
+        let created = await Fixture.send(handler, "POST", endpoints, body: #"{"metadata":{"name":"web"},"subsets":[]}"#)
+        #expect(created.code == 409 && created.body["reason"] == .string("AlreadyExists") && created.body["message"] == .string(message))
+        let slice = await Fixture.send(handler, "DELETE", slices + "/web-ipv4")
+        #expect(slice.code == 405 && slice.body["message"]?.stringValue?.hasPrefix(#"endpointslices "web-ipv4" is derived"#) == true)
+        #expect(await Fixture.send(handler, "GET", endpoints + "/web").body == current.body, "nothing changed")
+        // db has no selector: its Endpoints are the writer's.
+        let manual = await Fixture.send(handler, "POST", endpoints,
+                                        body: #"{"metadata":{"name":"db"},"subsets":[{"addresses":[{"ip":"10.0.0.9"}],"ports":[{"port":5432}]}]}"#)
+        #expect(manual.code == 201, "\(manual.body.text)")
+        #expect(await Fixture.send(handler, "DELETE", endpoints + "/db").code == 200)
+    }
+
     @Test func statusIsItsOwnSubresource() async throws {
         let handler = try await Fixture.handler()
         let pod = "/api/v1/namespaces/shop/pods/web-0"
