@@ -245,6 +245,20 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// The endpoint forwarder's counters into the metrics.
+    /// The API's requests by method and status code, and the watches it streams.
+    static func refresh(_ metrics: DNSMetrics, from apis: [APIServer]) {
+        var totals: [String: (method: String, code: Int, count: Int)] = [:]
+        for api in apis {
+            for (method, code, count) in api.requestCounts {
+                totals["\(method) \(code)", default: (method, code, 0)].count += count
+            }
+        }
+        for (method, code, count) in totals.values {
+            metrics.counter("clusterdns_api_requests_total", [("method", method), ("code", String(code))], total: count)
+        }
+        metrics.gauge("clusterdns_api_watches", [], Double(apis.reduce(0) { $0 + $1.openWatches }))
+    }
+
     static func refresh(_ metrics: DNSMetrics, from forwarder: EndpointForwarder) {
         for (frontend, service, port, stats) in forwarder.allStats {
             let labels = [("service", "\(service.namespace)/\(service.name)"), ("port", port.isEmpty ? "\(frontend.address.port)" : port),
@@ -391,21 +405,23 @@ struct Serve: AsyncParsableCommand {
         let relay = endpointForwarder
         // Shutdown runs in reverse: the lame duck first (not ready, still answering), then DNS.
         let readiness = Readiness(registry: dns.registry, forwarder: relay, dnsServing: { dns.isServing })
+        let apis = try apiServers(registry: dns.registry, logger: logger, settle: { [dns] version in
+            await dns.waitUntilServed(version)
+        })
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = SocketAddress(parsing: http) {
             services.append(.init(service: HealthService(address: address, readiness: readiness, logger: logger, metrics: {
                 dns.metrics?.refresh(service: dns)
-                if let relay, let metrics = dns.metrics { Self.refresh(metrics, from: relay) }
+                if let metrics = dns.metrics {
+                    if let relay { Self.refresh(metrics, from: relay) }
+                    if !apis.isEmpty { Self.refresh(metrics, from: apis) }
+                }
                 return prometheus.emitToString()
             })))
         }
         services.append(.init(service: dns))
         if let relay { services.append(.init(service: relay)) }
-        for api in try apiServers(registry: dns.registry, logger: logger, settle: { [dns] version in
-            await dns.waitUntilServed(version)
-        }) {
-            services.append(.init(service: api))
-        }
+        for api in apis { services.append(.init(service: api)) }
         let source = reloadSource
         let hangupLogger = logger
         services.append(.init(service: HangupService(onHangup: {

@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdTLS
 public import KubernetesAPI
 import protocol NIOCore.Channel
+import protocol NIOCore.SocketOptionProvider
 import NIOSSL
 public import Logging
 public import DispatchSockets
@@ -36,6 +37,19 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
     let boundWaiters = Mutex<[CheckedContinuation<SocketAddress, Never>]>([])
 
     let tls: TLSConfiguration
+    /// Requests answered, by method and status code (what `/metrics` reports).
+    let answered = Mutex<[String: Int]>([:])
+
+    /// Requests answered so far, by method and status code.
+    public var requestCounts: [(method: String, code: Int, count: Int)] {
+        answered.withLock { $0 }.map { key, count in
+            let parts = key.split(separator: " ")
+            return (String(parts[0]), Int(parts[1]) ?? 0, count)
+        }.sorted { ($0.method, $0.code) < ($1.method, $1.code) }
+    }
+
+    /// Watches being streamed now.
+    public var openWatches: Int { handler.watches.count }
 
     /// `settle` is awaited after each write before its response (see `APIHandler.settle`).
     public init(configuration: Configuration, registry: Registry, tokens: TokenTable, logger: Logger,
@@ -88,7 +102,7 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
     public func run() async throws {
         let handler = handler
         let verifiesClients = configuration.clientAuthorityPEM != nil
-        let responder = CallbackResponder<APIRequestContext> { request, context in
+        let responder = CallbackResponder<APIRequestContext> { [self] request, context in
             var certificateUser: APIUser?
             if verifiesClients, let certificate = try? await context.channel.nioSSL_peerCertificate().get() {
                 certificateUser = (try? certificate.toDERBytes()).flatMap(ClientCertificate.user(der:))
@@ -100,6 +114,7 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
                 let buffer = try await request.body.collect(upTo: APIHandler.maxBody)
                 body = Array(buffer.readableBytesView)
             } catch {
+                self.answered.withLock { $0["\(request.method.rawValue) 413", default: 0] += 1 }
                 return Self.response(APIResponse(code: 413, body: APIError(
                     code: 413, reason: "RequestEntityTooLarge", message: "the request body is larger than \(APIHandler.maxBody) bytes").status))
             }
@@ -111,7 +126,8 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
                 method: request.method.rawValue, path: request.uri.path, query: query,
                 authorization: request.headers[.authorization], certificateUser: certificateUser, contentType: contentType,
                 accept: request.headers[.accept], body: body))
-            return Self.response(answer)
+            self.answered.withLock { $0["\(request.method.rawValue) \(answer.code)", default: 0] += 1 }
+            return Self.response(answer, channel: context.channel)
         }
         let address = configuration.address
         let app = Application(
@@ -140,7 +156,10 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
         }
     }
 
-    static func response(_ answer: APIResponse) -> Response {
+    /// How often a watch looks whether its client is still there.
+    static let peerCheckInterval: Duration = .seconds(2)
+
+    static func response(_ answer: APIResponse, channel: (any Channel)? = nil) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-cache, private"
@@ -148,6 +167,20 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
             // A watch: chunked, one event per line, each written as it happens.
             return Response(status: .init(code: answer.code), headers: headers, body: ResponseBody { writer in
                 defer { events.finish() }
+                // A client that has gone leaves its socket half closed, and nothing reads the
+                // connection while a watch is written: without a look at the socket, the watch
+                // would last until its next event or its timeout (half an hour by default).
+                let watchdog = channel.map { channel in
+                    Task {
+                        while (try? await Task.sleep(for: peerCheckInterval)) != nil {
+                            if await !peerIsConnected(channel) {
+                                events.finish()
+                                return
+                            }
+                        }
+                    }
+                }
+                defer { watchdog?.cancel() }
                 for await event in events {
                     try await writer.write(ByteBuffer(bytes: event.bytes + [0x0A]))
                 }
@@ -161,6 +194,18 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
         return Response(status: .init(code: answer.code), headers: headers,
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body.bytes + [0x0A])))
     }
+}
+
+/// Whether the client is still connected: the TCP state, where the socket tells it (a peer that
+/// closed leaves it in CLOSE_WAIT until someone reads), else whether the channel is open.
+func peerIsConnected(_ channel: any Channel) async -> Bool {
+    guard channel.isActive else { return false }
+    #if os(Linux)
+    if let provider = channel as? any SocketOptionProvider, let info = try? await provider.getTCPInfo().get() {
+        return info.tcpi_state == 1  // TCP_ESTABLISHED
+    }
+    #endif
+    return true
 }
 
 /// A request's context: Hummingbird's, and the connection, whose TLS handler knows the

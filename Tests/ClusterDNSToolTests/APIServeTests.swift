@@ -444,6 +444,47 @@ import Glibc
         #expect(eventually(10) { !process.isRunning })
     }
 
+    /// A watch whose client has gone ends at once (not at its next event or its timeout, half an
+    /// hour away), and /metrics tells the open watches and the requests by method and code.
+    @Test func anAbandonedWatchEndsAndTheAPIIsInTheMetrics() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("watch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let kubeconfig = directory.appendingPathComponent("kubeconfig").path
+        let (dns, api, http) = (freePort(), freePort(), freePort())
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--api", "127.0.0.1:\(api)",
+                             "--api-kubeconfig", kubeconfig, "--state", "memory", "--zones", "none", "--resolv-conf", "none",
+                             "--log-level", "error", "--lameduck", "0s"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) && httpsAnswers(port: api) })
+        let token = try #require(try String(contentsOfFile: kubeconfig, encoding: .utf8).split(separator: "\n")
+            .first { $0.contains("token:") }?.split(separator: " ").last.map(String.init))
+        func metric(_ line: String) -> String? {
+            let text = (try? Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "2", "http://127.0.0.1:\(http)/metrics"]).stdout) ?? ""
+            return text.split(separator: "\n").first { $0.hasPrefix(line + " ") }.map { String($0.dropFirst(line.count + 1)) }
+        }
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        watcher.arguments = ["curl", "-sk", "-N", "-H", "Authorization: Bearer \(token)",
+                             "https://127.0.0.1:\(api)/api/v1/namespaces/quiet/services?watch=1"]
+        watcher.standardOutput = FileHandle.nullDevice
+        watcher.standardError = FileHandle.nullDevice
+        try watcher.run()
+        defer { if watcher.isRunning { watcher.terminate() } }
+        #expect(eventually(10) { metric("clusterdns_api_watches").flatMap(Double.init) == 1 }, "\(metric("clusterdns_api_watches") ?? "none")")
+        kill(watcher.processIdentifier, SIGKILL)
+        watcher.waitUntilExit()
+        #expect(eventually(5) { metric("clusterdns_api_watches").flatMap(Double.init) == 0 }, "the watch outlived its client")
+        #expect(metric(#"clusterdns_api_requests_total{method="GET",code="200"}"#).flatMap(Double.init) ?? 0 >= 1)
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(10) { !process.isRunning })
+    }
+
     @Test func aCertificateWithoutItsKeyIsRefusedAtStart() throws {
         let result = try Tool.run(["serve", "--api", "127.0.0.1:0", "--api-tls-cert", "/nonexistent.crt", "--state", "memory",
                                    "--dns", "127.0.0.1:0"])
