@@ -6,9 +6,7 @@ enum PatchType: String, CaseIterable {
     case json = "application/json-patch+json"
     case merge = "application/merge-patch+json"
     case strategic = "application/strategic-merge-patch+json"
-    /// Server-side apply: the body is the caller's whole intent; the object is created when
-    /// missing, else the intent is merged in as a strategic patch (no field managers: a field
-    /// that a later apply leaves out stays as it is).
+    /// Server-side apply: the body is a field manager's whole intent (`ServerSideApply`).
     case apply = "application/apply-patch+yaml"
 }
 
@@ -174,6 +172,13 @@ extension APIHandler {
         }
         let patch = try document(request, types: [type.rawValue])
         let dryRun = try Self.dryRun(request)
+        let manager = request.query["fieldManager"] ?? ""
+        if type == .apply, manager.isEmpty {
+            throw APIError(code: 422, reason: "Invalid",
+                           message: #"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#,
+                           causes: [APIError.Cause(reason: "FieldValueRequired", message: "Required value: is required for apply patch",
+                                                   field: "fieldManager")])
+        }
         for _ in 0..<8 {
             let existing = registry.get(target.key(name))
             guard existing != nil || (type == .apply && target.subresource == nil) else { throw .notFound(target.resource, name) }
@@ -188,9 +193,15 @@ extension APIHandler {
                 }
             case .merge:
                 patched = MergePatch.apply(patch, to: current)
-            case .strategic, .apply:
+            case .strategic:
                 do {
                     patched = try StrategicMergePatch(kind: target.resource.kind).apply(patch, to: current)
+                } catch {
+                    throw .badRequest(error.description)
+                }
+            case .apply:
+                do {
+                    patched = try ServerSideApply(kind: target.resource.kind, manager: manager).apply(patch, to: current)
                 } catch {
                     throw .badRequest(error.description)
                 }

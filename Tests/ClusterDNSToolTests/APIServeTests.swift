@@ -171,6 +171,23 @@ import Glibc
         let labelled = try run(["label", "service", "kc", "tier=front"])
         #expect(labelled.stdout == "service/kc labeled\n", "\(labelled.stderr)")
         #expect(try run(["get", "svc", "-l", "tier=front", "-o", "name"]).stdout == "service/kc\n")
+        // Server-side apply: what the manifest leaves out the next time goes.
+        let ssa = directory.appendingPathComponent("ssa.yaml").path
+        func writeSSA(_ ports: String) throws {
+            try """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: ssa, namespace: default}
+                spec: {ports: [\(ports)]}
+                """.write(toFile: ssa, atomically: true, encoding: .utf8)
+        }
+        try writeSSA("{name: a, port: 80}, {name: b, port: 81}")
+        let applied = try run(["apply", "--server-side", "-f", ssa])
+        #expect(applied.status == 0 && applied.stdout == "service/ssa serverside-applied\n", "\(applied.stdout) \(applied.stderr)")
+        try writeSSA("{name: b, port: 81}")
+        #expect(try run(["apply", "--server-side", "-f", ssa]).status == 0)
+        #expect(try run(["get", "service", "ssa", "-o", "jsonpath={.spec.ports[*].port}"]).stdout == "81")
+        #expect(try run(["delete", "-f", ssa]).status == 0)
         let namespaces = try run(["get", "namespaces", "-o", "name"])
         #expect(namespaces.stdout.contains("namespace/default"), "\(namespaces.stderr)")
         let duplicate = try run(["create", "-f", manifest])

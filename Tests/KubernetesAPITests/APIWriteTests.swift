@@ -1,4 +1,4 @@
-import KubernetesAPI
+@testable import KubernetesAPI
 import ServiceRegistry
 import Synchronization
 import Testing
@@ -176,24 +176,42 @@ struct APIWriteTests {
         }
     }
 
-    @Test func serverSideApplyCreatesThenMerges() async throws {
+    /// Server-side apply: a manager's intent creates the object, then replaces what that manager
+    /// applied before (a port and a label it leaves out go), while what others set stays.
+    @Test func serverSideApplyReplacesWhatTheManagerAppliedBefore() async throws {
         let handler = try await Fixture.handler()
         let path = "/api/v1/namespaces/shop/services/api"
-        func intent(_ port: Int) -> String {
-            """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: api, labels: {app: api}}
-            spec: {selector: {app: api}, ports: [{name: p\(port), port: \(port)}]}
-            """
+        func apply(_ manager: String?, ports: [Int], labels: String) async -> APIResponse {
+            await Fixture.send(handler, "PATCH", path, query: manager.map { ["fieldManager": $0] } ?? [:],
+                               contentType: "application/apply-patch+yaml", body: """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: api, labels: \(labels)}
+                spec: {selector: {app: api}, ports: [\(ports.map { "{name: p\($0), port: \($0)}" }.joined(separator: ", "))]}
+                """)
         }
-        let created = await Fixture.send(handler, "PATCH", path, query: ["fieldManager": "kubectl"],
-                                         contentType: "application/apply-patch+yaml", body: intent(8080))
-        #expect(created.code == 201)
-        let again = await Fixture.send(handler, "PATCH", path, contentType: "application/apply-patch+yaml", body: intent(9090))
-        #expect(again.code == 200, "\(again.body.text)")
-        #expect((again.body["spec"]?["ports"]?.items ?? []).compactMap { $0["port"]?.intValue } == [8080, 9090])
+        func state(_ response: APIResponse) -> String {
+            let ports = (response.body["spec"]?["ports"]?.items ?? []).compactMap { $0["port"]?.intValue }.map(String.init)
+            let labels = (response.body["metadata"]?["labels"]?.members ?? []).map { "\($0.0)=\($0.1.stringValue ?? "")" }.sorted()
+            return "ports \(ports.joined(separator: ",")); labels \(labels.joined(separator: ","))"
+        }
+        let missing = await apply(nil, ports: [80], labels: "{app: api}")
+        #expect(missing.code == 422 && missing.body["message"] == .string(#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#))
+        let created = await apply("kubectl", ports: [80, 8080], labels: "{app: api, tier: back}")
+        #expect(created.code == 201 && state(created) == "ports 80,8080; labels app=api,tier=back", "\(created.body.text)")
+        #expect(created.body["metadata"]?["annotations"]?["applied.clusterdns.io/kubectl"] != nil)
+        // Someone else adds a port and a label; another manager applies a label of its own.
+        let patched = await Fixture.send(handler, "PATCH", path, contentType: "application/strategic-merge-patch+json",
+                                         body: #"{"metadata":{"labels":{"team":"a"}},"spec":{"ports":[{"name":"x","port":9090}]}}"#)
+        #expect(state(patched) == "ports 80,8080,9090; labels app=api,team=a,tier=back")
+        #expect(state(await apply("ops", ports: [80], labels: "{owner: ops}")) == "ports 80,8080,9090; labels app=api,owner=ops,team=a,tier=back")
+        // kubectl applies again without 80 and tier: those go; the others' stay; the address stays.
+        let again = await apply("kubectl", ports: [8080], labels: "{app: api}")
+        #expect(again.code == 200 && state(again) == "ports 8080,9090; labels app=api,owner=ops,team=a", "\(again.body.text)")
         #expect(again.body["spec"]?["clusterIP"] == created.body["spec"]?["clusterIP"])
+        // The same intent again changes nothing.
+        #expect(await apply("kubectl", ports: [8080], labels: "{app: api}").resourceVersion == again.resourceVersion)
+        #expect(ServerSideApply.annotation(for: "kubectl client/1.20 (linux)") == "applied.clusterdns.io/kubectl-client-1.20--linux")
     }
 
     @Test func deletePreconditionsAndCollections() async throws {
