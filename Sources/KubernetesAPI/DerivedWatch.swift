@@ -28,8 +28,8 @@ struct DerivedWatch {
         return ObjectKey(.service, namespace: object.metadata.namespace, name: name)
     }
 
-    /// The events for the derived objects `event` changed, read from `snapshot` (the registry
-    /// now: a later change's effect may show early, and then its own event finds nothing new).
+    /// The events for the derived objects `event` changed, read from `snapshot`: the event's
+    /// own (as the registry was just after it), or for a replayed event the registry now.
     /// A `replayed` event comes from before the snapshot the watch started from: the client's
     /// objects for its services are unknown, so they are all sent again, and the ones its
     /// service no longer has are deleted by the names the registry gives them.

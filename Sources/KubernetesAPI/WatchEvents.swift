@@ -75,7 +75,7 @@ public struct WatchEvents: AsyncSequence, Sendable {
                     var changed: [(type: String, object: RegistryObject)] = []
                     if let translated = filter.translate(event) { changed.append(translated) }
                     if derived != nil, !event.endpointsChanged.isEmpty || event.object.kind == .service {
-                        changed += derived!.events(for: event, snapshot: registry.snapshot(),
+                        changed += derived!.events(for: event, snapshot: event.snapshot ?? registry.snapshot(),
                                                    replayed: event.resourceVersion <= snapshot.resourceVersion)
                     }
                     for (type, object) in changed {

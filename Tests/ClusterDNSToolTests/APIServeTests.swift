@@ -171,6 +171,27 @@ import Glibc
         let labelled = try run(["label", "service", "kc", "tier=front"])
         #expect(labelled.stdout == "service/kc labeled\n", "\(labelled.stderr)")
         #expect(try run(["get", "svc", "-l", "tier=front", "-o", "name"]).stdout == "service/kc\n")
+        // A pod as written for a cluster: the fields the registry has no use for are kept, so
+        // applying it again finds nothing to change.
+        let podManifest = directory.appendingPathComponent("pod.yaml").path
+        try """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: kc-0, namespace: default, labels: {app: kc}}
+            spec:
+              containers:
+              - name: app
+                image: nginx:1.27
+                env: [{name: MODE, value: prod}]
+                resources: {requests: {cpu: 100m, memory: 64Mi}}
+                readinessProbe: {httpGet: {path: /ready, port: 80}, periodSeconds: 5}
+              volumes: [{name: cache, emptyDir: {}}]
+            """.write(toFile: podManifest, atomically: true, encoding: .utf8)
+        #expect(try run(["apply", "-f", podManifest]).stdout == "pod/kc-0 created\n")
+        let reapplied = try run(["apply", "-f", podManifest])
+        #expect(reapplied.stdout == "pod/kc-0 unchanged\n", "\(reapplied.stdout) \(reapplied.stderr)")
+        #expect(try run(["get", "pod", "kc-0", "-o", "jsonpath={.spec.containers[0].resources.requests.cpu}"]).stdout == "100m")
+        #expect(try run(["delete", "-f", podManifest]).status == 0)
         // Server-side apply: what the manifest leaves out the next time goes.
         let ssa = directory.appendingPathComponent("ssa.yaml").path
         func writeSSA(_ ports: String) throws {

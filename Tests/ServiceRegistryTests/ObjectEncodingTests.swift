@@ -1,3 +1,4 @@
+import Foundation
 import ServiceRegistry
 import Testing
 
@@ -89,6 +90,36 @@ struct ObjectEncodingTests {
               - addresses: ["2001:db8::2"]
             ports: [{name: sql, port: 5432, protocol: TCP, appProtocol: postgresql}]
             """, json: #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"db-1","namespace":"default","labels":{"kubernetes.io/service-name":"db"}},"addressType":"IPv6","endpoints":[{"addresses":["2001:db8::1"],"conditions":{"ready":true,"serving":true,"terminating":false},"zone":"z1"},{"addresses":["2001:db8::2"],"conditions":{}}],"ports":[{"name":"sql","port":5432,"protocol":"TCP","appProtocol":"postgresql"}]}"#),
+        // Fields the registry does not use are written back as they came (a container's env
+        // and resources by the container's index, volumes, ownerReferences, hostIP); metadata
+        // the server sets (uid, resourceVersion, managedFields) and condition details are not.
+        Case(manifest: """
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: web-0
+              namespace: shop
+              uid: 6f1d2c3a-0000-4000-8000-000000000001
+              resourceVersion: "77"
+              managedFields: [{manager: kubectl}]
+              ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-abc, uid: 6f1d2c3a-0000-4000-8000-000000000002}]
+              labels: {app: web}
+            spec:
+              volumes: [{name: data, emptyDir: {}}]
+              containers:
+              - name: app
+                image: nginx
+                env: [{name: MODE, value: prod}]
+                resources: {limits: {cpu: 500m}}
+                ports: [{containerPort: 80, hostPort: 8080}]
+              - name: sidecar
+                image: envoy
+              nodeName: node-a
+            status:
+              podIP: 10.244.0.5
+              hostIP: 192.0.2.10
+              conditions: [{type: Ready, status: "True", lastTransitionTime: "2026-01-01T00:00:00Z"}]
+            """, json: #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-0","namespace":"shop","labels":{"app":"web"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-abc","uid":"6f1d2c3a-0000-4000-8000-000000000002"}]},"spec":{"containers":[{"name":"app","image":"nginx","ports":[{"containerPort":80,"protocol":"TCP","hostPort":8080}],"env":[{"name":"MODE","value":"prod"}],"resources":{"limits":{"cpu":"500m"}}},{"name":"sidecar","image":"envoy"}],"nodeName":"node-a","volumes":[{"name":"data","emptyDir":{}}]},"status":{"conditions":[{"type":"Ready","status":"True"}],"podIP":"10.244.0.5","podIPs":[{"ip":"10.244.0.5"}],"hostIP":"192.0.2.10"}}"#),
     ]
 
     @Test(arguments: cases)
@@ -100,6 +131,9 @@ struct ObjectEncodingTests {
         // changed on the way (a defaulted targetPort is written out, as the API server does).
         let back = try #require(Manifest.decode(json.text, file: "back.json").first).result.get()
         #expect(back.kubernetesJSON == json)
+        // The state directory keeps objects as Codable JSON: the same object comes back.
+        let stored = try JSONDecoder().decode(RegistryObject.self, from: JSONEncoder().encode(object))
+        #expect(stored == object && stored.kubernetesJSON == json)
     }
 
     @Test func registryFieldsAndHostileStringsAreWrittenSafely() throws {

@@ -146,7 +146,7 @@ public enum Manifest {
             }
             return entries
         }
-        let object: RegistryObject
+        var object: RegistryObject
         switch kindName {
         case "Namespace":
             let meta = ObjectDecoding.metadata(&reader, cursor["metadata"], namespaced: false)
@@ -163,6 +163,7 @@ public enum Manifest {
         for pair in pairs where !cursor.asked.contains(pair.key) {
             reader.fail(FieldError(pair.key, .unknownField), at: pair.value.position)
         }
+        object.metadata.preserved = PreservedFields(reader.preserved)
         let kind = object.kind
         let name = object.metadata.name
         if !reader.errors.isEmpty {

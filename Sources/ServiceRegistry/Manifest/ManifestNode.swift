@@ -22,6 +22,9 @@ struct FieldReader {
     /// Where each field path was written, for errors found later (validation).
     var positions: [String: ManifestNode.Position] = [:]
     var firstErrorPosition: ManifestNode.Position? = nil
+    /// Fields read but not used that the object keeps as written (`PreservedFields`): where
+    /// each was (the path of its parent object) and its value.
+    var preserved: [(parent: String, key: String, value: ManifestNode)] = []
 
     mutating func fail(_ error: FieldError, at position: ManifestNode.Position) {
         if firstErrorPosition == nil { firstErrorPosition = position }
@@ -31,7 +34,11 @@ struct FieldReader {
     /// Reads a mapping: `body` gets a cursor for its fields; keys it never asks for are
     /// unknown fields, except those in `ignored` (Kubernetes fields this registry has no use for)
     /// and all of them when `ignoreUnknown` is set (opaque parts such as a container's `env`).
+    /// Ignored fields are kept as written (`preserved`), but those in `discarded` (values the
+    /// server sets) and, unless `preserveUnknown`, those `ignoreUnknown` lets through: they sit
+    /// in lists whose elements the registry rewrites, where an index would not find them again.
     mutating func object(_ node: ManifestNode?, _ path: String, ignored: Set<String> = [], ignoreUnknown: Bool = false,
+                         discarded: Set<String> = [], preserveUnknown: Bool = false,
                          _ body: (inout FieldReader, ObjectCursor) -> Void) {
         guard let node, !node.isNull else { return }
         if positions[path] == nil { positions[path] = node.position }
@@ -43,6 +50,9 @@ struct FieldReader {
         // A field missing inside a child is reported where the child's key is written.
         for pair in pairs { positions[cursor.child(pair.key)] = pair.keyPosition }
         body(&self, cursor)
+        for pair in pairs where !cursor.asked.contains(pair.key) && !discarded.contains(pair.key) {
+            if ignoreUnknown ? preserveUnknown : ignored.contains(pair.key) { preserved.append((path, pair.key, pair.value)) }
+        }
         guard !ignoreUnknown else { return }
         var seen = Set<String>()
         for pair in pairs {

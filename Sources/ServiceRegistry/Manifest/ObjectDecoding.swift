@@ -28,9 +28,15 @@ enum ObjectDecoding {
         "config", "features", "runtimeHandlers",
     ]
 
+    /// Metadata the server sets: never kept from what a client wrote.
+    static let serverSetMetadata: Set<String> = [
+        "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
+        "deletionGracePeriodSeconds", "managedFields",
+    ]
+
     static func metadata(_ r: inout FieldReader, _ node: ManifestNode?, namespaced: Bool) -> ObjectMeta {
         var meta = ObjectMeta(name: "")
-        r.object(node, "metadata", ignored: ignoredMetadata) { r, c in
+        r.object(node, "metadata", ignored: ignoredMetadata, discarded: serverSetMetadata) { r, c in
             meta.name = r.string(c["name"], "metadata.name") ?? ""
             meta.namespace = r.string(c["namespace"], "metadata.namespace") ?? ""
             meta.labels = r.stringMap(c["labels"], "metadata.labels") ?? [:]
@@ -43,7 +49,8 @@ enum ObjectDecoding {
 
     static func objectReference(_ r: inout FieldReader, _ node: ManifestNode?, _ path: String) -> ObjectReference? {
         var ref: ObjectReference? = nil
-        r.object(node, path, ignored: ["uid", "apiVersion", "resourceVersion", "fieldPath"]) { r, c in
+        r.object(node, path, ignored: ["uid", "apiVersion", "resourceVersion", "fieldPath"],
+                 discarded: ["uid", "apiVersion", "resourceVersion", "fieldPath"]) { r, c in
             ref = ObjectReference(kind: r.string(c["kind"], "\(path).kind") ?? "",
                                   namespace: r.string(c["namespace"], "\(path).namespace") ?? "",
                                   name: r.string(c["name"], "\(path).name") ?? "")
@@ -103,7 +110,7 @@ enum ObjectDecoding {
         r.object(c["status"], "status", ignored: ["conditions"]) { r, c in
             r.object(c["loadBalancer"], "status.loadBalancer") { r, c in
                 r.array(c["ingress"], "status.loadBalancer.ingress") { r, item, p in
-                    r.object(item, p, ignored: ["hostname", "ports", "ipMode"]) { r, c in
+                    r.object(item, p, ignored: ["hostname", "ports", "ipMode"], discarded: ["hostname", "ports", "ipMode"]) { r, c in
                         if let ip = r.string(c["ip"], "\(p).ip") { service.status.loadBalancerIngress.append(ip) }
                     }
                 }
@@ -119,8 +126,9 @@ enum ObjectDecoding {
             pod.spec.subdomain = r.string(c["subdomain"], "spec.subdomain") ?? ""
             pod.spec.nodeName = r.string(c["nodeName"], "spec.nodeName") ?? ""
             r.array(c["containers"], "spec.containers") { r, item, p in
-                // A container has many fields (env, probes, resources, ...); only its ports matter here.
-                r.object(item, p, ignoreUnknown: true) { r, c in
+                // A container has many fields (env, probes, resources, ...); only its ports matter
+                // here, and the others are kept as written.
+                r.object(item, p, ignoreUnknown: true, preserveUnknown: true) { r, c in
                     var container = Pod.Container(name: r.string(c["name"], "\(p).name") ?? "",
                                                   image: r.string(c["image"], "\(p).image") ?? "")
                     r.array(c["ports"], "\(p).ports") { r, item, pp in

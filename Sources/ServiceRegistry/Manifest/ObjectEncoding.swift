@@ -18,7 +18,7 @@ enum ObjectEncoding {
             o.add("subsets", array: endpoints.subsets.map(subset))
         case .endpointSlice(let slice): self.endpointSlice(slice, into: &o)
         }
-        return o.value
+        return object.metadata.preserved?.merged(into: o.value) ?? o.value
     }
 
     static func metadata(_ meta: ObjectMeta) -> JSONValue {

@@ -18,6 +18,8 @@ public struct ObjectMeta: Hashable, Sendable, Codable {
     public var resourceVersion: UInt64
     /// Set by the registry when the object is created (seconds since 1970, UTC); kept by updates.
     public var creationTimestamp: Int64?
+    /// What the object's writer wrote that the registry keeps without using (`PreservedFields`).
+    public var preserved: PreservedFields?
 
     public init(name: String, namespace: String = "", labels: [String: String] = [:],
                 annotations: [String: String] = [:], uid: String = "", resourceVersion: UInt64 = 0) {
@@ -30,7 +32,7 @@ public struct ObjectMeta: Hashable, Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, namespace, labels, annotations, uidValue = "uid", resourceVersion, creationTimestamp
+        case name, namespace, labels, annotations, uidValue = "uid", resourceVersion, creationTimestamp, preserved
     }
 }
 

@@ -274,9 +274,11 @@ public final class Registry: Sendable {
     static func publish(_ event: WatchEvent, state: inout State) {
         state.history.append(event)
         if state.history.count > historyLimit { state.history.removeFirst() }
+        var live = event
+        live.snapshot = state.snapshot
         var overflowed: [Int] = []
         for (id, watcher) in state.watchers {
-            if case .dropped = watcher.continuation.yield(event) { overflowed.append(id) }
+            if case .dropped = watcher.continuation.yield(live) { overflowed.append(id) }
         }
         // A watcher that cannot keep up is cut off rather than allowed to block or grow without bound.
         for id in overflowed {

@@ -56,6 +56,11 @@ public struct WatchEvent: Sendable {
     /// When the change was committed (monotonic nanoseconds, `DispatchTime.now().uptimeNanoseconds`):
     /// the start of DNS programming latency.
     public var committedAt: UInt64 = DispatchTime.now().uptimeNanoseconds
+    /// The registry just after the change (after its batch, for a batch), on the events given
+    /// to watchers as they happen; nil on those replayed from the history (which does not keep
+    /// every version alive). A watcher that falls behind reads each change's state from here,
+    /// not the registry's state by the time it catches up.
+    public var snapshot: RegistrySnapshot? = nil
 
     public init(resourceVersion: UInt64, change: Change, object: RegistryObject, previous: RegistryObject? = nil,
                 endpointsChanged: [ObjectKey]) {
