@@ -523,6 +523,46 @@ import Glibc
         #expect(eventually(10) { !process.isRunning })
     }
 
+    /// A manifest file and the API naming the same object: the API's change stands until the
+    /// file is applied again (SIGHUP here), then the file's version is back; what only the API
+    /// wrote is left alone.
+    @Test func aManifestFileWinsWhenItIsAppliedAgain() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wins-\(UUID().uuidString)")
+        let state = directory.appendingPathComponent("state").path
+        let manifests = directory.appendingPathComponent("manifests")
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func service(_ name: String, port: Int) -> String {
+            "apiVersion: v1\nkind: Service\nmetadata: {name: \(name), namespace: default}\nspec: {ports: [{name: http, port: \(port)}]}\n"
+        }
+        try service("filed", port: 80).write(to: manifests.appendingPathComponent("filed.yaml"), atomically: true, encoding: .utf8)
+        let (dns, api) = (freePort(), freePort())
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
+                             "--manifests", manifests.path, "--zones", "none", "--resolv-conf", "none", "--log-level", "error",
+                             "--lameduck", "0s"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let kubeconfig = state + "/kubeconfig"
+        #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) && httpsAnswers(port: api) })
+        func srv(_ name: String) -> String { digShort(port: dns, "_http._tcp.\(name).default.svc.cluster.local", type: "SRV") }
+        #expect(srv("filed").contains(" 80 "))
+        let changes = directory.appendingPathComponent("changes.yaml").path
+        try (service("filed", port: 81) + "---\n" + service("apionly", port: 90)).write(toFile: changes, atomically: true, encoding: .utf8)
+        let applied = try Tool.run(["apply", "-f", changes, "--kubeconfig", kubeconfig])
+        #expect(applied.stdout == "service/filed configured\nservice/apionly created\n", "\(applied.stderr)")
+        #expect(srv("filed").contains(" 81 "), "the API's change stands")
+        kill(process.processIdentifier, SIGHUP)
+        #expect(eventually(10) { srv("filed").contains(" 80 ") }, "the file applied again wins")
+        #expect(srv("apionly").contains(" 90 "), "what only the API wrote is left alone")
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(10) { !process.isRunning })
+    }
+
     @Test func aCertificateWithoutItsKeyIsRefusedAtStart() throws {
         let result = try Tool.run(["serve", "--api", "127.0.0.1:0", "--api-tls-cert", "/nonexistent.crt", "--state", "memory",
                                    "--dns", "127.0.0.1:0"])
