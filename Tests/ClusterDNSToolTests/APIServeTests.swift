@@ -166,6 +166,13 @@ import Glibc
         let table = try run(["get", "services", "kc"])
         #expect(table.stdout.hasPrefix("NAME   TYPE        CLUSTER-IP"), "\(table.stdout)")
         #expect(table.stdout.contains("kc     ClusterIP   \(ip.stdout)"), "\(table.stdout)")
+        let yaml = try run(["get", "service", "kc", "-o", "yaml"])
+        #expect(yaml.stdout.contains("clusterIP: \(ip.stdout)\n") && yaml.stdout.contains("kind: Service\n"), "\(yaml.stdout)")
+        let json = try run(["get", "services", "-o", "json"])
+        let list = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((list?["items"] as? [[String: Any]])?.contains { ($0["metadata"] as? [String: Any])?["name"] as? String == "kc" } == true)
+        let fielded = try run(["get", "svc", "--field-selector", "metadata.name=kc,spec.type=ClusterIP", "-o", "name"])
+        #expect(fielded.stdout == "service/kc\n", "\(fielded.stderr)")
         let selected = try run(["get", "svc", "-l", "app=kc", "-o", "name"])
         #expect(selected.stdout == "service/kc\n", "\(selected.stderr)")
         let labelled = try run(["label", "service", "kc", "tier=front"])
