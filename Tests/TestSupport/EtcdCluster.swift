@@ -1,0 +1,113 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// etcd members (Debian's etcd-server) on loopback ports of their own, each with a data
+/// directory in a temporary directory removed by `stop()`. Members are started and killed one
+/// by one, so tests can take a member (the leader) away and bring it back.
+public final class EtcdCluster: @unchecked Sendable {
+    public struct Member {
+        public let name: String
+        public let clientPort: UInt16
+        public let peerPort: UInt16
+        public var clientURL: String { "http://127.0.0.1:\(clientPort)" }
+    }
+
+    public let members: [Member]
+    let directory: URL
+    var processes: [String: Process] = [:]
+    let lock = NSLock()
+
+    /// The executable, or nil when etcd is not installed (`.ci/run` installs etcd-server).
+    public static var executable: String? {
+        ["/usr/bin/etcd", "/usr/local/bin/etcd"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    public var clientURLs: [String] { members.map(\.clientURL) }
+
+    /// Starts `size` members and waits until every one answers on its client port.
+    public init(size: Int = 1) throws {
+        guard Self.executable != nil else { throw EtcdClusterError("etcd is not installed (Debian: etcd-server)") }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        members = (0..<size).map { Member(name: "m\($0)", clientPort: Self.freePort(), peerPort: Self.freePort()) }
+        for member in members { try start(member.name) }
+        for member in members where !Self.waitForPort(member.clientPort, seconds: 30) {
+            stop()
+            throw EtcdClusterError("etcd member \(member.name) did not start listening on \(member.clientPort)")
+        }
+    }
+
+    /// Starts (or restarts, with its data) the member `name`.
+    public func start(_ name: String) throws {
+        guard let member = members.first(where: { $0.name == name }) else { throw EtcdClusterError("no member \(name)") }
+        let cluster = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.executable!)
+        process.arguments = [
+            "--name", member.name, "--data-dir", directory.appendingPathComponent(member.name).path,
+            "--listen-client-urls", member.clientURL, "--advertise-client-urls", member.clientURL,
+            "--listen-peer-urls", "http://127.0.0.1:\(member.peerPort)",
+            "--initial-advertise-peer-urls", "http://127.0.0.1:\(member.peerPort)",
+            "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", directory.lastPathComponent,
+            "--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "error",
+        ]
+        process.environment = ["ETCD_UNSUPPORTED_ARCH": "", "PATH": "/usr/bin:/bin"]
+        let log = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        lock.withLock { processes[name] = process }
+    }
+
+    /// Kills the member `name` at once (SIGKILL): no goodbye to its peers.
+    public func kill(_ name: String) {
+        guard let process = lock.withLock({ processes.removeValue(forKey: name) }) else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    public func stop() {
+        for name in lock.withLock({ Array(processes.keys) }) { kill(name) }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+
+    static func freePort() -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    static func waitForPort(_ port: UInt16, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            close(fd)
+            if connected { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+}
+
+public struct EtcdClusterError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
