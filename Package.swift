@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "KubernetesAPIServer", targets: ["KubernetesAPIServer"]),
         .library(name: "KubernetesAPIClient", targets: ["KubernetesAPIClient"]),
         .library(name: "EtcdClient", targets: ["EtcdClient"]),
+        .library(name: "EtcdStore", targets: ["EtcdStore"]),
         .executable(name: "clusterdns", targets: ["ClusterDNSCommand"]),
     ],
     dependencies: [
@@ -155,6 +156,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The registry's objects and allocations in etcd: keys, values, transactions, following.
+        .target(name: "EtcdStore", dependencies: ["EtcdClient", "ServiceRegistry"], swiftSettings: strict),
         // A client of that API (or of kube-apiserver) for the commands: kubeconfig, HTTPS on NIO.
         .target(
             name: "KubernetesAPIClient",
@@ -250,6 +253,8 @@ let package = Package(
         .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
         .testTarget(name: "KubernetesAPIClientTests", dependencies: ["KubernetesAPIClient"], swiftSettings: strict),
         .testTarget(name: "EtcdClientTests", dependencies: ["EtcdClient", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "EtcdStoreTests", dependencies: ["EtcdStore", "EtcdClient", "ServiceRegistry", "TestSupport"],
+                    swiftSettings: strict),
         .testTarget(
             name: "ClusterDNSToolTests",
             dependencies: [

@@ -97,13 +97,26 @@ import TestSupport
         }
     }
 
-    /// Three members, one killed: every request still answered, from the two left.
+    /// Three members, one killed (perhaps the leader): every request is answered by the two
+    /// left. A write caught in the election may time out without an answer (etcd drops the
+    /// proposals its dead leader held), and is then tried again, as etcd's own client does for
+    /// a put: at most once each here.
     @Test func aMemberDownIsNotVisible() async throws {
-        try await withEtcd(size: 3) { etcd, cluster in
+        try await withEtcd(size: 3, timeout: .seconds(2)) { etcd, cluster in
             try await etcd.put(bytes("/m/before"), bytes("1"))
             cluster.kill("m0")
-            for i in 0..<20 { try await etcd.put(bytes("/m/\(i)"), bytes("\(i)")) }
+            var retries = 0
+            for i in 0..<20 {
+                do throws(EtcdError) {
+                    try await etcd.put(bytes("/m/\(i)"), bytes("\(i)"))
+                } catch .timeout, .unavailable {
+                    retries += 1
+                    try await etcd.put(bytes("/m/\(i)"), bytes("\(i)"))
+                }
+            }
+            #expect(retries <= 1, "only a write in flight when the leader went can be lost")
             #expect(try await etcd.list(prefix: bytes("/m/")).keyValues.count == 21)
+            // The member comes back with its data and catches up.
             try cluster.start("m0")
         }
     }

@@ -37,6 +37,34 @@ public final class EtcdCluster: @unchecked Sendable {
             stop()
             throw EtcdClusterError("etcd member \(member.name) did not start listening on \(member.clientPort)")
         }
+        guard waitUntilHealthy(seconds: 30) else {
+            stop()
+            throw EtcdClusterError("etcd elected no leader")
+        }
+    }
+
+    /// Whether every running member says it is healthy (it has a leader and answers a read),
+    /// asked through etcd's /health endpoint; polled until `seconds` have passed.
+    public func waitUntilHealthy(seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        let running = lock.withLock { Set(processes.keys) }
+        while Date() < deadline {
+            let healthy = members.filter { running.contains($0.name) }.allSatisfy { member in
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = ["curl", "-s", "--max-time", "1", "\(member.clientURL)/health"]
+                let out = Pipe()
+                process.standardOutput = out
+                process.standardError = FileHandle.nullDevice
+                guard (try? process.run()) != nil else { return false }
+                let data = out.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return String(decoding: data, as: UTF8.self).contains(#""health":"true""#)
+            }
+            if healthy { return true }
+            usleep(50_000)
+        }
+        return false
     }
 
     /// Starts (or restarts, with its data) the member `name`.

@@ -1,0 +1,201 @@
+import EtcdClient
+@testable import EtcdStore
+import ServiceRegistry
+import Synchronization
+import Testing
+import TestSupport
+
+/// The registry's objects in a real etcd: what two replicas see of each other's writes, and
+/// what etcd refuses them.
+@Suite(.serialized) struct EtcdRegistryStoreTests {
+    /// Runs `body` with `count` stores (each its own client, as replicas) on one fresh etcd.
+    func withStores(_ count: Int = 1, onSkipped: @escaping @Sendable (String, String) -> Void = { _, _ in },
+                    _ body: ([EtcdRegistryStore], EtcdCluster) async throws -> Void) async throws {
+        let cluster = try EtcdCluster(size: 1)
+        defer { cluster.stop() }
+        let clients = try (0..<count).map { _ in try EtcdClient(configuration: EtcdConfiguration(urls: cluster.clientURLs)) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in clients { group.addTask { try await client.run() } }
+            defer { for client in clients { client.shutdown() } }
+            try await body(clients.map { EtcdRegistryStore(client: $0, prefix: "/test", onSkipped: onSkipped) }, cluster)
+        }
+    }
+
+    func object(_ manifest: String) throws -> RegistryObject {
+        try #require(Manifest.decode(manifest).first).result.get()
+    }
+
+    func service(_ name: String, clusterIP: String, nodePort: Int = 0, labels: String = "{}") throws -> RegistryObject {
+        var object = try object("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: \(name), namespace: shop, labels: \(labels)}
+            spec: {type: \(nodePort == 0 ? "ClusterIP" : "NodePort"), clusterIP: \(clusterIP), ports: [{name: http, port: 80\(nodePort == 0 ? "" : ", nodePort: \(nodePort)")}]}
+            """)
+        object.metadata.uid = "6f1d2c3a-0000-4000-8000-00000000000\(name.count)"
+        return object
+    }
+
+    @Test func objectsRoundTripWithTheirRevision() async throws {
+        try await withStores { stores, _ in
+            let store = stores[0]
+            var pod = try object("""
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: web-0, namespace: shop, labels: {app: web}}
+                spec: {containers: [{name: app, image: nginx, env: [{name: A, value: b}]}]}
+                status: {podIP: 10.244.0.5}
+                """)
+            pod.metadata.creationTimestamp = 1_700_000_000
+            let first = try await store.write(.replacing(nil, with: try service("web", clusterIP: "10.96.0.10", nodePort: 30080)))
+            let second = try await store.write(.replacing(nil, with: pod))
+            let (objects, revision) = try await store.load()
+            #expect(revision == second)
+            #expect(objects.map(\.key.description) == ["Pod shop/web-0", "Service shop/web"])
+            let loadedPod = try #require(objects.first)
+            #expect(loadedPod.metadata.resourceVersion == UInt64(second))
+            #expect(loadedPod.metadata.creationTimestamp == 1_700_000_000)
+            #expect(loadedPod.kubernetesJSON["spec"]?["containers"]?.text.contains(#""env":[{"name":"A","value":"b"}]"#) == true,
+                    "the fields kept unused survive the store")
+            #expect(objects.last?.metadata.resourceVersion == UInt64(first))
+            #expect(objects.last?.metadata.uid == "6f1d2c3a-0000-4000-8000-000000000003")
+            // The claims are beside them, each naming its owner.
+            let claim = try await store.client.range(store.key(for: .nodePort(30080)))
+            #expect(claim.keyValues.first.map { String(decoding: $0.value, as: UTF8.self) } == "Service shop/web")
+        }
+    }
+
+    /// Two replicas allocating the same address at once: one wins, the other is told who holds
+    /// it; a stale update is refused with both revisions; a delete releases what it held.
+    @Test func writesAreTransactions() async throws {
+        try await withStores(2) { stores, _ in
+            let web = try service("web", clusterIP: "10.96.0.10")
+            let api = try service("api", clusterIP: "10.96.0.10")
+            @Sendable func attempt(_ store: EtcdRegistryStore, _ object: RegistryObject) async -> Result<Int64, StoreWriteError> {
+                do throws(StoreWriteError) { return .success(try await store.write(.replacing(nil, with: object))) } catch { return .failure(error) }
+            }
+            async let a = attempt(stores[0], web)
+            async let b = attempt(stores[1], api)
+            let results = await [a, b]
+            let won = results.filter { if case .success = $0 { true } else { false } }
+            #expect(won.count == 1)
+            let lost = try #require(results.first { if case .failure = $0 { true } else { false } })
+            if case .failure(let error) = lost {
+                #expect(error == .taken(.clusterIP("10.96.0.10"), owner: "Service shop/web") || error == .taken(.clusterIP("10.96.0.10"), owner: "Service shop/api"),
+                        "\(error)")
+            }
+            let (objects, _) = try await stores[0].load()
+            let stored = try #require(objects.first)
+            // An update that read an older revision.
+            var changed = stored
+            changed.metadata.labels["v"] = "2"
+            let current = try await stores[1].write(.replacing(stored, with: changed))
+            var stale = stored
+            stale.metadata.labels["v"] = "3"
+            await #expect(throws: StoreWriteError.conflict(stored.key, expected: Int64(stored.metadata.resourceVersion), actual: current)) {
+                try await stores[0].write(.replacing(stored, with: stale))
+            }
+            // Creating what exists is a conflict too.
+            await #expect(throws: StoreWriteError.conflict(stored.key, expected: 0, actual: current)) {
+                try await stores[0].write(.replacing(nil, with: stale))
+            }
+            // Deleted with what it claimed: the address is free for another.
+            var latest = changed
+            latest.metadata.resourceVersion = UInt64(current)
+            try await stores[0].write(.deleting(latest))
+            let other = try service(stored.metadata.name == "web" ? "api" : "web", clusterIP: "10.96.0.10")
+            try await stores[1].write(.replacing(nil, with: other))
+        }
+    }
+
+    /// A replica follows every change in order; after a compaction it lists again and gets
+    /// exactly the difference, then follows on.
+    @Test func followingSurvivesACompaction() async throws {
+        try await withStores(2) { stores, _ in
+            let (writer, follower) = (stores[0], stores[1])
+            let start = try await writer.write(.replacing(nil, with: try service("a", clusterIP: "10.96.0.1")))
+            let (initial, from) = try await follower.load()
+            #expect(from == start)
+            let known = Dictionary(uniqueKeysWithValues: initial.map { ($0.key, Int64($0.metadata.resourceVersion)) })
+            let b = try service("b", clusterIP: "10.96.0.2")
+            try await writer.write(.replacing(nil, with: b))
+            var seen: [String] = []
+            var iterator = follower.follow(from: from, known: known).makeAsyncIterator()
+            let first = try #require(try await iterator.next())
+            seen += first.changes.map(Self.describe)
+            #expect(seen == ["put b"] && !first.relisted)
+            // While the follower is not reading: a change, a delete, then the history compacted
+            // past them, then one more change.
+            let (listed, _) = try await writer.load()
+            let storedA = try #require(listed.first { $0.metadata.name == "a" })
+            try await writer.write(.deleting(storedA))
+            let c = try await writer.write(.replacing(nil, with: try service("c", clusterIP: "10.96.0.3")))
+            try await writer.client.compact(revision: c)
+            // What the follower gets next is either the live events (if its watch already had
+            // them) or one relisted difference; either way the same state, nothing twice.
+            var state = Set(["a", "b"])
+            while state != ["b", "c"] {
+                let batch = try #require(try await iterator.next())
+                for change in batch.changes {
+                    switch change {
+                    case .put(let object): #expect(state.insert(object.metadata.name).inserted, "\(object.key) sent twice")
+                    case .delete(let key, _): #expect(state.remove(key.name) != nil, "\(key) deleted twice")
+                    }
+                }
+            }
+            try await writer.write(.replacing(nil, with: try service("d", clusterIP: "10.96.0.4")))
+            let after = try #require(try await iterator.next())
+            #expect(after.changes.map(Self.describe) == ["put d"])
+        }
+    }
+
+    /// A watch that has to resume after a compaction (its revision is gone): the relisted
+    /// batch holds exactly what changed, deletions included.
+    @Test func aResumeAfterACompactionRelists() async throws {
+        try await withStores(2) { stores, _ in
+            let (writer, follower) = (stores[0], stores[1])
+            try await writer.write(.replacing(nil, with: try service("a", clusterIP: "10.96.0.1")))
+            try await writer.write(.replacing(nil, with: try service("b", clusterIP: "10.96.0.2")))
+            let (initial, from) = try await follower.load()
+            let known = Dictionary(uniqueKeysWithValues: initial.map { ($0.key, Int64($0.metadata.resourceVersion)) })
+            let a = try #require(initial.first { $0.metadata.name == "a" })
+            var b = try #require(initial.first { $0.metadata.name == "b" })
+            try await writer.write(.deleting(a))
+            let changedB = b
+            b.metadata.labels["v"] = "2"
+            try await writer.write(.replacing(changedB, with: b))
+            let last = try await writer.write(.replacing(nil, with: try service("c", clusterIP: "10.96.0.3")))
+            try await writer.client.compact(revision: last)
+            var iterator = follower.follow(from: from, known: known).makeAsyncIterator()
+            let batch = try #require(try await iterator.next())
+            #expect(batch.relisted && batch.revision == last)
+            #expect(batch.changes.map(Self.describe) == ["put b", "put c", "delete a"])
+        }
+    }
+
+    /// Values that cannot be read are skipped and named, never fatal; the rest is served.
+    @Test func badValuesAreSkippedAndNamed() async throws {
+        let skipped = Mutex<[String]>([])
+        try await withStores(onSkipped: { key, reason in skipped.withLock { $0.append("\(key): \(reason)") } }) { stores, _ in
+            let store = stores[0]
+            try await store.write(.replacing(nil, with: try service("good", clusterIP: "10.96.0.1")))
+            try await store.client.put(Array("/test/registry/services/shop/bad".utf8), Array("{not json".utf8))
+            try await store.client.put(Array("/test/registry/widgets/shop/w".utf8), Array("{}".utf8))
+            try await store.client.put(Array("/test/registry/services/onlyname".utf8), Array("{}".utf8))
+            let (objects, _) = try await store.load()
+            #expect(objects.map(\.metadata.name) == ["good"])
+            let reasons = skipped.withLock { $0 }
+            #expect(reasons.count == 3, "\(reasons)")
+            #expect(reasons.contains { $0.hasPrefix("/test/registry/services/shop/bad: the value does not decode") })
+            #expect(reasons.contains("/test/registry/widgets/shop/w: a key of an unknown kind \"widgets\""))
+            #expect(reasons.contains("/test/registry/services/onlyname: expected /test/registry/services/NAMESPACE/NAME"))
+        }
+    }
+
+    static func describe(_ change: StoreChange) -> String {
+        switch change {
+        case .put(let object): "put \(object.metadata.name)"
+        case .delete(let key, _): "delete \(key.name)"
+        }
+    }
+}
