@@ -54,6 +54,36 @@ func temporaryDirectory() -> String {
         #expect(registry.snapshot().services.map(\.metadata.name) == ["a", "b"])
     }
 
+    /// A state directory written by a newer build, or holding a row that does not decode: a
+    /// clear error naming the file (and the object), never a registry that silently lacks it.
+    @Test func aFutureSchemaAndACorruptRowAreClearErrors() throws {
+        func edit(_ directory: String, _ sql: String) throws {
+            let script = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "-c", script, directory + "/registry.sqlite", sql]
+            try process.run()
+            process.waitUntilExit()
+            try #require(process.terminationStatus == 0, "python3's sqlite3 could not edit the database")
+        }
+        let future = temporaryDirectory()
+        _ = try Registry(storage: SQLiteStorage(directory: future))
+        try edit(future, "UPDATE meta SET value = 2 WHERE key = 'schema'")
+        #expect(throws: RegistryError.storage("\(future)/registry.sqlite has schema version 2; this build reads version 1")) {
+            _ = try SQLiteStorage(directory: future)
+        }
+        let corrupt = temporaryDirectory()
+        do {
+            let registry = try Registry(storage: SQLiteStorage(directory: corrupt))
+            try registry.apply(service("good"))
+            try registry.apply(service("bad"))
+        }
+        try edit(corrupt, "UPDATE objects SET body = X'7B6E6F74' WHERE name = 'bad'")
+        #expect { _ = try Registry(storage: SQLiteStorage(directory: corrupt)) } throws: { error in
+            "\(error)".contains("\(corrupt)/registry.sqlite: the stored object Service/default/bad does not decode")
+        }
+    }
+
     @Test func unreadableStateIsAClearError() throws {
         let directory = temporaryDirectory()
         try Data("not a database".utf8).write(to: URL(fileURLWithPath: directory + "/registry.sqlite"))

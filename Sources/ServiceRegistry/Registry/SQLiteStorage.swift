@@ -64,7 +64,9 @@ public final class SQLiteStorage: RegistryStorage, @unchecked Sendable {
 
     func exec(_ sql: String) throws(RegistryError) {
         guard sqlite3_exec(connection.db, sql, nil, nil, nil) == SQLITE_OK else {
-            throw .storage("\(sql.prefix(40))...: \(errorMessage)")
+            // The statement's first word says what failed (COMMIT: the write; PRAGMA: opening).
+            let verb = sql.prefix { $0 != " " }
+            throw .storage("\(path): \(verb == "COMMIT" ? "cannot write the change" : "\(verb) failed"): \(errorMessage)")
         }
     }
 
