@@ -742,3 +742,27 @@ final class HoldingBackend: @unchecked Sendable {
         #expect((0..<2).contains { _ in chooser.order(for: nil)[0].address == failed }, "round robin reaches it again")
     }
 }
+
+/// The forwarder's path for a watcher that falls behind: cut off by the registry, it
+/// reconciles from a new snapshot and serves every service all the same.
+@Suite struct ForwarderResyncTests {
+    @Test func aForwarderThatFallsBehindResynchronises() async throws {
+        var configuration = RegistryConfiguration(serviceCIDRs: [try IPPrefix(parsing: serviceCIDR)])
+        configuration.watcherBuffer = 1  // one change waiting at most: a batch overflows it
+        let registry = try Registry(configuration: configuration)
+        let running = try await RunningForwarder(registry: registry)
+        try await apply(registry, serviceManifest("first", clusterIP: "127.100.1.1", port: 8080, targetPort: 9, endpoints: [("127.0.0.2", true)]))
+        try await running.settle(registry)
+        let batch = (0..<40).flatMap { i in
+            Manifest.decode(serviceManifest("s\(i)", clusterIP: "127.100.1.\(i + 10)", port: 8080, targetPort: 9,
+                                            endpoints: [("127.0.0.2", true)])).compactMap { try? $0.result.get() }
+        }
+        let results = await registry.apply(contentsOf: batch)
+        #expect(results.allSatisfy { (try? $0.get()) == .created })
+        try await running.settle(registry)
+        #expect(await eventually { running.forwarder.frontends.count == 41 }, "\(running.forwarder.frontends.count) frontends")
+        // A change after the overflow is followed: the forwarder watches again.
+        try await apply(registry, serviceManifest("after", clusterIP: "127.100.1.200", port: 8080, targetPort: 9, endpoints: [("127.0.0.2", true)]))
+        #expect(await eventually { running.forwarder.frontends.count == 42 }, "\(running.forwarder.frontends.count) frontends")
+    }
+}
