@@ -122,7 +122,8 @@ extension APIHandler {
         } ?? defaultWatchTimeout
         let events = WatchEvents(registry: registry, filter: filter, from: version, timeout: timeout,
                                  bookmarkInterval: Self.isTrue(request.query["allowWatchBookmarks"]) ? bookmarkInterval : nil,
-                                 clock: clock, render: renderer(request, target, representation), open: watches)
+                                 clock: clock, render: renderer(request, target, representation),
+                                 shared: representation == .objects, open: watches)
         return APIResponse(code: 200, body: .null, events: events)
     }
 }

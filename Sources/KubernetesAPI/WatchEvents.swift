@@ -40,11 +40,12 @@ struct WatchFilter: Sendable {
 /// version asked for is older than the history kept (or the watcher fell too far behind).
 /// The stream ends at `timeoutSeconds`; a client resumes from the last version it saw.
 public struct WatchEvents: AsyncSequence, Sendable {
-    public typealias Element = JSONValue
+    /// One event, encoded: a JSON document without its line end.
+    public typealias Element = [UInt8]
 
     let initial: [RegistryObject]
-    let stream: AsyncStream<JSONValue>
-    let continuation: AsyncStream<JSONValue>.Continuation
+    let stream: AsyncStream<[UInt8]>
+    let continuation: AsyncStream<[UInt8]>.Continuation
     /// How each object is written: itself, or a Table of one row.
     let render: @Sendable (RegistryObject) -> JSONValue
 
@@ -52,14 +53,19 @@ public struct WatchEvents: AsyncSequence, Sendable {
     /// ends (the client resumes from what it saw, as after a timeout).
     static let buffer = 10_000
 
+    /// `shared`: events rendered as objects (not Tables) are encoded once for every watch of
+    /// the handler (`OpenWatches.encoded`), as kube-apiserver serialises a watch event once for
+    /// all its watchers.
     init(registry: Registry, filter: WatchFilter, from resourceVersion: UInt64?, timeout: Duration?,
          bookmarkInterval: Duration?, clock: any Clock<Duration>,
-         render: @escaping @Sendable (RegistryObject) -> JSONValue = { $0.kubernetesJSON }, open: OpenWatches? = nil) {
+         render: @escaping @Sendable (RegistryObject) -> JSONValue = { $0.kubernetesJSON }, shared: Bool = false,
+         open: OpenWatches? = nil) {
         self.render = render
         let (snapshot, changes) = registry.watchWithSnapshot(from: resourceVersion)
         initial = resourceVersion == nil
             ? snapshot.listWithDerived(filter.resource.kind, namespace: filter.namespace).filter(filter.matches) : []
-        let (stream, continuation) = AsyncStream<JSONValue>.makeStream(bufferingPolicy: .bufferingOldest(Self.buffer))
+        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingOldest(Self.buffer))
+        let encoded = shared ? open?.encoded : nil
         self.stream = stream
         self.continuation = continuation
         let kind = filter.resource.kind
@@ -72,30 +78,37 @@ public struct WatchEvents: AsyncSequence, Sendable {
             do {
                 events: for try await event in changes {
                     if let resourceVersion, event.resourceVersion <= resourceVersion { continue }
-                    var changed: [(type: String, object: RegistryObject)] = []
-                    if let translated = filter.translate(event) { changed.append(translated) }
+                    // Each change with whether its line is the same for every watch that sends
+                    // it: a stored object's always; a derived one's only when read from the
+                    // event's own snapshot (a replayed event reads the registry as it is now).
+                    var changed: [(type: String, object: RegistryObject, sharable: Bool)] = []
+                    if let (type, object) = filter.translate(event) { changed.append((type, object, true)) }
                     if derived != nil, !event.endpointsChanged.isEmpty || event.object.kind == .service {
                         changed += derived!.events(for: event, snapshot: event.snapshot ?? registry.snapshot(),
                                                    replayed: event.resourceVersion <= snapshot.resourceVersion)
+                            .map { ($0.type, $0.object, event.snapshot != nil) }
                     }
-                    for (type, object) in changed {
-                        let line = JSONValue.object([("type", .string(type)), ("object", render(object))])
-                        if case .dropped = continuation.yield(line) { break events }
+                    for (type, object, sharable) in changed {
+                        func line() -> [UInt8] { JSONValue.object([("type", .string(type)), ("object", render(object))]).bytes }
+                        let bytes = sharable
+                            ? encoded?.line(resourceVersion: event.resourceVersion, type: type, key: object.key, make: line) ?? line()
+                            : line()
+                        if case .dropped = continuation.yield(bytes) { break events }
                     }
                     seen.value.withLock { $0 = event.resourceVersion }
                 }
             } catch let expired as WatchExpired {
                 let status = APIError(code: 410, reason: "Expired", message: expired.description).status
-                continuation.yield(.object([("type", .string("ERROR")), ("object", status)]))
+                continuation.yield(JSONValue.object([("type", .string("ERROR")), ("object", status)]).bytes)
             } catch {}
             continuation.finish()
         }
-        @Sendable func bookmark() -> JSONValue {
+        @Sendable func bookmark() -> [UInt8] {
             let version = seen.value.withLock { $0 }
-            return .object([("type", .string("BOOKMARK")), ("object", .object([
+            return JSONValue.object([("type", .string("BOOKMARK")), ("object", .object([
                 ("kind", .string(kind.rawValue)), ("apiVersion", .string(kind.apiVersion)),
                 ("metadata", .object([("resourceVersion", .string(String(version)))])),
-            ]))])
+            ]))]).bytes
         }
         let bookmarks = bookmarkInterval.map { interval in
             Task {
@@ -126,12 +139,12 @@ public struct WatchEvents: AsyncSequence, Sendable {
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var initial: IndexingIterator<[RegistryObject]>
-        var stream: AsyncStream<JSONValue>.AsyncIterator
+        var stream: AsyncStream<[UInt8]>.AsyncIterator
         let render: @Sendable (RegistryObject) -> JSONValue
 
-        public mutating func next() async -> JSONValue? {
+        public mutating func next() async -> [UInt8]? {
             if let object = initial.next() {
-                return .object([("type", .string("ADDED")), ("object", render(object))])
+                return JSONValue.object([("type", .string("ADDED")), ("object", render(object))]).bytes
             }
             return await stream.next()
         }
@@ -151,15 +164,17 @@ final class LastVersion: Sendable {
 /// its requests before it stops, and a watch would otherwise last until its timeout).
 public final class OpenWatches: Sendable {
     struct State {
-        var watches: [Int: AsyncStream<JSONValue>.Continuation] = [:]
+        var watches: [Int: AsyncStream<[UInt8]>.Continuation] = [:]
         var next = 0
         var closed = false
     }
     let state = Mutex(State())
+    /// Events encoded for one watch, kept for the others.
+    let encoded = EncodedEvents()
 
     public init() {}
 
-    func add(_ continuation: AsyncStream<JSONValue>.Continuation) -> Int? {
+    func add(_ continuation: AsyncStream<[UInt8]>.Continuation) -> Int? {
         let id = state.withLock { state -> Int? in
             if state.closed { return nil }
             defer { state.next += 1 }
@@ -185,5 +200,43 @@ public final class OpenWatches: Sendable {
             return Array(state.watches.values)
         }
         for continuation in all { continuation.finish() }
+    }
+}
+
+/// Watch events as encoded lines, shared by the watches that send the same event of the same
+/// object in the same form: the first encodes it, the others copy the bytes. The most recent
+/// few hundred are kept: a watcher that lags further encodes its own.
+final class EncodedEvents: Sendable {
+    struct Key: Hashable {
+        var resourceVersion: UInt64
+        var type: String
+        var object: ObjectKey
+    }
+
+    struct State {
+        var lines: [Key: [UInt8]] = [:]
+        var order: [Key] = []
+        var next = 0
+    }
+
+    static let capacity = 512
+    let state = Mutex(State())
+
+    func line(resourceVersion: UInt64, type: String, key: ObjectKey, make: () -> [UInt8]) -> [UInt8] {
+        let key = Key(resourceVersion: resourceVersion, type: type, object: key)
+        if let line = state.withLock({ $0.lines[key] }) { return line }
+        let line = make()
+        state.withLock { state in
+            guard state.lines[key] == nil else { return }
+            if state.order.count < Self.capacity {
+                state.order.append(key)
+            } else {
+                state.lines[state.order[state.next]] = nil
+                state.order[state.next] = key
+                state.next = (state.next + 1) % Self.capacity
+            }
+            state.lines[key] = line
+        }
+        return line
     }
 }

@@ -182,7 +182,11 @@ public final class APIServer: ServiceLifecycle.Service, Sendable {
                 }
                 defer { watchdog?.cancel() }
                 for await event in events {
-                    try await writer.write(ByteBuffer(bytes: event.bytes + [0x0A]))
+                    var buffer = ByteBuffer()
+                    buffer.reserveCapacity(event.count + 1)
+                    buffer.writeBytes(event)
+                    buffer.writeInteger(UInt8(0x0A))
+                    try await writer.write(buffer)
                 }
                 try await writer.finish(nil)
             })

@@ -1,4 +1,4 @@
-import KubernetesAPI
+@testable import KubernetesAPI
 import ServiceRegistry
 import Synchronization
 import TestSupport
@@ -22,7 +22,10 @@ struct APIWatchTests {
             let stream = response.events
             task = Task {
                 if let stream {
-                    for await event in stream { box.events.withLock { $0.append(event) } }
+                    for await line in stream {
+                        let event = (try? JSONValue(parsing: line)) ?? .string("unparsable: \(String(decoding: line, as: UTF8.self))")
+                        box.events.withLock { $0.append(event) }
+                    }
                 }
                 box.finished.withLock { $0 = true }
             }
@@ -189,6 +192,36 @@ struct APIWatchTests {
         try await handler.registry.apply(try selecting.result.get())
         #expect(await resumed.waitFor(3))
         #expect(resumed.summary == ["DELETED web-ipv4", "DELETED web-ipv6", "ADDED web2-ipv4"])
+    }
+
+    /// An event sent to many watches is encoded once: the others get the same bytes; the
+    /// most recent events are kept, the oldest forgotten first.
+    @Test func eventsAreEncodedOnceForEveryWatch() async throws {
+        let cache = EncodedEvents()
+        let key = ObjectKey(.service, namespace: "shop", name: "web")
+        let made = Mutex(0)
+        func line(_ version: UInt64, _ type: String = "MODIFIED") -> [UInt8] {
+            cache.line(resourceVersion: version, type: type, key: key) {
+                made.withLock { $0 += 1 }
+                return Array("\(type) \(version)".utf8)
+            }
+        }
+        #expect(line(7) == Array("MODIFIED 7".utf8))
+        #expect(line(7) == Array("MODIFIED 7".utf8) && made.withLock { $0 } == 1, "the second watch copies the first's")
+        #expect(line(7, "ADDED") == Array("ADDED 7".utf8) && made.withLock { $0 } == 2, "another type is another line")
+        for version in 8..<(8 + UInt64(EncodedEvents.capacity)) { _ = line(version) }
+        let before = made.withLock { $0 }
+        _ = line(7)
+        #expect(made.withLock { $0 } == before + 1, "the oldest was forgotten")
+        // Two watches of one namespace get byte-identical lines for the same change.
+        let handler = try await Fixture.handler()
+        let version = String(handler.registry.resourceVersion)
+        let a = Collector(await Fixture.send(handler, "GET", "/api/v1/namespaces/shop/services", query: ["watch": "1", "resourceVersion": version]))
+        let b = Collector(await Fixture.send(handler, "GET", "/api/v1/services", query: ["watch": "1", "resourceVersion": version]))
+        try await handler.registry.apply(service("shared"))
+        #expect(await a.waitFor(1))
+        #expect(await b.waitFor(1))
+        #expect(a.all == b.all && a.summary == ["ADDED shared"])
     }
 
     @Test func aWatchIsAReadAndItsParametersAreChecked() async throws {
