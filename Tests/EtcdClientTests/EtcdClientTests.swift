@@ -7,8 +7,9 @@ import TestSupport
 @Suite(.serialized) struct EtcdClientTests {
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-    /// Runs `body` with a client of a fresh cluster of `size` members.
-    func withEtcd(size: Int = 1, timeout: Duration = .seconds(5),
+    /// Runs `body` with a client of a fresh cluster of `size` members. The timeout is generous:
+    /// the suites run side by side on two cores, and no test here is about how fast etcd is.
+    func withEtcd(size: Int = 1, timeout: Duration = .seconds(30),
                   _ body: (EtcdClient, EtcdCluster) async throws -> Void) async throws {
         let cluster = try EtcdCluster(size: size)
         defer { cluster.stop() }
@@ -100,7 +101,7 @@ import TestSupport
     /// proposals its dead leader held), and is then tried again, as etcd's own client does for
     /// a put: at most once each here.
     @Test func aMemberDownIsNotVisible() async throws {
-        try await withEtcd(size: 3, timeout: .seconds(2)) { etcd, cluster in
+        try await withEtcd(size: 3, timeout: .seconds(10)) { etcd, cluster in
             try await etcd.put(bytes("/m/before"), bytes("1"))
             cluster.kill("m0")
             var retries = 0

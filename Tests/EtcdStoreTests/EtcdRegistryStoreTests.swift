@@ -13,7 +13,12 @@ import TestSupport
                     _ body: ([EtcdRegistryStore], EtcdCluster) async throws -> Void) async throws {
         let cluster = try EtcdCluster(size: 1)
         defer { cluster.stop() }
-        let clients = try (0..<count).map { _ in try EtcdClient(configuration: EtcdConfiguration(urls: cluster.clientURLs)) }
+        // A generous timeout: the suites run side by side on two cores.
+        let clients = try (0..<count).map { _ in
+            var configuration = try EtcdConfiguration(urls: cluster.clientURLs)
+            configuration.requestTimeout = .seconds(30)
+            return try EtcdClient(configuration: configuration)
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for client in clients { group.addTask { try await client.run() } }
             defer { for client in clients { client.shutdown() } }
