@@ -14,14 +14,9 @@ import Glibc
         let kubeconfig = directory.appendingPathComponent("kubeconfig").path
         let dns = freePort()
         let api = freePort()
-        let process = Process()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
-                             "--api-kubeconfig", kubeconfig, "--state", "memory", "--zones", "none", "--resolv-conf", "none",
-                             "--log-level", "error"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
+                                       "--api-kubeconfig", kubeconfig, "--state", "memory", "--zones", "none", "--resolv-conf", "none",
+                                       "--log-level", "error"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) })
         var info = stat()
@@ -89,14 +84,9 @@ import Glibc
         let dns = freePort()
         let api = freePort()
         let state = directory.appendingPathComponent("state").path
-        let process = Process()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
-                             "--state", state, "--zones", "none", "--resolv-conf", "none", "--log-level", "error"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
-        try process.run()
+        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
+                                       "--state", state, "--zones", "none", "--resolv-conf", "none", "--log-level", "error"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let kubeconfig = state + "/kubeconfig"
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) })
@@ -252,14 +242,9 @@ import Glibc
         let dns = freePort()
         let api = freePort()
         func serve() throws -> Process {
-            let process = Process()
-            process.executableURL = Tool.executable
-            process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
-                                 "--api-token-file", tokens, "--state", state, "--zones", "none", "--resolv-conf", "none",
-                                 "--log-level", "error", "--lameduck", "0s"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
+                                           "--api-token-file", tokens, "--state", state, "--zones", "none", "--resolv-conf", "none",
+                                           "--log-level", "error", "--lameduck", "0s"])
             #expect(eventually(20) { httpsAnswers(port: api) }, "the API listens")
             return process
         }
@@ -310,13 +295,8 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: directory) }
         let dns = freePort()
         let api = freePort()
-        let process = Process()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
-                             "--zones", "none", "--resolv-conf", "none", "--log-level", "error", "--lameduck", "0s"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
+                                       "--zones", "none", "--resolv-conf", "none", "--log-level", "error", "--lameduck", "0s"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let kubeconfig = state + "/kubeconfig"
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) && httpsAnswers(port: api) })
@@ -431,14 +411,9 @@ import Glibc
         try #require(made.status == 0, "openssl: \(made.stderr)")
         let dns = freePort()
         let api = freePort()
-        let process = Process()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
-                             "--api-client-ca-file", d + "/ca.crt", "--zones", "none", "--resolv-conf", "none",
-                             "--log-level", "error", "--lameduck", "0s"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
+                                       "--api-client-ca-file", d + "/ca.crt", "--zones", "none", "--resolv-conf", "none",
+                                       "--log-level", "error", "--lameduck", "0s"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         #expect(eventually(20) { FileManager.default.fileExists(atPath: state + "/kubeconfig") && httpsAnswers(port: api) })
         func curl(_ who: String?, _ method: String, _ path: String, body: String? = nil) throws -> (code: String, body: String) {
@@ -497,14 +472,9 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: directory) }
         let kubeconfig = directory.appendingPathComponent("kubeconfig").path
         let (dns, api, http) = (freePort(), freePort(), freePort())
-        let process = Process()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--api", "127.0.0.1:\(api)",
-                             "--api-kubeconfig", kubeconfig, "--state", "memory", "--zones", "none", "--resolv-conf", "none",
-                             "--log-level", "error", "--lameduck", "0s"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--api", "127.0.0.1:\(api)",
+                                       "--api-kubeconfig", kubeconfig, "--state", "memory", "--zones", "none", "--resolv-conf", "none",
+                                       "--log-level", "error", "--lameduck", "0s"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) && httpsAnswers(port: api) })
         let token = try #require(try String(contentsOfFile: kubeconfig, encoding: .utf8).split(separator: "\n")
@@ -545,14 +515,9 @@ import Glibc
         }
         try service("filed", port: 80).write(to: manifests.appendingPathComponent("filed.yaml"), atomically: true, encoding: .utf8)
         let (dns, api) = (freePort(), freePort())
-        let process = Process()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
-                             "--manifests", manifests.path, "--zones", "none", "--resolv-conf", "none", "--log-level", "error",
-                             "--lameduck", "0s"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
+                                       "--manifests", manifests.path, "--zones", "none", "--resolv-conf", "none", "--log-level", "error",
+                                       "--lameduck", "0s"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let kubeconfig = state + "/kubeconfig"
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) && httpsAnswers(port: api) })
@@ -583,4 +548,15 @@ func httpsAnswers(port: UInt16) -> Bool {
     let result = try? Tool.runRaw("/usr/bin/env", ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1",
                                                    "https://127.0.0.1:\(port)/healthz"])
     return result.map { $0.stdout != "000" && !$0.stdout.isEmpty } ?? false
+}
+
+/// `clusterdns serve` with `arguments`, its output discarded (the tests read what it serves).
+func serveQuietly(_ arguments: [String]) throws -> Process {
+    let process = Process()
+    process.executableURL = Tool.executable
+    process.arguments = ["serve"] + arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
 }
