@@ -232,7 +232,7 @@ public final class APIConnection {
             if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
             try await outbound.write(.end(nil))
         } catch {
-            throw APIClientError.unreachable(server: configuration.server, reason: APIClient.reason(error))
+            throw APIClientError.unreachable(server: configuration.server, reason: await whyClosed(error))
         }
         var response: APIClientResponse?
         do {
@@ -265,7 +265,7 @@ public final class APIConnection {
             try await outbound.write(.head(requestHead("GET", path, query: query, accept: "application/json")))
             try await outbound.write(.end(nil))
         } catch {
-            throw APIClientError.unreachable(server: configuration.server, reason: APIClient.reason(error))
+            throw APIClientError.unreachable(server: configuration.server, reason: await whyClosed(error))
         }
         var response: APIClientResponse?
         var pending: [UInt8] = []
@@ -296,6 +296,18 @@ public final class APIConnection {
             }
         }
         throw APIClientError.unreachable(server: configuration.server, reason: "the connection closed before the response ended")
+    }
+
+    /// Why a write failed: a failed TLS handshake closes the connection, and a write that
+    /// comes after sees only a closed channel; the handshake's own error is in the inbound
+    /// stream, which ends with it.
+    func whyClosed(_ writeError: any Error) async -> String {
+        do {
+            while try await inbound.next() != nil {}
+        } catch {
+            return APIClient.reason(error)
+        }
+        return APIClient.reason(writeError)
     }
 
     func requestHead(_ method: String, _ path: String, query: [(String, String)], accept: String) -> HTTPRequestHead {
