@@ -59,10 +59,14 @@ public struct EtcdRange: Sendable {
 
 /// Where etcd is and how to reach it: kube-apiserver's `--etcd-servers` and its TLS options.
 public struct EtcdConfiguration: Sendable {
-    public struct Endpoint: Sendable, Hashable {
+    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         public var host: String
         public var port: Int
         public var secure: Bool
+
+        public var description: String {
+            "\(secure ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        }
     }
 
     public var endpoints: [Endpoint]
@@ -190,9 +194,9 @@ public final class EtcdClient: Sendable {
     var options: CallOptions {
         var options = CallOptions.defaults
         options.timeout = configuration.requestTimeout
-        // A member that is not reachable yet (starting, or being replaced) is waited for up
-        // to the timeout instead of failing the request at once.
-        options.waitForReady = true
+        // A member being connected to is waited for (up to the timeout), but when none can be
+        // reached the request fails at once: a write is refused as unavailable, not held.
+        options.waitForReady = false
         return options
     }
 

@@ -2,14 +2,8 @@ public import EtcdClient
 import FoundationEssentials
 public import ServiceRegistry
 
-/// Something a replica claims in etcd so that no other replica hands it out: a ClusterIP, a
-/// node port, a load-balancer IP (kube-apiserver keeps `ranges/serviceips` and
-/// `ranges/servicenodeports` for the same reason). The claim's value names its owner.
-public enum AllocationClaim: Hashable, Sendable, Comparable, CustomStringConvertible {
-    case clusterIP(String)
-    case nodePort(Int)
-    case loadBalancerIP(String)
-
+extension AllocationClaim {
+    /// Where the claim lives under the prefix.
     var path: String {
         switch self {
         case .clusterIP(let ip): "ranges/serviceips/\(ip)"
@@ -17,90 +11,6 @@ public enum AllocationClaim: Hashable, Sendable, Comparable, CustomStringConvert
         case .loadBalancerIP(let ip): "ranges/loadbalancerips/\(ip)"
         }
     }
-
-    public var description: String {
-        switch self {
-        case .clusterIP(let ip): "ClusterIP \(ip)"
-        case .nodePort(let port): "node port \(port)"
-        case .loadBalancerIP(let ip): "load-balancer IP \(ip)"
-        }
-    }
-
-    /// Everything `object` holds that must be unique across the cluster.
-    public static func claims(of object: RegistryObject?) -> Set<AllocationClaim> {
-        guard case .service(let service)? = object else { return [] }
-        var claims = Set<AllocationClaim>()
-        for ip in [service.spec.clusterIP] + service.spec.clusterIPs where ip != "None" && !ip.isEmpty { claims.insert(.clusterIP(ip)) }
-        for port in service.spec.ports where port.nodePort != 0 { claims.insert(.nodePort(port.nodePort)) }
-        for ip in service.status.loadBalancerIngress where !ip.isEmpty { claims.insert(.loadBalancerIP(ip)) }
-        return claims
-    }
-}
-
-/// One change to write: objects put (each only if it is still at the revision it was read at;
-/// 0 for one that must not exist yet), objects deleted (likewise), allocations claimed (only if
-/// nobody holds them) and released. All of it happens, or none.
-public struct StoreWrite: Sendable {
-    public var puts: [(object: RegistryObject, expected: Int64)] = []
-    public var deletes: [(key: ObjectKey, expected: Int64)] = []
-    public var claims: [AllocationClaim] = []
-    public var releases: [AllocationClaim] = []
-
-    public init() {}
-
-    /// `object` replacing `previous` (nil: created), with the claims that change between them.
-    public static func replacing(_ previous: RegistryObject?, with object: RegistryObject) -> StoreWrite {
-        var write = StoreWrite()
-        write.puts = [(object, Int64(previous?.metadata.resourceVersion ?? 0))]
-        let before = AllocationClaim.claims(of: previous)
-        let after = AllocationClaim.claims(of: object)
-        write.claims = after.subtracting(before).sorted()
-        write.releases = before.subtracting(after).sorted()
-        return write
-    }
-
-    /// `object` (as last read) deleted, with everything it claimed.
-    public static func deleting(_ object: RegistryObject) -> StoreWrite {
-        var write = StoreWrite()
-        write.deletes = [(object.key, Int64(object.metadata.resourceVersion))]
-        write.releases = AllocationClaim.claims(of: object).sorted()
-        return write
-    }
-}
-
-/// Why a write was not made.
-public enum StoreWriteError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The object is not at the revision the write expected (0: it exists, or it does not).
-    case conflict(ObjectKey, expected: Int64, actual: Int64)
-    /// Another object holds the allocation.
-    case taken(AllocationClaim, owner: String)
-    case etcd(EtcdError)
-
-    public var description: String {
-        switch self {
-        case .conflict(let key, let expected, let actual):
-            expected == 0 ? "\(key) already exists" : actual == 0 ? "\(key) no longer exists"
-                : "\(key) has been modified (revision \(actual), not \(expected))"
-        case .taken(let claim, let owner): "\(claim) is already allocated to \(owner)"
-        case .etcd(let error): error.description
-        }
-    }
-}
-
-/// A change seen in etcd: an object as it now is (its resourceVersion the revision that wrote
-/// it), or an object gone.
-public enum StoreChange: Sendable, Equatable {
-    case put(RegistryObject)
-    case delete(ObjectKey, revision: Int64)
-}
-
-/// The changes up to a revision of the store, in order.
-public struct StoreBatch: Sendable {
-    public var changes: [StoreChange]
-    public var revision: Int64
-    /// Made by listing again after a compaction, not from the watch: the changes are the
-    /// difference between what was known and the list.
-    public var relisted: Bool
 }
 
 /// The registry's objects in etcd, one key each under `prefix` (`/clusterdns/registry/services/
@@ -109,7 +19,7 @@ public struct StoreBatch: Sendable {
 /// included); its resourceVersion is the etcd revision that last wrote it, as kube-apiserver
 /// makes it. Writes are transactions that compare what they read; every replica follows the
 /// prefix with one watch.
-public final class EtcdRegistryStore: Sendable {
+public final class EtcdRegistryStore: SharedRegistryStore {
     public let client: EtcdClient
     public let prefix: String
     /// Told about a value that cannot be read (it is skipped, never fatal): its key and why.
@@ -179,14 +89,20 @@ public final class EtcdRegistryStore: Sendable {
     }
 
     /// Every object, read at one revision (values that cannot be read are skipped and told).
-    public func load() async throws(EtcdError) -> (objects: [RegistryObject], revision: Int64) {
-        let listed = try await client.list(prefix: objectsPrefix)
-        return (listed.keyValues.compactMap(decode), listed.revision)
+    public func load() async throws(StoreError) -> (objects: [RegistryObject], revision: Int64) {
+        do {
+            let listed = try await client.list(prefix: objectsPrefix)
+            return (listed.keyValues.compactMap(decode), listed.revision)
+        } catch {
+            throw .unavailable(error.description)
+        }
     }
+
+    public var name: String { "etcd at \(client.configuration.endpoints.map(\.description).joined(separator: ", "))" }
 
     /// Makes `write` in one transaction; returns the store's revision after it.
     @discardableResult
-    public func write(_ write: StoreWrite) async throws(StoreWriteError) -> Int64 {
+    public func write(_ write: StoreWrite) async throws(StoreError) -> Int64 {
         var compare: [EtcdCompare] = []
         var success: [EtcdOperation] = []
         var checked: [(key: [UInt8], check: Check)] = []
@@ -215,7 +131,7 @@ public final class EtcdRegistryStore: Sendable {
         do {
             result = try await client.transaction(if: compare, then: success, else: checked.map { .get($0.key) })
         } catch {
-            throw .etcd(error)
+            throw .unavailable(error.description)
         }
         guard !result.succeeded else { return result.revision }
         // Which comparison failed: each compared key as it is now.
@@ -229,7 +145,7 @@ public final class EtcdRegistryStore: Sendable {
                 if let current { throw .taken(claim, owner: String(decoding: current.value, as: UTF8.self)) }
             }
         }
-        throw .etcd(.refused("the transaction failed, and no comparison explains why"))
+        throw .unavailable("etcd refused the transaction, and no comparison explains why")
     }
 
     /// Every change after `revision`, in order, for as long as the stream is read. When etcd
@@ -238,7 +154,7 @@ public final class EtcdRegistryStore: Sendable {
     /// follows on: nothing is sent twice or missed. While etcd cannot be reached, it tries again
     /// (`onError` is told) and resumes where it was.
     public func follow(from revision: Int64, known: [ObjectKey: Int64],
-                       onError: @escaping @Sendable (EtcdError) -> Void = { _ in }) -> AsyncThrowingStream<StoreBatch, any Error> {
+                       onError: @escaping @Sendable (StoreError) -> Void = { _ in }) -> AsyncThrowingStream<StoreBatch, any Error> {
         let (stream, continuation) = AsyncThrowingStream<StoreBatch, any Error>.makeStream()
         let task = Task {
             var known = known
@@ -267,7 +183,7 @@ public final class EtcdRegistryStore: Sendable {
                         }
                     }
                 } catch EtcdError.compacted {
-                    do throws(EtcdError) {
+                    do throws(StoreError) {
                         let (objects, listed) = try await load()
                         var changes: [StoreChange] = []
                         var now: [ObjectKey: Int64] = [:]
@@ -285,7 +201,7 @@ public final class EtcdRegistryStore: Sendable {
                         try? await Task.sleep(for: delay)
                     }
                 } catch let error as EtcdError {
-                    onError(error)
+                    onError(.unavailable(error.description))
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(2))
                 } catch {

@@ -77,6 +77,7 @@ public struct APIError: Error, Sendable, Hashable {
             APIError(code: 409, reason: "Conflict", message: error.description, name: name, resource: resource.plural, group: resource.group)
         case .badManifest(let reason): badRequest(reason)
         case .storage(let reason): APIError(code: 500, reason: "InternalError", message: "Internal error occurred: \(reason)")
+        case .unavailable(let reason): APIError(code: 503, reason: "ServiceUnavailable", message: "the registry's store is unavailable: \(reason)")
         }
     }
 

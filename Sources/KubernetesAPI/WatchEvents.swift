@@ -1,4 +1,4 @@
-public import ServiceRegistry
+import ServiceRegistry
 import Synchronization
 
 /// What one watch request selects: a resource, optionally a namespace, label and field

@@ -76,8 +76,8 @@ import TestSupport
         try await withStores(2) { stores, _ in
             let web = try service("web", clusterIP: "10.96.0.10")
             let api = try service("api", clusterIP: "10.96.0.10")
-            @Sendable func attempt(_ store: EtcdRegistryStore, _ object: RegistryObject) async -> Result<Int64, StoreWriteError> {
-                do throws(StoreWriteError) { return .success(try await store.write(.replacing(nil, with: object))) } catch { return .failure(error) }
+            @Sendable func attempt(_ store: EtcdRegistryStore, _ object: RegistryObject) async -> Result<Int64, StoreError> {
+                do throws(StoreError) { return .success(try await store.write(.replacing(nil, with: object))) } catch { return .failure(error) }
             }
             async let a = attempt(stores[0], web)
             async let b = attempt(stores[1], api)
@@ -97,11 +97,11 @@ import TestSupport
             let current = try await stores[1].write(.replacing(stored, with: changed))
             var stale = stored
             stale.metadata.labels["v"] = "3"
-            await #expect(throws: StoreWriteError.conflict(stored.key, expected: Int64(stored.metadata.resourceVersion), actual: current)) {
+            await #expect(throws: StoreError.conflict(stored.key, expected: Int64(stored.metadata.resourceVersion), actual: current)) {
                 try await stores[0].write(.replacing(stored, with: stale))
             }
             // Creating what exists is a conflict too.
-            await #expect(throws: StoreWriteError.conflict(stored.key, expected: 0, actual: current)) {
+            await #expect(throws: StoreError.conflict(stored.key, expected: 0, actual: current)) {
                 try await stores[0].write(.replacing(nil, with: stale))
             }
             // Deleted with what it claimed: the address is free for another.

@@ -141,5 +141,5 @@ public final class EtcdCluster: @unchecked Sendable {
 
 public struct EtcdClusterError: Error, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }

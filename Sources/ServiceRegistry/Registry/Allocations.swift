@@ -44,4 +44,66 @@ struct Allocations: Sendable {
             break
         }
     }
+
+    /// Marks what `claim` names as used, whatever holds it (a claim seen in the shared store,
+    /// or one a write of this replica has in flight).
+    mutating func reserve(_ claim: AllocationClaim) {
+        switch claim {
+        case .clusterIP(let text):
+            guard let ip = IPAddress(text) else { return }
+            for i in serviceIPs.indices where serviceIPs[i].prefix.contains(ip) { try? serviceIPs[i].allocate(ip) }
+        case .nodePort(let port):
+            try? nodePorts.allocate(port)
+        case .loadBalancerIP(let text):
+            guard let ip = IPAddress(text) else { return }
+            for i in loadBalancer.indices where loadBalancer[i].prefix.contains(ip) { try? loadBalancer[i].allocate(ip) }
+        }
+    }
+
+    /// Marks everything `object` holds as used, without refusing anything: the object is
+    /// already in the shared store, whose word is final.
+    mutating func adopt(_ object: RegistryObject, snapshot: RegistrySnapshot) {
+        switch object {
+        case .service:
+            for claim in AllocationClaim.claims(of: object) { reserve(claim) }
+        case .pod(let pod):
+            guard var allocators = podIPs[pod.spec.nodeName] else { return }
+            for ip in pod.status.podIPs.compactMap(IPAddress.init) {
+                for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
+            }
+            podIPs[pod.spec.nodeName] = allocators
+        case .node(let node):
+            podIPs[node.metadata.name] = Self.podAllocators(of: node, snapshot: snapshot)
+        default:
+            break
+        }
+    }
+
+    /// A node's pod-CIDR allocators with the addresses of the pods already on it marked used.
+    static func podAllocators(of node: Node, snapshot: RegistrySnapshot) -> [IPAllocator] {
+        var allocators = node.podCIDRs.compactMap { try? IPPrefix(parsing: $0) }.map { IPAllocator(prefix: $0, reserveFirstHost: true) }
+        // Pods already on this node keep their addresses (a node is applied rarely: a scan is fine).
+        for case .pod(let pod) in snapshot.objects.values where pod.spec.nodeName == node.metadata.name {
+            for ip in pod.status.podIPs.compactMap(IPAddress.init) {
+                for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
+            }
+        }
+        return allocators
+    }
+
+    /// Takes where `other` would hand out the next address and port from, so that an address
+    /// given up is not handed out again at once.
+    mutating func takeCursors(from other: Allocations) {
+        for i in serviceIPs.indices where i < other.serviceIPs.count { serviceIPs[i].cursor = other.serviceIPs[i].cursor }
+        for i in loadBalancer.indices where i < other.loadBalancer.count { loadBalancer[i].cursor = other.loadBalancer[i].cursor }
+        nodePorts.cursor = other.nodePorts.cursor
+    }
+
+    /// Moves every cursor to a random place: replicas that contend for the same next address
+    /// spread out instead of colliding again and again.
+    mutating func scatterCursors() {
+        for i in serviceIPs.indices { serviceIPs[i].cursor = UInt64.random(in: 1..<max(2, min(serviceIPs[i].capacity, 1 << 32))) }
+        for i in loadBalancer.indices { loadBalancer[i].cursor = UInt64.random(in: 1..<max(2, min(loadBalancer[i].capacity, 1 << 32))) }
+        nodePorts.cursor = Int.random(in: nodePorts.range)
+    }
 }

@@ -6,13 +6,33 @@ extension Registry {
     /// published: it is appended to `batch` for the caller to commit and publish together.
     static func applyLocked(_ input: RegistryObject, state: inout State, storage: (any RegistryStorage)?,
                             isRestore: Bool, batch: UnsafeMutablePointer<[WatchEvent]>? = nil) throws(RegistryError) -> ApplyOutcome {
+        let key = input.key
+        let existing = state.snapshot.objects[key]
+        var (object, allocations) = try prepared(input, existing: existing, allocations: state.allocations,
+                                                 snapshot: state.snapshot, wallClock: state.wallClock, isRestore: isRestore)
+        if let existing, existing == object, !isRestore { return .unchanged }
+
+        let version = isRestore ? max(state.snapshot.resourceVersion, input.metadata.resourceVersion)
+                                : state.snapshot.resourceVersion + 1
+        object.metadata.resourceVersion = isRestore ? input.metadata.resourceVersion : version
+        if let storage, batch == nil { try storage.commit(upsert: object, delete: nil, resourceVersion: version) }
+
+        state.allocations = allocations
+        let event = install(object, replacing: existing, version: version, state: &state)
+        if let batch { batch.pointee.append(event) } else { publish(event, state: &state) }
+        return existing == nil ? .created : .configured
+    }
+
+    /// `input` validated, defaulted and allocated against `allocations` as it would be stored
+    /// over `existing` (its uid, creation time and version kept): the object, and the
+    /// allocations with it in them. Nothing in the registry changes.
+    static func prepared(_ input: RegistryObject, existing: RegistryObject?, allocations base: Allocations, snapshot: RegistrySnapshot,
+                         wallClock: () -> Int64, isRestore: Bool) throws(RegistryError) -> (RegistryObject, Allocations) {
         let fieldErrors = Validation.validate(input)
         if !fieldErrors.isEmpty {
             throw .invalid(kind: input.kind, name: input.metadata.name, errors: fieldErrors)
         }
-        let key = input.key
-        let existing = state.snapshot.objects[key]
-        var allocations = state.allocations
+        var allocations = base
         if let existing { allocations.release(existing) }
 
         var object = input
@@ -24,7 +44,7 @@ extension Registry {
         case .pod(let pod):
             object = .pod(try prepare(pod, allocations: &allocations))
         case .node(let node):
-            try prepare(node, old: existing, allocations: &allocations, pods: state.snapshot)
+            try prepare(node, old: existing, allocations: &allocations, pods: snapshot)
         default:
             break
         }
@@ -32,26 +52,32 @@ extension Registry {
         var meta = object.metadata
         meta.uidValue = existing?.metadata.uidValue ?? (input.metadata.uidValue.isEmpty ? .random() : input.metadata.uidValue)
         meta.creationTimestamp = existing?.metadata.creationTimestamp
-            ?? (isRestore ? input.metadata.creationTimestamp : nil) ?? state.wallClock()
+            ?? (isRestore ? input.metadata.creationTimestamp : nil) ?? wallClock()
         meta.resourceVersion = existing?.metadata.resourceVersion ?? 0
         object.metadata = meta
-        if let existing, existing == object, !isRestore { return .unchanged }
+        return (object, allocations)
+    }
 
-        let version = isRestore ? max(state.snapshot.resourceVersion, input.metadata.resourceVersion)
-                                : state.snapshot.resourceVersion + 1
-        object.metadata.resourceVersion = isRestore ? input.metadata.resourceVersion : version
-        if let storage, batch == nil { try storage.commit(upsert: object, delete: nil, resourceVersion: version) }
-
-        state.allocations = allocations
-        state.snapshot.objects[key] = object
+    /// Puts `object` (at `version`) in place of `existing` in the snapshot, its indexes and its
+    /// services' endpoints; returns the change for watchers.
+    static func install(_ object: RegistryObject, replacing existing: RegistryObject?, version: UInt64, state: inout State) -> WatchEvent {
+        state.snapshot.objects[object.key] = object
         state.snapshot.resourceVersion = version
         if let existing { state.indexes.remove(existing) }
         state.indexes.add(object)
         let changed = recomputeEndpoints(after: object, previous: existing, snapshot: &state.snapshot, indexes: state.indexes)
-        let event = WatchEvent(resourceVersion: version, change: existing == nil ? .added : .modified,
-                               object: object, previous: existing, endpointsChanged: changed)
-        if let batch { batch.pointee.append(event) } else { publish(event, state: &state) }
-        return existing == nil ? .created : .configured
+        return WatchEvent(resourceVersion: version, change: existing == nil ? .added : .modified,
+                          object: object, previous: existing, endpointsChanged: changed)
+    }
+
+    /// Takes `existing` out of the snapshot, its indexes and its services' endpoints (its
+    /// allocations are the caller's); returns the change for watchers.
+    static func uninstall(_ existing: RegistryObject, version: UInt64, state: inout State) -> WatchEvent {
+        state.snapshot.objects[existing.key] = nil
+        state.snapshot.resourceVersion = version
+        state.indexes.remove(existing)
+        let changed = recomputeEndpoints(after: nil, previous: existing, snapshot: &state.snapshot, indexes: state.indexes)
+        return WatchEvent(resourceVersion: version, change: .deleted, object: existing, previous: existing, endpointsChanged: changed)
     }
 
     static func deleteLocked(_ key: ObjectKey, state: inout State, storage: any RegistryStorage) throws(RegistryError) -> RegistryObject {
@@ -59,12 +85,7 @@ extension Registry {
         let version = state.snapshot.resourceVersion + 1
         try storage.commit(upsert: nil, delete: key, resourceVersion: version)
         state.allocations.release(existing)
-        state.snapshot.objects[key] = nil
-        state.snapshot.resourceVersion = version
-        state.indexes.remove(existing)
-        let changed = recomputeEndpoints(after: nil, previous: existing, snapshot: &state.snapshot, indexes: state.indexes)
-        publish(WatchEvent(resourceVersion: version, change: .deleted, object: existing, previous: existing,
-                           endpointsChanged: changed), state: &state)
+        publish(uninstall(existing, version: version, state: &state), state: &state)
         return existing
     }
 
@@ -291,14 +312,7 @@ extension Registry {
             throw .invalid(kind: .node, name: node.metadata.name, errors: [
                 FieldError("spec.podCIDRs", .forbidden(detail: "node updates may not change podCIDR except from \"\" to valid"))])
         }
-        var allocators = node.podCIDRs.compactMap { try? IPPrefix(parsing: $0) }.map { IPAllocator(prefix: $0, reserveFirstHost: true) }
-        // Pods already on this node keep their addresses (a node is applied rarely: a scan is fine).
-        for case .pod(let pod) in snapshot.objects.values where pod.spec.nodeName == node.metadata.name {
-            for ip in pod.status.podIPs.compactMap(IPAddress.init) {
-                for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
-            }
-        }
-        allocations.podIPs[node.metadata.name] = allocators
+        allocations.podIPs[node.metadata.name] = Allocations.podAllocators(of: node, snapshot: snapshot)
     }
 
     // MARK: Endpoints

@@ -8,17 +8,20 @@ extension Registry {
 
     @discardableResult
     public func apply(_ object: RegistryObject, preconditions: WritePreconditions = .none) async throws(RegistryError) -> ApplyOutcome {
-        try await offload { () throws(RegistryError) in try self.apply(object, preconditions: preconditions) }
+        if let shared { return try await writeShared(object, preconditions: preconditions, dryRun: false, store: shared).outcome }
+        return try await offload { () throws(RegistryError) in try self.apply(object, preconditions: preconditions) }
     }
 
     public func write(_ object: RegistryObject, preconditions: WritePreconditions = .none, dryRun: Bool = false)
         async throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
+        if let shared { return try await writeShared(object, preconditions: preconditions, dryRun: dryRun, store: shared) }
         // A dry run stores nothing, so it waits for no disk.
         if dryRun { return try writeNow(object, preconditions: preconditions, dryRun: true) }
         return try await offload { () throws(RegistryError) in try self.writeNow(object, preconditions: preconditions, dryRun: false) }
     }
 
     public func apply(contentsOf objects: [RegistryObject]) async -> [Result<ApplyOutcome, RegistryError>] {
+        if let shared { return await applyShared(contentsOf: objects, store: shared) }
         let result: Result<[Result<ApplyOutcome, RegistryError>], RegistryError> = await withCheckedContinuation { continuation in
             Self.writeQueue.async { continuation.resume(returning: .success(self.apply(contentsOf: objects))) }
         }
@@ -27,7 +30,8 @@ extension Registry {
 
     @discardableResult
     public func delete(_ key: ObjectKey, preconditions: WritePreconditions = .none) async throws(RegistryError) -> RegistryObject {
-        try await offload { () throws(RegistryError) in try self.delete(key, preconditions: preconditions) }
+        if let shared { return try await deleteShared(key, preconditions: preconditions, store: shared) }
+        return try await offload { () throws(RegistryError) in try self.delete(key, preconditions: preconditions) }
     }
 
     func offload<T: Sendable>(_ body: @escaping @Sendable () throws(RegistryError) -> T) async throws(RegistryError) -> T {

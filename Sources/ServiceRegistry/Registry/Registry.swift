@@ -76,6 +76,9 @@ public struct MemoryStorage: RegistryStorage {
 public final class Registry: Sendable {
     public let configuration: RegistryConfiguration
     let storage: any RegistryStorage
+    /// The store shared with other replicas (etcd), when there is one: then every write goes
+    /// through it, and `storage` only keeps a local copy of what was last seen there.
+    public let shared: (any SharedRegistryStore)?
     let state: Mutex<State>
 
     /// Events kept for watchers that resume from a resource version.
@@ -94,6 +97,14 @@ public final class Registry: Sendable {
         var history = Deque<WatchEvent>()
         var watchers: [Int: Watcher] = [:]
         var nextWatcher = 0
+        /// With a shared store: allocations of writes in flight, held until the store's answer
+        /// has been seen, so that two writes of this replica never claim the same thing.
+        var reserved: Set<AllocationClaim> = []
+        /// With a shared store: writers waiting to see the store's state reach a condition.
+        var waiters: [Int: SharedWaiter] = [:]
+        var nextWaiter = 0
+        /// With a shared store: the revision of its first complete list, once read.
+        var sharedRevision: UInt64? = nil
     }
 
     /// Creates a registry and replays what `storage` holds (allocations identical to before).
@@ -106,10 +117,12 @@ public final class Registry: Sendable {
 
     public init(configuration: RegistryConfiguration = RegistryConfiguration(),
                 storage: any RegistryStorage = MemoryStorage(),
+                shared: (any SharedRegistryStore)? = nil,
                 wallClock: @escaping @Sendable () -> Int64 = Registry.systemTime) throws(RegistryError) {
         try configuration.validate()
         self.configuration = configuration
         self.storage = storage
+        self.shared = shared
         state = Mutex(State(wallClock: wallClock, allocations: Allocations(configuration)))
         let (objects, version) = try storage.load()
         try state.withLock { (state: inout State) throws(RegistryError) in
@@ -155,7 +168,13 @@ public final class Registry: Sendable {
     /// stored or published, and the result is what the write would have stored.
     public func write(_ object: RegistryObject, preconditions: WritePreconditions = .none, dryRun: Bool = false)
         throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
-        try writeNow(object, preconditions: preconditions, dryRun: dryRun)
+        try refuseWithSharedStore()
+        return try writeNow(object, preconditions: preconditions, dryRun: dryRun)
+    }
+
+    /// A write to a shared store waits for the store: only the async calls make it.
+    func refuseWithSharedStore() throws(RegistryError) {
+        if let shared { throw .storage("the registry is kept in \(shared.name): write through the async calls") }
     }
 
     func writeNow(_ object: RegistryObject, preconditions: WritePreconditions, dryRun: Bool)
@@ -181,6 +200,7 @@ public final class Registry: Sendable {
     /// invalid or cannot be allocated gets its error and is skipped, as `kubectl apply` does. If
     /// the store fails, none of the batch is applied and every result is that error.
     public func apply(contentsOf objects: [RegistryObject]) -> [Result<ApplyOutcome, RegistryError>] {
+        do throws(RegistryError) { try refuseWithSharedStore() } catch { return objects.map { _ in .failure(error) } }
         let order = objects.indices.sorted { (objects[$0].kind, $0) < (objects[$1].kind, $1) }
         return state.withLock { (state: inout State) -> [Result<ApplyOutcome, RegistryError>] in
             let saved = (state.snapshot, state.allocations, state.indexes)
@@ -213,7 +233,8 @@ public final class Registry: Sendable {
     /// Kubernetes' namespace controller empties a namespace before it goes.
     @discardableResult
     public func delete(_ key: ObjectKey, preconditions: WritePreconditions = .none) throws(RegistryError) -> RegistryObject {
-        try state.withLock { (state: inout State) throws(RegistryError) -> RegistryObject in
+        try refuseWithSharedStore()
+        return try state.withLock { (state: inout State) throws(RegistryError) -> RegistryObject in
             try preconditions.check(key, existing: state.snapshot.objects[key])
             if key.kind == .namespace {
                 guard state.snapshot.objects[key] != nil else { throw .notFound(key) }

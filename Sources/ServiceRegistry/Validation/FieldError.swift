@@ -66,6 +66,8 @@ public enum RegistryError: Error, Hashable, Sendable, CustomStringConvertible {
     case conflict(ObjectKey, Conflict)
     /// A create of an object that exists.
     case alreadyExists(ObjectKey)
+    /// The shared store (etcd) cannot take the write now: nothing changed; try again later.
+    case unavailable(String)
 
     public enum Conflict: Hashable, Sendable {
         case resourceVersion(expected: UInt64, actual: UInt64)
@@ -90,6 +92,8 @@ public enum RegistryError: Error, Hashable, Sendable, CustomStringConvertible {
             return "Operation cannot be fulfilled on \(key.kind.plural) \"\(key.name)\": Precondition failed: UID in precondition: \(expected), UID in object meta: \(actual)"
         case .alreadyExists(let key):
             return "\(key.kind.plural) \"\(key.name)\" already exists"
+        case .unavailable(let reason):
+            return "the registry's store is unavailable: \(reason)"
         }
     }
 }

@@ -1,0 +1,345 @@
+import Dispatch
+
+/// A writer waiting until this replica has seen the shared store reach a state.
+struct SharedWaiter {
+    let isSatisfied: @Sendable (RegistrySnapshot) -> Bool
+    let continuation: CheckedContinuation<Void, Never>
+}
+
+/// The registry over a store shared by several replicas (etcd). A write is prepared here
+/// (validated, defaulted, allocated against what this replica has seen and what its own writes
+/// have in flight), then made in the store as one transaction that compares the revision it
+/// read and claims its allocations; it is installed here when the store's change comes back
+/// through the follow loop, as every other replica's is. So each replica serves exactly the
+/// store's sequence of changes, and a write answers only once its own replica serves it.
+extension Registry {
+    /// How long a writer waits to see its write come back from the store; past it, the answer
+    /// is what was written (the store has it; this replica is late in seeing it).
+    static let sharedCatchUp: Duration = .seconds(10)
+    /// Attempts of a write that keeps meeting other replicas' writes (a stale copy, an address
+    /// taken meanwhile) before it gives up.
+    static let sharedAttempts = 64
+    /// Writes of one batch in flight at once.
+    static let sharedConcurrency = 32
+
+    struct SharedPlan: Sendable {
+        var object: RegistryObject
+        var existing: RegistryObject?
+        var outcome: ApplyOutcome
+        var reserved: [AllocationClaim]
+    }
+
+    /// The revision of the shared store's first complete list, once this replica has read it
+    /// (nil until then, and without a shared store).
+    public var sharedRevision: UInt64? { state.withLock { $0.sharedRevision } }
+
+    func writeShared(_ input: RegistryObject, preconditions: WritePreconditions, dryRun: Bool,
+                     store: any SharedRegistryStore) async throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
+        let key = input.key
+        let requested = AllocationClaim.claims(of: input)
+        if let version = preconditions.resourceVersion { await catchUp(to: version) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let plan = try state.withLock { (state: inout State) throws(RegistryError) -> SharedPlan in
+                let existing = state.snapshot.objects[key]
+                try preconditions.check(key, existing: existing)
+                var base = state.allocations
+                for claim in state.reserved { base.reserve(claim) }
+                let (object, allocations) = try Self.prepared(input, existing: existing, allocations: base, snapshot: state.snapshot,
+                                                              wallClock: state.wallClock, isRestore: false)
+                if let existing, existing == object {
+                    return SharedPlan(object: existing, existing: existing, outcome: .unchanged, reserved: [])
+                }
+                state.allocations.takeCursors(from: allocations)
+                let claims = dryRun ? [] : AllocationClaim.claims(of: object).subtracting(AllocationClaim.claims(of: existing)).sorted()
+                state.reserved.formUnion(claims)
+                return SharedPlan(object: object, existing: existing, outcome: existing == nil ? .created : .configured, reserved: claims)
+            }
+            if dryRun || plan.outcome == .unchanged { return (plan.outcome, plan.object) }
+            let result: Result<Int64, StoreError>
+            do throws(StoreError) {
+                result = .success(try await store.write(.replacing(plan.existing, with: plan.object)))
+            } catch {
+                result = .failure(error)
+            }
+            switch result {
+            case .success(let revision):
+                let version = UInt64(revision)
+                await waitShared { $0.resourceVersion >= version }
+                unreserve(plan.reserved)
+                if let seen = snapshot().objects[key], seen.metadata.resourceVersion == version { return (plan.outcome, seen) }
+                var stored = plan.object
+                stored.metadata.resourceVersion = version
+                return (plan.outcome, stored)
+            case .failure(.unavailable(let reason)):
+                unreserve(plan.reserved)
+                throw .unavailable(reason)
+            case .failure(.conflict(_, let expected, let actual)):
+                unreserve(plan.reserved)
+                if let version = preconditions.resourceVersion {
+                    throw .conflict(key, .resourceVersion(expected: version, actual: UInt64(actual)))
+                }
+                if preconditions.mustNotExist && actual != 0 { throw .alreadyExists(key) }
+                guard attempt < Self.sharedAttempts else {
+                    throw .conflict(key, .resourceVersion(expected: UInt64(expected), actual: UInt64(actual)))
+                }
+                // This replica's copy is behind the store: see what the store holds, then again.
+                await waitUntilSeen(key, expected: expected, actual: actual)
+            case .failure(.taken(let claim, let owner)):
+                unreserve(plan.reserved)
+                if requested.contains(claim) || attempt >= Self.sharedAttempts {
+                    throw .allocation(kind: input.kind, name: input.metadata.name, errors: [Self.fieldError(claim, owner: owner, in: plan.object)])
+                }
+                // Another replica took it a moment ago: take another, from elsewhere in the range.
+                state.withLock { state in
+                    state.allocations.reserve(claim)
+                    state.allocations.scatterCursors()
+                }
+            }
+        }
+    }
+
+    func deleteShared(_ key: ObjectKey, preconditions: WritePreconditions, store: any SharedRegistryStore) async throws(RegistryError) -> RegistryObject {
+        if let version = preconditions.resourceVersion { await catchUp(to: version) }
+        if key.kind == .namespace {
+            let contained = try state.withLock { (state: inout State) throws(RegistryError) -> [ObjectKey] in
+                try preconditions.check(key, existing: state.snapshot.objects[key])
+                guard state.snapshot.objects[key] != nil else { throw .notFound(key) }
+                // Dependents first (pods before the services they back), as the local registry does.
+                return state.snapshot.objects.keys.filter { $0.kind.isNamespaced && $0.namespace == key.name }
+                    .sorted { ($0.kind, $0) > ($1.kind, $1) }
+            }
+            for object in contained {
+                do throws(RegistryError) { _ = try await deleteShared(object, preconditions: .none, store: store) } catch .notFound {}
+            }
+        }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let existing = try state.withLock { (state: inout State) throws(RegistryError) -> RegistryObject in
+                let existing = state.snapshot.objects[key]
+                try preconditions.check(key, existing: existing)
+                guard let existing else { throw .notFound(key) }
+                return existing
+            }
+            do throws(StoreError) {
+                let revision = UInt64(try await store.write(.deleting(existing)))
+                await waitShared { $0.resourceVersion >= revision }
+                return existing
+            } catch .conflict(_, let expected, let actual) {
+                if let version = preconditions.resourceVersion {
+                    throw .conflict(key, .resourceVersion(expected: version, actual: UInt64(actual)))
+                }
+                guard attempt < Self.sharedAttempts else {
+                    throw .conflict(key, .resourceVersion(expected: UInt64(expected), actual: UInt64(actual)))
+                }
+                await waitUntilSeen(key, expected: expected, actual: actual)
+            } catch .unavailable(let reason) {
+                throw .unavailable(reason)
+            } catch {
+                throw .unavailable(error.description)
+            }
+        }
+    }
+
+    /// A batch through the shared store: kinds in dependency order, the objects of a kind
+    /// written side by side (each its own transaction), the documents naming one object in
+    /// their order. Each object gets its own result, as `kubectl apply` reports them.
+    func applyShared(contentsOf objects: [RegistryObject], store: any SharedRegistryStore) async -> [Result<ApplyOutcome, RegistryError>] {
+        var results = [Result<ApplyOutcome, RegistryError>](repeating: .success(.unchanged), count: objects.count)
+        let byKind = Dictionary(grouping: objects.indices) { objects[$0].kind }.sorted { $0.key < $1.key }
+        for (_, indices) in byKind {
+            var byObject: [ObjectKey: [Int]] = [:]
+            var order: [ObjectKey] = []
+            for index in indices {
+                if byObject[objects[index].key] == nil { order.append(objects[index].key) }
+                byObject[objects[index].key, default: []].append(index)
+            }
+            await withTaskGroup(of: [(Int, Result<ApplyOutcome, RegistryError>)].self) { group in
+                var pending = order.makeIterator()
+                func start(_ key: ObjectKey) {
+                    let documents = byObject[key] ?? []
+                    group.addTask {
+                        var done: [(Int, Result<ApplyOutcome, RegistryError>)] = []
+                        for index in documents {
+                            do throws(RegistryError) {
+                                done.append((index, .success(try await self.writeShared(objects[index], preconditions: .none,
+                                                                                         dryRun: false, store: store).outcome)))
+                            } catch {
+                                done.append((index, .failure(error)))
+                            }
+                        }
+                        return done
+                    }
+                }
+                for _ in 0..<Self.sharedConcurrency {
+                    guard let key = pending.next() else { break }
+                    start(key)
+                }
+                for await done in group {
+                    for (index, result) in done { results[index] = result }
+                    if let key = pending.next() { start(key) }
+                }
+            }
+        }
+        return results
+    }
+
+    /// Keeps this replica in step with the shared store until the task is cancelled: lists it
+    /// (again and again while it cannot be reached), installs the difference from what is held
+    /// (the local copy of the last state seen, if any), then follows every change. Problems
+    /// (the store out of reach, values that cannot be read) go to `onProblem`; none ends it.
+    public func followSharedStore(onProblem: @escaping @Sendable (String) -> Void) async {
+        guard let shared else { return }
+        var delay = Duration.milliseconds(100)
+        var listed: (objects: [RegistryObject], revision: Int64)? = nil
+        while listed == nil && !Task.isCancelled {
+            do throws(StoreError) {
+                listed = try await shared.load()
+            } catch {
+                onProblem("cannot list the registry in \(shared.name): \(error)")
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+        guard let listed else { return }
+        let known = knownRevisions()
+        var changes: [StoreChange] = []
+        var present = Set<ObjectKey>()
+        for object in listed.objects {
+            present.insert(object.key)
+            if known[object.key] != Int64(object.metadata.resourceVersion) { changes.append(.put(object)) }
+        }
+        for key in known.keys.sorted() where !present.contains(key) { changes.append(.delete(key, revision: listed.revision)) }
+        for problem in adopt(StoreBatch(changes: changes, revision: listed.revision, relisted: true)) { onProblem(problem) }
+        state.withLock { $0.sharedRevision = UInt64(listed.revision) }
+        let stream = shared.follow(from: listed.revision, known: knownRevisions()) { error in
+            onProblem("\(shared.name): \(error)")
+        }
+        do {
+            for try await batch in stream {
+                for problem in adopt(batch) { onProblem(problem) }
+            }
+        } catch {
+            onProblem("stopped following \(shared.name): \(error)")
+        }
+    }
+
+    /// Every object held and the store revision that wrote it.
+    func knownRevisions() -> [ObjectKey: Int64] {
+        let objects = snapshot().objects
+        var known: [ObjectKey: Int64] = [:]
+        known.reserveCapacity(objects.count)
+        for (key, object) in objects { known[key] = Int64(object.metadata.resourceVersion) }
+        return known
+    }
+
+    /// Installs what the store says changed, as it says it: nothing is refused for this
+    /// replica's allocations (the store's word is final), but an object that is not valid is
+    /// not served (and reported). The local copy follows; watchers get the changes.
+    func adopt(_ batch: StoreBatch) -> [String] {
+        var problems: [String] = []
+        let revision = UInt64(batch.revision)
+        state.withLock { (state: inout State) in
+            var events: [WatchEvent] = []
+            var stored: [RegistryObject] = []
+            var removed: [ObjectKey] = []
+            func remove(_ key: ObjectKey, at version: UInt64) {
+                guard let existing = state.snapshot.objects[key] else { return }
+                state.allocations.release(existing)
+                var event = Self.uninstall(existing, version: version, state: &state)
+                event.object.metadata.resourceVersion = version
+                events.append(event)
+                removed.append(key)
+            }
+            for change in batch.changes {
+                switch change {
+                case .put(let object):
+                    let existing = state.snapshot.objects[object.key]
+                    if let existing, existing.metadata.resourceVersion == object.metadata.resourceVersion { continue }
+                    let version = batch.relisted ? revision : object.metadata.resourceVersion
+                    let errors = Validation.validate(object)
+                    guard errors.isEmpty else {
+                        problems.append("\(object.key) in the store is not served: "
+                                        + RegistryError.invalid(kind: object.kind, name: object.metadata.name, errors: errors).description)
+                        remove(object.key, at: version)
+                        continue
+                    }
+                    if let existing { state.allocations.release(existing) }
+                    state.allocations.adopt(object, snapshot: state.snapshot)
+                    events.append(Self.install(object, replacing: existing, version: version, state: &state))
+                    stored.append(object)
+                case .delete(let key, let version):
+                    remove(key, at: UInt64(version))
+                }
+            }
+            state.snapshot.resourceVersion = max(state.snapshot.resourceVersion, revision)
+            do throws(RegistryError) {
+                if !stored.isEmpty { try storage.commit(upserts: stored, resourceVersion: state.snapshot.resourceVersion) }
+                for key in removed { try storage.commit(upsert: nil, delete: key, resourceVersion: state.snapshot.resourceVersion) }
+            } catch {
+                problems.append("the local copy of the registry is behind: \(error)")
+            }
+            for event in events { Self.publish(event, state: &state) }
+            let snapshot = state.snapshot
+            for (id, waiter) in state.waiters where waiter.isSatisfied(snapshot) {
+                state.waiters[id] = nil
+                waiter.continuation.resume()
+            }
+        }
+        return problems
+    }
+
+    /// Waits until `condition` holds of what this replica has seen of the store, or `timeout`.
+    func waitShared(timeout: Duration = Registry.sharedCatchUp, _ condition: @escaping @Sendable (RegistrySnapshot) -> Bool) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let id = state.withLock { (state: inout State) -> Int? in
+                if condition(state.snapshot) { return nil }
+                let id = state.nextWaiter
+                state.nextWaiter += 1
+                state.waiters[id] = SharedWaiter(isSatisfied: condition, continuation: continuation)
+                return id
+            }
+            guard let id else { return continuation.resume() }
+            let (seconds, attoseconds) = timeout.components
+            let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) {
+                self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
+            }
+        }
+    }
+
+    /// Waits until this replica has seen the store at `version` (a client read it elsewhere).
+    func catchUp(to version: UInt64) async {
+        await waitShared(timeout: .seconds(2)) { $0.resourceVersion >= version }
+    }
+
+    /// After a conflict: waits until this replica's copy of `key` is what the store said it is.
+    func waitUntilSeen(_ key: ObjectKey, expected: Int64, actual: Int64) async {
+        if actual > 0 {
+            await waitShared { $0.resourceVersion >= UInt64(actual) }
+        } else {
+            await waitShared { $0.objects[key].map { Int64($0.metadata.resourceVersion) != expected } ?? true }
+        }
+    }
+
+    func unreserve(_ claims: [AllocationClaim]) {
+        guard !claims.isEmpty else { return }
+        state.withLock { $0.reserved.subtract(claims) }
+    }
+
+    /// A claim another object holds, in the words kube-apiserver uses for it.
+    static func fieldError(_ claim: AllocationClaim, owner: String, in object: RegistryObject) -> FieldError {
+        switch claim {
+        case .clusterIP(let ip):
+            return .invalid("spec.clusterIPs", "[\"\(ip)\"]", "failed to allocate IP \(ip): provided IP is already allocated")
+        case .nodePort(let port):
+            var index = 0
+            if case .service(let service) = object { index = service.spec.ports.firstIndex { $0.nodePort == port } ?? 0 }
+            return .invalid("spec.ports[\(index)].nodePort", String(port), "provided port is already allocated")
+        case .loadBalancerIP(let ip):
+            return .invalid("spec.loadBalancerIP", FieldError.quoted(ip), "provided IP is already allocated")
+        }
+    }
+}

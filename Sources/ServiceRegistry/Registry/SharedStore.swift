@@ -1,0 +1,117 @@
+/// A store that several registries share (etcd): each replica writes through it with
+/// transactions that compare what they read, and follows it to see everyone's writes. The
+/// registry keeps no second truth: what it serves is what it has seen the store hold.
+public protocol SharedRegistryStore: Sendable {
+    /// What the store is, for messages ("etcd at http://10.0.0.1:2379").
+    var name: String { get }
+    /// Every object, read at one revision (values that cannot be read are skipped and reported).
+    func load() async throws(StoreError) -> (objects: [RegistryObject], revision: Int64)
+    /// Makes `write` in one transaction; returns the store's revision after it.
+    func write(_ write: StoreWrite) async throws(StoreError) -> Int64
+    /// Every change after `revision`, in order, for as long as the stream is read; after a
+    /// compaction, one relisted batch holding the difference from `known` (each object's
+    /// revision as the caller holds it). Trouble reaching the store goes to `onError`, and
+    /// the stream resumes where it was.
+    func follow(from revision: Int64, known: [ObjectKey: Int64],
+                onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error>
+}
+
+/// Something a replica claims in the shared store so that no other replica hands it out: a
+/// ClusterIP, a node port, a load-balancer IP (kube-apiserver keeps `ranges/serviceips` and
+/// `ranges/servicenodeports` for the same reason). A claim names its owner.
+public enum AllocationClaim: Hashable, Sendable, Comparable, CustomStringConvertible {
+    case clusterIP(String)
+    case nodePort(Int)
+    case loadBalancerIP(String)
+
+    public var description: String {
+        switch self {
+        case .clusterIP(let ip): "ClusterIP \(ip)"
+        case .nodePort(let port): "node port \(port)"
+        case .loadBalancerIP(let ip): "load-balancer IP \(ip)"
+        }
+    }
+
+    /// Everything `object` holds that must be unique across the cluster.
+    public static func claims(of object: RegistryObject?) -> Set<AllocationClaim> {
+        guard case .service(let service)? = object else { return [] }
+        var claims = Set<AllocationClaim>()
+        for ip in [service.spec.clusterIP] + service.spec.clusterIPs where ip != "None" && !ip.isEmpty { claims.insert(.clusterIP(ip)) }
+        for port in service.spec.ports where port.nodePort != 0 { claims.insert(.nodePort(port.nodePort)) }
+        for ip in service.status.loadBalancerIngress where !ip.isEmpty { claims.insert(.loadBalancerIP(ip)) }
+        return claims
+    }
+}
+
+/// One change to write: objects put (each only if it is still at the revision it was read at;
+/// 0 for one that must not exist yet), objects deleted (likewise), allocations claimed (only if
+/// nobody holds them) and released. All of it happens, or none.
+public struct StoreWrite: Sendable {
+    public var puts: [(object: RegistryObject, expected: Int64)] = []
+    public var deletes: [(key: ObjectKey, expected: Int64)] = []
+    public var claims: [AllocationClaim] = []
+    public var releases: [AllocationClaim] = []
+
+    public init() {}
+
+    /// `object` replacing `previous` (nil: created), with the claims that change between them.
+    public static func replacing(_ previous: RegistryObject?, with object: RegistryObject) -> StoreWrite {
+        var write = StoreWrite()
+        write.puts = [(object, Int64(previous?.metadata.resourceVersion ?? 0))]
+        let before = AllocationClaim.claims(of: previous)
+        let after = AllocationClaim.claims(of: object)
+        write.claims = after.subtracting(before).sorted()
+        write.releases = before.subtracting(after).sorted()
+        return write
+    }
+
+    /// `object` (as last read) deleted, with everything it claimed.
+    public static func deleting(_ object: RegistryObject) -> StoreWrite {
+        var write = StoreWrite()
+        write.deletes = [(object.key, Int64(object.metadata.resourceVersion))]
+        write.releases = AllocationClaim.claims(of: object).sorted()
+        return write
+    }
+}
+
+/// Why the shared store did not make a write, or could not be read.
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The object is not at the revision the write expected (0: it exists, or it does not).
+    case conflict(ObjectKey, expected: Int64, actual: Int64)
+    /// Another object holds the allocation.
+    case taken(AllocationClaim, owner: String)
+    /// The store cannot be reached, has no quorum, or refused the request.
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .conflict(let key, let expected, let actual):
+            expected == 0 ? "\(key) already exists" : actual == 0 ? "\(key) no longer exists"
+                : "\(key) has been modified (revision \(actual), not \(expected))"
+        case .taken(let claim, let owner): "\(claim) is already allocated to \(owner)"
+        case .unavailable(let reason): reason
+        }
+    }
+}
+
+/// A change seen in the shared store: an object as it now is (its resourceVersion the revision
+/// that wrote it), or an object gone.
+public enum StoreChange: Sendable, Equatable {
+    case put(RegistryObject)
+    case delete(ObjectKey, revision: Int64)
+}
+
+/// The changes up to a revision of the store, in order.
+public struct StoreBatch: Sendable {
+    public var changes: [StoreChange]
+    public var revision: Int64
+    /// Made by listing again (after a compaction, or at the first list), not from the watch:
+    /// the changes are the difference between what was known and the list.
+    public var relisted: Bool
+
+    public init(changes: [StoreChange], revision: Int64, relisted: Bool) {
+        self.changes = changes
+        self.revision = revision
+        self.relisted = relisted
+    }
+}

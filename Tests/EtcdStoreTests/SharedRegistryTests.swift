@@ -1,0 +1,240 @@
+import EtcdClient
+import EtcdStore
+import Foundation
+import ServiceRegistry
+import Synchronization
+import Testing
+import TestSupport
+
+/// Registries of several replicas over one etcd: every write a transaction there, every
+/// replica serving exactly what etcd holds.
+@Suite(.serialized) struct SharedRegistryTests {
+    struct Replica: Sendable {
+        let registry: Registry
+        let store: EtcdRegistryStore
+    }
+
+    /// `count` replicas (each its own client and registry, following etcd) on one fresh etcd.
+    func withReplicas(_ count: Int, configuration: RegistryConfiguration = RegistryConfiguration(),
+                      _ body: ([Replica], EtcdCluster) async throws -> Void) async throws {
+        let cluster = try EtcdCluster(size: 1)
+        defer { cluster.stop() }
+        try await Self.withReplicas(count, urls: cluster.clientURLs, configuration: configuration) { try await body($0, cluster) }
+    }
+
+    static func withReplicas(_ count: Int, urls: [String], configuration: RegistryConfiguration = RegistryConfiguration(),
+                             storage: @Sendable (Int) throws -> any RegistryStorage = { _ in MemoryStorage() },
+                             _ body: ([Replica]) async throws -> Void) async throws {
+        let clients = try (0..<count).map { _ in
+            var etcd = try EtcdConfiguration(urls: urls)
+            // Generous: the suites run side by side on two cores.
+            etcd.requestTimeout = .seconds(30)
+            return try EtcdClient(configuration: etcd)
+        }
+        let replicas = try clients.enumerated().map { index, client in
+            let store = EtcdRegistryStore(client: client, prefix: "/test")
+            return Replica(registry: try Registry(configuration: configuration, storage: try storage(index), shared: store), store: store)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in clients { group.addTask { try await client.run() } }
+            for replica in replicas { group.addTask { await replica.registry.followSharedStore { _ in } } }
+            defer {
+                group.cancelAll()
+                for client in clients { client.shutdown() }
+            }
+            for replica in replicas where !(await eventually(within: 30) { replica.registry.sharedRevision != nil }) {
+                throw EtcdClusterError("a replica did not list etcd within 30 s")
+            }
+            try await body(replicas)
+        }
+    }
+
+    static func service(_ name: String, namespace: String = "shop", type: String = "ClusterIP", extra: String = "") throws -> RegistryObject {
+        try #require(Manifest.decode("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: \(name), namespace: \(namespace)}
+            spec: {type: \(type), selector: {app: \(name)}, ports: [{name: http, port: 80}]\(extra)}
+            """).first).result.get()
+    }
+
+    static func clusterIP(_ object: RegistryObject?) -> String? {
+        if case .service(let service)? = object { return service.spec.clusterIP }
+        return nil
+    }
+
+    /// A write on one replica is served by the other with the same version, uid and address;
+    /// its watchers see it; a delete goes the same way.
+    @Test func aWriteOnOneReplicaIsEveryReplicas() async throws {
+        try await withReplicas(2) { replicas, _ in
+            let (a, b) = (replicas[0].registry, replicas[1].registry)
+            let events = b.watch()
+            let (outcome, stored) = try await a.write(try Self.service("web", type: "NodePort"))
+            #expect(outcome == .created)
+            #expect(Self.clusterIP(stored) == "10.96.0.1")
+            // The writer answers once it serves its own write.
+            #expect(a.get(stored.key) == stored)
+            #expect(await eventually(within: 10) { b.get(stored.key) == stored })
+            var iterator = events.makeAsyncIterator()
+            let event = try #require(try await iterator.next())
+            #expect(event.change == .added && event.object == stored && event.resourceVersion == stored.metadata.resourceVersion)
+            #expect(b.resourceVersion == stored.metadata.resourceVersion)
+            // An unchanged apply writes nothing.
+            #expect(try await b.apply(try Self.service("web", type: "NodePort")) == .unchanged)
+            // b takes the next address: a's is claimed.
+            let api = try await b.write(try Self.service("api")).stored
+            #expect(Self.clusterIP(api) == "10.96.0.2")
+            try await b.delete(stored.key)
+            #expect(b.get(stored.key) == nil)
+            #expect(await eventually(within: 10) { a.get(stored.key) == nil })
+            let deleted = try #require(try await iterator.next())
+            #expect(deleted.change == .added && deleted.object.key == api.key)
+            let gone = try #require(try await iterator.next())
+            #expect(gone.change == .deleted && gone.object.key == stored.key)
+            // Its address and node port are free again for anyone.
+            let again = try await a.write(try Self.service("web2", extra: ", clusterIP: 10.96.0.1")).stored
+            #expect(Self.clusterIP(again) == "10.96.0.1")
+        }
+    }
+
+    /// Replicas creating services at the same moment never hand out the same address or port.
+    @Test func replicasCreatingAtOnceAllocateDistinctAddresses() async throws {
+        try await withReplicas(3) { replicas, _ in
+            let perReplica = 100
+            let results = try await withThrowingTaskGroup(of: [Result<ApplyOutcome, RegistryError>].self) { group in
+                for (index, replica) in replicas.enumerated() {
+                    let objects = try (0..<perReplica).map { try Self.service("svc-\(index)-\($0)", type: "NodePort") }
+                    group.addTask { await replica.registry.apply(contentsOf: objects) }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(results.allSatisfy { (try? $0.get()) == .created }, "\(results.filter { (try? $0.get()) != .created }.prefix(3))")
+            let total = replicas.count * perReplica
+            for replica in replicas {
+                #expect(await eventually(within: 30) { replica.registry.snapshot().services.count == total })
+            }
+            let services = replicas[0].registry.snapshot().services
+            #expect(Set(services.map(\.spec.clusterIP)).count == total)
+            #expect(Set(services.flatMap { $0.spec.ports.map(\.nodePort) }).count == total)
+            // Every replica serves the same objects at the same versions.
+            for replica in replicas.dropFirst() {
+                #expect(replica.registry.snapshot().services == services)
+            }
+        }
+    }
+
+    /// What etcd refuses, in the registry's (and so the API's) words.
+    @Test func conflictsAreKubernetesConflicts() async throws {
+        try await withReplicas(2) { replicas, _ in
+            let (a, b) = (replicas[0].registry, replicas[1].registry)
+            let stored = try await a.write(try Self.service("web")).stored
+            #expect(await eventually(within: 10) { b.get(stored.key) != nil })
+            var newer = stored
+            newer.metadata.labels["v"] = "2"
+            let updated = try await b.write(newer, preconditions: WritePreconditions(resourceVersion: stored.metadata.resourceVersion)).stored
+            // An update that read the older version, on either replica.
+            var stale = stored
+            stale.metadata.labels["v"] = "3"
+            await #expect(throws: RegistryError.conflict(stored.key, .resourceVersion(expected: stored.metadata.resourceVersion,
+                                                                                      actual: updated.metadata.resourceVersion))) {
+                try await a.write(stale, preconditions: WritePreconditions(resourceVersion: stored.metadata.resourceVersion))
+            }
+            // A create of what exists.
+            await #expect(throws: RegistryError.alreadyExists(stored.key)) {
+                try await a.write(try Self.service("web"), preconditions: WritePreconditions(mustNotExist: true))
+            }
+            // An address someone holds, asked for by name.
+            await #expect(throws: RegistryError.allocation(kind: .service, name: "other", errors: [
+                .invalid("spec.clusterIPs", "[\"10.96.0.1\"]", "failed to allocate IP 10.96.0.1: provided IP is already allocated")])) {
+                try await b.write(try Self.service("other", extra: ", clusterIP: 10.96.0.1"))
+            }
+            // A precondition on a version this replica has not seen yet waits to see it.
+            var latest = updated
+            latest.metadata.labels["v"] = "4"
+            let seenElsewhere = try await b.write(latest, preconditions: WritePreconditions(resourceVersion: updated.metadata.resourceVersion)).stored
+            var next = seenElsewhere
+            next.metadata.labels["v"] = "5"
+            _ = try await a.write(next, preconditions: WritePreconditions(resourceVersion: seenElsewhere.metadata.resourceVersion))
+            // The synchronous calls cannot wait for etcd: they say so.
+            #expect(throws: RegistryError.self) { try a.apply(try Self.service("sync")) }
+            #expect(a.get(ObjectKey(.service, namespace: "shop", name: "sync")) == nil)
+        }
+    }
+
+    /// A namespace's deletion takes its contents along on every replica.
+    @Test func aNamespaceDeletionCascades() async throws {
+        try await withReplicas(2) { replicas, _ in
+            let (a, b) = (replicas[0].registry, replicas[1].registry)
+            let namespace = try #require(Manifest.decode("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}").first).result.get()
+            let results = await a.apply(contentsOf: [try Self.service("web"), namespace, try Self.service("api")])
+            #expect(results.allSatisfy { (try? $0.get()) == .created })
+            #expect(await eventually(within: 10) { b.snapshot().objects.count == 3 })
+            try await b.delete(namespace.key)
+            #expect(b.snapshot().objects.isEmpty)
+            #expect(await eventually(within: 10) { a.snapshot().objects.isEmpty })
+        }
+    }
+
+    /// etcd out of reach: writes are refused at once as unavailable, what was seen is still
+    /// served, and everything resumes by itself when etcd is back.
+    @Test func etcdOutOfReachRefusesWritesAndResumes() async throws {
+        try await withReplicas(1) { replicas, cluster in
+            let registry = replicas[0].registry
+            let stored = try await registry.write(try Self.service("web")).stored
+            cluster.kill("m0")
+            let api = try Self.service("api")
+            let error = await #expect(throws: RegistryError.self) { try await registry.write(api) }
+            if case .unavailable(let reason)? = error {
+                #expect(reason.contains("127.0.0.1"), "\(reason)")
+            } else {
+                Issue.record("expected unavailable, got \(String(describing: error))")
+            }
+            #expect(registry.get(stored.key) == stored)
+            try cluster.start("m0")
+            #expect(cluster.waitUntilHealthy(seconds: 60))
+            var written = false
+            for _ in 0..<300 where !written {
+                written = (try? await registry.write(try Self.service("api"))) != nil
+                if !written { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(written)
+            #expect(registry.snapshot().services.count == 2)
+        }
+    }
+
+    /// With a local copy (SQLite), a replica restarted while etcd is out of reach serves the
+    /// last state it saw, then takes up what changed meanwhile when etcd is back.
+    @Test func aLocalCopyServesWhileEtcdIsAway() async throws {
+        let cluster = try EtcdCluster(size: 1)
+        defer { cluster.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("shared-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let local: @Sendable (Int) throws -> any RegistryStorage = { index in
+            index == 0 ? try SQLiteStorage(directory: directory) : MemoryStorage()
+        }
+        var keep: RegistryObject? = nil
+        try await Self.withReplicas(2, urls: cluster.clientURLs, storage: local) { replicas in
+            keep = try await replicas[1].registry.write(try Self.service("keep")).stored
+            _ = try await replicas[1].registry.write(try Self.service("gone"))
+            #expect(await eventually(within: 10) { replicas[0].registry.snapshot().services.count == 2 })
+        }
+        // Changes made while the replica with the copy is down.
+        try await Self.withReplicas(1, urls: cluster.clientURLs) { replicas in
+            try await replicas[0].registry.delete(ObjectKey(.service, namespace: "shop", name: "gone"))
+            _ = try await replicas[0].registry.write(try Self.service("new"))
+        }
+        let kept = try #require(keep)
+        cluster.kill("m0")
+        let offline = try Registry(storage: try SQLiteStorage(directory: directory),
+                                   shared: EtcdRegistryStore(client: try EtcdClient(configuration: EtcdConfiguration(urls: cluster.clientURLs)), prefix: "/test"))
+        #expect(offline.snapshot().services.map(\.metadata.name) == ["gone", "keep"])
+        #expect(offline.get(kept.key) == kept)
+        try cluster.start("m0")
+        #expect(cluster.waitUntilHealthy(seconds: 60))
+        try await Self.withReplicas(1, urls: cluster.clientURLs, storage: local) { replicas in
+            let registry = replicas[0].registry
+            #expect(registry.snapshot().services.map(\.metadata.name) == ["keep", "new"])
+            #expect(registry.get(kept.key) == kept)
+        }
+    }
+}
