@@ -135,7 +135,7 @@ let package = Package(
             dependencies: [
                 "KubernetesAPI", "KubernetesAPIServer", "KubernetesAPIClient",
                 "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "KubernetesDNS", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
-                "EndpointForwarder", "YAML",
+                "EndpointForwarder", "YAML", "EtcdClient", "EtcdStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -17,8 +17,12 @@ public struct ClusterDNSConfiguration: Sendable {
     public var dnsAddresses: [SocketAddress]
     public var cluster: ClusterConfiguration
     public var registry: RegistryConfiguration
-    /// The registry's state directory (SQLite), or nil to keep it in memory.
+    /// The registry's state directory (SQLite), or nil to keep it in memory. With `sharedStore`,
+    /// it keeps a copy of the last state seen there, served after a restart while the store
+    /// cannot be reached.
     public var stateDirectory: String?
+    /// A store shared with other replicas (etcd): the registry's source of truth when set.
+    public var sharedStore: (any SharedRegistryStore)?
     /// Manifest files or directories loaded at start and re-applied when they change.
     public var manifests: [String]
     /// Manifest text loaded at start when `manifests` is empty.
@@ -93,11 +97,8 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     public init(configuration: ClusterDNSConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        if let directory = configuration.stateDirectory {
-            registry = try Registry(configuration: configuration.registry, storage: SQLiteStorage(directory: directory))
-        } else {
-            registry = try Registry(configuration: configuration.registry)
-        }
+        let storage: any RegistryStorage = try configuration.stateDirectory.map { try SQLiteStorage(directory: $0) } ?? MemoryStorage()
+        registry = try Registry(configuration: configuration.registry, storage: storage, shared: configuration.sharedStore)
         var cluster = configuration.cluster
         if cluster.serviceCIDRs.isEmpty { cluster.serviceCIDRs = configuration.registry.serviceCIDRs }
         if cluster.serverAddresses.isEmpty {
@@ -123,10 +124,14 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     }
 
     /// Loads the configured manifests (one durable batch); returns how many objects changed.
+    /// With a shared store, only the manifests named by `manifests` are applied: the embedded
+    /// example cluster is for a server of its own.
     @discardableResult
-    public func loadManifests() -> Int {
-        let changed = ManifestLoader.reload(paths: configuration.manifests, embedded: configuration.embeddedManifests,
-                                            into: registry, logger: logger)
+    public func loadManifests() async -> Int {
+        let embedded = registry.shared == nil ? configuration.embeddedManifests : nil
+        guard !configuration.manifests.isEmpty || embedded != nil else { return 0 }
+        let changed = await ManifestLoader.reload(paths: configuration.manifests, embedded: embedded,
+                                                  into: registry, logger: logger)
         Self.releaseFreedMemory()
         return changed
     }
@@ -205,14 +210,40 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
 
     public func run() async throws {
         reloadZones()
-        // Decoding the manifests takes seconds at 10,000 services: on a thread of its own, not
-        // one of Swift's cooperative threads (the other services start meanwhile).
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                _ = self.loadManifests()
-                done.resume()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if let shared = registry.shared {
+                try await startFollowing(shared, in: &group)
+            } else {
+                await loadManifests()
+            }
+            try await serve(in: &group)
+        }
+    }
+
+    /// With a shared store: follows it, and waits until there is a state to serve (the first
+    /// list, or the local copy of the last state seen); the manifests are applied beside.
+    func startFollowing(_ shared: any SharedRegistryStore, in group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+        let logger = logger
+        let registry = registry
+        group.addTask {
+            await cancelWhenGracefulShutdown {
+                await registry.followSharedStore { problem in
+                    logger.warning("registry store", metadata: ["problem": "\(problem)"])
+                }
             }
         }
+        let copied = registry.resourceVersion > 0
+        if copied {
+            logger.notice("serving the local copy of the registry until \(shared.name) is listed",
+                          metadata: ["resourceVersion": "\(registry.resourceVersion)"])
+        }
+        while !copied && registry.sharedRevision == nil {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        group.addTask { _ = await cancelWhenGracefulShutdown { await self.loadManifests() } as Int? }
+    }
+
+    func serve(in group: inout ThrowingTaskGroup<Void, any Error>) async throws {
         registry.markLoaded()
         cluster.update(registry.snapshot())
         Self.releaseFreedMemory()
@@ -221,33 +252,31 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         let updater = ZoneUpdater(registry: registry, cluster: cluster, logger: logger, programmingLatency: metrics?.programmingLatency)
         let watcher = configuration.manifests.isEmpty ? nil
             : ManifestWatcher(paths: configuration.manifests, registry: registry, logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await updater.run() }
-            if let staticZones {
-                group.addTask {
-                    let changes = FileChanges(paths: [staticZones.directory])
-                    defer { changes.stop() }
-                    await cancelWhenGracefulShutdown {
-                        for await _ in changes.signals where staticZones.hasChanges { self.reloadZones() }
-                    }
-                }
-            }
-            if let watcher { group.addTask { try await watcher.run() } }
-            group.addTask { try await self.server.run() }
-            // Malformed packets are summarised once a minute, never logged one by one.
+        group.addTask { try await updater.run() }
+        if let staticZones {
             group.addTask {
-                try? await cancelWhenGracefulShutdown {
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: .seconds(60))
-                        let count = self.malformed.take()
-                        if count > 0 { self.logger.notice("malformed queries in the last minute", metadata: ["count": "\(count)"]) }
-                    }
+                let changes = FileChanges(paths: [staticZones.directory])
+                defer { changes.stop() }
+                await cancelWhenGracefulShutdown {
+                    for await _ in changes.signals where staticZones.hasChanges { self.reloadZones() }
                 }
             }
-            // The first part to fail (a DNS address that cannot be bound) ends the service and
-            // cancels the others; `waitForAll` would first wait for parts that never end.
-            while try await group.next() != nil {}
         }
+        if let watcher { group.addTask { try await watcher.run() } }
+        group.addTask { try await self.server.run() }
+        // Malformed packets are summarised once a minute, never logged one by one.
+        group.addTask {
+            try? await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(60))
+                    let count = self.malformed.take()
+                    if count > 0 { self.logger.notice("malformed queries in the last minute", metadata: ["count": "\(count)"]) }
+                }
+            }
+        }
+        // The first part to fail (a DNS address that cannot be bound) ends the service and
+        // cancels the others; `waitForAll` would first wait for parts that never end.
+        while try await group.next() != nil {}
     }
 }
 

@@ -99,7 +99,7 @@ public struct ManifestWatcher: ServiceLifecycle.Service {
                 let changed = Self.changedFiles(from: last, to: now)
                 last = now
                 guard !changed.isEmpty else { continue }
-                let count = ManifestLoader.reload(files: changed, into: registry, logger: logger)
+                let count = await ManifestLoader.reload(files: changed, into: registry, logger: logger)
                 logger.info("manifests re-applied", metadata: ["files": "\(changed.joined(separator: " "))", "changed": "\(count)",
                                                               "resourceVersion": "\(registry.resourceVersion)"])
             }
@@ -111,20 +111,32 @@ public enum ManifestLoader {
     /// Loads manifests (or, with no paths, `embedded`) and applies them in one batch; logs every
     /// refusal. Returns how many objects changed.
     @discardableResult
-    public static func reload(paths: [String], embedded: String? = nil, into registry: Registry, logger: Logger) -> Int {
-        let entries = paths.isEmpty && embedded != nil
-            ? Manifest.decode(embedded!, file: "<embedded example cluster>")
-            : paths.flatMap { Manifest.load(path: $0) }
-        return apply(entries, into: registry, logger: logger)
+    public static func reload(paths: [String], embedded: String? = nil, into registry: Registry, logger: Logger) async -> Int {
+        // Decoding takes seconds at 10,000 services: on a thread of its own, not one of Swift's
+        // cooperative threads.
+        let entries = await decoded {
+            paths.isEmpty && embedded != nil
+                ? Manifest.decode(embedded!, file: "<embedded example cluster>")
+                : paths.flatMap { Manifest.load(path: $0) }
+        }
+        return await apply(entries, into: registry, logger: logger)
     }
 
     /// Reads and applies only `files` (those that changed), in one batch.
     @discardableResult
-    public static func reload(files: [String], into registry: Registry, logger: Logger) -> Int {
-        apply(files.flatMap { Manifest.load(path: $0) }, into: registry, logger: logger)
+    public static func reload(files: [String], into registry: Registry, logger: Logger) async -> Int {
+        await apply(await decoded { files.flatMap { Manifest.load(path: $0) } }, into: registry, logger: logger)
     }
 
-    static func apply(_ entries: [ManifestEntry], into registry: Registry, logger: Logger) -> Int {
+    static func decoded(_ read: @escaping @Sendable () -> [ManifestEntry]) async -> [ManifestEntry] {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: read()) }
+        }
+    }
+
+    /// Applies what decoded; what a shared store could not take for want of the store is
+    /// applied again once it is back (the first retry after a second, then less often).
+    static func apply(_ entries: [ManifestEntry], into registry: Registry, logger: Logger) async -> Int {
         var objects: [RegistryObject] = []
         for entry in entries {
             switch entry.result {
@@ -135,11 +147,29 @@ public enum ManifestLoader {
             }
         }
         var changed = 0
-        for (object, result) in zip(objects, registry.apply(contentsOf: objects)) {
-            switch result {
-            case .success(.unchanged): break
-            case .success: changed += 1
-            case .failure(let error): logger.error("object refused", metadata: ["object": "\(object.key)", "error": "\(error)"])
+        var delay = Duration.seconds(1)
+        while !objects.isEmpty && !Task.isCancelled {
+            var again: [RegistryObject] = []
+            var unavailable: RegistryError? = nil
+            for (object, result) in zip(objects, await registry.apply(contentsOf: objects)) {
+                switch result {
+                case .success(.unchanged): break
+                case .success: changed += 1
+                case .failure(let error):
+                    if case .unavailable = error {
+                        again.append(object)
+                        unavailable = error
+                    } else {
+                        logger.error("object refused", metadata: ["object": "\(object.key)", "error": "\(error)"])
+                    }
+                }
+            }
+            objects = again
+            if let unavailable {
+                logger.warning("manifests not applied yet; trying again", metadata: [
+                    "objects": "\(again.count)", "in": "\(delay)", "error": "\(unavailable)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
             }
         }
         return changed

@@ -30,7 +30,7 @@ struct ClusterDNSCommand: AsyncParsableCommand {
 func limitMallocArenas() {
     #if os(Linux)
     let environment = ProcessInfo.processInfo.environment
-    guard (environment["MALLOC_ARENA_MAX"] ?? "").isEmpty, !(environment["GLIBC_TUNABLES"] ?? "").contains("arena_max") else { return }
+    guard (environment["MALLOC_ARENA_MAX"] ?? "").isEmpty, (environment["GLIBC_TUNABLES"] ?? "").firstRange(of: "arena_max") == nil else { return }
     _ = glibcMallopt(-8 /* M_ARENA_MAX */, 1)
     #endif
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import EtcdClient
 import DispatchSockets
 import EndpointForwarder
 import Logging
@@ -92,7 +93,7 @@ func parseDuration(_ text: String) -> Duration? {
 
 /// SIGHUP: every static zone re-read and the manifests re-applied (and `onHangup` for the rest).
 struct HangupService: ServiceLifecycle.Service {
-    let onHangup: @Sendable () -> Void
+    let onHangup: @Sendable () async -> Void
     let logger: Logger
 
     func run() async throws {
@@ -105,8 +106,21 @@ struct HangupService: ServiceLifecycle.Service {
         await cancelWhenGracefulShutdown {
             for await _ in stream {
                 logger.info("SIGHUP: reloading", source: logSource)
-                onHangup()
+                await onHangup()
             }
+        }
+    }
+}
+
+/// The connections to etcd, kept for as long as the server runs.
+struct EtcdConnections: ServiceLifecycle.Service {
+    let client: EtcdClient
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await client.run()
+        } onGracefulShutdown: {
+            client.shutdown()
         }
     }
 }

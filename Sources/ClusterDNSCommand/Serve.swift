@@ -9,6 +9,8 @@ import KubernetesDNS
 import DNSResolver
 import DNSServer
 import EndpointForwarder
+import EtcdClient
+import EtcdStore
 import FoundationEssentials
 import KubernetesAPI
 import KubernetesAPIServer
@@ -57,6 +59,21 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "The registry's state directory (SQLite), or `memory`.")
     var state: String = "memory"
+
+    @Option(help: "An etcd member to keep the registry in, http://HOST:PORT or https://HOST:PORT (repeatable), as kube-apiserver's --etcd-servers: every replica given the same etcd and prefix serves one registry. With --state, the state directory keeps a copy of the last state seen, served after a restart while etcd is out of reach.")
+    var etcd: [String] = []
+
+    @Option(help: "The key prefix of the registry in etcd.")
+    var etcdPrefix: String = "/clusterdns"
+
+    @Option(help: "PEM certificates of the authority that signed etcd's serving certificates.")
+    var etcdCafile: String? = nil
+
+    @Option(help: "This replica's client certificate for etcd (PEM).")
+    var etcdCertfile: String? = nil
+
+    @Option(help: "The key of --etcd-certfile (PEM).")
+    var etcdKeyfile: String? = nil
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -184,7 +201,26 @@ struct Serve: AsyncParsableCommand {
              maxConcurrent, upstreamTimeout, forwardDeadline, cacheSize, cacheMinTTL, cacheMaxTTL, cacheNegativeTTL,
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
              nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface, apiAddresses,
-             apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey, apiClientCaFile
+             apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey, apiClientCaFile, etcd, etcdPrefix, etcdCafile, etcdCertfile,
+             etcdKeyfile
+    }
+
+    /// How to reach etcd, from the flags; nil without --etcd.
+    func etcdConfiguration() throws -> EtcdConfiguration? {
+        guard !etcd.isEmpty else {
+            if etcdCafile != nil || etcdCertfile != nil || etcdKeyfile != nil {
+                throw ValidationError("--etcd-cafile, --etcd-certfile and --etcd-keyfile need --etcd")
+            }
+            return nil
+        }
+        guard etcdPrefix.hasPrefix("/"), etcdPrefix.count > 1 else {
+            throw ValidationError("--etcd-prefix \(etcdPrefix): expected a key prefix such as /clusterdns")
+        }
+        do {
+            return try EtcdConfiguration(urls: etcd, caFile: etcdCafile, certFile: etcdCertfile, keyFile: etcdKeyfile)
+        } catch {
+            throw ValidationError("--etcd: \(error)")
+        }
     }
 
     func validate() throws {
@@ -199,6 +235,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("\(flag) \(value): expected a duration such as 30s or 15m")
         }
         guard forwarderMaxFlows >= 1 else { throw ValidationError("--forwarder-max-flows must be at least 1") }
+        _ = try etcdConfiguration()
         for address in apiAddresses {
             guard let parsed = SocketAddress(parsing: address) else {
                 throw ValidationError("--api \(address): expected ADDRESS:PORT or [IPv6]:PORT")
@@ -386,6 +423,18 @@ struct Serve: AsyncParsableCommand {
             queryLogger.logLevel = .info
             configuration.queryLog = DNSMetrics.QueryLog(logger: queryLogger, sample: logQueriesSample)
         }
+        var etcdClient: EtcdClient? = nil
+        if let etcdConfiguration = try etcdConfiguration() {
+            let client: EtcdClient
+            do { client = try EtcdClient(configuration: etcdConfiguration) } catch {
+                throw ValidationError("--etcd: \(error)")
+            }
+            let storeLogger = logger
+            configuration.sharedStore = EtcdRegistryStore(client: client, prefix: etcdPrefix) { key, reason in
+                storeLogger.error("a value in etcd is skipped", metadata: ["key": "\(key)", "reason": "\(reason)"], source: logSource)
+            }
+            etcdClient = client
+        }
         let dns: ClusterDNSService
         do { dns = try ClusterDNSService(configuration: configuration, logger: logger) } catch {
             throw ValidationError("\(error)")
@@ -419,6 +468,8 @@ struct Serve: AsyncParsableCommand {
                 return prometheus.emitToString()
             })))
         }
+        // Started first, so that it stops last: everything else may still write on the way out.
+        if let etcdClient { services.insert(.init(service: EtcdConnections(client: etcdClient)), at: 0) }
         services.append(.init(service: dns))
         if let relay { services.append(.init(service: relay)) }
         for api in apis { services.append(.init(service: api)) }
@@ -427,7 +478,7 @@ struct Serve: AsyncParsableCommand {
         services.append(.init(service: HangupService(onHangup: {
             let logger = hangupLogger
             dns.reloadZones(force: true)
-            let changed = dns.loadManifests()
+            let changed = await dns.loadManifests()
             logger.info("manifests re-applied", metadata: ["changed": "\(changed)"], source: logSource)
             source?.reload(into: dns, logger: logger)
         }, logger: logger)))

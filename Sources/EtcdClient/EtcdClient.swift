@@ -65,7 +65,7 @@ public struct EtcdConfiguration: Sendable {
         public var secure: Bool
 
         public var description: String {
-            "\(secure ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+            "\(secure ? "https" : "http")://\(host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host):\(port)"
         }
     }
 
@@ -119,7 +119,7 @@ public struct EtcdConfiguration: Sendable {
         } else {
             host = String(rest)
         }
-        guard !host.isEmpty, !host.contains("/") else {
+        guard !host.isEmpty, !host.utf8.contains(UInt8(ascii: "/")) else {
             throw .configuration("etcd endpoint \"\(url)\": expected http://HOST:PORT or https://HOST:PORT")
         }
         return Endpoint(host: host, port: port, secure: parts[0] == "https")
@@ -144,7 +144,7 @@ public final class EtcdClient: Sendable {
         let pairs = configuration.endpoints.map { (host: $0.host, port: $0.port) }
         if configuration.endpoints.allSatisfy({ Self.isIPv4($0.host) }) {
             target = .ipv4(pairs: pairs)
-        } else if configuration.endpoints.allSatisfy({ $0.host.contains(":") }) {
+        } else if configuration.endpoints.allSatisfy({ $0.host.utf8.contains(UInt8(ascii: ":")) }) {
             target = .ipv6(pairs: pairs)
         } else if configuration.endpoints.count == 1 {
             target = .dns(host: configuration.endpoints[0].host, port: configuration.endpoints[0].port)

@@ -29,7 +29,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         switch error.code {
         case .unavailable: self = .unavailable("\(error.message) (\(members))")
         case .deadlineExceeded: self = .timeout("\(error.message) (\(members))")
-        case .outOfRange where error.message.contains("compacted"): self = .compacted(requested: 0, compactRevision: 0)
+        case .outOfRange where error.message.firstRange(of: "compacted") != nil: self = .compacted(requested: 0, compactRevision: 0)
         default: self = .refused("\(error.code): \(error.message)")
         }
     }
