@@ -21,6 +21,9 @@ extension Registry {
     static let sharedAttempts = 64
     /// Writes of one batch in flight at once.
     static let sharedConcurrency = 32
+    /// How long a write tries again while the store cannot take it (a member going away, an
+    /// election), before it is refused as unavailable.
+    static let unavailableBudget: Duration = .seconds(2)
 
     struct SharedPlan: Sendable {
         var object: RegistryObject
@@ -37,6 +40,10 @@ extension Registry {
                      store: any SharedRegistryStore) async throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
         let key = input.key
         let requested = AllocationClaim.claims(of: input)
+        // One uid for every attempt: a create that the store took although its answer was
+        // lost is then recognised as this write's when the attempt after it meets it.
+        var input = input
+        if input.metadata.uidValue.isEmpty { input.metadata.uidValue = .random() }
         if let version = preconditions.resourceVersion { await catchUp(to: version) }
         var attempt = 0
         while true {
@@ -58,8 +65,9 @@ extension Registry {
             }
             if dryRun || plan.outcome == .unchanged { return (plan.outcome, plan.object) }
             let result: Result<Int64, StoreError>
+            var uncertain = false
             do throws(StoreError) {
-                result = .success(try await store.write(.replacing(plan.existing, with: plan.object)))
+                result = .success(try await Self.write(.replacing(plan.existing, with: plan.object), to: store, uncertain: &uncertain))
             } catch {
                 result = .failure(error)
             }
@@ -79,6 +87,16 @@ extension Registry {
                 unreserve(plan.reserved)
                 if let version = preconditions.resourceVersion {
                     throw .conflict(key, .resourceVersion(expected: version, actual: UInt64(actual)))
+                }
+                if uncertain, actual != 0 {
+                    // An attempt whose answer was lost may have been made: then what the store
+                    // holds is exactly what this write wrote.
+                    await waitUntilSeen(key, expected: expected, actual: actual)
+                    if let seen = snapshot().objects[key], seen.metadata.resourceVersion == UInt64(actual) {
+                        var written = plan.object
+                        written.metadata.resourceVersion = seen.metadata.resourceVersion
+                        if written == seen { return (plan.outcome, seen) }
+                    }
                 }
                 if preconditions.mustNotExist && actual != 0 { throw .alreadyExists(key) }
                 guard attempt < Self.sharedAttempts else {
@@ -123,11 +141,17 @@ extension Registry {
                 guard let existing else { throw .notFound(key) }
                 return existing
             }
+            var uncertain = false
             do throws(StoreError) {
-                let revision = UInt64(try await store.write(.deleting(existing)))
+                let revision = UInt64(try await Self.write(.deleting(existing), to: store, uncertain: &uncertain))
                 await waitShared { $0.resourceVersion >= revision }
                 return existing
             } catch .conflict(_, let expected, let actual) {
+                // Gone, after an attempt whose answer was lost: that attempt deleted it.
+                if uncertain && actual == 0 {
+                    await waitUntilSeen(key, expected: expected, actual: actual)
+                    return existing
+                }
                 if let version = preconditions.resourceVersion {
                     throw .conflict(key, .resourceVersion(expected: version, actual: UInt64(actual)))
                 }
@@ -184,6 +208,26 @@ extension Registry {
             }
         }
         return results
+    }
+
+    /// `write` made in `store`, tried again while the store is unavailable (up to
+    /// `unavailableBudget`). `uncertain` tells whether an attempt failed in a way that leaves
+    /// open whether the store made it.
+    static func write(_ write: StoreWrite, to store: any SharedRegistryStore, uncertain: inout Bool) async throws(StoreError) -> Int64 {
+        var delay = Duration.milliseconds(100)
+        var waited = Duration.zero
+        while true {
+            do throws(StoreError) {
+                return try await store.write(write)
+            } catch .unavailable(let reason) {
+                uncertain = true
+                guard waited < unavailableBudget else { throw .unavailable(reason) }
+                let pause = min(delay, unavailableBudget - waited)
+                try? await Task.sleep(for: pause)
+                waited += pause
+                delay *= 2
+            }
+        }
     }
 
     /// Keeps this replica in step with the shared store until the task is cancelled: lists it

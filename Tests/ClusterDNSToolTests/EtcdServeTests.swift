@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `clusterdns serve --etcd`: replicas that share one registry through a real etcd, written
+/// through the Kubernetes API by `clusterdns apply`, read with curl and dig; etcd's leader and a
+/// replica killed on the way.
+@Suite(.serialized) struct EtcdServeTests {
+    /// A replica: its process, ports, state directory (certificate, kubeconfig, local copy).
+    final class Replica {
+        let dns = freePort()
+        let api = freePort()
+        let state: String
+        let arguments: [String]
+        var process: Process
+
+        init(directory: URL, index: Int, etcd: [String]) throws {
+            state = directory.appendingPathComponent("replica-\(index)").path
+            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+            arguments = ["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
+                         "--zones", "none", "--resolv-conf", "none", "--log-level", "error", "--etcd-prefix", "/e2e"]
+                + etcd.flatMap { ["--etcd", $0] }
+            process = try serveQuietly(arguments)
+        }
+
+        var kubeconfig: String { state + "/kubeconfig" }
+
+        func restart() throws {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            process = try serveQuietly(arguments)
+        }
+
+        /// GET on the API with the kubeconfig's token, verified against the kept certificate.
+        func get(_ path: String) throws -> [String: Any] {
+            let text = try String(contentsOfFile: kubeconfig, encoding: .utf8)
+            let token = text.split(separator: "\n").first { $0.contains("token:") }?.split(separator: " ").last.map(String.init) ?? ""
+            let result = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "10", "--cacert", state + "/apiserver.crt",
+                                                          "-H", "Authorization: Bearer \(token)", "https://127.0.0.1:\(api)\(path)"])
+            return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        }
+
+        /// Every service as (namespace/name, clusterIP, nodePorts, resourceVersion), sorted.
+        func services() throws -> [String] {
+            let items = try get("/api/v1/services")["items"] as? [[String: Any]] ?? []
+            return items.map { item in
+                let meta = item["metadata"] as? [String: Any] ?? [:]
+                let spec = item["spec"] as? [String: Any] ?? [:]
+                let ports = (spec["ports"] as? [[String: Any]] ?? []).map { "\($0["nodePort"] ?? 0)" }.joined(separator: ",")
+                return "\(meta["namespace"] ?? "")/\(meta["name"] ?? "") \(spec["clusterIP"] ?? "") \(ports) \(meta["resourceVersion"] ?? "")"
+            }.sorted()
+        }
+
+        func stop() {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+    }
+
+    /// A directory of `count` NodePort services named `prefix-N`.
+    static func manifests(_ directory: URL, prefix: String, count: Int) throws -> String {
+        let path = directory.appendingPathComponent(prefix)
+        try FileManager.default.createDirectory(at: path, withIntermediateDirectories: true)
+        let text = (0..<count).map { """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: \(prefix)-\($0), namespace: default}
+            spec: {type: NodePort, selector: {app: \(prefix)-\($0)}, ports: [{name: http, port: 80}]}
+            """ }.joined(separator: "\n---\n")
+        try text.write(to: path.appendingPathComponent("services.yaml"), atomically: true, encoding: .utf8)
+        return path.path
+    }
+
+    /// `clusterdns apply -f` through a replica's API, started (not waited for).
+    static func apply(_ manifests: String, through replica: Replica) throws -> Process {
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["apply", "-f", manifests, "--kubeconfig", replica.kubeconfig]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// A JSON request to etcd's gateway (/v3/...), as etcdctl would make it.
+    static func etcd(_ url: String, _ path: String, _ body: String) throws -> [String: Any] {
+        let result = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "5", "-X", "POST", "-d", body, url + path])
+        return (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    /// How many keys etcd holds under `prefix`.
+    static func count(_ url: String, prefix: String) throws -> Int {
+        var end = Array(prefix.utf8)
+        end[end.count - 1] += 1
+        let body = #"{"key":"\#(Data(prefix.utf8).base64EncodedString())","range_end":"\#(Data(end).base64EncodedString())","count_only":true}"#
+        let answer = try etcd(url, "/v3/kv/range", body)
+        return Int(answer["count"] as? String ?? "0") ?? 0
+    }
+
+    /// The member that leads, by asking each for its status.
+    static func leader(_ cluster: EtcdCluster) throws -> String? {
+        for member in cluster.members {
+            let status = try etcd(member.clientURL, "/v3/maintenance/status", "{}")
+            let id = (status["header"] as? [String: Any])?["member_id"] as? String
+            if let id, id == status["leader"] as? String { return member.name }
+        }
+        return nil
+    }
+
+    @Test func replicasServeOneRegistryThroughFailures() throws {
+        let cluster = try EtcdCluster(size: 3)
+        defer { cluster.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let replicas = try (0..<3).map { try Replica(directory: directory, index: $0, etcd: cluster.clientURLs) }
+        defer { for replica in replicas { replica.stop() } }
+        for replica in replicas {
+            #expect(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
+        }
+
+        // Three replicas creating 200 services each at the same moment.
+        let perReplica = 200
+        let writers = try replicas.enumerated().map { index, replica in
+            try Self.apply(try Self.manifests(directory, prefix: "r\(index)", count: perReplica), through: replica)
+        }
+        for writer in writers { writer.waitUntilExit() }
+        #expect(writers.allSatisfy { $0.terminationStatus == 0 })
+        let total = perReplica * replicas.count
+        // Every replica serves the same objects at the same versions, with distinct addresses.
+        #expect(eventually(30) { replicas.allSatisfy { ((try? $0.services()) ?? []).count == total } })
+        let listed = try replicas[0].services()
+        for replica in replicas.dropFirst() { #expect(try replica.services() == listed) }
+        #expect(Set(listed.map { $0.split(separator: " ")[1] }).count == total, "distinct ClusterIPs")
+        #expect(Set(listed.map { $0.split(separator: " ")[2] }).count == total, "distinct node ports")
+        #expect(try Self.count(cluster.clientURLs[0], prefix: "/e2e/ranges/serviceips/") == total)
+        #expect(try Self.count(cluster.clientURLs[0], prefix: "/e2e/ranges/servicenodeports/") == total)
+        // And DNS on every replica answers for a service created through any of them.
+        for name in ["r0-0", "r1-199", "r2-77"] {
+            let address = try #require(listed.first { $0.hasPrefix("default/\(name) ") }?.split(separator: " ")[1])
+            for replica in replicas {
+                #expect(digShort(port: replica.dns, "\(name).default.svc.cluster.local") == "\(address)\n")
+            }
+        }
+
+        // The member holding leadership killed: writes and answers go on.
+        let leader = try #require(try Self.leader(cluster))
+        cluster.kill(leader)
+        let after = try Self.apply(try Self.manifests(directory, prefix: "after", count: 1), through: replicas[0])
+        after.waitUntilExit()
+        #expect(after.terminationStatus == 0)
+        #expect(eventually(30) { digShort(port: replicas[2].dns, "after-0.default.svc.cluster.local") != "" })
+
+        // A replica killed (SIGKILL) in the middle of applying: nothing half-written (every
+        // service has its claims, every claim its service), and it comes back to the same state.
+        let busy = try Self.apply(try Self.manifests(directory, prefix: "busy", count: 100), through: replicas[1])
+        usleep(400_000)
+        kill(replicas[1].process.processIdentifier, SIGKILL)
+        busy.waitUntilExit()
+        try replicas[1].restart()
+        #expect(eventually(60) { httpsAnswers(port: replicas[1].api) })
+        let survivor = cluster.clientURLs[cluster.members.firstIndex { $0.name != leader }!]
+        let services = try Self.count(survivor, prefix: "/e2e/registry/services/")
+        #expect(try Self.count(survivor, prefix: "/e2e/ranges/serviceips/") == services)
+        #expect(try Self.count(survivor, prefix: "/e2e/ranges/servicenodeports/") == services)
+        #expect(eventually(30) {
+            let states = replicas.map { (try? $0.services()) ?? [] }
+            return states[0].count == services && states.allSatisfy { $0 == states[0] }
+        })
+    }
+}
