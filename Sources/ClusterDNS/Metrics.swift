@@ -168,6 +168,12 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
             gauge("clusterdns_registry_objects", [("kind", kind.rawValue)], Double(kinds[kind] ?? 0))
         }
         gauge("clusterdns_registry_resource_version", [], Double(snapshot.resourceVersion))
+        if service.registry.shared != nil {
+            let status = service.registry.sharedStatus
+            gauge("clusterdns_registry_store_available", [], status.isAvailable ? 1 : 0)
+            counter("clusterdns_registry_store_refused_writes_total", [], total: status.refusedWrites)
+            counter("clusterdns_registry_store_interruptions_total", [], total: status.interruptions)
+        }
         gauge("clusterdns_dns_tcp_connections", [], Double(service.server.tcpConnections))
         gauge("clusterdns_dns_static_zones", [], Double(service.staticZones?.origins.count ?? 0))
     }

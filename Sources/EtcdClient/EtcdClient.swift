@@ -191,6 +191,12 @@ public final class EtcdClient: Sendable {
         client.beginGracefulShutdown()
     }
 
+    /// Asks the member to refuse the request at once when it has no leader (etcd's
+    /// `hasleader` metadata, as clientv3's WithRequireLeader): a write to a cluster without
+    /// quorum is refused as unavailable instead of waiting out the timeout, and a watch on a
+    /// member cut off from its peers is ended, to be resumed on another.
+    static let requireLeader: Metadata = ["hasleader": "true"]
+
     var options: CallOptions {
         var options = CallOptions.defaults
         options.timeout = configuration.requestTimeout
@@ -223,7 +229,7 @@ public final class EtcdClient: Sendable {
         if let end { request.rangeEnd = Data(end) }
         request.revision = revision
         request.limit = limit
-        let response = try await call { try await self.kv.range(request, options: self.options) }
+        let response = try await call { try await self.kv.range(request, metadata: Self.requireLeader, options: self.options) }
         return EtcdRange(keyValues: response.kvs.map(EtcdKeyValue.init), revision: response.header.revision, more: response.more)
     }
 
@@ -250,7 +256,7 @@ public final class EtcdClient: Sendable {
         request.key = Data(key)
         request.value = Data(value)
         request.lease = lease
-        return try await call { try await self.kv.put(request, options: self.options) }.header.revision
+        return try await call { try await self.kv.put(request, metadata: Self.requireLeader, options: self.options) }.header.revision
     }
 
     /// Deletes `key` (with `end`, the range up to it); returns how many were deleted and the
@@ -260,7 +266,7 @@ public final class EtcdClient: Sendable {
         var request = Etcdserverpb_DeleteRangeRequest()
         request.key = Data(key)
         if let end { request.rangeEnd = Data(end) }
-        let response = try await call { try await self.kv.deleteRange(request, options: self.options) }
+        let response = try await call { try await self.kv.deleteRange(request, metadata: Self.requireLeader, options: self.options) }
         return (response.deleted, response.header.revision)
     }
 
@@ -271,7 +277,7 @@ public final class EtcdClient: Sendable {
         request.compare = compare.map(Self.compare)
         request.success = success.map(Self.operation)
         request.failure = failure.map(Self.operation)
-        let response = try await call { try await self.kv.txn(request, options: self.options) }
+        let response = try await call { try await self.kv.txn(request, metadata: Self.requireLeader, options: self.options) }
         var reads: [[EtcdKeyValue]] = []
         for item in response.responses {
             if case .responseRange(let range)? = item.response { reads.append(range.kvs.map(EtcdKeyValue.init)) }
@@ -330,7 +336,7 @@ public final class EtcdClient: Sendable {
     public func compact(revision: Int64) async throws(EtcdError) {
         var request = Etcdserverpb_CompactionRequest()
         request.revision = revision
-        _ = try await call { try await self.kv.compact(request, options: self.options) }
+        _ = try await call { try await self.kv.compact(request, metadata: Self.requireLeader, options: self.options) }
     }
 
     /// The member's view: its version, the store's revision, the current leader.
@@ -345,7 +351,7 @@ public final class EtcdClient: Sendable {
     public func grantLease(ttl: Int64) async throws(EtcdError) -> (id: Int64, ttl: Int64) {
         var request = Etcdserverpb_LeaseGrantRequest()
         request.ttl = ttl
-        let response = try await call { try await self.lease.leaseGrant(request, options: self.options) }
+        let response = try await call { try await self.lease.leaseGrant(request, metadata: Self.requireLeader, options: self.options) }
         guard response.error.isEmpty else { throw .refused(response.error) }
         return (response.id, response.ttl)
     }
@@ -356,7 +362,7 @@ public final class EtcdClient: Sendable {
         keepAlive.id = id
         let request = keepAlive
         return try await call {
-            try await self.lease.leaseKeepAlive(options: self.options) { writer in
+            try await self.lease.leaseKeepAlive(metadata: Self.requireLeader, options: self.options) { writer in
                 try await writer.write(request)
             } onResponse: { response in
                 for try await message in response.messages { return message.ttl }
@@ -368,7 +374,7 @@ public final class EtcdClient: Sendable {
     public func revokeLease(_ id: Int64) async throws(EtcdError) {
         var request = Etcdserverpb_LeaseRevokeRequest()
         request.id = id
-        _ = try await call { try await self.lease.leaseRevoke(request, options: self.options) }
+        _ = try await call { try await self.lease.leaseRevoke(request, metadata: Self.requireLeader, options: self.options) }
     }
 
     /// Runs one call, naming its failure as an `EtcdError`.

@@ -24,8 +24,9 @@ extension EtcdClient {
     /// The changes of every key under `prefix` from `revision` on (0: from now), with the
     /// previous values when `previous` is set. The stream fails with `.compacted` when etcd no
     /// longer has that history (list again and watch from the list's revision + 1), or with
-    /// the error that ended the watch; it ends when the consumer stops iterating.
-    public func watch(prefix: [UInt8], from revision: Int64 = 0, previous: Bool = true)
+    /// the error that ended the watch; it ends when the consumer stops iterating. With
+    /// `announcingStart`, the first batch is an empty one, sent when etcd has set the watch up.
+    public func watch(prefix: [UInt8], from revision: Int64 = 0, previous: Bool = true, announcingStart: Bool = false)
         -> AsyncThrowingStream<EtcdWatchBatch, any Error> {
         let (stream, continuation) = AsyncThrowingStream<EtcdWatchBatch, any Error>.makeStream()
         var create = Etcdserverpb_WatchCreateRequest()
@@ -41,7 +42,7 @@ extension EtcdClient {
         options.waitForReady = true
         let task = Task { [watchClient] in
             do {
-                try await watchClient.watch(options: options) { writer in
+                try await watchClient.watch(metadata: EtcdClient.requireLeader, options: options) { writer in
                     try await writer.write(request)
                     // The request stream stays open: etcd ends the watch when it is closed.
                     while true { try await Task.sleep(for: .seconds(3600)) }
@@ -53,7 +54,10 @@ extension EtcdClient {
                             }
                             throw EtcdError.refused("the watch was cancelled: \(message.cancelReason)")
                         }
-                        if message.created && message.events.isEmpty { continue }
+                        if message.created && message.events.isEmpty {
+                            if announcingStart { continuation.yield(EtcdWatchBatch(events: [], revision: message.header.revision)) }
+                            continue
+                        }
                         let events = message.events.map { event in
                             EtcdEvent(kind: event.type == .delete ? .delete : .put, keyValue: EtcdKeyValue(event.kv),
                                       previous: event.hasPrevKv ? EtcdKeyValue(event.prevKv) : nil)

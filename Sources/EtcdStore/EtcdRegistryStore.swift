@@ -162,8 +162,14 @@ public final class EtcdRegistryStore: SharedRegistryStore {
             var delay: Duration = .milliseconds(50)
             while !Task.isCancelled {
                 do {
-                    for try await batch in client.watch(prefix: objectsPrefix, from: next) {
+                    for try await batch in client.watch(prefix: objectsPrefix, from: next, announcingStart: true) {
                         delay = .milliseconds(50)
+                        if batch.events.isEmpty {
+                            // The watch is (again) in place: an empty batch says the store is
+                            // reachable, without claiming any revision not yet seen.
+                            continuation.yield(StoreBatch(changes: [], revision: next - 1, relisted: false))
+                            continue
+                        }
                         var changes: [StoreChange] = []
                         for event in batch.events {
                             next = max(next, event.keyValue.modRevision + 1)

@@ -202,6 +202,48 @@ import TestSupport
         }
     }
 
+    /// Quorum lost (two of three members gone): writes are refused as unavailable within the
+    /// retry budget, not held for the request timeout; what was seen is served; the status
+    /// says so; once a member is back, writes go through again by themselves.
+    @Test func quorumLossRefusesWritesQuickly() async throws {
+        let cluster = try EtcdCluster(size: 3)
+        defer { cluster.stop() }
+        try await Self.withReplicas(1, urls: cluster.clientURLs) { replicas in
+            let registry = replicas[0].registry
+            let stored = try await registry.write(try Self.service("web")).stored
+            #expect(registry.sharedStatus.isAvailable)
+            cluster.kill("m1")
+            cluster.kill("m2")
+            let api = try Self.service("api")
+            // A write in flight when quorum goes waits out etcd's own request timeout (about
+            // 6 s here: etcd does not fail a proposal early); the member then knows it has no
+            // leader, and every later write is refused after the 2 s the registry gives an
+            // election, not held.
+            await #expect(throws: RegistryError.self) { try await registry.write(api) }
+            let clock = ContinuousClock()
+            let start = clock.now
+            let error = await #expect(throws: RegistryError.self) { try await registry.write(api) }
+            let took = clock.now - start
+            guard case .unavailable(let reason)? = error else {
+                Issue.record("expected unavailable, got \(String(describing: error))")
+                return
+            }
+            #expect(reason.contains("no leader"), "\(reason)")
+            #expect(took < .seconds(4), "refused after \(took): \(reason)")
+            let status = registry.sharedStatus
+            #expect(!status.isAvailable && status.refusedWrites == 2, "\(status)")
+            #expect(registry.get(stored.key) == stored)
+            try cluster.start("m1")
+            var written = false
+            for _ in 0..<300 where !written {
+                written = (try? await registry.write(api)) != nil
+                if !written { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(written)
+            #expect(registry.sharedStatus.isAvailable)
+        }
+    }
+
     /// With a local copy (SQLite), a replica restarted while etcd is out of reach serves the
     /// last state it saw, then takes up what changed meanwhile when etcd is back.
     @Test func aLocalCopyServesWhileEtcdIsAway() async throws {

@@ -36,6 +36,18 @@ extension Registry {
     /// (nil until then, and without a shared store).
     public var sharedRevision: UInt64? { state.withLock { $0.sharedRevision } }
 
+    /// How the exchanges with the shared store are going.
+    public var sharedStatus: SharedStoreStatus { state.withLock { $0.sharedStatus } }
+
+    func noteStore(available: Bool, refusedWrite: Bool = false, interrupted: Bool = false, problem: String? = nil) {
+        state.withLock { state in
+            state.sharedStatus.isAvailable = available
+            if refusedWrite { state.sharedStatus.refusedWrites += 1 }
+            if interrupted { state.sharedStatus.interruptions += 1 }
+            if let problem { state.sharedStatus.lastProblem = problem }
+        }
+    }
+
     func writeShared(_ input: RegistryObject, preconditions: WritePreconditions, dryRun: Bool,
                      store: any SharedRegistryStore) async throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
         let key = input.key
@@ -73,6 +85,7 @@ extension Registry {
             }
             switch result {
             case .success(let revision):
+                noteStore(available: true)
                 let version = UInt64(revision)
                 await waitShared { $0.resourceVersion >= version }
                 unreserve(plan.reserved)
@@ -82,6 +95,7 @@ extension Registry {
                 return (plan.outcome, stored)
             case .failure(.unavailable(let reason)):
                 unreserve(plan.reserved)
+                noteStore(available: false, refusedWrite: true, problem: reason)
                 throw .unavailable(reason)
             case .failure(.conflict(_, let expected, let actual)):
                 unreserve(plan.reserved)
@@ -144,6 +158,7 @@ extension Registry {
             var uncertain = false
             do throws(StoreError) {
                 let revision = UInt64(try await Self.write(.deleting(existing), to: store, uncertain: &uncertain))
+                noteStore(available: true)
                 await waitShared { $0.resourceVersion >= revision }
                 return existing
             } catch .conflict(_, let expected, let actual) {
@@ -160,6 +175,7 @@ extension Registry {
                 }
                 await waitUntilSeen(key, expected: expected, actual: actual)
             } catch .unavailable(let reason) {
+                noteStore(available: false, refusedWrite: true, problem: reason)
                 throw .unavailable(reason)
             } catch {
                 throw .unavailable(error.description)
@@ -242,6 +258,7 @@ extension Registry {
             do throws(StoreError) {
                 listed = try await shared.load()
             } catch {
+                noteStore(available: false, interrupted: true, problem: error.description)
                 onProblem("cannot list the registry in \(shared.name): \(error)")
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
@@ -258,11 +275,14 @@ extension Registry {
         for key in known.keys.sorted() where !present.contains(key) { changes.append(.delete(key, revision: listed.revision)) }
         for problem in adopt(StoreBatch(changes: changes, revision: listed.revision, relisted: true)) { onProblem(problem) }
         state.withLock { $0.sharedRevision = UInt64(listed.revision) }
+        noteStore(available: true)
         let stream = shared.follow(from: listed.revision, known: knownRevisions()) { error in
+            self.noteStore(available: false, interrupted: true, problem: error.description)
             onProblem("\(shared.name): \(error)")
         }
         do {
             for try await batch in stream {
+                noteStore(available: true)
                 for problem in adopt(batch) { onProblem(problem) }
             }
         } catch {

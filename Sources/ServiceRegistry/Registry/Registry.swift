@@ -105,6 +105,7 @@ public final class Registry: Sendable {
         var nextWaiter = 0
         /// With a shared store: the revision of its first complete list, once read.
         var sharedRevision: UInt64? = nil
+        var sharedStatus = SharedStoreStatus()
     }
 
     /// Creates a registry and replays what `storage` holds (allocations identical to before).

@@ -115,3 +115,17 @@ public struct StoreBatch: Sendable {
         self.relisted = relisted
     }
 }
+
+/// How this replica's exchanges with the shared store are going, for metrics and /ready.
+public struct SharedStoreStatus: Sendable, Equatable {
+    /// Whether the last exchange (a write, the follow loop's list or watch) succeeded.
+    public var isAvailable = false
+    /// Writes refused because the store could not take them (each a 503 in the API).
+    public var refusedWrites = 0
+    /// Times the follow loop lost the store (it resumes by itself).
+    public var interruptions = 0
+    /// What went wrong last.
+    public var lastProblem: String?
+
+    public init() {}
+}
