@@ -13,6 +13,7 @@ import Glibc
     final class Replica {
         let dns = freePort()
         let api = freePort()
+        let http = freePort()
         let state: String
         let arguments: [String]
         var process: Process
@@ -20,7 +21,7 @@ import Glibc
         init(directory: URL, index: Int, etcd: [String]) throws {
             state = directory.appendingPathComponent("replica-\(index)").path
             try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
-            arguments = ["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
+            arguments = ["--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--api", "127.0.0.1:\(api)", "--state", state,
                          "--zones", "none", "--resolv-conf", "none", "--log-level", "error", "--etcd-prefix", "/e2e"]
                 + etcd.flatMap { ["--etcd", $0] }
             process = try serveQuietly(arguments)
@@ -34,13 +35,29 @@ import Glibc
             process = try serveQuietly(arguments)
         }
 
-        /// GET on the API with the kubeconfig's token, verified against the kept certificate.
-        func get(_ path: String) throws -> [String: Any] {
+        /// A request to the API with the kubeconfig's token, verified against the kept certificate:
+        /// the status code and the body.
+        func request(_ method: String, _ path: String, body: String? = nil) throws -> (code: Int, body: String) {
             let text = try String(contentsOfFile: kubeconfig, encoding: .utf8)
             let token = text.split(separator: "\n").first { $0.contains("token:") }?.split(separator: " ").last.map(String.init) ?? ""
-            let result = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "10", "--cacert", state + "/apiserver.crt",
-                                                          "-H", "Authorization: Bearer \(token)", "https://127.0.0.1:\(api)\(path)"])
-            return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            var arguments = ["curl", "-s", "--max-time", "20", "--cacert", state + "/apiserver.crt", "-X", method,
+                             "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/yaml"]
+            if let body { arguments += ["--data-binary", body] }
+            let result = try Tool.runRaw("/usr/bin/env", arguments + ["https://127.0.0.1:\(api)\(path)"])
+            let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+        }
+
+        func get(_ path: String) throws -> [String: Any] {
+            let body = try request("GET", path).body
+            return try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        }
+
+        /// The value of a metric on /metrics (the first sample of that name).
+        func metric(_ name: String) throws -> Double? {
+            let result = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "5", "http://127.0.0.1:\(http)/metrics"])
+            return result.stdout.split(separator: "\n").first { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+                .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
         }
 
         /// Every service as (namespace/name, clusterIP, nodePorts, resourceVersion), sorted.
@@ -169,5 +186,45 @@ import Glibc
             let states = replicas.map { (try? $0.services()) ?? [] }
             return states[0].count == services && states.allSatisfy { $0 == states[0] }
         })
+    }
+
+    /// Quorum lost under a running server: DNS keeps answering what it had, writes through the
+    /// API are a 503 Status naming etcd, the metrics say so, and it all resumes by itself.
+    @Test func quorumLossIsA503AndResumes() throws {
+        let cluster = try EtcdCluster(size: 3)
+        defer { cluster.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-quorum-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let replica = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs)
+        defer { replica.stop() }
+        #expect(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
+        func create(_ name: String) throws -> (code: Int, body: String) {
+            try replica.request("POST", "/api/v1/namespaces/default/services", body: """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: \(name)}
+                spec: {ports: [{port: 80}]}
+                """)
+        }
+        #expect(try create("before").code == 201)
+        let address = digShort(port: replica.dns, "before.default.svc.cluster.local")
+        #expect(!address.isEmpty)
+        #expect(try replica.metric("clusterdns_registry_store_available") == 1)
+        cluster.kill("m1")
+        cluster.kill("m2")
+        var refused: (code: Int, body: String) = (0, "")
+        #expect(eventually(30) {
+            refused = (try? create("during")) ?? (0, "")
+            return refused.code == 503
+        })
+        #expect(refused.body.contains("\"reason\":\"ServiceUnavailable\"") && refused.body.contains("etcd"), "\(refused.body)")
+        #expect(digShort(port: replica.dns, "before.default.svc.cluster.local") == address, "DNS serves the last state")
+        #expect(try replica.metric("clusterdns_registry_store_available") == 0)
+        #expect((try replica.metric("clusterdns_registry_store_refused_writes_total") ?? 0) >= 1)
+        try cluster.start("m1")
+        #expect(eventually(60) { (try? create("after"))?.code == 201 })
+        #expect(digShort(port: replica.dns, "after.default.svc.cluster.local") != "")
+        #expect(try replica.metric("clusterdns_registry_store_available") == 1)
     }
 }
