@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "KubernetesDNS", targets: ["KubernetesDNS"]),
         .library(name: "DNSResolver", targets: ["DNSResolver"]),
         .library(name: "DNSServer", targets: ["DNSServer"]),
+        .library(name: "DispatchSockets", targets: ["DispatchSockets"]),
         .library(name: "ClusterDNS", targets: ["ClusterDNS"]),
         .library(name: "EndpointForwarder", targets: ["EndpointForwarder"]),
         .library(name: "KubernetesAPI", targets: ["KubernetesAPI"]),

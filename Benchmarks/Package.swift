@@ -38,6 +38,18 @@ let package = Package(
             ],
             path: "Benchmarks/APIBench"
         ),
+        // The registry shared through etcd: swift run -c release EtcdBench MODE ... (see main.swift)
+        .executableTarget(
+            name: "EtcdBench",
+            dependencies: [
+                .product(name: "ClusterDNS", package: "ClusterDNS"),
+                .product(name: "EtcdClient", package: "ClusterDNS"),
+                .product(name: "EtcdStore", package: "ClusterDNS"),
+                .product(name: "DispatchSockets", package: "ClusterDNS"),
+                .product(name: "ServiceRegistry", package: "ClusterDNS"),
+            ],
+            path: "Benchmarks/EtcdBench"
+        ),
         .target(name: "CHeap", path: "Benchmarks/CHeap"),
         // swift run -c release ZoneBench STATE_DIR
         .executableTarget(

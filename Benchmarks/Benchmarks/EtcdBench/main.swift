@@ -1,0 +1,160 @@
+// Figures of the registry shared through etcd, for BENCHMARKS.md ("The registry in etcd").
+//
+//   EtcdBench creates URL COUNT           creates through etcd (one transaction each): in
+//                                          batches (32 in flight) and one at a time
+//   EtcdBench creates-sqlite DIR COUNT    the same into a SQLite state directory
+//   EtcdBench latency URL COUNT           a change on one replica to the other replica's DNS
+//                                          zone serving it (and a DNS query answering it)
+//   EtcdBench load URL MANIFESTS          the manifests into etcd (through a registry)
+//   EtcdBench start URL                   a fresh replica: the first list and resident memory
+//
+// URL is an etcd client URL; each mode uses its own prefix, so one etcd serves them all.
+import ClusterDNS
+import EtcdClient
+import EtcdStore
+import Foundation
+
+import Logging
+import DispatchSockets
+import ServiceRegistry
+
+func rssMB() -> (current: Double, peak: Double) {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    func field(_ name: String) -> Double {
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
+            return (line.split(separator: " ").compactMap { Double($0) }.first ?? 0) / 1024
+        }
+        return 0
+    }
+    return (field("VmRSS:"), field("VmHWM:"))
+}
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+func service(_ name: String) -> RegistryObject {
+    try! Manifest.decode("""
+        apiVersion: v1
+        kind: Service
+        metadata: {name: \(name), namespace: bench}
+        spec: {selector: {app: \(name)}, ports: [{name: http, port: 80}]}
+        """).first!.result.get()
+}
+
+/// A registry following etcd at `url` under `prefix`, with its client running.
+func replica(_ url: String, prefix: String, storage: any RegistryStorage = MemoryStorage()) async throws -> (Registry, EtcdClient, Task<Void, Never>) {
+    let client = try EtcdClient(configuration: EtcdConfiguration(urls: [url]))
+    let registry = try Registry(storage: storage, shared: EtcdRegistryStore(client: client, prefix: prefix))
+    let task = Task {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await client.run() }
+            group.addTask { await registry.followSharedStore { print("store: \($0)") } }
+        }
+    }
+    while registry.sharedRevision == nil { try await Task.sleep(for: .milliseconds(1)) }
+    return (registry, client, task)
+}
+
+let arguments = CommandLine.arguments
+let clock = ContinuousClock()
+guard arguments.count >= 3 else {
+    print("usage: EtcdBench creates|creates-sqlite|latency|load|start URL|DIR [COUNT|MANIFESTS]")
+    exit(2)
+}
+let mode = arguments[1]
+let count = arguments.count > 3 ? Int(arguments[3]) ?? 1000 : 1000
+let run = "\(getpid())"
+
+switch mode {
+case "creates":
+    let (registry, _, _) = try await replica(arguments[2], prefix: "/bench-creates-\(run)")
+    var start = clock.now
+    let results = await registry.apply(contentsOf: (0..<count).map { service("batch-\($0)") })
+    precondition(results.allSatisfy { (try? $0.get()) == .created })
+    let batched = clock.now - start
+    start = clock.now
+    for i in 0..<count { try await registry.apply(service("single-\(i)")) }
+    let single = clock.now - start
+    print(String(format: "etcd creates: %d in batches (32 in flight) %.2f s, %.0f/s; one at a time %.2f s, %.0f/s (%.2f ms each)",
+                 count, seconds(batched), Double(count) / seconds(batched), seconds(single), Double(count) / seconds(single),
+                 seconds(single) * 1e3 / Double(count)))
+case "creates-sqlite":
+    let registry = try Registry(storage: try SQLiteStorage(directory: arguments[2]))
+    var start = clock.now
+    let results = await registry.apply(contentsOf: (0..<count).map { service("batch-\($0)") })
+    precondition(results.allSatisfy { (try? $0.get()) == .created })
+    let batched = clock.now - start
+    start = clock.now
+    for i in 0..<count { try await registry.apply(service("single-\(i)")) }
+    let single = clock.now - start
+    print(String(format: "SQLite creates: %d in one batch %.2f s, %.0f/s; one at a time %.2f s, %.0f/s (%.2f ms each)",
+                 count, seconds(batched), Double(count) / seconds(batched), seconds(single), Double(count) / seconds(single),
+                 seconds(single) * 1e3 / Double(count)))
+case "latency":
+    // Replica A writes; replica B is a whole ClusterDNSService (zone updater, DNS on loopback).
+    let prefix = "/bench-latency-\(run)"
+    let (writer, _, _) = try await replica(arguments[2], prefix: prefix)
+    let client = try EtcdClient(configuration: EtcdConfiguration(urls: [arguments[2]]))
+    var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:25353")!], udpSockets: 1)
+    configuration.sharedStore = EtcdRegistryStore(client: client, prefix: prefix)
+    var logger = Logger(label: "bench")
+    logger.logLevel = .error
+    let other = try ClusterDNSService(configuration: configuration, logger: logger)
+    Task { try? await client.run() }
+    Task { try? await other.run() }
+    while !other.isServing { try await Task.sleep(for: .milliseconds(1)) }
+    var written: [Double] = []
+    var served: [Double] = []
+    for i in 0..<count {
+        let start = clock.now
+        let stored = try await writer.write(service("change-\(i)")).stored
+        let committed = clock.now
+        guard await other.waitUntilServed(stored.metadata.resourceVersion, timeout: .seconds(5)) else {
+            fatalError("change \(i) not served by the other replica within 5 s")
+        }
+        let answered = clock.now
+        written.append(seconds(committed - start) * 1e3)
+        served.append(seconds(answered - start) * 1e3)
+    }
+    // The other replica's DNS answers the last one (a real query, as a check).
+    let dig = Process()
+    dig.executableURL = URL(fileURLWithPath: "/usr/bin/dig")
+    dig.arguments = ["@127.0.0.1", "-p", "25353", "+short", "change-\(count - 1).bench.svc.cluster.local"]
+    let pipe = Pipe()
+    dig.standardOutput = pipe
+    try dig.run()
+    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    dig.waitUntilExit()
+    let answer = !text.isEmpty
+    print(String(format: "change on one replica to the other's DNS zone (%d creates): p50 %.2f ms, p99 %.2f ms, max %.2f ms; the write itself (etcd and the writer's own zone): p50 %.2f ms, p99 %.2f ms; zone holds the last: %@",
+                 count, percentile(served, 0.5), percentile(served, 0.99), served.max() ?? 0,
+                 percentile(written, 0.5), percentile(written, 0.99), answer ? "yes" : "no"))
+case "load":
+    let (registry, _, _) = try await replica(arguments[2], prefix: "/bench-load")
+    var start = clock.now
+    let entries = Manifest.load(path: arguments[3])
+    let objects = entries.compactMap { try? $0.result.get() }
+    print(String(format: "decode: %.2f s for %d objects", seconds(clock.now - start), objects.count))
+    start = clock.now
+    let results = await registry.apply(contentsOf: objects)
+    let failed = results.filter { if case .failure = $0 { true } else { false } }
+    print(String(format: "load into etcd: %.2f s for %d objects (%.0f/s), %d failed", seconds(clock.now - start), objects.count,
+                 Double(objects.count) / seconds(clock.now - start), failed.count))
+case "start":
+    let before = rssMB().current
+    let start = clock.now
+    let (registry, _, _) = try await replica(arguments[2], prefix: "/bench-load")
+    let elapsed = clock.now - start
+    let snapshot = registry.snapshot()
+    let endpoints = snapshot.serviceEndpoints.values.reduce(0) { $0 + $1.count }
+    print(String(format: "start from etcd (list, decode, install, endpoints): %.2f s for %d objects (%d services, %d endpoints); RSS %.1f MB (%.1f MB before), peak %.1f MB",
+                 seconds(elapsed), snapshot.objects.count, snapshot.count(of: .service), endpoints,
+                 rssMB().current, before, rssMB().peak))
+default:
+    print("unknown mode \(mode)")
+    exit(2)
+}
+exit(0)
