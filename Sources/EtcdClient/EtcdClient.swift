@@ -176,6 +176,7 @@ public final class EtcdClient: Sendable {
             let config = HTTP2ClientTransport.Posix.Config.defaults { config in
                 config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
                 config.backoff = .init(initial: .milliseconds(250), max: .seconds(5), multiplier: 1.6, jitter: 0.2)
+                config.channelDebuggingCallbacks.onCreateTCPConnection = PingAnswerer.install(in:)
             }
             let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security, config: config,
                                                            serviceConfig: serviceConfig)

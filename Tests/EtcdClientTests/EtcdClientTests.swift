@@ -84,6 +84,25 @@ import TestSupport
         }
     }
 
+    /// etcd pings back on nearly every request (grpc-go's bandwidth estimate); the connection
+    /// must not be closed for it. Without the ping answerer, swift-nio-http2 closes it after 200
+    /// pings in 30 s, and the watch on it with it.
+    @Test func manyRequestsKeepTheConnection() async throws {
+        try await withEtcd { etcd, _ in
+            let start = try await etcd.put(bytes("/many/start"), bytes(""))
+            let watched = Task {
+                var seen = 0
+                for try await batch in etcd.watch(prefix: bytes("/many/"), from: start + 1) {
+                    seen += batch.events.count
+                    if seen == 500 { break }
+                }
+                return seen
+            }
+            for i in 0..<500 { try await etcd.put(bytes("/many/\(i)"), bytes("\(i)")) }
+            #expect(try await watched.value == 500, "one watch saw every write: the connection stayed")
+        }
+    }
+
     @Test func leasesExpireTheirKeys() async throws {
         try await withEtcd { etcd, _ in
             let lease = try await etcd.grantLease(ttl: 30)
