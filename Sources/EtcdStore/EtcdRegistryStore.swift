@@ -1,3 +1,4 @@
+import Dispatch
 public import EtcdClient
 import FoundationEssentials
 public import ServiceRegistry
@@ -90,12 +91,46 @@ public final class EtcdRegistryStore: SharedRegistryStore {
 
     /// Every object, read at one revision (values that cannot be read are skipped and told).
     public func load() async throws(StoreError) -> (objects: [RegistryObject], revision: Int64) {
+        // Page by page, each page decoded on every core while the next is on its way: the
+        // values are never all held at once, and a start at 10,000 services is not one core's
+        // JSON decoding.
+        let end = EtcdClient.rangeEnd(ofPrefix: objectsPrefix)
+        var revision: Int64 = 0
+        var objects: [RegistryObject] = []
         do {
-            let listed = try await client.list(prefix: objectsPrefix)
-            return (listed.keyValues.compactMap(decode), listed.revision)
-        } catch {
+            var page = try await client.range(objectsPrefix, end: end, limit: Self.pageSize)
+            revision = page.revision
+            while true {
+                let after = page.more ? page.keyValues.last.map { $0.key + [0] } : nil
+                async let next: EtcdRange? = after == nil ? nil
+                    : client.range(after!, end: end, revision: revision, limit: Self.pageSize)
+                objects += decodeConcurrently(page.keyValues)
+                guard let following = try await next else { break }
+                page = following
+            }
+        } catch let error as EtcdError {
             throw .unavailable(error.description)
+        } catch {
+            throw .unavailable("\(error)")
         }
+        return (objects, revision)
+    }
+
+    static let pageSize: Int64 = 1000
+
+    /// `keyValues` decoded on every core, in their order.
+    func decodeConcurrently(_ keyValues: [EtcdKeyValue]) -> [RegistryObject] {
+        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount, keyValues.count / 64))
+        var decoded = [[RegistryObject]](repeating: [], count: chunks)
+        decoded.withUnsafeMutableBufferPointer { results in
+            // Each iteration writes its own element only.
+            nonisolated(unsafe) let base = results.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let range = (keyValues.count * chunk / chunks)..<(keyValues.count * (chunk + 1) / chunks)
+                (base + chunk).pointee = keyValues[range].compactMap(decode)
+            }
+        }
+        return decoded.flatMap { $0 }
     }
 
     public var name: String { "etcd at \(client.configuration.endpoints.map(\.description).joined(separator: ", "))" }

@@ -251,7 +251,28 @@ extension Registry {
     /// (the local copy of the last state seen, if any), then follows every change. Problems
     /// (the store out of reach, values that cannot be read) go to `onProblem`; none ends it.
     public func followSharedStore(onProblem: @escaping @Sendable (String) -> Void) async {
-        guard let shared else { return }
+        guard let shared, let revision = await listShared(shared, onProblem: onProblem) else { return }
+        #if canImport(Glibc)
+        // The list's values, JSON and the difference were temporary: give the memory back.
+        _ = mallocTrim(0)
+        #endif
+        let stream = shared.follow(from: revision, known: knownRevisions()) { error in
+            self.noteStore(available: false, interrupted: true, problem: error.description)
+            onProblem("\(shared.name): \(error)")
+        }
+        do {
+            for try await batch in stream {
+                noteStore(available: true)
+                for problem in adopt(batch) { onProblem(problem) }
+            }
+        } catch {
+            onProblem("stopped following \(shared.name): \(error)")
+        }
+    }
+
+    /// The first list (tried again while the store cannot be reached), installed as the
+    /// difference from what is held; its revision, or nil when cancelled first.
+    func listShared(_ shared: any SharedRegistryStore, onProblem: @escaping @Sendable (String) -> Void) async -> Int64? {
         var delay = Duration.milliseconds(100)
         var listed: (objects: [RegistryObject], revision: Int64)? = nil
         while listed == nil && !Task.isCancelled {
@@ -264,7 +285,7 @@ extension Registry {
                 delay = min(delay * 2, .seconds(5))
             }
         }
-        guard let listed else { return }
+        guard let listed else { return nil }
         let known = knownRevisions()
         var changes: [StoreChange] = []
         var present = Set<ObjectKey>()
@@ -276,18 +297,7 @@ extension Registry {
         for problem in adopt(StoreBatch(changes: changes, revision: listed.revision, relisted: true)) { onProblem(problem) }
         state.withLock { $0.sharedRevision = UInt64(listed.revision) }
         noteStore(available: true)
-        let stream = shared.follow(from: listed.revision, known: knownRevisions()) { error in
-            self.noteStore(available: false, interrupted: true, problem: error.description)
-            onProblem("\(shared.name): \(error)")
-        }
-        do {
-            for try await batch in stream {
-                noteStore(available: true)
-                for problem in adopt(batch) { onProblem(problem) }
-            }
-        } catch {
-            onProblem("stopped following \(shared.name): \(error)")
-        }
+        return listed.revision
     }
 
     /// Every object held and the store revision that wrote it.
