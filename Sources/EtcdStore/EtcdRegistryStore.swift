@@ -41,6 +41,18 @@ public final class EtcdRegistryStore: SharedRegistryStore {
 
     func key(for claim: AllocationClaim) -> [UInt8] { Array("\(prefix)/\(claim.path)".utf8) }
 
+    /// Where a node's lease (its heartbeat) lives, as kube-apiserver keeps node leases:
+    /// `<prefix>/registry/leases/kube-node-lease/<node>`.
+    public func leaseKey(node: String) -> [UInt8] { Array("\(prefix)/registry/leases/kube-node-lease/\(node)".utf8) }
+
+    /// The node whose lease `key` is, or nil for any other key.
+    func nodeLease(_ key: [UInt8]) -> String? {
+        let base = Array("\(prefix)/registry/leases/kube-node-lease/".utf8)
+        guard key.count > base.count, key.starts(with: base) else { return nil }
+        let name = String(decoding: key[base.count...], as: UTF8.self)
+        return name.contains("/") ? nil : name
+    }
+
     /// The object key an etcd key names, or why it names none.
     func objectKey(_ key: [UInt8]) -> Result<ObjectKey, SkipReason> {
         let text = String(decoding: key, as: UTF8.self)
@@ -90,13 +102,14 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     }
 
     /// Every object, read at one revision (values that cannot be read are skipped and told).
-    public func load() async throws(StoreError) -> (objects: [RegistryObject], revision: Int64) {
+    public func load() async throws(StoreError) -> StoreListing {
         // Page by page, each page decoded on every core while the next is on its way: the
         // values are never all held at once, and a start at 10,000 services is not one core's
         // JSON decoding.
         let end = EtcdClient.rangeEnd(ofPrefix: objectsPrefix)
         var revision: Int64 = 0
         var objects: [RegistryObject] = []
+        var leased = Set<String>()
         do {
             var page = try await client.range(objectsPrefix, end: end, limit: Self.pageSize)
             revision = page.revision
@@ -104,7 +117,8 @@ public final class EtcdRegistryStore: SharedRegistryStore {
                 let after = page.more ? page.keyValues.last.map { $0.key + [0] } : nil
                 async let next: EtcdRange? = after == nil ? nil
                     : client.range(after!, end: end, revision: revision, limit: Self.pageSize)
-                objects += decodeConcurrently(page.keyValues)
+                objects += decodeConcurrently(page.keyValues.filter { nodeLease($0.key) == nil })
+                for keyValue in page.keyValues { if let node = nodeLease(keyValue.key) { leased.insert(node) } }
                 guard let following = try await next else { break }
                 page = following
             }
@@ -113,7 +127,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         } catch {
             throw .unavailable("\(error)")
         }
-        return (objects, revision)
+        return StoreListing(objects: objects, revision: revision, leasedNodes: leased)
     }
 
     static let pageSize: Int64 = 1000
@@ -188,11 +202,12 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     /// `known` (each object's last revision, as the caller holds it) as one relisted batch, then
     /// follows on: nothing is sent twice or missed. While etcd cannot be reached, it tries again
     /// (`onError` is told) and resumes where it was.
-    public func follow(from revision: Int64, known: [ObjectKey: Int64],
+    public func follow(from revision: Int64, known: [ObjectKey: Int64], leasedNodes: Set<String> = [],
                        onError: @escaping @Sendable (StoreError) -> Void = { _ in }) -> AsyncThrowingStream<StoreBatch, any Error> {
         let (stream, continuation) = AsyncThrowingStream<StoreBatch, any Error>.makeStream()
         let task = Task {
             var known = known
+            var leased = leasedNodes
             var next = revision + 1
             var delay: Duration = .milliseconds(50)
             while !Task.isCancelled {
@@ -208,6 +223,12 @@ public final class EtcdRegistryStore: SharedRegistryStore {
                         var changes: [StoreChange] = []
                         for event in batch.events {
                             next = max(next, event.keyValue.modRevision + 1)
+                            if let node = nodeLease(event.keyValue.key) {
+                                let held = event.kind == .put
+                                if held { leased.insert(node) } else { leased.remove(node) }
+                                changes.append(.nodeLease(node: node, held: held, revision: event.keyValue.modRevision))
+                                continue
+                            }
                             switch event.kind {
                             case .put:
                                 guard let object = decode(event.keyValue) else { continue }
@@ -225,10 +246,18 @@ public final class EtcdRegistryStore: SharedRegistryStore {
                     }
                 } catch EtcdError.compacted {
                     do throws(StoreError) {
-                        let (objects, listed) = try await load()
+                        let listing = try await load()
+                        let listed = listing.revision
                         var changes: [StoreChange] = []
                         var now: [ObjectKey: Int64] = [:]
-                        for object in objects {
+                        for node in listing.leasedNodes.subtracting(leased).sorted() {
+                            changes.append(.nodeLease(node: node, held: true, revision: listed))
+                        }
+                        for node in leased.subtracting(listing.leasedNodes).sorted() {
+                            changes.append(.nodeLease(node: node, held: false, revision: listed))
+                        }
+                        leased = listing.leasedNodes
+                        for object in listing.objects {
                             let version = Int64(object.metadata.resourceVersion)
                             now[object.key] = version
                             if known[object.key] != version { changes.append(.put(object)) }
@@ -253,5 +282,38 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    /// Holds `node`'s lease for as long as the task runs: a key under the node leases bound to
+    /// an etcd lease of `ttl`, renewed every quarter of it (the kubelet renews its 40 s node
+    /// lease every 10 s). When the process stops without a word, etcd drops the key after
+    /// `ttl` and every replica sees the node go; on cancellation the lease is revoked at once.
+    /// Trouble with etcd goes to `onError`; the lease is taken again when it was lost.
+    public func holdNodeLease(_ node: String, ttl: Duration = .seconds(40),
+                              onError: @escaping @Sendable (String) -> Void = { _ in }) async {
+        let seconds = max(1, ttl.components.seconds)
+        let key = leaseKey(node: node)
+        var lease: Int64? = nil
+        while !Task.isCancelled {
+            do throws(EtcdError) {
+                if let held = lease {
+                    if try await client.renewLease(held) <= 0 { lease = nil; continue }
+                } else {
+                    let granted = try await client.grantLease(ttl: seconds).id
+                    let value = #"{"holderIdentity":"\#(node)","leaseDurationSeconds":\#(seconds)}"#
+                    try await client.put(key, Array(value.utf8), lease: granted)
+                    lease = granted
+                }
+            } catch {
+                onError("the lease of node \(node) in etcd: \(error)")
+                lease = nil
+            }
+            try? await Task.sleep(for: .seconds(seconds) / 4)
+        }
+        // Revoked apart from this task, which is cancelled and would cancel the call with it.
+        if let lease {
+            let client = client
+            await Task.detached { try? await client.revokeLease(lease) }.value
+        }
     }
 }

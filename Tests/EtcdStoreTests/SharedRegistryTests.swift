@@ -244,6 +244,81 @@ import TestSupport
         }
     }
 
+    /// A node whose agent holds its lease is ready; when the agent stops (revoking the lease,
+    /// or dying so that etcd drops it after its TTL) the node's endpoints stop being ready on
+    /// every replica, and come back with the lease. Nodes without a lease are not affected.
+    @Test func endpointsFollowTheirNodesLease() async throws {
+        try await withReplicas(2) { replicas, cluster in
+            let (a, b) = (replicas[0].registry, replicas[1].registry)
+            let objects = try Manifest.decode("""
+                apiVersion: v1
+                kind: Node
+                metadata: {name: n1, annotations: {clusterdns.io/node-lease: 2s}}
+                ---
+                apiVersion: v1
+                kind: Node
+                metadata: {name: n2}
+                ---
+                apiVersion: v1
+                kind: Service
+                metadata: {name: web, namespace: shop}
+                spec: {clusterIP: 10.96.0.80, ports: [{name: http, port: 80}]}
+                ---
+                apiVersion: discovery.k8s.io/v1
+                kind: EndpointSlice
+                metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+                addressType: IPv4
+                ports: [{name: http, port: 8080}]
+                endpoints: [{addresses: [10.244.1.5], nodeName: n1}, {addresses: [10.244.2.5], nodeName: n2}]
+                """).map { try $0.result.get() }
+            #expect(await a.apply(contentsOf: objects).allSatisfy { (try? $0.get()) != nil })
+            let web = ObjectKey(.service, namespace: "shop", name: "web")
+            func ready(_ registry: Registry) -> [String] {
+                (registry.snapshot().endpoints(of: web)?.endpoints ?? []).filter(\.isReady).map { $0.addresses[0].description }.sorted()
+            }
+            // No lease yet: n1 has not reported.
+            #expect(await eventually(within: 10) { ready(b) == ["10.244.2.5"] })
+            #expect(!b.snapshot().isNodeReady("n1") && b.snapshot().isNodeReady("n2"))
+            // The agent of n1 (a client of its own, as another process would be).
+            func agent() throws -> (EtcdClient, Task<Void, Never>) {
+                var configuration = try EtcdConfiguration(urls: cluster.clientURLs)
+                configuration.requestTimeout = .seconds(30)
+                let client = try EtcdClient(configuration: configuration)
+                let store = EtcdRegistryStore(client: client, prefix: "/test")
+                let task = Task {
+                    await withTaskGroup(of: Void.self) { group in
+                        group.addTask { try? await client.run() }
+                        group.addTask { await store.holdNodeLease("n1", ttl: .seconds(2)) }
+                        await group.next()
+                        group.cancelAll()
+                    }
+                }
+                return (client, task)
+            }
+            let events = b.watch()
+            var (client, holder) = try agent()
+            #expect(await eventually(within: 10) { ready(b) == ["10.244.1.5", "10.244.2.5"] })
+            #expect(await eventually(within: 10) { ready(a) == ["10.244.1.5", "10.244.2.5"] })
+            var iterator = events.makeAsyncIterator()
+            let event = try #require(try await iterator.next())
+            #expect(event.object.key == ObjectKey(.node, name: "n1") && event.endpointsChanged == [web], "watchers (the zone, the forwarder) are told")
+            // Stopped: the lease is revoked, the node is gone at once.
+            holder.cancel()
+            await holder.value
+            client.shutdown()
+            #expect(await eventually(within: 5) { ready(b) == ["10.244.2.5"] })
+            // Back, then dead without a word (its connection gone): etcd drops the lease after 2 s.
+            (client, holder) = try agent()
+            #expect(await eventually(within: 10) { ready(b) == ["10.244.1.5", "10.244.2.5"] })
+            client.shutdown()
+            holder.cancel()
+            let clock = ContinuousClock()
+            let start = clock.now
+            #expect(await eventually(within: 15) { ready(b) == ["10.244.2.5"] })
+            #expect(clock.now - start < .seconds(8), "within the lease's TTL and a little")
+        }
+    }
+
     /// With a local copy (SQLite), a replica restarted while etcd is out of reach serves the
     /// last state it saw, then takes up what changed meanwhile when etcd is back.
     @Test func aLocalCopyServesWhileEtcdIsAway() async throws {

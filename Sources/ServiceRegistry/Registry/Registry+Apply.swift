@@ -353,6 +353,13 @@ extension Registry {
     }
 
     static func computeEndpoints(for key: ObjectKey, in snapshot: RegistrySnapshot, indexes: Indexes) -> ServiceEndpoints? {
+        guard let source = endpointSource(for: key, in: snapshot, indexes: indexes) else { return nil }
+        let unreachable = snapshot.unreachableNodes.isEmpty ? []
+            : ServiceEndpoints.nodes(of: source).intersection(snapshot.unreachableNodes)
+        return ServiceEndpoints(service: key, source: source, unreachable: unreachable)
+    }
+
+    static func endpointSource(for key: ObjectKey, in snapshot: RegistrySnapshot, indexes: Indexes) -> ServiceEndpoints.Source? {
         guard let object = snapshot.objects[key], case .service(let service) = object, service.spec.type != .externalName else { return nil }
         if let selector = service.spec.selector, !selector.isEmpty {
             let pods = indexes.pods[key.namespace, default: []].sorted().compactMap { podKey -> RegistryObject? in
@@ -360,19 +367,19 @@ extension Registry {
                    !pod.status.podIPs.isEmpty { return object }
                 return nil
             }
-            return pods.isEmpty ? nil : ServiceEndpoints(service: key, source: .pods(service: object, pods: pods))
+            return pods.isEmpty ? nil : .pods(service: object, pods: pods)
         }
         let slices = indexes.slices[key, default: []].sorted().compactMap { sliceKey -> RegistryObject? in
             if let object = snapshot.objects[sliceKey], case .endpointSlice = object { return object }
             return nil
         }
         if !slices.isEmpty, slices.contains(where: { !$0.asSlice.endpoints.isEmpty }) {
-            return ServiceEndpoints(service: key, source: .slices(service: object, slices: slices))
+            return .slices(service: object, slices: slices)
         }
         if slices.isEmpty, let legacy = snapshot.objects[ObjectKey(.endpoints, namespace: key.namespace, name: key.name)],
            case .endpoints(let endpoints) = legacy,
            endpoints.subsets.contains(where: { !$0.addresses.isEmpty || !$0.notReadyAddresses.isEmpty }) {
-            return ServiceEndpoints(service: key, source: .legacy(service: object, endpoints: legacy))
+            return .legacy(service: object, endpoints: legacy)
         }
         return nil
     }

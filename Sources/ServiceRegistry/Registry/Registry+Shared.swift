@@ -256,7 +256,7 @@ extension Registry {
         // The list's values, JSON and the difference were temporary: give the memory back.
         _ = mallocTrim(0)
         #endif
-        let stream = shared.follow(from: revision, known: knownRevisions()) { error in
+        let stream = shared.follow(from: revision, known: knownRevisions(), leasedNodes: snapshot().leasedNodes) { error in
             self.noteStore(available: false, interrupted: true, problem: error.description)
             onProblem("\(shared.name): \(error)")
         }
@@ -274,7 +274,7 @@ extension Registry {
     /// difference from what is held; its revision, or nil when cancelled first.
     func listShared(_ shared: any SharedRegistryStore, onProblem: @escaping @Sendable (String) -> Void) async -> Int64? {
         var delay = Duration.milliseconds(100)
-        var listed: (objects: [RegistryObject], revision: Int64)? = nil
+        var listed: StoreListing? = nil
         while listed == nil && !Task.isCancelled {
             do throws(StoreError) {
                 listed = try await shared.load()
@@ -294,6 +294,13 @@ extension Registry {
             if known[object.key] != Int64(object.metadata.resourceVersion) { changes.append(.put(object)) }
         }
         for key in known.keys.sorted() where !present.contains(key) { changes.append(.delete(key, revision: listed.revision)) }
+        let leased = snapshot().leasedNodes
+        for node in listed.leasedNodes.subtracting(leased).sorted() {
+            changes.append(.nodeLease(node: node, held: true, revision: listed.revision))
+        }
+        for node in leased.subtracting(listed.leasedNodes).sorted() {
+            changes.append(.nodeLease(node: node, held: false, revision: listed.revision))
+        }
         for problem in adopt(StoreBatch(changes: changes, revision: listed.revision, relisted: true)) { onProblem(problem) }
         state.withLock { $0.sharedRevision = UInt64(listed.revision) }
         noteStore(available: true)
@@ -346,8 +353,11 @@ extension Registry {
                     stored.append(object)
                 case .delete(let key, let version):
                     remove(key, at: UInt64(version))
+                case .nodeLease(let node, let held, _):
+                    if held { state.snapshot.leasedNodes.insert(node) } else { state.snapshot.leasedNodes.remove(node) }
                 }
             }
+            Self.followNodeLeases(at: revision, state: &state, events: &events)
             state.snapshot.resourceVersion = max(state.snapshot.resourceVersion, revision)
             do throws(RegistryError) {
                 if !stored.isEmpty { try storage.commit(upserts: stored, resourceVersion: state.snapshot.resourceVersion) }
@@ -363,6 +373,36 @@ extension Registry {
             }
         }
         return problems
+    }
+
+    /// After a batch: the nodes whose lease has lapsed (or come back) move their endpoints out
+    /// of (or back into) every service, and each such node's change goes to watchers as a
+    /// modification of its Node, carrying the services whose endpoints changed.
+    static func followNodeLeases(at revision: UInt64, state: inout State, events: inout [WatchEvent]) {
+        var unreachable = Set<String>()
+        for case .node(let node) in state.snapshot.objects.values
+            where node.metadata.annotations[RegistrySnapshot.nodeLeaseAnnotation] != nil
+                && !state.snapshot.leasedNodes.contains(node.metadata.name) {
+            unreachable.insert(node.metadata.name)
+        }
+        let moved = unreachable.symmetricDifference(state.snapshot.unreachableNodes)
+        guard !moved.isEmpty else { return }
+        state.snapshot.unreachableNodes = unreachable
+        var changed: [ObjectKey] = []
+        for key in state.snapshot.serviceEndpoints.keys.sorted() {
+            let endpoints = computeEndpoints(for: key, in: state.snapshot, indexes: state.indexes)
+            if endpoints != state.snapshot.serviceEndpoints[key] {
+                state.snapshot.serviceEndpoints[key] = endpoints
+                changed.append(key)
+            }
+        }
+        var first = true
+        for name in moved.sorted() {
+            guard let node = state.snapshot.objects[ObjectKey(.node, name: name)] else { continue }
+            events.append(WatchEvent(resourceVersion: max(revision, state.snapshot.resourceVersion), change: .modified, object: node,
+                                     previous: node, endpointsChanged: first ? changed : []))
+            first = false
+        }
     }
 
     /// Waits until `condition` holds of what this replica has seen of the store, or `timeout`.

@@ -10,6 +10,18 @@ public struct RegistrySnapshot: Sendable {
     public internal(set) var serviceEndpoints: TreeDictionary<ObjectKey, ServiceEndpoints> = [:]
     /// True once the initial load has completed (`Registry.markLoaded()`).
     public internal(set) var isLoaded = false
+    /// With a shared store: the nodes whose lease (heartbeat) is held now.
+    public internal(set) var leasedNodes: Set<String> = []
+    /// Nodes that keep a lease (annotated `clusterdns.io/node-lease` by their agent) and whose
+    /// lease has lapsed: their endpoints are neither ready nor serving, as Kubernetes marks the
+    /// pods of a node that stopped reporting.
+    public internal(set) var unreachableNodes: Set<String> = []
+
+    /// The annotation a node agent puts on its Node: the node's readiness follows its lease.
+    public static let nodeLeaseAnnotation = "clusterdns.io/node-lease"
+
+    /// Whether a node is ready: one without a lease always, one with a lease while it is held.
+    public func isNodeReady(_ name: String) -> Bool { !unreachableNodes.contains(name) }
 
     public init() {}
 

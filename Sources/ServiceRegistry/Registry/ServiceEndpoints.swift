@@ -57,9 +57,12 @@ public struct ServiceEndpoints: Hashable, Sendable {
     final class Box: Sendable {
         let service: ObjectKey
         let source: Source
-        init(service: ObjectKey, source: Source) {
+        /// The unreachable nodes this service has endpoints on (almost always none).
+        let unreachable: Set<String>
+        init(service: ObjectKey, source: Source, unreachable: Set<String>) {
             self.service = service
             self.source = source
+            self.unreachable = unreachable
         }
     }
 
@@ -70,15 +73,15 @@ public struct ServiceEndpoints: Hashable, Sendable {
         case legacy(service: RegistryObject, endpoints: RegistryObject)
     }
 
-    init(service: ObjectKey, source: Source) {
-        box = Box(service: service, source: source)
+    init(service: ObjectKey, source: Source, unreachable: Set<String> = []) {
+        box = Box(service: service, source: source, unreachable: unreachable)
     }
 
     public var service: ObjectKey { box.service }
     var source: Source { box.source }
 
     public static func == (a: ServiceEndpoints, b: ServiceEndpoints) -> Bool {
-        a.box === b.box || (a.box.service == b.box.service && a.box.source == b.box.source)
+        a.box === b.box || (a.box.service == b.box.service && a.box.source == b.box.source && a.box.unreachable == b.box.unreachable)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -87,10 +90,27 @@ public struct ServiceEndpoints: Hashable, Sendable {
     }
 
     public var endpoints: [ResolvedEndpoint] {
-        switch source {
+        var resolved: [ResolvedEndpoint] = switch source {
         case .pods(let service, let pods): EndpointsController.fromPods(service.asService, pods: pods.map(\.asPod))
         case .slices(let service, let slices): EndpointsController.fromSlices(service.asService, slices: slices.map(\.asSlice))
         case .legacy(let service, let endpoints): EndpointsController.fromEndpoints(service.asService, endpoints: endpoints.asEndpoints)
+        }
+        if !box.unreachable.isEmpty {
+            for i in resolved.indices where box.unreachable.contains(resolved[i].nodeName) {
+                resolved[i].isReady = false
+                resolved[i].isServing = false
+            }
+        }
+        return resolved
+    }
+
+    /// The nodes the sources place endpoints on, without resolving them.
+    static func nodes(of source: Source) -> Set<String> {
+        switch source {
+        case .pods(_, let pods): Set(pods.map(\.asPod.spec.nodeName))
+        case .slices(_, let slices): Set(slices.flatMap { $0.asSlice.endpoints.map(\.nodeName) })
+        case .legacy(_, let endpoints):
+            Set(endpoints.asEndpoints.subsets.flatMap { ($0.addresses + $0.notReadyAddresses).map(\.nodeName) })
         }
     }
 

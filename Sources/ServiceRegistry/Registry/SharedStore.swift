@@ -4,15 +4,16 @@
 public protocol SharedRegistryStore: Sendable {
     /// What the store is, for messages ("etcd at http://10.0.0.1:2379").
     var name: String { get }
-    /// Every object, read at one revision (values that cannot be read are skipped and reported).
-    func load() async throws(StoreError) -> (objects: [RegistryObject], revision: Int64)
+    /// Every object, read at one revision (values that cannot be read are skipped and reported),
+    /// and the nodes whose lease (heartbeat) is current at that revision.
+    func load() async throws(StoreError) -> StoreListing
     /// Makes `write` in one transaction; returns the store's revision after it.
     func write(_ write: StoreWrite) async throws(StoreError) -> Int64
     /// Every change after `revision`, in order, for as long as the stream is read; after a
     /// compaction, one relisted batch holding the difference from `known` (each object's
-    /// revision as the caller holds it). Trouble reaching the store goes to `onError`, and
+    /// revision as the caller holds it) and `leasedNodes`. Trouble reaching the store goes to `onError`, and
     /// the stream resumes where it was.
-    func follow(from revision: Int64, known: [ObjectKey: Int64],
+    func follow(from revision: Int64, known: [ObjectKey: Int64], leasedNodes: Set<String>,
                 onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error>
 }
 
@@ -95,10 +96,25 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A change seen in the shared store: an object as it now is (its resourceVersion the revision
-/// that wrote it), or an object gone.
+/// that wrote it), an object gone, or a node's lease (its heartbeat) appearing or lapsing.
 public enum StoreChange: Sendable, Equatable {
     case put(RegistryObject)
     case delete(ObjectKey, revision: Int64)
+    case nodeLease(node: String, held: Bool, revision: Int64)
+}
+
+/// What the store holds at one revision.
+public struct StoreListing: Sendable {
+    public var objects: [RegistryObject]
+    public var revision: Int64
+    /// Nodes whose lease is held (a node agent renews it; etcd drops it when the agent stops).
+    public var leasedNodes: Set<String>
+
+    public init(objects: [RegistryObject], revision: Int64, leasedNodes: Set<String> = []) {
+        self.objects = objects
+        self.revision = revision
+        self.leasedNodes = leasedNodes
+    }
 }
 
 /// The changes up to a revision of the store, in order.
