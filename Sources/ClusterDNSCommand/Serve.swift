@@ -66,6 +66,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The key prefix of the registry in etcd.")
     var etcdPrefix: String = "/clusterdns"
 
+    @Option(help: "With --etcd and --forwarder: the lease this node holds in etcd as its heartbeat (renewed every quarter of it); when it lapses, every replica takes the node's endpoints out. 0s: no lease.")
+    var nodeLeaseDuration: String = "40s"
+
     @Option(help: "PEM certificates of the authority that signed etcd's serving certificates.")
     var etcdCafile: String? = nil
 
@@ -202,7 +205,7 @@ struct Serve: AsyncParsableCommand {
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
              nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface, apiAddresses,
              apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey, apiClientCaFile, etcd, etcdPrefix, etcdCafile, etcdCertfile,
-             etcdKeyfile
+             etcdKeyfile, nodeLeaseDuration
     }
 
     /// How to reach etcd, from the flags; nil without --etcd.
@@ -236,6 +239,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard forwarderMaxFlows >= 1 else { throw ValidationError("--forwarder-max-flows must be at least 1") }
         _ = try etcdConfiguration()
+        guard let lease = parseDuration(nodeLeaseDuration), lease == .zero || lease >= .seconds(4) else {
+            throw ValidationError("--node-lease-duration \(nodeLeaseDuration): expected 0s or a duration of at least 4s, such as 40s")
+        }
         for address in apiAddresses {
             guard let parsed = SocketAddress(parsing: address) else {
                 throw ValidationError("--api \(address): expected ADDRESS:PORT or [IPv6]:PORT")
@@ -424,16 +430,19 @@ struct Serve: AsyncParsableCommand {
             configuration.queryLog = DNSMetrics.QueryLog(logger: queryLogger, sample: logQueriesSample)
         }
         var etcdClient: EtcdClient? = nil
+        var etcdStore: EtcdRegistryStore? = nil
         if let etcdConfiguration = try etcdConfiguration() {
             let client: EtcdClient
             do { client = try EtcdClient(configuration: etcdConfiguration) } catch {
                 throw ValidationError("--etcd: \(error)")
             }
             let storeLogger = logger
-            configuration.sharedStore = EtcdRegistryStore(client: client, prefix: etcdPrefix) { key, reason in
+            let store = EtcdRegistryStore(client: client, prefix: etcdPrefix) { key, reason in
                 storeLogger.error("a value in etcd is skipped", metadata: ["key": "\(key)", "reason": "\(reason)"], source: logSource)
             }
+            configuration.sharedStore = store
             etcdClient = client
+            etcdStore = store
         }
         let dns: ClusterDNSService
         do { dns = try ClusterDNSService(configuration: configuration, logger: logger) } catch {
@@ -472,6 +481,11 @@ struct Serve: AsyncParsableCommand {
         if let etcdClient { services.insert(.init(service: EtcdConnections(client: etcdClient)), at: 0) }
         services.append(.init(service: dns))
         if let relay { services.append(.init(service: relay)) }
+        if let etcdStore, forwarder, let lease = parseDuration(nodeLeaseDuration), lease > .zero {
+            services.append(.init(service: NodeAgent(store: etcdStore, registry: dns.registry,
+                                                     node: nodeName ?? ProcessInfo.processInfo.hostName,
+                                                     addresses: nodeAddress.compactMap { IPAddress($0) }, ttl: lease, logger: logger)))
+        }
         for api in apis { services.append(.init(service: api)) }
         let source = reloadSource
         let hangupLogger = logger

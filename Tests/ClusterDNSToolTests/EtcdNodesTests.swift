@@ -70,13 +70,25 @@ struct EtcdNodesTests {
             addressType: IPv4
             ports: [{name: dns, port: 5353, protocol: TCP}]
             endpoints: [{addresses: ["10.77.0.1"]}, {addresses: ["10.77.0.2"]}]
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: peers, namespace: default}
+            spec: {clusterIP: None, ports: [{name: dns, port: 5353}]}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: peers-1, namespace: default, labels: {kubernetes.io/service-name: peers}}
+            addressType: IPv4
+            ports: [{name: dns, port: 5353}]
+            endpoints: [{addresses: ["10.77.0.1"], nodeName: node-a}, {addresses: ["10.77.0.2"], nodeName: node-b}]
             """)
         let manifestsB = try manifests("b", "")
         func node(_ namespace: String, name: String, address: String, etcd: String, manifests: String) throws -> Process {
             try run(namespace, Tool.executable.path, [
                 "serve", "--dns", "\(address):5353", "--manifests", manifests, "--forwarder", "--node-name", name,
                 "--node-address", address, "--etcd", etcd, "--http", "\(address):9153", "--zones", "none", "--resolv-conf", "none",
-                "--lameduck", "0s", "--log-level", "error"])
+                "--lameduck", "0s", "--log-level", "error", "--node-lease-duration", "4s"])
         }
         let nodeA = try node(a, name: "node-a", address: "10.77.0.1", etcd: "http://10.79.1.1:2379", manifests: manifestsA)
         let nodeB = try node(b, name: "node-b", address: "10.77.0.2", etcd: "http://10.79.2.1:2379", manifests: manifestsB)
@@ -115,5 +127,12 @@ struct EtcdNodesTests {
         sh("ip -n \(a) link set ea\(suffix) up")
         #expect(eventually(40) { dig(from: a, "10.77.0.1", port: 5353, "later.default.svc.cluster.local") == "10.96.0.78\n" })
         #expect(available(a, "10.77.0.1") == "clusterdns_registry_store_available 1.0\n")
+
+        // Each node holds its lease: the headless service lists the endpoints on both. B killed
+        // without a word: its lease lapses (4 s here) and A stops answering with B's endpoint.
+        let peers = "peers.default.svc.cluster.local"
+        #expect(eventually(20) { dig(from: a, "10.77.0.1", port: 5353, peers) == "10.77.0.1\n10.77.0.2\n" })
+        kill(nodeB.processIdentifier, SIGKILL)
+        #expect(eventually(20) { dig(from: a, "10.77.0.1", port: 5353, peers) == "10.77.0.1\n" })
     }
 }
