@@ -23,6 +23,9 @@ public struct ClusterDNSConfiguration: Sendable {
     public var stateDirectory: String?
     /// A store shared with other replicas (etcd): the registry's source of truth when set.
     public var sharedStore: (any SharedRegistryStore)?
+    /// With `sharedStore`: the name this replica's manifests are applied under (its node's), so
+    /// that a document or file that goes away deletes what this replica's files applied only.
+    public var manifestOwner: String?
     /// Manifest files or directories loaded at start and re-applied when they change.
     public var manifests: [String]
     /// Manifest text loaded at start when `manifests` is empty.
@@ -123,6 +126,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
                            logger: logger)
     }
 
+    /// Whose manifests these are (only with a shared store).
+    var manifestOwner: String? { registry.shared == nil ? nil : configuration.manifestOwner }
+
     /// Loads the configured manifests (one durable batch); returns how many objects changed.
     /// With a shared store, only the manifests named by `manifests` are applied: the embedded
     /// example cluster is for a server of its own.
@@ -131,7 +137,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         let embedded = registry.shared == nil ? configuration.embeddedManifests : nil
         guard !configuration.manifests.isEmpty || embedded != nil else { return 0 }
         let changed = await ManifestLoader.reload(paths: configuration.manifests, embedded: embedded,
-                                                  into: registry, logger: logger)
+                                                  into: registry, logger: logger, owner: manifestOwner)
         Self.releaseFreedMemory()
         return changed
     }
@@ -251,7 +257,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
                                                   "resourceVersion": "\(registry.resourceVersion)"])
         let updater = ZoneUpdater(registry: registry, cluster: cluster, logger: logger, programmingLatency: metrics?.programmingLatency)
         let watcher = configuration.manifests.isEmpty ? nil
-            : ManifestWatcher(paths: configuration.manifests, registry: registry, logger: logger)
+            : ManifestWatcher(paths: configuration.manifests, registry: registry, logger: logger, owner: manifestOwner)
         group.addTask { try await updater.run() }
         if let staticZones {
             group.addTask {

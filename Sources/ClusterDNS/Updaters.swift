@@ -53,18 +53,22 @@ public struct ZoneUpdater: ServiceLifecycle.Service {
 /// Re-applies the manifest files that change: told by inotify at once (polled every second as
 /// well, where inotify misses something or cannot be had), it compares every file's stamp and
 /// reads and applies only the files that changed, so a change to a small file does not wait for
-/// its large neighbours to be read again. A document removed from a file is not deleted:
-/// deletion is explicit (`clusterdns delete`).
+/// its large neighbours to be read again. Without an `owner`, a document removed from a file
+/// is not deleted: deletion is explicit (`clusterdns delete`). With one (a registry shared by
+/// replicas), objects record which replica's file applied them, and a document or file that
+/// goes away deletes what that replica's file had applied, and nothing else.
 public struct ManifestWatcher: ServiceLifecycle.Service {
-    public init(paths: [String], registry: Registry, logger: Logger) {
+    public init(paths: [String], registry: Registry, logger: Logger, owner: String? = nil) {
         self.paths = paths
         self.registry = registry
         self.logger = logger
+        self.owner = owner
     }
 
     let paths: [String]
     let registry: Registry
     let logger: Logger
+    let owner: String?
 
     /// The stamps of the manifest files the paths name: a file itself, or a directory's
     /// manifest files, as `Manifest.load` reads them.
@@ -97,9 +101,10 @@ public struct ManifestWatcher: ServiceLifecycle.Service {
             for await _ in changes.signals {
                 let now = fingerprint()
                 let changed = Self.changedFiles(from: last, to: now)
+                let removed = last.keys.filter { now[$0] == nil }.sorted()
                 last = now
-                guard !changed.isEmpty else { continue }
-                let count = await ManifestLoader.reload(files: changed, into: registry, logger: logger)
+                guard !changed.isEmpty || (owner != nil && !removed.isEmpty) else { continue }
+                let count = await ManifestLoader.reload(files: changed, removed: removed, into: registry, logger: logger, owner: owner)
                 logger.info("manifests re-applied", metadata: ["files": "\(changed.joined(separator: " "))", "changed": "\(count)",
                                                               "resourceVersion": "\(registry.resourceVersion)"])
             }
@@ -111,7 +116,8 @@ public enum ManifestLoader {
     /// Loads manifests (or, with no paths, `embedded`) and applies them in one batch; logs every
     /// refusal. Returns how many objects changed.
     @discardableResult
-    public static func reload(paths: [String], embedded: String? = nil, into registry: Registry, logger: Logger) async -> Int {
+    public static func reload(paths: [String], embedded: String? = nil, into registry: Registry, logger: Logger,
+                              owner: String? = nil) async -> Int {
         // Decoding takes seconds at 10,000 services: on a thread of its own, not one of Swift's
         // cooperative threads.
         let entries = await decoded {
@@ -119,13 +125,90 @@ public enum ManifestLoader {
                 ? Manifest.decode(embedded!, file: "<embedded example cluster>")
                 : paths.flatMap { Manifest.load(path: $0) }
         }
-        return await apply(entries, into: registry, logger: logger)
+        let changed = await apply(entries, into: registry, logger: logger, owner: owner)
+        guard let owner else { return changed }
+        return changed + (await prune(Set(entries.map(\.file)), everyOtherFile: true, entries: entries, from: registry,
+                                      owner: owner, logger: logger))
     }
 
-    /// Reads and applies only `files` (those that changed), in one batch.
+    /// Reads and applies only `files` (those that changed), in one batch; with an `owner`, what
+    /// `files` and `removed` no longer name of what the owner's files applied is deleted.
     @discardableResult
-    public static func reload(files: [String], into registry: Registry, logger: Logger) async -> Int {
-        await apply(await decoded { files.flatMap { Manifest.load(path: $0) } }, into: registry, logger: logger)
+    public static func reload(files: [String], removed: [String] = [], into registry: Registry, logger: Logger,
+                              owner: String? = nil) async -> Int {
+        let entries = await decoded { files.flatMap { Manifest.load(path: $0) } }
+        let changed = await apply(entries, into: registry, logger: logger, owner: owner)
+        guard let owner else { return changed }
+        return changed + (await prune(Set(files + removed), entries: entries, from: registry, owner: owner, logger: logger))
+    }
+
+    /// With a shared registry, each replica whose manifests name an object records it in an
+    /// annotation of its own, `manifest.clusterdns.io/OWNER: FILE`, beside the others': an
+    /// object goes when the last file that names it lets go of it.
+    public static let ownerPrefix = "manifest.clusterdns.io/"
+
+    /// The annotation key of `owner` (its name as an annotation name allows it).
+    public static func ownerKey(_ owner: String) -> String {
+        let allowed = owner.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) ? $0 : "-" }
+        return ownerPrefix + String(allowed.prefix(63))
+    }
+
+    /// The objects to write keep the other owners' annotations of what is stored now.
+    static func keepingOtherOwners(_ owner: String) -> Registry.Merge {
+        let mine = ownerKey(owner)
+        return { given, existing in
+            var object = given
+            for (key, value) in existing?.metadata.annotations ?? [:] where key.hasPrefix(ownerPrefix) && key != mine {
+                object.metadata.annotations[key] = value
+            }
+            return object
+        }
+    }
+
+    /// Lets go of the objects `owner`'s files applied and no longer name: among `files` (read
+    /// again, or gone), or, with `everyOtherFile`, from a file not read at all (the start of a
+    /// replica whose files changed while it was down). An object no other owner names is
+    /// deleted; one that others name loses this owner's annotation only. A file that did not
+    /// read cleanly lets go of nothing: a typo must not empty the cluster.
+    static func prune(_ files: Set<String>, everyOtherFile: Bool = false, entries: [ManifestEntry], from registry: Registry,
+                      owner: String, logger: Logger) async -> Int {
+        let mine = ownerKey(owner)
+        var named: [String: Set<ObjectKey>] = [:]
+        var unclean = Set<String>()
+        for entry in entries {
+            switch entry.result {
+            case .success(let object): named[entry.file, default: []].insert(object.key)
+            case .failure(let error) where error.isUnservedKind: break
+            case .failure: unclean.insert(entry.file)
+            }
+        }
+        let read = Set(entries.map(\.file))
+        var changed = 0
+        for object in registry.snapshot().objects.values {
+            guard let file = object.metadata.annotations[mine] else { continue }
+            let gone = files.contains(file) ? !unclean.contains(file) && !(named[file]?.contains(object.key) ?? false)
+                : everyOtherFile && !read.contains(file)
+            guard gone else { continue }
+            let preconditions = WritePreconditions(uid: object.metadata.uid, resourceVersion: object.metadata.resourceVersion)
+            let others = object.metadata.annotations.keys.contains { $0.hasPrefix(ownerPrefix) && $0 != mine }
+            do {
+                if others {
+                    var kept = object
+                    kept.metadata.annotations[mine] = nil
+                    _ = try await registry.write(kept, preconditions: preconditions)
+                } else {
+                    try await registry.delete(object.key, preconditions: preconditions)
+                    logger.info("object deleted: no manifest names it any more", metadata: ["object": "\(object.key)", "file": "\(file)"])
+                }
+                changed += 1
+            } catch {
+                logger.notice("object not let go of", metadata: ["object": "\(object.key)", "file": "\(file)", "error": "\(error)"])
+            }
+        }
+        for file in unclean.intersection(files).sorted() {
+            logger.warning("nothing deleted for a manifest that did not read cleanly", metadata: ["file": "\(file)"])
+        }
+        return changed
     }
 
     static func decoded(_ read: @escaping @Sendable () -> [ManifestEntry]) async -> [ManifestEntry] {
@@ -136,11 +219,13 @@ public enum ManifestLoader {
 
     /// Applies what decoded; what a shared store could not take for want of the store is
     /// applied again once it is back (the first retry after a second, then less often).
-    static func apply(_ entries: [ManifestEntry], into registry: Registry, logger: Logger) async -> Int {
+    static func apply(_ entries: [ManifestEntry], into registry: Registry, logger: Logger, owner: String? = nil) async -> Int {
         var objects: [RegistryObject] = []
         for entry in entries {
             switch entry.result {
-            case .success(let object): objects.append(object)
+            case .success(var object):
+                if let owner { object.metadata.annotations[ownerKey(owner)] = entry.file }
+                objects.append(object)
             case .failure(let error) where error.isUnservedKind:
                 logger.notice("manifest object skipped: not served by this registry", metadata: ["object": "\(error)"])
             case .failure(let error): logger.error("manifest refused", metadata: ["error": "\(error)"])
@@ -151,7 +236,12 @@ public enum ManifestLoader {
         while !objects.isEmpty && !Task.isCancelled {
             var again: [RegistryObject] = []
             var unavailable: RegistryError? = nil
-            for (object, result) in zip(objects, await registry.apply(contentsOf: objects)) {
+            let results = if let owner {
+                await registry.apply(contentsOf: objects, merging: keepingOtherOwners(owner))
+            } else {
+                await registry.apply(contentsOf: objects)
+            }
+            for (object, result) in zip(objects, results) {
                 switch result {
                 case .success(.unchanged): break
                 case .success: changed += 1

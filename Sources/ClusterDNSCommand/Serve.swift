@@ -441,6 +441,7 @@ struct Serve: AsyncParsableCommand {
                 storeLogger.error("a value in etcd is skipped", metadata: ["key": "\(key)", "reason": "\(reason)"], source: logSource)
             }
             configuration.sharedStore = store
+            configuration.manifestOwner = nodeName ?? ProcessInfo.processInfo.hostName
             etcdClient = client
             etcdStore = store
         }

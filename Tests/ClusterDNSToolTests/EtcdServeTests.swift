@@ -18,12 +18,12 @@ import Glibc
         let arguments: [String]
         var process: Process
 
-        init(directory: URL, index: Int, etcd: [String]) throws {
+        init(directory: URL, index: Int, etcd: [String], extra: [String] = []) throws {
             state = directory.appendingPathComponent("replica-\(index)").path
             try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
             arguments = ["--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--api", "127.0.0.1:\(api)", "--state", state,
                          "--zones", "none", "--resolv-conf", "none", "--log-level", "error", "--etcd-prefix", "/e2e"]
-                + etcd.flatMap { ["--etcd", $0] }
+                + etcd.flatMap { ["--etcd", $0] } + extra
             process = try serveQuietly(arguments)
         }
 
@@ -226,5 +226,62 @@ import Glibc
         #expect(eventually(60) { (try? create("after"))?.code == 201 })
         #expect(digShort(port: replica.dns, "after.default.svc.cluster.local") != "")
         #expect(try replica.metric("clusterdns_registry_store_available") == 1)
+    }
+
+    /// Each replica's manifests are its own: replicas with different directories serve the
+    /// union; a document or file that goes away takes what that replica's files applied, not
+    /// what another replica's files or the API wrote; a file that does not parse takes nothing;
+    /// a replica that restarts lets go of what its files stopped naming while it was down.
+    @Test func manifestsBelongToTheReplicaThatHasThem() throws {
+        let cluster = try EtcdCluster(size: 1)
+        defer { cluster.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-manifests-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func services(_ names: [String]) -> String {
+            names.map { """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: \($0), namespace: default}
+                spec: {ports: [{port: 80}]}
+                """ }.joined(separator: "\n---\n")
+        }
+        let dirA = directory.appendingPathComponent("manifests-a"), dirB = directory.appendingPathComponent("manifests-b")
+        for dir in [dirA, dirB] { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+        let fileA = dirA.appendingPathComponent("a.yaml").path, fileB = dirB.appendingPathComponent("b.yaml").path
+        try services(["a1", "a2", "shared"]).write(toFile: fileA, atomically: true, encoding: .utf8)
+        try services(["b1", "shared"]).write(toFile: fileB, atomically: true, encoding: .utf8)
+        let a = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs, extra: ["--manifests", dirA.path, "--node-name", "node-a"])
+        let b = try Replica(directory: directory, index: 1, etcd: cluster.clientURLs, extra: ["--manifests", dirB.path, "--node-name", "node-b"])
+        defer { a.stop(); b.stop() }
+        func names(_ replica: Replica) -> [String] {
+            ((try? replica.services()) ?? []).map { String($0.split(separator: " ")[0].dropFirst("default/".count)) }
+        }
+        for replica in [a, b] {
+            #expect(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
+        }
+        #expect(eventually(30) { names(a) == ["a1", "a2", "b1", "shared"] && names(b) == names(a) }, "the union: \(names(a))")
+        let created = try a.request("POST", "/api/v1/namespaces/default/services", body: services(["api"]))
+        #expect(created.code == 201, "\(created.body)")
+        // A's file lets go of a2 and shared: a2 goes; shared stays, B's file names it.
+        try services(["a1"]).write(toFile: fileA, atomically: true, encoding: .utf8)
+        #expect(eventually(30) { names(b) == ["a1", "api", "b1", "shared"] }, "\(names(b))")
+        let shared = try b.get("/api/v1/namespaces/default/services/shared")
+        let annotations = (shared["metadata"] as? [String: Any])?["annotations"] as? [String: String] ?? [:]
+        #expect(annotations.filter { $0.key.hasPrefix("manifest.clusterdns.io/") } == ["manifest.clusterdns.io/node-b": fileB],
+                "only B names it now: \(annotations)")
+        // A file that does not parse lets go of nothing.
+        try "apiVersion: v1\nkind: Service\nmetadata: {name: [\n".write(toFile: fileA, atomically: true, encoding: .utf8)
+        sleep(3)
+        #expect(names(b) == ["a1", "api", "b1", "shared"])
+        // The file gone: what only it named goes.
+        try FileManager.default.removeItem(atPath: fileA)
+        #expect(eventually(30) { names(b) == ["api", "b1", "shared"] }, "\(names(b))")
+        // B down; its file drops b1 meanwhile; B back: b1 goes, shared (still named) stays.
+        b.stop()
+        b.process.waitUntilExit()
+        try services(["shared"]).write(toFile: fileB, atomically: true, encoding: .utf8)
+        try b.restart()
+        #expect(eventually(60) { httpsAnswers(port: b.api) })
+        #expect(eventually(30) { names(a) == ["api", "shared"] }, "\(names(a))")
     }
 }

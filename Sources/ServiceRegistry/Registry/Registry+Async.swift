@@ -28,6 +28,15 @@ extension Registry {
         return (try? result.get()) ?? []
     }
 
+    /// `apply(contentsOf:)` with each object merged with the one stored just before it is
+    /// written (with a shared store, again on every attempt a conflict causes): what another
+    /// writer added meanwhile is kept where `merge` keeps it.
+    public func apply(contentsOf objects: [RegistryObject], merging merge: @escaping Merge) async -> [Result<ApplyOutcome, RegistryError>] {
+        if let shared { return await applyShared(contentsOf: objects, store: shared, merge: merge) }
+        let snapshot = snapshot()
+        return await apply(contentsOf: objects.map { merge($0, snapshot.get($0.key)) })
+    }
+
     @discardableResult
     public func delete(_ key: ObjectKey, preconditions: WritePreconditions = .none) async throws(RegistryError) -> RegistryObject {
         if let shared { return try await deleteShared(key, preconditions: preconditions, store: shared) }

@@ -25,6 +25,9 @@ extension Registry {
     /// election), before it is refused as unavailable.
     static let unavailableBudget: Duration = .seconds(2)
 
+    /// Makes the object to write from the one given and the one stored now (nil: none).
+    public typealias Merge = @Sendable (_ given: RegistryObject, _ existing: RegistryObject?) -> RegistryObject
+
     struct SharedPlan: Sendable {
         var object: RegistryObject
         var existing: RegistryObject?
@@ -48,14 +51,15 @@ extension Registry {
         }
     }
 
-    func writeShared(_ input: RegistryObject, preconditions: WritePreconditions, dryRun: Bool,
-                     store: any SharedRegistryStore) async throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
-        let key = input.key
-        let requested = AllocationClaim.claims(of: input)
+    func writeShared(_ given: RegistryObject, preconditions: WritePreconditions, dryRun: Bool,
+                     store: any SharedRegistryStore, merge: Merge? = nil) async throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
+        let key = given.key
+        let requested = AllocationClaim.claims(of: given)
         // One uid for every attempt: a create that the store took although its answer was
         // lost is then recognised as this write's when the attempt after it meets it.
-        var input = input
-        if input.metadata.uidValue.isEmpty { input.metadata.uidValue = .random() }
+        var given = given
+        if given.metadata.uidValue.isEmpty { given.metadata.uidValue = .random() }
+        let uid = given.metadata.uidValue
         if let version = preconditions.resourceVersion { await catchUp(to: version) }
         var attempt = 0
         while true {
@@ -63,6 +67,10 @@ extension Registry {
             let plan = try state.withLock { (state: inout State) throws(RegistryError) -> SharedPlan in
                 let existing = state.snapshot.objects[key]
                 try preconditions.check(key, existing: existing)
+                // Merged again with what is there on every attempt: a write that met another
+                // replica's keeps what that one added.
+                var input = merge.map { $0(given, existing) } ?? given
+                input.metadata.uidValue = uid
                 var base = state.allocations
                 for claim in state.reserved { base.reserve(claim) }
                 let (object, allocations) = try Self.prepared(input, existing: existing, allocations: base, snapshot: state.snapshot,
@@ -121,7 +129,7 @@ extension Registry {
             case .failure(.taken(let claim, let owner)):
                 unreserve(plan.reserved)
                 if requested.contains(claim) || attempt >= Self.sharedAttempts {
-                    throw .allocation(kind: input.kind, name: input.metadata.name, errors: [Self.fieldError(claim, owner: owner, in: plan.object)])
+                    throw .allocation(kind: given.kind, name: given.metadata.name, errors: [Self.fieldError(claim, owner: owner, in: plan.object)])
                 }
                 // Another replica took it a moment ago: take another, from elsewhere in the range.
                 state.withLock { state in
@@ -186,7 +194,8 @@ extension Registry {
     /// A batch through the shared store: kinds in dependency order, the objects of a kind
     /// written side by side (each its own transaction), the documents naming one object in
     /// their order. Each object gets its own result, as `kubectl apply` reports them.
-    func applyShared(contentsOf objects: [RegistryObject], store: any SharedRegistryStore) async -> [Result<ApplyOutcome, RegistryError>] {
+    func applyShared(contentsOf objects: [RegistryObject], store: any SharedRegistryStore,
+                     merge: Merge? = nil) async -> [Result<ApplyOutcome, RegistryError>] {
         var results = [Result<ApplyOutcome, RegistryError>](repeating: .success(.unchanged), count: objects.count)
         let byKind = Dictionary(grouping: objects.indices) { objects[$0].kind }.sorted { $0.key < $1.key }
         for (_, indices) in byKind {
@@ -205,7 +214,8 @@ extension Registry {
                         for index in documents {
                             do throws(RegistryError) {
                                 done.append((index, .success(try await self.writeShared(objects[index], preconditions: .none,
-                                                                                         dryRun: false, store: store).outcome)))
+                                                                                         dryRun: false, store: store,
+                                                                                         merge: merge).outcome)))
                             } catch {
                                 done.append((index, .failure(error)))
                             }
