@@ -1,9 +1,13 @@
+import FoundationEssentials
 import FuzzDriver
 import KubernetesAPIClient
 import ServiceRegistry
 
 /// Manifests and kubeconfigs are outside input (files an operator or a tool writes): any bytes
-/// must decode to objects or to errors with a position, never trap or hang.
+/// must decode to objects or to errors with a position, never trap or hang. So are the values
+/// a shared store (etcd) holds, which anyone with access to etcd can write: they decode as the
+/// registry's Codable JSON (what EtcdRegistryStore and the SQLite rows read) and are validated
+/// before they are served.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
@@ -15,6 +19,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // A kubeconfig: a context or a precise refusal (files it names are not read: the path's
     // directory does not exist).
     _ = try? KubeconfigFile.parse(text, path: "/nonexistent/fuzz/kubeconfig")
+    if let object = try? JSONDecoder().decode(RegistryObject.self, from: Data(UnsafeBufferPointer(start: data, count: size))) {
+        _ = Validation.validate(object)
+        _ = object.kubernetesJSON
+    }
     return 0
 }
 
