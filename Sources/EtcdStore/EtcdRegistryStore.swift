@@ -198,16 +198,14 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     }
 
     /// Every change after `revision`, in order, for as long as the stream is read. When etcd
-    /// has compacted past what the stream needs, it lists again and sends the difference from
-    /// `known` (each object's last revision, as the caller holds it) as one relisted batch, then
-    /// follows on: nothing is sent twice or missed. While etcd cannot be reached, it tries again
+    /// has compacted past what the stream needs, it lists again and sends the whole state as
+    /// one relisted batch (the reader, having taken every batch before it, takes the
+    /// difference), then follows on: nothing is missed. While etcd cannot be reached, it tries again
     /// (`onError` is told) and resumes where it was.
-    public func follow(from revision: Int64, known: [ObjectKey: Int64], leasedNodes: Set<String> = [],
+    public func follow(from revision: Int64,
                        onError: @escaping @Sendable (StoreError) -> Void = { _ in }) -> AsyncThrowingStream<StoreBatch, any Error> {
         let (stream, continuation) = AsyncThrowingStream<StoreBatch, any Error>.makeStream()
         let task = Task {
-            var known = known
-            var leased = leasedNodes
             var next = revision + 1
             var delay: Duration = .milliseconds(50)
             while !Task.isCancelled {
@@ -224,19 +222,15 @@ public final class EtcdRegistryStore: SharedRegistryStore {
                         for event in batch.events {
                             next = max(next, event.keyValue.modRevision + 1)
                             if let node = nodeLease(event.keyValue.key) {
-                                let held = event.kind == .put
-                                if held { leased.insert(node) } else { leased.remove(node) }
-                                changes.append(.nodeLease(node: node, held: held, revision: event.keyValue.modRevision))
+                                changes.append(.nodeLease(node: node, held: event.kind == .put, revision: event.keyValue.modRevision))
                                 continue
                             }
                             switch event.kind {
                             case .put:
                                 guard let object = decode(event.keyValue) else { continue }
-                                known[object.key] = event.keyValue.modRevision
                                 changes.append(.put(object))
                             case .delete:
                                 guard case .success(let key) = objectKey(event.keyValue.key) else { continue }
-                                known[key] = nil
                                 changes.append(.delete(key, revision: event.keyValue.modRevision))
                             }
                         }
@@ -247,25 +241,8 @@ public final class EtcdRegistryStore: SharedRegistryStore {
                 } catch EtcdError.compacted {
                     do throws(StoreError) {
                         let listing = try await load()
-                        let listed = listing.revision
-                        var changes: [StoreChange] = []
-                        var now: [ObjectKey: Int64] = [:]
-                        for node in listing.leasedNodes.subtracting(leased).sorted() {
-                            changes.append(.nodeLease(node: node, held: true, revision: listed))
-                        }
-                        for node in leased.subtracting(listing.leasedNodes).sorted() {
-                            changes.append(.nodeLease(node: node, held: false, revision: listed))
-                        }
-                        leased = listing.leasedNodes
-                        for object in listing.objects {
-                            let version = Int64(object.metadata.resourceVersion)
-                            now[object.key] = version
-                            if known[object.key] != version { changes.append(.put(object)) }
-                        }
-                        for key in known.keys.sorted() where now[key] == nil { changes.append(.delete(key, revision: listed)) }
-                        known = now
-                        next = listed + 1
-                        continuation.yield(StoreBatch(changes: changes, revision: listed, relisted: true))
+                        next = listing.revision + 1
+                        continuation.yield(StoreBatch(listing))
                     } catch {
                         onError(error)
                         try? await Task.sleep(for: delay)

@@ -266,7 +266,7 @@ extension Registry {
         // The list's values, JSON and the difference were temporary: give the memory back.
         _ = mallocTrim(0)
         #endif
-        let stream = shared.follow(from: revision, known: knownRevisions(), leasedNodes: snapshot().leasedNodes) { error in
+        let stream = shared.follow(from: revision) { error in
             self.noteStore(available: false, interrupted: true, problem: error.description)
             onProblem("\(shared.name): \(error)")
         }
@@ -296,34 +296,10 @@ extension Registry {
             }
         }
         guard let listed else { return nil }
-        let known = knownRevisions()
-        var changes: [StoreChange] = []
-        var present = Set<ObjectKey>()
-        for object in listed.objects {
-            present.insert(object.key)
-            if known[object.key] != Int64(object.metadata.resourceVersion) { changes.append(.put(object)) }
-        }
-        for key in known.keys.sorted() where !present.contains(key) { changes.append(.delete(key, revision: listed.revision)) }
-        let leased = snapshot().leasedNodes
-        for node in listed.leasedNodes.subtracting(leased).sorted() {
-            changes.append(.nodeLease(node: node, held: true, revision: listed.revision))
-        }
-        for node in leased.subtracting(listed.leasedNodes).sorted() {
-            changes.append(.nodeLease(node: node, held: false, revision: listed.revision))
-        }
-        for problem in adopt(StoreBatch(changes: changes, revision: listed.revision, relisted: true)) { onProblem(problem) }
+        for problem in adopt(StoreBatch(listed)) { onProblem(problem) }
         state.withLock { $0.sharedRevision = UInt64(listed.revision) }
         noteStore(available: true)
         return listed.revision
-    }
-
-    /// Every object held and the store revision that wrote it.
-    func knownRevisions() -> [ObjectKey: Int64] {
-        let objects = snapshot().objects
-        var known: [ObjectKey: Int64] = [:]
-        known.reserveCapacity(objects.count)
-        for (key, object) in objects { known[key] = Int64(object.metadata.resourceVersion) }
-        return known
     }
 
     /// Installs what the store says changed, as it says it: nothing is refused for this
@@ -343,6 +319,20 @@ extension Registry {
                 event.object.metadata.resourceVersion = version
                 events.append(event)
                 removed.append(key)
+            }
+            if batch.relisted {
+                // The whole state: what is held beyond it is gone, leases included.
+                var listed = Set<ObjectKey>()
+                var leased = Set<String>()
+                for change in batch.changes {
+                    switch change {
+                    case .put(let object): listed.insert(object.key)
+                    case .nodeLease(let node, true, _): leased.insert(node)
+                    default: break
+                    }
+                }
+                for key in state.snapshot.objects.keys.sorted() where !listed.contains(key) { remove(key, at: revision) }
+                state.snapshot.leasedNodes = leased
             }
             for change in batch.changes {
                 switch change {

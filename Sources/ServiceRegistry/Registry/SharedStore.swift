@@ -10,10 +10,10 @@ public protocol SharedRegistryStore: Sendable {
     /// Makes `write` in one transaction; returns the store's revision after it.
     func write(_ write: StoreWrite) async throws(StoreError) -> Int64
     /// Every change after `revision`, in order, for as long as the stream is read; after a
-    /// compaction, one relisted batch holding the difference from `known` (each object's
-    /// revision as the caller holds it) and `leasedNodes`. Trouble reaching the store goes to `onError`, and
+    /// compaction, one relisted batch holding the whole state at the list's revision (every
+    /// object, every held lease), from which the reader takes the difference. Trouble reaching the store goes to `onError`, and
     /// the stream resumes where it was.
-    func follow(from revision: Int64, known: [ObjectKey: Int64], leasedNodes: Set<String>,
+    func follow(from revision: Int64,
                 onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error>
 }
 
@@ -121,14 +121,23 @@ public struct StoreListing: Sendable {
 public struct StoreBatch: Sendable {
     public var changes: [StoreChange]
     public var revision: Int64
-    /// Made by listing again (after a compaction, or at the first list), not from the watch:
-    /// the changes are the difference between what was known and the list.
+    /// Made by listing again (after a compaction), not from the watch: the changes are the
+    /// whole state, a put of every object and a lease of every node that holds one; what the
+    /// reader holds beyond it is gone.
     public var relisted: Bool
 
     public init(changes: [StoreChange], revision: Int64, relisted: Bool) {
         self.changes = changes
         self.revision = revision
         self.relisted = relisted
+    }
+
+    /// The whole state a listing holds, as one relisted batch.
+    public init(_ listing: StoreListing) {
+        changes = listing.objects.map { .put($0) }
+            + listing.leasedNodes.sorted().map { .nodeLease(node: $0, held: true, revision: listing.revision) }
+        revision = listing.revision
+        relisted = true
     }
 }
 

@@ -1,0 +1,72 @@
+import ServiceRegistry
+import Synchronization
+import Testing
+
+/// How a registry follows a shared store, against a store that says exactly what the test
+/// scripts: every change installed once, in order; a relisted batch (after a compaction) taken
+/// as the whole state, so what it lacks is deleted and what it repeats is not sent again.
+struct SharedFollowTests {
+    /// A store whose listing and batches the test gives; writes are refused.
+    final class ScriptedStore: SharedRegistryStore {
+        let listing: StoreListing
+        let batches: AsyncThrowingStream<StoreBatch, any Error>
+        let continuation: AsyncThrowingStream<StoreBatch, any Error>.Continuation
+
+        init(_ listing: StoreListing) {
+            self.listing = listing
+            (batches, continuation) = AsyncThrowingStream<StoreBatch, any Error>.makeStream()
+        }
+
+        var name: String { "a scripted store" }
+        func load() async throws(StoreError) -> StoreListing { listing }
+        func write(_ write: StoreWrite) async throws(StoreError) -> Int64 { throw .unavailable("scripted") }
+        func follow(from revision: Int64, onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error> {
+            batches
+        }
+    }
+
+    static func service(_ name: String, _ ip: String, version: UInt64) throws -> RegistryObject {
+        var object = try #require(Manifest.decode("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: \(name), namespace: shop}
+            spec: {clusterIP: \(ip), ports: [{port: 80}]}
+            """).first).result.get()
+        object.metadata.resourceVersion = version
+        object.metadata.uid = "00000000-0000-4000-8000-0000000000\(ip.suffix(2))"
+        return object
+    }
+
+    @Test func aRelistIsTheWholeState() async throws {
+        let a = try Self.service("a", "10.96.0.11", version: 5)
+        let b = try Self.service("b", "10.96.0.12", version: 6)
+        let store = ScriptedStore(StoreListing(objects: [a, b], revision: 6))
+        let registry = try Registry(shared: store)
+        let following = Task { await registry.followSharedStore { _ in } }
+        defer { following.cancel() }
+        while registry.sharedRevision == nil { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(registry.snapshot().services.map(\.metadata.name) == ["a", "b"] && registry.resourceVersion == 6)
+        let events = registry.watch()
+        var iterator = events.makeAsyncIterator()
+
+        // Live: c created at 7, a changed at 8.
+        let c = try Self.service("c", "10.96.0.13", version: 7)
+        var a2 = a
+        a2.metadata.labels["v"] = "2"
+        a2.metadata.resourceVersion = 8
+        store.continuation.yield(StoreBatch(changes: [.put(c), .put(a2)], revision: 8, relisted: false))
+        // Compacted: the relist holds a2 and c as they are (not news), d new, b gone.
+        let d = try Self.service("d", "10.96.0.14", version: 10)
+        store.continuation.yield(StoreBatch(StoreListing(objects: [a2, c, d], revision: 11)))
+
+        var seen: [String] = []
+        while seen.count < 4, let event = try await iterator.next() {
+            seen.append("\(event.change.rawValue) \(event.object.metadata.name) \(event.resourceVersion)")
+        }
+        #expect(seen == ["ADDED c 7", "MODIFIED a 8", "DELETED b 11", "ADDED d 11"])
+        #expect(registry.snapshot().services.map(\.metadata.name) == ["a", "c", "d"])
+        #expect(registry.resourceVersion == 11)
+        // Each object carries the revision the store wrote it at.
+        #expect(registry.get(ObjectKey(.service, namespace: "shop", name: "d")).map { $0.metadata.resourceVersion } == 10)
+    }
+}
