@@ -50,7 +50,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         let base = Array("\(prefix)/registry/leases/kube-node-lease/".utf8)
         guard key.count > base.count, key.starts(with: base) else { return nil }
         let name = String(decoding: key[base.count...], as: UTF8.self)
-        return name.contains("/") ? nil : name
+        return name.utf8.contains(UInt8(ascii: "/")) ? nil : name
     }
 
     /// The object key an etcd key names, or why it names none.
