@@ -287,4 +287,20 @@ import Glibc
         #expect(eventually(60) { httpsAnswers(port: b.api) })
         #expect(eventually(30) { names(a) == ["api", "shared"] }, "\(names(a))")
     }
+
+    /// What the etcd flags refuse, before anything is started: each with the flag and why.
+    @Test(arguments: [
+        (["--etcd", "ftp://127.0.0.1:2379"], "expected http://HOST:PORT or https://HOST:PORT"),
+        (["--etcd", "http://127.0.0.1:99999"], "the port is not a number from 1 to 65535"),
+        (["--etcd", "http://127.0.0.1:2379", "--etcd", "https://127.0.0.1:2380"], "use one scheme for all"),
+        (["--etcd", "https://127.0.0.1:2379", "--etcd-certfile", "/x.crt"], "--etcd-certfile and --etcd-keyfile go together"),
+        (["--etcd-cafile", "/ca.crt"], "need --etcd"),
+        (["--etcd", "http://127.0.0.1:2379", "--etcd-prefix", "clusterdns"], "--etcd-prefix clusterdns: expected a key prefix"),
+        (["--etcd", "http://127.0.0.1:2379", "--node-lease-duration", "1s"], "--node-lease-duration 1s"),
+    ])
+    func badEtcdFlagsAreRefused(_ flags: [String], _ message: String) throws {
+        let result = try Tool.run(["serve", "--dns", "127.0.0.1:0", "--http", "none", "--zones", "none", "--resolv-conf", "none"] + flags)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
 }
