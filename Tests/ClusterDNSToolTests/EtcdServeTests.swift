@@ -10,7 +10,7 @@ import Glibc
 /// replica killed on the way.
 @Suite(.serialized) struct EtcdServeTests {
     /// A replica: its process, ports, state directory (certificate, kubeconfig, local copy).
-    final class Replica {
+    final class Replica: @unchecked Sendable {
         let dns = freePort()
         let api = freePort()
         let http = freePort()
@@ -50,7 +50,10 @@ import Glibc
 
         func get(_ path: String) throws -> [String: Any] {
             let body = try request("GET", path).body
-            return try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+            guard let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else {
+                throw EtcdClusterError("GET \(path): not a JSON object: \(body.prefix(200))")
+            }
+            return object
         }
 
         /// The value of a metric on /metrics (the first sample of that name).
@@ -126,171 +129,177 @@ import Glibc
         return nil
     }
 
-    @Test func replicasServeOneRegistryThroughFailures() throws {
-        let cluster = try EtcdCluster(size: 3)
-        defer { cluster.stop() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-serve-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let replicas = try (0..<3).map { try Replica(directory: directory, index: $0, etcd: cluster.clientURLs) }
-        defer { for replica in replicas { replica.stop() } }
-        for replica in replicas {
-            #expect(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
-        }
-
-        // Three replicas creating 200 services each at the same moment, and the member holding
-        // leadership killed while they do: every create goes through (a write that meets the
-        // election is tried again).
-        let perReplica = 200
-        let leader = try #require(try Self.leader(cluster))
-        let writers = try replicas.enumerated().map { index, replica in
-            try Self.apply(try Self.manifests(directory, prefix: "r\(index)", count: perReplica), through: replica)
-        }
-        usleep(300_000)
-        cluster.kill(leader)
-        for writer in writers { writer.waitUntilExit() }
-        #expect(writers.allSatisfy { $0.terminationStatus == 0 })
-        let total = perReplica * replicas.count
-        // Every replica serves the same objects at the same versions, with distinct addresses.
-        #expect(eventually(30) { replicas.allSatisfy { ((try? $0.services()) ?? []).count == total } })
-        let listed = try replicas[0].services()
-        for replica in replicas.dropFirst() { #expect(try replica.services() == listed) }
-        #expect(Set(listed.map { $0.split(separator: " ")[1] }).count == total, "distinct ClusterIPs")
-        #expect(Set(listed.map { $0.split(separator: " ")[2] }).count == total, "distinct node ports")
-        let survivor = cluster.clientURLs[cluster.members.firstIndex { $0.name != leader }!]
-        #expect(try Self.count(survivor, prefix: "/e2e/ranges/serviceips/") == total)
-        #expect(try Self.count(survivor, prefix: "/e2e/ranges/servicenodeports/") == total)
-        // And DNS on every replica answers for a service created through any of them.
-        for name in ["r0-0", "r1-199", "r2-77"] {
-            let address = try #require(listed.first { $0.hasPrefix("default/\(name) ") }?.split(separator: " ")[1])
+    @Test func replicasServeOneRegistryThroughFailures() async throws {
+        try await offThePool { checks in
+            let cluster = try EtcdCluster(size: 3)
+            defer { cluster.stop() }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-serve-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let replicas = try (0..<3).map { try Replica(directory: directory, index: $0, etcd: cluster.clientURLs) }
+            defer { for replica in replicas { replica.stop() } }
             for replica in replicas {
-                #expect(digShort(port: replica.dns, "\(name).default.svc.cluster.local") == "\(address)\n")
+                checks.that(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
             }
+
+            // Three replicas creating 200 services each at the same moment, and the member holding
+            // leadership killed while they do: every create goes through (a write that meets the
+            // election is tried again).
+            let perReplica = 200
+            let leader = try checks.require(try Self.leader(cluster))
+            let writers = try replicas.enumerated().map { index, replica in
+                try Self.apply(try Self.manifests(directory, prefix: "r\(index)", count: perReplica), through: replica)
+            }
+            usleep(300_000)
+            cluster.kill(leader)
+            for writer in writers { writer.waitUntilExit() }
+            checks.that(writers.allSatisfy { $0.terminationStatus == 0 })
+            let total = perReplica * replicas.count
+            // Every replica serves the same objects at the same versions, with distinct addresses.
+            checks.that(eventually(30) { replicas.allSatisfy { ((try? $0.services()) ?? []).count == total } })
+            let listed = try replicas[0].services()
+            for replica in replicas.dropFirst() { checks.that(try replica.services() == listed) }
+            checks.that(Set(listed.map { $0.split(separator: " ")[1] }).count == total, "distinct ClusterIPs")
+            checks.that(Set(listed.map { $0.split(separator: " ")[2] }).count == total, "distinct node ports")
+            let survivor = cluster.clientURLs[cluster.members.firstIndex { $0.name != leader }!]
+            checks.that(try Self.count(survivor, prefix: "/e2e/ranges/serviceips/") == total)
+            checks.that(try Self.count(survivor, prefix: "/e2e/ranges/servicenodeports/") == total)
+            // And DNS on every replica answers for a service created through any of them.
+            for name in ["r0-0", "r1-199", "r2-77"] {
+                let address = try checks.require(listed.first { $0.hasPrefix("default/\(name) ") }?.split(separator: " ")[1])
+                for replica in replicas {
+                    checks.that(digShort(port: replica.dns, "\(name).default.svc.cluster.local") == "\(address)\n")
+                }
+            }
+
+            // After the election: writes and answers go on.
+            let after = try Self.apply(try Self.manifests(directory, prefix: "after", count: 1), through: replicas[0])
+            after.waitUntilExit()
+            checks.that(after.terminationStatus == 0)
+            checks.that(eventually(30) { digShort(port: replicas[2].dns, "after-0.default.svc.cluster.local") != "" })
+
+            // A replica killed (SIGKILL) in the middle of applying: nothing half-written (every
+            // service has its claims, every claim its service), and it comes back to the same state.
+            let busy = try Self.apply(try Self.manifests(directory, prefix: "busy", count: 100), through: replicas[1])
+            usleep(400_000)
+            kill(replicas[1].process.processIdentifier, SIGKILL)
+            busy.waitUntilExit()
+            try replicas[1].restart()
+            checks.that(eventually(60) { httpsAnswers(port: replicas[1].api) })
+            let services = try Self.count(survivor, prefix: "/e2e/registry/services/")
+            checks.that(try Self.count(survivor, prefix: "/e2e/ranges/serviceips/") == services)
+            checks.that(try Self.count(survivor, prefix: "/e2e/ranges/servicenodeports/") == services)
+            checks.that(eventually(30) {
+                let states = replicas.map { (try? $0.services()) ?? [] }
+                return states[0].count == services && states.allSatisfy { $0 == states[0] }
+            })
         }
-
-        // After the election: writes and answers go on.
-        let after = try Self.apply(try Self.manifests(directory, prefix: "after", count: 1), through: replicas[0])
-        after.waitUntilExit()
-        #expect(after.terminationStatus == 0)
-        #expect(eventually(30) { digShort(port: replicas[2].dns, "after-0.default.svc.cluster.local") != "" })
-
-        // A replica killed (SIGKILL) in the middle of applying: nothing half-written (every
-        // service has its claims, every claim its service), and it comes back to the same state.
-        let busy = try Self.apply(try Self.manifests(directory, prefix: "busy", count: 100), through: replicas[1])
-        usleep(400_000)
-        kill(replicas[1].process.processIdentifier, SIGKILL)
-        busy.waitUntilExit()
-        try replicas[1].restart()
-        #expect(eventually(60) { httpsAnswers(port: replicas[1].api) })
-        let services = try Self.count(survivor, prefix: "/e2e/registry/services/")
-        #expect(try Self.count(survivor, prefix: "/e2e/ranges/serviceips/") == services)
-        #expect(try Self.count(survivor, prefix: "/e2e/ranges/servicenodeports/") == services)
-        #expect(eventually(30) {
-            let states = replicas.map { (try? $0.services()) ?? [] }
-            return states[0].count == services && states.allSatisfy { $0 == states[0] }
-        })
     }
 
     /// Quorum lost under a running server: DNS keeps answering what it had, writes through the
     /// API are a 503 Status naming etcd, the metrics say so, and it all resumes by itself.
-    @Test func quorumLossIsA503AndResumes() throws {
-        let cluster = try EtcdCluster(size: 3)
-        defer { cluster.stop() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-quorum-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let replica = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs)
-        defer { replica.stop() }
-        #expect(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
-        func create(_ name: String) throws -> (code: Int, body: String) {
-            try replica.request("POST", "/api/v1/namespaces/default/services", body: """
-                apiVersion: v1
-                kind: Service
-                metadata: {name: \(name)}
-                spec: {ports: [{port: 80}]}
-                """)
+    @Test func quorumLossIsA503AndResumes() async throws {
+        try await offThePool { checks in
+            let cluster = try EtcdCluster(size: 3)
+            defer { cluster.stop() }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-quorum-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let replica = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs)
+            defer { replica.stop() }
+            checks.that(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
+            func create(_ name: String) throws -> (code: Int, body: String) {
+                try replica.request("POST", "/api/v1/namespaces/default/services", body: """
+                    apiVersion: v1
+                    kind: Service
+                    metadata: {name: \(name)}
+                    spec: {ports: [{port: 80}]}
+                    """)
+            }
+            checks.that(try create("before").code == 201)
+            let address = digShort(port: replica.dns, "before.default.svc.cluster.local")
+            checks.that(!address.isEmpty)
+            checks.that(try replica.metric("clusterdns_registry_store_available") == 1)
+            cluster.kill("m1")
+            cluster.kill("m2")
+            var refused: (code: Int, body: String) = (0, "")
+            checks.that(eventually(30) {
+                refused = (try? create("during")) ?? (0, "")
+                return refused.code == 503
+            })
+            checks.that(refused.body.contains("\"reason\":\"ServiceUnavailable\"") && refused.body.contains("etcd"), "\(refused.body)")
+            checks.that(digShort(port: replica.dns, "before.default.svc.cluster.local") == address, "DNS serves the last state")
+            checks.that(try replica.metric("clusterdns_registry_store_available") == 0)
+            checks.that((try replica.metric("clusterdns_registry_store_refused_writes_total") ?? 0) >= 1)
+            try cluster.start("m1")
+            checks.that(eventually(60) { (try? create("after"))?.code == 201 })
+            checks.that(digShort(port: replica.dns, "after.default.svc.cluster.local") != "")
+            checks.that(try replica.metric("clusterdns_registry_store_available") == 1)
         }
-        #expect(try create("before").code == 201)
-        let address = digShort(port: replica.dns, "before.default.svc.cluster.local")
-        #expect(!address.isEmpty)
-        #expect(try replica.metric("clusterdns_registry_store_available") == 1)
-        cluster.kill("m1")
-        cluster.kill("m2")
-        var refused: (code: Int, body: String) = (0, "")
-        #expect(eventually(30) {
-            refused = (try? create("during")) ?? (0, "")
-            return refused.code == 503
-        })
-        #expect(refused.body.contains("\"reason\":\"ServiceUnavailable\"") && refused.body.contains("etcd"), "\(refused.body)")
-        #expect(digShort(port: replica.dns, "before.default.svc.cluster.local") == address, "DNS serves the last state")
-        #expect(try replica.metric("clusterdns_registry_store_available") == 0)
-        #expect((try replica.metric("clusterdns_registry_store_refused_writes_total") ?? 0) >= 1)
-        try cluster.start("m1")
-        #expect(eventually(60) { (try? create("after"))?.code == 201 })
-        #expect(digShort(port: replica.dns, "after.default.svc.cluster.local") != "")
-        #expect(try replica.metric("clusterdns_registry_store_available") == 1)
     }
 
     /// Each replica's manifests are its own: replicas with different directories serve the
     /// union; a document or file that goes away takes what that replica's files applied, not
     /// what another replica's files or the API wrote; a file that does not parse takes nothing;
     /// a replica that restarts lets go of what its files stopped naming while it was down.
-    @Test func manifestsBelongToTheReplicaThatHasThem() throws {
-        let cluster = try EtcdCluster(size: 1)
-        defer { cluster.stop() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-manifests-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        func services(_ names: [String]) -> String {
-            names.map { """
-                apiVersion: v1
-                kind: Service
-                metadata: {name: \($0), namespace: default}
-                spec: {ports: [{port: 80}]}
-                """ }.joined(separator: "\n---\n")
+    @Test func manifestsBelongToTheReplicaThatHasThem() async throws {
+        try await offThePool { checks in
+            let cluster = try EtcdCluster(size: 1)
+            defer { cluster.stop() }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-manifests-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            func services(_ names: [String]) -> String {
+                names.map { """
+                    apiVersion: v1
+                    kind: Service
+                    metadata: {name: \($0), namespace: default}
+                    spec: {ports: [{port: 80}]}
+                    """ }.joined(separator: "\n---\n")
+            }
+            let dirA = directory.appendingPathComponent("manifests-a"), dirB = directory.appendingPathComponent("manifests-b")
+            for dir in [dirA, dirB] { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+            let fileA = dirA.appendingPathComponent("a.yaml").path, fileB = dirB.appendingPathComponent("b.yaml").path
+            try services(["a1", "a2", "shared"]).write(toFile: fileA, atomically: true, encoding: .utf8)
+            try services(["b1", "shared"]).write(toFile: fileB, atomically: true, encoding: .utf8)
+            let a = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs, extra: ["--manifests", dirA.path, "--node-name", "node-a"])
+            let b = try Replica(directory: directory, index: 1, etcd: cluster.clientURLs, extra: ["--manifests", dirB.path, "--node-name", "node-b"])
+            defer { a.stop(); b.stop() }
+            func names(_ replica: Replica) -> [String] {
+                ((try? replica.services()) ?? []).map { String($0.split(separator: " ")[0].dropFirst("default/".count)) }
+            }
+            for replica in [a, b] {
+                checks.that(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
+            }
+            checks.that(eventually(30) { names(a) == ["a1", "a2", "b1", "shared"] && names(b) == names(a) }, "the union: \(names(a))")
+            let created = try a.request("POST", "/api/v1/namespaces/default/services", body: services(["api"]))
+            checks.that(created.code == 201, "\(created.body)")
+            // A's file lets go of a2 and shared: a2 goes; shared stays, B's file names it.
+            try services(["a1"]).write(toFile: fileA, atomically: true, encoding: .utf8)
+            checks.that(eventually(30) { names(b) == ["a1", "api", "b1", "shared"] }, "\(names(b))")
+            let shared = try b.get("/api/v1/namespaces/default/services/shared")
+            let annotations = (shared["metadata"] as? [String: Any])?["annotations"] as? [String: String] ?? [:]
+            checks.that(annotations.filter { $0.key.hasPrefix("manifest.clusterdns.io/") } == ["manifest.clusterdns.io/node-b": fileB],
+                    "only B names it now: \(annotations)")
+            // A file that does not parse lets go of nothing. (A marker written after it shows that
+            // the watcher has been through it: it reads the files that changed in name order.)
+            try "apiVersion: v1\nkind: Service\nmetadata: {name: [\n".write(toFile: fileA, atomically: true, encoding: .utf8)
+            let marker = dirA.appendingPathComponent("z-marker.yaml").path
+            try services(["marker"]).write(toFile: marker, atomically: true, encoding: .utf8)
+            checks.that(eventually(30) { names(b).contains("marker") })
+            checks.that(names(b) == ["a1", "api", "b1", "marker", "shared"])
+            try FileManager.default.removeItem(atPath: marker)
+            checks.that(eventually(30) { names(b) == ["a1", "api", "b1", "shared"] }, "\(names(b))")
+            // The file gone: what only it named goes.
+            try FileManager.default.removeItem(atPath: fileA)
+            checks.that(eventually(30) { names(b) == ["api", "b1", "shared"] }, "\(names(b))")
+            // B down; its file drops b1 meanwhile; B back: b1 goes, shared (still named) stays.
+            b.stop()
+            b.process.waitUntilExit()
+            try services(["shared"]).write(toFile: fileB, atomically: true, encoding: .utf8)
+            try b.restart()
+            checks.that(eventually(60) { httpsAnswers(port: b.api) })
+            checks.that(eventually(30) { names(a) == ["api", "shared"] }, "\(names(a))")
         }
-        let dirA = directory.appendingPathComponent("manifests-a"), dirB = directory.appendingPathComponent("manifests-b")
-        for dir in [dirA, dirB] { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
-        let fileA = dirA.appendingPathComponent("a.yaml").path, fileB = dirB.appendingPathComponent("b.yaml").path
-        try services(["a1", "a2", "shared"]).write(toFile: fileA, atomically: true, encoding: .utf8)
-        try services(["b1", "shared"]).write(toFile: fileB, atomically: true, encoding: .utf8)
-        let a = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs, extra: ["--manifests", dirA.path, "--node-name", "node-a"])
-        let b = try Replica(directory: directory, index: 1, etcd: cluster.clientURLs, extra: ["--manifests", dirB.path, "--node-name", "node-b"])
-        defer { a.stop(); b.stop() }
-        func names(_ replica: Replica) -> [String] {
-            ((try? replica.services()) ?? []).map { String($0.split(separator: " ")[0].dropFirst("default/".count)) }
-        }
-        for replica in [a, b] {
-            #expect(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
-        }
-        #expect(eventually(30) { names(a) == ["a1", "a2", "b1", "shared"] && names(b) == names(a) }, "the union: \(names(a))")
-        let created = try a.request("POST", "/api/v1/namespaces/default/services", body: services(["api"]))
-        #expect(created.code == 201, "\(created.body)")
-        // A's file lets go of a2 and shared: a2 goes; shared stays, B's file names it.
-        try services(["a1"]).write(toFile: fileA, atomically: true, encoding: .utf8)
-        #expect(eventually(30) { names(b) == ["a1", "api", "b1", "shared"] }, "\(names(b))")
-        let shared = try b.get("/api/v1/namespaces/default/services/shared")
-        let annotations = (shared["metadata"] as? [String: Any])?["annotations"] as? [String: String] ?? [:]
-        #expect(annotations.filter { $0.key.hasPrefix("manifest.clusterdns.io/") } == ["manifest.clusterdns.io/node-b": fileB],
-                "only B names it now: \(annotations)")
-        // A file that does not parse lets go of nothing. (A marker written after it shows that
-        // the watcher has been through it: it reads the files that changed in name order.)
-        try "apiVersion: v1\nkind: Service\nmetadata: {name: [\n".write(toFile: fileA, atomically: true, encoding: .utf8)
-        let marker = dirA.appendingPathComponent("z-marker.yaml").path
-        try services(["marker"]).write(toFile: marker, atomically: true, encoding: .utf8)
-        #expect(eventually(30) { names(b).contains("marker") })
-        #expect(names(b) == ["a1", "api", "b1", "marker", "shared"])
-        try FileManager.default.removeItem(atPath: marker)
-        #expect(eventually(30) { names(b) == ["a1", "api", "b1", "shared"] }, "\(names(b))")
-        // The file gone: what only it named goes.
-        try FileManager.default.removeItem(atPath: fileA)
-        #expect(eventually(30) { names(b) == ["api", "b1", "shared"] }, "\(names(b))")
-        // B down; its file drops b1 meanwhile; B back: b1 goes, shared (still named) stays.
-        b.stop()
-        b.process.waitUntilExit()
-        try services(["shared"]).write(toFile: fileB, atomically: true, encoding: .utf8)
-        try b.restart()
-        #expect(eventually(60) { httpsAnswers(port: b.api) })
-        #expect(eventually(30) { names(a) == ["api", "shared"] }, "\(names(a))")
     }
 
     /// What the etcd flags refuse, before anything is started: each with the flag and why.

@@ -11,7 +11,7 @@ import TestSupport
     /// Runs `body` with `count` stores (each its own client, as replicas) on one fresh etcd.
     func withStores(_ count: Int = 1, onSkipped: @escaping @Sendable (String, String) -> Void = { _, _ in },
                     _ body: ([EtcdRegistryStore], EtcdCluster) async throws -> Void) async throws {
-        let cluster = try EtcdCluster(size: 1)
+        let cluster = try await EtcdCluster.starting(size: 1)
         defer { cluster.stop() }
         // A generous timeout: the suites run side by side on two cores.
         let clients = try (0..<count).map { _ in

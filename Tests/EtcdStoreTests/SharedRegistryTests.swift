@@ -17,7 +17,7 @@ import TestSupport
     /// `count` replicas (each its own client and registry, following etcd) on one fresh etcd.
     func withReplicas(_ count: Int, configuration: RegistryConfiguration = RegistryConfiguration(),
                       _ body: ([Replica], EtcdCluster) async throws -> Void) async throws {
-        let cluster = try EtcdCluster(size: 1)
+        let cluster = try await EtcdCluster.starting(size: 1)
         defer { cluster.stop() }
         try await Self.withReplicas(count, urls: cluster.clientURLs, configuration: configuration) { try await body($0, cluster) }
     }
@@ -190,8 +190,7 @@ import TestSupport
                 Issue.record("expected unavailable, got \(String(describing: error))")
             }
             #expect(registry.get(stored.key) == stored)
-            try cluster.start("m0")
-            #expect(cluster.waitUntilHealthy(seconds: 60))
+            #expect(try await cluster.restart("m0"))
             var written = false
             for _ in 0..<300 where !written {
                 written = (try? await registry.write(try Self.service("api"))) != nil
@@ -206,7 +205,7 @@ import TestSupport
     /// retry budget, not held for the request timeout; what was seen is served; the status
     /// says so; once a member is back, writes go through again by themselves.
     @Test func quorumLossRefusesWritesQuickly() async throws {
-        let cluster = try EtcdCluster(size: 3)
+        let cluster = try await EtcdCluster.starting(size: 3)
         defer { cluster.stop() }
         try await Self.withReplicas(1, urls: cluster.clientURLs) { replicas in
             let registry = replicas[0].registry
@@ -233,7 +232,7 @@ import TestSupport
             let status = registry.sharedStatus
             #expect(!status.isAvailable && status.refusedWrites == 2, "\(status)")
             #expect(registry.get(stored.key) == stored)
-            try cluster.start("m1")
+            #expect(try await cluster.restart("m1"))
             var written = false
             for _ in 0..<300 where !written {
                 written = (try? await registry.write(api)) != nil
@@ -322,7 +321,7 @@ import TestSupport
     /// With a local copy (SQLite), a replica restarted while etcd is out of reach serves the
     /// last state it saw, then takes up what changed meanwhile when etcd is back.
     @Test func aLocalCopyServesWhileEtcdIsAway() async throws {
-        let cluster = try EtcdCluster(size: 1)
+        let cluster = try await EtcdCluster.starting(size: 1)
         defer { cluster.stop() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("shared-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -346,8 +345,7 @@ import TestSupport
                                    shared: EtcdRegistryStore(client: try EtcdClient(configuration: EtcdConfiguration(urls: cluster.clientURLs)), prefix: "/test"))
         #expect(offline.snapshot().services.map(\.metadata.name) == ["gone", "keep"])
         #expect(offline.get(kept.key) == kept)
-        try cluster.start("m0")
-        #expect(cluster.waitUntilHealthy(seconds: 60))
+        #expect(try await cluster.restart("m0"))
         try await Self.withReplicas(1, urls: cluster.clientURLs, storage: local) { replicas in
             let registry = replicas[0].registry
             #expect(registry.snapshot().services.map(\.metadata.name) == ["keep", "new"])
