@@ -302,6 +302,61 @@ import Glibc
         }
     }
 
+    /// Replicas share versions as well as objects: a watch opened on one replica from the
+    /// resourceVersion another replica's write returned sends exactly what came after it, and
+    /// an update with that version is a 409 once the object has moved on, on either replica.
+    @Test func resourceVersionsMeanTheSameOnEveryReplica() async throws {
+        try await offThePool { checks in
+            let cluster = try EtcdCluster(size: 1)
+            defer { cluster.stop() }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-versions-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let a = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs)
+            let b = try Replica(directory: directory, index: 1, etcd: cluster.clientURLs)
+            defer { a.stop(); b.stop() }
+            for replica in [a, b] {
+                checks.that(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
+            }
+            func create(_ name: String, on replica: Replica) throws -> String {
+                let created = try replica.request("POST", "/api/v1/namespaces/default/services", body: """
+                    apiVersion: v1
+                    kind: Service
+                    metadata: {name: \(name)}
+                    spec: {ports: [{port: 80}]}
+                    """)
+                checks.that(created.code == 201, "\(created.body)")
+                let object = try JSONSerialization.jsonObject(with: Data(created.body.utf8)) as? [String: Any]
+                return try checks.require((object?["metadata"] as? [String: Any])?["resourceVersion"] as? String)
+            }
+            let first = try create("first", on: a)
+            _ = try create("second", on: a)
+            let watched = try b.request("GET", "/api/v1/namespaces/default/services?watch=1&resourceVersion=\(first)&timeoutSeconds=2")
+            let events = watched.body.split(separator: "\n").compactMap { line -> String? in
+                guard let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let type = event["type"] as? String, type != "BOOKMARK",
+                      let name = ((event["object"] as? [String: Any])?["metadata"] as? [String: Any])?["name"] as? String else { return nil }
+                return "\(type) \(name)"
+            }
+            checks.that(events == ["ADDED second"], "the watch on B from A's version: \(events)")
+            // A stale update through B, with the version A's create returned.
+            let stale = try b.request("PUT", "/api/v1/namespaces/default/services/first", body: """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: first, resourceVersion: "\(first)", labels: {v: "2"}}
+                spec: {ports: [{port: 80}]}
+                """)
+            checks.that(stale.code == 200, "first has not moved on: \(stale.body)")
+            let again = try a.request("PUT", "/api/v1/namespaces/default/services/first", body: """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: first, resourceVersion: "\(first)", labels: {v: "3"}}
+                spec: {ports: [{port: 80}]}
+                """)
+            checks.that(again.code == 409, "an update from the old version on A after B's: \(again.code) \(again.body)")
+        }
+    }
+
     /// What the etcd flags refuse, before anything is started: each with the flag and why.
     @Test(arguments: [
         (["--etcd", "ftp://127.0.0.1:2379"], "expected http://HOST:PORT or https://HOST:PORT"),
