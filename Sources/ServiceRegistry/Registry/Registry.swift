@@ -239,12 +239,7 @@ public final class Registry: Sendable {
             try preconditions.check(key, existing: state.snapshot.objects[key])
             if key.kind == .namespace {
                 guard state.snapshot.objects[key] != nil else { throw .notFound(key) }
-                // Dependents first (pods before the services they back), as a delete of a
-                // manifest goes.
-                let contained = state.snapshot.objects.keys
-                    .filter { $0.kind.isNamespaced && $0.namespace == key.name }
-                    .sorted { ($0.kind, $0) > ($1.kind, $1) }
-                for object in contained { _ = try Self.deleteLocked(object, state: &state, storage: storage) }
+                for object in state.snapshot.contents(ofNamespace: key.name) { _ = try Self.deleteLocked(object, state: &state, storage: storage) }
             }
             return try Self.deleteLocked(key, state: &state, storage: storage)
         }

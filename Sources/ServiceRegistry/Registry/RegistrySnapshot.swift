@@ -48,6 +48,12 @@ public struct RegistrySnapshot: Sendable {
         list(.pod).compactMap { if case .pod(let p) = $0 { p } else { nil } }
     }
 
+    /// What a namespace holds, in the order to delete it: dependents first (pods before the
+    /// services they back), as a delete of a manifest goes.
+    func contents(ofNamespace namespace: String) -> [ObjectKey] {
+        objects.keys.filter { $0.kind.isNamespaced && $0.namespace == namespace }.sorted { ($0.kind, $0) > ($1.kind, $1) }
+    }
+
     public func count(of kind: ObjectKind) -> Int { objects.keys.lazy.filter { $0.kind == kind }.count }
 }
 
