@@ -146,9 +146,7 @@ extension Registry {
             let contained = try state.withLock { (state: inout State) throws(RegistryError) -> [ObjectKey] in
                 try preconditions.check(key, existing: state.snapshot.objects[key])
                 guard state.snapshot.objects[key] != nil else { throw .notFound(key) }
-                // Dependents first (pods before the services they back), as the local registry does.
-                return state.snapshot.objects.keys.filter { $0.kind.isNamespaced && $0.namespace == key.name }
-                    .sorted { ($0.kind, $0) > ($1.kind, $1) }
+                return state.snapshot.contents(ofNamespace: key.name)
             }
             for object in contained {
                 do throws(RegistryError) { _ = try await deleteShared(object, preconditions: .none, store: store) } catch .notFound {}
@@ -357,7 +355,16 @@ extension Registry {
                     if held { state.snapshot.leasedNodes.insert(node) } else { state.snapshot.leasedNodes.remove(node) }
                 }
             }
-            Self.followNodeLeases(at: revision, state: &state, events: &events)
+            // Node readiness is looked at again only when a node or a lease changed: a scan of
+            // every node for each batch of service changes would be work for nothing.
+            let touchesNodes = batch.relisted || batch.changes.contains { change in
+                switch change {
+                case .nodeLease: true
+                case .put(let object): object.kind == .node
+                case .delete(let key, _): key.kind == .node
+                }
+            }
+            if touchesNodes { Self.followNodeLeases(at: revision, state: &state, events: &events) }
             state.snapshot.resourceVersion = max(state.snapshot.resourceVersion, revision)
             do throws(RegistryError) {
                 if !stored.isEmpty { try storage.commit(upserts: stored, resourceVersion: state.snapshot.resourceVersion) }
