@@ -1,4 +1,3 @@
-import Dispatch
 public import EtcdClient
 import FoundationEssentials
 public import ServiceRegistry
@@ -79,7 +78,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     }
 
     /// The object a stored key-value holds, or nil (told to `onSkipped`) when it cannot be read.
-    func decode(_ kv: EtcdKeyValue) -> RegistryObject? {
+    func decode(_ kv: EtcdKeyValue, with decoder: JSONDecoder = JSONDecoder()) -> RegistryObject? {
         let key: ObjectKey
         switch objectKey(kv.key) {
         case .success(let k): key = k
@@ -88,7 +87,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
             return nil
         }
         do {
-            var object = try JSONDecoder().decode(RegistryObject.self, from: Data(kv.value))
+            var object = try decoder.decode(RegistryObject.self, from: Data(kv.value))
             guard object.key == key else {
                 onSkipped(String(decoding: kv.key, as: UTF8.self), "the value is \(object.key), not \(key)")
                 return nil
@@ -134,17 +133,10 @@ public final class EtcdRegistryStore: SharedRegistryStore {
 
     /// `keyValues` decoded on every core, in their order.
     func decodeConcurrently(_ keyValues: [EtcdKeyValue]) -> [RegistryObject] {
-        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount, keyValues.count / 64))
-        var decoded = [[RegistryObject]](repeating: [], count: chunks)
-        decoded.withUnsafeMutableBufferPointer { results in
-            // Each iteration writes its own element only.
-            nonisolated(unsafe) let base = results.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let range = (keyValues.count * chunk / chunks)..<(keyValues.count * (chunk + 1) / chunks)
-                (base + chunk).pointee = keyValues[range].compactMap(decode)
-            }
+        inChunksOnEveryCore(keyValues, atLeast: 64) { chunk in
+            let decoder = JSONDecoder()
+            return chunk.compactMap { self.decode($0, with: decoder) }
         }
-        return decoded.flatMap { $0 }
     }
 
     public var name: String { "etcd at \(client.configuration.endpoints.map(\.description).joined(separator: ", "))" }

@@ -106,33 +106,16 @@ public final class SQLiteStorage: RegistryStorage, @unchecked Sendable {
     }
 
     static func decodeInParallel(_ rows: [(key: String, body: Data)], path: String) throws(RegistryError) -> [RegistryObject] {
-        final class Results: @unchecked Sendable {
-            var objects: [RegistryObject?]
-            var errors: [String?]
-            init(_ count: Int) {
-                objects = Array(repeating: nil, count: count)
-                errors = Array(repeating: nil, count: count)
-            }
-        }
-        let results = Results(rows.count)
-        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount * 2, rows.count / 256))
-        let chunkSize = (rows.count + chunks - 1) / max(chunks, 1)
-        results.objects.withUnsafeMutableBufferPointer { objects in
-            results.errors.withUnsafeMutableBufferPointer { errors in
-                nonisolated(unsafe) let objects = objects
-                nonisolated(unsafe) let errors = errors
-                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                    let decoder = JSONDecoder()
-                    for i in (chunk * chunkSize)..<min(rows.count, (chunk + 1) * chunkSize) {
-                        do { objects[i] = try decoder.decode(RegistryObject.self, from: rows[i].body) } catch {
-                            errors[i] = "\(path): the stored object \(rows[i].key) does not decode: \(error)"
-                        }
-                    }
+        let decoded: [(object: RegistryObject?, error: String?)] = inChunksOnEveryCore(rows, atLeast: 256) { chunk in
+            let decoder = JSONDecoder()
+            return chunk.map { row in
+                do { return (try decoder.decode(RegistryObject.self, from: row.body), nil) } catch {
+                    return (nil, "\(path): the stored object \(row.key) does not decode: \(error)")
                 }
             }
         }
-        if let error = results.errors.lazy.compactMap({ $0 }).first { throw .storage(error) }
-        return results.objects.compactMap { $0 }
+        if let error = decoded.lazy.compactMap(\.error).first { throw .storage(error) }
+        return decoded.compactMap(\.object)
     }
 
     public func commit(upsert object: RegistryObject?, delete key: ObjectKey?, resourceVersion: UInt64) throws(RegistryError) {
