@@ -71,6 +71,21 @@ func applyOne(_ registry: Registry, _ object: RegistryObject) async throws {
     try await registry.apply(object)
 }
 
+/// `count` creates as one batch, then `count` one at a time: the rate of each.
+func measureCreates(_ registry: Registry, _ label: String, batch: String) async throws {
+    var start = clock.now
+    let results = await applyAll(registry, (0..<count).map { service("batch-\($0)") })
+    let failed = results.compactMap { if case .failure(let error) = $0 { error } else { nil } }
+    guard failed.isEmpty else { fatalError("\(failed.count) creates failed, the first: \(failed[0])") }
+    let batched = clock.now - start
+    start = clock.now
+    for i in 0..<count { try await applyOne(registry, service("single-\(i)")) }
+    let single = clock.now - start
+    print(String(format: "%@: %d %@ %.2f s, %.0f/s; one at a time %.2f s, %.0f/s (%.2f ms each)",
+                 label, count, batch, seconds(batched), Double(count) / seconds(batched), seconds(single),
+                 Double(count) / seconds(single), seconds(single) * 1e3 / Double(count)))
+}
+
 let arguments = CommandLine.arguments
 let clock = ContinuousClock()
 guard arguments.count >= 3 else {
@@ -84,29 +99,9 @@ let run = "\(getpid())"
 switch mode {
 case "creates":
     let (registry, _, _) = try await replica(arguments[2], prefix: "/bench-creates-\(run)")
-    var start = clock.now
-    let results = await applyAll(registry, (0..<count).map { service("batch-\($0)") })
-    let failed = results.compactMap { if case .failure(let error) = $0 { error } else { nil } }
-    guard failed.isEmpty else { fatalError("\(failed.count) creates failed, the first: \(failed[0])") }
-    let batched = clock.now - start
-    start = clock.now
-    for i in 0..<count { try await applyOne(registry, service("single-\(i)")) }
-    let single = clock.now - start
-    print(String(format: "etcd creates: %d in batches (32 in flight) %.2f s, %.0f/s; one at a time %.2f s, %.0f/s (%.2f ms each)",
-                 count, seconds(batched), Double(count) / seconds(batched), seconds(single), Double(count) / seconds(single),
-                 seconds(single) * 1e3 / Double(count)))
+    try await measureCreates(registry, "etcd creates", batch: "in batches (32 in flight)")
 case "creates-sqlite":
-    let registry = try Registry(storage: try SQLiteStorage(directory: arguments[2]))
-    var start = clock.now
-    let results = await applyAll(registry, (0..<count).map { service("batch-\($0)") })
-    precondition(results.allSatisfy { (try? $0.get()) == .created })
-    let batched = clock.now - start
-    start = clock.now
-    for i in 0..<count { try await applyOne(registry, service("single-\(i)")) }
-    let single = clock.now - start
-    print(String(format: "SQLite creates: %d in one batch %.2f s, %.0f/s; one at a time %.2f s, %.0f/s (%.2f ms each)",
-                 count, seconds(batched), Double(count) / seconds(batched), seconds(single), Double(count) / seconds(single),
-                 seconds(single) * 1e3 / Double(count)))
+    try await measureCreates(try Registry(storage: try SQLiteStorage(directory: arguments[2])), "SQLite creates", batch: "in one batch")
 case "latency":
     // Replica A writes; replica B is a whole ClusterDNSService (zone updater, DNS on loopback).
     let prefix = "/bench-latency-\(run)"
