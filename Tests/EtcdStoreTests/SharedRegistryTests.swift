@@ -68,15 +68,14 @@ import TestSupport
     @Test func aWriteOnOneReplicaIsEveryReplicas() async throws {
         try await withReplicas(2) { replicas, _ in
             let (a, b) = (replicas[0].registry, replicas[1].registry)
-            let events = b.watch()
+            let events = EventLog(b.watch())
             let (outcome, stored) = try await a.write(try Self.service("web", type: "NodePort"))
             #expect(outcome == .created)
             #expect(Self.clusterIP(stored) == "10.96.0.1")
             // The writer answers once it serves its own write.
             #expect(a.get(stored.key) == stored)
             #expect(await eventually(within: 10) { b.get(stored.key) == stored })
-            var iterator = events.makeAsyncIterator()
-            let event = try #require(try await iterator.next())
+            let event = try #require(await events.event(0))
             #expect(event.change == .added && event.object == stored && event.resourceVersion == stored.metadata.resourceVersion)
             #expect(b.resourceVersion == stored.metadata.resourceVersion)
             // An unchanged apply writes nothing.
@@ -87,9 +86,9 @@ import TestSupport
             try await b.delete(stored.key)
             #expect(b.get(stored.key) == nil)
             #expect(await eventually(within: 10) { a.get(stored.key) == nil })
-            let deleted = try #require(try await iterator.next())
+            let deleted = try #require(await events.event(1))
             #expect(deleted.change == .added && deleted.object.key == api.key)
-            let gone = try #require(try await iterator.next())
+            let gone = try #require(await events.event(2))
             #expect(gone.change == .deleted && gone.object.key == stored.key)
             // Its address and node port are free again for anyone.
             let again = try await a.write(try Self.service("web2", extra: ", clusterIP: 10.96.0.1")).stored
@@ -294,12 +293,11 @@ import TestSupport
                 }
                 return (client, task)
             }
-            let events = b.watch()
+            let events = EventLog(b.watch())
             var (client, holder) = try agent()
             #expect(await eventually(within: 10) { ready(b) == ["10.244.1.5", "10.244.2.5"] })
             #expect(await eventually(within: 10) { ready(a) == ["10.244.1.5", "10.244.2.5"] })
-            var iterator = events.makeAsyncIterator()
-            let event = try #require(try await iterator.next())
+            let event = try #require(await events.event(0))
             #expect(event.object.key == ObjectKey(.node, name: "n1") && event.endpointsChanged == [web], "watchers (the zone, the forwarder) are told")
             // Stopped: the lease is revoked, the node is gone at once.
             holder.cancel()
@@ -351,5 +349,29 @@ import TestSupport
             #expect(registry.snapshot().services.map(\.metadata.name) == ["keep", "new"])
             #expect(registry.get(kept.key) == kept)
         }
+    }
+}
+
+/// A registry watch read into a list as it comes, so that a test waits for an event with a
+/// deadline instead of forever when the event never comes.
+final class EventLog: Sendable {
+    final class Seen: Sendable { let list = Mutex<[WatchEvent]>([]) }
+    let seen = Seen()
+    let reader: Task<Void, Never>
+
+    init(_ stream: AsyncThrowingStream<WatchEvent, any Error>) {
+        let seen = seen
+        reader = Task {
+            do { for try await event in stream { seen.list.withLock { $0.append(event) } } } catch {}
+        }
+    }
+
+    deinit { reader.cancel() }
+
+    /// The event at `index`, once it has come (nil after `seconds`).
+    func event(_ index: Int, within seconds: Double = 10) async -> WatchEvent? {
+        let seen = seen
+        _ = await eventually(within: seconds) { seen.list.withLock { $0.count > index } }
+        return seen.list.withLock { $0.count > index ? $0[index] : nil }
     }
 }
