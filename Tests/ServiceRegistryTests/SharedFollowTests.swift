@@ -69,4 +69,26 @@ struct SharedFollowTests {
         // Each object carries the revision the store wrote it at.
         #expect(registry.get(ObjectKey(.service, namespace: "shop", name: "d")).map { $0.metadata.resourceVersion } == 10)
     }
+
+    /// The first list is where the history starts (kube-apiserver's watch cache starts at its
+    /// list): a watch from an older version is told to list again, not replayed the list as
+    /// changes; a watch from the list's version gets what follows it.
+    @Test func historyStartsAtTheFirstList() async throws {
+        let a = try Self.service("a", "10.96.0.11", version: 5)
+        let b = try Self.service("b", "10.96.0.12", version: 6)
+        let store = ScriptedStore(StoreListing(objects: [a, b], revision: 6))
+        let registry = try Registry(shared: store)
+        let following = Task { await registry.followSharedStore { _ in } }
+        defer { following.cancel() }
+        while registry.sharedRevision == nil { try await Task.sleep(for: .milliseconds(1)) }
+
+        var older = registry.watch(from: 5).makeAsyncIterator()
+        await #expect(throws: WatchExpired.self) { _ = try await older.next() }
+
+        let c = try Self.service("c", "10.96.0.13", version: 7)
+        store.continuation.yield(StoreBatch(changes: [.put(c)], revision: 7, relisted: false))
+        var fromList = registry.watch(from: 6).makeAsyncIterator()
+        let event = try #require(try await fromList.next())
+        #expect("\(event.change.rawValue) \(event.object.metadata.name) \(event.resourceVersion)" == "ADDED c 7")
+    }
 }

@@ -7,6 +7,7 @@
 //                                          zone serving it (and a DNS query answering it)
 //   EtcdBench load URL MANIFESTS          the manifests into etcd (through a registry)
 //   EtcdBench start URL                   a fresh replica: the first list and resident memory
+//   EtcdBench start-sqlite DIR            the same from a SQLite state directory
 //
 // URL is an etcd client URL; each mode uses its own prefix, so one etcd serves them all.
 import ClusterDNS
@@ -89,7 +90,7 @@ func measureCreates(_ registry: Registry, _ label: String, batch: String) async 
 let arguments = CommandLine.arguments
 let clock = ContinuousClock()
 guard arguments.count >= 3 else {
-    print("usage: EtcdBench creates|creates-sqlite|latency|load|start URL|DIR [COUNT|MANIFESTS]")
+    print("usage: EtcdBench creates|creates-sqlite|latency|load|start|start-sqlite URL|DIR [COUNT|MANIFESTS]")
     exit(2)
 }
 let mode = arguments[1]
@@ -152,18 +153,21 @@ case "load":
     let failed = results.filter { if case .failure = $0 { true } else { false } }
     print(String(format: "load into etcd: %.2f s for %d objects (%.0f/s), %d failed", seconds(clock.now - start), objects.count,
                  Double(objects.count) / seconds(clock.now - start), failed.count))
-case "start":
+case "start", "start-sqlite":
+    // Both starts in this one binary, so the code it maps (Foundation, gRPC, NIO) is the same.
     let before = rssMB().current
     let start = clock.now
-    let (registry, _, _) = try await replica(arguments[2], prefix: "/bench-load")
+    let registry = mode == "start"
+        ? try await replica(arguments[2], prefix: "/bench-load").0
+        : try Registry(storage: SQLiteStorage(directory: arguments[2]))
     let elapsed = clock.now - start
-    // The replica hands the list's temporary memory back just after it is installed.
+    // Either registry hands its load's temporary memory back just after it is installed.
     try await Task.sleep(for: .milliseconds(200))
     let snapshot = registry.snapshot()
     let endpoints = snapshot.serviceEndpoints.values.reduce(0) { $0 + $1.count }
-    print(String(format: "start from etcd (list, decode, install, endpoints): %.2f s for %d objects (%d services, %d endpoints); RSS %.1f MB (%.1f MB before), peak %.1f MB",
-                 seconds(elapsed), snapshot.objects.count, snapshot.count(of: .service), endpoints,
-                 rssMB().current, before, rssMB().peak))
+    print(String(format: "start from %@ (list, decode, install, endpoints): %.2f s for %d objects (%d services, %d endpoints); RSS %.1f MB (%.1f MB before), peak %.1f MB",
+                 mode == "start" ? "etcd" : "SQLite", seconds(elapsed), snapshot.objects.count,
+                 snapshot.count(of: .service), endpoints, rssMB().current, before, rssMB().peak))
 default:
     print("unknown mode \(mode)")
     exit(2)

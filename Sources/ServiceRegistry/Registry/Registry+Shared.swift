@@ -295,7 +295,13 @@ extension Registry {
         }
         guard let listed else { return nil }
         for problem in adopt(StoreBatch(listed)) { onProblem(problem) }
-        state.withLock { $0.sharedRevision = UInt64(listed.revision) }
+        state.withLock { (state: inout State) in
+            state.sharedRevision = UInt64(listed.revision)
+            // The list is where this replica's history starts, as kube-apiserver's watch cache
+            // starts at its list: its events went to the watchers already there, and a watch
+            // from an older version is told to list again rather than replayed a list as changes.
+            state.history.removeAll()
+        }
         noteStore(available: true)
         return listed.revision
     }
