@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "KubernetesAPIClient", targets: ["KubernetesAPIClient"]),
         .library(name: "EtcdClient", targets: ["EtcdClient"]),
         .library(name: "EtcdStore", targets: ["EtcdStore"]),
+        .library(name: "WorkloadProbes", targets: ["WorkloadProbes"]),
         .executable(name: "clusterdns", targets: ["ClusterDNSCommand"]),
     ],
     dependencies: [
@@ -137,7 +138,7 @@ let package = Package(
             dependencies: [
                 "KubernetesAPI", "KubernetesAPIServer", "KubernetesAPIClient",
                 "ZoneFile", "DNSWire", "ServiceRegistry", "NetAddress", "DNSAuthority", "KubernetesDNS", "DNSResolver", "DNSServer", "DispatchSockets", "ClusterDNS",
-                "EndpointForwarder", "YAML", "EtcdClient", "EtcdStore",
+                "EndpointForwarder", "YAML", "EtcdClient", "EtcdStore", "WorkloadProbes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -192,6 +193,19 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // Readiness and startup probes run as the kubelet runs them (TCP, HTTP(S) on NIO), the
+        // results written through the registry as each pod's Ready condition.
+        .target(
+            name: "WorkloadProbes",
+            dependencies: [
+                "ServiceRegistry", "NetAddress",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),
@@ -260,6 +274,15 @@ let package = Package(
             "EtcdClient", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ], swiftSettings: strict),
+        .testTarget(
+            name: "WorkloadProbesTests",
+            dependencies: [
+                "WorkloadProbes", "ServiceRegistry", "NetAddress", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "EtcdStoreTests", dependencies: ["EtcdStore", "EtcdClient", "ServiceRegistry", "TestSupport"],
                     swiftSettings: strict),
         .testTarget(

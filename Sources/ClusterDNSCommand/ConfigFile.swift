@@ -84,7 +84,7 @@ extension Serve {
                            "max-concurrent", "upstream-timeout", "forward-deadline", "cache-size", "cache-min-ttl",
                            "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "serve-stale", "prefetch",
                            "log-queries", "log-queries-sample", "forwarder", "forwarder-mode", "node-name", "node-address",
-                           "forwarder-udp-timeout", "forwarder-tcp-timeout", "forwarder-max-flows", "forwarder-interface"]
+                           "forwarder-udp-timeout", "forwarder-tcp-timeout", "forwarder-max-flows", "forwarder-interface", "probes"]
     /// Settings that are flags (no value on the command line).
-    static let flagKeys: Set<String> = ["log-queries", "forwarder"]
+    static let flagKeys: Set<String> = ["log-queries", "forwarder", "probes"]
 }

@@ -162,6 +162,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The interface of --forwarder-mode interface; a dummy interface of this name is created when there is none.")
     var forwarderInterface: String = "clusterdns0"
 
+    @Flag(help: "Run the readiness and startup probes (httpGet, tcpSocket) of the pods on this node (spec.nodeName is --node-name; every pod while no pod names a node), as the kubelet would: each result is the pod's Ready condition, which endpoints, DNS and the forwarder follow.")
+    var probes = false
+
     @Option(help: "This node's name, for trafficPolicy Local and its node-port addresses. Default: the host name.")
     var nodeName: String?
 
@@ -205,7 +208,7 @@ struct Serve: AsyncParsableCommand {
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
              nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface, apiAddresses,
              apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey, apiClientCaFile, etcd, etcdPrefix, etcdCafile, etcdCertfile,
-             etcdKeyfile, nodeLeaseDuration
+             etcdKeyfile, nodeLeaseDuration, probes
     }
 
     /// How to reach etcd, from the flags; nil without --etcd.
@@ -486,6 +489,10 @@ struct Serve: AsyncParsableCommand {
             services.append(.init(service: NodeAgent(store: etcdStore, registry: dns.registry,
                                                      node: nodeName ?? ProcessInfo.processInfo.hostName,
                                                      addresses: nodeAddress.compactMap { IPAddress($0) }, ttl: lease, logger: logger)))
+        }
+        if probes {
+            services.append(.init(service: ProbeService(registry: dns.registry, node: nodeName ?? ProcessInfo.processInfo.hostName,
+                                                        logger: logger)))
         }
         for api in apis { services.append(.init(service: api)) }
         let source = reloadSource

@@ -85,6 +85,11 @@ let webService = """
         var description: String { name }
     }
 
+    /// A pod whose one container has `probe` (YAML at the container's indentation), on line 7.
+    static func probePod(_ probe: String) -> String {
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    \(probe)\n"
+    }
+
     static func service(_ spec: String, name: String = "web") -> String {
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: \(name)\nspec:\n" + spec
     }
@@ -170,6 +175,20 @@ let webService = """
             message: "not valid YAML or JSON: did not find expected ',' or ']' (while parsing a flow sequence at line 2, column 7)", line: 3),
         Bad(name: "pod with a bad IP", yaml: "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0}\n",
             message: "The Pod \"p\" is invalid: status.podIP: Invalid value: \"10.0.0\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)", line: 5),
+        Bad(name: "probe without an action", yaml: probePod("readinessProbe: {periodSeconds: 5}"),
+            message: "The Pod \"p\" is invalid: spec.containers[0].readinessProbe: Required value: must specify a handler type", line: 7),
+        Bad(name: "probe with two actions", yaml: probePod("readinessProbe: {tcpSocket: {port: 80}, httpGet: {port: 80}}"),
+            message: "The Pod \"p\" is invalid: spec.containers[0].readinessProbe.tcpSocket: Forbidden: may not specify more than 1 handler type", line: 7),
+        Bad(name: "probe period below 0", yaml: probePod("readinessProbe:\n      tcpSocket: {port: 80}\n      periodSeconds: -1"),
+            message: "The Pod \"p\" is invalid: spec.containers[0].readinessProbe.periodSeconds: Invalid value: -1: must be greater than or equal to 0", line: 9),
+        Bad(name: "startup probe success threshold", yaml: probePod("startupProbe: {tcpSocket: {port: 80}, successThreshold: 2}"),
+            message: "The Pod \"p\" is invalid: spec.containers[0].startupProbe.successThreshold: Invalid value: 2: must be 1", line: 7),
+        Bad(name: "probe port name", yaml: probePod("readinessProbe: {httpGet: {port: a--b, path: /ready}}"),
+            message: "The Pod \"p\" is invalid: spec.containers[0].readinessProbe.httpGet.port: Invalid value: \"a--b\": must not contain consecutive hyphens", line: 7),
+        Bad(name: "probe host that is a name", yaml: probePod("readinessProbe: {tcpSocket: {port: 80, host: db.example}}"),
+            message: "The Pod \"p\" is invalid: spec.containers[0].readinessProbe.tcpSocket.host: Invalid value: \"db.example\": must be an IP address here (the pod's IP when left out)", line: 7),
+        Bad(name: "probe field misspelt", yaml: probePod("readinessProbe: {tcpSocket: {port: 80}, periodSecond: 5}"),
+            message: "The Pod \"p\" is invalid: unknown field \"spec.containers[0].readinessProbe.periodSecond\"", line: 7),
         Bad(name: "slice address of the wrong family", yaml: "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv6\nendpoints: [{addresses: [10.0.0.1]}]\n",
             message: "The EndpointSlice \"s\" is invalid: endpoints[0].addresses[0]: Invalid value: \"10.0.0.1\": must be a valid IPv6 address", line: 5),
     ]
@@ -186,6 +205,37 @@ let webService = """
         #expect(error.line == c.line)
         #expect(error.file == "bad.yaml")
         #expect(error.document == 1)
+    }
+
+    /// Probes read with kube-apiserver's defaults and written back in its field order, so that
+    /// a pod read and written again is unchanged.
+    @Test func probesAreReadWithTheirDefaultsAndWrittenBack() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: p, namespace: shop}
+            spec:
+              containers:
+              - name: c
+                ports: [{name: health, containerPort: 8086}]
+                readinessProbe:
+                  httpGet: {path: /ready, port: health, scheme: HTTPS, httpHeaders: [{name: X-Probe, value: "1"}]}
+                  periodSeconds: 5
+                  terminationGracePeriodSeconds: 30
+                startupProbe: {tcpSocket: {port: 8086}, initialDelaySeconds: 2, failureThreshold: 30}
+            """
+        let object = try #require(Manifest.decode(yaml).first).result.get()
+        guard case .pod(let pod) = object else { Issue.record("not a pod"); return }
+        let container = try #require(pod.spec.containers.first)
+        #expect(container.readinessProbe == Probe(action: .httpGet(Probe.HTTPGet(scheme: .https, path: "/ready", port: .string("health"),
+                                                                                headers: [.init(name: "X-Probe", value: "1")])),
+                                                  periodSeconds: 5))
+        #expect(container.startupProbe == Probe(action: .tcpSocket(Probe.TCPSocket(port: .int(8086))), initialDelaySeconds: 2, failureThreshold: 30))
+        let json = object.kubernetesJSON.text
+        #expect(json.contains(#""readinessProbe":{"httpGet":{"path":"/ready","port":"health","scheme":"HTTPS","httpHeaders":[{"name":"X-Probe","value":"1"}]},"timeoutSeconds":1,"periodSeconds":5,"successThreshold":1,"failureThreshold":3,"terminationGracePeriodSeconds":30}"#), "\(json)")
+        #expect(json.contains(#""startupProbe":{"tcpSocket":{"port":8086},"initialDelaySeconds":2,"timeoutSeconds":1,"periodSeconds":10,"successThreshold":1,"failureThreshold":30}"#), "\(json)")
+        let again = try #require(Manifest.decode(json).first).result.get()
+        #expect(again == object)
     }
 
     @Test func aBadDocumentDoesNotStopTheOthers() throws {

@@ -139,6 +139,8 @@ enum ObjectDecoding {
                                 protocol: r.choice(c["protocol"], "\(pp).protocol", TransportProtocol.self) ?? .tcp))
                         }
                     }
+                    container.readinessProbe = probe(&r, c["readinessProbe"], "\(p).readinessProbe")
+                    container.startupProbe = probe(&r, c["startupProbe"], "\(p).startupProbe")
                     pod.spec.containers.append(container)
                 }
             }
@@ -162,6 +164,60 @@ enum ObjectDecoding {
         if pod.status.podIP.isEmpty, let first = pod.status.podIPs.first { pod.status.podIP = first }
         if pod.status.podIPs.isEmpty && !pod.status.podIP.isEmpty { pod.status.podIPs = [pod.status.podIP] }
         return pod
+    }
+
+    /// A container's probe: exactly one action, and the timings with kube-apiserver's defaults
+    /// for what is left out or 0 (negative values stay, for validation to refuse).
+    static func probe(_ r: inout FieldReader, _ node: ManifestNode?, _ path: String) -> Probe? {
+        var probe: Probe? = nil
+        r.object(node, path, ignored: ["terminationGracePeriodSeconds"]) { r, c in
+            var actions: [(String, Probe.Action)] = []
+            r.object(c["httpGet"], "\(path).httpGet") { r, c in
+                let p = "\(path).httpGet"
+                var get = Probe.HTTPGet(port: r.intOrString(c["port"], "\(p).port") ?? .int(0))
+                get.host = r.string(c["host"], "\(p).host") ?? ""
+                get.scheme = r.choice(c["scheme"], "\(p).scheme", Probe.HTTPGet.Scheme.self) ?? .http
+                get.path = r.string(c["path"], "\(p).path") ?? "/"
+                r.array(c["httpHeaders"], "\(p).httpHeaders") { r, item, hp in
+                    r.object(item, hp) { r, c in
+                        get.headers.append(Probe.HTTPGet.Header(name: r.string(c["name"], "\(hp).name") ?? "",
+                                                                value: r.string(c["value"], "\(hp).value") ?? ""))
+                    }
+                }
+                actions.append(("httpGet", .httpGet(get)))
+            }
+            r.object(c["tcpSocket"], "\(path).tcpSocket") { r, c in
+                let p = "\(path).tcpSocket"
+                actions.append(("tcpSocket", .tcpSocket(Probe.TCPSocket(host: r.string(c["host"], "\(p).host") ?? "",
+                                                                         port: r.intOrString(c["port"], "\(p).port") ?? .int(0)))))
+            }
+            r.object(c["grpc"], "\(path).grpc") { r, c in
+                let p = "\(path).grpc"
+                actions.append(("grpc", .grpc(Probe.GRPC(port: r.int(c["port"], "\(p).port") ?? 0,
+                                                         service: r.string(c["service"], "\(p).service") ?? ""))))
+            }
+            r.object(c["exec"], "\(path).exec") { r, c in
+                actions.append(("exec", .exec(command: r.strings(c["command"], "\(path).exec.command"))))
+            }
+            func timing(_ key: String, default value: Int) -> Int {
+                let given = r.int(c[key], "\(path).\(key)") ?? 0
+                return given == 0 ? value : given
+            }
+            let initialDelay = timing("initialDelaySeconds", default: 0), period = timing("periodSeconds", default: 10)
+            let timeout = timing("timeoutSeconds", default: 1), success = timing("successThreshold", default: 1)
+            let failure = timing("failureThreshold", default: 3)
+            guard let (_, action) = actions.first else {
+                if let node { r.fail(FieldError(path, .required(detail: "must specify a handler type")), at: node.position) }
+                return
+            }
+            for (name, _) in actions.dropFirst() {
+                r.fail(FieldError("\(path).\(name)", .forbidden(detail: "may not specify more than 1 handler type")),
+                       at: r.positions["\(path).\(name)"] ?? node!.position)
+            }
+            probe = Probe(action: action, initialDelaySeconds: initialDelay, periodSeconds: period, timeoutSeconds: timeout,
+                          successThreshold: success, failureThreshold: failure)
+        }
+        return probe
     }
 
     static func node(_ r: inout FieldReader, _ c: ObjectCursor) -> Node {

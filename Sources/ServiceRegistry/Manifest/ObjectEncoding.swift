@@ -82,6 +82,8 @@ enum ObjectEncoding {
                 p.add("protocol", port.protocol.rawValue)
                 return p.value
             })
+            if let probe = container.readinessProbe { c.add("readinessProbe", Self.probe(probe)) }
+            if let probe = container.startupProbe { c.add("startupProbe", Self.probe(probe)) }
             return c.value
         }))
         s.add("nodeName", pod.spec.nodeName)
@@ -96,6 +98,45 @@ enum ObjectEncoding {
         st.add("podIP", pod.status.podIP)
         st.add("podIPs", array: pod.status.podIPs.map { .object([("ip", .string($0))]) })
         o.add("status", st.value)
+    }
+
+    /// A probe in kube-apiserver's field order: the action, then the timings (defaults written).
+    static func probe(_ probe: Probe) -> JSONValue {
+        var o = JSONObjectBuilder()
+        func port(_ value: IntOrString) -> JSONValue {
+            switch value {
+            case .int(let n): .int(n)
+            case .string(let s): .string(s)
+            }
+        }
+        switch probe.action {
+        case .exec(let command):
+            o.add("exec", .object([("command", .array(command.map { .string($0) }))]))
+        case .httpGet(let get):
+            var g = JSONObjectBuilder()
+            g.add("path", get.path)
+            g.add("port", port(get.port))
+            g.add("host", get.host)
+            g.add("scheme", get.scheme.rawValue)
+            g.add("httpHeaders", array: get.headers.map { .object([("name", .string($0.name)), ("value", .string($0.value))]) })
+            o.add("httpGet", g.value)
+        case .tcpSocket(let socket):
+            var t = JSONObjectBuilder()
+            t.add("port", port(socket.port))
+            t.add("host", socket.host)
+            o.add("tcpSocket", t.value)
+        case .grpc(let grpc):
+            var g = JSONObjectBuilder()
+            g.add("port", .int(grpc.port))
+            g.add("service", grpc.service)
+            o.add("grpc", g.value)
+        }
+        if probe.initialDelaySeconds != 0 { o.add("initialDelaySeconds", .int(probe.initialDelaySeconds)) }
+        o.add("timeoutSeconds", .int(probe.timeoutSeconds))
+        o.add("periodSeconds", .int(probe.periodSeconds))
+        o.add("successThreshold", .int(probe.successThreshold))
+        o.add("failureThreshold", .int(probe.failureThreshold))
+        return o.value
     }
 
     static func node(_ node: Node, into o: inout JSONObjectBuilder) {

@@ -26,11 +26,18 @@ public struct Pod: Hashable, Sendable, Codable {
         public var name: String
         public var image: String
         public var ports: [ContainerPort]
+        /// Run by `clusterdns serve --probes` on the pod's node; the result is the pod's Ready condition.
+        public var readinessProbe: Probe?
+        /// Until it succeeds, the container is not ready and its readiness probe is not run.
+        public var startupProbe: Probe?
 
-        public init(name: String, image: String = "", ports: [ContainerPort] = []) {
+        public init(name: String, image: String = "", ports: [ContainerPort] = [], readinessProbe: Probe? = nil,
+                    startupProbe: Probe? = nil) {
             self.name = name
             self.image = image
             self.ports = ports
+            self.readinessProbe = readinessProbe
+            self.startupProbe = startupProbe
         }
     }
 

@@ -198,9 +198,53 @@ public enum Validation {
                 }
             }
         }
+        for (c, container) in pod.spec.containers.enumerated() {
+            let path = "spec.containers[\(c)]"
+            if let probe = container.readinessProbe { errors += validateProbe(probe, "\(path).readinessProbe", startup: false) }
+            if let probe = container.startupProbe { errors += validateProbe(probe, "\(path).startupProbe", startup: true) }
+        }
         if !pod.status.podIP.isEmpty { errors += ip(pod.status.podIP, "status.podIP") }
         for (i, value) in pod.status.podIPs.enumerated() where value != pod.status.podIP {
             errors += ip(value, "status.podIPs[\(i)].ip")
+        }
+        return errors
+    }
+
+    /// kube-apiserver's checks of a probe (its handler count is checked where it is read).
+    static func validateProbe(_ probe: Probe, _ path: String, startup: Bool) -> [FieldError] {
+        var errors: [FieldError] = []
+        for (name, value) in [("initialDelaySeconds", probe.initialDelaySeconds), ("timeoutSeconds", probe.timeoutSeconds),
+                              ("periodSeconds", probe.periodSeconds), ("successThreshold", probe.successThreshold),
+                              ("failureThreshold", probe.failureThreshold)] where value < 0 {
+            errors.append(.invalid("\(path).\(name)", String(value), "must be greater than or equal to 0"))
+        }
+        if startup && probe.successThreshold != 1 {
+            errors.append(.invalid("\(path).successThreshold", String(probe.successThreshold), "must be 1"))
+        }
+        func portValue(_ value: IntOrString, _ at: String) -> [FieldError] {
+            switch value {
+            case .int(let n): port(n, at)
+            case .string(let s): NameRules.ianaServiceName(s).map { .invalid(at, FieldError.quoted(s), $0) }
+            }
+        }
+        switch probe.action {
+        case .httpGet(let get):
+            errors += portValue(get.port, "\(path).httpGet.port")
+            if !get.host.isEmpty, IPAddress(get.host) == nil {
+                errors.append(.invalid("\(path).httpGet.host", FieldError.quoted(get.host), "must be an IP address here (the pod's IP when left out)"))
+            }
+            for (i, header) in get.headers.enumerated() where header.name.isEmpty || header.name.utf8.contains(where: { $0 <= 32 || $0 == UInt8(ascii: ":") }) {
+                errors.append(.invalid("\(path).httpGet.httpHeaders[\(i)].name", FieldError.quoted(header.name), "a valid HTTP header must consist of alphanumeric characters, '-', '_' or '.'"))
+            }
+        case .tcpSocket(let socket):
+            errors += portValue(socket.port, "\(path).tcpSocket.port")
+            if !socket.host.isEmpty, IPAddress(socket.host) == nil {
+                errors.append(.invalid("\(path).tcpSocket.host", FieldError.quoted(socket.host), "must be an IP address here (the pod's IP when left out)"))
+            }
+        case .grpc(let grpc):
+            errors += port(grpc.port, "\(path).grpc.port")
+        case .exec(let command):
+            if command.isEmpty { errors.append(FieldError("\(path).exec.command", .required(detail: ""))) }
         }
         return errors
     }

@@ -1,0 +1,281 @@
+public import ServiceRegistry
+import Synchronization
+
+/// Probes the pods of one node as the kubelet would and writes what it finds through the
+/// registry as each pod's `Ready` condition, so that endpoints, DNS answers, the forwarder and
+/// watchers follow. One task per probed container sleeps on the injected clock until its next
+/// probe; each probe has its own deadline, so a hung backend delays nobody else.
+///
+/// A pod is probed by this prober when its `spec.nodeName` is `nodeName`, or, when no pod of the
+/// registry names a node at all, every pod (a one-node setup). A pod's stored readiness stands
+/// until its first probe result: a restart does not flap what was last decided.
+public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
+    public typealias Log = @Sendable (_ message: String) -> Void
+
+    let registry: Registry
+    let runner: any ProbeRunner
+    let clock: C
+    let nodeName: String?
+    let log: Log
+    /// How many status writes may be in flight at once.
+    let writers: Int
+    let state = Mutex(State())
+    let dirty: AsyncStream<ObjectKey>
+    let dirtyContinuation: AsyncStream<ObjectKey>.Continuation
+
+    struct PodEntry {
+        var uid: String
+        /// What the workers were started from: a change restarts them.
+        var plan: [ContainerPlan]
+        var containers: [String: ContainerProbeState]
+        var tasks: [Task<Void, Never>] = []
+        /// The pod's readiness as its probes decide it (nil: not decided yet).
+        var desired: Bool? {
+            var undecided = false
+            for state in containers.values {
+                switch state.ready {
+                case false?: return false
+                case nil: undecided = true
+                default: break
+                }
+            }
+            return undecided ? nil : true
+        }
+    }
+
+    struct ContainerPlan: Hashable {
+        var name: String
+        var startup: Probe?
+        var readiness: Probe?
+        var startupTarget: ProbeTarget?
+        var readinessTarget: ProbeTarget?
+    }
+
+    struct State {
+        var pods: [ObjectKey: PodEntry] = [:]
+        /// Pods that name a node: while there is none, every pod is this prober's.
+        var namingNodes: Set<ObjectKey> = []
+        var stopped = false
+        var counts = ProbeCounts()
+    }
+
+    public init(registry: Registry, runner: any ProbeRunner, clock: C, nodeName: String?, writers: Int = 16,
+                log: @escaping Log = { _ in }) {
+        self.registry = registry
+        self.runner = runner
+        self.clock = clock
+        self.nodeName = nodeName
+        self.writers = max(1, writers)
+        self.log = log
+        (dirty, dirtyContinuation) = AsyncStream<ObjectKey>.makeStream()
+    }
+
+    /// Probe results so far, by outcome, and the pods being probed.
+    public var counts: ProbeCounts { state.withLock { state in
+        var counts = state.counts
+        counts.pods = state.pods.count
+        return counts
+    } }
+
+    /// Follows the registry and probes until the task is cancelled.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.writeStatuses() }
+            group.addTask { await self.follow() }
+            await group.next()
+            group.cancelAll()
+        }
+        let tasks = state.withLock { state -> [Task<Void, Never>] in
+            state.stopped = true
+            defer { state.pods.removeAll() }
+            return state.pods.values.flatMap(\.tasks)
+        }
+        for task in tasks { task.cancel() }
+    }
+
+    /// The registry's pods, then every change; after a watch is cut off, a new snapshot.
+    func follow() async {
+        while !Task.isCancelled {
+            let (snapshot, events) = registry.watchWithSnapshot()
+            state.withLock { state in
+                state.namingNodes = Set(snapshot.pods.filter { !$0.spec.nodeName.isEmpty }.map(\.key))
+            }
+            let pods = snapshot.pods
+            for key in state.withLock({ Array($0.pods.keys) }) where snapshot.get(key) == nil { forget(key) }
+            for pod in pods { consider(pod, starting: true) }
+            do {
+                for try await event in events {
+                    guard case .pod(let pod) = event.object else { continue }
+                    let wasUnnamed = state.withLock { $0.namingNodes.isEmpty }
+                    if event.change == .deleted {
+                        state.withLock { _ = $0.namingNodes.remove(pod.key) }
+                        forget(pod.key)
+                    } else {
+                        state.withLock { state in
+                            if pod.spec.nodeName.isEmpty { state.namingNodes.remove(pod.key) } else { state.namingNodes.insert(pod.key) }
+                        }
+                        consider(pod, starting: false)
+                    }
+                    // The first pod to name a node (or the last to stop) changes whose pods are ours.
+                    if wasUnnamed != state.withLock({ $0.namingNodes.isEmpty }) {
+                        for pod in registry.snapshot().pods { consider(pod, starting: false) }
+                    }
+                }
+            } catch {
+                log("probes: the registry's watch was cut off (\(error)); reading it again")
+            }
+        }
+    }
+
+    func isOurs(_ pod: Pod, everyPod: Bool) -> Bool {
+        if everyPod { return true }
+        guard let nodeName else { return pod.spec.nodeName.isEmpty }
+        return pod.spec.nodeName == nodeName
+    }
+
+    static func plan(_ pod: Pod) -> [ContainerPlan] {
+        guard !pod.status.podIP.isEmpty, pod.status.phase.isEmpty || pod.status.phase == "Running" else { return [] }
+        let plans = pod.spec.containers.map { container in
+            ContainerPlan(name: container.name, startup: container.startupProbe, readiness: container.readinessProbe,
+                          startupTarget: container.startupProbe.map { ProbeTarget($0.action, podIP: pod.status.podIP, ports: container.ports) },
+                          readinessTarget: container.readinessProbe.map { ProbeTarget($0.action, podIP: pod.status.podIP, ports: container.ports) })
+        }
+        return plans.contains { $0.startup != nil || $0.readiness != nil } ? plans : []
+    }
+
+    /// Starts, restarts or stops the workers of `pod` as it now is; asks for a status write
+    /// when the stored readiness differs from what its probes decided.
+    func consider(_ pod: Pod, starting: Bool) {
+        let key = pod.key
+        let everyPod = state.withLock { $0.namingNodes.isEmpty }
+        let plan = isOurs(pod, everyPod: everyPod) ? Self.plan(pod) : []
+        let uid = pod.metadata.uid
+        let (stale, restart, rewrite) = state.withLock { state -> ([Task<Void, Never>], Bool, Bool) in
+            guard !state.stopped else { return ([], false, false) }
+            if let entry = state.pods[key], entry.uid == uid, entry.plan == plan {
+                // Unchanged probes: only the stored status may need putting right again
+                // (a manifest applied over it, say).
+                let desired = entry.desired
+                return ([], false, desired != nil && pod.status.isReady != desired)
+            }
+            let old = state.pods.removeValue(forKey: key)?.tasks ?? []
+            guard !plan.isEmpty else { return (old, false, false) }
+            var containers: [String: ContainerProbeState] = [:]
+            for container in plan { containers[container.name] = ContainerProbeState(startup: container.startup, readiness: container.readiness) }
+            state.pods[key] = PodEntry(uid: uid, plan: plan, containers: containers)
+            return (old, true, false)
+        }
+        for task in stale { task.cancel() }
+        if rewrite { dirtyContinuation.yield(key) }
+        guard restart else { return }
+        let now = clock.now
+        var tasks: [Task<Void, Never>] = []
+        for container in plan where container.startup != nil || container.readiness != nil {
+            let first = container.startup ?? container.readiness!
+            var delay = Duration.seconds(first.initialDelaySeconds)
+            // The pods found at start are spread over their first period, as the kubelet spreads
+            // its workers after a restart, so that 10,000 probes do not all leave at once.
+            if starting && first.initialDelaySeconds == 0 {
+                delay = .milliseconds(Int64.random(in: 0..<Int64(max(1, first.periodSeconds) * 1000)))
+            }
+            tasks.append(Task { await self.work(key, uid: uid, container: container, from: now.advanced(by: delay)) })
+        }
+        state.withLock { state in
+            if state.pods[key]?.uid == uid, state.pods[key]?.plan == plan { state.pods[key]?.tasks = tasks } else { for task in tasks { task.cancel() } }
+        }
+    }
+
+    func forget(_ key: ObjectKey) {
+        let tasks = state.withLock { $0.pods.removeValue(forKey: key)?.tasks ?? [] }
+        for task in tasks { task.cancel() }
+    }
+
+    /// One container's probes, one after another on the probe's period, until cancelled.
+    func work(_ key: ObjectKey, uid: String, container: ContainerPlan, from start: C.Instant) async {
+        var due = start
+        while !Task.isCancelled {
+            do { try await clock.sleep(until: due, tolerance: nil) } catch { return }
+            guard let (probe, target) = state.withLock({ state -> (Probe, ProbeTarget)? in
+                guard let entry = state.pods[key], entry.uid == uid, let probing = entry.containers[container.name] else { return nil }
+                switch probing.phase {
+                case .starting: return container.startup.flatMap { p in container.startupTarget.map { (p, $0) } }
+                case .running: return container.readiness.flatMap { p in container.readinessTarget.map { (p, $0) } }
+                }
+            }) else { return }
+            let result = await runner.run(target, timeout: .seconds(max(1, probe.timeoutSeconds)))
+            if Task.isCancelled { return }
+            record(result, key: key, uid: uid, container: container.name, target: target)
+            // A fixed rate, as the kubelet's ticker: a slow probe does not push the next one back,
+            // and ticks missed while it ran are skipped.
+            let period = Duration.seconds(max(1, probe.periodSeconds))
+            due = due.advanced(by: period)
+            let now = clock.now
+            while due < now { due = due.advanced(by: period) }
+        }
+    }
+
+    func record(_ result: ProbeResult, key: ObjectKey, uid: String, container: String, target: ProbeTarget) {
+        let change = state.withLock { state -> (ready: Bool, pod: Bool?)? in
+            if result.succeeded { state.counts.successes += 1 } else { state.counts.failures += 1 }
+            guard state.pods[key]?.uid == uid, var probing = state.pods[key]?.containers[container] else { return nil }
+            let before = state.pods[key]!.desired
+            let changed = probing.record(result)
+            state.pods[key]!.containers[container] = probing
+            guard let changed else { return nil }
+            let after = state.pods[key]!.desired
+            return (changed, after != before ? after : nil)
+        }
+        guard let change else { return }
+        var message = "probes: \(key) container \(container) is \(change.ready ? "ready" : "not ready") (\(target))"
+        if case .failure(let reason) = result { message += ": \(reason)" }
+        log(message)
+        if change.pod != nil { dirtyContinuation.yield(key) }
+    }
+
+    /// Status writes for the pods whose readiness changed, a few at a time.
+    func writeStatuses() async {
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for await key in dirty {
+                if running >= writers {
+                    await group.next()
+                    running -= 1
+                }
+                group.addTask { await self.writeStatus(key) }
+                running += 1
+            }
+        }
+    }
+
+    /// Writes the pod's decided readiness over its stored one, reading it again after a conflict.
+    func writeStatus(_ key: ObjectKey) async {
+        for _ in 0..<5 {
+            guard let (uid, desired) = state.withLock({ state -> (String, Bool)? in
+                guard let entry = state.pods[key], let desired = entry.desired else { return nil }
+                return (entry.uid, desired)
+            }) else { return }
+            guard case .pod(var pod)? = registry.get(key), pod.metadata.uid == uid else { return }
+            if pod.status.isReady == desired { return }
+            pod.status.isReady = desired
+            do {
+                _ = try await registry.write(.pod(pod), preconditions: WritePreconditions(mustExist: true, uid: uid,
+                                                                                      resourceVersion: pod.metadata.resourceVersion))
+                state.withLock { $0.counts.statusWrites += 1 }
+                return
+            } catch .conflict {
+                continue
+            } catch {
+                log("probes: cannot write the readiness of \(key): \(error)")
+                return
+            }
+        }
+    }
+}
+
+/// What the prober has done, for metrics.
+public struct ProbeCounts: Hashable, Sendable {
+    public var successes = 0
+    public var failures = 0
+    public var statusWrites = 0
+    public var pods = 0
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `serve --probes` with real backends on loopback addresses as pod IPs: a backend that stops
+/// answering leaves its headless service's DNS answers, and comes back when it answers again.
+@Suite(.serialized) struct ProbeServeTests {
+    /// A listener on `address` (port 0 the first time, then the port it had) whose connections
+    /// get `reply` and are closed, until `stop()`.
+    final class Backend: Sendable {
+        let address: String
+        let reply: String
+        let fd = Atomic<Int32>(-1)
+        let port = Atomic<UInt16>(0)
+
+        init(_ address: String, reply: String) {
+            self.address = address
+            self.reply = reply
+            start()
+        }
+
+        func start() {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            if port.load(ordering: .relaxed) == 0 {
+                port.store(bindAnyPort(fd, on: address), ordering: .relaxed)
+            } else {
+                var sin = sockaddr_in()
+                sin.sin_family = sa_family_t(AF_INET)
+                sin.sin_addr.s_addr = inet_addr(address)
+                sin.sin_port = port.load(ordering: .relaxed).bigEndian
+                _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            }
+            listen(fd, 64)
+            self.fd.store(fd, ordering: .relaxed)
+            let reply = reply
+            Thread.detachNewThread {
+                while true {
+                    let client = accept(fd, nil, nil)
+                    if client < 0 { return }
+                    // The request is read before the reply (a close with unread data would
+                    // reset the connection under the reply); an HTTP probe's request is one segment.
+                    var timeout = timeval(tv_sec: 1, tv_usec: 0)
+                    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    if !reply.isEmpty { _ = recv(client, &buffer, buffer.count, 0) }
+                    _ = reply.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                    close(client)
+                }
+            }
+        }
+
+        /// Refuses connections from now on (the listener is closed).
+        func stop() {
+            let fd = fd.exchange(-1, ordering: .relaxed)
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
+    }
+
+    @Test func aBackendThatStopsAnsweringLeavesDNSAndComesBack() throws {
+        let http = Backend("127.0.0.21", reply: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        let tcp = Backend("127.0.0.22", reply: "")
+        defer { http.stop(); tcp.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("probes-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: default}
+            spec: {clusterIP: None, selector: {app: web}, ports: [{name: http, port: 80}]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: web-http, namespace: default, labels: {app: web}}
+            spec:
+              containers:
+              - name: app
+                ports: [{name: health, containerPort: \(http.port.load(ordering: .relaxed))}]
+                readinessProbe: {httpGet: {path: /ready, port: health}, periodSeconds: 1, failureThreshold: 1}
+            status: {podIP: 127.0.0.21, phase: Running}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: web-tcp, namespace: default, labels: {app: web}}
+            spec:
+              containers:
+              - name: app
+                readinessProbe: {tcpSocket: {port: \(tcp.port.load(ordering: .relaxed))}, periodSeconds: 1, failureThreshold: 2}
+            status: {podIP: 127.0.0.22, phase: Running}
+            """.write(to: directory.appendingPathComponent("web.yaml"), atomically: true, encoding: .utf8)
+        let dns = freePort()
+        let process = Process()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--manifests", directory.path, "--probes",
+                             "--node-name", "node-a", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s",
+                             "--log-level", "warning"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func answers() -> [String] {
+            digShort(port: dns, "web.default.svc.cluster.local").split(separator: "\n").map(String.init).sorted()
+        }
+        #expect(eventually(30) { answers() == ["127.0.0.21", "127.0.0.22"] })
+
+        // Each backend in turn stops answering, leaves the answers, answers again and returns.
+        tcp.stop()
+        #expect(eventually(30) { answers() == ["127.0.0.21"] })
+        tcp.start()
+        #expect(eventually(30) { answers() == ["127.0.0.21", "127.0.0.22"] })
+        http.stop()
+        #expect(eventually(30) { answers() == ["127.0.0.22"] })
+        http.start()
+        #expect(eventually(30) { answers() == ["127.0.0.21", "127.0.0.22"] })
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(5) { !process.isRunning })
+    }
+}

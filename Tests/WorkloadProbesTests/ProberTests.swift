@@ -1,0 +1,144 @@
+import NetAddress
+import ServiceRegistry
+import Synchronization
+import Testing
+import TestSupport
+import WorkloadProbes
+
+/// The prober against a registry, with probe results the test decides and time it advances:
+/// a pod's Ready condition, and so its service's endpoints, follow its probes within the
+/// thresholds, and only the pods of the prober's node are probed.
+struct ProberTests {
+    /// Answers each target as the test last said (success unless told otherwise), counting calls.
+    final class ScriptedRunner: ProbeRunner {
+        let answers = Mutex<[ProbeTarget: ProbeResult]>([:])
+        let calls = Mutex<[ProbeTarget: Int]>([:])
+
+        func run(_ target: ProbeTarget, timeout: Duration) async -> ProbeResult {
+            calls.withLock { $0[target, default: 0] += 1 }
+            return answers.withLock { $0[target] } ?? .success
+        }
+        func answer(_ target: ProbeTarget, _ result: ProbeResult) { answers.withLock { $0[target] = result } }
+        func count(_ target: ProbeTarget) -> Int { calls.withLock { $0[target] ?? 0 } }
+    }
+
+    static func manifests(nodeOfB: String = "") throws -> [RegistryObject] {
+        try Manifest.decode("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: shop}
+            spec: {clusterIP: None, selector: {app: web}, ports: [{name: http, port: 80}]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: a, namespace: shop, labels: {app: web}}
+            spec:
+              nodeName: node-a
+              containers:
+              - name: app
+                ports: [{name: http, containerPort: 8080}]
+                readinessProbe: {tcpSocket: {port: http}, periodSeconds: 5, failureThreshold: 2}
+            status: {podIP: 127.0.0.11, phase: Running}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: b, namespace: shop, labels: {app: web}}
+            spec:
+              nodeName: "\(nodeOfB)"
+              containers:
+              - name: app
+                readinessProbe: {httpGet: {port: 8080, path: /ready}, initialDelaySeconds: 30}
+            status: {podIP: 127.0.0.12, phase: Running}
+            """).map { try $0.result.get() }
+    }
+
+    static let a = ProbeTarget.tcp(address: IPAddress("127.0.0.11")!, port: 8080)
+
+    static func ready(_ registry: Registry, _ name: String) -> Bool? {
+        guard case .pod(let pod)? = registry.get(ObjectKey(.pod, namespace: "shop", name: name)) else { return nil }
+        return pod.isReady
+    }
+
+    static func readyEndpoints(_ registry: Registry) -> [String] {
+        let endpoints = registry.snapshot().serviceEndpoints[ObjectKey(.service, namespace: "shop", name: "web")]
+        return (endpoints?.endpoints ?? []).filter(\.isReady).flatMap(\.addresses).map(\.description).sorted()
+    }
+
+    @Test func readinessFollowsTheProbesWithinTheThresholds() async throws {
+        let registry = try Registry()
+        for object in try Self.manifests(nodeOfB: "node-b") { try await registry.apply(object) }
+        let clock = TestClock()
+        let runner = ScriptedRunner()
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a")
+        let running = Task { await prober.run() }
+        defer { running.cancel() }
+
+        // The pod found at start is probed within its first period (spread), and only a, the
+        // pod of node-a, is probed.
+        #expect(await eventually { clock.sleeping == 1 })
+        runner.answer(Self.a, .failure("connection refused"))
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { Self.ready(registry, "a") == false })
+        #expect(Self.readyEndpoints(registry) == ["127.0.0.12"])
+
+        // Back after one success (successThreshold 1).
+        runner.answer(Self.a, .success)
+        #expect(await eventually { clock.sleeping == 1 })
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { Self.ready(registry, "a") == true })
+        #expect(Self.readyEndpoints(registry) == ["127.0.0.11", "127.0.0.12"])
+
+        // One failure is not enough (failureThreshold 2); the second takes it out.
+        runner.answer(Self.a, .failure("connection refused"))
+        #expect(await eventually { clock.sleeping == 1 })
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { runner.count(Self.a) == 3 && clock.sleeping == 1 })
+        #expect(Self.ready(registry, "a") == true)
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { Self.ready(registry, "a") == false })
+        #expect(runner.count(Self.a) == 4)
+        #expect(await eventually { prober.counts.statusWrites == 3 })
+    }
+
+    @Test func withoutPodsNamingNodesEveryPodIsProbedAfterItsInitialDelay() async throws {
+        let registry = try Registry()
+        var objects = try Self.manifests()
+        // a names no node either.
+        if case .pod(var pod) = objects[1] { pod.spec.nodeName = ""; objects[1] = .pod(pod) }
+        for object in objects { try await registry.apply(object) }
+        let clock = TestClock()
+        let runner = ScriptedRunner()
+        let b = ProbeTarget.http(scheme: .http, address: IPAddress("127.0.0.12")!, port: 8080, host: "127.0.0.12:8080", path: "/ready", headers: [])
+        runner.answer(b, .failure("HTTP probe failed with status code 503"))
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a")
+        let running = Task { await prober.run() }
+        defer { running.cancel() }
+        #expect(await eventually { clock.sleeping == 2 })
+        clock.advance(by: .seconds(29))
+        #expect(await eventually { runner.count(Self.a) == 1 })
+        #expect(runner.count(b) == 0)
+        clock.advance(by: .seconds(1))
+        #expect(await eventually { Self.ready(registry, "b") == false })
+    }
+
+    /// A manifest applied over the prober's verdict (its status says Ready) is put right again.
+    @Test func aStatusWrittenOverTheVerdictIsPutRight() async throws {
+        let registry = try Registry()
+        let objects = try Self.manifests(nodeOfB: "node-b")
+        for object in objects { try await registry.apply(object) }
+        let clock = TestClock()
+        let runner = ScriptedRunner()
+        runner.answer(Self.a, .failure("connection refused"))
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a")
+        let running = Task { await prober.run() }
+        defer { running.cancel() }
+        #expect(await eventually { clock.sleeping == 1 })
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { Self.ready(registry, "a") == false })
+        guard case .pod(var pod) = objects[1] else { Issue.record("not a pod"); return }
+        pod.status.isReady = true
+        try await registry.apply(.pod(pod))
+        #expect(await eventually { Self.ready(registry, "a") == false })
+        #expect(runner.count(Self.a) == 1)
+    }
+}
