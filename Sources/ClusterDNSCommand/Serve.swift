@@ -20,6 +20,7 @@ import Logging
 import NetAddress
 import ServiceLifecycle
 import ServiceRegistry
+import WorkloadProbes
 import Synchronization
 
 /// `clusterdns serve`: the registry, the cluster zone and the DNS server in one process.
@@ -305,6 +306,14 @@ struct Serve: AsyncParsableCommand {
         metrics.gauge("clusterdns_api_watches", [], Double(apis.reduce(0) { $0 + $1.openWatches }))
     }
 
+    /// The prober's results by outcome, its status writes and the pods it probes.
+    static func refresh(_ metrics: DNSMetrics, from probes: ProbeCounts) {
+        metrics.counter("clusterdns_probe_results_total", [("result", "success")], total: probes.successes)
+        metrics.counter("clusterdns_probe_results_total", [("result", "failure")], total: probes.failures)
+        metrics.counter("clusterdns_probe_status_writes_total", [], total: probes.statusWrites)
+        metrics.gauge("clusterdns_probe_pods", [], Double(probes.pods))
+    }
+
     static func refresh(_ metrics: DNSMetrics, from forwarder: EndpointForwarder) {
         for (frontend, service, port, stats) in forwarder.allStats {
             let labels = [("service", "\(service.namespace)/\(service.name)"), ("port", port.isEmpty ? "\(frontend.address.port)" : port),
@@ -470,6 +479,7 @@ struct Serve: AsyncParsableCommand {
         let apis = try apiServers(registry: dns.registry, logger: logger, settle: { [dns] version in
             await dns.waitUntilServed(version)
         })
+        let probing = probes ? ProbeService(registry: dns.registry, node: nodeName ?? ProcessInfo.processInfo.hostName, logger: logger) : nil
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = SocketAddress(parsing: http) {
             services.append(.init(service: HealthService(address: address, readiness: readiness, logger: logger, metrics: {
@@ -477,6 +487,7 @@ struct Serve: AsyncParsableCommand {
                 if let metrics = dns.metrics {
                     if let relay { Self.refresh(metrics, from: relay) }
                     if !apis.isEmpty { Self.refresh(metrics, from: apis) }
+                    if let probing { Self.refresh(metrics, from: probing.prober.counts) }
                 }
                 return prometheus.emitToString()
             })))
@@ -490,10 +501,7 @@ struct Serve: AsyncParsableCommand {
                                                      node: nodeName ?? ProcessInfo.processInfo.hostName,
                                                      addresses: nodeAddress.compactMap { IPAddress($0) }, ttl: lease, logger: logger)))
         }
-        if probes {
-            services.append(.init(service: ProbeService(registry: dns.registry, node: nodeName ?? ProcessInfo.processInfo.hostName,
-                                                        logger: logger)))
-        }
+        if let probing { services.append(.init(service: probing)) }
         for api in apis { services.append(.init(service: api)) }
         let source = reloadSource
         let hangupLogger = logger

@@ -64,9 +64,9 @@ import Glibc
     }
 
     @Test func aBackendThatStopsAnsweringLeavesDNSAndComesBack() throws {
-        let http = Backend("127.0.0.21", reply: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        let httpBackend = Backend("127.0.0.21", reply: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
         let tcp = Backend("127.0.0.22", reply: "")
-        defer { http.stop(); tcp.stop() }
+        defer { httpBackend.stop(); tcp.stop() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("probes-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -82,7 +82,7 @@ import Glibc
             spec:
               containers:
               - name: app
-                ports: [{name: health, containerPort: \(http.port.load(ordering: .relaxed))}]
+                ports: [{name: health, containerPort: \(httpBackend.port.load(ordering: .relaxed))}]
                 readinessProbe: {httpGet: {path: /ready, port: health}, periodSeconds: 1, failureThreshold: 1}
             status: {podIP: 127.0.0.21, phase: Running}
             ---
@@ -96,9 +96,10 @@ import Glibc
             status: {podIP: 127.0.0.22, phase: Running}
             """.write(to: directory.appendingPathComponent("web.yaml"), atomically: true, encoding: .utf8)
         let dns = freePort()
+        let http = freePort()
         let process = Process()
         process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--manifests", directory.path, "--probes",
+        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--manifests", directory.path, "--probes",
                              "--node-name", "node-a", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s",
                              "--log-level", "warning"]
         process.standardOutput = FileHandle.nullDevice
@@ -115,10 +116,18 @@ import Glibc
         #expect(eventually(30) { answers() == ["127.0.0.21"] })
         tcp.start()
         #expect(eventually(30) { answers() == ["127.0.0.21", "127.0.0.22"] })
-        http.stop()
+        httpBackend.stop()
         #expect(eventually(30) { answers() == ["127.0.0.22"] })
-        http.start()
+        httpBackend.start()
         #expect(eventually(30) { answers() == ["127.0.0.21", "127.0.0.22"] })
+        // Results by outcome (both seen), the status writes (each pod's first verdict, then two
+        // out and two back), the pods probed.
+        let metrics = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "2", "http://127.0.0.1:\(http)/metrics"]).stdout
+        let lines = metrics.split(separator: "\n").filter { $0.hasPrefix("clusterdns_probe_") }.map(String.init)
+        #expect(lines.contains { $0.hasPrefix("clusterdns_probe_results_total{result=\"failure\"} ") && !$0.hasSuffix(" 0") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("clusterdns_probe_results_total{result=\"success\"} ") && !$0.hasSuffix(" 0") }, "\(lines)")
+        #expect(lines.contains("clusterdns_probe_status_writes_total 6"), "\(lines)")
+        #expect(lines.contains { $0 == "clusterdns_probe_pods 2" || $0 == "clusterdns_probe_pods 2.0" }, "\(lines)")
         kill(process.processIdentifier, SIGTERM)
         #expect(eventually(5) { !process.isRunning })
     }
