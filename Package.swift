@@ -211,7 +211,9 @@ let package = Package(
         ),
         // What the tests share: a seeded generator, waiting for a condition (not a product:
         // nothing else links it).
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["CSpawn"], path: "Tests/TestSupport", swiftSettings: strict),
+        // posix_spawn with the GNU file actions (closefrom, chdir) Swift's Glibc does not import.
+        .target(name: "CSpawn", path: "Tests/CSpawn"),
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"], swiftSettings: strict),
         .testTarget(
             name: "DNSWireTests",
@@ -268,7 +270,7 @@ let package = Package(
             dependencies: ["KubernetesAPI", "ServiceRegistry", "NetAddress", "YAML", "TestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress"], swiftSettings: strict),
+        .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "KubernetesAPIClientTests", dependencies: ["KubernetesAPIClient"], swiftSettings: strict),
         .testTarget(name: "EtcdClientTests", dependencies: [
             "EtcdClient", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),

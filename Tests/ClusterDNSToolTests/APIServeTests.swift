@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -93,7 +94,7 @@ import Glibc
         #expect(FileManager.default.fileExists(atPath: state + "/apiserver.crt"), "the certificate is kept for the next start")
         let home = directory.path  // kubectl's discovery cache goes here, not into the user's.
         func run(_ arguments: [String]) throws -> Tool.Result {
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = URL(fileURLWithPath: kubectl)
             process.arguments = ["--kubeconfig", kubeconfig, "--request-timeout", "10s"] + arguments
             process.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
@@ -118,7 +119,7 @@ import Glibc
                 """.write(toFile: path, atomically: true, encoding: .utf8)
         }
         // A watch from before the first change, as an operator leaves one running.
-        let watch = Process()
+        let watch = ChildProcess()
         watch.executableURL = URL(fileURLWithPath: kubectl)
         watch.arguments = ["--kubeconfig", kubeconfig, "get", "services", "-w", "--request-timeout", "0", "-o", "name"]
         watch.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
@@ -241,7 +242,7 @@ import Glibc
             .write(toFile: tokens, atomically: true, encoding: .utf8)
         let dns = freePort()
         let api = freePort()
-        func serve() throws -> Process {
+        func serve() throws -> ChildProcess {
             let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
                                            "--api-token-file", tokens, "--state", state, "--zones", "none", "--resolv-conf", "none",
                                            "--log-level", "error", "--lameduck", "0s"])
@@ -483,7 +484,7 @@ import Glibc
             let text = (try? Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "2", "http://127.0.0.1:\(http)/metrics"]).stdout) ?? ""
             return text.split(separator: "\n").first { $0.hasPrefix(line + " ") }.map { String($0.dropFirst(line.count + 1)) }
         }
-        let watcher = Process()
+        let watcher = ChildProcess()
         watcher.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         watcher.arguments = ["curl", "-sk", "-N", "-H", "Authorization: Bearer \(token)",
                              "https://127.0.0.1:\(api)/api/v1/namespaces/quiet/services?watch=1"]
@@ -551,8 +552,8 @@ func httpsAnswers(port: UInt16) -> Bool {
 }
 
 /// `clusterdns serve` with `arguments`, its output discarded (the tests read what it serves).
-func serveQuietly(_ arguments: [String]) throws -> Process {
-    let process = Process()
+func serveQuietly(_ arguments: [String]) throws -> ChildProcess {
+    let process = ChildProcess()
     process.executableURL = Tool.executable
     process.arguments = ["serve"] + arguments
     process.standardOutput = FileHandle.nullDevice

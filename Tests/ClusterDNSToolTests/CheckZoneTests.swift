@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,7 +27,7 @@ struct Tool {
     /// Runs `clusterdns` to its end; one still running after `limit` seconds (a command that
     /// was expected to fail and serves instead) is killed, so the test fails instead of hanging.
     static func run(_ arguments: [String], limit: Double = 120) throws -> Result {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = packageRoot

@@ -2,6 +2,7 @@ import Foundation
 import NetAddress
 import ServiceRegistry
 import Testing
+import TestSupport
 
 /// Applies a large manifest with `clusterdns apply --state`, killing the process with SIGKILL at
 /// random moments, again and again; every change it acknowledged must survive, allocations stay
@@ -26,7 +27,7 @@ import Testing
         var acknowledged = Set<String>()
         var rng = SystemRandomNumberGenerator()
         for round in 0..<6 {
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = Tool.executable
             process.arguments = ["apply", "-f", file, "--state", state]
             let out = Pipe()

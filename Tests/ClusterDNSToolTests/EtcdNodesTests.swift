@@ -36,8 +36,8 @@ struct EtcdNodesTests {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-nodes-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
-            func run(_ namespace: String, _ executable: String, _ arguments: [String]) throws -> Process {
-                let process = Process()
+            func run(_ namespace: String, _ executable: String, _ arguments: [String]) throws -> ChildProcess {
+                let process = ChildProcess()
                 process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
                 process.arguments = ["netns", "exec", namespace, executable] + arguments
                 process.standardOutput = FileHandle.nullDevice
@@ -85,7 +85,7 @@ struct EtcdNodesTests {
                 endpoints: [{addresses: ["10.77.0.1"], nodeName: node-a}, {addresses: ["10.77.0.2"], nodeName: node-b}]
                 """)
             let manifestsB = try manifests("b", "")
-            func node(_ namespace: String, name: String, address: String, etcd: String, manifests: String) throws -> Process {
+            func node(_ namespace: String, name: String, address: String, etcd: String, manifests: String) throws -> ChildProcess {
                 try run(namespace, Tool.executable.path, [
                     "serve", "--dns", "\(address):5353", "--manifests", manifests, "--forwarder", "--node-name", name,
                     "--node-address", address, "--etcd", etcd, "--http", "\(address):9153", "--zones", "none", "--resolv-conf", "none",

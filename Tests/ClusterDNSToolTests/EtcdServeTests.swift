@@ -16,7 +16,7 @@ import Glibc
         let http = freePort()
         let state: String
         let arguments: [String]
-        var process: Process
+        var process: ChildProcess
 
         init(directory: URL, index: Int, etcd: [String], extra: [String] = []) throws {
             state = directory.appendingPathComponent("replica-\(index)").path
@@ -94,8 +94,8 @@ import Glibc
     }
 
     /// `clusterdns apply -f` through a replica's API, started (not waited for).
-    static func apply(_ manifests: String, through replica: Replica) throws -> Process {
-        let process = Process()
+    static func apply(_ manifests: String, through replica: Replica) throws -> ChildProcess {
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["apply", "-f", manifests, "--kubeconfig", replica.kubeconfig]
         process.standardOutput = FileHandle.nullDevice

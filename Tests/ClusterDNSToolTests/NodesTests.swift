@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,8 +66,8 @@ struct NodesTests {
                 """.write(to: path.appendingPathComponent("svc.yaml"), atomically: true, encoding: .utf8)
             return path.path
         }
-        func start(_ namespace: String, address: String, endpoint: String, extra: [String]) throws -> Process {
-            let process = Process()
+        func start(_ namespace: String, address: String, endpoint: String, extra: [String]) throws -> ChildProcess {
+            let process = ChildProcess()
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
             process.arguments = ["netns", "exec", namespace, Tool.executable.path, "serve", "--dns", "\(address):5353",
                                  "--manifests", try manifests(endpoint: endpoint, node: namespace), "--forwarder",
@@ -107,7 +108,7 @@ struct NodesTests {
         try #require(sh("ip netns add \(namespace)").status == 0)
         defer { sh("ip netns del \(namespace)") }
         sh("ip -n \(namespace) link set lo up")
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
         process.arguments = ["netns", "exec", namespace, Tool.executable.path, "serve", "--dns", "127.0.0.1:5353", "--forwarder",
                              "--forwarder-mode", "interface", "--forwarder-interface", "cdnsdummy0", "--http", "none",

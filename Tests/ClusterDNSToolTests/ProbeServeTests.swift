@@ -97,7 +97,7 @@ import Glibc
             """.write(to: directory.appendingPathComponent("web.yaml"), atomically: true, encoding: .utf8)
         let dns = freePort()
         let http = freePort()
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--manifests", directory.path, "--probes",
                              "--node-name", "node-a", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s",

@@ -70,7 +70,7 @@ extension Tool {
     /// Runs `executable`; its standard error is kept only when `stderr` is set (read after the
     /// output, so keep it short).
     static func runRaw(_ executable: String, _ arguments: [String], stderr: Bool = false) throws -> Result {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let out = Pipe()
@@ -109,7 +109,7 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
             """.write(to: manifest, atomically: true, encoding: .utf8)
         let dns = freePort()
         let http = freePort()
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)",
                              "--manifests", directory.path, "--lameduck", "1s", "--log-level", "warning"]
@@ -150,7 +150,7 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         let zones = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("zones").path
         let port = freePort()
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["serve", "--dns", "127.0.0.1:\(port)", "--http", "none", "--zones", zones,
                              "--resolv-conf", "none", "--lameduck", "0s"]
@@ -178,7 +178,7 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let dns = freePort()
         let http = freePort()
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--zones", directory.path,
                              "--resolv-conf", "none", "--lameduck", "0s"]
@@ -278,7 +278,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         let directory = try relayManifests(service: "tiny", clusterIP: "127.100.0.21", port: 8081, backendPort: backendPort)
         defer { try? FileManager.default.removeItem(at: directory) }
         let dns = freePort()
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         // A small descriptor limit for the daemon alone.
         process.arguments = ["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", Tool.executable.path,
@@ -332,7 +332,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         defer { try? FileManager.default.removeItem(at: directory) }
         let dns = freePort()
         let http = freePort()
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--manifests", directory.path,
                              "--service-cidr", "127.100.0.0/16", "--forwarder", "--zones", "none", "--resolv-conf", "none",
@@ -394,7 +394,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         #expect(bound == 0)
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["serve", "--dns", "127.0.0.1:\(port)", "--http", "none", "--state", "memory", "--zones", "none",
                              "--resolv-conf", "none", "--lameduck", "0s"]
@@ -415,7 +415,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
 
     @Test func queryLogNamesClientNameTypeAndRcode() throws {
         let port = freePort()
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["serve", "--dns", "127.0.0.1:\(port)", "--http", "none", "--log-format", "json", "--lameduck", "0s",
                              "--zones", "none", "--resolv-conf", "none", "--log-queries", "--log-level", "warning"]
@@ -435,7 +435,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
     }
 
     @Test func jsonLogs() throws {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         // A refused manifest: its message quotes names, a tab and a newline (JSON escapes).
         let manifest = FileManager.default.temporaryDirectory.appendingPathComponent("json-logs-\(getpid()).yaml").path
@@ -487,7 +487,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
 
     /// Starts serve with `arguments`, asks one question, stops it; returns dig's answer line.
     func answer(_ arguments: [String], port: UInt16) throws -> String {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
@@ -562,7 +562,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("sighup-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["serve", "--config", config]
         process.standardOutput = FileHandle.nullDevice
@@ -635,7 +635,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         let busy = try relayManifests(service: "busy", clusterIP: "127.100.0.32", port: 8091, backendPort: helloPort)
         defer { try? FileManager.default.removeItem(at: idle); try? FileManager.default.removeItem(at: busy) }
         let http = freePort()
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:\(http)", "--manifests", idle.path,
                              "--manifests", busy.path, "--service-cidr", "127.100.0.0/16", "--forwarder", "--state", "memory",
@@ -678,8 +678,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
             close(fd)
             #expect(n == 5 && Array(buffer[0..<5]) == Array("hello".utf8))
         }
-        // Asked from this process: Foundation's Process.run is not safe while the process holds
-        // thousands of descriptors (seen crashing in it), so no curl here.
+        // Asked from this process, while it holds thousands of descriptors.
         #expect(httpStatusOverSocket(port: http, path: "/health") == 200)
         // Released: the daemon closes its ends too, and exits cleanly.
         for fd in clients { close(fd) }

@@ -8,6 +8,7 @@ import Logging
 import NetAddress
 import ServiceRegistry
 import Testing
+import TestSupport
 
 let manifests = """
     apiVersion: v1
@@ -74,7 +75,7 @@ final class RunningServer: Sendable {
 
 /// Runs a command line tool and returns its standard output (bounded by the tool's own timeouts).
 func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [tool] + arguments
     let pipe = Pipe()

@@ -56,7 +56,7 @@ func freePort() -> UInt16 {
 final class KnotUpstream: @unchecked Sendable {
     let port: UInt16
     let directory: String
-    let process = Process()
+    let process = ChildProcess()
 
     init(port: UInt16 = freePort()) throws {
         self.port = port

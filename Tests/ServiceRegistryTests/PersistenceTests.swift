@@ -1,6 +1,7 @@
 import Foundation
 import NetAddress
 import Testing
+import TestSupport
 @testable import ServiceRegistry
 
 func temporaryDirectory() -> String {
@@ -59,7 +60,7 @@ func temporaryDirectory() -> String {
     @Test func aFutureSchemaAndACorruptRowAreClearErrors() throws {
         func edit(_ directory: String, _ sql: String) throws {
             let script = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = ["python3", "-c", script, directory + "/registry.sqlite", sql]
             try process.run()

@@ -16,7 +16,7 @@ public final class EtcdCluster: @unchecked Sendable {
 
     public let members: [Member]
     let directory: URL
-    var processes: [String: Process] = [:]
+    var processes: [String: ChildProcess] = [:]
     let lock = NSLock()
 
     /// The executable, or nil when etcd is not installed (`.ci/run` installs etcd-server).
@@ -54,7 +54,7 @@ public final class EtcdCluster: @unchecked Sendable {
         let running = lock.withLock { Set(processes.keys) }
         while Date() < deadline {
             let healthy = members.filter { running.contains($0.name) }.allSatisfy { member in
-                let process = Process()
+                let process = ChildProcess()
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
                 process.arguments = ["curl", "-s", "--max-time", "1", "\(member.clientURL)/health"]
                 let out = Pipe()
@@ -75,7 +75,7 @@ public final class EtcdCluster: @unchecked Sendable {
     public func start(_ name: String) throws {
         guard let member = members.first(where: { $0.name == name }) else { throw EtcdClusterError("no member \(name)") }
         let cluster = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: Self.executable!)
         process.arguments = [
             "--name", member.name, "--data-dir", directory.appendingPathComponent(member.name).path,
