@@ -33,25 +33,6 @@ let upstreamZone = """
     big   IN TXT "\(String(repeating: "d", count: 250))" "\(String(repeating: "e", count: 250))" "\(String(repeating: "f", count: 250))"
     """
 
-/// A free loopback port (UDP and TCP both bindable at the moment of asking).
-func freePort() -> UInt16 {
-    for _ in 0..<20 {
-        let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var sin = Client.address(port: 0)
-        _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(udp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(udp, $0, &length) } }
-        let port = UInt16(bigEndian: sin.sin_port)
-        let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var sin2 = Client.address(port: port)
-        let ok = withUnsafePointer(to: &sin2) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(tcp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
-        close(udp)
-        close(tcp)
-        if ok { return port }
-    }
-    return 0
-}
-
 /// Knot serving `upstreamZone` on a loopback port, started for a test and stopped with it.
 final class KnotUpstream: @unchecked Sendable {
     let port: UInt16
