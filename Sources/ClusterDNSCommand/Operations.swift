@@ -80,12 +80,9 @@ struct LameDuckService: ServiceLifecycle.Service {
     }
 }
 
-/// `5s`, `500ms`, `1m`, or plain seconds.
+/// Go's durations (`5s`, `500ms`, `1m30s`), days (`7d`), or plain seconds.
 func parseDuration(_ text: String) -> Duration? {
-    if text.hasSuffix("ms"), let v = Int(text.dropLast(2)), v >= 0 { return .milliseconds(v) }
-    if text.hasSuffix("s"), let v = Double(text.dropLast()), v >= 0 { return .milliseconds(Int(v * 1000)) }
-    if text.hasSuffix("m"), let v = Int(text.dropLast()), v >= 0 { return .seconds(v * 60) }
-    if text.hasSuffix("h"), let v = Int(text.dropLast()), v >= 0 { return .seconds(v * 3600) }
+    if let duration = DurationText.parse(text) { return duration }
     if text.hasSuffix("d"), let v = Int(text.dropLast()), v >= 0 { return .seconds(v * 86400) }
     if let v = Double(text), v >= 0 { return .milliseconds(Int(v * 1000)) }
     return nil

@@ -23,3 +23,19 @@ struct ProbeService: ServiceLifecycle.Service {
         await cancelWhenGracefulShutdown { await prober.run() }
     }
 }
+
+/// Heartbeat pods (annotated `clusterdns.io/ready-ttl`) turned NotReady when nobody renews
+/// them in time. Always on: only annotated pods are affected.
+struct HeartbeatService: ServiceLifecycle.Service {
+    let monitor: HeartbeatMonitor<ContinuousClock>
+
+    init(registry: Registry, logger: Logger) {
+        monitor = HeartbeatMonitor(registry: registry, clock: ContinuousClock(), log: { message in
+            logger.info("\(message)", source: logSource)
+        })
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await monitor.run() }
+    }
+}

@@ -480,6 +480,7 @@ struct Serve: AsyncParsableCommand {
             await dns.waitUntilServed(version)
         })
         let probing = probes ? ProbeService(registry: dns.registry, node: nodeName ?? ProcessInfo.processInfo.hostName, logger: logger) : nil
+        let heartbeats = HeartbeatService(registry: dns.registry, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = SocketAddress(parsing: http) {
             services.append(.init(service: HealthService(address: address, readiness: readiness, logger: logger, metrics: {
@@ -488,6 +489,9 @@ struct Serve: AsyncParsableCommand {
                     if let relay { Self.refresh(metrics, from: relay) }
                     if !apis.isEmpty { Self.refresh(metrics, from: apis) }
                     if let probing { Self.refresh(metrics, from: probing.prober.counts) }
+                    let timed = heartbeats.monitor.counts
+                    metrics.counter("clusterdns_heartbeat_expiries_total", [], total: timed.expiries)
+                    metrics.gauge("clusterdns_heartbeat_pods", [], Double(timed.timed))
                 }
                 return prometheus.emitToString()
             })))
@@ -502,6 +506,7 @@ struct Serve: AsyncParsableCommand {
                                                      addresses: nodeAddress.compactMap { IPAddress($0) }, ttl: lease, logger: logger)))
         }
         if let probing { services.append(.init(service: probing)) }
+        services.append(.init(service: heartbeats))
         for api in apis { services.append(.init(service: api)) }
         let source = reloadSource
         let hangupLogger = logger

@@ -41,6 +41,15 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
             }
             return undecided ? nil : true
         }
+        /// Each container's readiness (false until decided, as the kubelet starts it) and, with
+        /// a startup probe, whether it has started; in the pod's order.
+        var containerStatuses: [Pod.ContainerStatus] {
+            plan.map { container in
+                let state = containers[container.name]
+                return Pod.ContainerStatus(name: container.name, ready: state?.ready ?? false,
+                                           started: container.startup == nil ? nil : state?.phase == .running)
+            }
+        }
     }
 
     struct ContainerPlan: Hashable {
@@ -55,6 +64,9 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         var pods: [ObjectKey: PodEntry] = [:]
         /// Pods that name a node: while there is none, every pod is this prober's.
         var namingNodes: Set<ObjectKey> = []
+        /// Pods whose probes were taken away: written Ready once, as the kubelet counts a
+        /// running container without a readiness probe.
+        var released: [ObjectKey: (uid: String, statuses: [Pod.ContainerStatus])] = [:]
         var stopped = false
         var counts = ProbeCounts()
     }
@@ -155,11 +167,20 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
             if let entry = state.pods[key], entry.uid == uid, entry.plan == plan {
                 // Unchanged probes: only the stored status may need putting right again
                 // (a manifest applied over it, say).
-                let desired = entry.desired
-                return ([], false, desired != nil && pod.status.isReady != desired)
+                guard let desired = entry.desired else { return ([], false, false) }
+                return ([], false, pod.status.isReady != desired || pod.status.containerStatuses != entry.containerStatuses)
             }
-            let old = state.pods.removeValue(forKey: key)?.tasks ?? []
-            guard !plan.isEmpty else { return (old, false, false) }
+            let removed = state.pods.removeValue(forKey: key)
+            let old = removed?.tasks ?? []
+            guard !plan.isEmpty else {
+                // The probes of a running pod were taken away: it is ready now, as a container
+                // without a readiness probe is.
+                if let removed, removed.uid == uid, isOurs(pod, everyPod: everyPod), pod.status.isReady == false {
+                    state.released[key] = (uid, pod.spec.containers.map { Pod.ContainerStatus(name: $0.name, ready: true) })
+                    return (old, false, true)
+                }
+                return (old, false, false)
+            }
             var containers: [String: ContainerProbeState] = [:]
             for container in plan { containers[container.name] = ContainerProbeState(startup: container.startup, readiness: container.readiness) }
             state.pods[key] = PodEntry(uid: uid, plan: plan, containers: containers)
@@ -215,21 +236,25 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     func record(_ result: ProbeResult, key: ObjectKey, uid: String, container: String, target: ProbeTarget) {
-        let change = state.withLock { state -> (ready: Bool, pod: Bool?)? in
+        let change = state.withLock { state -> (ready: Bool?, started: Bool)? in
             if result.succeeded { state.counts.successes += 1 } else { state.counts.failures += 1 }
             guard state.pods[key]?.uid == uid, var probing = state.pods[key]?.containers[container] else { return nil }
-            let before = state.pods[key]!.desired
+            let phase = probing.phase
             let changed = probing.record(result)
             state.pods[key]!.containers[container] = probing
-            guard let changed else { return nil }
-            let after = state.pods[key]!.desired
-            return (changed, after != before ? after : nil)
+            guard changed != nil || probing.phase != phase else { return nil }
+            return (changed, probing.phase != phase)
         }
         guard let change else { return }
-        var message = "probes: \(key) container \(container) is \(change.ready ? "ready" : "not ready") (\(target))"
-        if case .failure(let reason) = result { message += ": \(reason)" }
-        log(message)
-        if change.pod != nil { dirtyContinuation.yield(key) }
+        if let ready = change.ready {
+            var message = "probes: \(key) container \(container) is \(ready ? "ready" : "not ready") (\(target))"
+            if case .failure(let reason) = result { message += ": \(reason)" }
+            log(message)
+        } else if change.started {
+            log("probes: \(key) container \(container) has started (\(target))")
+        }
+        // The container's status changed, and with it perhaps the pod's.
+        dirtyContinuation.yield(key)
     }
 
     /// Status writes for the pods whose readiness changed, a few at a time.
@@ -247,16 +272,27 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    /// Writes the pod's decided readiness over its stored one, reading it again after a conflict.
+    /// Writes the pod's decided readiness (the Ready condition and each container's) over the
+    /// stored one, reading it again after a conflict.
     func writeStatus(_ key: ObjectKey) async {
+        // A release is written once, whatever becomes of the write.
+        defer { state.withLock { _ = $0.released.removeValue(forKey: key) } }
         for _ in 0..<5 {
-            guard let (uid, desired) = state.withLock({ state -> (String, Bool)? in
-                guard let entry = state.pods[key], let desired = entry.desired else { return nil }
-                return (entry.uid, desired)
+            guard let (uid, desired, statuses) = state.withLock({ state -> (String, Bool, [Pod.ContainerStatus])? in
+                if let entry = state.pods[key], let desired = entry.desired {
+                    state.released[key] = nil
+                    return (entry.uid, desired, entry.containerStatuses)
+                }
+                guard state.pods[key] == nil, let released = state.released[key] else { return nil }
+                return (released.uid, true, released.statuses)
             }) else { return }
             guard case .pod(var pod)? = registry.get(key), pod.metadata.uid == uid else { return }
-            if pod.status.isReady == desired { return }
+            if pod.status.isReady == desired && pod.status.containerStatuses == statuses { return }
+            // Probes confirm the condition now; a status that changes gets its transition time
+            // from the registry.
+            if pod.status.isReady != desired { pod.status.readyTransitionTime = nil }
             pod.status.isReady = desired
+            pod.status.containerStatuses = statuses
             do {
                 _ = try await registry.write(.pod(pod), preconditions: WritePreconditions(mustExist: true, uid: uid,
                                                                                       resourceVersion: pod.metadata.resourceVersion))

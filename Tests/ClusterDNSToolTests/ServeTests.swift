@@ -23,13 +23,6 @@ func bindAnyPort(_ fd: Int32, on address: String) -> UInt16 {
     return UInt16(bigEndian: sin.sin_port)
 }
 
-/// A free TCP and UDP port on 127.0.0.1, found by binding port 0 (then released).
-func freePort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    return bindAnyPort(fd, on: "127.0.0.1")
-}
-
 /// An HTTP GET on loopback: the status code, or nil when nothing answers.
 func httpStatus(port: UInt16, path: String) -> Int? {
     let result = try? Tool.runRaw("/usr/bin/env", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1",

@@ -189,6 +189,14 @@ let webService = """
             message: "The Pod \"p\" is invalid: spec.containers[0].readinessProbe.tcpSocket.host: Invalid value: \"db.example\": must be an IP address here (the pod's IP when left out)", line: 7),
         Bad(name: "probe field misspelt", yaml: probePod("readinessProbe: {tcpSocket: {port: 80}, periodSecond: 5}"),
             message: "The Pod \"p\" is invalid: unknown field \"spec.containers[0].readinessProbe.periodSecond\"", line: 7),
+        Bad(name: "heartbeat TTL that is not a duration", yaml: "apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {clusterdns.io/ready-ttl: soon}}\nspec: {containers: [{name: c}]}\n",
+            message: "The Pod \"p\" is invalid: metadata.annotations[clusterdns.io/ready-ttl]: Invalid value: \"soon\": must be a duration of at least 1s, such as 15s", line: 3),
+        Bad(name: "heartbeat TTL below a second", yaml: "apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {clusterdns.io/ready-ttl: 500ms}}\nspec: {containers: [{name: c}]}\n",
+            message: "The Pod \"p\" is invalid: metadata.annotations[clusterdns.io/ready-ttl]: Invalid value: \"500ms\": must be a duration of at least 1s, such as 15s", line: 3),
+        Bad(name: "condition time that is not RFC 3339", yaml: "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\nstatus:\n  conditions: [{type: Ready, status: \"True\", lastProbeTime: yesterday}]\n",
+            message: "The Pod \"p\" is invalid: status.conditions[0].lastProbeTime: Invalid value: \"yesterday\": expected an RFC 3339 time such as 2026-12-05T03:20:00Z", line: 6),
+        Bad(name: "container status readiness as a string", yaml: "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\nstatus:\n  containerStatuses: [{name: c, ready: \"yes\"}]\n",
+            message: "The Pod \"p\" is invalid: status.containerStatuses[0].ready: expected true or false, got \"yes\"", line: 6),
         Bad(name: "slice address of the wrong family", yaml: "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv6\nendpoints: [{addresses: [10.0.0.1]}]\n",
             message: "The EndpointSlice \"s\" is invalid: endpoints[0].addresses[0]: Invalid value: \"10.0.0.1\": must be a valid IPv6 address", line: 5),
     ]
@@ -234,6 +242,39 @@ let webService = """
         let json = object.kubernetesJSON.text
         #expect(json.contains(#""readinessProbe":{"httpGet":{"path":"/ready","port":"health","scheme":"HTTPS","httpHeaders":[{"name":"X-Probe","value":"1"}]},"timeoutSeconds":1,"periodSeconds":5,"successThreshold":1,"failureThreshold":3,"terminationGracePeriodSeconds":30}"#), "\(json)")
         #expect(json.contains(#""startupProbe":{"tcpSocket":{"port":8086},"initialDelaySeconds":2,"timeoutSeconds":1,"periodSeconds":10,"successThreshold":1,"failureThreshold":30}"#), "\(json)")
+        let again = try #require(Manifest.decode(json).first).result.get()
+        #expect(again == object)
+    }
+
+    /// The Ready condition's times and the containers' readiness, as the kubelet writes them
+    /// (`kubectl get pod -o yaml`), read and written back unchanged; what else a container
+    /// status holds is not kept.
+    @Test func readinessStatusIsReadAndWrittenBack() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: p, namespace: shop, annotations: {clusterdns.io/ready-ttl: 1m30s}}
+            spec: {containers: [{name: app}, {name: sidecar}]}
+            status:
+              phase: Running
+              conditions:
+              - {type: Initialized, status: "True"}
+              - {type: Ready, status: "True", lastProbeTime: "2026-12-05T03:20:00Z", lastTransitionTime: "2026-12-05T05:20:00.5+02:00"}
+              podIP: 10.244.0.5
+              containerStatuses:
+              - {name: app, ready: true, started: true, restartCount: 0, image: app, state: {running: {startedAt: "2026-12-05T03:00:00Z"}}}
+              - {name: sidecar, ready: false}
+            """
+        let object = try #require(Manifest.decode(yaml).first).result.get()
+        guard case .pod(let pod) = object else { Issue.record("not a pod"); return }
+        #expect(pod.readyTTL == .seconds(90))
+        #expect(pod.status.isReady == true)
+        #expect(pod.status.readyProbeTime == Timestamp.parse("2026-12-05T03:20:00Z"))
+        #expect(pod.status.readyTransitionTime == Timestamp.parse("2026-12-05T03:20:00Z"))
+        #expect(pod.status.containerStatuses == [.init(name: "app", ready: true, started: true), .init(name: "sidecar", ready: false)])
+        let json = object.kubernetesJSON.text
+        #expect(json.contains(#""conditions":[{"type":"Ready","status":"True","lastProbeTime":"2026-12-05T03:20:00Z","lastTransitionTime":"2026-12-05T03:20:00Z"}]"#), "\(json)")
+        #expect(json.contains(#""containerStatuses":[{"name":"app","ready":true,"started":true},{"name":"sidecar","ready":false}]"#), "\(json)")
         let again = try #require(Manifest.decode(json).first).result.get()
         #expect(again == object)
     }

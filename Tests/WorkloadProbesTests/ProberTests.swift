@@ -141,4 +141,59 @@ struct ProberTests {
         #expect(await eventually { Self.ready(registry, "a") == false })
         #expect(runner.count(Self.a) == 1)
     }
+
+    /// Each container's readiness is written with the pod's (a container without probes is
+    /// ready; one whose startup probe has not passed has not started); and a pod whose probes
+    /// are taken away is ready again, as the kubelet counts a container without a readiness probe.
+    @Test func containerStatusesFollowAndRemovedProbesLeaveThePodReady() async throws {
+        let objects = try Manifest.decode("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: c, namespace: shop, labels: {app: web}}
+            spec:
+              containers:
+              - name: app
+                startupProbe: {tcpSocket: {port: 8080}, periodSeconds: 5}
+                readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 5, failureThreshold: 1}
+              - name: sidecar
+            status: {podIP: 127.0.0.13, phase: Running}
+            """).map { try $0.result.get() }
+        let registry = try Registry()
+        for object in objects { try await registry.apply(object) }
+        let clock = TestClock()
+        let runner = ScriptedRunner()
+        let target = ProbeTarget.tcp(address: IPAddress("127.0.0.13")!, port: 8080)
+        runner.answer(target, .failure("connection refused"))
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: nil)
+        let running = Task { await prober.run() }
+        defer { running.cancel() }
+        func statuses() -> [Pod.ContainerStatus]? {
+            guard case .pod(let pod)? = registry.get(ObjectKey(.pod, namespace: "shop", name: "c")) else { return nil }
+            return pod.status.containerStatuses
+        }
+        #expect(await eventually { clock.sleeping == 1 })
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { statuses() == [.init(name: "app", ready: false, started: false), .init(name: "sidecar", ready: true)] })
+        #expect(Self.ready(registry, "c") == false)
+        // Started, then ready.
+        runner.answer(target, .success)
+        for _ in 0..<2 {
+            #expect(await eventually { clock.sleeping == 1 })
+            clock.advance(by: .seconds(5))
+        }
+        #expect(await eventually { statuses() == [.init(name: "app", ready: true, started: true), .init(name: "sidecar", ready: true)] })
+        #expect(Self.ready(registry, "c") == true)
+        // Failing again, then the probes are taken away: ready, with nothing left to probe.
+        runner.answer(target, .failure("connection refused"))
+        #expect(await eventually { clock.sleeping == 1 })
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { Self.ready(registry, "c") == false })
+        guard case .pod(var pod)? = registry.get(ObjectKey(.pod, namespace: "shop", name: "c")) else { Issue.record("gone"); return }
+        pod.spec.containers[0].startupProbe = nil
+        pod.spec.containers[0].readinessProbe = nil
+        try await registry.apply(.pod(pod))
+        #expect(await eventually { Self.ready(registry, "c") == true })
+        #expect(statuses() == [.init(name: "app", ready: true), .init(name: "sidecar", ready: true)])
+        #expect(await eventually { clock.sleeping == 0 })
+    }
 }

@@ -101,6 +101,16 @@ struct FieldReader {
         return ["true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"].contains(s)
     }
 
+    /// An RFC 3339 time (Kubernetes' `metav1.Time`) as seconds since 1970.
+    mutating func timestamp(_ node: ManifestNode?, _ path: String) -> Int64? {
+        guard let text = string(node, path) else { return nil }
+        guard let seconds = Timestamp.parse(text) else {
+            if let node { fail(.invalid(path, FieldError.quoted(text), "expected an RFC 3339 time such as 2026-12-05T03:20:00Z"), at: node.position) }
+            return nil
+        }
+        return seconds
+    }
+
     mutating func intOrString(_ node: ManifestNode?, _ path: String) -> IntOrString? {
         guard let node, !node.isNull else { return nil }
         positions[path] = node.position

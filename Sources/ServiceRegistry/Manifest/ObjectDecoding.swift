@@ -19,7 +19,7 @@ enum ObjectDecoding {
         "schedulingGates", "resourceClaims", "resources",
     ]
     static let ignoredPodStatus: Set<String> = [
-        "hostIP", "hostIPs", "startTime", "containerStatuses", "initContainerStatuses", "qosClass", "message",
+        "hostIP", "hostIPs", "startTime", "initContainerStatuses", "qosClass", "message",
         "reason", "nominatedNodeName", "ephemeralContainerStatuses", "resize", "resourceClaimStatuses", "observedGeneration",
     ]
     static let ignoredNodeSpec: Set<String> = ["providerID", "unschedulable", "taints", "configSource", "externalID"]
@@ -157,7 +157,16 @@ enum ObjectDecoding {
                 r.object(item, p, ignoreUnknown: true) { r, c in
                     if r.string(c["type"], "\(p).type") == "Ready" {
                         pod.status.isReady = r.string(c["status"], "\(p).status") == "True"
+                        pod.status.readyProbeTime = r.timestamp(c["lastProbeTime"], "\(p).lastProbeTime")
+                        pod.status.readyTransitionTime = r.timestamp(c["lastTransitionTime"], "\(p).lastTransitionTime")
                     }
+                }
+            }
+            r.array(c["containerStatuses"], "status.containerStatuses") { r, item, p in
+                r.object(item, p, ignoreUnknown: true) { r, c in
+                    let name = r.string(c["name"], "\(p).name") ?? ""
+                    let ready = r.bool(c["ready"], "\(p).ready") ?? false
+                    pod.status.containerStatuses.append(.init(name: name, ready: ready, started: r.bool(c["started"], "\(p).started")))
                 }
             }
         }

@@ -93,10 +93,18 @@ enum ObjectEncoding {
         var st = JSONObjectBuilder()
         st.add("phase", pod.status.phase)
         if let ready = pod.status.isReady {
-            st.add("conditions", .array([.object([("type", .string("Ready")), ("status", .string(ready ? "True" : "False"))])]))
+            var condition: [(String, JSONValue)] = [("type", .string("Ready")), ("status", .string(ready ? "True" : "False"))]
+            condition.append(("lastProbeTime", pod.status.readyProbeTime.map { .string(Timestamp.rfc3339($0)) } ?? .null))
+            if let time = pod.status.readyTransitionTime { condition.append(("lastTransitionTime", .string(Timestamp.rfc3339(time)))) }
+            st.add("conditions", .array([.object(condition)]))
         }
         st.add("podIP", pod.status.podIP)
         st.add("podIPs", array: pod.status.podIPs.map { .object([("ip", .string($0))]) })
+        st.add("containerStatuses", array: pod.status.containerStatuses.map { status in
+            var c: [(String, JSONValue)] = [("name", .string(status.name)), ("ready", .bool(status.ready))]
+            if let started = status.started { c.append(("started", .bool(started))) }
+            return .object(c)
+        })
         o.add("status", st.value)
     }
 

@@ -54,9 +54,47 @@ public struct Pod: Hashable, Sendable, Codable {
         public var podIP: String = ""
         public var podIPs: [String] = []
         /// The `Ready` condition; nil when the manifest gives none (then the pod counts as ready
-        /// once it has an IP, since nothing here runs probes).
+        /// once it has an IP, as nothing decides otherwise).
         public var isReady: Bool? = nil
+        /// The Ready condition's `lastProbeTime` (seconds since 1970): when a probe or a
+        /// heartbeat last confirmed it. A heartbeat pod renews it.
+        public var readyProbeTime: Int64? = nil
+        /// The Ready condition's `lastTransitionTime`: when its status last changed (the
+        /// registry sets it when a write changes the status without saying when).
+        public var readyTransitionTime: Int64? = nil
+        public var containerStatuses: [ContainerStatus] = []
         public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case phase, podIP, podIPs, isReady, readyProbeTime, readyTransitionTime, containerStatuses
+        }
+
+        /// Fields added later are optional here, so that a store written before them loads.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            phase = try c.decodeIfPresent(String.self, forKey: .phase) ?? ""
+            podIP = try c.decodeIfPresent(String.self, forKey: .podIP) ?? ""
+            podIPs = try c.decodeIfPresent([String].self, forKey: .podIPs) ?? []
+            isReady = try c.decodeIfPresent(Bool.self, forKey: .isReady)
+            readyProbeTime = try c.decodeIfPresent(Int64.self, forKey: .readyProbeTime)
+            readyTransitionTime = try c.decodeIfPresent(Int64.self, forKey: .readyTransitionTime)
+            containerStatuses = try c.decodeIfPresent([ContainerStatus].self, forKey: .containerStatuses) ?? []
+        }
+    }
+
+    /// What is known of one container: whether its probes find it ready (and, with a startup
+    /// probe, started).
+    public struct ContainerStatus: Hashable, Sendable, Codable {
+        public var name: String
+        public var ready: Bool
+        /// nil until something (a startup probe) says.
+        public var started: Bool?
+
+        public init(name: String, ready: Bool, started: Bool? = nil) {
+            self.name = name
+            self.ready = ready
+            self.started = started
+        }
     }
 
     /// Ready for traffic: the Ready condition if given, else running with an IP.
@@ -66,4 +104,15 @@ public struct Pod: Hashable, Sendable, Codable {
     }
 
     public var key: ObjectKey { ObjectKey(.pod, namespace: metadata.namespace, name: metadata.name) }
+
+    /// The annotation that makes a pod a heartbeat pod: it stays Ready only while its Ready
+    /// condition is renewed (its `lastProbeTime` moves) within this duration (`15s`).
+    public static let readyTTLAnnotation = "clusterdns.io/ready-ttl"
+
+    /// The heartbeat time-to-live, when the annotation gives a valid one: at least a second,
+    /// since a renewal's time is kept to the second.
+    public var readyTTL: Duration? {
+        guard let text = metadata.annotations[Self.readyTTLAnnotation], let ttl = DurationText.parse(text), ttl >= .seconds(1) else { return nil }
+        return ttl
+    }
 }

@@ -42,7 +42,11 @@ extension Registry {
             if case .service(let s)? = existing { old = s }
             object = .service(try prepare(service, old: old, allocations: &allocations))
         case .pod(let pod):
-            object = .pod(try prepare(pod, allocations: &allocations))
+            var old: Pod? = nil
+            if case .pod(let p)? = existing { old = p }
+            var prepared = try prepare(pod, allocations: &allocations)
+            if !isRestore { stampReadyTransition(&prepared, old: old, now: wallClock) }
+            object = .pod(prepared)
         case .node(let node):
             try prepare(node, old: existing, allocations: &allocations, pods: snapshot)
         default:
@@ -278,6 +282,20 @@ extension Registry {
     }
 
     // MARK: Pods and nodes
+
+    /// The Ready condition's transition time, as the kubelet keeps it: a write that changes the
+    /// status without giving a new time gets the current one; one that leaves the status
+    /// alone without giving a time keeps the stored one.
+    static func stampReadyTransition(_ pod: inout Pod, old: Pod?, now: () -> Int64) {
+        guard let ready = pod.status.isReady else { return }
+        let given = pod.status.readyTransitionTime
+        guard given == nil || given == old?.status.readyTransitionTime else { return }
+        if let old, old.status.isReady == ready {
+            pod.status.readyTransitionTime = old.status.readyTransitionTime ?? given
+        } else {
+            pod.status.readyTransitionTime = now()
+        }
+    }
 
     static func prepare(_ input: Pod, allocations: inout Allocations) throws(RegistryError) -> Pod {
         var pod = input

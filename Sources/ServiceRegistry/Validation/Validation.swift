@@ -203,6 +203,10 @@ public enum Validation {
             if let probe = container.readinessProbe { errors += validateProbe(probe, "\(path).readinessProbe", startup: false) }
             if let probe = container.startupProbe { errors += validateProbe(probe, "\(path).startupProbe", startup: true) }
         }
+        if let ttl = pod.metadata.annotations[Pod.readyTTLAnnotation], pod.readyTTL == nil {
+            errors.append(.invalid("metadata.annotations[\(Pod.readyTTLAnnotation)]", FieldError.quoted(ttl),
+                                   "must be a duration of at least 1s, such as 15s"))
+        }
         if !pod.status.podIP.isEmpty { errors += ip(pod.status.podIP, "status.podIP") }
         for (i, value) in pod.status.podIPs.enumerated() where value != pod.status.podIP {
             errors += ip(value, "status.podIPs[\(i)].ip")
