@@ -131,4 +131,72 @@ import Glibc
         kill(process.processIdentifier, SIGTERM)
         #expect(eventually(5) { !process.isRunning })
     }
+
+    /// A heartbeat pod renewed with `kubectl patch --subresource=status`, as a workload
+    /// reporting its own health would: answered while renewed, gone from DNS when it stops
+    /// within its TTL, back on the next renewal.
+    @Test func aHeartbeatPodRenewedThroughKubectlLeavesDNSWhenItStops() throws {
+        let kubectl = try Tool.runRaw("/usr/bin/env", ["sh", "-c", "command -v kubectl"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!kubectl.isEmpty, "kubectl is not installed (Debian: kubernetes-client; .ci/run installs it)")
+        guard !kubectl.isEmpty else { return }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("heartbeat-\(UUID().uuidString)")
+        let state = directory.appendingPathComponent("state").path
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let dns = freePort()
+        let api = freePort()
+        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
+                                       "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"])
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let kubeconfig = state + "/kubeconfig"
+        #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) })
+        func run(_ arguments: [String]) throws -> Tool.Result {
+            let child = ChildProcess()
+            child.executableURL = URL(fileURLWithPath: kubectl)
+            child.arguments = ["--kubeconfig", kubeconfig, "--request-timeout", "10s"] + arguments
+            child.environment = ["HOME": directory.path, "PATH": "/usr/bin:/bin"]
+            let out = Pipe()
+            let err = Pipe()
+            child.standardOutput = out
+            child.standardError = err
+            try child.run()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile()
+            let stderr = err.fileHandleForReading.readDataToEndOfFile()
+            child.waitUntilExit()
+            return Tool.Result(status: child.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                               stderr: String(decoding: stderr, as: UTF8.self))
+        }
+        let manifest = directory.appendingPathComponent("worker.yaml").path
+        try """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: jobs, namespace: default}
+            spec: {clusterIP: None, selector: {app: worker}, ports: [{port: 9000}]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: worker, namespace: default, labels: {app: worker}, annotations: {clusterdns.io/ready-ttl: 3s}}
+            spec: {containers: [{name: app}]}
+            status: {podIP: 127.0.0.23, phase: Running, conditions: [{type: Ready, status: "False"}]}
+            """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let applied = try run(["apply", "-f", manifest])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        func renew() throws {
+            let now = ISO8601DateFormatter().string(from: Date())
+            let patch = #"{"status":{"conditions":[{"type":"Ready","status":"True","lastProbeTime":"\#(now)"}]}}"#
+            let result = try run(["patch", "pod", "worker", "--subresource=status", "--type=merge", "-p", patch])
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        func answers() -> String { digShort(port: dns, "jobs.default.svc.cluster.local") }
+        #expect(answers() == "")
+        try renew()
+        #expect(answers() == "127.0.0.23\n")
+        #expect(eventually(20) { answers() == "" }, "not renewed: gone within its TTL")
+        let shown = try run(["get", "pod", "worker", "-o", "jsonpath={.status.conditions[0].status} {.status.conditions[0].lastProbeTime}"])
+        #expect(shown.stdout.hasPrefix("False 20"), "\(shown.stdout) \(shown.stderr)")
+        try renew()
+        #expect(answers() == "127.0.0.23\n")
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(10) { !process.isRunning })
+    }
 }
