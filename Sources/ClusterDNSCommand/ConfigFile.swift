@@ -84,7 +84,8 @@ extension Serve {
                            "max-concurrent", "upstream-timeout", "forward-deadline", "cache-size", "cache-min-ttl",
                            "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "serve-stale", "prefetch",
                            "log-queries", "log-queries-sample", "forwarder", "forwarder-mode", "node-name", "node-address",
-                           "forwarder-udp-timeout", "forwarder-tcp-timeout", "forwarder-max-flows", "forwarder-interface", "probes"]
+                           "forwarder-udp-timeout", "forwarder-tcp-timeout", "forwarder-max-flows", "forwarder-interface", "probes",
+                           "forwarder-close-on-removal"]
     /// Settings that are flags (no value on the command line).
-    static let flagKeys: Set<String> = ["log-queries", "forwarder", "probes"]
+    static let flagKeys: Set<String> = ["log-queries", "forwarder", "probes", "forwarder-close-on-removal"]
 }

@@ -181,6 +181,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Forwarded UDP flows per service port at most.")
     var forwarderMaxFlows: Int = 10_000
 
+    @Flag(help: "Reset the forwarded TCP connections of an endpoint when it stops being ready or goes away (default: let them finish, as kube-proxy does). UDP flows always move to a ready endpoint.")
+    var forwarderCloseOnRemoval = false
+
     @Option(name: .customLong("api"), help: "Serve the registry as a Kubernetes API (kubectl) over HTTPS on ADDRESS:PORT (repeatable). Off by default.")
     var apiAddresses: [String] = []
 
@@ -209,7 +212,7 @@ struct Serve: AsyncParsableCommand {
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
              nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface, apiAddresses,
              apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey, apiClientCaFile, etcd, etcdPrefix, etcdCafile, etcdCertfile,
-             etcdKeyfile, nodeLeaseDuration, probes
+             etcdKeyfile, nodeLeaseDuration, probes, forwarderCloseOnRemoval
     }
 
     /// How to reach etcd, from the flags; nil without --etcd.
@@ -323,6 +326,8 @@ struct Serve: AsyncParsableCommand {
             metrics.counter("clusterdns_forwarder_failed_total", labels, total: stats.failedCount)
             metrics.counter("clusterdns_forwarder_bytes_total", labels + [("direction", "in")], total: stats.bytesFromClients)
             metrics.counter("clusterdns_forwarder_bytes_total", labels + [("direction", "out")], total: stats.bytesToClients)
+            metrics.counter("clusterdns_forwarder_flows_moved_total", labels, total: stats.movedFlowCount)
+            metrics.counter("clusterdns_forwarder_closed_on_removal_total", labels, total: stats.closedOnRemovalCount)
         }
         metrics.gauge("clusterdns_forwarder_frontends", [], Double(forwarder.frontends.count))
         metrics.gauge("clusterdns_forwarder_frontend_conflicts", [], Double(forwarder.failedFrontends.count))
@@ -471,6 +476,7 @@ struct Serve: AsyncParsableCommand {
             settings.udpIdleTimeout = parseDuration(forwarderUDPTimeout) ?? .seconds(30)
             settings.tcpIdleTimeout = parseDuration(forwarderTCPTimeout) ?? .seconds(900)
             settings.maxUDPFlows = forwarderMaxFlows
+            settings.closeOnRemoval = forwarderCloseOnRemoval
             endpointForwarder = EndpointForwarder(configuration: settings, registry: dns.registry, logger: logger)
         }
         let relay = endpointForwarder

@@ -13,7 +13,10 @@ import Synchronization
 /// The endpoint forwarder: what kube-proxy did in userspace. For every service port it listens
 /// on the ClusterIP (and node ports on the node addresses, load-balancer and external IPs) and
 /// relays TCP and UDP to a ready endpoint, following the registry live: a new service opens its
-/// listeners, a deleted one closes them, an endpoint change affects new connections only.
+/// listeners, a deleted one closes them. An endpoint that stops being eligible (not ready,
+/// terminating while a ready one remains, gone) gets no new connection; its UDP flows end so
+/// that their next datagram goes elsewhere, and its TCP connections finish unless
+/// `closeOnRemoval` says to reset them.
 /// A swift-service-lifecycle `Service`.
 public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Sendable {
     public enum Mode: String, Sendable, CaseIterable {
@@ -35,6 +38,9 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         public var tcpIdleTimeout: Duration = .seconds(900)
         public var udpIdleTimeout: Duration = .seconds(30)
         public var maxUDPFlows: Int = 10_000
+        /// Reset the TCP connections of an endpoint that stops being eligible (kube-proxy lets
+        /// them finish; so does the default).
+        public var closeOnRemoval = false
         /// Event-loop threads for TCP (one per usable core by default).
         public var relayQueues: Int = Socket.usableCores
         /// What idle timeouts, connect timeouts and the passive-health penalty are measured by;
@@ -161,6 +167,7 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
         let plan = ForwardingPlan(snapshot: snapshot, nodeAddresses: configuration.nodeAddresses, nodeName: configuration.nodeName)
         var toClose: [Open] = []
         var toOpen: [(Frontend, FrontendPlan)] = []
+        var departed: [(Open, Set<SocketAddress>)] = []
         state.withLock { state in
             for (frontend, open) in state.open where plan.frontends[frontend] == nil {
                 toClose.append(open)
@@ -170,12 +177,20 @@ public final class EndpointForwarder: ServiceLifecycle.Service, @unchecked Senda
             for (frontend, frontendPlan) in plan.frontends {
                 if let open = state.open[frontend] {
                     open.slot.current.withLock { chooser in
-                        if chooser.plan != frontendPlan { chooser = chooser.updated(plan: frontendPlan, node: configuration.nodeName) }
+                        guard chooser.plan != frontendPlan else { return }
+                        let before = Set(chooser.backends.map(\.address))
+                        chooser = chooser.updated(plan: frontendPlan, node: configuration.nodeName)
+                        let left = before.subtracting(chooser.backends.map(\.address))
+                        if !left.isEmpty { departed.append((open, left)) }
                     }
                 } else {
                     toOpen.append((frontend, frontendPlan))
                 }
             }
+        }
+        for (open, left) in departed {
+            open.udp?.endFlows(to: left)
+            if configuration.closeOnRemoval { for acceptor in open.acceptors { acceptor.closeRelays(to: left) } }
         }
         for open in toClose {
             open.close()

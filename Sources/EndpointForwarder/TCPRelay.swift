@@ -14,7 +14,16 @@ public final class FrontendStats: Sendable {
     let failed = Atomic<Int>(0)
     let bytesIn = Atomic<Int>(0)
     let bytesOut = Atomic<Int>(0)
+    let moved = Atomic<Int>(0)
+    let cut = Atomic<Int>(0)
     public init() {}
+
+    /// UDP flows ended because their endpoint stopped being eligible (their next datagram
+    /// goes to an eligible one).
+    public var movedFlowCount: Int { moved.load(ordering: .relaxed) }
+    /// TCP connections closed because their endpoint stopped being eligible (with
+    /// `closeOnRemoval`).
+    public var closedOnRemovalCount: Int { cut.load(ordering: .relaxed) }
 
     /// Connections (TCP) or flows (UDP) open now.
     public var activeCount: Int { active.load(ordering: .relaxed) }
@@ -42,6 +51,8 @@ final class TCPAcceptor: EventHandler, @unchecked Sendable {
     let idleTimeout: Duration
     var pausedUntil: UInt64 = 0
     var closed = false
+    /// The relays this acceptor's connections became, by identity: on the loop's thread.
+    var relays: [ObjectIdentifier: Relay] = [:]
 
     init(fd: Int32, loop: EventLoop, slot: ChooserSlot, stats: FrontendStats, idleTimeout: Duration) {
         self.fd = fd
@@ -72,7 +83,7 @@ final class TCPAcceptor: EventHandler, @unchecked Sendable {
         while !closed {
             switch Socket.accept(fd) {
             case .connection(let client):
-                Connector(client: client, chooser: slot.chooser, loop: loop, stats: stats, idleTimeout: idleTimeout).start()
+                Connector(client: client, chooser: slot.chooser, loop: loop, stats: stats, idleTimeout: idleTimeout, owner: self).start()
             case .outOfDescriptors:
                 // Out of descriptors: the backlog waits; look again in 100 ms.
                 loop.unregister(fd)
@@ -85,6 +96,17 @@ final class TCPAcceptor: EventHandler, @unchecked Sendable {
                 return
             case .none, .failed:
                 return
+            }
+        }
+    }
+
+    /// Resets the connections relayed to any of `addresses` (endpoints no longer eligible),
+    /// client side with RST so that the client learns at once.
+    func closeRelays(to addresses: Set<SocketAddress>) {
+        loop.execute { [self] in
+            for relay in Array(relays.values) where addresses.contains(relay.backend) {
+                relay.close(resettingClient: true)
+                stats.cut.add(1, ordering: .relaxed)
             }
         }
     }
@@ -106,8 +128,11 @@ final class Connector: EventHandler {
     var fd: Int32 = -1
     var deadline: UInt64 = 0
     var backend: Backend?
+    /// The acceptor that keeps the relay (for closing it when its endpoint goes).
+    weak var owner: TCPAcceptor?
 
-    init(client: Int32, chooser: BackendChooser, loop: EventLoop, stats: FrontendStats, idleTimeout: Duration) {
+    init(client: Int32, chooser: BackendChooser, loop: EventLoop, stats: FrontendStats, idleTimeout: Duration, owner: TCPAcceptor?) {
+        self.owner = owner
         self.client = client
         // The client's address matters only to affinity: no getpeername otherwise.
         clientAddress = chooser.plan.affinityTimeout == nil ? nil : Socket.peerAddress(of: client)
@@ -170,7 +195,8 @@ final class Connector: EventHandler {
         self.fd = -1
         chooser.health.markHealthy(backend.address)
         chooser.chose(backend, for: clientAddress?.address)
-        let relay = Relay(client: client, upstream: fd, loop: loop, stats: stats, idleTimeout: idleTimeout)
+        let relay = Relay(client: client, upstream: fd, backend: backend.address, loop: loop, stats: stats, idleTimeout: idleTimeout,
+                          owner: owner)
         relay.start()
         // The endpoint may have spoken (or closed) already: this edge is the relay's too.
         if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 { relay.handle(fd: fd, events: events) }
@@ -238,17 +264,22 @@ final class Relay: EventHandler {
 
     let client: Int32
     let upstream: Int32
+    let backend: SocketAddress
     let loop: EventLoop
     let stats: FrontendStats
+    weak var owner: TCPAcceptor?
     let up: Direction
     let down: Direction
     let idleNanoseconds: UInt64
     var lastActivity: UInt64
     var closed = false
 
-    init(client: Int32, upstream: Int32, loop: EventLoop, stats: FrontendStats, idleTimeout: Duration) {
+    init(client: Int32, upstream: Int32, backend: SocketAddress, loop: EventLoop, stats: FrontendStats, idleTimeout: Duration,
+         owner: TCPAcceptor?) {
         self.client = client
         self.upstream = upstream
+        self.backend = backend
+        self.owner = owner
         self.loop = loop
         self.stats = stats
         up = Direction(from: client, to: upstream)
@@ -259,6 +290,7 @@ final class Relay: EventHandler {
 
     func start() {
         stats.active.add(1, ordering: .relaxed)
+        owner?.relays[ObjectIdentifier(self)] = self
         // The client has TCP_NODELAY from its listening socket (`Socket.bind`); the upstream
         // is registered for `relayEvents` since its connect.
         loop.reassign(upstream, to: self)
@@ -443,14 +475,15 @@ final class Relay: EventHandler {
         shutdown(direction.to, Int32(SHUT_WR))
     }
 
-    func close() {
+    func close(resettingClient: Bool = false) {
         guard !closed else { return }
         closed = true
         stats.active.subtract(1, ordering: .relaxed)
+        owner?.relays.removeValue(forKey: ObjectIdentifier(self))
         loop.forget(client)
         loop.forget(upstream)
         loop.stopSweeping(self)
-        Glibc.close(client)
+        if resettingClient { Connector.reset(client) } else { Glibc.close(client) }
         Glibc.close(upstream)
         up.closePipe()
         down.closePipe()

@@ -10,7 +10,10 @@ import NetAddress
 /// port, each with its own socket `connect`ed to the endpoint chosen when the flow began;
 /// replies go back to the client from the service address. A flow idle for `idleTimeout` is
 /// closed; beyond `maxFlows` new clients' datagrams are dropped. An endpoint that answers with
-/// ICMP unreachable is marked failing and its flow closed (the next datagram picks another).
+/// ICMP unreachable is marked failing and its flow closed (the next datagram picks another),
+/// and so is a flow whose endpoint stops being eligible (not ready, or gone): the client's next
+/// datagram is answered by an eligible endpoint, where conntrack would have kept sending it to
+/// the dead one.
 final class UDPFrontendServer: @unchecked Sendable {
     final class Flow {
         let client: SocketAddress
@@ -129,6 +132,16 @@ final class UDPFrontendServer: @unchecked Sendable {
         }
         stats.failed.add(1, ordering: .relaxed)
         return nil
+    }
+
+    /// Ends the flows to any of `addresses` (endpoints no longer eligible).
+    func endFlows(to addresses: Set<SocketAddress>) {
+        queue.async { [self] in
+            for flow in Array(flows.values) where addresses.contains(flow.backend.address) {
+                remove(flow)
+                stats.moved.add(1, ordering: .relaxed)
+            }
+        }
     }
 
     /// The endpoint's replies, sent to the client from the service address.

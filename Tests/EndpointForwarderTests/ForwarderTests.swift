@@ -178,9 +178,9 @@ final class UDPBackend: @unchecked Sendable {
     let port: UInt16
     let thread: Thread
 
-    init(name: String, ip: String) {
+    init(name: String, ip: String, port wanted: UInt16 = 0) {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        _ = withSockaddr(ip, 0) { bind(fd, $0, $1) }
+        _ = withSockaddr(ip, wanted) { bind(fd, $0, $1) }
         self.fd = fd
         port = boundPort(fd)
         setTimeout(fd, milliseconds: 200)
@@ -416,6 +416,87 @@ final class RunningForwarder: Sendable {
         _ = send(fd, again, again.count, 0)
         #expect(recv(fd, &buffer, buffer.count, 0) == 7)
         #expect(running.forwarder.udpFlows(for: frontend) == 1)
+    }
+
+    /// kube-proxy's long-standing conntrack failure, not repeated: a client whose flow's
+    /// endpoint stops being ready has its next datagram answered by a ready endpoint; when no
+    /// ready one is left, by one that is terminating but still serving.
+    @Test func aUDPFlowFollowsItsEndpointOutOfReadiness() async throws {
+        let first = UDPBackend(name: "u", ip: "127.0.0.2")
+        let second = UDPBackend(name: "v", ip: "127.0.0.3", port: first.port)
+        let third = UDPBackend(name: "w", ip: "127.0.0.4", port: first.port)
+        defer { withExtendedLifetime((first, second, third)) {} }
+        let registry = try makeRegistry()
+        func endpoints(_ list: [(String, String)]) -> String {
+            """
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: flows-1, namespace: default, labels: {kubernetes.io/service-name: flows}}
+            addressType: IPv4
+            ports: [{name: p, port: \(first.port), protocol: UDP}]
+            endpoints:
+            \(list.map { "- addresses: [\"\($0.0)\"]\n  conditions: \($0.1)" }.joined(separator: "\n"))
+            """
+        }
+        try await apply(registry, serviceManifest("flows", clusterIP: "127.100.0.18", port: 5301, protocol: "UDP", targetPort: first.port,
+                                                  endpoints: []))
+        try await apply(registry, endpoints([("127.0.0.2", "{ready: true}"), ("127.0.0.3", "{ready: true}")]))
+        let running = try await RunningForwarder(registry: registry)
+        let frontend = Frontend(address: SocketAddress(parsing: "127.100.0.18:5301")!, protocol: .udp)
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        setTimeout(fd, milliseconds: 2000)
+        _ = withSockaddr("127.100.0.18", 5301) { connect(fd, $0, $1) }
+        func exchange(_ text: String) -> String? {
+            let message = Array(text.utf8)
+            _ = send(fd, message, message.count, 0)
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+        }
+        // The flow sticks to the endpoint it began with.
+        let began = try #require(exchange("one")?.split(separator: ":").first.map(String.init))
+        #expect(exchange("two") == "\(began):two")
+        let (leaving, staying) = began == "u" ? ("127.0.0.2", "127.0.0.3") : ("127.0.0.3", "127.0.0.2")
+        // Its endpoint is not ready any more: the next datagram goes to the other, at once.
+        try await apply(registry, endpoints([(leaving, "{ready: false}"), (staying, "{ready: true}")]))
+        try await running.settle(registry)
+        let other = began == "u" ? "v" : "u"
+        #expect(await eventually { running.forwarder.stats(for: frontend)?.movedFlowCount == 1 })
+        #expect(exchange("three") == "\(other):three")
+        #expect(running.forwarder.udpFlows(for: frontend) == 1)
+        // No ready endpoint left: the terminating one that still serves takes the flow.
+        try await apply(registry, endpoints([(leaving, "{ready: false}"), (staying, "{ready: false, serving: false, terminating: true}"),
+                                             ("127.0.0.4", "{ready: false, serving: true, terminating: true}")]))
+        try await running.settle(registry)
+        #expect(await eventually { running.forwarder.stats(for: frontend)?.movedFlowCount == 2 })
+        #expect(exchange("four") == "w:four")
+    }
+
+    /// With `closeOnRemoval`, the connections of an endpoint that leaves are reset (the default
+    /// lets them finish: `liveChangesLeaveOpenConnectionsAlone`).
+    @Test func closeOnRemovalResetsTheConnectionsOfAnEndpointThatLeaves() async throws {
+        let backends = threeBackends()
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("cut", clusterIP: "127.100.0.19", port: 7002, targetPort: backends[0].port,
+                                                  endpoints: [("127.0.0.2", true)]))
+        let running = try await RunningForwarder(registry: registry) { $0.closeOnRemoval = true }
+        let held = try #require(connectTo("127.100.0.19", 7002))
+        defer { close(held) }
+        setTimeout(held, milliseconds: 5000)
+        #expect(writeAll(held, Array("HOLD\nhello".utf8)))
+        var buffer = [UInt8](repeating: 0, count: 64)
+        #expect(recv(held, &buffer, 5, Int32(MSG_WAITALL)) == 5)
+        try await apply(registry, serviceManifest("cut", clusterIP: "127.100.0.19", port: 7002, targetPort: backends[0].port,
+                                                  endpoints: [("127.0.0.3", true)]))
+        try await running.settle(registry)
+        // Reset: the client reads an error (or the end), not a hang.
+        let n = recv(held, &buffer, buffer.count, 0)
+        let error = errno
+        #expect(n == 0 || (n < 0 && error == ECONNRESET), "read \(n), errno \(error)")
+        let frontend = Frontend(address: SocketAddress(parsing: "127.100.0.19:7002")!, protocol: .tcp)
+        #expect(await eventually { running.forwarder.stats(for: frontend)?.closedOnRemovalCount == 1 })
+        #expect(ask("127.100.0.19", 7002, "NAME") == "b")
     }
 
     @Test func liveChangesLeaveOpenConnectionsAlone() async throws {
