@@ -201,7 +201,7 @@ let package = Package(
         .target(
             name: "WorkloadProbes",
             dependencies: [
-                "ServiceRegistry", "NetAddress",
+                "ServiceRegistry", "NetAddress", "CShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -211,9 +211,7 @@ let package = Package(
         ),
         // What the tests share: a seeded generator, waiting for a condition (not a product:
         // nothing else links it).
-        .target(name: "TestSupport", dependencies: ["CSpawn"], path: "Tests/TestSupport", swiftSettings: strict),
-        // posix_spawn with the GNU file actions (closefrom, chdir) Swift's Glibc does not import.
-        .target(name: "CSpawn", path: "Tests/CSpawn"),
+        .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"], swiftSettings: strict),
         .testTarget(
             name: "DNSWireTests",

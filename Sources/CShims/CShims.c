@@ -7,6 +7,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/if_link.h>
@@ -264,4 +269,111 @@ void cdns_set_thread_name(const char *name) {
     strncpy(shortened, name, 15);
     shortened[15] = 0;
     pthread_setname_np(pthread_self(), shortened);
+}
+
+int cdns_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+               int in, int out, int err, const char *cwd, int search, int group) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    int result = posix_spawn_file_actions_init(&actions);
+    if (result != 0) return result;
+    result = posix_spawnattr_init(&attributes);
+    if (result != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        return result;
+    }
+    int streams[3] = {in, out, err};
+    for (int target = 0; target < 3 && result == 0; target++) {
+        if (streams[target] >= 0) result = posix_spawn_file_actions_adddup2(&actions, streams[target], target);
+    }
+    if (result == 0 && cwd != NULL) result = posix_spawn_file_actions_addchdir_np(&actions, cwd);
+    if (result == 0) result = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (group) flags |= POSIX_SPAWN_SETPGROUP;
+    if (result == 0) result = posix_spawnattr_setsigmask(&attributes, &none);
+    if (result == 0) result = posix_spawnattr_setsigdefault(&attributes, &all);
+    if (result == 0 && group) result = posix_spawnattr_setpgroup(&attributes, 0);
+    if (result == 0) result = posix_spawnattr_setflags(&attributes, flags);
+    if (result == 0) {
+        result = search ? posix_spawnp(pid, path, &actions, &attributes, argv, envp)
+                        : posix_spawn(pid, path, &actions, &attributes, argv, envp);
+    }
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    return result;
+}
+
+static long long cdns_monotonic_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+int cdns_run_command(char *const argv[], char *const envp[], int timeout_ms, char *output, size_t capacity,
+                     size_t *length, int *status) {
+    *length = 0;
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0) return -errno;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        int error = errno;
+        close(null);
+        return -error;
+    }
+    pid_t pid = 0;
+    int result = cdns_spawn(&pid, argv[0], argv, envp, null, fds[1], fds[1], NULL, 1, 1);
+    close(null);
+    close(fds[1]);
+    if (result != 0) {
+        close(fds[0]);
+        return -result;
+    }
+    long long deadline = cdns_monotonic_ms() + timeout_ms;
+    int open_output = 1, exited = 0, timed_out = 0;
+    char scratch[4096];
+    while (!exited || open_output) {
+        long long left = deadline - cdns_monotonic_ms();
+        if (left <= 0) {
+            timed_out = !exited;
+            break;
+        }
+        if (open_output) {
+            struct pollfd poller = {.fd = fds[0], .events = POLLIN};
+            int wait = left < 10 ? (int)left : 10;
+            if (poll(&poller, 1, wait) < 0 && errno != EINTR) break;
+            for (;;) {
+                size_t room = capacity - *length;
+                ssize_t n = room > 0 ? read(fds[0], output + *length, room) : read(fds[0], scratch, sizeof scratch);
+                if (n > 0) {
+                    if (room > 0) *length += (size_t)n;
+                    continue;
+                }
+                if (n < 0 && errno == EINTR) continue;
+                if (n == 0) open_output = 0;
+                break;
+            }
+        } else {
+            usleep(2000);
+        }
+        if (!exited) {
+            pid_t r;
+            do { r = waitpid(pid, status, WNOHANG); } while (r < 0 && errno == EINTR);
+            if (r == pid || r < 0) exited = 1;
+        }
+    }
+    close(fds[0]);
+    if (!exited) {
+        // The deadline (or the child's output kept open by something it left behind): the
+        // whole group goes, so that nothing it started lingers.
+        kill(-pid, SIGKILL);
+        pid_t r;
+        do { r = waitpid(pid, status, 0); } while (r < 0 && errno == EINTR);
+    } else if (open_output) {
+        // Exited, but something it started still holds its output: that goes too.
+        kill(-pid, SIGKILL);
+    }
+    return timed_out ? 1 : 0;
 }

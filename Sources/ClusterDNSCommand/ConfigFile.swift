@@ -85,7 +85,7 @@ extension Serve {
                            "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "serve-stale", "prefetch",
                            "log-queries", "log-queries-sample", "forwarder", "forwarder-mode", "node-name", "node-address",
                            "forwarder-udp-timeout", "forwarder-tcp-timeout", "forwarder-max-flows", "forwarder-interface", "probes",
-                           "forwarder-close-on-removal"]
+                           "forwarder-close-on-removal", "probes-exec"]
     /// Settings that are flags (no value on the command line).
-    static let flagKeys: Set<String> = ["log-queries", "forwarder", "probes", "forwarder-close-on-removal"]
+    static let flagKeys: Set<String> = ["log-queries", "forwarder", "probes", "forwarder-close-on-removal", "probes-exec"]
 }

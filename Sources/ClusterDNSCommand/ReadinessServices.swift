@@ -10,10 +10,11 @@ struct ProbeService: ServiceLifecycle.Service {
     let node: String
     let logger: Logger
 
-    init(registry: Registry, node: String, logger: Logger) {
+    init(registry: Registry, node: String, exec: Bool, logger: Logger) {
         self.node = node
         self.logger = logger
-        prober = Prober(registry: registry, runner: NetworkProbeRunner(), clock: ContinuousClock(), nodeName: node) { message in
+        let runner = NetworkProbeRunner(exec: exec ? CommandProbeRunner() : nil)
+        prober = Prober(registry: registry, runner: runner, clock: ContinuousClock(), nodeName: node) { message in
             logger.info("\(message)", source: logSource)
         }
     }

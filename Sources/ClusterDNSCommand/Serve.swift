@@ -166,6 +166,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Run the readiness and startup probes (httpGet, tcpSocket) of the pods on this node (spec.nodeName is --node-name; every pod while no pod names a node), as the kubelet would: each result is the pod's Ready condition, which endpoints, DNS and the forwarder follow.")
     var probes = false
 
+    @Flag(help: "With --probes, also run exec probes, as commands on this node with the daemon's rights (off: whoever may write a pod could otherwise run commands as the daemon).")
+    var probesExec = false
+
     @Option(help: "This node's name, for trafficPolicy Local and its node-port addresses. Default: the host name.")
     var nodeName: String?
 
@@ -212,7 +215,7 @@ struct Serve: AsyncParsableCommand {
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
              nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface, apiAddresses,
              apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey, apiClientCaFile, etcd, etcdPrefix, etcdCafile, etcdCertfile,
-             etcdKeyfile, nodeLeaseDuration, probes, forwarderCloseOnRemoval
+             etcdKeyfile, nodeLeaseDuration, probes, probesExec, forwarderCloseOnRemoval
     }
 
     /// How to reach etcd, from the flags; nil without --etcd.
@@ -245,6 +248,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("\(flag) \(value): expected a duration such as 30s or 15m")
         }
         guard forwarderMaxFlows >= 1 else { throw ValidationError("--forwarder-max-flows must be at least 1") }
+        guard !probesExec || probes else { throw ValidationError("--probes-exec goes with --probes") }
         _ = try etcdConfiguration()
         guard let lease = parseDuration(nodeLeaseDuration), lease == .zero || lease >= .seconds(4) else {
             throw ValidationError("--node-lease-duration \(nodeLeaseDuration): expected 0s or a duration of at least 4s, such as 40s")
@@ -485,7 +489,8 @@ struct Serve: AsyncParsableCommand {
         let apis = try apiServers(registry: dns.registry, logger: logger, settle: { [dns] version in
             await dns.waitUntilServed(version)
         })
-        let probing = probes ? ProbeService(registry: dns.registry, node: nodeName ?? ProcessInfo.processInfo.hostName, logger: logger) : nil
+        let probing = probes ? ProbeService(registry: dns.registry, node: nodeName ?? ProcessInfo.processInfo.hostName, exec: probesExec,
+                                            logger: logger) : nil
         let heartbeats = HeartbeatService(registry: dns.registry, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = SocketAddress(parsing: http) {

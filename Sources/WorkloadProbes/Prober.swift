@@ -275,17 +275,24 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     /// Writes the pod's decided readiness (the Ready condition and each container's) over the
     /// stored one, reading it again after a conflict.
     func writeStatus(_ key: ObjectKey) async {
-        // A release is written once, whatever becomes of the write.
-        defer { state.withLock { _ = $0.released.removeValue(forKey: key) } }
+        // A release is written once, whatever becomes of the write; only the one this call
+        // took (a newer one may be set while it runs).
+        var releasing: String? = nil
+        defer {
+            if let releasing {
+                state.withLock { state in if state.released[key]?.uid == releasing { state.released[key] = nil } }
+            }
+        }
         for _ in 0..<5 {
-            guard let (uid, desired, statuses) = state.withLock({ state -> (String, Bool, [Pod.ContainerStatus])? in
+            guard let (uid, desired, statuses, release) = state.withLock({ state -> (String, Bool, [Pod.ContainerStatus], Bool)? in
                 if let entry = state.pods[key], let desired = entry.desired {
                     state.released[key] = nil
-                    return (entry.uid, desired, entry.containerStatuses)
+                    return (entry.uid, desired, entry.containerStatuses, false)
                 }
                 guard state.pods[key] == nil, let released = state.released[key] else { return nil }
-                return (released.uid, true, released.statuses)
+                return (released.uid, true, released.statuses, true)
             }) else { return }
+            if release { releasing = uid }
             guard case .pod(var pod)? = registry.get(key), pod.metadata.uid == uid else { return }
             if pod.status.isReady == desired && pod.status.containerStatuses == statuses { return }
             // Probes confirm the condition now; a status that changes gets its transition time

@@ -1,4 +1,4 @@
-import CSpawn
+import CShims
 public import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -42,7 +42,7 @@ public final class ChildProcess: @unchecked Sendable {
         var child: pid_t = 0
         let result = withCStrings(argv) { argv in
             withCStrings(envp) { envp in
-                cdns_spawn(&child, executable, argv, envp, input, output, errors, currentDirectoryURL?.path)
+                cdns_spawn(&child, executable, argv, envp, input, output, errors, currentDirectoryURL?.path, 0, 0)
             }
         }
         guard result == 0 else {

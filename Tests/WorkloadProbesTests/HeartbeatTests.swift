@@ -71,7 +71,7 @@ struct HeartbeatTests {
         clock.advance(by: .milliseconds(1))
         #expect(await eventually { Self.pod(registry)?.status.isReady == false })
         #expect(Self.readyEndpoints(registry).isEmpty)
-        #expect(monitor.counts.expiries == 1)
+        #expect(await eventually { monitor.counts.expiries == 1 })
         // The expiry keeps the last renewal's time and records when readiness changed.
         #expect(Self.pod(registry)?.status.readyProbeTime == wall.read())
 
@@ -84,7 +84,7 @@ struct HeartbeatTests {
         #expect(await eventually { clock.sleeping == 1 && monitor.counts.timed == 1 })
         clock.advance(by: .seconds(15))
         #expect(await eventually { Self.pod(registry)?.status.isReady == false })
-        #expect(monitor.counts.expiries == 2)
+        #expect(await eventually { monitor.counts.expiries == 2 })
     }
 
     /// A workload may report itself not ready; a renewal of not-ready is not timed.

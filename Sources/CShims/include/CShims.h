@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/types.h>
 
 /// One datagram of a batch: its bytes, the peer, and the local address it was sent to
 /// (so the reply leaves from that address on a multi-homed host or a wildcard socket).
@@ -67,5 +68,22 @@ int cdns_link_up(int index);
 /// interface `index` (rtnetlink RTM_NEWADDR/RTM_DELADDR; IPv6 without duplicate address
 /// detection). 0 or -errno.
 int cdns_address(int add, int index, int family, const uint8_t *address, int prefix);
+
+/// posix_spawn(2) of `path` (searched in PATH when `search` is set) with `argv` and `envp`
+/// (NULL-terminated), the child's standard input, output and error set to `in`, `out` and `err`
+/// (-1 keeps the parent's), its working directory `cwd` (NULL keeps the parent's), signals
+/// unblocked and at their defaults, in a process group of its own when `group` is set, and every
+/// other descriptor closed in the child whatever its close-on-exec flag says. 0 and `*pid`, or
+/// an errno value.
+int cdns_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+               int in, int out, int err, const char *cwd, int search, int group);
+
+/// Runs `argv` (its first element searched in PATH) with the environment `envp`, standard
+/// input from /dev/null and its output and errors into `output` (at most `capacity` bytes kept,
+/// the rest read and dropped; `*length` set), for at most `timeout_ms`: then its whole process
+/// group is killed. Returns 0 with `*status` the wait status, 1 on the timeout, or -errno when
+/// it cannot be started. EINTR is retried here.
+int cdns_run_command(char *const argv[], char *const envp[], int timeout_ms, char *output, size_t capacity,
+                     size_t *length, int *status);
 
 #endif
