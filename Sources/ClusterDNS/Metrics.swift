@@ -36,6 +36,7 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
     struct PullState {
         var gauges: [String: CoreMetrics.Gauge] = [:]
         var counters: [String: (counter: CoreMetrics.Counter, last: Int)] = [:]
+        var timers: [String: CoreMetrics.Timer] = [:]
     }
 
     /// Logs one query in `sample` (1: every query) at info level.
@@ -123,6 +124,18 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
             return gauge
         }
         gauge.record(value)
+    }
+
+    /// Records one duration in a histogram (created on first use).
+    public func duration(_ label: String, _ dimensions: [(String, String)] = [], _ value: Duration) {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        let timer = state.withLock { state in
+            if let timer = state.timers[key] { return timer }
+            let timer = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
+            state.timers[key] = timer
+            return timer
+        }
+        timer.recordNanoseconds(Int64(value.components.seconds) * 1_000_000_000 + value.components.attoseconds / 1_000_000_000)
     }
 
     /// Brings a counter up to `total`, a running total kept elsewhere.

@@ -1,3 +1,4 @@
+import ClusterDNS
 import Logging
 import ServiceLifecycle
 import ServiceRegistry
@@ -10,11 +11,13 @@ struct ProbeService: ServiceLifecycle.Service {
     let node: String
     let logger: Logger
 
-    init(registry: Registry, node: String, exec: Bool, logger: Logger) {
+    init(registry: Registry, node: String, exec: Bool, metrics: DNSMetrics?, logger: Logger) {
         self.node = node
         self.logger = logger
         let runner = NetworkProbeRunner(exec: exec ? CommandProbeRunner() : nil)
-        prober = Prober(registry: registry, runner: runner, clock: ContinuousClock(), nodeName: node) { message in
+        prober = Prober(registry: registry, runner: runner, clock: ContinuousClock(), nodeName: node, observe: { succeeded, took in
+            metrics?.duration("clusterdns_probe_duration_seconds", [("result", succeeded ? "success" : "failure")], took)
+        }) { message in
             logger.info("\(message)", source: logSource)
         }
     }

@@ -490,7 +490,7 @@ struct Serve: AsyncParsableCommand {
             await dns.waitUntilServed(version)
         })
         let probing = probes ? ProbeService(registry: dns.registry, node: nodeName ?? ProcessInfo.processInfo.hostName, exec: probesExec,
-                                            logger: logger) : nil
+                                            metrics: dns.metrics, logger: logger) : nil
         let heartbeats = HeartbeatService(registry: dns.registry, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = SocketAddress(parsing: http) {

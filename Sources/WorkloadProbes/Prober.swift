@@ -17,6 +17,8 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     let clock: C
     let nodeName: String?
     let log: Log
+    /// Told of every probe attempt: its outcome and how long it took on the clock (metrics).
+    let observe: @Sendable (_ succeeded: Bool, _ took: Duration) -> Void
     /// How many status writes may be in flight at once.
     let writers: Int
     let state = Mutex(State())
@@ -72,7 +74,9 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     public init(registry: Registry, runner: any ProbeRunner, clock: C, nodeName: String?, writers: Int = 16,
+                observe: @escaping @Sendable (_ succeeded: Bool, _ took: Duration) -> Void = { _, _ in },
                 log: @escaping Log = { _ in }) {
+        self.observe = observe
         self.registry = registry
         self.runner = runner
         self.clock = clock
@@ -223,8 +227,10 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
                 case .running: return container.readiness.flatMap { p in container.readinessTarget.map { (p, $0) } }
                 }
             }) else { return }
+            let started = clock.now
             let result = await runner.run(target, timeout: .seconds(max(1, probe.timeoutSeconds)))
             if Task.isCancelled { return }
+            observe(result.succeeded, started.duration(to: clock.now))
             record(result, key: key, uid: uid, container: container.name, target: target)
             // A fixed rate, as the kubelet's ticker: a slow probe does not push the next one back,
             // and ticks missed while it ran are skipped.

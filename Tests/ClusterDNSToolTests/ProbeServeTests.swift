@@ -128,6 +128,9 @@ import Glibc
         #expect(lines.contains { $0.hasPrefix("clusterdns_probe_results_total{result=\"success\"} ") && !$0.hasSuffix(" 0") }, "\(lines)")
         #expect(lines.contains("clusterdns_probe_status_writes_total 6"), "\(lines)")
         #expect(lines.contains { $0 == "clusterdns_probe_pods 2" || $0 == "clusterdns_probe_pods 2.0" }, "\(lines)")
+        // Each attempt's duration, by outcome, in a histogram.
+        #expect(lines.contains { $0.hasPrefix("clusterdns_probe_duration_seconds_count{result=\"failure\"} ") && !$0.hasSuffix(" 0") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("clusterdns_probe_duration_seconds_bucket{result=\"success\",le=\"0.001\"}") }, "\(lines)")
         kill(process.processIdentifier, SIGTERM)
         #expect(eventually(5) { !process.isRunning })
     }
