@@ -37,6 +37,8 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
         var gauges: [String: CoreMetrics.Gauge] = [:]
         var counters: [String: (counter: CoreMetrics.Counter, last: Int)] = [:]
         var timers: [String: CoreMetrics.Timer] = [:]
+        /// The services whose endpoint gauges were set at the last refresh.
+        var endpointServices: Set<ObjectKey> = []
     }
 
     /// Logs one query in `sample` (1: every query) at info level.
@@ -138,6 +140,30 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
         timer.recordNanoseconds(Int64(value.components.seconds) * 1_000_000_000 + value.components.attoseconds / 1_000_000_000)
     }
 
+    /// Each service's endpoints by condition (ready, or not), as the probes and heartbeats leave
+    /// them; a deleted service's series go with it.
+    func refreshEndpoints(_ snapshot: RegistrySnapshot) {
+        var present = Set<ObjectKey>()
+        for (key, endpoints) in snapshot.serviceEndpoints {
+            present.insert(key)
+            let ready = endpoints.endpoints.reduce(0) { $0 + ($1.isReady ? $1.addresses.count : 0) }
+            let all = endpoints.endpoints.reduce(0) { $0 + $1.addresses.count }
+            let service = "\(key.namespace)/\(key.name)"
+            gauge("clusterdns_service_endpoints", [("service", service), ("ready", "true")], Double(ready))
+            gauge("clusterdns_service_endpoints", [("service", service), ("ready", "false")], Double(all - ready))
+        }
+        let gone = state.withLock { state -> [CoreMetrics.Gauge] in
+            let departed = state.endpointServices.subtracting(present)
+            state.endpointServices = present
+            return departed.flatMap { key in
+                ["true", "false"].compactMap { ready in
+                    state.gauges.removeValue(forKey: "clusterdns_service_endpoints|service=\(key.namespace)/\(key.name)|ready=\(ready)")
+                }
+            }
+        }
+        for gauge in gone { gauge.destroy() }
+    }
+
     /// Brings a counter up to `total`, a running total kept elsewhere.
     public func counter(_ label: String, _ dimensions: [(String, String)] = [], total: Int) {
         let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
@@ -181,6 +207,7 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
             gauge("clusterdns_registry_objects", [("kind", kind.rawValue)], Double(kinds[kind] ?? 0))
         }
         gauge("clusterdns_registry_resource_version", [], Double(snapshot.resourceVersion))
+        refreshEndpoints(snapshot)
         if service.registry.shared != nil {
             let status = service.registry.sharedStatus
             gauge("clusterdns_registry_store_available", [], status.isAvailable ? 1 : 0)

@@ -63,4 +63,45 @@ import Glibc
         await group.triggerGracefulShutdown()
         try await running.value
     }
+
+    /// Each service's endpoints by readiness, pulled at scrape time; a deleted service's
+    /// series are removed, not left at their last value.
+    @Test func endpointsByReadinessPerService() async throws {
+        let metrics = TestMetrics()
+        var logger = Logger(label: "metrics")
+        logger.logLevel = .warning
+        var configuration = kubernetesOnly()
+        configuration.metricsFactory = metrics
+        let dns = try ClusterDNSService(configuration: configuration, logger: logger)
+        for entry in Manifest.decode("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: shop}
+            spec: {clusterIP: None, selector: {app: web}, ports: [{port: 80}]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: a, namespace: shop, labels: {app: web}}
+            spec: {containers: [{name: c}]}
+            status: {podIP: 10.244.0.1, conditions: [{type: Ready, status: "True"}]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: b, namespace: shop, labels: {app: web}}
+            spec: {containers: [{name: c}]}
+            status: {podIP: 10.244.0.2, conditions: [{type: Ready, status: "False"}]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: c, namespace: shop, labels: {app: web}}
+            spec: {containers: [{name: c}]}
+            status: {podIP: 10.244.0.3}
+            """) { try await dns.registry.apply(try entry.result.get()) }
+        dns.metrics?.refresh(service: dns)
+        #expect(try metrics.expectGauge("clusterdns_service_endpoints", [("service", "shop/web"), ("ready", "true")]).lastValue == 2)
+        #expect(try metrics.expectGauge("clusterdns_service_endpoints", [("service", "shop/web"), ("ready", "false")]).lastValue == 1)
+        try await dns.registry.delete(ObjectKey(.service, namespace: "shop", name: "web"))
+        dns.metrics?.refresh(service: dns)
+        #expect(throws: (any Error).self) { try metrics.expectGauge("clusterdns_service_endpoints", [("service", "shop/web"), ("ready", "true")]) }
+    }
 }
