@@ -57,8 +57,8 @@ public struct NetworkProbeRunner: ProbeRunner {
                     location.path = path
                 }
             }
-        case .grpc:
-            return .failure("gRPC probes are not supported yet")
+        case .grpc(let address, let port, let service):
+            return await grpcCheck(address, port, service: service, deadline: deadline, timeout: timeout)
         case .exec:
             guard let exec else { return .failure("exec probes are off (serve --probes-exec turns them on)") }
             return await exec.run(target, timeout: timeout)
@@ -104,7 +104,7 @@ public struct NetworkProbeRunner: ProbeRunner {
         // One loop for the connection and its deadline; the response head completes the
         // attempt once, whichever of the head, the connection's end or the deadline comes first.
         let loop = group.next()
-        let completion = HeadCompletion(loop.makePromise(of: HTTPResponseHead.self))
+        let completion = Completion(loop.makePromise(of: HTTPResponseHead.self))
         let expiry = loop.scheduleTask(deadline: deadline) { completion.complete(.failure(ChannelError.connectTimeout(.zero))) }
         defer {
             expiry.cancel()
@@ -146,6 +146,55 @@ public struct NetworkProbeRunner: ProbeRunner {
         }
     }
 
+    /// The standard health check over HTTP/2 without TLS (the kubelet's `grpc` probe): SERVING
+    /// succeeds; another status, an error status or no answer by the deadline fails.
+    func grpcCheck(_ address: IPAddress, _ port: Int, service: String, deadline: NIODeadline, timeout: Duration) async -> ProbeResult {
+        guard let socket = socketAddress(address, port) else { return .failure("\(address):\(port) is not an address to connect to") }
+        let authority = address.isIPv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
+        let loop = group.next()
+        let completion = Completion(loop.makePromise(of: GRPCHealthCheck.Reader.Verdict.self))
+        let expiry = loop.scheduleTask(deadline: deadline) { completion.complete(.failure(ChannelError.connectTimeout(.zero))) }
+        defer {
+            expiry.cancel()
+            completion.complete(.failure(ChannelError.alreadyClosed))
+        }
+        let request = GRPCHealthCheck.request(authority: authority, service: service)
+        do {
+            let channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(max(.zero, deadline - .now()))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(GRPCHealthHandler(completion, request: request))
+                    }
+                }
+                .connect(to: socket).get()
+            let verdict: GRPCHealthCheck.Reader.Verdict
+            do {
+                verdict = try await completion.promise.futureResult.get()
+            } catch {
+                channel.close(promise: nil)
+                throw error
+            }
+            channel.close(promise: nil)
+            switch verdict {
+            case .status(.serving): return .success
+            case .status(let status): return .failure("service unhealthy (responded with \(Self.grpcName(status)))")
+            case .failed(let reason): return .failure(reason)
+            }
+        } catch {
+            return .failure(Self.reason(error, timeout: timeout))
+        }
+    }
+
+    static func grpcName(_ status: GRPCHealthCheck.ServingStatus) -> String {
+        switch status {
+        case .unknown: "UNKNOWN"
+        case .serving: "SERVING"
+        case .notServing: "NOT_SERVING"
+        case .serviceUnknown: "SERVICE_UNKNOWN"
+        }
+    }
+
     /// The path to follow when `location` stays on the probed host (relative, or absolute with
     /// the same scheme and authority); nil when it leaves it.
     static func sameHostPath(_ location: String, host: String, scheme: Probe.HTTPGet.Scheme) -> String? {
@@ -169,15 +218,15 @@ public struct NetworkProbeRunner: ProbeRunner {
     }
 }
 
-/// A promise completed once, by whichever of the response head, the connection's end or the
-/// deadline comes first.
-final class HeadCompletion: Sendable {
-    let promise: EventLoopPromise<HTTPResponseHead>
+/// A promise completed once, by whichever of the answer, the connection's end or the deadline
+/// comes first.
+final class Completion<Value: Sendable>: Sendable {
+    let promise: EventLoopPromise<Value>
     let done = Atomic(false)
 
-    init(_ promise: EventLoopPromise<HTTPResponseHead>) { self.promise = promise }
+    init(_ promise: EventLoopPromise<Value>) { self.promise = promise }
 
-    func complete(_ result: Result<HTTPResponseHead, any Error>) {
+    func complete(_ result: Result<Value, any Error>) {
         guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
         promise.completeWith(result)
     }
@@ -187,14 +236,53 @@ final class HeadCompletion: Sendable {
 /// connection's end or an error before a head fails it.
 final class ResponseHeadHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
-    let completion: HeadCompletion
+    let completion: Completion<HTTPResponseHead>
 
-    init(_ completion: HeadCompletion) { self.completion = completion }
+    init(_ completion: Completion<HTTPResponseHead>) { self.completion = completion }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head(let head) = unwrapInboundIn(data), head.status.code >= 200 {
             completion.complete(.success(head))
         }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        completion.complete(.failure(error))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        completion.complete(.failure(ChannelError.eof))
+        context.fireChannelInactive()
+    }
+}
+
+/// Sends the request the moment the connection is up (on the loop, so that the preface goes
+/// before any acknowledgement of what the server sends first), feeds the server's bytes to a
+/// `GRPCHealthCheck.Reader`, sends its acknowledgements, and completes the attempt with its
+/// verdict; the connection's end before one fails it.
+final class GRPCHealthHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let completion: Completion<GRPCHealthCheck.Reader.Verdict>
+    let request: [UInt8]
+    var reader = GRPCHealthCheck.Reader()
+
+    init(_ completion: Completion<GRPCHealthCheck.Reader.Verdict>, request: [UInt8]) {
+        self.completion = completion
+        self.request = request
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: request)), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        let (send, verdict) = reader.read(buffer.readableBytesView)
+        if !send.isEmpty { context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: send)), promise: nil) }
+        if let verdict { completion.complete(.success(verdict)) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
