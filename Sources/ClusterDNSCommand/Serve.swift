@@ -163,7 +163,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The interface of --forwarder-mode interface; a dummy interface of this name is created when there is none.")
     var forwarderInterface: String = "clusterdns0"
 
-    @Flag(help: "Run the readiness and startup probes (httpGet, tcpSocket) of the pods on this node (spec.nodeName is --node-name; every pod while no pod names a node), as the kubelet would: each result is the pod's Ready condition, which endpoints, DNS and the forwarder follow.")
+    @Flag(help: "Run the readiness and startup probes (httpGet, tcpSocket, grpc; exec with --probes-exec) of the pods on this node (spec.nodeName is --node-name; every pod while no pod names a node), as the kubelet would: each result is the pod's Ready condition, which endpoints, DNS and the forwarder follow.")
     var probes = false
 
     @Flag(help: "With --probes, also run exec probes, as commands on this node with the daemon's rights (off: whoever may write a pod could otherwise run commands as the daemon).")

@@ -122,8 +122,13 @@ import Glibc
         #expect(eventually(30) { answers() == ["127.0.0.21", "127.0.0.22"] })
         // Results by outcome (both seen), the status writes (each pod's first verdict, then two
         // out and two back), the pods probed.
-        let metrics = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "2", "http://127.0.0.1:\(http)/metrics"]).stdout
-        let lines = metrics.split(separator: "\n").filter { $0.hasPrefix("clusterdns_probe_") }.map(String.init)
+        // The count follows the write's return, a moment after DNS has the change: read until it does.
+        var lines: [String] = []
+        #expect(eventually(10) {
+            let metrics = (try? Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "2", "http://127.0.0.1:\(http)/metrics"]).stdout) ?? ""
+            lines = metrics.split(separator: "\n").filter { $0.hasPrefix("clusterdns_probe_") }.map(String.init)
+            return lines.contains("clusterdns_probe_status_writes_total 6")
+        })
         #expect(lines.contains { $0.hasPrefix("clusterdns_probe_results_total{result=\"failure\"} ") && !$0.hasSuffix(" 0") }, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("clusterdns_probe_results_total{result=\"success\"} ") && !$0.hasSuffix(" 0") }, "\(lines)")
         #expect(lines.contains("clusterdns_probe_status_writes_total 6"), "\(lines)")
