@@ -94,20 +94,7 @@ import Glibc
         #expect(FileManager.default.fileExists(atPath: state + "/apiserver.crt"), "the certificate is kept for the next start")
         let home = directory.path  // kubectl's discovery cache goes here, not into the user's.
         func run(_ arguments: [String]) throws -> Tool.Result {
-            let process = ChildProcess()
-            process.executableURL = URL(fileURLWithPath: kubectl)
-            process.arguments = ["--kubeconfig", kubeconfig, "--request-timeout", "10s"] + arguments
-            process.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
-            let out = Pipe()
-            let err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            let stdout = out.fileHandleForReading.readDataToEndOfFile()
-            let stderr = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return Tool.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                               stderr: String(decoding: stderr, as: UTF8.self))
+            try Tool.kubectl(kubectl, kubeconfig: kubeconfig, home: home, arguments)
         }
         let manifest = directory.appendingPathComponent("kc.yaml").path
         func write(_ ports: String, to path: String = manifest) throws {

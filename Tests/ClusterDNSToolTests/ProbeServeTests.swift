@@ -159,20 +159,7 @@ import Glibc
         let kubeconfig = state + "/kubeconfig"
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) })
         func run(_ arguments: [String]) throws -> Tool.Result {
-            let child = ChildProcess()
-            child.executableURL = URL(fileURLWithPath: kubectl)
-            child.arguments = ["--kubeconfig", kubeconfig, "--request-timeout", "10s"] + arguments
-            child.environment = ["HOME": directory.path, "PATH": "/usr/bin:/bin"]
-            let out = Pipe()
-            let err = Pipe()
-            child.standardOutput = out
-            child.standardError = err
-            try child.run()
-            let stdout = out.fileHandleForReading.readDataToEndOfFile()
-            let stderr = err.fileHandleForReading.readDataToEndOfFile()
-            child.waitUntilExit()
-            return Tool.Result(status: child.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                               stderr: String(decoding: stderr, as: UTF8.self))
+            try Tool.kubectl(kubectl, kubeconfig: kubeconfig, home: directory.path, arguments)
         }
         let manifest = directory.appendingPathComponent("worker.yaml").path
         try """

@@ -79,6 +79,28 @@ extension Tool {
     }
 }
 
+extension Tool {
+    /// kubectl as an operator runs it: the kubeconfig given, its discovery cache in `home` (not
+    /// the user's), nothing else of the environment.
+    static func kubectl(_ kubectl: String, kubeconfig: String, home: String, _ arguments: [String]) throws -> Result {
+        let process = ChildProcess()
+        process.executableURL = URL(fileURLWithPath: kubectl)
+        process.arguments = ["--kubeconfig", kubeconfig, "--request-timeout", "10s"] + arguments
+        process.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Errors after the output: kubectl's are a few lines, never enough to fill their pipe.
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderrData, as: UTF8.self))
+    }
+}
+
 /// Polls `condition` every 20 ms for at most `seconds`.
 func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
