@@ -30,6 +30,8 @@ public final class HeartbeatMonitor<C: Clock>: Sendable where C.Duration == Dura
     struct State {
         var pods: [ObjectKey: Entry] = [:]
         var expiries = 0
+        /// The registry version whose pods have been considered.
+        var version: UInt64 = 0
         var stopped = false
     }
 
@@ -46,6 +48,9 @@ public final class HeartbeatMonitor<C: Clock>: Sendable where C.Duration == Dura
         state.withLock { ($0.expiries, $0.pods.values.count { $0.timer != nil }) }
     }
 
+    /// The registry version this monitor has caught up with.
+    public var resourceVersion: UInt64 { state.withLock { $0.version } }
+
     /// Follows the registry until the task is cancelled.
     public func run() async {
         while !Task.isCancelled {
@@ -53,10 +58,13 @@ public final class HeartbeatMonitor<C: Clock>: Sendable where C.Duration == Dura
             let present = Set(snapshot.pods.map(\.key))
             for key in state.withLock({ Array($0.pods.keys) }) where !present.contains(key) { forget(key) }
             for pod in snapshot.pods { consider(pod, atStart: true) }
+            state.withLock { $0.version = max($0.version, snapshot.resourceVersion) }
             do {
                 for try await event in events {
-                    guard case .pod(let pod) = event.object else { continue }
-                    if event.change == .deleted { forget(pod.key) } else { consider(pod, atStart: false) }
+                    if case .pod(let pod) = event.object {
+                        if event.change == .deleted { forget(pod.key) } else { consider(pod, atStart: false) }
+                    }
+                    state.withLock { $0.version = max($0.version, event.resourceVersion) }
                 }
             } catch {
                 log("heartbeats: the registry's watch was cut off (\(error)); reading it again")

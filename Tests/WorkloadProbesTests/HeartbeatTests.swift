@@ -58,7 +58,7 @@ struct HeartbeatTests {
             wall.advance(10)
             let renewed = try await registry.renew(Self.key)
             #expect(renewed.status.readyProbeTime == wall.read())
-            #expect(await eventually { clock.sleeping == 1 && monitor.counts.timed == 1 })
+            #expect(await eventually { monitor.resourceVersion >= registry.resourceVersion && clock.sleeping == 1 && monitor.counts.timed == 1 })
         }
         #expect(Self.pod(registry)?.status.isReady == true)
         #expect(monitor.counts.expiries == 0)
@@ -81,7 +81,7 @@ struct HeartbeatTests {
         #expect(Self.pod(registry)?.status.isReady == true)
         #expect(Self.pod(registry)?.status.readyTransitionTime == wall.read())
         #expect(Self.readyEndpoints(registry) == ["10.244.0.9"])
-        #expect(await eventually { clock.sleeping == 1 && monitor.counts.timed == 1 })
+        #expect(await eventually { monitor.resourceVersion >= registry.resourceVersion && clock.sleeping == 1 && monitor.counts.timed == 1 })
         clock.advance(by: .seconds(15))
         #expect(await eventually { Self.pod(registry)?.status.isReady == false })
         #expect(await eventually { monitor.counts.expiries == 2 })
@@ -99,9 +99,9 @@ struct HeartbeatTests {
         #expect(await eventually { clock.sleeping == 1 })
         try await registry.renew(Self.key, ready: false)
         #expect(Self.readyEndpoints(registry).isEmpty)
-        #expect(await eventually { clock.sleeping == 0 && monitor.counts.timed == 0 })
+        #expect(await eventually { monitor.resourceVersion >= registry.resourceVersion && clock.sleeping == 0 && monitor.counts.timed == 0 })
         try await registry.renew(Self.key)
-        #expect(await eventually { clock.sleeping == 1 })
+        #expect(await eventually { monitor.resourceVersion >= registry.resourceVersion && clock.sleeping == 1 })
         #expect(Self.readyEndpoints(registry) == ["10.244.0.9"])
     }
 
