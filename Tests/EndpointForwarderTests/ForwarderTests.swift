@@ -720,7 +720,12 @@ final class HoldingBackend: @unchecked Sendable {
                 return ask("127.100.0.40", 7500, "NAME", timeout: 60_000)
             }
         }
-        #expect(await eventually { answered.value == 1 })
+        // Both accepted (the one for the black hole may come second, however late its thread
+        // runs); a sweep, run on the loop after the accept's callback, is the barrier after
+        // which the held connect's deadline is set from the clock not yet moved.
+        let frontend = Frontend(address: SocketAddress(parsing: "127.100.0.40:7500")!, protocol: .tcp)
+        #expect(await eventually { answered.value == 1 && running.forwarder.stats(for: frontend)?.totalCount == 2 })
+        await running.forwarder.sweep()
         let holeAddress = SocketAddress(parsing: "127.0.0.5:\(hole.port)")!
         clock.advance(by: .milliseconds(249))
         await running.forwarder.sweep()
