@@ -3,17 +3,22 @@ import Logging
 import NetAddress
 import ServiceLifecycle
 import ServiceRegistry
+import WorkloadProbes
 
-/// What a node's replica does for its node with a shared registry (`--etcd --forwarder`), as
-/// the kubelet does: holds the node's lease (its heartbeat) and keeps its Node object, annotated
-/// so that every replica takes the node's endpoints out when the lease lapses. The lease is
-/// revoked on shutdown: the node's endpoints leave at once, not a lease's length later.
+/// What a node's replica does for its node with a shared registry (`--etcd` with `--forwarder` or
+/// `--probes`), as the kubelet does: holds the node's lease (its heartbeat) and keeps its Node
+/// object, annotated so that every replica takes the node's endpoints out when the lease lapses,
+/// and, with `--probes`, announced as a prober, so that pods that name no node are shared among
+/// the probers alive. The lease is revoked on shutdown: the node's endpoints leave, and its pods
+/// go to the other probers, at once, not a lease's length later.
 struct NodeAgent: ServiceLifecycle.Service {
     let store: EtcdRegistryStore
     let registry: Registry
     let node: String
     let addresses: [IPAddress]
     let ttl: Duration
+    /// This replica probes (`--probes`): its Node says so.
+    let probes: Bool
     let logger: Logger
 
     func run() async throws {
@@ -31,7 +36,8 @@ struct NodeAgent: ServiceLifecycle.Service {
     }
 
     /// Once the lease is seen (so the node never looks lapsed for want of it), the Node object
-    /// exists and carries the lease annotation: created with the node's addresses when missing.
+    /// exists and carries the lease annotation, and the prober annotation exactly when this
+    /// replica probes: created with the node's addresses when missing.
     func keepNodeObject() async {
         let key = ObjectKey(.node, name: node)
         let value = "\(ttl.components.seconds)s"
@@ -42,15 +48,18 @@ struct NodeAgent: ServiceLifecycle.Service {
                 continue
             }
             let existing = snapshot.get(key)
-            if existing?.metadata.annotations[RegistrySnapshot.nodeLeaseAnnotation] == value { return }
+            let prober = probes ? "true" : nil
+            if let existing, existing.metadata.annotations[RegistrySnapshot.nodeLeaseAnnotation] == value,
+               existing.metadata.annotations[ProbeAssignment.proberAnnotation] == prober { return }
             var object = existing ?? .node(Node(metadata: ObjectMeta(name: node),
                                                 addresses: addresses.map { Node.Address(type: "InternalIP", address: $0.description) }))
             object.metadata.annotations[RegistrySnapshot.nodeLeaseAnnotation] = value
+            object.metadata.annotations[ProbeAssignment.proberAnnotation] = prober
             let preconditions = existing.map { WritePreconditions(resourceVersion: $0.metadata.resourceVersion) }
                 ?? WritePreconditions(mustNotExist: true)
             do {
                 _ = try await registry.write(object, preconditions: preconditions)
-                logger.info("node registered", metadata: ["node": "\(node)", "lease": "\(value)"])
+                logger.info("node registered", metadata: ["node": "\(node)", "lease": "\(value)", "prober": "\(probes)"])
                 return
             } catch {
                 // Another writer came first, or etcd is away: look again shortly.

@@ -67,7 +67,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The key prefix of the registry in etcd.")
     var etcdPrefix: String = "/clusterdns"
 
-    @Option(help: "With --etcd and --forwarder: the lease this node holds in etcd as its heartbeat (renewed every quarter of it); when it lapses, every replica takes the node's endpoints out. 0s: no lease.")
+    @Option(help: "With --etcd and --forwarder or --probes: the lease this node holds in etcd as its heartbeat (renewed every quarter of it); when it lapses, every replica takes the node's endpoints out and the other probers take its pods. 0s: no lease (and every prober probes every pod that names no node).")
     var nodeLeaseDuration: String = "40s"
 
     @Option(help: "PEM certificates of the authority that signed etcd's serving certificates.")
@@ -163,7 +163,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The interface of --forwarder-mode interface; a dummy interface of this name is created when there is none.")
     var forwarderInterface: String = "clusterdns0"
 
-    @Flag(help: "Run the readiness and startup probes (httpGet, tcpSocket, grpc; exec with --probes-exec) of the pods on this node (spec.nodeName is --node-name; every pod while no pod names a node), as the kubelet would: each result is the pod's Ready condition, which endpoints, DNS and the forwarder follow.")
+    @Flag(help: "Run the readiness and startup probes (httpGet, tcpSocket, grpc; exec with --probes-exec) of the pods on this node (spec.nodeName is --node-name; while no pod names a node, every pod, shared with the other replicas that probe when the registry is in etcd), as the kubelet would: each result is the pod's Ready condition, which endpoints, DNS and the forwarder follow.")
     var probes = false
 
     @Flag(help: "With --probes, also run exec probes, as commands on this node with the daemon's rights (off: whoever may write a pod could otherwise run commands as the daemon).")
@@ -511,10 +511,11 @@ struct Serve: AsyncParsableCommand {
         if let etcdClient { services.insert(.init(service: EtcdConnections(client: etcdClient)), at: 0) }
         services.append(.init(service: dns))
         if let relay { services.append(.init(service: relay)) }
-        if let etcdStore, forwarder, let lease = parseDuration(nodeLeaseDuration), lease > .zero {
+        if let etcdStore, forwarder || probes, let lease = parseDuration(nodeLeaseDuration), lease > .zero {
             services.append(.init(service: NodeAgent(store: etcdStore, registry: dns.registry,
                                                      node: nodeName ?? ProcessInfo.processInfo.hostName,
-                                                     addresses: nodeAddress.compactMap { IPAddress($0) }, ttl: lease, logger: logger)))
+                                                     addresses: nodeAddress.compactMap { IPAddress($0) }, ttl: lease, probes: probes,
+                                                     logger: logger)))
         }
         if let probing { services.append(.init(service: probing)) }
         services.append(.init(service: heartbeats))

@@ -6,9 +6,10 @@ import Synchronization
 /// watchers follow. One task per probed container sleeps on the injected clock until its next
 /// probe; each probe has its own deadline, so a hung backend delays nobody else.
 ///
-/// A pod is probed by this prober when its `spec.nodeName` is `nodeName`, or, when no pod of the
-/// registry names a node at all, every pod (a one-node setup). A pod's stored readiness stands
-/// until its first probe result: a restart does not flap what was last decided.
+/// Which pods are this prober's is `ProbeAssignment`'s: its node's pods, or, when no pod names a
+/// node, its share of every pod among the probers announced in the registry (all of them when
+/// none is). A pod's stored readiness stands until its first probe result: a restart, or a pod
+/// moving to another prober, does not flap what was last decided.
 public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     public typealias Log = @Sendable (_ message: String) -> Void
 
@@ -64,8 +65,11 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
 
     struct State {
         var pods: [ObjectKey: PodEntry] = [:]
-        /// Pods that name a node: while there is none, every pod is this prober's.
+        /// Pods that name a node: while there is none, pods are shared among the probers.
         var namingNodes: Set<ObjectKey> = []
+        /// The probers announced in the registry (Nodes annotated as probers, ready).
+        var probers: [String] = []
+        var assignment: ProbeAssignment { ProbeAssignment(podsNameNodes: !namingNodes.isEmpty, probers: probers) }
         /// Pods whose probes were taken away: written Ready once, as the kubelet counts a
         /// running container without a readiness probe.
         var released: [ObjectKey: (uid: String, statuses: [Pod.ContainerStatus])] = [:]
@@ -115,25 +119,35 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
             let (snapshot, events) = registry.watchWithSnapshot()
             state.withLock { state in
                 state.namingNodes = Set(snapshot.pods.filter { !$0.spec.nodeName.isEmpty }.map(\.key))
+                state.probers = ProbeAssignment.probers(in: snapshot)
             }
             let pods = snapshot.pods
             for key in state.withLock({ Array($0.pods.keys) }) where snapshot.get(key) == nil { forget(key) }
             for pod in pods { consider(pod, starting: true) }
             do {
                 for try await event in events {
-                    guard case .pod(let pod) = event.object else { continue }
-                    let wasUnnamed = state.withLock { $0.namingNodes.isEmpty }
-                    if event.change == .deleted {
-                        state.withLock { _ = $0.namingNodes.remove(pod.key) }
-                        forget(pod.key)
-                    } else {
-                        state.withLock { state in
-                            if pod.spec.nodeName.isEmpty { state.namingNodes.remove(pod.key) } else { state.namingNodes.insert(pod.key) }
+                    let before = state.withLock { $0.assignment }
+                    switch event.object {
+                    case .pod(let pod):
+                        if event.change == .deleted {
+                            state.withLock { _ = $0.namingNodes.remove(pod.key) }
+                            forget(pod.key)
+                        } else {
+                            state.withLock { state in
+                                if pod.spec.nodeName.isEmpty { state.namingNodes.remove(pod.key) } else { state.namingNodes.insert(pod.key) }
+                            }
+                            consider(pod, starting: false)
                         }
-                        consider(pod, starting: false)
+                    case .node:
+                        // A prober announced, gone, or its lease lapsed or back (its Node's change).
+                        let probers = ProbeAssignment.probers(in: registry.snapshot())
+                        state.withLock { $0.probers = probers }
+                    default:
+                        continue
                     }
-                    // The first pod to name a node (or the last to stop) changes whose pods are ours.
-                    if wasUnnamed != state.withLock({ $0.namingNodes.isEmpty }) {
+                    // The first pod to name a node (or the last to stop), or a prober that comes or
+                    // goes, changes whose pods are ours.
+                    if before != state.withLock({ $0.assignment }) {
                         for pod in registry.snapshot().pods { consider(pod, starting: false) }
                     }
                 }
@@ -143,11 +157,6 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    func isOurs(_ pod: Pod, everyPod: Bool) -> Bool {
-        if everyPod { return true }
-        guard let nodeName else { return pod.spec.nodeName.isEmpty }
-        return pod.spec.nodeName == nodeName
-    }
 
     static func plan(_ pod: Pod) -> [ContainerPlan] {
         guard !pod.status.podIP.isEmpty, pod.status.phase.isEmpty || pod.status.phase == "Running" else { return [] }
@@ -163,8 +172,8 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     /// when the stored readiness differs from what its probes decided.
     func consider(_ pod: Pod, starting: Bool) {
         let key = pod.key
-        let everyPod = state.withLock { $0.namingNodes.isEmpty }
-        let plan = isOurs(pod, everyPod: everyPod) ? Self.plan(pod) : []
+        let ours = state.withLock { $0.assignment }.probes(pod, as: nodeName)
+        let plan = ours ? Self.plan(pod) : []
         let uid = pod.metadata.uid
         let (stale, restart, rewrite) = state.withLock { state -> ([Task<Void, Never>], Bool, Bool) in
             guard !state.stopped else { return ([], false, false) }
@@ -179,7 +188,7 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
             guard !plan.isEmpty else {
                 // The probes of a running pod were taken away: it is ready now, as a container
                 // without a readiness probe is.
-                if let removed, removed.uid == uid, isOurs(pod, everyPod: everyPod), pod.status.isReady == false {
+                if let removed, removed.uid == uid, ours, pod.status.isReady == false {
                     state.released[key] = (uid, pod.spec.containers.map { Pod.ContainerStatus(name: $0.name, ready: true) })
                     return (old, false, true)
                 }

@@ -358,6 +358,47 @@ import Glibc
     }
 
     /// What the etcd flags refuse, before anything is started: each with the flag and why.
+    /// Replicas that probe share the pods that name no node, each pod probed by one of them: a
+    /// replica stopped hands its pods to the others at once (its lease revoked), one killed when
+    /// its lease lapses, and one that returns takes its share back.
+    @Test func probesAreSharedAmongReplicas() async throws {
+        try await offThePool { checks in
+            let cluster = try EtcdCluster(size: 1)
+            defer { cluster.stop() }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-probes-\(UUID().uuidString)")
+            let manifests = directory.appendingPathComponent("manifests")
+            try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            // Eight pods whose probes fail (nothing listens): only who probes them matters here.
+            // Their owners among node-a and node-b are pinned in ProbeAssignmentTests: four each.
+            let port = freePort()
+            try (0..<8).map { """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: w\($0), namespace: default}
+                spec: {containers: [{name: app, readinessProbe: {tcpSocket: {port: \(port)}, periodSeconds: 1}}]}
+                status: {podIP: 127.0.1.\($0), phase: Running}
+                """ }.joined(separator: "\n---\n").write(to: manifests.appendingPathComponent("pods.yaml"), atomically: true, encoding: .utf8)
+            let probing = ["--probes", "--node-lease-duration", "4s"]
+            let a = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs,
+                                extra: probing + ["--manifests", manifests.path, "--node-name", "node-a"])
+            let b = try Replica(directory: directory, index: 1, etcd: cluster.clientURLs, extra: probing + ["--node-name", "node-b"])
+            defer { a.stop(); b.stop() }
+            func pods(_ replica: Replica) -> Int { ((try? replica.metric("clusterdns_probe_pods")) ?? nil).map { Int($0) } ?? -1 }
+            checks.that(eventually(60) { pods(a) == 4 && pods(b) == 4 }, "node-a \(pods(a)), node-b \(pods(b))")
+            // Stopped: its lease is revoked on the way out.
+            kill(b.process.processIdentifier, SIGTERM)
+            b.process.waitUntilExit()
+            checks.that(eventually(10) { pods(a) == 8 }, "node-a \(pods(a))")
+            try b.restart()
+            checks.that(eventually(60) { pods(a) == 4 && pods(b) == 4 }, "node-a \(pods(a)), node-b \(pods(b))")
+            // Killed: its pods move when its lease (4 s) lapses.
+            b.stop()
+            b.process.waitUntilExit()
+            checks.that(eventually(20) { pods(a) == 8 }, "node-a \(pods(a))")
+        }
+    }
+
     @Test(arguments: [
         (["--etcd", "ftp://127.0.0.1:2379"], "expected http://HOST:PORT or https://HOST:PORT"),
         (["--etcd", "http://127.0.0.1:99999"], "the port is not a number from 1 to 65535"),

@@ -196,4 +196,55 @@ struct ProberTests {
         #expect(statuses() == [.init(name: "app", ready: true), .init(name: "sidecar", ready: true)])
         #expect(await eventually { clock.sleeping == 0 })
     }
+
+    /// Two probers on one registry, each announced by its Node: each pod is probed by one of
+    /// them, the same one whichever prober decides; when one goes (its Node deleted, as its lease
+    /// lapsing takes it out), the other takes its pods and probes them.
+    @Test func announcedProbersShareThePodsAndTakeOverFromOneThatGoes() async throws {
+        let registry = try Registry()
+        var text = """
+            apiVersion: v1
+            kind: Node
+            metadata: {name: node-a, annotations: {clusterdns.io/prober: "true"}}
+            ---
+            apiVersion: v1
+            kind: Node
+            metadata: {name: node-b, annotations: {clusterdns.io/prober: "true"}}
+            """
+        for index in 0..<8 {
+            text += """
+
+                ---
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: w\(index), namespace: default}
+                spec: {containers: [{name: app, readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 5}}]}
+                status: {podIP: 127.0.1.\(index), phase: Running}
+                """
+        }
+        for object in try Manifest.decode(text).map({ try $0.result.get() }) { try await registry.apply(object) }
+        // The owners, pinned as in ProbeAssignmentTests.
+        let owners = ["node-b", "node-a", "node-b", "node-b", "node-a", "node-a", "node-b", "node-a"]
+        let clock = TestClock()
+        let runners = [ScriptedRunner(), ScriptedRunner()]
+        let probers = [Prober(registry: registry, runner: runners[0], clock: clock, nodeName: "node-a"),
+                       Prober(registry: registry, runner: runners[1], clock: clock, nodeName: "node-b")]
+        let running = probers.map { prober in Task { await prober.run() } }
+        defer { for task in running { task.cancel() } }
+        #expect(await eventually { probers[0].counts.pods == 4 && probers[1].counts.pods == 4 })
+        #expect(await eventually { clock.sleeping == 8 })
+        clock.advance(by: .seconds(5))
+        let targets = (0..<8).map { ProbeTarget.tcp(address: IPAddress("127.0.1.\($0)")!, port: 8080) }
+        #expect(await eventually { targets.allSatisfy { runners[0].count($0) + runners[1].count($0) == 1 } })
+        for (target, owner) in zip(targets, owners) {
+            #expect(runners[owner == "node-a" ? 0 : 1].count(target) == 1, "\(target) is \(owner)'s")
+        }
+        // node-b goes: node-a probes all eight, node-b none.
+        _ = try await registry.delete(ObjectKey(.node, name: "node-b"))
+        #expect(await eventually { probers[0].counts.pods == 8 && probers[1].counts.pods == 0 })
+        #expect(await eventually { clock.sleeping == 8 })
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { targets.allSatisfy { runners[0].count($0) >= 1 } })
+        #expect(targets.allSatisfy { runners[1].count($0) <= 1 })
+    }
 }
