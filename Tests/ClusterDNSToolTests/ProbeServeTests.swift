@@ -63,6 +63,96 @@ import Glibc
         }
     }
 
+    /// An HTTP server on `address` whose `/ready` answers 200 while `ready`, 503 otherwise, and
+    /// whose every other path answers its `name`: one that fails its probe and still serves.
+    final class NamedHTTPBackend: Sendable {
+        let port: UInt16
+        let ready = Atomic<Bool>(true)
+        let fd: Int32
+
+        init(_ address: String, name: String) {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            port = bindAnyPort(fd, on: address)
+            listen(fd, 64)
+            let fd = fd
+            Thread.detachNewThread { [self] in
+                while true {
+                    let client = accept(fd, nil, nil)
+                    if client < 0 { return }
+                    var timeout = timeval(tv_sec: 1, tv_usec: 0)
+                    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    let count = recv(client, &buffer, buffer.count, 0)
+                    let request = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self)
+                    let reply: String
+                    if request.hasPrefix("GET /ready ") {
+                        reply = self.ready.load(ordering: .relaxed) ? "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+                            : "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+                    } else {
+                        reply = "HTTP/1.1 200 OK\r\nContent-Length: \(name.utf8.count)\r\nConnection: close\r\n\r\n\(name)"
+                    }
+                    _ = reply.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                    close(client)
+                }
+            }
+        }
+
+        func stop() {
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
+    }
+
+    /// The forwarder follows the probes: a backend whose readiness probe fails (while its port
+    /// still serves, so nothing but the probe can tell) gets no new connection through the
+    /// service's ClusterIP, and gets them again once its probe passes. The service's port is
+    /// named, and resolved per pod from its container's port of that name.
+    @Test func aBackendFailingItsProbeLeavesTheForwardersChoices() throws {
+        let a = NamedHTTPBackend("127.0.0.41", name: "a"), b = NamedHTTPBackend("127.0.0.42", name: "b")
+        defer { a.stop(); b.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("probes-forwarder-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func pod(_ name: String, _ address: String, _ port: UInt16) -> String {
+            """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: \(name), namespace: default, labels: {app: named}}
+            spec:
+              containers:
+              - name: app
+                ports: [{name: http, containerPort: \(port)}]
+                readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 1, failureThreshold: 1}
+            status: {podIP: \(address), phase: Running}
+            """
+        }
+        try ["""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: named, namespace: default}
+            spec: {clusterIP: 127.100.0.44, selector: {app: named}, ports: [{name: web, port: 8044, targetPort: http}]}
+            """, pod("named-a", "127.0.0.41", a.port), pod("named-b", "127.0.0.42", b.port)]
+            .joined(separator: "\n---\n").write(to: directory.appendingPathComponent("named.yaml"), atomically: true, encoding: .utf8)
+        let process = try serveQuietly(["--dns", "127.0.0.1:\(freePort())", "--http", "none", "--manifests", directory.path,
+                                       "--service-cidr", "127.100.0.0/16", "--forwarder", "--probes", "--node-name", "node-a",
+                                       "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"])
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        /// The backends that answer ten requests through the ClusterIP.
+        func chosen() -> Set<String> {
+            Set((0..<10).map { _ in
+                (try? Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "2", "http://127.100.0.44:8044/"]).stdout) ?? ""
+            })
+        }
+        #expect(eventually(30) { chosen() == ["a", "b"] }, "\(chosen())")
+        a.ready.store(false, ordering: .relaxed)
+        #expect(eventually(30) { chosen() == ["b"] }, "\(chosen())")
+        #expect(chosen() == ["b"])
+        a.ready.store(true, ordering: .relaxed)
+        #expect(eventually(30) { chosen() == ["a", "b"] }, "\(chosen())")
+        kill(process.processIdentifier, SIGTERM)
+        #expect(eventually(10) { !process.isRunning })
+    }
+
     @Test func aBackendThatStopsAnsweringLeavesDNSAndComesBack() throws {
         let httpBackend = Backend("127.0.0.21", reply: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
         let tcp = Backend("127.0.0.22", reply: "")
