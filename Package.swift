@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "EtcdClient", targets: ["EtcdClient"]),
         .library(name: "EtcdStore", targets: ["EtcdStore"]),
         .library(name: "WorkloadProbes", targets: ["WorkloadProbes"]),
+        .library(name: "ProbeWire", targets: ["ProbeWire"]),
         .executable(name: "clusterdns", targets: ["ClusterDNSCommand"]),
     ],
     dependencies: [
@@ -198,10 +199,13 @@ let package = Package(
         ),
         // Readiness and startup probes run as the kubelet runs them (TCP, HTTP(S) on NIO), the
         // results written through the registry as each pod's Ready condition.
+        // The bytes of the probes no library reads for us (the gRPC health check over HTTP/2):
+        // pure, so that the fuzzers link it without NIO.
+        .target(name: "ProbeWire", swiftSettings: strict),
         .target(
             name: "WorkloadProbes",
             dependencies: [
-                "ServiceRegistry", "NetAddress", "CShims",
+                "ServiceRegistry", "NetAddress", "CShims", "ProbeWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -277,7 +281,7 @@ let package = Package(
         .testTarget(
             name: "WorkloadProbesTests",
             dependencies: [
-                "WorkloadProbes", "ServiceRegistry", "NetAddress", "TestSupport",
+                "WorkloadProbes", "ProbeWire", "ServiceRegistry", "NetAddress", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

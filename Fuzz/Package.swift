@@ -54,6 +54,14 @@ let package = Package(
                 .product(name: "YAML", package: "ClusterDNS"),
             ]
         ),
+        // A gRPC server's side of the health probe, read whole and cut into pieces.
+        .executableTarget(
+            name: "FuzzProbes",
+            dependencies: [
+                "FuzzDriver",
+                .product(name: "ProbeWire", package: "ClusterDNS"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

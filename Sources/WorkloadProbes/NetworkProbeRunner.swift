@@ -4,6 +4,7 @@ import NIOPosix
 import NIOSSL
 import NetAddress
 import ServiceRegistry
+import ProbeWire
 import Synchronization
 
 #if canImport(Glibc)
@@ -158,7 +159,7 @@ public struct NetworkProbeRunner: ProbeRunner {
             expiry.cancel()
             completion.complete(.failure(ChannelError.alreadyClosed))
         }
-        let request = GRPCHealthCheck.request(authority: authority, service: service)
+        let request = GRPCHealthCheck.request(authority: authority, service: service, userAgent: Self.userAgent)
         do {
             let channel = try await ClientBootstrap(group: loop)
                 .connectTimeout(max(.zero, deadline - .now()))

@@ -3,7 +3,8 @@ import NIOCore
 import NetAddress
 import Testing
 import TestSupport
-@testable import WorkloadProbes
+@testable import ProbeWire
+import WorkloadProbes
 
 /// The gRPC health probe: the reader frame by frame (pure), then against a real gRPC server
 /// (Python's grpcio, Debian's python3-grpcio) serving `grpc.health.v1.Health/Check`.
@@ -104,7 +105,7 @@ struct GRPCProbeTests {
     /// The request as a gRPC server expects it: preface, SETTINGS, HEADERS (HPACK literals, no
     /// Huffman), one DATA frame with the service name.
     @Test func theRequestIsWhatAServerReads() {
-        let bytes = GRPCHealthCheck.request(authority: "127.0.0.1:50051", service: "db")
+        let bytes = GRPCHealthCheck.request(authority: "127.0.0.1:50051", service: "db", userAgent: "kube-probe/1.31")
         #expect(Array(bytes.prefix(24)) == Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8))
         #expect(Array(bytes[24..<33]) == [0, 0, 0, 4, 0, 0, 0, 0, 0])
         let text = String(decoding: bytes, as: UTF8.self)

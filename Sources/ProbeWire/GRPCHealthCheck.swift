@@ -25,13 +25,13 @@ public enum GRPCHealthCheck {
 
     /// Everything the client sends, at once: the preface, empty SETTINGS, the request's
     /// HEADERS on stream 1 and its one DATA frame ending the stream.
-    public static func request(authority: String, service: String) -> [UInt8] {
+    public static func request(authority: String, service: String, userAgent: String) -> [UInt8] {
         var block: [UInt8] = [0x83, 0x86]  // :method POST, :scheme http (static table 3 and 6)
         literal(&block, nameIndex: 4, path)  // :path
         literal(&block, nameIndex: 1, authority)  // :authority
         literal(&block, nameIndex: 31, "application/grpc")  // content-type
         literal(&block, name: "te", "trailers")
-        literal(&block, name: "user-agent", NetworkProbeRunner.userAgent)
+        literal(&block, name: "user-agent", userAgent)
         // HealthCheckRequest { string service = 1; } behind gRPC's 5-byte message prefix.
         var message: [UInt8] = []
         if !service.isEmpty {
