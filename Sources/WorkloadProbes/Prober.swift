@@ -241,12 +241,14 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
             if Task.isCancelled { return }
             observe(result.succeeded, started.duration(to: clock.now))
             record(result, key: key, uid: uid, container: container.name, target: target)
-            // A fixed rate, as the kubelet's ticker: a slow probe does not push the next one back,
-            // and ticks missed while it ran are skipped.
+            // A fixed rate, as the kubelet's ticker: a slow probe does not push the next one back.
+            // Of the ticks missed while it ran one is kept (a Go ticker's channel holds one), so a
+            // probe slower than its period is followed at once by the next, and a hung backend
+            // fails its threshold within failureThreshold × timeoutSeconds.
             let period = Duration.seconds(max(1, probe.periodSeconds))
             due = due.advanced(by: period)
             let now = clock.now
-            while due < now { due = due.advanced(by: period) }
+            while due.advanced(by: period) <= now { due = due.advanced(by: period) }
         }
     }
 

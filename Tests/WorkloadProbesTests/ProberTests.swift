@@ -114,8 +114,10 @@ struct ProberTests {
         let running = Task { await prober.run() }
         defer { running.cancel() }
         #expect(await eventually { clock.sleeping == 2 })
+        // One jump over several of a's periods: a is probed (once at its spread start, once for
+        // the tick kept from those jumped over); b waits for its initial delay.
         clock.advance(by: .seconds(29))
-        #expect(await eventually { runner.count(Self.a) == 1 })
+        #expect(await eventually { runner.count(Self.a) == 2 })
         #expect(runner.count(b) == 0)
         clock.advance(by: .seconds(1))
         #expect(await eventually { Self.ready(registry, "b") == false })
@@ -246,5 +248,41 @@ struct ProberTests {
         clock.advance(by: .seconds(5))
         #expect(await eventually { targets.allSatisfy { runners[0].count($0) >= 1 } })
         #expect(targets.allSatisfy { runners[1].count($0) <= 1 })
+    }
+
+    /// A probe slower than its period (a backend that holds it to its timeout) is followed at
+    /// once by the next, as the kubelet's ticker keeps one missed tick: attempts at 1, 8 and 15 s
+    /// for a 5 s period and a 7 s attempt, not 1, 11 and 21 s.
+    @Test func aProbeSlowerThanItsPeriodIsFollowedAtOnce() async throws {
+        final class SlowRunner: ProbeRunner {
+            let clock: TestClock
+            let starts = Mutex<[Duration]>([])
+            init(clock: TestClock) { self.clock = clock }
+            func run(_ target: ProbeTarget, timeout: Duration) async -> ProbeResult {
+                starts.withLock { $0.append(clock.now.offset) }
+                try? await clock.sleep(until: clock.now.advanced(by: .seconds(7)), tolerance: nil)
+                return .failure("no answer within 7 s")
+            }
+        }
+        let registry = try Registry()
+        for object in try Manifest.decode("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: slow, namespace: shop}
+            spec: {containers: [{name: app, readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 5, initialDelaySeconds: 1, failureThreshold: 3}}]}
+            status: {podIP: 127.0.0.14, phase: Running}
+            """).map({ try $0.result.get() }) { try await registry.apply(object) }
+        let clock = TestClock()
+        let runner = SlowRunner(clock: clock)
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: nil)
+        let running = Task { await prober.run() }
+        defer { running.cancel() }
+        #expect(await eventually { clock.sleeping == 1 })
+        clock.advance(by: .seconds(1))
+        for expected in 1...3 {
+            #expect(await eventually { runner.starts.withLock { $0.count } == expected && clock.sleeping == 1 })
+            if expected < 3 { clock.advance(by: .seconds(7)) }
+        }
+        #expect(runner.starts.withLock { $0 } == [.seconds(1), .seconds(8), .seconds(15)])
     }
 }
