@@ -205,7 +205,7 @@ let package = Package(
         .target(
             name: "WorkloadProbes",
             dependencies: [
-                "ServiceRegistry", "NetAddress", "CShims", "ProbeWire",
+                "ServiceRegistry", "NetAddress", "CShims", "ProbeWire", "DispatchSockets",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -41,7 +41,7 @@ public struct NetworkProbeRunner: ProbeRunner {
                                                                   + timeout.components.attoseconds / 1_000_000_000)
         switch target {
         case .tcp(let address, let port):
-            return await connect(address, port, deadline: deadline, timeout: timeout)
+            return await TCPConnectProbe.run(address, port, timeout: timeout)
         case .http(let scheme, let address, let port, let host, let path, let headers):
             var location = (path: path, hops: 0)
             while true {
@@ -70,19 +70,6 @@ public struct NetworkProbeRunner: ProbeRunner {
 
     func socketAddress(_ address: IPAddress, _ port: Int) -> SocketAddress? {
         try? SocketAddress(ipAddress: address.description, port: port)
-    }
-
-    func connect(_ address: IPAddress, _ port: Int, deadline: NIODeadline, timeout: Duration) async -> ProbeResult {
-        guard let socket = socketAddress(address, port) else { return .failure("\(address):\(port) is not an address to connect to") }
-        do {
-            let channel = try await ClientBootstrap(group: group)
-                .connectTimeout(max(.zero, deadline - .now()))
-                .connect(to: socket).get()
-            try? await channel.close()
-            return .success
-        } catch {
-            return .failure(Self.reason(error, timeout: timeout))
-        }
     }
 
     enum HTTPOutcome {

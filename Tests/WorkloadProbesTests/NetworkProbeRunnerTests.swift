@@ -4,6 +4,9 @@ import NetAddress
 import ServiceRegistry
 import Testing
 import WorkloadProbes
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Probes against real backends on loopback, each behaving as a backend can: answering,
 /// refusing, accepting and never answering, trickling bytes, redirecting in a loop, sending a
@@ -127,6 +130,32 @@ struct NetworkProbeRunnerTests {
         // whose other suites can keep the cooperative threads busy for seconds.
         let result = await NetworkProbeRunner().run(Self.http(port), timeout: .seconds(60))
         #expect(result == .failure("HTTP probe stopped after 10 redirects"))
+    }
+
+    /// A connect that never completes (the listener's backlog is full, so its SYNs are dropped)
+    /// fails by its deadline, and the probes started meanwhile are answered without waiting for it.
+    @Test func aTCPConnectThatHangsFailsByItsDeadline() async throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.7")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        try #require(bound && listen(listener, 0) == 0)
+        // The backlog filled by connections never accepted.
+        let fillers = (0..<2).map { _ in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) } }
+            return fd
+        }
+        defer { for fd in fillers + [listener] { close(fd) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        async let hung = NetworkProbeRunner().run(.tcp(address: IPAddress("127.0.0.7")!, port: port), timeout: .seconds(1))
+        let refused = await NetworkProbeRunner().run(.tcp(address: Self.loopback, port: try await Self.closedPort()), timeout: .seconds(30))
+        #expect(refused == .failure("connection refused"))
+        #expect(await hung == .failure("no answer within 1.0 seconds"))
     }
 
     /// A backend that accepts and never answers, or trickles its head, fails by the deadline;
