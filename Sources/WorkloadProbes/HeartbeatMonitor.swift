@@ -18,13 +18,23 @@ public final class HeartbeatMonitor<C: Clock>: Sendable where C.Duration == Dura
     let wallClock: @Sendable () -> Int64
     let log: Log
     let state = Mutex(State())
+    /// Every timed renewal's deadline.
+    let timetable: Timetable<C, Expiry>
 
     struct Entry {
         var uid: String
         var ttl: Duration
         /// The renewal being timed: its probe time, or nil for a pod made Ready without one.
         var probeTime: Int64?
-        var timer: Task<Void, Never>?
+        var timer: Timetable<C, Expiry>.Ticket?
+    }
+
+    /// A renewal that runs out at its instant unless renewed again.
+    struct Expiry: Sendable {
+        var key: ObjectKey
+        var uid: String
+        var probeTime: Int64?
+        var ttl: Duration
     }
 
     struct State {
@@ -41,6 +51,7 @@ public final class HeartbeatMonitor<C: Clock>: Sendable where C.Duration == Dura
         self.clock = clock
         self.wallClock = wallClock
         self.log = log
+        timetable = Timetable(clock: clock)
     }
 
     /// Heartbeat pods turned NotReady so far, and the heartbeat pods being timed.
@@ -53,6 +64,22 @@ public final class HeartbeatMonitor<C: Clock>: Sendable where C.Duration == Dura
 
     /// Follows the registry until the task is cancelled.
     public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.follow() }
+            group.addTask { await self.timetable.run { expiry in Task { await self.expire(expiry) } } }
+            await group.next()
+            group.cancelAll()
+        }
+        let timers = state.withLock { state -> [Timetable<C, Expiry>.Ticket] in
+            state.stopped = true
+            defer { state.pods.removeAll() }
+            return state.pods.values.compactMap(\.timer)
+        }
+        for timer in timers { timetable.cancel(timer) }
+    }
+
+    /// The registry's pods, then every change; after a watch is cut off, a new snapshot.
+    func follow() async {
         while !Task.isCancelled {
             let (snapshot, events) = registry.watchWithSnapshot()
             let present = Set(snapshot.pods.map(\.key))
@@ -70,12 +97,6 @@ public final class HeartbeatMonitor<C: Clock>: Sendable where C.Duration == Dura
                 log("heartbeats: the registry's watch was cut off (\(error)); reading it again")
             }
         }
-        let timers = state.withLock { state -> [Task<Void, Never>] in
-            state.stopped = true
-            defer { state.pods.removeAll() }
-            return state.pods.values.compactMap(\.timer)
-        }
-        for timer in timers { timer.cancel() }
     }
 
     /// Starts, restarts or stops the pod's timer as the pod now is.
@@ -92,38 +113,32 @@ public final class HeartbeatMonitor<C: Clock>: Sendable where C.Duration == Dura
             let age = Duration.seconds(max(0, wallClock() - probeTime))
             deadline = age >= ttl ? now : now.advanced(by: ttl - age)
         }
-        let old = state.withLock { state -> Task<Void, Never>?? in
+        let stale = state.withLock { state -> Timetable<C, Expiry>.Ticket?? in
             guard !state.stopped else { return .none }
             let entry = state.pods[key]
             // The same renewal already timed (another field of the pod changed): keep its deadline.
             if let entry, entry.uid == uid, entry.ttl == ttl, entry.probeTime == probeTime, (entry.timer != nil) == timing {
                 return .none
             }
-            state.pods[key] = Entry(uid: uid, ttl: ttl, probeTime: probeTime, timer: nil)
+            // Scheduled under the lock, so that a newer renewal or a `forget` finds its ticket.
+            let timer = timing ? timetable.schedule(Expiry(key: key, uid: uid, probeTime: probeTime, ttl: ttl), at: deadline) : nil
+            state.pods[key] = Entry(uid: uid, ttl: ttl, probeTime: probeTime, timer: timer)
             return .some(entry?.timer)
         }
-        guard case .some(let stale) = old else { return }
-        stale?.cancel()
-        guard timing else { return }
-        let timer = Task { [self] in
-            do { try await clock.sleep(until: deadline, tolerance: nil) } catch { return }
-            await expire(key, uid: uid, probeTime: probeTime, ttl: ttl)
-        }
-        state.withLock { state in
-            if state.pods[key]?.uid == uid, state.pods[key]?.probeTime == probeTime, state.pods[key]?.timer == nil {
-                state.pods[key]?.timer = timer
-            } else {
-                timer.cancel()
-            }
-        }
+        if case .some(let stale?) = stale { timetable.cancel(stale) }
     }
 
     func forget(_ key: ObjectKey) {
-        state.withLock { $0.pods.removeValue(forKey: key)?.timer }?.cancel()
+        if let timer = state.withLock({ $0.pods.removeValue(forKey: key)?.timer }) { timetable.cancel(timer) }
     }
 
     /// Writes NotReady over the renewal that ran out, unless a newer one has been written.
-    func expire(_ key: ObjectKey, uid: String, probeTime: Int64?, ttl: Duration) async {
+    func expire(_ expiry: Expiry) async {
+        let (key, uid, probeTime, ttl) = (expiry.key, expiry.uid, expiry.probeTime, expiry.ttl)
+        state.withLock { state in
+            // No longer timed: what it holds is an expired renewal until the next one.
+            if state.pods[key]?.uid == uid, state.pods[key]?.probeTime == probeTime { state.pods[key]?.timer = nil }
+        }
         for _ in 0..<5 {
             guard case .pod(var pod)? = registry.get(key), pod.metadata.uid == uid, pod.status.isReady == true,
                   pod.status.readyProbeTime == probeTime else { return }

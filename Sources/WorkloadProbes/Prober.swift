@@ -3,8 +3,8 @@ import Synchronization
 
 /// Probes the pods of one node as the kubelet would and writes what it finds through the
 /// registry as each pod's `Ready` condition, so that endpoints, DNS answers, the forwarder and
-/// watchers follow. One task per probed container sleeps on the injected clock until its next
-/// probe; each probe has its own deadline, so a hung backend delays nobody else.
+/// watchers follow. Every probed container's next probe waits in one `Timetable` on the injected
+/// clock; each attempt runs on its own with its own deadline, so a hung backend delays nobody else.
 ///
 /// Which pods are this prober's is `ProbeAssignment`'s: its node's pods, or, when no pod names a
 /// node, its share of every pod among the probers announced in the registry (all of them when
@@ -25,13 +25,27 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     let state = Mutex(State())
     let dirty: AsyncStream<ObjectKey>
     let dirtyContinuation: AsyncStream<ObjectKey>.Continuation
+    /// Every container's next probe.
+    let timetable: Timetable<C, Slot>
+
+    /// One container's place in the timetable: its pod, which of its plan's containers, and the
+    /// workers' generation (a pod whose probes changed starts a new one; older slots are dropped).
+    struct Slot: Sendable {
+        var key: ObjectKey
+        var generation: UInt64
+        var container: Int
+        /// The tick this probe is for: the next is one period after it (a fixed rate).
+        var due: C.Instant
+    }
 
     struct PodEntry {
         var uid: String
         /// What the workers were started from: a change restarts them.
         var plan: [ContainerPlan]
         var containers: [String: ContainerProbeState]
-        var tasks: [Task<Void, Never>] = []
+        var generation: UInt64
+        /// Each container's next probe while it waits (none while one runs).
+        var tickets: [Int: Timetable<C, Slot>.Ticket] = [:]
         /// The pod's readiness as its probes decide it (nil: not decided yet).
         var desired: Bool? {
             var undecided = false
@@ -75,6 +89,7 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         var released: [ObjectKey: (uid: String, statuses: [Pod.ContainerStatus])] = [:]
         var stopped = false
         var counts = ProbeCounts()
+        var generations: UInt64 = 0
     }
 
     public init(registry: Registry, runner: any ProbeRunner, clock: C, nodeName: String?, writers: Int = 16,
@@ -88,6 +103,8 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         self.writers = max(1, writers)
         self.log = log
         (dirty, dirtyContinuation) = AsyncStream<ObjectKey>.makeStream()
+        // Probes due within a few milliseconds of each other leave on one wake-up.
+        timetable = Timetable(clock: clock, tolerance: .milliseconds(5))
     }
 
     /// Probe results so far, by outcome, and the pods being probed.
@@ -97,20 +114,26 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         return counts
     } }
 
+    /// Containers waiting for their next probe (not being probed at this moment).
+    public var scheduled: Int { timetable.count }
+
     /// Follows the registry and probes until the task is cancelled.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.writeStatuses() }
             group.addTask { await self.follow() }
+            // An attempt is a task of its own, not awaited when the prober stops: its result
+            // then finds no pod and is dropped.
+            group.addTask { await self.timetable.run { slot in Task { await self.attempt(slot) } } }
             await group.next()
             group.cancelAll()
         }
-        let tasks = state.withLock { state -> [Task<Void, Never>] in
+        let tickets = state.withLock { state -> [Timetable<C, Slot>.Ticket] in
             state.stopped = true
             defer { state.pods.removeAll() }
-            return state.pods.values.flatMap(\.tasks)
+            return state.pods.values.flatMap(\.tickets.values)
         }
-        for task in tasks { task.cancel() }
+        for ticket in tickets { timetable.cancel(ticket) }
     }
 
     /// The registry's pods, then every change; after a watch is cut off, a new snapshot.
@@ -175,36 +198,36 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         let ours = state.withLock { $0.assignment }.probes(pod, as: nodeName)
         let plan = ours ? Self.plan(pod) : []
         let uid = pod.metadata.uid
-        let (stale, restart, rewrite) = state.withLock { state -> ([Task<Void, Never>], Bool, Bool) in
-            guard !state.stopped else { return ([], false, false) }
+        let (stale, generation, rewrite) = state.withLock { state -> ([Timetable<C, Slot>.Ticket], UInt64?, Bool) in
+            guard !state.stopped else { return ([], nil, false) }
             if let entry = state.pods[key], entry.uid == uid, entry.plan == plan {
                 // Unchanged probes: only the stored status may need putting right again
                 // (a manifest applied over it, say).
-                guard let desired = entry.desired else { return ([], false, false) }
-                return ([], false, pod.status.isReady != desired || pod.status.containerStatuses != entry.containerStatuses)
+                guard let desired = entry.desired else { return ([], nil, false) }
+                return ([], nil, pod.status.isReady != desired || pod.status.containerStatuses != entry.containerStatuses)
             }
             let removed = state.pods.removeValue(forKey: key)
-            let old = removed?.tasks ?? []
+            let old = removed.map { Array($0.tickets.values) } ?? []
             guard !plan.isEmpty else {
                 // The probes of a running pod were taken away: it is ready now, as a container
                 // without a readiness probe is.
                 if let removed, removed.uid == uid, ours, pod.status.isReady == false {
                     state.released[key] = (uid, pod.spec.containers.map { Pod.ContainerStatus(name: $0.name, ready: true) })
-                    return (old, false, true)
+                    return (old, nil, true)
                 }
-                return (old, false, false)
+                return (old, nil, false)
             }
             var containers: [String: ContainerProbeState] = [:]
             for container in plan { containers[container.name] = ContainerProbeState(startup: container.startup, readiness: container.readiness) }
-            state.pods[key] = PodEntry(uid: uid, plan: plan, containers: containers)
-            return (old, true, false)
+            state.generations += 1
+            state.pods[key] = PodEntry(uid: uid, plan: plan, containers: containers, generation: state.generations)
+            return (old, state.generations, false)
         }
-        for task in stale { task.cancel() }
+        for ticket in stale { timetable.cancel(ticket) }
         if rewrite { dirtyContinuation.yield(key) }
-        guard restart else { return }
+        guard let generation else { return }
         let now = clock.now
-        var tasks: [Task<Void, Never>] = []
-        for container in plan where container.startup != nil || container.readiness != nil {
+        for (index, container) in plan.enumerated() where container.startup != nil || container.readiness != nil {
             let first = container.startup ?? container.readiness!
             var delay = Duration.seconds(first.initialDelaySeconds)
             // The pods found at start are spread over their first period, as the kubelet spreads
@@ -212,50 +235,61 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
             if starting && first.initialDelaySeconds == 0 {
                 delay = .milliseconds(Int64.random(in: 0..<Int64(max(1, first.periodSeconds) * 1000)))
             }
-            tasks.append(Task { await self.work(key, uid: uid, container: container, from: now.advanced(by: delay)) })
-        }
-        state.withLock { state in
-            if state.pods[key]?.uid == uid, state.pods[key]?.plan == plan { state.pods[key]?.tasks = tasks } else { for task in tasks { task.cancel() } }
+            schedule(Slot(key: key, generation: generation, container: index, due: now.advanced(by: delay)))
         }
     }
 
     func forget(_ key: ObjectKey) {
-        let tasks = state.withLock { $0.pods.removeValue(forKey: key)?.tasks ?? [] }
-        for task in tasks { task.cancel() }
+        let tickets = state.withLock { $0.pods.removeValue(forKey: key)?.tickets.values.map { $0 } ?? [] }
+        for ticket in tickets { timetable.cancel(ticket) }
     }
 
-    /// One container's probes, one after another on the probe's period, until cancelled.
-    func work(_ key: ObjectKey, uid: String, container: ContainerPlan, from start: C.Instant) async {
-        var due = start
-        while !Task.isCancelled {
-            do { try await clock.sleep(until: due, tolerance: nil) } catch { return }
-            guard let (probe, target) = state.withLock({ state -> (Probe, ProbeTarget)? in
-                guard let entry = state.pods[key], entry.uid == uid, let probing = entry.containers[container.name] else { return nil }
-                switch probing.phase {
-                case .starting: return container.startup.flatMap { p in container.startupTarget.map { (p, $0) } }
-                case .running: return container.readiness.flatMap { p in container.readinessTarget.map { (p, $0) } }
-                }
-            }) else { return }
-            let started = clock.now
-            let result = await runner.run(target, timeout: .seconds(max(1, probe.timeoutSeconds)))
-            if Task.isCancelled { return }
-            observe(result.succeeded, started.duration(to: clock.now))
-            record(result, key: key, uid: uid, container: container.name, target: target)
-            // A fixed rate, as the kubelet's ticker: a slow probe does not push the next one back.
-            // Of the ticks missed while it ran one is kept (a Go ticker's channel holds one), so a
-            // probe slower than its period is followed at once by the next, and a hung backend
-            // fails its threshold within failureThreshold × timeoutSeconds.
-            let period = Duration.seconds(max(1, probe.periodSeconds))
-            due = due.advanced(by: period)
-            let now = clock.now
-            while due.advanced(by: period) <= now { due = due.advanced(by: period) }
+    /// Puts the slot in the timetable, unless its pod's probes have changed meanwhile. The
+    /// ticket is taken under the lock, so a `forget` or a restart either sees it or wins first.
+    func schedule(_ slot: Slot) {
+        state.withLock { state in
+            guard state.pods[slot.key]?.generation == slot.generation else { return }
+            state.pods[slot.key]?.tickets[slot.container] = timetable.schedule(slot, at: slot.due)
         }
     }
 
-    func record(_ result: ProbeResult, key: ObjectKey, uid: String, container: String, target: ProbeTarget) {
+    /// One probe of one container, then its next in the timetable.
+    func attempt(_ slot: Slot) async {
+        guard let (container, probe, target) = state.withLock({ state -> (ContainerPlan, Probe, ProbeTarget)? in
+            guard var entry = state.pods[slot.key], entry.generation == slot.generation, slot.container < entry.plan.count else { return nil }
+            entry.tickets[slot.container] = nil
+            state.pods[slot.key] = entry
+            let container = entry.plan[slot.container]
+            guard let probing = entry.containers[container.name] else { return nil }
+            let chosen: (Probe, ProbeTarget)?
+            switch probing.phase {
+            case .starting: chosen = container.startup.flatMap { p in container.startupTarget.map { (p, $0) } }
+            case .running: chosen = container.readiness.flatMap { p in container.readinessTarget.map { (p, $0) } }
+            }
+            return chosen.map { (container, $0.0, $0.1) }
+        }) else { return }
+        let started = clock.now
+        let result = await runner.run(target, timeout: .seconds(max(1, probe.timeoutSeconds)))
+        let now = clock.now
+        observe(result.succeeded, started.duration(to: now))
+        record(result, key: slot.key, generation: slot.generation, container: container.name, target: target)
+        // A fixed rate, as the kubelet's ticker: a slow probe does not push the next one back.
+        // Of the ticks missed while it ran one is kept (a Go ticker's channel holds one), so a
+        // probe slower than its period is followed at once by the next, and a hung backend
+        // fails its threshold within failureThreshold × timeoutSeconds.
+        let period = Duration.seconds(max(1, probe.periodSeconds))
+        var next = slot
+        next.due = slot.due.advanced(by: period)
+        while next.due.advanced(by: period) <= now { next.due = next.due.advanced(by: period) }
+        schedule(next)
+    }
+
+    /// Counts the result against the container's thresholds, unless the pod's probes changed
+    /// while it ran (its generation moved on: the new workers start from nothing).
+    func record(_ result: ProbeResult, key: ObjectKey, generation: UInt64, container: String, target: ProbeTarget) {
         let change = state.withLock { state -> (ready: Bool?, started: Bool)? in
             if result.succeeded { state.counts.successes += 1 } else { state.counts.failures += 1 }
-            guard state.pods[key]?.uid == uid, var probing = state.pods[key]?.containers[container] else { return nil }
+            guard state.pods[key]?.generation == generation, var probing = state.pods[key]?.containers[container] else { return nil }
             let phase = probing.phase
             let changed = probing.record(result)
             state.pods[key]!.containers[container] = probing

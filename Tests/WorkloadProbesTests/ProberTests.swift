@@ -59,6 +59,12 @@ struct ProberTests {
         return pod.isReady
     }
 
+    /// Every prober waits with `containers` probes scheduled in all and sleeps until the first
+    /// (one sleep on the clock each, whatever the number of pods): a test advances then.
+    static func waiting(_ probers: Prober<TestClock>..., containers: Int, on clock: TestClock) -> Bool {
+        probers.map(\.scheduled).reduce(0, +) == containers && clock.sleeping == (containers == 0 ? 0 : probers.count)
+    }
+
     static func readyEndpoints(_ registry: Registry) -> [String] {
         let endpoints = registry.snapshot().serviceEndpoints[ObjectKey(.service, namespace: "shop", name: "web")]
         return (endpoints?.endpoints ?? []).filter(\.isReady).flatMap(\.addresses).map(\.description).sorted()
@@ -75,7 +81,7 @@ struct ProberTests {
 
         // The pod found at start is probed within its first period (spread), and only a, the
         // pod of node-a, is probed.
-        #expect(await eventually { clock.sleeping == 1 })
+        #expect(await eventually { Self.waiting(prober, containers: 1, on: clock) })
         runner.answer(Self.a, .failure("connection refused"))
         clock.advance(by: .seconds(5))
         #expect(await eventually { Self.ready(registry, "a") == false })
@@ -83,16 +89,16 @@ struct ProberTests {
 
         // Back after one success (successThreshold 1).
         runner.answer(Self.a, .success)
-        #expect(await eventually { clock.sleeping == 1 })
+        #expect(await eventually { Self.waiting(prober, containers: 1, on: clock) })
         clock.advance(by: .seconds(5))
         #expect(await eventually { Self.ready(registry, "a") == true })
         #expect(Self.readyEndpoints(registry) == ["127.0.0.11", "127.0.0.12"])
 
         // One failure is not enough (failureThreshold 2); the second takes it out.
         runner.answer(Self.a, .failure("connection refused"))
-        #expect(await eventually { clock.sleeping == 1 })
+        #expect(await eventually { Self.waiting(prober, containers: 1, on: clock) })
         clock.advance(by: .seconds(5))
-        #expect(await eventually { runner.count(Self.a) == 3 && clock.sleeping == 1 })
+        #expect(await eventually { runner.count(Self.a) == 3 && Self.waiting(prober, containers: 1, on: clock) })
         #expect(Self.ready(registry, "a") == true)
         clock.advance(by: .seconds(5))
         #expect(await eventually { Self.ready(registry, "a") == false })
@@ -113,7 +119,7 @@ struct ProberTests {
         let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a")
         let running = Task { await prober.run() }
         defer { running.cancel() }
-        #expect(await eventually { clock.sleeping == 2 })
+        #expect(await eventually { Self.waiting(prober, containers: 2, on: clock) })
         // One jump over several of a's periods: a is probed (once at its spread start, once for
         // the tick kept from those jumped over); b waits for its initial delay.
         clock.advance(by: .seconds(29))
@@ -134,7 +140,7 @@ struct ProberTests {
         let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a")
         let running = Task { await prober.run() }
         defer { running.cancel() }
-        #expect(await eventually { clock.sleeping == 1 })
+        #expect(await eventually { Self.waiting(prober, containers: 1, on: clock) })
         clock.advance(by: .seconds(5))
         #expect(await eventually { Self.ready(registry, "a") == false })
         guard case .pod(var pod) = objects[1] else { Issue.record("not a pod"); return }
@@ -173,21 +179,21 @@ struct ProberTests {
             guard case .pod(let pod)? = registry.get(ObjectKey(.pod, namespace: "shop", name: "c")) else { return nil }
             return pod.status.containerStatuses
         }
-        #expect(await eventually { clock.sleeping == 1 })
+        #expect(await eventually { Self.waiting(prober, containers: 1, on: clock) })
         clock.advance(by: .seconds(5))
         #expect(await eventually { statuses() == [.init(name: "app", ready: false, started: false), .init(name: "sidecar", ready: true)] })
         #expect(Self.ready(registry, "c") == false)
         // Started, then ready.
         runner.answer(target, .success)
         for _ in 0..<2 {
-            #expect(await eventually { clock.sleeping == 1 })
+            #expect(await eventually { Self.waiting(prober, containers: 1, on: clock) })
             clock.advance(by: .seconds(5))
         }
         #expect(await eventually { statuses() == [.init(name: "app", ready: true, started: true), .init(name: "sidecar", ready: true)] })
         #expect(Self.ready(registry, "c") == true)
         // Failing again, then the probes are taken away: ready, with nothing left to probe.
         runner.answer(target, .failure("connection refused"))
-        #expect(await eventually { clock.sleeping == 1 })
+        #expect(await eventually { Self.waiting(prober, containers: 1, on: clock) })
         clock.advance(by: .seconds(5))
         #expect(await eventually { Self.ready(registry, "c") == false })
         guard case .pod(var pod)? = registry.get(ObjectKey(.pod, namespace: "shop", name: "c")) else { Issue.record("gone"); return }
@@ -196,7 +202,7 @@ struct ProberTests {
         try await registry.apply(.pod(pod))
         #expect(await eventually { Self.ready(registry, "c") == true })
         #expect(statuses() == [.init(name: "app", ready: true), .init(name: "sidecar", ready: true)])
-        #expect(await eventually { clock.sleeping == 0 })
+        #expect(await eventually { Self.waiting(prober, containers: 0, on: clock) })
     }
 
     /// Two probers on one registry, each announced by its Node: each pod is probed by one of
@@ -234,7 +240,7 @@ struct ProberTests {
         let running = probers.map { prober in Task { await prober.run() } }
         defer { for task in running { task.cancel() } }
         #expect(await eventually { probers[0].counts.pods == 4 && probers[1].counts.pods == 4 })
-        #expect(await eventually { clock.sleeping == 8 })
+        #expect(await eventually { Self.waiting(probers[0], probers[1], containers: 8, on: clock) })
         clock.advance(by: .seconds(5))
         let targets = (0..<8).map { ProbeTarget.tcp(address: IPAddress("127.0.1.\($0)")!, port: 8080) }
         #expect(await eventually { targets.allSatisfy { runners[0].count($0) + runners[1].count($0) == 1 } })
@@ -244,7 +250,8 @@ struct ProberTests {
         // node-b goes: node-a probes all eight, node-b none.
         _ = try await registry.delete(ObjectKey(.node, name: "node-b"))
         #expect(await eventually { probers[0].counts.pods == 8 && probers[1].counts.pods == 0 })
-        #expect(await eventually { clock.sleeping == 8 })
+        // node-a alone sleeps now: node-b has nothing left to wait for.
+        #expect(await eventually { probers[0].scheduled == 8 && probers[1].scheduled == 0 && clock.sleeping == 1 })
         clock.advance(by: .seconds(5))
         #expect(await eventually { targets.allSatisfy { runners[0].count($0) >= 1 } })
         #expect(targets.allSatisfy { runners[1].count($0) <= 1 })

@@ -1,0 +1,117 @@
+import Synchronization
+import Testing
+import TestSupport
+@testable import WorkloadProbes
+
+/// The timetable behind probes and heartbeats: items come out in the order of their instants
+/// (then of scheduling) when the clock passes them, with one sleep on the clock whatever their
+/// number; an earlier item wakes it, a cancelled one never comes out, and with nothing
+/// scheduled it does not sleep on the clock at all.
+struct TimetableTests {
+    final class Fired: Sendable {
+        let items = Mutex<[String]>([])
+        func take() -> [String] { items.withLock { items in defer { items.removeAll() }; return items } }
+        var count: Int { items.withLock { $0.count } }
+    }
+
+    static func start(_ clock: TestClock) -> (Timetable<TestClock, String>, Fired, Task<Void, Never>) {
+        let timetable = Timetable<TestClock, String>(clock: clock)
+        let fired = Fired()
+        let task = Task { await timetable.run { item in fired.items.withLock { $0.append(item) } } }
+        return (timetable, fired, task)
+    }
+
+    static func at(_ seconds: Int, _ clock: TestClock) -> TestClock.Instant { clock.now.advanced(by: .seconds(seconds)) }
+
+    /// (item, seconds from start) scheduled in this order → what each advance of the clock hands out.
+    @Test(arguments: [
+        ([("a", 3), ("b", 1), ("c", 2)], [(1, ["b"]), (1, ["c"]), (1, ["a"])]),
+        ([("a", 2), ("b", 2), ("c", 1)], [(2, ["c", "a", "b"])]),
+        ([("a", 5), ("b", 10)], [(4, []), (1, ["a"]), (4, []), (10, ["b"])]),
+        ([("past", -1), ("now", 0)], [(0, ["past", "now"])]),
+    ] as [([(String, Int)], [(Int, [String])])])
+    func itemsComeOutInTheOrderOfTheirInstants(_ schedule: [(String, Int)], _ steps: [(Int, [String])]) async throws {
+        let clock = TestClock()
+        let (timetable, fired, task) = Self.start(clock)
+        defer { task.cancel() }
+        let start = clock.now
+        for (item, seconds) in schedule { timetable.schedule(item, at: start.advanced(by: .seconds(seconds))) }
+        for (seconds, expected) in steps {
+            // Settled: everything due handed out, one sleep for the next (none when nothing is left).
+            #expect(await eventually { clock.sleeping == (timetable.count == 0 ? 0 : 1) })
+            clock.advance(by: .seconds(seconds))
+            if expected.isEmpty {
+                try await Task.sleep(for: .milliseconds(20))
+            } else {
+                #expect(await eventually { fired.count >= expected.count })
+            }
+            #expect(fired.take() == expected)
+        }
+        #expect(timetable.count == 0)
+    }
+
+    @Test func anEarlierItemWakesTheSleepForALaterOne() async throws {
+        let clock = TestClock()
+        let (timetable, fired, task) = Self.start(clock)
+        defer { task.cancel() }
+        timetable.schedule("late", at: Self.at(60, clock))
+        #expect(await eventually { clock.sleeping == 1 })
+        timetable.schedule("early", at: Self.at(1, clock))
+        // The sleep for 60 s is given up for one for 1 s.
+        #expect(await eventually { clock.sleeping == 1 && timetable.state.withLock { $0.sleeper?.due } == Self.at(1, clock) })
+        clock.advance(by: .seconds(1))
+        #expect(await eventually { fired.count == 1 })
+        #expect(fired.take() == ["early"])
+        #expect(timetable.count == 1)
+    }
+
+    @Test func aCancelledItemNeverComesOutAndNothingLeftMeansNoSleep() async throws {
+        let clock = TestClock()
+        let (timetable, fired, task) = Self.start(clock)
+        defer { task.cancel() }
+        let a = timetable.schedule("a", at: Self.at(1, clock))
+        timetable.schedule("b", at: Self.at(2, clock))
+        timetable.cancel(a)
+        #expect(timetable.count == 1)
+        #expect(await eventually { clock.sleeping == 1 })
+        clock.advance(by: .seconds(1))
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(fired.count == 0)
+        clock.advance(by: .seconds(1))
+        #expect(await eventually { fired.count == 1 })
+        #expect(fired.take() == ["b"])
+        // Cancelling what has come out is nothing; cancelling the last one stops the sleep.
+        timetable.cancel(a)
+        let c = timetable.schedule("c", at: Self.at(30, clock))
+        #expect(await eventually { clock.sleeping == 1 })
+        timetable.cancel(c)
+        #expect(await eventually { clock.sleeping == 0 })
+        #expect(timetable.state.withLock { $0.heap.isEmpty })
+        // And it goes on when something is scheduled again.
+        timetable.schedule("d", at: Self.at(1, clock))
+        #expect(await eventually { clock.sleeping == 1 })
+        clock.advance(by: .seconds(1))
+        #expect(await eventually { fired.take() == ["d"] })
+    }
+
+    /// 10,000 items at random instants come out sorted, each once.
+    @Test func manyItemsComeOutSortedAndOnce() async throws {
+        let clock = TestClock()
+        let timetable = Timetable<TestClock, Int>(clock: clock)
+        let fired = Mutex<[Int]>([])
+        let task = Task { await timetable.run { item in fired.withLock { $0.append(item) } } }
+        defer { task.cancel() }
+        var generator = SystemRandomNumberGenerator()
+        let offsets = (0..<10_000).map { _ in Int.random(in: 0..<100_000, using: &generator) }
+        for (item, offset) in offsets.enumerated() { timetable.schedule(item, at: clock.now.advanced(by: .milliseconds(offset))) }
+        #expect(await eventually { clock.sleeping == 1 })
+        clock.advance(by: .seconds(100))
+        #expect(await eventually { fired.withLock { $0.count } == 10_000 })
+        let order = fired.withLock { $0 }
+        #expect(Set(order).count == 10_000)
+        let instants = order.map { offsets[$0] }
+        #expect(instants == instants.sorted())
+        // Equal instants keep the order they were scheduled in.
+        for index in 1..<order.count where instants[index] == instants[index - 1] { #expect(order[index - 1] < order[index]) }
+    }
+}
