@@ -66,7 +66,7 @@ public final class HeartbeatMonitor<C: Clock>: Sendable where C.Duration == Dura
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.follow() }
-            group.addTask { await self.timetable.run { expiry in Task { await self.expire(expiry) } } }
+            group.addTask { await self.timetable.run { expiries in for expiry in expiries { Task { await self.expire(expiry) } } } }
             await group.next()
             group.cancelAll()
         }

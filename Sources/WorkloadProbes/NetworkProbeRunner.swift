@@ -68,6 +68,20 @@ public struct NetworkProbeRunner: ProbeRunner {
         }
     }
 
+    /// TCP connects all together on the epoll loop, without a task each; the others each in a
+    /// task of its own.
+    public func start(_ attempts: [ProbeAttempt]) {
+        var connects: [(address: IPAddress, port: Int, timeout: Duration, done: @Sendable (ProbeResult) -> Void)] = []
+        for attempt in attempts {
+            if case .tcp(let address, let port) = attempt.target {
+                connects.append((address, port, attempt.timeout, attempt.done))
+            } else {
+                Task { attempt.done(await run(attempt.target, timeout: attempt.timeout)) }
+            }
+        }
+        if !connects.isEmpty { TCPConnectProbe.start(connects) }
+    }
+
     func socketAddress(_ address: IPAddress, _ port: Int) -> SocketAddress? {
         try? SocketAddress(ipAddress: address.description, port: port)
     }

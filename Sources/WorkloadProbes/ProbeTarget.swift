@@ -55,4 +55,31 @@ public enum ProbeTarget: Hashable, Sendable, CustomStringConvertible {
 /// Runs one probe attempt within its deadline.
 public protocol ProbeRunner: Sendable {
     func run(_ target: ProbeTarget, timeout: Duration) async -> ProbeResult
+    /// Starts the attempts and calls each one's `done` once with its result, from any thread.
+    /// The prober starts the probes that come due together in one call: a runner that can
+    /// make them without a task each (TCP connects on one epoll loop) saves a task, a
+    /// continuation and two thread hops per attempt.
+    func start(_ attempts: [ProbeAttempt])
+}
+
+/// One probe to make, and what to do with its result.
+public struct ProbeAttempt: Sendable {
+    public var target: ProbeTarget
+    public var timeout: Duration
+    public var done: @Sendable (ProbeResult) -> Void
+
+    public init(target: ProbeTarget, timeout: Duration, done: @escaping @Sendable (ProbeResult) -> Void) {
+        self.target = target
+        self.timeout = timeout
+        self.done = done
+    }
+}
+
+extension ProbeRunner {
+    /// Each attempt in a task of its own, through `run`.
+    public func start(_ attempts: [ProbeAttempt]) {
+        for attempt in attempts {
+            Task { attempt.done(await run(attempt.target, timeout: attempt.timeout)) }
+        }
+    }
 }

@@ -27,6 +27,9 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     let dirtyContinuation: AsyncStream<ObjectKey>.Continuation
     /// Every container's next probe.
     let timetable: Timetable<C, Slot>
+    /// When the prober was made: the pods it meets within a period of it have their first
+    /// probe spread over that period.
+    let began: C.Instant
 
     /// One container's place in the timetable: its pod, which of its plan's containers, and the
     /// workers' generation (a pod whose probes changed starts a new one; older slots are dropped).
@@ -92,7 +95,10 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         var generations: UInt64 = 0
     }
 
+    /// `slack`: how late a probe may leave so that those due close together leave on one
+    /// wake-up (within the 50 ms the staleness bounds allow).
     public init(registry: Registry, runner: any ProbeRunner, clock: C, nodeName: String?, writers: Int = 16,
+                slack: Duration = .milliseconds(10),
                 observe: @escaping @Sendable (_ succeeded: Bool, _ took: Duration) -> Void = { _, _ in },
                 log: @escaping Log = { _ in }) {
         self.observe = observe
@@ -103,8 +109,8 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         self.writers = max(1, writers)
         self.log = log
         (dirty, dirtyContinuation) = AsyncStream<ObjectKey>.makeStream()
-        // Probes due within a few milliseconds of each other leave on one wake-up.
-        timetable = Timetable(clock: clock, tolerance: .milliseconds(5))
+        timetable = Timetable(clock: clock, slack: slack)
+        began = clock.now
     }
 
     /// Probe results so far, by outcome, and the pods being probed.
@@ -122,9 +128,9 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.writeStatuses() }
             group.addTask { await self.follow() }
-            // An attempt is a task of its own, not awaited when the prober stops: its result
-            // then finds no pod and is dropped.
-            group.addTask { await self.timetable.run { slot in Task { await self.attempt(slot) } } }
+            // Attempts are not awaited when the prober stops: a result then finds no pod and
+            // is dropped.
+            group.addTask { await self.timetable.run { slots in self.start(slots) } }
             await group.next()
             group.cancelAll()
         }
@@ -230,9 +236,12 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         for (index, container) in plan.enumerated() where container.startup != nil || container.readiness != nil {
             let first = container.startup ?? container.readiness!
             var delay = Duration.seconds(first.initialDelaySeconds)
-            // The pods found at start are spread over their first period, as the kubelet spreads
-            // its workers after a restart, so that 10,000 probes do not all leave at once.
-            if starting && first.initialDelaySeconds == 0 {
+            // The pods found at start, or within a period of it (a registry still being loaded
+            // from manifests or etcd), are spread over their first period, as the kubelet spreads
+            // its workers after a restart: 10,000 probes that left together would come due
+            // together every period after, all in one turn of the loop.
+            let period = Duration.seconds(max(1, first.periodSeconds))
+            if first.initialDelaySeconds == 0 && (starting || now < began.advanced(by: period)) {
                 delay = .milliseconds(Int64.random(in: 0..<Int64(max(1, first.periodSeconds) * 1000)))
             }
             schedule(Slot(key: key, generation: generation, container: index, due: now.advanced(by: delay)))
@@ -253,26 +262,36 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    /// One probe of one container, then its next in the timetable.
-    func attempt(_ slot: Slot) async {
-        guard let (container, probe, target) = state.withLock({ state -> (ContainerPlan, Probe, ProbeTarget)? in
-            guard var entry = state.pods[slot.key], entry.generation == slot.generation, slot.container < entry.plan.count else { return nil }
-            entry.tickets[slot.container] = nil
-            state.pods[slot.key] = entry
-            let container = entry.plan[slot.container]
-            guard let probing = entry.containers[container.name] else { return nil }
-            let chosen: (Probe, ProbeTarget)?
-            switch probing.phase {
-            case .starting: chosen = container.startup.flatMap { p in container.startupTarget.map { (p, $0) } }
-            case .running: chosen = container.readiness.flatMap { p in container.readinessTarget.map { (p, $0) } }
+    /// The probes that came due together, each followed by its container's next in the
+    /// timetable once its result is in.
+    func start(_ slots: [Slot]) {
+        let attempts = state.withLock { state -> [ProbeAttempt] in
+            var attempts: [ProbeAttempt] = []
+            attempts.reserveCapacity(slots.count)
+            for slot in slots {
+                guard state.pods[slot.key]?.generation == slot.generation,
+                      state.pods[slot.key]?.tickets.removeValue(forKey: slot.container) != nil,
+                      let entry = state.pods[slot.key], slot.container < entry.plan.count else { continue }
+                let container = entry.plan[slot.container]
+                guard let phase = entry.containers[container.name]?.phase else { continue }
+                let chosen = phase == .starting ? container.startup.flatMap { p in container.startupTarget.map { (p, $0) } }
+                                                : container.readiness.flatMap { p in container.readinessTarget.map { (p, $0) } }
+                guard let (probe, target) = chosen else { continue }
+                let started = clock.now
+                attempts.append(ProbeAttempt(target: target, timeout: .seconds(max(1, probe.timeoutSeconds))) { result in
+                    self.finish(slot, container: container.name, probe: probe, target: target, result: result, started: started)
+                })
             }
-            return chosen.map { (container, $0.0, $0.1) }
-        }) else { return }
-        let started = clock.now
-        let result = await runner.run(target, timeout: .seconds(max(1, probe.timeoutSeconds)))
+            return attempts
+        }
+        if !attempts.isEmpty { runner.start(attempts) }
+    }
+
+    /// One attempt's result: counted, and the container's next probe scheduled.
+    func finish(_ slot: Slot, container: String, probe: Probe, target: ProbeTarget, result: ProbeResult, started: C.Instant) {
         let now = clock.now
         observe(result.succeeded, started.duration(to: now))
-        record(result, key: slot.key, generation: slot.generation, container: container.name, target: target)
+        record(result, key: slot.key, generation: slot.generation, container: container, target: target)
         // A fixed rate, as the kubelet's ticker: a slow probe does not push the next one back.
         // Of the ticks missed while it ran one is kept (a Go ticker's channel holds one), so a
         // probe slower than its period is followed at once by the next, and a hung backend

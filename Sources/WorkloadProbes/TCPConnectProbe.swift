@@ -18,13 +18,24 @@ enum TCPConnectProbe {
     }()
 
     static func run(_ address: IPAddress, _ port: Int, timeout: Duration) async -> ProbeResult {
-        guard let port = UInt16(exactly: port), port > 0 else { return .failure("\(address):\(port) is not an address to connect to") }
-        let target = SocketAddress(address: address, port: port)
+        await withCheckedContinuation { continuation in
+            start([(address, port, timeout, { @Sendable result in continuation.resume(returning: result) })])
+        }
+    }
+
+    /// Connects, all in one turn of the loop; each `done` is called on the loop's thread.
+    static func start(_ connects: [(address: IPAddress, port: Int, timeout: Duration, done: @Sendable (ProbeResult) -> Void)]) {
         let loop = Self.loop
-        let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        return await withCheckedContinuation { continuation in
-            loop.execute {
-                PendingConnect.start(target, on: loop, within: UInt64(milliseconds) * 1_000_000, timeout: timeout) { continuation.resume(returning: $0) }
+        loop.execute {
+            for connect in connects {
+                guard let port = UInt16(exactly: connect.port), port > 0 else {
+                    connect.done(.failure("\(connect.address):\(connect.port) is not an address to connect to"))
+                    continue
+                }
+                let timeout = connect.timeout
+                let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+                PendingConnect.start(SocketAddress(address: connect.address, port: port), on: loop,
+                                     within: UInt64(milliseconds) * 1_000_000, timeout: timeout, done: connect.done)
             }
         }
     }

@@ -2,7 +2,9 @@ import NIOCore
 import NIOPosix
 import NetAddress
 import ServiceRegistry
+import Synchronization
 import Testing
+import TestSupport
 import WorkloadProbes
 #if canImport(Glibc)
 import Glibc
@@ -90,6 +92,32 @@ struct NetworkProbeRunnerTests {
         #expect(result == .success)
         let refused = await NetworkProbeRunner().run(.tcp(address: Self.loopback, port: try await Self.closedPort()), timeout: .seconds(30))
         #expect(refused == .failure("connection refused"))
+    }
+
+    /// Attempts started together (as the prober starts those due at once): TCP connects on the
+    /// epoll loop, the others in tasks; each is answered once, with its own verdict.
+    @Test func attemptsStartedTogetherAreEachAnsweredOnce() async throws {
+        let (open, openPort) = try await Self.backend(.silent)
+        defer { open.close(promise: nil) }
+        let (web, webPort) = try await Self.backend(.respond("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"))
+        defer { web.close(promise: nil) }
+        let closed = try await Self.closedPort()
+        let targets: [(ProbeTarget, ProbeResult)] = [
+            (.tcp(address: Self.loopback, port: openPort), .success),
+            (.tcp(address: Self.loopback, port: closed), .failure("connection refused")),
+            (.tcp(address: Self.loopback, port: 70_000), .failure("127.0.0.1:70000 is not an address to connect to")),
+            (Self.http(webPort), .failure("HTTP probe failed with status code 503")),
+            (.tcp(address: Self.loopback, port: openPort), .success),
+        ]
+        let results = Mutex<[Int: [ProbeResult]]>([:])
+        NetworkProbeRunner().start(targets.enumerated().map { index, target in
+            ProbeAttempt(target: target.0, timeout: .seconds(30)) { result in results.withLock { $0[index, default: []].append(result) } }
+        })
+        #expect(await eventually { results.withLock { $0.count } == targets.count })
+        try await Task.sleep(for: .milliseconds(50))
+        for (index, target) in targets.enumerated() {
+            #expect(results.withLock { $0[index] } == [target.1], "\(target.0)")
+        }
     }
 
     struct HTTPCase: CustomTestStringConvertible, Sendable {

@@ -75,7 +75,7 @@ struct ProberTests {
         for object in try Self.manifests(nodeOfB: "node-b") { try await registry.apply(object) }
         let clock = TestClock()
         let runner = ScriptedRunner()
-        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a")
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a", slack: .zero)
         let running = Task { await prober.run() }
         defer { running.cancel() }
 
@@ -116,7 +116,7 @@ struct ProberTests {
         let runner = ScriptedRunner()
         let b = ProbeTarget.http(scheme: .http, address: IPAddress("127.0.0.12")!, port: 8080, host: "127.0.0.12:8080", path: "/ready", headers: [])
         runner.answer(b, .failure("HTTP probe failed with status code 503"))
-        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a")
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a", slack: .zero)
         let running = Task { await prober.run() }
         defer { running.cancel() }
         #expect(await eventually { Self.waiting(prober, containers: 2, on: clock) })
@@ -137,7 +137,7 @@ struct ProberTests {
         let clock = TestClock()
         let runner = ScriptedRunner()
         runner.answer(Self.a, .failure("connection refused"))
-        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a")
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: "node-a", slack: .zero)
         let running = Task { await prober.run() }
         defer { running.cancel() }
         #expect(await eventually { Self.waiting(prober, containers: 1, on: clock) })
@@ -172,7 +172,7 @@ struct ProberTests {
         let runner = ScriptedRunner()
         let target = ProbeTarget.tcp(address: IPAddress("127.0.0.13")!, port: 8080)
         runner.answer(target, .failure("connection refused"))
-        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: nil)
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: nil, slack: .zero)
         let running = Task { await prober.run() }
         defer { running.cancel() }
         func statuses() -> [Pod.ContainerStatus]? {
@@ -235,8 +235,8 @@ struct ProberTests {
         let owners = ["node-b", "node-a", "node-b", "node-b", "node-a", "node-a", "node-b", "node-a"]
         let clock = TestClock()
         let runners = [ScriptedRunner(), ScriptedRunner()]
-        let probers = [Prober(registry: registry, runner: runners[0], clock: clock, nodeName: "node-a"),
-                       Prober(registry: registry, runner: runners[1], clock: clock, nodeName: "node-b")]
+        let probers = [Prober(registry: registry, runner: runners[0], clock: clock, nodeName: "node-a", slack: .zero),
+                       Prober(registry: registry, runner: runners[1], clock: clock, nodeName: "node-b", slack: .zero)]
         let running = probers.map { prober in Task { await prober.run() } }
         defer { for task in running { task.cancel() } }
         #expect(await eventually { probers[0].counts.pods == 4 && probers[1].counts.pods == 4 })
@@ -255,6 +255,43 @@ struct ProberTests {
         clock.advance(by: .seconds(5))
         #expect(await eventually { targets.allSatisfy { runners[0].count($0) >= 1 } })
         #expect(targets.allSatisfy { runners[1].count($0) <= 1 })
+    }
+
+    /// Pods met within a period of the prober's start (a registry still being loaded) have their
+    /// first probes spread over that period, as the kubelet spreads its workers after a restart,
+    /// so that they do not come due together every period after; a pod created later is probed
+    /// at once.
+    @Test func podsMetAtStartAreSpreadAndALaterOneIsProbedAtOnce() async throws {
+        let registry = try Registry()
+        let clock = TestClock()
+        let runner = ScriptedRunner()
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: nil, slack: .zero)
+        let running = Task { await prober.run() }
+        defer { running.cancel() }
+        func pod(_ index: Int) throws -> RegistryObject {
+            try Manifest.decode("""
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: p\(index), namespace: shop}
+                spec: {containers: [{name: app, readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 10}}]}
+                status: {podIP: 127.0.2.\(index), phase: Running}
+                """)[0].result.get()
+        }
+        func probed() -> Int { (0..<21).map { runner.count(.tcp(address: IPAddress("127.0.2.\($0)")!, port: 8080)) }.reduce(0, +) }
+        // Twenty pods arrive as changes after the prober has started (not in its first snapshot).
+        #expect(await eventually { Self.waiting(prober, containers: 0, on: clock) })
+        for index in 0..<20 { try await registry.apply(try pod(index)) }
+        #expect(await eventually { Self.waiting(prober, containers: 20, on: clock) })
+        #expect(probed() == 0)
+        // Uniform over 10 s: all twenty in one half has a chance of 2 in a million.
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { prober.scheduled == 20 && probed() > 0 })
+        #expect(probed() < 20)
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { probed() == 20 })
+        // After the first period a new pod's first probe is not delayed.
+        try await registry.apply(try pod(20))
+        #expect(await eventually { runner.count(.tcp(address: IPAddress("127.0.2.20")!, port: 8080)) == 1 })
     }
 
     /// A probe slower than its period (a backend that holds it to its timeout) is followed at
@@ -281,7 +318,7 @@ struct ProberTests {
             """).map({ try $0.result.get() }) { try await registry.apply(object) }
         let clock = TestClock()
         let runner = SlowRunner(clock: clock)
-        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: nil)
+        let prober = Prober(registry: registry, runner: runner, clock: clock, nodeName: nil, slack: .zero)
         let running = Task { await prober.run() }
         defer { running.cancel() }
         #expect(await eventually { clock.sleeping == 1 })

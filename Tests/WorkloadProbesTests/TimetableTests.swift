@@ -8,22 +8,26 @@ import TestSupport
 /// number; an earlier item wakes it, a cancelled one never comes out, and with nothing
 /// scheduled it does not sleep on the clock at all.
 struct TimetableTests {
+    /// What came out, as the batches `run` handed out.
     final class Fired: Sendable {
-        let items = Mutex<[String]>([])
-        func take() -> [String] { items.withLock { items in defer { items.removeAll() }; return items } }
-        var count: Int { items.withLock { $0.count } }
+        let batches = Mutex<[[String]]>([])
+        func take() -> [[String]] { batches.withLock { batches in defer { batches.removeAll() }; return batches } }
+        var count: Int { batches.withLock { $0.joined().count } }
     }
 
-    static func start(_ clock: TestClock) -> (Timetable<TestClock, String>, Fired, Task<Void, Never>) {
+    /// A timetable, running; `before` schedules what must be in it before it runs.
+    static func start(_ clock: TestClock, before: (Timetable<TestClock, String>) -> Void = { _ in }) -> (Timetable<TestClock, String>, Fired, Task<Void, Never>) {
         let timetable = Timetable<TestClock, String>(clock: clock)
+        before(timetable)
         let fired = Fired()
-        let task = Task { await timetable.run { item in fired.items.withLock { $0.append(item) } } }
+        let task = Task { await timetable.run { items in fired.batches.withLock { $0.append(items) } } }
         return (timetable, fired, task)
     }
 
     static func at(_ seconds: Int, _ clock: TestClock) -> TestClock.Instant { clock.now.advanced(by: .seconds(seconds)) }
 
-    /// (item, seconds from start) scheduled in this order → what each advance of the clock hands out.
+    /// (item, seconds from start) scheduled in this order → what each advance of the clock hands
+    /// out: everything due at once, in one batch.
     @Test(arguments: [
         ([("a", 3), ("b", 1), ("c", 2)], [(1, ["b"]), (1, ["c"]), (1, ["a"])]),
         ([("a", 2), ("b", 2), ("c", 1)], [(2, ["c", "a", "b"])]),
@@ -32,10 +36,12 @@ struct TimetableTests {
     ] as [([(String, Int)], [(Int, [String])])])
     func itemsComeOutInTheOrderOfTheirInstants(_ schedule: [(String, Int)], _ steps: [(Int, [String])]) async throws {
         let clock = TestClock()
-        let (timetable, fired, task) = Self.start(clock)
-        defer { task.cancel() }
         let start = clock.now
-        for (item, seconds) in schedule { timetable.schedule(item, at: start.advanced(by: .seconds(seconds))) }
+        // All in before it runs, so that items due together are handed out together.
+        let (timetable, fired, task) = Self.start(clock) { timetable in
+            for (item, seconds) in schedule { timetable.schedule(item, at: start.advanced(by: .seconds(seconds))) }
+        }
+        defer { task.cancel() }
         for (seconds, expected) in steps {
             // Settled: everything due handed out, one sleep for the next (none when nothing is left).
             #expect(await eventually { clock.sleeping == (timetable.count == 0 ? 0 : 1) })
@@ -45,8 +51,39 @@ struct TimetableTests {
             } else {
                 #expect(await eventually { fired.count >= expected.count })
             }
-            #expect(fired.take() == expected)
+            #expect(fired.take() == (expected.isEmpty ? [] : [expected]))
         }
+        #expect(timetable.count == 0)
+    }
+
+    /// With a slack, items due within it of the first leave together, none early and none more
+    /// than the slack late; an item scheduled meanwhile moves the wake-up only if it would be late.
+    @Test func itemsWithinTheSlackOfTheFirstLeaveTogether() async throws {
+        let clock = TestClock()
+        let start = clock.now
+        func at(_ ms: Int64) -> TestClock.Instant { start.advanced(by: .milliseconds(ms)) }
+        let timetable = Timetable<TestClock, String>(clock: clock, slack: .seconds(1))
+        for (item, ms) in [("a", 1000), ("b", 1500), ("c", 3000), ("d", 3200)] as [(String, Int64)] { timetable.schedule(item, at: at(ms)) }
+        let fired = Fired()
+        let task = Task { await timetable.run { items in fired.batches.withLock { $0.append(items) } } }
+        defer { task.cancel() }
+        func until() -> TestClock.Instant? { timetable.state.withLock { $0.sleeper?.until } }
+        #expect(await eventually { clock.sleeping == 1 && until() == at(2000) })
+        clock.advance(by: .milliseconds(1999))
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(fired.take() == [])
+        clock.advance(by: .milliseconds(1))
+        #expect(await eventually { fired.count == 2 })
+        #expect(fired.take() == [["a", "b"]])
+        #expect(await eventually { clock.sleeping == 1 && until() == at(4000) })
+        // 3.1 s is within the slack of the wake-up at 4 s: no change; 2.5 s would be late: 3.5 s.
+        timetable.schedule("e", at: at(3100))
+        #expect(until() == at(4000))
+        timetable.schedule("f", at: at(2500))
+        #expect(await eventually { clock.sleeping == 1 && until() == at(3500) })
+        clock.advance(by: .milliseconds(1500))
+        #expect(await eventually { fired.count == 4 })
+        #expect(fired.take() == [["f", "c", "e", "d"]])
         #expect(timetable.count == 0)
     }
 
@@ -58,10 +95,10 @@ struct TimetableTests {
         #expect(await eventually { clock.sleeping == 1 })
         timetable.schedule("early", at: Self.at(1, clock))
         // The sleep for 60 s is given up for one for 1 s.
-        #expect(await eventually { clock.sleeping == 1 && timetable.state.withLock { $0.sleeper?.due } == Self.at(1, clock) })
+        #expect(await eventually { clock.sleeping == 1 && timetable.state.withLock { $0.sleeper?.until } == Self.at(1, clock) })
         clock.advance(by: .seconds(1))
         #expect(await eventually { fired.count == 1 })
-        #expect(fired.take() == ["early"])
+        #expect(fired.take() == [["early"]])
         #expect(timetable.count == 1)
     }
 
@@ -79,7 +116,7 @@ struct TimetableTests {
         #expect(fired.count == 0)
         clock.advance(by: .seconds(1))
         #expect(await eventually { fired.count == 1 })
-        #expect(fired.take() == ["b"])
+        #expect(fired.take() == [["b"]])
         // Cancelling what has come out is nothing; cancelling the last one stops the sleep.
         timetable.cancel(a)
         let c = timetable.schedule("c", at: Self.at(30, clock))
@@ -91,7 +128,8 @@ struct TimetableTests {
         timetable.schedule("d", at: Self.at(1, clock))
         #expect(await eventually { clock.sleeping == 1 })
         clock.advance(by: .seconds(1))
-        #expect(await eventually { fired.take() == ["d"] })
+        #expect(await eventually { fired.count == 1 })
+        #expect(fired.take() == [["d"]])
     }
 
     /// 10,000 items at random instants come out sorted, each once.
@@ -99,7 +137,7 @@ struct TimetableTests {
         let clock = TestClock()
         let timetable = Timetable<TestClock, Int>(clock: clock)
         let fired = Mutex<[Int]>([])
-        let task = Task { await timetable.run { item in fired.withLock { $0.append(item) } } }
+        let task = Task { await timetable.run { items in fired.withLock { $0.append(contentsOf: items) } } }
         defer { task.cancel() }
         var generator = SystemRandomNumberGenerator()
         let offsets = (0..<10_000).map { _ in Int.random(in: 0..<100_000, using: &generator) }
