@@ -12,6 +12,8 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/if_link.h>
@@ -269,6 +271,10 @@ void cdns_set_thread_name(const char *name) {
     strncpy(shortened, name, 15);
     shortened[15] = 0;
     pthread_setname_np(pthread_self(), shortened);
+}
+
+int cdns_set_thread_niceness(int niceness) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
 }
 
 int cdns_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],

@@ -33,10 +33,14 @@ public final class EventLoop: @unchecked Sendable {
     let label: String
     /// What timeouts on this loop are measured by.
     public let clock: any MonotonicClock
+    /// The loop thread's nice value: background work (probes) above 0 yields the core to the
+    /// threads that answer queries whenever they have something to do.
+    let niceness: Int32
 
-    public init(label: String, clock: any MonotonicClock = SystemClock()) {
+    public init(label: String, clock: any MonotonicClock = SystemClock(), niceness: Int32 = 0) {
         self.label = label
         self.clock = clock
+        self.niceness = niceness
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakeFd = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
         var event = epoll_event()
@@ -60,6 +64,7 @@ public final class EventLoop: @unchecked Sendable {
         let created = pthread_create(&thread, nil, { context in
             let loop = Unmanaged<EventLoop>.fromOpaque(context!).takeRetainedValue()
             cdns_set_thread_name(loop.label)
+            if loop.niceness != 0 { _ = cdns_set_thread_niceness(loop.niceness) }
             loop.run()
             return nil
         }, context)

@@ -96,9 +96,11 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// `slack`: how late a probe may leave so that those due close together leave on one
-    /// wake-up (within the 50 ms the staleness bounds allow).
+    /// wake-up. Measured with 10,000 pods every 10 s beside DNS load on one core: 0 costs 0.16
+    /// core, 1 ms 0.11, 10 ms 0.07, but the larger batches are bursts that raise the DNS p99
+    /// (0.18, 0.20, 0.45 ms against 0.11 without probes); 1 ms is the default.
     public init(registry: Registry, runner: any ProbeRunner, clock: C, nodeName: String?, writers: Int = 16,
-                slack: Duration = .milliseconds(10),
+                slack: Duration = .milliseconds(1),
                 observe: @escaping @Sendable (_ succeeded: Bool, _ took: Duration) -> Void = { _, _ in },
                 log: @escaping Log = { _ in }) {
         self.observe = observe

@@ -7,8 +7,7 @@ import Synchronization
 /// `run` hands the items whose instant has come to its `fire` closure together, in order of
 /// their instants, and sleeps until the next. With a `slack`, it sleeps until the next instant
 /// plus the slack and hands out everything due by then: never early, at most `slack` late, and
-/// one wake-up for all the items of that window (10,000 probes spread over 10 s are a thousand
-/// wake-ups a second without it, a hundred with 10 ms). Scheduling an item that would then be
+/// one wake-up for all the items of that window. Scheduling an item that would then be
 /// late wakes it.
 final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Duration {
     /// A scheduled item, to cancel it.
@@ -29,9 +28,11 @@ final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Du
         var heap: [Entry] = []
         var items: [UInt64: Item] = [:]
         var nextID: UInt64 = 0
-        /// What `run` sleeps for: the instant, and the task to cancel to wake it earlier.
-        var sleeper: (until: C.Instant, task: Task<Void, Never>)?
-        /// What `run` waits on while nothing is scheduled.
+        /// Until when the handing-out task sleeps on the clock (nil: it is not sleeping there).
+        var sleeping: C.Instant?
+        /// The task that hands items out and sleeps in between; cancelled to wake it earlier.
+        var handing: Task<Void, Never>?
+        /// What that task waits on while nothing is scheduled.
         var idle: CheckedContinuation<Void, Never>?
         var stopped = false
     }
@@ -59,9 +60,9 @@ final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Du
             let idle = state.idle
             state.idle = nil
             var wake: Task<Void, Never>? = nil
-            if let sleeper = state.sleeper, due.advanced(by: slack) < sleeper.until {
-                wake = sleeper.task
-                state.sleeper = nil
+            if let sleeping = state.sleeping, due.advanced(by: slack) < sleeping {
+                wake = state.handing
+                state.sleeping = nil
             }
             return (Ticket(id: id), wake, idle)
         }
@@ -76,66 +77,72 @@ final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Du
             guard state.items.removeValue(forKey: ticket.id) != nil, state.items.isEmpty else { return nil }
             // Nothing left: drop the cancelled entries and stop sleeping for them.
             state.heap.removeAll(keepingCapacity: true)
-            defer { state.sleeper = nil }
-            return state.sleeper?.task
+            guard state.sleeping != nil else { return nil }
+            state.sleeping = nil
+            return state.handing
         }
         wake?.cancel()
     }
 
     /// Hands out items as they come due until the task is cancelled.
-    func run(_ fire: ([Item]) -> Void) async {
+    ///
+    /// One task hands out and sleeps directly on the clock in between (a wake-up costs one
+    /// sleep, nothing more); only an item that would be late for its sleep cancels that task,
+    /// and a new one takes over.
+    func run(_ fire: @escaping @Sendable ([Item]) -> Void) async {
         await withTaskCancellationHandler {
-            while !Task.isCancelled {
-                let now = clock.now
-                let due = state.withLock { state -> [Item] in
-                    var due: [Item] = []
-                    while let first = state.heap.first, first.due <= now {
-                        state.pop()
-                        if let item = state.items.removeValue(forKey: first.id) { due.append(item) }
-                    }
-                    return due
+            while true {
+                let handing = state.withLock { state -> Task<Void, Never>? in
+                    guard !state.stopped else { return nil }
+                    let task = Task { await self.handOut(fire) }
+                    state.handing = task
+                    return task
                 }
-                if !due.isEmpty { fire(due) }
-                await sleep()
+                guard let handing else { return }
+                await handing.value
             }
         } onCancel: {
-            let (sleeper, idle) = state.withLock { state in
+            let (handing, idle) = state.withLock { state in
                 state.stopped = true
-                defer { state.sleeper = nil; state.idle = nil }
-                return (state.sleeper?.task, state.idle)
+                defer { state.handing = nil; state.idle = nil; state.sleeping = nil }
+                return (state.handing, state.idle)
             }
-            sleeper?.cancel()
+            handing?.cancel()
             idle?.resume()
         }
     }
 
-    /// Until the earliest item's instant, an earlier item, or cancellation.
-    private func sleep() async {
-        let clock = self.clock
-        let slack = self.slack
-        let next = state.withLock { state -> Task<Void, Never>?? in
-            guard !state.stopped else { return .none }
-            guard let first = state.heap.first else { return .some(nil) }
-            if first.due <= clock.now { return .none }
-            let until = first.due.advanced(by: slack)
-            let task = Task<Void, Never> { _ = try? await clock.sleep(until: until, tolerance: nil) }
-            state.sleeper = (until, task)
-            return .some(task)
-        }
-        switch next {
-        case .none:
-            return
-        case .some(let task?):
-            await task.value
-        case .some(nil):
-            // Nothing scheduled: wait for the next `schedule` (or cancellation).
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { state -> Bool in
-                    if state.stopped || !state.heap.isEmpty { return true }
-                    state.idle = continuation
-                    return false
+    /// Hands out what is due, then sleeps until the next instant plus the slack, until cancelled.
+    private func handOut(_ fire: @Sendable ([Item]) -> Void) async {
+        while !Task.isCancelled {
+            let now = clock.now
+            let (due, next) = state.withLock { state -> ([Item], C.Instant??) in
+                var due: [Item] = []
+                while let first = state.heap.first, first.due <= now {
+                    state.pop()
+                    if let item = state.items.removeValue(forKey: first.id) { due.append(item) }
                 }
-                if now { continuation.resume() }
+                guard !state.stopped else { return (due, .none) }
+                // Set under the lock that `schedule` takes: an earlier item from now on cancels.
+                state.sleeping = state.heap.first.map { $0.due.advanced(by: slack) }
+                return (due, .some(state.sleeping))
+            }
+            if !due.isEmpty { fire(due) }
+            switch next {
+            case .none:
+                return
+            case .some(let until?):
+                do { try await clock.sleep(until: until, tolerance: nil) } catch { return }
+            case .some(nil):
+                // Nothing scheduled: wait for the next `schedule` (or cancellation).
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let now = state.withLock { state -> Bool in
+                        if state.stopped || !state.heap.isEmpty { return true }
+                        state.idle = continuation
+                        return false
+                    }
+                    if now { continuation.resume() }
+                }
             }
         }
     }

@@ -67,7 +67,7 @@ struct TimetableTests {
         let fired = Fired()
         let task = Task { await timetable.run { items in fired.batches.withLock { $0.append(items) } } }
         defer { task.cancel() }
-        func until() -> TestClock.Instant? { timetable.state.withLock { $0.sleeper?.until } }
+        func until() -> TestClock.Instant? { timetable.state.withLock { $0.sleeping } }
         #expect(await eventually { clock.sleeping == 1 && until() == at(2000) })
         clock.advance(by: .milliseconds(1999))
         try await Task.sleep(for: .milliseconds(20))
@@ -95,7 +95,7 @@ struct TimetableTests {
         #expect(await eventually { clock.sleeping == 1 })
         timetable.schedule("early", at: Self.at(1, clock))
         // The sleep for 60 s is given up for one for 1 s.
-        #expect(await eventually { clock.sleeping == 1 && timetable.state.withLock { $0.sleeper?.until } == Self.at(1, clock) })
+        #expect(await eventually { clock.sleeping == 1 && timetable.state.withLock { $0.sleeping } == Self.at(1, clock) })
         clock.advance(by: .seconds(1))
         #expect(await eventually { fired.count == 1 })
         #expect(fired.take() == [["early"]])

@@ -26,6 +26,8 @@ typedef struct cdns_datagram {
 
 /// Names the calling thread (at most 15 bytes are kept), as `top -H` and `perf` show it.
 void cdns_set_thread_name(const char *name);
+/* The calling thread's nice value (Linux: per thread); 0 or -1 with errno. */
+int cdns_set_thread_niceness(int niceness);
 
 /// Turns on IP_PKTINFO / IPV6_RECVPKTINFO for `fd` (family AF_INET or AF_INET6). 0 or -1 (errno).
 int cdns_enable_pktinfo(int fd, int family);
