@@ -71,15 +71,13 @@ public struct NetworkProbeRunner: ProbeRunner {
     /// TCP connects all together on the epoll loop, without a task each; the others each in a
     /// task of its own.
     public func start(_ attempts: [ProbeAttempt]) {
-        var connects: [(address: IPAddress, port: Int, timeout: Duration, done: @Sendable (ProbeResult) -> Void)] = []
+        var connects: [ProbeAttempt] = []
+        var others: [ProbeAttempt] = []
         for attempt in attempts {
-            if case .tcp(let address, let port) = attempt.target {
-                connects.append((address, port, attempt.timeout, attempt.done))
-            } else {
-                Task { attempt.done(await run(attempt.target, timeout: attempt.timeout)) }
-            }
+            if case .tcp = attempt.target { connects.append(attempt) } else { others.append(attempt) }
         }
         if !connects.isEmpty { TCPConnectProbe.start(connects) }
+        startEach(others)
     }
 
     func socketAddress(_ address: IPAddress, _ port: Int) -> SocketAddress? {

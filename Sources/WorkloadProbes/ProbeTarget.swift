@@ -76,8 +76,10 @@ public struct ProbeAttempt: Sendable {
 }
 
 extension ProbeRunner {
+    public func start(_ attempts: [ProbeAttempt]) { startEach(attempts) }
+
     /// Each attempt in a task of its own, through `run`.
-    public func start(_ attempts: [ProbeAttempt]) {
+    public func startEach(_ attempts: [ProbeAttempt]) {
         for attempt in attempts {
             Task { attempt.done(await run(attempt.target, timeout: attempt.timeout)) }
         }

@@ -251,7 +251,7 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     func forget(_ key: ObjectKey) {
-        let tickets = state.withLock { $0.pods.removeValue(forKey: key)?.tickets.values.map { $0 } ?? [] }
+        let tickets = state.withLock { $0.pods.removeValue(forKey: key).map { Array($0.tickets.values) } ?? [] }
         for ticket in tickets { timetable.cancel(ticket) }
     }
 

@@ -23,23 +23,27 @@ enum TCPConnectProbe {
 
     static func run(_ address: IPAddress, _ port: Int, timeout: Duration) async -> ProbeResult {
         await withCheckedContinuation { continuation in
-            start([(address, port, timeout, { @Sendable result in continuation.resume(returning: result) })])
+            start([ProbeAttempt(target: .tcp(address: address, port: port), timeout: timeout) { continuation.resume(returning: $0) }])
         }
     }
 
     /// Connects, all in one turn of the loop; each `done` is called on the loop's thread.
-    static func start(_ connects: [(address: IPAddress, port: Int, timeout: Duration, done: @Sendable (ProbeResult) -> Void)]) {
+    static func start(_ attempts: [ProbeAttempt]) {
         let loop = Self.loop
         loop.execute {
-            for connect in connects {
-                guard let port = UInt16(exactly: connect.port), port > 0 else {
-                    connect.done(.failure("\(connect.address):\(connect.port) is not an address to connect to"))
+            for attempt in attempts {
+                guard case .tcp(let address, let port) = attempt.target else {
+                    attempt.done(.failure("\(attempt.target) is not a TCP probe"))
                     continue
                 }
-                let timeout = connect.timeout
+                guard let port = UInt16(exactly: port), port > 0 else {
+                    attempt.done(.failure("\(address):\(port) is not an address to connect to"))
+                    continue
+                }
+                let timeout = attempt.timeout
                 let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-                PendingConnect.start(SocketAddress(address: connect.address, port: port), on: loop,
-                                     within: UInt64(milliseconds) * 1_000_000, timeout: timeout, done: connect.done)
+                PendingConnect.start(SocketAddress(address: address, port: port), on: loop,
+                                     within: UInt64(milliseconds) * 1_000_000, timeout: timeout, done: attempt.done)
             }
         }
     }
