@@ -69,7 +69,9 @@ let package = Package(
         .target(name: "CShims"),
         .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: strict),
         .target(name: "NetAddress", swiftSettings: strict),
-        .target(name: "DispatchSockets", dependencies: ["NetAddress", "CShims"], swiftSettings: strict),
+        .target(name: "DispatchSockets", dependencies: [
+            "NetAddress", "CShims", .product(name: "HeapModule", package: "swift-collections"),
+        ], swiftSettings: strict),
         .target(name: "DNSWire", dependencies: ["NetAddress", "CIDN2"], swiftSettings: strict),
         .target(name: "ZoneFile", dependencies: ["DNSWire", "NetAddress"], swiftSettings: strict),
         .target(
@@ -217,6 +219,7 @@ let package = Package(
         // nothing else links it).
         .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"], swiftSettings: strict),
+        .testTarget(name: "DispatchSocketsTests", dependencies: ["DispatchSockets"], swiftSettings: strict),
         .testTarget(
             name: "DNSWireTests",
             dependencies: ["DNSWire", "NetAddress", "TestSupport"],
@@ -281,7 +284,7 @@ let package = Package(
         .testTarget(
             name: "WorkloadProbesTests",
             dependencies: [
-                "WorkloadProbes", "ProbeWire", "ServiceRegistry", "NetAddress", "TestSupport",
+                "WorkloadProbes", "ProbeWire", "ServiceRegistry", "NetAddress", "DispatchSockets", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CShims
 import Dispatch
+import HeapModule
 import Synchronization
 
 /// Something registered with an event loop for one descriptor.
@@ -17,7 +18,10 @@ public protocol EventHandler: AnyObject {
 /// has on Linux), descriptors are registered once for reading and writing (edge-triggered), and
 /// one sweep every 50 ms serves every timeout on the loop: handlers decide by the loop's
 /// injected clock (`now`), so that tests advance a `ManualClock` and call `sweep` instead of
-/// waiting. Other threads hand work over with `execute` (an eventfd wakes the loop).
+/// waiting. Timers (`schedule(at:)`) are for work due at an instant (the probes' timetable):
+/// the loop's own `epoll_wait` timeout wakes it for them, with no timer thread. Other threads
+/// hand work over with `execute` (an eventfd wakes the loop); work the loop hands itself runs
+/// on its next turn without one.
 public final class EventLoop: @unchecked Sendable {
     let epfd: Int32
     let wakeFd: Int32
@@ -25,6 +29,11 @@ public final class EventLoop: @unchecked Sendable {
     // On the loop's thread.
     var handlers: [Int32: any EventHandler] = [:]
     var sweepers: [ObjectIdentifier: () -> Void] = [:]
+    var timers = Heap<Timer>()
+    /// What each armed timer does; a cancelled one is missing here and is dropped when it
+    /// comes up in the heap.
+    var timerActions: [UInt64: () -> Void] = [:]
+    var nextTimer: UInt64 = 0
     var stopped = false
     /// A scratch buffer for handlers (they run one at a time, on the loop's thread).
     public let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
@@ -34,7 +43,7 @@ public final class EventLoop: @unchecked Sendable {
     /// What timeouts on this loop are measured by.
     public let clock: any MonotonicClock
     /// The loop thread's nice value: background work (probes) above 0 yields the core to the
-    /// threads that answer queries whenever they have something to do.
+    /// threads that answer queries whenever they have something to do (see `giveWay`).
     let niceness: Int32
 
     public init(label: String, clock: any MonotonicClock = SystemClock(), niceness: Int32 = 0) {
@@ -84,9 +93,11 @@ public final class EventLoop: @unchecked Sendable {
         if isCurrent { task() } else { execute(task) }
     }
 
-    /// Runs `task` on the loop's thread.
+    /// Runs `task` on the loop's thread (on its next turn when called from it).
     public func execute(_ task: @escaping @Sendable () -> Void) {
         pending.withLock { $0.append(task) }
+        // The loop looks at its list before it waits: only another thread needs to wake it.
+        guard !isCurrent else { return }
         var one: UInt64 = 1
         _ = write(wakeFd, &one, 8)
     }
@@ -121,6 +132,17 @@ public final class EventLoop: @unchecked Sendable {
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
     }
 
+    /// On a background loop (niceness above 0), lets a thread just woken on this core (a DNS
+    /// thread with a query) run now: the scheduler does not preempt the running thread for it
+    /// but lets it finish its time slice, milliseconds of probes. The loop gives way after
+    /// every event and task; long work on it (a batch of connects) between its items. Nothing
+    /// on a foreground loop. Measured beside 10,000 probed pods on one core: DNS p99 0.20-0.43
+    /// ms without, 0.08-0.13 with (0.06-0.13 without probes).
+    @inline(__always)
+    public func giveWay() {
+        if niceness > 0 { sched_yield() }
+    }
+
     /// The clock's time, for handlers' timeouts.
     public var now: UInt64 { clock.now() }
 
@@ -139,6 +161,57 @@ public final class EventLoop: @unchecked Sendable {
     public func sweep(_ owner: AnyObject, _ body: @escaping () -> Void) { sweepers[ObjectIdentifier(owner)] = body }
     public func stopSweeping(_ owner: AnyObject) { sweepers.removeValue(forKey: ObjectIdentifier(owner)) }
 
+    /// A timer, to cancel it.
+    public struct TimerID: Hashable, Sendable {
+        let id: UInt64
+    }
+
+    struct Timer: Comparable {
+        var deadline: UInt64
+        var id: UInt64
+        static func < (a: Timer, b: Timer) -> Bool { (a.deadline, a.id) < (b.deadline, b.id) }
+    }
+
+    /// Runs `action` on the loop's thread once `clock` reaches `deadline` (nanoseconds of the
+    /// loop's clock): never before, and within about a millisecond after it (epoll's timeout
+    /// resolution) when the loop is not busy.
+    @discardableResult
+    public func schedule(at deadline: UInt64, _ action: @escaping () -> Void) -> TimerID {
+        let id = nextTimer
+        nextTimer += 1
+        timers.insert(Timer(deadline: deadline, id: id))
+        timerActions[id] = action
+        return TimerID(id: id)
+    }
+
+    /// Disarms a timer; nothing happens if it has fired.
+    public func cancel(_ timer: TimerID) {
+        guard timerActions.removeValue(forKey: timer.id) != nil else { return }
+        // Nothing armed: drop the cancelled entries instead of waking for them.
+        if timerActions.isEmpty { timers = Heap() }
+    }
+
+    /// Fires the timers whose deadline has come, in order of their deadlines.
+    func runTimers() {
+        let now = clock.now()
+        while let first = timers.min, first.deadline <= now {
+            timers.removeMin()
+            timerActions.removeValue(forKey: first.id)?()
+        }
+    }
+
+    /// How long `epoll_wait` may sleep: until the next sweep or timer, rounded up to whole
+    /// milliseconds so a timer never fires early; not at all when work is queued.
+    func waitMilliseconds(untilSweep: UInt64) -> Int32 {
+        if pending.withLock({ !$0.isEmpty }) { return 0 }
+        var wait = untilSweep
+        if let first = timers.min {
+            let now = clock.now()
+            wait = min(wait, first.deadline > now ? first.deadline - now : 0)
+        }
+        return Int32((wait + 999_999) / 1_000_000)
+    }
+
     func run() {
         threadID.store(UInt(pthread_self()), ordering: .relaxed)
         let capacity = 128
@@ -146,28 +219,36 @@ public final class EventLoop: @unchecked Sendable {
         defer { events.deallocate() }
         // The sweeps' cadence is real time; what they decide is the clock's.
         let cadence = SystemClock()
+        let sweepEvery: UInt64 = 50_000_000
         var lastSweep = cadence.now()
         while !stopped {
-            let n = epoll_wait(epfd, events, Int32(capacity), 50)
+            let sinceSweep = cadence.now() &- lastSweep
+            let n = epoll_wait(epfd, events, Int32(capacity), waitMilliseconds(untilSweep: sweepEvery &- min(sweepEvery, sinceSweep)))
             if n > 0 {
                 for i in 0..<Int(n) {
                     let fd = events[i].data.fd
                     if fd == wakeFd {
                         var value: UInt64 = 0
                         _ = read(wakeFd, &value, 8)
-                        let tasks = pending.withLock { tasks in
-                            let out = tasks
-                            tasks.removeAll()
-                            return out
-                        }
-                        for task in tasks { task() }
                     } else if let handler = handlers[fd] {
                         handler.handle(fd: fd, events: events[i].events)
+                        giveWay()
                     }
                 }
             }
+            // What was queued up to now; what these tasks queue runs on the next turn.
+            let tasks = pending.withLock { tasks in
+                let out = tasks
+                tasks.removeAll()
+                return out
+            }
+            for task in tasks {
+                task()
+                giveWay()
+            }
+            runTimers()
             let now = cadence.now()
-            if now - lastSweep >= 50_000_000 {
+            if now - lastSweep >= sweepEvery {
                 lastSweep = now
                 runSweepers()
             }
@@ -175,6 +256,8 @@ public final class EventLoop: @unchecked Sendable {
         for (fd, _) in handlers { epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }
         handlers = [:]
         sweepers = [:]
+        timers = Heap()
+        timerActions = [:]
     }
 }
 
