@@ -1,4 +1,5 @@
 import ClusterDNS
+import DispatchSockets
 import Logging
 import ServiceLifecycle
 import ServiceRegistry
@@ -7,7 +8,7 @@ import WorkloadProbes
 /// `serve --probes`: the readiness and startup probes of this node's pods, run as the kubelet
 /// runs them, their results written through the registry (so a shared registry hears them too).
 struct ProbeService: ServiceLifecycle.Service {
-    let prober: Prober<ContinuousClock>
+    let prober: Prober<EventLoopClock>
     let node: String
     let logger: Logger
 
@@ -15,7 +16,7 @@ struct ProbeService: ServiceLifecycle.Service {
         self.node = node
         self.logger = logger
         let runner = NetworkProbeRunner(exec: exec ? CommandProbeRunner() : nil)
-        prober = Prober(registry: registry, runner: runner, clock: ContinuousClock(), nodeName: node, observe: { succeeded, took in
+        prober = Prober(registry: registry, runner: runner, clock: runner.clock, nodeName: node, executor: runner.executor, observe: { succeeded, took in
             metrics?.duration("clusterdns_probe_duration_seconds", [("result", succeeded ? "success" : "failure")], took)
         }) { message in
             logger.info("\(message)", source: logSource)

@@ -78,10 +78,11 @@ public struct ProbeAttempt: Sendable {
 extension ProbeRunner {
     public func start(_ attempts: [ProbeAttempt]) { startEach(attempts) }
 
-    /// Each attempt in a task of its own, through `run`.
+    /// Each attempt in a task of its own, through `run`, on the shared pool (not on the
+    /// executor of the prober's timetable: an exec probe waits for its command).
     public func startEach(_ attempts: [ProbeAttempt]) {
         for attempt in attempts {
-            Task { attempt.done(await run(attempt.target, timeout: attempt.timeout)) }
+            Task(executorPreference: globalConcurrentExecutor) { attempt.done(await run(attempt.target, timeout: attempt.timeout)) }
         }
     }
 }

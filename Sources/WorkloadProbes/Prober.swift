@@ -1,3 +1,4 @@
+import DispatchSockets
 public import ServiceRegistry
 import Synchronization
 
@@ -96,11 +97,13 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// `slack`: how late a probe may leave so that those due close together leave on one
-    /// wake-up. Measured with 10,000 pods every 10 s beside DNS load on one core: 0 costs 0.16
-    /// core, 1 ms 0.11, 10 ms 0.07, but the larger batches are bursts that raise the DNS p99
-    /// (0.18, 0.20, 0.45 ms against 0.11 without probes); 1 ms is the default.
+    /// wake-up. Larger batches cost fewer wake-ups but are bursts on a shared core that raise the
+    /// DNS p99 (10,000 pods every 10 s: 10 ms slack doubled it; BENCHMARKS.md); 1 ms is the default.
+    /// `executor`: where the timetable hands probes out and `clock` is slept on; the daemon
+    /// gives the probe loop's (`NetworkProbeRunner.executor`, `.clock`), so a wake-up is the
+    /// loop's own timer and the connects start on the same thread.
     public init(registry: Registry, runner: any ProbeRunner, clock: C, nodeName: String?, writers: Int = 16,
-                slack: Duration = .milliseconds(1),
+                slack: Duration = .milliseconds(1), executor: (any TaskExecutor)? = nil,
                 observe: @escaping @Sendable (_ succeeded: Bool, _ took: Duration) -> Void = { _, _ in },
                 log: @escaping Log = { _ in }) {
         self.observe = observe
@@ -111,7 +114,7 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         self.writers = max(1, writers)
         self.log = log
         (dirty, dirtyContinuation) = AsyncStream<ObjectKey>.makeStream()
-        timetable = Timetable(clock: clock, slack: slack)
+        timetable = Timetable(clock: clock, slack: slack, executor: executor)
         began = clock.now
     }
 
@@ -126,6 +129,9 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
     public var scheduled: Int { timetable.count }
 
     /// Follows the registry and probes until the task is cancelled.
+    // Specialised for the daemon's clock: unspecialised, every heap step and dictionary
+    // access of the hot path goes through generic metadata and witness tables.
+    @_specialize(exported: true, where C == EventLoopClock)
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.writeStatuses() }

@@ -1,5 +1,5 @@
 import CShims
-import DispatchSockets
+public import DispatchSockets
 import NetAddress
 
 #if canImport(Glibc)
@@ -12,10 +12,10 @@ import Glibc
 /// the loop's sweep (every 50 ms) ends the attempts whose deadline has passed.
 enum TCPConnectProbe {
     static let loop: EventLoop = {
-        // Nice 10: the connects and the results' bookkeeping (which runs here too) give way to
-        // the DNS threads on a shared core (measured: DNS p99 0.23 → 0.18 ms beside 10,000
-        // probed pods on one core), yet still get about a tenth of a saturated core, so probes
-        // keep their deadlines under full query load.
+        // Nice 10, and giving way after every connect and every result: the probes (their
+        // timetable, connects and results' bookkeeping, which all run here) let a DNS thread
+        // woken on a shared core run at once, yet still get about a tenth of a saturated core,
+        // so probes keep their deadlines under full query load (SCHED_IDLE would starve them).
         let loop = EventLoop(label: "clusterdns.probes.tcp", niceness: 10)
         loop.start()
         return loop
@@ -27,10 +27,11 @@ enum TCPConnectProbe {
         }
     }
 
-    /// Connects, all in one turn of the loop; each `done` is called on the loop's thread.
+    /// Connects, all in one turn of the loop (at once when called on it); each `done` is
+    /// called on the loop's thread.
     static func start(_ attempts: [ProbeAttempt]) {
         let loop = Self.loop
-        loop.execute {
+        loop.executeHere {
             for attempt in attempts {
                 guard case .tcp(let address, let port) = attempt.target else {
                     attempt.done(.failure("\(attempt.target) is not a TCP probe"))
@@ -44,12 +45,22 @@ enum TCPConnectProbe {
                 let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
                 PendingConnect.start(SocketAddress(address: address, port: port), on: loop,
                                      within: UInt64(milliseconds) * 1_000_000, timeout: timeout, done: attempt.done)
+                loop.giveWay()
             }
         }
     }
 
     /// A connect's failure in the kubelet's words ("connection refused").
     static func reason(_ error: Int32) -> String { String(cString: strerror(error)).lowercased() }
+}
+
+extension NetworkProbeRunner {
+    /// The clock of the loop that makes the TCP probes, and the loop as an executor: a prober
+    /// whose timetable sleeps on this clock and runs there wakes on the loop's own timer and
+    /// starts its connects in the same turn (no timer thread, no hop through the shared pool),
+    /// all at the loop's lower priority.
+    public var clock: EventLoopClock { EventLoopClock(TCPConnectProbe.loop) }
+    public var executor: any TaskExecutor { TCPConnectProbe.loop }
 }
 
 /// One connect under way, on the loop's thread only.

@@ -1,3 +1,4 @@
+import HeapModule
 import Synchronization
 
 /// Items due at instants of one clock, handed out by one task that sleeps until the earliest
@@ -15,17 +16,17 @@ final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Du
         let id: UInt64
     }
 
-    struct Entry {
+    struct Entry: Comparable {
         var due: C.Instant
         var id: UInt64
 
         /// Ordered by instant, then by when it was scheduled (first come, first handed out).
-        static func precedes(_ a: Entry, _ b: Entry) -> Bool { a.due < b.due || (a.due == b.due && a.id < b.id) }
+        static func < (a: Entry, b: Entry) -> Bool { a.due < b.due || (a.due == b.due && a.id < b.id) }
     }
 
     struct State {
-        /// A binary min-heap; cancelled entries stay until they come up (their item is gone).
-        var heap: [Entry] = []
+        /// Cancelled entries stay until they come up (their item is gone).
+        var heap = Heap<Entry>()
         var items: [UInt64: Item] = [:]
         var nextID: UInt64 = 0
         /// Until when the handing-out task sleeps on the clock (nil: it is not sleeping there).
@@ -39,11 +40,14 @@ final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Du
 
     let clock: C
     let slack: Duration
+    /// Where the handing-out task runs (nil: the shared pool).
+    let executor: (any TaskExecutor)?
     let state = Mutex(State())
 
-    init(clock: C, slack: Duration = .zero) {
+    init(clock: C, slack: Duration = .zero, executor: (any TaskExecutor)? = nil) {
         self.clock = clock
         self.slack = max(.zero, slack)
+        self.executor = executor
     }
 
     /// Items scheduled and not yet handed out or cancelled.
@@ -56,7 +60,7 @@ final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Du
             let id = state.nextID
             state.nextID += 1
             state.items[id] = item
-            state.push(Entry(due: due, id: id))
+            state.heap.insert(Entry(due: due, id: id))
             let idle = state.idle
             state.idle = nil
             var wake: Task<Void, Never>? = nil
@@ -76,7 +80,7 @@ final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Du
         let wake = state.withLock { state -> Task<Void, Never>? in
             guard state.items.removeValue(forKey: ticket.id) != nil, state.items.isEmpty else { return nil }
             // Nothing left: drop the cancelled entries and stop sleeping for them.
-            state.heap.removeAll(keepingCapacity: true)
+            state.heap = Heap()
             guard state.sleeping != nil else { return nil }
             state.sleeping = nil
             return state.handing
@@ -94,7 +98,7 @@ final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Du
             while true {
                 let handing = state.withLock { state -> Task<Void, Never>? in
                     guard !state.stopped else { return nil }
-                    let task = Task { await self.handOut(fire) }
+                    let task = Task(executorPreference: executor) { await self.handOut(fire) }
                     state.handing = task
                     return task
                 }
@@ -118,13 +122,13 @@ final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Du
             let now = clock.now
             let (due, next) = state.withLock { state -> ([Item], C.Instant??) in
                 var due: [Item] = []
-                while let first = state.heap.first, first.due <= now {
-                    state.pop()
+                while let first = state.heap.min, first.due <= now {
+                    state.heap.removeMin()
                     if let item = state.items.removeValue(forKey: first.id) { due.append(item) }
                 }
                 guard !state.stopped else { return (due, .none) }
                 // Set under the lock that `schedule` takes: an earlier item from now on cancels.
-                state.sleeping = state.heap.first.map { $0.due.advanced(by: slack) }
+                state.sleeping = state.heap.min.map { $0.due.advanced(by: slack) }
                 return (due, .some(state.sleeping))
             }
             if !due.isEmpty { fire(due) }
@@ -144,35 +148,6 @@ final class Timetable<C: Clock, Item: Sendable>: Sendable where C.Duration == Du
                     if now { continuation.resume() }
                 }
             }
-        }
-    }
-}
-
-extension Timetable.State {
-    mutating func push(_ entry: Timetable.Entry) {
-        heap.append(entry)
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard Timetable.Entry.precedes(heap[child], heap[parent]) else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() {
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return }
-        heap[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            guard left < heap.count else { break }
-            var least = left
-            if left + 1 < heap.count, Timetable.Entry.precedes(heap[left + 1], heap[left]) { least = left + 1 }
-            guard Timetable.Entry.precedes(heap[least], heap[parent]) else { break }
-            heap.swapAt(least, parent)
-            parent = least
         }
     }
 }

@@ -1,3 +1,4 @@
+@testable import DispatchSockets
 import Synchronization
 import Testing
 import TestSupport
@@ -151,5 +152,36 @@ struct TimetableTests {
         #expect(instants == instants.sorted())
         // Equal instants keep the order they were scheduled in.
         for index in 1..<order.count where instants[index] == instants[index - 1] { #expect(order[index - 1] < order[index]) }
+    }
+
+    /// The daemon's arrangement: the timetable sleeps on an event loop's clock and hands out on
+    /// the loop itself, so the probes leave from the loop's thread, on its clock's time.
+    @Test func onAnEventLoopItHandsOutOnTheLoopsThread() async throws {
+        let manual = ManualClock()
+        let loop = EventLoop(label: "test.timetable", clock: manual)
+        loop.start()
+        defer { loop.stop() }
+        let clock = EventLoopClock(loop)
+        let timetable = Timetable<EventLoopClock, String>(clock: clock, executor: loop)
+        let start = clock.now
+        timetable.schedule("a", at: start.advanced(by: .seconds(1)))
+        timetable.schedule("b", at: start.advanced(by: .seconds(2)))
+        let fired = Mutex<[(String, Bool)]>([])
+        let task = Task { await timetable.run { items in fired.withLock { $0 += items.map { ($0, loop.isCurrent) } } } }
+        defer { task.cancel() }
+        func armed() async -> Int { await withCheckedContinuation { continuation in loop.execute { continuation.resume(returning: loop.timerActions.count) } } }
+        // Armed: the handing task sleeps on the loop's timer (a minute at most).
+        var tries = 0
+        while await armed() == 0 {
+            tries += 1
+            try #require(tries < 30_000)
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        manual.advance(by: .seconds(1))
+        #expect(await eventually { fired.withLock { $0.count } == 1 })
+        manual.advance(by: .seconds(1))
+        #expect(await eventually { fired.withLock { $0.count } == 2 })
+        #expect(fired.withLock { $0.map(\.0) } == ["a", "b"])
+        #expect(fired.withLock { $0.allSatisfy(\.1) })
     }
 }
