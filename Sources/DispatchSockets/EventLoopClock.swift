@@ -12,9 +12,8 @@ public struct EventLoopClock: Clock {
         public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
 
         public func advanced(by duration: Duration) -> Instant {
-            let (seconds, attoseconds) = duration.components
-            let delta = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-            return Instant(nanoseconds: delta >= 0 ? nanoseconds &+ UInt64(delta) : nanoseconds &- min(nanoseconds, UInt64(-delta)))
+            duration >= .zero ? Instant(nanoseconds: nanoseconds &+ duration.wholeNanoseconds)
+                              : Instant(nanoseconds: nanoseconds - min(nanoseconds, (.zero - duration).wholeNanoseconds))
         }
 
         public func duration(to other: Instant) -> Duration {

@@ -41,10 +41,8 @@ enum TCPConnectProbe {
                     attempt.done(.failure("\(address):\(port) is not an address to connect to"))
                     continue
                 }
-                let timeout = attempt.timeout
-                let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
                 PendingConnect.start(SocketAddress(address: address, port: port), on: loop,
-                                     within: UInt64(milliseconds) * 1_000_000, timeout: timeout, done: attempt.done)
+                                     within: max(1_000_000, attempt.timeout.wholeNanoseconds), timeout: attempt.timeout, done: attempt.done)
                 loop.giveWay()
             }
         }
