@@ -1,6 +1,7 @@
 public import DNSAuthority
 public import KubernetesDNS
 public import DNSResolver
+public import DNSWire
 public import DNSServer
 public import DispatchSockets
 public import NetAddress
@@ -42,6 +43,11 @@ public struct ClusterDNSConfiguration: Sendable {
     public var allowRecursion: [IPPrefix] = RecursionPolicy.privateRanges
     /// Where the server's metrics go (swift-metrics); nil: no metrics.
     public var metricsFactory: (any MetricsFactory)?
+    /// Autopath (server-side search path completion for pods, as CoreDNS's `autopath
+    /// @kubernetes`) with these node search domains after the cluster's; nil: off. It needs
+    /// `cluster.pods` verified: a query's source address is taken for a pod only if the
+    /// registry says so.
+    public var autopathHostDomains: [DomainName]?
     /// Log queries (needs `metricsFactory`: the query log rides on the same per-query hook).
     public var queryLog: DNSMetrics.QueryLog?
 
@@ -118,8 +124,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         let recursion = configuration.forwarding.map { forwarding in
             RecursionPolicy(allowed: configuration.allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
         }
+        let autopath = configuration.autopathHostDomains.map { [cluster = self.cluster] in Autopath(pods: cluster, hostDomains: $0) }
         let responder = Responder(catalog: catalog, allowTransfer: configuration.allowTransfer,
-                                  recursion: recursion)
+                                  recursion: recursion, autopath: autopath)
         server = DNSServer(configuration: .init(addresses: configuration.dnsAddresses, udpSockets: configuration.udpSockets,
                                                 tcpLimits: configuration.tcpLimits),
                            handler: QueryHandler(responder: responder, resolver: resolver, observer: metrics ?? malformed),

@@ -214,6 +214,12 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
             counter("clusterdns_registry_store_refused_writes_total", [], total: status.refusedWrites)
             counter("clusterdns_registry_store_interruptions_total", [], total: status.interruptions)
         }
+        if let autopath = service.server.handler.responder.autopath {
+            counter("clusterdns_autopath_hits_total", [], total: autopath.counters.hits)
+            counter("clusterdns_autopath_misses_total", [], total: autopath.counters.misses)
+            counter("clusterdns_autopath_steps_total", [], total: autopath.counters.steps)
+            counter("clusterdns_autopath_round_trips_saved_total", [], total: autopath.counters.roundTripsSaved)
+        }
         gauge("clusterdns_dns_tcp_connections", [], Double(service.server.tcpConnections))
         gauge("clusterdns_dns_static_zones", [], Double(service.staticZones?.origins.count ?? 0))
     }

@@ -1,4 +1,5 @@
 public import DispatchSockets
+public import DNSWire
 import NetAddress
 
 /// The `nameserver` lines of a resolv.conf (port 53), in order; other lines are ignored,
@@ -11,6 +12,22 @@ public enum ResolvConf {
             guard fields.count >= 2, fields[0] == "nameserver" else { continue }
             let text = fields[1].split(separator: "%", maxSplits: 1)[0]
             if let address = IPAddress(text) { out.append(SocketAddress(address: address, port: 53)) }
+        }
+        return out
+    }
+
+    /// The search domains: the last `search` or `domain` line's, as glibc reads them (a later
+    /// line replaces an earlier one). Names that do not parse are left out.
+    public static func searchDomains(in text: String) -> [DomainName] {
+        var out: [DomainName] = []
+        for line in text.split(whereSeparator: \.isNewline) {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard let keyword = fields.first, keyword == "search" || keyword == "domain" else { continue }
+            let names = keyword == "domain" ? fields.dropFirst().prefix(1) : fields.dropFirst()
+            out = names.compactMap { field in
+                let text = field.hasSuffix(".") ? String(field) : field + "."
+                return try? DomainName(unicode: text)
+            }
         }
         return out
     }

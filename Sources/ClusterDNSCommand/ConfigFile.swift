@@ -78,7 +78,7 @@ enum ConfigFile {
 
 extension Serve {
     /// The long names of serve's options, as config-file keys.
-    static let helpKeys = ["config", "dns", "domain", "manifests", "ttl", "pods", "service-cidr", "node-port-range",
+    static let helpKeys = ["config", "dns", "domain", "manifests", "ttl", "pods", "autopath", "search-path", "service-cidr", "node-port-range",
                            "state", "log-level", "log-format", "udp-sockets", "http", "lameduck", "allow-transfer",
                            "zones", "upstream", "resolv-conf", "stub-domain", "allow-recursion", "policy", "max-fails",
                            "max-concurrent", "upstream-timeout", "forward-deadline", "cache-size", "cache-min-ttl",
@@ -87,5 +87,5 @@ extension Serve {
                            "forwarder-udp-timeout", "forwarder-tcp-timeout", "forwarder-max-flows", "forwarder-interface", "probes",
                            "forwarder-close-on-removal", "probes-exec"]
     /// Settings that are flags (no value on the command line).
-    static let flagKeys: Set<String> = ["log-queries", "forwarder", "probes", "forwarder-close-on-removal", "probes-exec"]
+    static let flagKeys: Set<String> = ["log-queries", "autopath", "forwarder", "probes", "forwarder-close-on-removal", "probes-exec"]
 }

@@ -52,6 +52,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Pod records: disabled, insecure or verified.")
     var pods: String = "verified"
 
+    @Flag(help: "Autopath: a pod's query for a name of its namespace that does not exist is answered with the first name of the pod's search path that does (behind a CNAME), so that one round trip replaces the ndots:5 walk. Needs --pods verified; only queries from a registered pod's own address (not hostNetwork) are walked.")
+    var autopath = false
+
+    @Option(help: "With --autopath: the nodes' search domains, after the cluster's in a pod's search path (repeatable). Default: the search line of --resolv-conf.")
+    var searchPath: [String] = []
+
     @Option(help: "Service CIDR (repeatable: one IPv4, one IPv6).")
     var serviceCIDR: [String] = ["10.96.0.0/12"]
 
@@ -209,7 +215,7 @@ struct Serve: AsyncParsableCommand {
     var reloadSource: ConfigSource? = nil
 
     enum CodingKeys: String, CodingKey {
-        case config, dnsAddresses, domain, manifests, ttl, pods, serviceCIDR, nodePortRange, state, logLevel, allowTransfer,
+        case config, dnsAddresses, domain, manifests, ttl, pods, autopath, searchPath, serviceCIDR, nodePortRange, state, logLevel, allowTransfer,
              logFormat, udpSockets, http, lameduck, zones, upstream, resolvConf, stubDomain, allowRecursion, policy, maxFails,
              maxConcurrent, upstreamTimeout, forwardDeadline, cacheSize, cacheMinTTL, cacheMaxTTL, cacheNegativeTTL,
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
@@ -266,6 +272,13 @@ struct Serve: AsyncParsableCommand {
         guard (0...3600).contains(ttl) else { throw ValidationError("--ttl must be between 0 and 3600") }
         guard ClusterConfiguration.PodsMode(rawValue: pods) != nil else {
             throw ValidationError("--pods must be disabled, insecure or verified")
+        }
+        if autopath && pods != "verified" {
+            throw ValidationError("--autopath needs --pods verified: a source address is taken for a pod only when the registry holds that pod")
+        }
+        if !searchPath.isEmpty && !autopath { throw ValidationError("--search-path is for --autopath") }
+        for domain in searchPath where (try? DomainName(unicode: domain.hasSuffix(".") ? domain : domain + ".")) == nil {
+            throw ValidationError("--search-path \(domain): not a domain name")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
         guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format must be text or json") }
@@ -358,6 +371,15 @@ struct Serve: AsyncParsableCommand {
         return UpstreamGroup(domain: domain, servers: servers)
     }
 
+    /// The nodes' search domains for autopath: --search-path, else the search line of --resolv-conf.
+    func hostSearchDomains() -> [DomainName] {
+        if !searchPath.isEmpty {
+            return searchPath.compactMap { try? DomainName(unicode: $0.hasSuffix(".") ? $0 : $0 + ".") }
+        }
+        guard resolvConf != "none", let data = FileManager.default.contents(atPath: resolvConf) else { return [] }
+        return ResolvConf.searchDomains(in: String(decoding: data, as: UTF8.self))
+    }
+
     /// The forwarder's settings from the flags; nil when there is nothing to forward to.
     func forwarding(listening: [SocketAddress], logger: Logger) throws -> UpstreamResolver.Configuration? {
         var defaults = upstream.compactMap { SocketAddress(parsing: $0, defaultPort: 53) }
@@ -432,6 +454,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         configuration.forwarding = try forwarding(listening: configuration.dnsAddresses, logger: logger)
+        if autopath { configuration.autopathHostDomains = hostSearchDomains() }
         if !allowRecursion.isEmpty {
             configuration.allowRecursion = allowRecursion.compactMap { try? IPPrefix(parsing: $0) }
         }

@@ -11,12 +11,16 @@ public struct Responder: Sendable {
     public var allowTransfer: [IPPrefix]
     /// Who may recurse and which names go upstream; nil: an authoritative-only server.
     public var recursion: RecursionPolicy?
+    /// Server-side search path completion for pods; nil: off.
+    public var autopath: Autopath?
 
     public typealias Transport = ReplyShape.Transport
 
-    public init(catalog: Catalog, maxUDPPayload: Int = 1232, allowTransfer: [IPPrefix] = [], recursion: RecursionPolicy? = nil) {
+    public init(catalog: Catalog, maxUDPPayload: Int = 1232, allowTransfer: [IPPrefix] = [], recursion: RecursionPolicy? = nil,
+                autopath: Autopath? = nil) {
         self.catalog = catalog
         self.recursion = recursion
+        self.autopath = autopath
         self.maxUDPPayload = maxUDPPayload
         self.allowTransfer = allowTransfer
     }
@@ -102,6 +106,8 @@ public struct Responder: Sendable {
         public var shape: ReplyShape
         /// See `Message.encode(into:maxSize:questionSuffixLabels:)`.
         public var questionSuffixLabels: Int?
+        /// Set when `target` is a step of a search path walk (autopath): the rest of the walk.
+        public var walk: SearchWalk? = nil
 
         /// The largest response the client takes.
         public var limit: Int { shape.limit }
@@ -161,13 +167,18 @@ public struct Responder: Sendable {
         response.rcode = upstream.rcode
         response.header.isTruncated = upstream.header.isTruncated
         response.header.isAuthenticData = upstream.header.isAuthenticData && forwarding.response.answers.isEmpty
+        if forwarding.walk != nil { Self.settleAliasTTL(&response) }
         return response
     }
 
     public func completeBytes(_ forwarding: Forwarding, upstream: Message?, overloaded: Bool = false) -> [UInt8] {
+        Self.encode(complete(forwarding, upstream: upstream, overloaded: overloaded), shape: forwarding.shape,
+                    questionSuffixLabels: forwarding.questionSuffixLabels)
+    }
+
+    static func encode(_ response: Message, shape: ReplyShape, questionSuffixLabels: Int?) -> [UInt8] {
         var writer = WireWriter(capacity: 512)
-        forwarding.shape.encode(complete(forwarding, upstream: upstream, overloaded: overloaded), into: &writer,
-                                questionSuffixLabels: forwarding.questionSuffixLabels)
+        shape.encode(response, into: &writer, questionSuffixLabels: questionSuffixLabels)
         return writer.bytes
     }
 
@@ -244,62 +255,72 @@ public struct Responder: Sendable {
             response.rcode = .refused
             return .done(response, shape, questionSuffixLabels: nil)
         }
-        let lookup: Lookup
-        var authoritative = true
         var suffix: Int? = nil
-        func forwarding(_ target: Question) -> Forwarding {
-            Forwarding(response: response, target: target, shape: shape, questionSuffixLabels: suffix)
-        }
         let authority = catalog.authority(for: question.name)
-        let found = authority?.lookup(question) ?? .fallThrough
-        if found == .fallThrough {
-            if recursive, recursion!.forwards(question.name) { return .forward(forwarding(question)) }
+        let lookup = authority?.lookup(question) ?? .fallThrough
+        if lookup == .fallThrough {
+            if recursive, recursion!.forwards(question.name) {
+                return .forward(Forwarding(response: response, target: question, shape: shape, questionSuffixLabels: nil))
+            }
             response.rcode = .refused
             return .done(response, shape, questionSuffixLabels: nil)
         }
-        lookup = found
         if let authority, authority.namesTakeOnlyTheApexLetters { suffix = authority.origin.labelCount }
         Self.fill(&response, with: lookup, question: question)
+        var authoritative = true
         if case .referral = lookup { authoritative = false }
         response.header.isAuthoritative = authoritative && lookup != .refused && lookup != .serverFailure
-        // A CNAME chain that leaves our zone: follow it through the other zones we serve, then
-        // upstream when the client may recurse.
-        if case .answer = lookup, question.type != .cname, question.type != .any {
-            var hops = 0
-            while let last = response.answers.last, case .cname(let target) = last.data, hops < 8,
-                  !response.answers.dropLast().contains(where: { $0.name == target }) {
-                hops += 1
-                let next = Question(name: target, type: question.type, recordClass: question.recordClass)
-                if let chained = catalog.authority(for: target)?.lookup(next), chained != .fallThrough {
-                    var extra = Message(header: response.header)
-                    Self.fill(&extra, with: chained, question: next)
-                    if case .referral = chained { break }
-                    if case .answer = chained {} else {
-                        // The target's NXDOMAIN/NODATA with its zone's SOA.
-                        response.answers += extra.answers
-                        response.authorities = extra.authorities
-                        response.rcode = extra.rcode
-                        break
-                    }
-                    let before = response.answers.count
-                    response.answers += extra.answers.filter { !response.answers.contains($0) }
-                    response.additionals += extra.additionals
-                    if response.answers.count == before { break }
-                    continue
-                }
-                if recursive, recursion!.forwards(target) {
-                    authoritative = false
-                    response.header.isAuthoritative = false
-                    response.additionals = []
-                    return .forward(forwarding(next))
-                }
-                break
-            }
+        if case .nameError(_, let chain) = lookup, chain.isEmpty, let autopath, let client,
+           let walk = autopath.walk(for: question, client: client, ordinary: response, questionSuffixLabels: suffix) {
+            return self.walk(walk, shape: shape, recursive: recursive)
         }
+        if case .answer = lookup, question.type != .cname, question.type != .any {
+            return follow(response, question: question, shape: shape, recursive: recursive, questionSuffixLabels: suffix)
+        }
+        return finish(response, shape: shape, questionSuffixLabels: suffix)
+    }
+
+    /// A CNAME chain that leaves our zone: followed through the other zones we serve, then
+    /// upstream when the client may recurse.
+    func follow(_ response: Message, question: Question, shape: ReplyShape, recursive: Bool, questionSuffixLabels suffix: Int?) -> Prepared {
+        var response = response
+        var hops = 0
+        while let last = response.answers.last, case .cname(let target) = last.data, hops < 8,
+              !response.answers.dropLast().contains(where: { $0.name == target }) {
+            hops += 1
+            let next = Question(name: target, type: question.type, recordClass: question.recordClass)
+            if let chained = catalog.authority(for: target)?.lookup(next), chained != .fallThrough {
+                var extra = Message(header: response.header)
+                Self.fill(&extra, with: chained, question: next)
+                if case .referral = chained { break }
+                if case .answer = chained {} else {
+                    // The target's NXDOMAIN/NODATA with its zone's SOA.
+                    response.answers += extra.answers
+                    response.authorities = extra.authorities
+                    response.rcode = extra.rcode
+                    break
+                }
+                let before = response.answers.count
+                response.answers += extra.answers.filter { !response.answers.contains($0) }
+                response.additionals += extra.additionals
+                if response.answers.count == before { break }
+                continue
+            }
+            if recursive, recursion!.forwards(target) {
+                response.header.isAuthoritative = false
+                response.additionals = []
+                return .forward(Forwarding(response: response, target: next, shape: shape, questionSuffixLabels: suffix))
+            }
+            break
+        }
+        return finish(response, shape: shape, questionSuffixLabels: suffix)
+    }
+
+    func finish(_ response: Message, shape: ReplyShape, questionSuffixLabels suffix: Int?) -> Prepared {
+        var response = response
         if let suffix { Self.apexLettersOfSRVTargets(&response, apexLabels: suffix) }
         return .done(response, shape, questionSuffixLabels: suffix)
     }
-
 
     /// Puts a lookup's records in the sections and sets the rcode. Records owned by the
     /// question's name take the question's letters (the answer echoes the query's case).

@@ -129,6 +129,7 @@ public final class UpstreamResolver: @unchecked Sendable {
         self.clock = clock
         cache = ResponseCache(configuration: configuration.cache, clock: clock)
         groups = configuration.groups.map { Group(domain: $0.domain, upstreams: $0.servers.map(Upstream.init)) }
+        queue.setSpecific(key: Self.queueKey, value: ObjectIdentifier(self))
         loop.start()
     }
 
@@ -176,7 +177,8 @@ public final class UpstreamResolver: @unchecked Sendable {
     /// Resolves `question` through the cache and the upstreams; `completion` runs on the
     /// resolver's queue (or at once, on a cache hit). The upstream query is sent from the
     /// caller's thread (`queue.sync` runs the block there when the queue is free): no thread
-    /// hand-off before the query leaves.
+    /// hand-off before the query leaves. A completion may ask the next question (a search path
+    /// walk does): on the queue already, it is asked there.
     public func resolve(_ question: Question, dnssecOK: Bool = false, checkingDisabled: Bool = false,
                         completion: @escaping Completion) {
         let key = ResponseCache.Key(question, dnssecOK: dnssecOK, checkingDisabled: checkingDisabled)
@@ -186,7 +188,7 @@ public final class UpstreamResolver: @unchecked Sendable {
             maybePrefetch(entry, now: now)
             return
         }
-        queue.sync { [self] in
+        onQueue { [self] in
             if var list = waiting[key] {
                 list.append(completion)
                 waiting[key] = list
@@ -199,6 +201,17 @@ public final class UpstreamResolver: @unchecked Sendable {
             start(question, key: key, waiting: [completion])
         }
     }
+
+    /// Runs `body` on the resolver's queue: at once when already there, else waiting for it.
+    func onQueue(_ body: () -> Void) {
+        if DispatchQueue.getSpecific(key: Self.queueKey) == ObjectIdentifier(self) {
+            body()
+        } else {
+            queue.sync(execute: body)
+        }
+    }
+
+    static let queueKey = DispatchSpecificKey<ObjectIdentifier>()
 
     /// Sends `question` upstream with the questions waiting for it; later identical questions
     /// join them until the answer (or the failure) is handed to all. On `queue`.

@@ -67,13 +67,18 @@ final class QueryPlan: Sendable {
         let started = observer?.now()
         // The peer's address only when something needs it (recursion, the query log).
         let peer = resolver != nil || observer?.wantsClient == true ? origin.peer : nil
-        let client = resolver == nil ? nil : peer?.address
+        let client = resolver == nil && responder.autopath == nil ? nil : (peer ?? origin.peer)?.address
         let recursive = recursionAllowed(client)
         let resolution = withUnsafeTemporaryAllocation(byteCount: DomainName.maxWireLength, alignment: 1) { key -> Resolved in
             let view = try? QueryView.parse(query, nameBuffer: key)
             if let view {
                 if let length = responder.fastRespond(to: query, view: view, key: key, into: reply, transport: .udp,
-                                                      recursionAvailable: recursive) { return .written(length) }
+                                                      recursionAvailable: recursive) {
+                    // A pod's name that does not exist may be the first of its search path (autopath).
+                    guard let autopath = responder.autopath, length > 3, UInt16(reply[3] & 0x0F) == ResponseCode.nameError.rawValue,
+                          let client, autopath.pods.clusterSearchPath(of: client) != nil else { return .written(length) }
+                    return .resolved(responder.resolve(query, view: view, transport: .udp, client: client))
+                }
                 if recursive, let resolver, let length = cachedResponse(query, view: view, key: key, reply, resolver: resolver) {
                     return .written(length)
                 }
@@ -160,13 +165,25 @@ final class QueryPlan: Sendable {
         }
         let responder = self.responder
         let observer = self.observer
-        resolver.resolve(target, dnssecOK: forwarding.dnssecOK, checkingDisabled: forwarding.checkingDisabled) { outcome in
-            let bytes: [UInt8]
+        resolver.resolve(target, dnssecOK: forwarding.dnssecOK, checkingDisabled: forwarding.checkingDisabled) { [self] outcome in
+            let next: Responder.Resolution
             switch outcome {
             case .answer(let message), .stale(let message):
-                bytes = responder.completeBytes(forwarding, upstream: message)
+                next = responder.resume(forwarding, upstream: message)
             case .failure(let error):
-                bytes = responder.completeBytes(forwarding, upstream: nil, overloaded: error == .overloaded)
+                next = responder.resume(forwarding, upstream: nil, overloaded: error == .overloaded)
+            }
+            let bytes: [UInt8]
+            switch next {
+            case .response(let response):
+                bytes = response
+            case .forward(let step):
+                // The next name of a search path walk.
+                forward(step, query: query, transport: transport, client: client, started: started, send: send)
+                return
+            case .drop:
+                observer?.dropped()
+                return
             }
             if let started, let observer {
                 bytes.withUnsafeBytes { r in query.withUnsafeBytes { q in observer.answered(reply: r, query: q, transport: transport, client: client, since: started) } }

@@ -64,12 +64,12 @@ enum OpenAPI {
         Definition(name: core + "LoadBalancerStatus", fields: [f("ingress", .array(.ref(core + "LoadBalancerIngress")))]),
         Definition(name: core + "LoadBalancerIngress", fields: strings("ip", "hostname", "ipMode") + [f("ports", .array(.any))]),
         top(.pod, core + "Pod", [f("spec", .ref(core + "PodSpec")), f("status", .ref(core + "PodStatus"))]),
-        Definition(name: core + "PodSpec", fields: strings("hostname", "subdomain", "nodeName")
-            + [f("containers", .array(.ref(core + "Container")), key: "name"), f("initContainers", .array(.any), key: "name"),
+        Definition(name: core + "PodSpec", fields: strings("hostname", "subdomain", "nodeName", "dnsPolicy")
+            + [f("hostNetwork", .boolean), f("containers", .array(.ref(core + "Container")), key: "name"), f("initContainers", .array(.any), key: "name"),
                f("ephemeralContainers", .array(.any), key: "name"), f("volumes", .array(.any), key: "name"),
                f("imagePullSecrets", .array(.any), key: "name"), f("hostAliases", .array(.any), key: "ip")]
-            + anys("restartPolicy", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "dnsConfig",
-                   "nodeSelector", "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "hostNetwork", "hostPID",
+            + anys("restartPolicy", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsConfig",
+                   "nodeSelector", "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "hostPID",
                    "hostIPC", "shareProcessNamespace", "securityContext", "affinity", "schedulerName", "tolerations",
                    "priorityClassName", "priority", "readinessGates", "runtimeClassName", "enableServiceLinks", "preemptionPolicy",
                    "overhead", "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers", "schedulingGates",

@@ -1,6 +1,7 @@
 public import DNSAuthority
 public import DNSWire
 public import ServiceRegistry
+public import NetAddress
 import Dispatch
 import Synchronization
 
@@ -129,5 +130,15 @@ public struct ReverseAuthority: Authority {
 
     public func lookup(_ question: Question) -> Lookup {
         cluster.reverseLookup(question) ?? .fallThrough
+    }
+}
+
+extension ClusterAuthority: SearchPathSource {
+    /// From the pod addresses of the zone being served: no copy of the pods of its own.
+    public func clusterSearchPath(of client: IPAddress) -> [DomainName]? {
+        let zone = served.zone
+        guard let namespace = zone.pods.searchNamespace(of: client),
+              let first = try? DomainName(labels: [ArraySlice(namespace.utf8)] + zone.svcZone.labels) else { return nil }
+        return [first, zone.svcZone, origin]
     }
 }

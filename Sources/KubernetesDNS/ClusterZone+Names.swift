@@ -27,7 +27,7 @@ extension ClusterZone {
         guard let ip = IPAddress.fromDashed(String(decoding: labels[0], as: UTF8.self)) else { return nil }
         switch configuration.pods {
         case .verified:
-            guard podIPs[namespace]?[ip] != nil else { return nil }
+            guard pods.holds(ip, namespace: namespace) else { return nil }
         case .insecure:
             break
         case .disabled:

@@ -41,9 +41,8 @@ public struct ClusterZone: Authority {
     var namespaceObjects: Set<String> = []
     /// The services that give an address a PTR name (cluster IPs win over endpoints).
     var reverse = ReverseIndex()
-    /// Pod IPs, per pod and per namespace (for `--pods verified`).
-    var podAddresses: TreeDictionary<ObjectKey, [IPAddress]> = [:]
-    var podIPs: TreeDictionary<String, TreeDictionary<IPAddress, Int>> = [:]
+    /// Pod IPs and their pods' namespaces (for `--pods verified` and autopath).
+    var pods = PodAddresses()
     /// In-zone ExternalName services: their pre-encoded answers include their target's records.
     var aliases: Set<DomainName> = []
     /// Pre-encoded answers by name, for the fast path (see `CompiledZone`).
@@ -129,7 +128,7 @@ public struct ClusterZone: Authority {
         compilationDeferred = true
         for case .namespace(let ns) in snapshot.list(.namespace) { namespaceObjects.insert(ns.metadata.name) }
         for namespace in namespaceObjects { adjustNamespace(namespace, by: 1) }
-        for case .pod(let pod) in snapshot.list(.pod) { setPod(pod.key, pod.status.podIPs.compactMap(IPAddress.init)) }
+        for case .pod(let pod) in snapshot.list(.pod) { setPod(pod) }
         for object in snapshot.list(.service) {
             guard let source = Source(object, endpoints: snapshot.endpoints(of: object.key)) else { continue }
             sources[object.key] = source
@@ -175,7 +174,7 @@ public struct ClusterZone: Authority {
                     zone.adjustNamespace(name, by: 1)
                 }
             case .pod(let pod):
-                zone.setPod(pod.key, event.change == .deleted ? [] : pod.status.podIPs.compactMap(IPAddress.init))
+                zone.setPod(pod, deleted: event.change == .deleted)
             default:
                 break
             }
@@ -288,14 +287,9 @@ public struct ClusterZone: Authority {
         for alias in aliases { compileName(alias) }
     }
 
-    mutating func setPod(_ key: ObjectKey, _ addresses: [IPAddress]) {
-        let namespace = key.namespace.lowercased()
-        for ip in podAddresses[key] ?? [] {
-            podIPs[namespace]?[ip, default: 1] -= 1
-            if podIPs[namespace]?[ip] == 0 { podIPs[namespace]?[ip] = nil }
-        }
-        podAddresses[key] = addresses.isEmpty ? nil : addresses
-        for ip in addresses { podIPs[namespace, default: [:]][ip, default: 0] += 1 }
+    mutating func setPod(_ pod: Pod, deleted: Bool = false) {
+        pods.set(pod.key, addresses: deleted ? [] : pod.status.podIPs.compactMap(IPAddress.init),
+                 searchesCluster: pod.searchesClusterFromOwnAddress)
     }
 
     /// `<ns>.svc` (and `<ns>.pod`) exist while a service or a Namespace object names them.

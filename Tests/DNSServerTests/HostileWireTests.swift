@@ -22,11 +22,13 @@ enum Client {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    /// Sends one datagram; returns the reply, or nil when none came within the timeout.
-    static func udp(_ bytes: [UInt8], port: UInt16, timeout: Int = 300) -> [UInt8]? {
+    /// Sends one datagram (from `source`, a loopback address, when given); returns the reply,
+    /// or nil when none came within the timeout.
+    static func udp(_ bytes: [UInt8], port: UInt16, timeout: Int = 300, from source: String? = nil) -> [UInt8]? {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }
         setTimeout(fd, milliseconds: timeout)
+        if let source { bindSource(fd, source) }
         var sin = address(port: port)
         _ = withUnsafePointer(to: &sin) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -36,8 +38,18 @@ enum Client {
         return n > 0 ? Array(buffer[0..<n]) : nil
     }
 
-    static func tcpConnect(port: UInt16) -> Int32 {
+    static func bindSource(_ fd: Int32, _ source: String) {
+        var local = address(port: 0)
+        local.sin_addr.s_addr = inet_addr(source)
+        let rc = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        precondition(rc == 0, "bind to \(source) failed")
+    }
+
+    static func tcpConnect(port: UInt16, from source: String? = nil) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source { bindSource(fd, source) }
         var sin = address(port: port)
         let rc = withUnsafePointer(to: &sin) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }

@@ -38,7 +38,7 @@ import TestSupport
             #expect(incremental.reverseLookup(Question(name: name, type: .ptr)) == full.reverseLookup(Question(name: name, type: .ptr)),
                     "\(name) \(context)")
         }
-        #expect(incremental.podIPs.mapValues { Set($0.keys) } == full.podIPs.mapValues { Set($0.keys) }, "pods \(context)")
+        #expect(incremental.pods.byAddress.mapValues { Set($0.all) } == full.pods.byAddress.mapValues { Set($0.all) }, "pods \(context)")
     }
 
     /// One random change: a service (ClusterIP, headless or ExternalName), a namespace or a pod.
@@ -68,6 +68,7 @@ import TestSupport
             pod.status.podIP = "10.244.\(rng.next() % 3).\(n + 1)"
             pod.status.podIPs = [pod.status.podIP]
             pod.status.isReady = rng.next() % 4 != 0
+            pod.spec.hostNetwork = rng.next() % 5 == 0
             return .pod(pod)
         }
     }

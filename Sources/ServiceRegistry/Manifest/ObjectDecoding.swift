@@ -11,8 +11,8 @@ enum ObjectDecoding {
     ]
     static let ignoredPodSpec: Set<String> = [
         "volumes", "initContainers", "ephemeralContainers", "restartPolicy", "terminationGracePeriodSeconds",
-        "activeDeadlineSeconds", "dnsPolicy", "dnsConfig", "nodeSelector", "serviceAccountName", "serviceAccount",
-        "automountServiceAccountToken", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
+        "activeDeadlineSeconds", "dnsConfig", "nodeSelector", "serviceAccountName", "serviceAccount",
+        "automountServiceAccountToken", "hostPID", "hostIPC", "shareProcessNamespace",
         "securityContext", "imagePullSecrets", "affinity", "schedulerName", "tolerations", "hostAliases",
         "priorityClassName", "priority", "readinessGates", "runtimeClassName", "enableServiceLinks",
         "preemptionPolicy", "overhead", "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers",
@@ -125,6 +125,8 @@ enum ObjectDecoding {
             pod.spec.hostname = r.string(c["hostname"], "spec.hostname") ?? ""
             pod.spec.subdomain = r.string(c["subdomain"], "spec.subdomain") ?? ""
             pod.spec.nodeName = r.string(c["nodeName"], "spec.nodeName") ?? ""
+            pod.spec.hostNetwork = r.bool(c["hostNetwork"], "spec.hostNetwork") ?? false
+            pod.spec.dnsPolicy = r.choice(c["dnsPolicy"], "spec.dnsPolicy", Pod.DNSPolicy.self) ?? .clusterFirst
             r.array(c["containers"], "spec.containers") { r, item, p in
                 // A container has many fields (env, probes, resources, ...); only its ports matter
                 // here, and the others are kept as written.

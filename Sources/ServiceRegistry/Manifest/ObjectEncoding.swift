@@ -89,6 +89,8 @@ enum ObjectEncoding {
         s.add("nodeName", pod.spec.nodeName)
         s.add("hostname", pod.spec.hostname)
         s.add("subdomain", pod.spec.subdomain)
+        if pod.spec.hostNetwork { s.add("hostNetwork", true) }
+        s.add("dnsPolicy", pod.spec.dnsPolicy.rawValue)
         o.add("spec", s.value)
         var st = JSONObjectBuilder()
         st.add("phase", pod.status.phase)

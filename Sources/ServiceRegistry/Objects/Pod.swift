@@ -41,12 +41,42 @@ public struct Pod: Hashable, Sendable, Codable {
         }
     }
 
+    /// How a pod's resolv.conf is made (Kubernetes' `dnsPolicy`).
+    public enum DNSPolicy: String, Hashable, Sendable, Codable, CaseIterable {
+        /// The cluster's server and search path (`<ns>.svc.<zone> svc.<zone> <zone>`, then the node's).
+        case clusterFirst = "ClusterFirst"
+        /// The same for a `hostNetwork` pod (which otherwise takes the node's resolv.conf).
+        case clusterFirstWithHostNet = "ClusterFirstWithHostNet"
+        /// The node's resolv.conf.
+        case `default` = "Default"
+        /// Only what the pod's `dnsConfig` says.
+        case none = "None"
+    }
+
     public struct Spec: Hashable, Sendable, Codable {
         public var hostname: String = ""
         public var subdomain: String = ""
         public var nodeName: String = ""
         public var containers: [Container] = []
+        /// The pod shares its node's network (and address): its address is not its own.
+        public var hostNetwork: Bool = false
+        public var dnsPolicy: DNSPolicy = .clusterFirst
         public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case hostname, subdomain, nodeName, containers, hostNetwork, dnsPolicy
+        }
+
+        /// Fields added later are optional here, so that a store written before them loads.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            hostname = try c.decodeIfPresent(String.self, forKey: .hostname) ?? ""
+            subdomain = try c.decodeIfPresent(String.self, forKey: .subdomain) ?? ""
+            nodeName = try c.decodeIfPresent(String.self, forKey: .nodeName) ?? ""
+            containers = try c.decodeIfPresent([Container].self, forKey: .containers) ?? []
+            hostNetwork = try c.decodeIfPresent(Bool.self, forKey: .hostNetwork) ?? false
+            dnsPolicy = try c.decodeIfPresent(DNSPolicy.self, forKey: .dnsPolicy) ?? .clusterFirst
+        }
     }
 
     public struct Status: Hashable, Sendable, Codable {
@@ -104,6 +134,13 @@ public struct Pod: Hashable, Sendable, Codable {
     }
 
     public var key: ObjectKey { ObjectKey(.pod, namespace: metadata.namespace, name: metadata.name) }
+
+    /// Whether the pod resolves names through the cluster's search path from an address of its
+    /// own, as kubelet writes its resolv.conf: a `hostNetwork` pod sends from its node's address.
+    public var searchesClusterFromOwnAddress: Bool {
+        guard !spec.hostNetwork else { return false }
+        return spec.dnsPolicy == .clusterFirst || spec.dnsPolicy == .clusterFirstWithHostNet
+    }
 
     /// The annotation that makes a pod a heartbeat pod: it stays Ready only while its Ready
     /// condition is renewed (its `lastProbeTime` moves) within this duration (`15s`).

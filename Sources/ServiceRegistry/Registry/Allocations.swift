@@ -33,7 +33,7 @@ struct Allocations: Sendable {
                 for i in loadBalancer.indices { loadBalancer[i].release(ip) }
             }
         case .pod(let pod):
-            guard var allocators = podIPs[pod.spec.nodeName] else { return }
+            guard !pod.spec.hostNetwork, var allocators = podIPs[pod.spec.nodeName] else { return }
             for ip in pod.status.podIPs.compactMap(IPAddress.init) {
                 for i in allocators.indices { allocators[i].release(ip) }
             }
@@ -67,7 +67,7 @@ struct Allocations: Sendable {
         case .service:
             for claim in AllocationClaim.claims(of: object) { reserve(claim) }
         case .pod(let pod):
-            guard var allocators = podIPs[pod.spec.nodeName] else { return }
+            guard !pod.spec.hostNetwork, var allocators = podIPs[pod.spec.nodeName] else { return }
             for ip in pod.status.podIPs.compactMap(IPAddress.init) {
                 for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
             }
@@ -83,7 +83,7 @@ struct Allocations: Sendable {
     static func podAllocators(of node: Node, snapshot: RegistrySnapshot) -> [IPAllocator] {
         var allocators = node.podCIDRs.compactMap { try? IPPrefix(parsing: $0) }.map { IPAllocator(prefix: $0, reserveFirstHost: true) }
         // Pods already on this node keep their addresses (a node is applied rarely: a scan is fine).
-        for case .pod(let pod) in snapshot.objects.values where pod.spec.nodeName == node.metadata.name {
+        for case .pod(let pod) in snapshot.objects.values where pod.spec.nodeName == node.metadata.name && !pod.spec.hostNetwork {
             for ip in pod.status.podIPs.compactMap(IPAddress.init) {
                 for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
             }

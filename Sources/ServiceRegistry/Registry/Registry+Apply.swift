@@ -299,7 +299,8 @@ extension Registry {
 
     static func prepare(_ input: Pod, allocations: inout Allocations) throws(RegistryError) -> Pod {
         var pod = input
-        guard var allocators = allocations.podIPs[pod.spec.nodeName] else { return pod }
+        // A hostNetwork pod's address is its node's: nothing of the pod CIDRs is its own.
+        guard !pod.spec.hostNetwork, var allocators = allocations.podIPs[pod.spec.nodeName] else { return pod }
         if pod.status.podIPs.isEmpty {
             // kubenet style: a pod scheduled without an IP gets one from its node's pod CIDRs.
             for i in allocators.indices {
