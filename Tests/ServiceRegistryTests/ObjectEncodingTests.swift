@@ -56,7 +56,7 @@ struct ObjectEncodingTests {
               phase: Running
               podIP: 10.244.0.5
               conditions: [{type: Ready, status: "True"}]
-            """, json: #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-0","namespace":"shop"},"spec":{"containers":[{"name":"app","image":"nginx","ports":[{"name":"http","containerPort":8080,"protocol":"TCP"}]}],"nodeName":"node-a","hostname":"web-0","subdomain":"web"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastProbeTime":null}],"podIP":"10.244.0.5","podIPs":[{"ip":"10.244.0.5"}]}}"#),
+            """, json: #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-0","namespace":"shop"},"spec":{"containers":[{"name":"app","image":"nginx","ports":[{"name":"http","containerPort":8080,"protocol":"TCP"}]}],"nodeName":"node-a","hostname":"web-0","subdomain":"web","dnsPolicy":"ClusterFirst"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastProbeTime":null}],"podIP":"10.244.0.5","podIPs":[{"ip":"10.244.0.5"}]}}"#),
         Case(manifest: """
             apiVersion: v1
             kind: Node
@@ -119,7 +119,7 @@ struct ObjectEncodingTests {
               podIP: 10.244.0.5
               hostIP: 192.0.2.10
               conditions: [{type: Ready, status: "True", lastTransitionTime: "2026-01-01T00:00:00Z"}]
-            """, json: #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-0","namespace":"shop","labels":{"app":"web"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-abc","uid":"6f1d2c3a-0000-4000-8000-000000000002"}]},"spec":{"containers":[{"name":"app","image":"nginx","ports":[{"containerPort":80,"protocol":"TCP","hostPort":8080}],"env":[{"name":"MODE","value":"prod"}],"resources":{"limits":{"cpu":"500m"}}},{"name":"sidecar","image":"envoy"}],"nodeName":"node-a","volumes":[{"name":"data","emptyDir":{}}]},"status":{"conditions":[{"type":"Ready","status":"True","lastProbeTime":null,"lastTransitionTime":"2026-01-01T00:00:00Z"}],"podIP":"10.244.0.5","podIPs":[{"ip":"10.244.0.5"}],"hostIP":"192.0.2.10"}}"#),
+            """, json: #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-0","namespace":"shop","labels":{"app":"web"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-abc","uid":"6f1d2c3a-0000-4000-8000-000000000002"}]},"spec":{"containers":[{"name":"app","image":"nginx","ports":[{"containerPort":80,"protocol":"TCP","hostPort":8080}],"env":[{"name":"MODE","value":"prod"}],"resources":{"limits":{"cpu":"500m"}}},{"name":"sidecar","image":"envoy"}],"nodeName":"node-a","dnsPolicy":"ClusterFirst","volumes":[{"name":"data","emptyDir":{}}]},"status":{"conditions":[{"type":"Ready","status":"True","lastProbeTime":null,"lastTransitionTime":"2026-01-01T00:00:00Z"}],"podIP":"10.244.0.5","podIPs":[{"ip":"10.244.0.5"}],"hostIP":"192.0.2.10"}}"#),
     ]
 
     @Test(arguments: cases)
