@@ -128,7 +128,7 @@ public struct ClusterZone: Authority {
         compilationDeferred = true
         for case .namespace(let ns) in snapshot.list(.namespace) { namespaceObjects.insert(ns.metadata.name) }
         for namespace in namespaceObjects { adjustNamespace(namespace, by: 1) }
-        for case .pod(let pod) in snapshot.list(.pod) { setPod(pod) }
+        for case .pod(let pod) in snapshot.list(.pod) { replacePod(nil, with: pod) }
         for object in snapshot.list(.service) {
             guard let source = Source(object, endpoints: snapshot.endpoints(of: object.key)) else { continue }
             sources[object.key] = source
@@ -174,7 +174,8 @@ public struct ClusterZone: Authority {
                     zone.adjustNamespace(name, by: 1)
                 }
             case .pod(let pod):
-                zone.setPod(pod, deleted: event.change == .deleted)
+                let previous: Pod? = if case .pod(let p)? = event.previous { p } else { nil }
+                zone.replacePod(previous, with: event.change == .deleted ? nil : pod)
             default:
                 break
             }
@@ -287,9 +288,15 @@ public struct ClusterZone: Authority {
         for alias in aliases { compileName(alias) }
     }
 
-    mutating func setPod(_ pod: Pod, deleted: Bool = false) {
-        pods.set(pod.key, addresses: deleted ? [] : pod.status.podIPs.compactMap(IPAddress.init),
-                 searchesCluster: pod.searchesClusterFromOwnAddress)
+    /// A pod changes from `old` to `new` (nil: it is new, or gone). Only `--pods verified` reads
+    /// pod addresses (autopath requires it), so other modes keep no index.
+    mutating func replacePod(_ old: Pod?, with new: Pod?) {
+        guard configuration.pods == .verified else { return }
+        func holder(_ pod: Pod?) -> PodAddresses.Holder? {
+            pod.map { PodAddresses.Holder(namespace: $0.metadata.namespace.lowercased(), searchesCluster: $0.searchesClusterFromOwnAddress) }
+        }
+        pods.replace(old?.status.podIPs.compactMap(IPAddress.init) ?? [], holder(old),
+                     with: new?.status.podIPs.compactMap(IPAddress.init) ?? [], holder(new))
     }
 
     /// `<ns>.svc` (and `<ns>.pod`) exist while a service or a Namespace object names them.
