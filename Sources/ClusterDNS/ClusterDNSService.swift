@@ -124,7 +124,11 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         let recursion = configuration.forwarding.map { forwarding in
             RecursionPolicy(allowed: configuration.allowRecursion, domains: forwarding.groups.filter { !$0.servers.isEmpty }.map(\.domain))
         }
-        let autopath = configuration.autopathHostDomains.map { [cluster = self.cluster] in Autopath(pods: cluster, hostDomains: $0) }
+        var cacheClock: (@Sendable () -> UInt64)?
+        if let cache = resolver?.cache { cacheClock = { cache.now() } }
+        let autopath = configuration.autopathHostDomains.map { [cluster = self.cluster, cacheClock] in
+            Autopath(pods: cluster, hostDomains: $0, now: cacheClock)
+        }
         let responder = Responder(catalog: catalog, allowTransfer: configuration.allowTransfer,
                                   recursion: recursion, autopath: autopath)
         server = DNSServer(configuration: .init(addresses: configuration.dnsAddresses, udpSockets: configuration.udpSockets,

@@ -219,6 +219,8 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
             counter("clusterdns_autopath_misses_total", [], total: autopath.counters.misses)
             counter("clusterdns_autopath_steps_total", [], total: autopath.counters.steps)
             counter("clusterdns_autopath_round_trips_saved_total", [], total: autopath.counters.roundTripsSaved)
+            counter("clusterdns_autopath_recalled_total", [], total: autopath.counters.recalled)
+            counter("clusterdns_autopath_asked_ahead_total", [], total: autopath.counters.askedAhead)
         }
         gauge("clusterdns_dns_tcp_connections", [], Double(service.server.tcpConnections))
         gauge("clusterdns_dns_static_zones", [], Double(service.staticZones?.origins.count ?? 0))

@@ -108,6 +108,10 @@ public struct Responder: Sendable {
         public var questionSuffixLabels: Int?
         /// Set when `target` is a step of a search path walk (autopath): the rest of the walk.
         public var walk: SearchWalk? = nil
+        /// The walk's later names that would be asked upstream too, should `target` not exist:
+        /// asked at the same time, so that each step after it is a cache hit or already in
+        /// flight instead of another round trip upstream.
+        public var ahead: [Question] = []
 
         /// The largest response the client takes.
         public var limit: Int { shape.limit }
@@ -271,7 +275,8 @@ public struct Responder: Sendable {
         if case .referral = lookup { authoritative = false }
         response.header.isAuthoritative = authoritative && lookup != .refused && lookup != .serverFailure
         if case .nameError(_, let chain) = lookup, chain.isEmpty, let autopath, let client,
-           let walk = autopath.walk(for: question, client: client, ordinary: response, questionSuffixLabels: suffix) {
+           let walk = autopath.walk(for: question, client: client, ordinary: response, questionSuffixLabels: suffix,
+                                   recursive: recursive) {
             return self.walk(walk, shape: shape, recursive: recursive)
         }
         if case .answer = lookup, question.type != .cname, question.type != .any {

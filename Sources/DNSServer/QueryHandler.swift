@@ -190,6 +190,11 @@ final class QueryPlan: Sendable {
             }
             send(bytes)
         }
+        // The walk's later upstream names, asked now: answers wait in the cache (or in flight)
+        // for the steps that need them.
+        for question in forwarding.ahead {
+            resolver.resolve(question, dnssecOK: forwarding.dnssecOK, checkingDisabled: forwarding.checkingDisabled) { _ in }
+        }
     }
 }
 

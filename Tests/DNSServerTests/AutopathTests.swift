@@ -91,8 +91,10 @@ final class AutopathServer: Sendable {
     let autopath: Autopath
     let tally = QueryTally()
 
+    /// `clock`: what ages the resolver's cache and the autopath memo (default: the system's).
     init(upstream: SocketAddress, extraManifests: String = autopathPods, autopathOn: Bool = true,
-         listen: SocketAddress = SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)) async throws {
+         listen: SocketAddress = SocketAddress(address: IPAddress("127.0.0.1")!, port: 0),
+         clock: ManualClock? = nil) async throws {
         registry = try Registry()
         for entry in Manifest.decode(manifests + "\n---\n" + extraManifests) { try await registry.apply(try entry.result.get()) }
         registry.markLoaded()
@@ -101,8 +103,10 @@ final class AutopathServer: Sendable {
         var configuration = UpstreamResolver.Configuration(groups: [UpstreamGroup(servers: [upstream])])
         configuration.readTimeout = .milliseconds(400)
         configuration.deadline = .milliseconds(1200)
-        resolver = UpstreamResolver(configuration: configuration)
-        autopath = Autopath(pods: cluster, hostDomains: [try DomainName("upstream.test.")])
+        resolver = UpstreamResolver(configuration: configuration, clock: clock ?? SystemClock())
+        var now: (@Sendable () -> UInt64)?
+        if let clock { now = { clock.now() } }
+        autopath = Autopath(pods: cluster, hostDomains: [try DomainName("upstream.test.")], now: now)
         let responder = Responder(catalog: Catalog(cluster.authorities), recursion: RecursionPolicy(),
                                   autopath: autopathOn ? autopath : nil)
         let server = DNSServer(configuration: .init(addresses: [listen]),
@@ -220,6 +224,62 @@ final class AutopathServer: Sendable {
         #expect(server.resolver.cache.misses == asked, "every step of the walk upstream is a cache hit")
     }
 
+    /// A walk's outcome is remembered by what the client wrote before its search path, so a
+    /// repeated lookup from any pod goes straight to the name that answered: one lookup (a cache
+    /// hit) behind the alias. It lasts as long as the least negative TTL passed over: the cluster
+    /// zone's 5 s here (Knot's upstream.test says 300).
+    @Test func aRepeatedLookupFromAnyPodGoesStraightToWhatTheWalkFound() async throws {
+        let knot = try KnotUpstream()
+        let clock = ManualClock()
+        let server = try await AutopathServer(upstream: knot.address, clock: clock)
+        let counters = server.autopath.counters
+        let walked = try server.ask("www.default.svc.cluster.local.", .a, from: "127.0.0.2")
+        #expect(counters.steps == 3 && counters.recalled == 0)
+        let upstreamQueries = server.resolver.cache.misses
+        // Another namespace's pod writes the same name under its own search path.
+        let recalled = try server.ask("www.other.svc.cluster.local.", .a, from: "127.0.0.3")
+        #expect(recalled.answers.map(\.description)
+                == ["www.other.svc.cluster.local. 300 IN CNAME www.upstream.test.", "www.upstream.test. 300 IN A 192.0.2.1"])
+        #expect(walked.answers.dropFirst().map(\.description) == recalled.answers.dropFirst().map(\.description))
+        #expect(counters.recalled == 1 && counters.steps == 3 + 1, "only the name that answered is looked up")
+        #expect(counters.hits == 2 && counters.roundTripsSaved == 3 + 3, "the client saved as much as the first time")
+        #expect(server.resolver.cache.misses == upstreamQueries, "and that lookup is a cache hit")
+        // Each type is its own walk.
+        _ = try server.ask("www.default.svc.cluster.local.", .aaaa, from: "127.0.0.2")
+        #expect(counters.recalled == 1 && counters.steps == 4 + 3)
+
+        // A name that exists nowhere (Knot says NXDOMAIN for both upstream names): the next
+        // lookup goes straight to the ordinary NXDOMAIN.
+        let nowhere = "nothing.upstream.test.default.svc.cluster.local."
+        _ = try server.ask(nowhere, .a, from: "127.0.0.2")
+        #expect(counters.steps == 7 + 4 && counters.misses == 1)
+        let nothing = try server.ask(nowhere, .a, from: "127.0.0.2")
+        #expect(nothing.rcode == .nameError && nothing.answers.isEmpty)
+        #expect(counters.steps == 11 && counters.misses == 2 && counters.recalled == 2)
+
+        // A namespace named `www` makes www.svc.cluster.local exist (NODATA): within the 5 s
+        // its absence was given for, the memo still holds; after them, the walk finds it.
+        try await server.registry.apply(.namespace(Namespace(metadata: ObjectMeta(name: "www"))))
+        server.cluster.update(server.registry.snapshot())
+        clock.advance(by: .milliseconds(4900))
+        #expect(try server.ask("www.default.svc.cluster.local.", .a, from: "127.0.0.2").answers.first?.data
+                == .cname(try DomainName("www.upstream.test.")))
+        #expect(counters.recalled == 3)
+        clock.advance(by: .milliseconds(200))
+        let afterwards = try server.ask("www.default.svc.cluster.local.", .a, from: "127.0.0.2")
+        #expect(afterwards.answers.map(\.description) == ["www.default.svc.cluster.local. 5 IN CNAME www.svc.cluster.local."])
+        #expect(counters.recalled == 3, "an expired walk is walked again")
+    }
+
+    /// A walk that met a failure is not remembered: the next lookup walks again.
+    @Test func aWalkThatMetAFailureIsNotRemembered() async throws {
+        let knot = try KnotUpstream()
+        let server = try await AutopathServer(upstream: knot.address)
+        // Knot refuses example.com: the walk stops at it with the ordinary answer.
+        for _ in 0..<2 { _ = try server.ask("api.example.com.default.svc.cluster.local.", .a, from: "127.0.0.2") }
+        #expect(server.autopath.counters.recalled == 0 && server.autopath.memo.count == 0)
+    }
+
     @Test func aPodThatGoesAwayIsNoLongerWalkedFor() async throws {
         let knot = try KnotUpstream()
         let server = try await AutopathServer(upstream: knot.address)
@@ -227,5 +287,88 @@ final class AutopathServer: Sendable {
         _ = try await server.registry.delete(ObjectKey(.pod, namespace: "default", name: "client"))
         server.cluster.update(server.registry.snapshot())
         #expect(try server.ask("www.default.svc.cluster.local.", .a, from: "127.0.0.2").rcode == .nameError)
+    }
+}
+
+/// An upstream that answers nothing until it has been asked every one of `together`: a walk
+/// whose upstream names are asked one after another never gets past the first here. Then it
+/// answers every question, `found` with an address and the others NXDOMAIN.
+final class TogetherUpstream: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+    let thread: Thread
+    let asked = NameLog()
+
+    init(together: Set<String>, found: String) {
+        let socketFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var sin = Client.address(port: 0)
+        _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) } }
+        Client.setTimeout(socketFD, milliseconds: 100)
+        fd = socketFD
+        port = UInt16(bigEndian: sin.sin_port)
+        let asked = asked
+        thread = Thread {
+            var held: [(peer: sockaddr_storage, length: socklen_t, query: Message)] = []
+            var released = false
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            func reply(_ query: Message, to peer: sockaddr_storage, _ length: socklen_t) {
+                var response = Message(header: Header(id: query.header.id, isResponse: true, isRecursionDesired: true,
+                                                      isRecursionAvailable: true), questions: query.questions)
+                let question = query.questions[0]
+                if question.name.description.lowercased() == found {
+                    if question.type == .a { response.answers = [ResourceRecord(name: question.name, ttl: 60, data: .a(IPv4Address("192.0.2.77")!))] }
+                } else {
+                    response.rcode = .nameError
+                    response.authorities = [ResourceRecord(name: .root, ttl: 60, data: .soa(SOA(
+                        mname: try! DomainName("ns.test."), rname: try! DomainName("hostmaster.test."),
+                        serial: 1, refresh: 60, retry: 60, expire: 60, minimum: 60)))]
+                }
+                let bytes = response.encoded()
+                var peer = peer
+                _ = withUnsafePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(socketFD, bytes, bytes.count, 0, $0, length) } }
+            }
+            while !Thread.current.isCancelled {
+                var peer = sockaddr_storage()
+                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let n = withUnsafeMutablePointer(to: &peer) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(socketFD, &buffer, buffer.count, 0, $0, &length) }
+                }
+                guard n > 0, let query = try? Message(decoding: Array(buffer[0..<n])), let question = query.questions.first else { continue }
+                asked.add(question.name.description.lowercased())
+                if released {
+                    reply(query, to: peer, length)
+                    continue
+                }
+                held.append((peer, length, query))
+                if together.isSubset(of: Set(held.map { $0.query.questions[0].name.description.lowercased() })) {
+                    released = true
+                    for h in held { reply(h.query, to: h.peer, h.length) }
+                    held = []
+                }
+            }
+            close(socketFD)
+        }
+        thread.start()
+    }
+
+    var address: SocketAddress { SocketAddress(address: IPAddress("127.0.0.1")!, port: port) }
+    deinit { thread.cancel() }
+}
+
+@Suite struct AutopathLookAheadTests {
+    /// The node's search domain and the name itself are both upstream: they are asked at once,
+    /// so a name found as itself costs one round trip upstream, not two. The upstream here
+    /// answers neither until it has seen both; a walk asking them in turn gets no answer.
+    @Test func laterUpstreamNamesAreAskedWithTheFirst() async throws {
+        let upstream = TogetherUpstream(together: ["api.example.com.upstream.test.", "api.example.com."], found: "api.example.com.")
+        let server = try await AutopathServer(upstream: upstream.address)
+        let response = try server.ask("api.example.com.default.svc.cluster.local.", .a, from: "127.0.0.2")
+        #expect(response.answers.map(\.description) == ["api.example.com.default.svc.cluster.local. 60 IN CNAME api.example.com.",
+                                                       "api.example.com. 60 IN A 192.0.2.77"])
+        #expect(server.autopath.counters.askedAhead == 1)
+        #expect(upstream.asked.count("api.example.com.") == 1, "the walk's own step joins the question asked ahead")
+        #expect(upstream.asked.count("api.example.com.upstream.test.") == 1)
     }
 }
