@@ -62,6 +62,16 @@ let package = Package(
             ],
             path: "Benchmarks/ZoneBench"
         ),
+        // swift run -c release PodIndexBench [PODS] [dual]
+        .executableTarget(
+            name: "PodIndexBench",
+            dependencies: [
+                "CHeap",
+                .product(name: "KubernetesDNS", package: "ClusterDNS"),
+                .product(name: "ServiceRegistry", package: "ClusterDNS"),
+            ],
+            path: "Benchmarks/PodIndexBench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
