@@ -268,7 +268,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "DNSResolverTests", dependencies: ["DNSResolver", "DNSWire", "NetAddress"], swiftSettings: strict),
+        .testTarget(name: "DNSResolverTests", dependencies: ["DNSResolver", "DNSWire", "DispatchSockets", "NetAddress"], swiftSettings: strict),
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: strict),
         .testTarget(
             name: "KubernetesAPITests",

@@ -12,11 +12,12 @@ let package = Package(
     dependencies: [.package(name: "ClusterDNS", path: "..")],
     targets: [
         .target(name: "FuzzDriver"),
-        // DNS messages, the query fast path's parse, zone files.
+        // DNS messages, the query fast path's parse, zone files, resolv.conf.
         .executableTarget(
             name: "FuzzDecoders",
             dependencies: [
                 "FuzzDriver",
+                .product(name: "DNSResolver", package: "ClusterDNS"),
                 .product(name: "DNSWire", package: "ClusterDNS"),
                 .product(name: "ZoneFile", package: "ClusterDNS"),
             ]
@@ -32,13 +33,15 @@ let package = Package(
             ]
         ),
         // Any bytes as a query to a responder over a cluster and a zone file: never a trap, and
-        // the fast path's reply always the general path's.
+        // the fast path's reply always the general path's; from a pod with autopath, every walk
+        // ends in a reply that decodes, whatever the upstream says to each step.
         .executableTarget(
             name: "FuzzResponder",
             dependencies: [
                 "FuzzDriver",
                 .product(name: "DNSAuthority", package: "ClusterDNS"),
                 .product(name: "KubernetesDNS", package: "ClusterDNS"),
+                .product(name: "NetAddress", package: "ClusterDNS"),
                 .product(name: "ServiceRegistry", package: "ClusterDNS"),
                 .product(name: "ZoneFile", package: "ClusterDNS"),
             ]

@@ -10,7 +10,7 @@ public enum ResolvConf {
         for line in text.split(whereSeparator: \.isNewline) {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard fields.count >= 2, fields[0] == "nameserver" else { continue }
-            let text = fields[1].split(separator: "%", maxSplits: 1)[0]
+            let text = fields[1].prefix { $0 != "%" }
             if let address = IPAddress(text) { out.append(SocketAddress(address: address, port: 53)) }
         }
         return out

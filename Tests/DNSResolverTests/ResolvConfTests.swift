@@ -1,5 +1,5 @@
-import ClusterDNS
 import DispatchSockets
+import DNSResolver
 import DNSWire
 import NetAddress
 import Testing
@@ -13,6 +13,10 @@ import Testing
         ("nameserver fe80::1%eth0\nnameserver ::1\n", ["[fe80::1]:53", "[::1]:53"]),
         ("nameserver\nnameserver dns.example\nnameservers 10.0.0.1\n", []),
         ("", []),
+        // Hostile lines (Fuzz/Sources/FuzzDecoders reads resolv.conf too): a zone index with no
+        // address, a bare %, CR line ends, NUL bytes.
+        ("nameserver %eth0\nnameserver %\nnameserver 10.0.0.3%\n", ["10.0.0.3:53"]),
+        ("nameserver 10.0.0.1\r\nnameserver\u{0}10.0.0.2\n", ["10.0.0.1:53"]),
     ])
     func nameservers(_ text: String, _ expected: [String]) {
         #expect(ResolvConf.nameservers(in: text).map(\.description) == expected)
@@ -29,6 +33,8 @@ import Testing
         ("search ok.example \(String(repeating: "x", count: 64)).example\n", ["ok.example."]),
         ("search a.example\nsearch\n", []),
         ("nameserver 10.0.0.1\n", []),
+        ("search . .. a..example\n", ["."]),
+        ("domain\n", []),
     ])
     func searchDomains(_ text: String, _ expected: [String]) {
         #expect(ResolvConf.searchDomains(in: text).map(\.description) == expected)

@@ -1,10 +1,11 @@
 import FuzzDriver
+import DNSResolver
 import DNSWire
 import ZoneFile
 
-/// One input drives three decoders: the full message decoder (and, when it succeeds, an
-/// encode/decode round trip that must give the same message back), the query fast path, and
-/// the zone-file parser.
+/// One input drives four decoders: the full message decoder (and, when it succeeds, an
+/// encode/decode round trip that must give the same message back), the query fast path, the
+/// zone-file parser, and resolv.conf's reader (nameservers and search domains).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: data, count: size)
@@ -18,6 +19,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let origin = try? DomainName("example.") {
         _ = try? ZoneParser().parse(Array(bytes), origin: origin)
     }
+    let text = String(decoding: bytes, as: UTF8.self)
+    _ = ResolvConf.nameservers(in: text)
+    _ = ResolvConf.searchDomains(in: text)
     return 0
 }
 

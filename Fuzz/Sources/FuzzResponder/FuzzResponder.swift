@@ -2,11 +2,13 @@ import FuzzDriver
 import DNSAuthority
 import DNSWire
 import KubernetesDNS
+import NetAddress
 import ServiceRegistry
 import ZoneFile
 
-/// A cluster and a zone file behind one responder, built once.
-let responder: Responder = {
+/// A cluster and a zone file behind one responder, built once; `walker` is the same catalog
+/// with recursion and autopath, for the pod at `podAddress`.
+let (responder, walker): (Responder, Responder) = {
     let registry = try! Registry()
     let manifests = """
         apiVersion: v1
@@ -30,6 +32,12 @@ let responder: Responder = {
         kind: Service
         metadata: {name: alias, namespace: shop}
         spec: {type: ExternalName, externalName: www.example.com}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: client, namespace: shop}
+        spec: {containers: [{name: c}]}
+        status: {podIP: 10.244.0.9}
         """
     for entry in Manifest.decode(manifests) { if case .success(let object) = entry.result { _ = try? registry.apply(object) } }
     registry.markLoaded()
@@ -40,8 +48,29 @@ let responder: Responder = {
         + "mail MX 10 ns\n*.wild TXT \"w\"\nsub NS ns.sub\nns.sub A 192.0.2.3\nptr PTR www\n@ CAA 0 issue \"ca\"\n"
         + "info A 192.0.2.4\ninfo TYPE65280 \\# 4 0a000001\n"
     catalog.add(StaticAuthority(zone: try! ZoneParser().parse(zone, origin: try! DomainName("example.com."))))
-    return Responder(catalog: catalog)
+    let autopath = Autopath(pods: cluster, hostDomains: [try! DomainName("corp.test."), try! DomainName("example.com.")])
+    return (Responder(catalog: catalog), Responder(catalog: catalog, recursion: RecursionPolicy(), autopath: autopath))
 }()
+
+let podAddress = IPAddress("10.244.0.9")!
+
+/// What the upstream says to every step of a walk, chosen by the input: so that walks end in
+/// each way (found, exhausted, failed) and the memo holds all three.
+func upstreamAnswer(to forwarding: Responder.Forwarding, policy: Int, step: Int) -> Message? {
+    var reply = Message(header: Header(id: 1, isResponse: true, isRecursionAvailable: true), questions: [forwarding.target])
+    if policy == 0 || (policy == 1 && step < 2) {
+        reply.rcode = .nameError
+        reply.authorities = [ResourceRecord(name: .root, ttl: UInt32(step * 7), data: .soa(SOA(
+            mname: .root, rname: .root, serial: 1, refresh: 1, retry: 1, expire: 1, minimum: UInt32(policy * 30))))]
+    } else if policy == 1 {
+        reply.answers = [ResourceRecord(name: forwarding.target.name, ttl: 30, data: .a(IPv4Address(192, 0, 2, 9)))]
+    } else if policy == 2 {
+        return nil
+    } else {
+        reply.rcode = .serverFailure
+    }
+    return reply
+}
 
 /// Any bytes as a query over UDP and over TCP: the responder answers or drops, never traps;
 /// whenever the fast path answers, its bytes are the general path's.
@@ -60,6 +89,18 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             }
         }
     }
+    // The same bytes from a pod, with autopath: every walk ends (in at most one step per name of
+    // the search path) in a reply that decodes, whatever the upstream says.
+    var resolution = walker.resolve(query, transport: .udp, client: podAddress)
+    var steps = 0
+    while case .forward(let forwarding) = resolution {
+        steps += 1
+        if steps > 8 { fatalError("a walk did not end") }
+        resolution = walker.resume(forwarding, upstream: upstreamAnswer(to: forwarding, policy: size % 4, step: steps))
+    }
+    if case .response(let bytes) = resolution, (try? Message(decoding: bytes)) == nil {
+        fatalError("autopath's reply does not decode")
+    }
     return 0
 }
 
@@ -68,5 +109,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     // Built before the first input: what lives for the whole run is not an input's leak.
     _ = responder.maxUDPPayload
+    _ = walker.maxUDPPayload
     return FuzzDriver.run(argc, argv, fuzz)
 }
