@@ -102,13 +102,13 @@ public struct Autopath: Sendable {
         /// How many walks are remembered (expired ones included until they are swept).
         public var count: Int { entries.withLock { $0.count } }
 
-        static func key(_ walk: SearchWalk, recursive: Bool) -> Key {
+        static func key(base labels: [ArraySlice<UInt8>], question: Question, recursive: Bool) -> Key {
             var base: [UInt8] = []
-            for label in walk.base {
+            for label in labels {
                 base.append(UInt8(label.count))
                 for byte in label { base.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) }
             }
-            return Key(base: base, type: walk.asked.type, recordClass: walk.asked.recordClass, recursive: recursive)
+            return Key(base: base, type: question.type, recordClass: question.recordClass, recursive: recursive)
         }
 
         func recall(_ key: Key) -> Outcome? {
@@ -126,11 +126,11 @@ public struct Autopath: Sendable {
         /// Keeps what `walk` found for as long as every name it passed over may be taken not to
         /// exist. A full table is swept of expired entries, and emptied if that frees nothing:
         /// the memo saves round trips, it never holds the only copy of an answer.
-        func remember(_ walk: SearchWalk, _ outcome: Outcome, recursive: Bool) {
+        func remember(_ walk: SearchWalk, _ outcome: Outcome) {
             guard walk.validFor > 0, outcome != .found(skipping: 0) else { return }
             let now = now()
             let expires = now + UInt64(min(walk.validFor, Self.maximumLifetime)) * 1_000_000_000
-            let key = Self.key(walk, recursive: recursive)
+            let key = walk.memoKey
             entries.withLock { entries in
                 if entries.count >= capacity, entries[key] == nil {
                     entries = entries.filter { $0.value.expires > now }
@@ -152,8 +152,9 @@ public struct Autopath: Sendable {
               question.name.labelCount > first.labelCount, question.name.isSubdomain(of: first) else { return nil }
         let base = Array(question.name.labels.dropLast(first.labelCount))
         var walk = SearchWalk(asked: question, base: base, rest: (cluster.dropFirst() + hostDomains + [.root])[...],
-                              ordinary: ordinary, questionSuffixLabels: questionSuffixLabels)
-        if let outcome = memo.recall(Memo.key(walk, recursive: recursive)) {
+                              ordinary: ordinary, questionSuffixLabels: questionSuffixLabels,
+                              memoKey: Memo.key(base: base, question: question, recursive: recursive))
+        if let outcome = memo.recall(walk.memoKey) {
             counters.recalledCount.add(1, ordering: .relaxed)
             walk.resume(after: outcome)
         }
@@ -179,6 +180,8 @@ public struct SearchWalk: Sendable {
     var validFor: UInt32 = .max
     /// Its later upstream names have been asked ahead (once per walk).
     var lookedAhead = false
+    /// Where the memo keeps what this walk finds, made once per walk.
+    let memoKey: Autopath.Memo.Key
 
     /// Goes to where an earlier walk of the same names ended. Its names before that are not
     /// looked up, so how long their absence holds is not known here: nothing is remembered again.
@@ -255,7 +258,7 @@ extension Responder {
             case .answer, .noData, .nameError:
                 counters?.hitCount.add(1, ordering: .relaxed)
                 counters?.savedCount.add(walk.step, ordering: .relaxed)
-                autopath?.memo.remember(walk, .found(skipping: walk.step - 1), recursive: recursive)
+                autopath?.memo.remember(walk, .found(skipping: walk.step - 1))
                 var response = shape.message(questions: [walk.asked])
                 response.header.isAuthoritative = true
                 var target = Message(header: response.header)
@@ -275,7 +278,7 @@ extension Responder {
                 break steps
             }
         }
-        if walk.rest.isEmpty { autopath?.memo.remember(walk, .nothing, recursive: recursive) }
+        if walk.rest.isEmpty { autopath?.memo.remember(walk, .nothing) }
         counters?.missCount.add(1, ordering: .relaxed)
         return .done(walk.ordinary, shape, questionSuffixLabels: walk.questionSuffixLabels)
     }
@@ -311,7 +314,7 @@ extension Responder {
         case .noError?:
             counters?.hitCount.add(1, ordering: .relaxed)
             counters?.savedCount.add(walk.step, ordering: .relaxed)
-            autopath?.memo.remember(walk, .found(skipping: walk.step - 1), recursive: true)
+            autopath?.memo.remember(walk, .found(skipping: walk.step - 1))
             return .response(completeBytes(forwarding, upstream: upstream))
         case .nameError?:
             var walk = walk

@@ -300,14 +300,8 @@ final class TogetherUpstream: @unchecked Sendable {
     let asked = NameLog()
 
     init(together: Set<String>, found: String) {
-        let socketFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var sin = Client.address(port: 0)
-        _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) } }
-        Client.setTimeout(socketFD, milliseconds: 100)
-        fd = socketFD
-        port = UInt16(bigEndian: sin.sin_port)
+        let (socketFD, port) = Client.boundUDP()
+        (fd, self.port) = (socketFD, port)
         let asked = asked
         thread = Thread {
             var held: [(peer: sockaddr_storage, length: socklen_t, query: Message)] = []

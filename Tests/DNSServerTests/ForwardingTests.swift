@@ -110,17 +110,8 @@ final class FakeUpstream: @unchecked Sendable {
     let thread: Thread
 
     init(behaviour: @escaping @Sendable (_ query: Message) -> [Reply]) {
-        func bound() -> (Int32, UInt16) {
-            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            var sin = Client.address(port: 0)
-            _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-            Client.setTimeout(fd, milliseconds: 100)
-            return (fd, UInt16(bigEndian: sin.sin_port))
-        }
-        (fd, port) = bound()
-        other = bound().0
+        (fd, port) = Client.boundUDP()
+        other = Client.boundUDP().fd
         let (fd, other, received) = (fd, other, received)
         thread = Thread {
             var buffer = [UInt8](repeating: 0, count: 4096)

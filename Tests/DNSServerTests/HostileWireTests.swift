@@ -17,6 +17,18 @@ enum Client {
         return sin
     }
 
+    /// A UDP socket bound to a port of the kernel's choice on 127.0.0.1, reads timing out after
+    /// 100 ms (so a fake upstream's thread sees its cancellation): the socket and its port.
+    static func boundUDP() -> (fd: Int32, port: UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var sin = address(port: 0)
+        _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        setTimeout(fd, milliseconds: 100)
+        return (fd, UInt16(bigEndian: sin.sin_port))
+    }
+
     static func setTimeout(_ fd: Int32, milliseconds: Int) {
         var tv = timeval(tv_sec: milliseconds / 1000, tv_usec: Int((milliseconds % 1000) * 1000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
