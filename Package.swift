@@ -219,7 +219,7 @@ let package = Package(
         // nothing else links it).
         .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"], swiftSettings: strict),
-        .testTarget(name: "DispatchSocketsTests", dependencies: ["DispatchSockets"], swiftSettings: strict),
+        .testTarget(name: "DispatchSocketsTests", dependencies: ["DispatchSockets", "NetAddress", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "DNSWireTests",
             dependencies: ["DNSWire", "NetAddress", "TestSupport"],

@@ -149,7 +149,7 @@ public final class TCPMessageServer: @unchecked Sendable {
 
         func start() {
             readSource.setEventHandler { [unowned self] in self.readAvailable() }
-            writeSource.setEventHandler { [unowned self] in self.flush() }
+            writeSource.setEventHandler { [unowned self] in if self.write() { self.settle() } }
             // The descriptor is closed once every source is cancelled; a source is cancelled
             // only after it was resumed, so each is resumed exactly once here.
             let group = DispatchGroup()
@@ -168,7 +168,7 @@ public final class TCPMessageServer: @unchecked Sendable {
                 case .done(0):
                     peerFinished = true
                     pauseReading()
-                    if output.count == outputOffset && awaiting == 0 { close() }
+                    settle()
                     return
                 case .done(let n):
                     lastActivity = server.clock.now()
@@ -183,30 +183,39 @@ public final class TCPMessageServer: @unchecked Sendable {
             }
         }
 
-        /// Answers every complete message in the input, in order.
+        /// Replies wait beyond the output limit (a client that does not read them), or queries
+        /// wait for replies at the in-flight limit: nothing more is read or parsed until they
+        /// are fewer, so a client can hold only a bounded amount of the server's memory.
+        var saturated: Bool {
+            output.count - outputOffset > server.limits.maxPendingOutput || awaiting >= server.limits.maxPendingQueries
+        }
+
+        var holdsCompleteMessage: Bool {
+            input.count >= 2 && input.count - 2 >= Int(input[0]) << 8 | Int(input[1])
+        }
+
+        /// Answers the complete messages in the input, in order, as long as the connection is
+        /// not saturated; what stays in the input is parsed once it no longer is.
         func process() {
-            var consumed = 0
-            while input.count - consumed >= 2 {
-                let length = Int(input[consumed]) << 8 | Int(input[consumed + 1])
-                guard input.count - consumed - 2 >= length else { break }
-                let message = Array(input[(consumed + 2)..<(consumed + 2 + length)])
-                consumed += 2 + length
-                if let replies = server.handler(message, peer, DeferredReply(server: server, connection: self)) {
-                    append(replies)
-                } else {
-                    awaiting += 1
-                    if awaiting >= server.limits.maxPendingQueries {
-                        // Stop parsing too: the rest waits in `input` until replies come back.
-                        if consumed > 0 { input.removeFirst(consumed) }
-                        pauseReading()
-                        flush()
-                        return
+            while true {
+                var consumed = 0
+                while !saturated, input.count - consumed >= 2 {
+                    let length = Int(input[consumed]) << 8 | Int(input[consumed + 1])
+                    guard input.count - consumed - 2 >= length else { break }
+                    let message = Array(input[(consumed + 2)..<(consumed + 2 + length)])
+                    consumed += 2 + length
+                    if let replies = server.handler(message, peer, DeferredReply(server: server, connection: self)) {
+                        append(replies)
+                    } else {
+                        awaiting += 1
                     }
                 }
+                if consumed > 0 { input.removeFirst(consumed) }
+                guard write() else { return }
+                // The kernel took enough of the replies to go on with what is held back.
+                if saturated || !holdsCompleteMessage { break }
             }
-            if consumed > 0 { input.removeFirst(consumed) }
-            flush()
-            if output.count - outputOffset > server.limits.maxPendingOutput { pauseReading() }
+            settle()
         }
 
         func append(_ replies: [[UInt8]]) {
@@ -222,12 +231,12 @@ public final class TCPMessageServer: @unchecked Sendable {
             awaiting -= 1
             lastActivity = server.clock.now()
             append(replies)
-            let resume = awaiting == server.limits.maxPendingQueries - 1 && !peerFinished && !done
-            flush()
-            if resume && !input.isEmpty { process() }
+            if write() { settle() }
         }
 
-        func flush() {
+        /// Writes what the socket takes of the output; false when the connection failed (and
+        /// is closed).
+        func write() -> Bool {
             while outputOffset < output.count {
                 // The time before the bytes leave: a client that has them and then moves a
                 // test's clock on never sees its move undone by a later reading.
@@ -238,29 +247,40 @@ public final class TCPMessageServer: @unchecked Sendable {
                     lastActivity = now
                 case .wouldBlock:
                     if !writing { writing = true; writeSource.resume() }
-                    return
+                    return true
                 default:
                     close()
-                    return
+                    return false
                 }
             }
-            output.removeAll(keepingCapacity: true)
+            output.removeAll(keepingCapacity: output.capacity <= 65536)
             outputOffset = 0
             if writing { writing = false; writeSource.suspend() }
-            if (peerFinished || done) && awaiting == 0 { close(); return }
-            if awaiting >= server.limits.maxPendingQueries { return }
-            if !reading && !peerFinished { reading = true; readSource.resume() }
+            return true
+        }
+
+        /// After every read, write and reply: reading pauses while the connection is
+        /// saturated, what was held back is parsed once it is not, reading resumes, and a
+        /// connection whose client (or server) has finished closes when nothing more is due.
+        func settle() {
+            if saturated { pauseReading(); return }
+            if holdsCompleteMessage { process(); return }
+            if peerFinished || done {
+                if output.count == outputOffset && awaiting == 0 { close() }
+                return
+            }
+            if !reading { reading = true; readSource.resume() }
         }
 
         func pauseReading() {
             if reading { reading = false; readSource.suspend() }
         }
 
-        /// Server shutdown: stop reading, close once the pending replies are written.
+        /// Server shutdown: stop reading, answer what was read, then close.
         func finish() {
             done = true
             pauseReading()
-            if output.count == outputOffset && awaiting == 0 { close() }
+            settle()
         }
 
         func close() {
