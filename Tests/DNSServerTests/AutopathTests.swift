@@ -290,6 +290,111 @@ final class AutopathServer: Sendable {
     }
 }
 
+/// Pods come and go while pods look names up: the index and the memo follow the registry's
+/// events as the zone updater applies them, and no answer is ever another namespace's walk.
+@Suite(.serialized) struct AutopathChurnTests {
+    /// The answer of a walk for `www.<asked>.svc.cluster.local.`, without TTLs (they age with
+    /// the cache).
+    static func walked(_ asked: String) -> [String] {
+        ["www.\(asked).svc.cluster.local. IN CNAME www.upstream.test.", "www.upstream.test. IN A 192.0.2.1"]
+    }
+
+    static func records(_ message: Message) -> [String] {
+        message.answers.map { record in
+            var fields = record.description.split(separator: " ", omittingEmptySubsequences: false)
+            fields.remove(at: 1)
+            return fields.joined(separator: " ")
+        }
+    }
+
+    @Test func answersStayRightWhilePodsComeAndGo() async throws {
+        let knot = try KnotUpstream()
+        let server = try await AutopathServer(upstream: knot.address)
+        // The zone follows the registry's events, as ZoneUpdater does in the daemon.
+        let (start, events) = server.registry.watchWithSnapshot()
+        server.cluster.update(start)
+        let follower = Task {
+            for try await event in events { server.cluster.apply([event], snapshot: server.registry.snapshot()) }
+        }
+        defer { follower.cancel() }
+
+        // 127.0.0.7 moves between `default` and `other` (deleted in one, created in the other);
+        // pods on 10.244.x.y arrive and leave beside it, so the index changes under every query.
+        func roamer(_ namespace: String) -> RegistryObject {
+            var pod = Pod(metadata: ObjectMeta(name: "roamer", namespace: namespace))
+            pod.spec.containers = [Pod.Container(name: "c")]
+            pod.status.podIP = "127.0.0.7"
+            pod.status.podIPs = ["127.0.0.7"]
+            return .pod(pod)
+        }
+        let moves = 200
+        let churning = Task {
+            var rng = SplitMix64(state: 17)
+            var namespace = "default"
+            try await server.registry.apply(roamer(namespace))
+            for move in 0..<moves {
+                let next = namespace == "default" ? "other" : "default"
+                try await server.registry.delete(ObjectKey(.pod, namespace: namespace, name: "roamer"))
+                try await server.registry.apply(roamer(next))
+                namespace = next
+                let n = Int(rng.next() % 500)
+                let key = ObjectKey(.pod, namespace: ["default", "other"][n % 2], name: "noise-\(n)")
+                if server.registry.get(key) != nil {
+                    try await server.registry.delete(key)
+                } else {
+                    var pod = Pod(metadata: ObjectMeta(name: key.name, namespace: key.namespace))
+                    pod.spec.containers = [Pod.Container(name: "c")]
+                    pod.status.podIP = "10.244.\(n / 250).\(n % 250 + 1)"
+                    pod.status.podIPs = [pod.status.podIP]
+                    try await server.registry.apply(.pod(pod))
+                }
+                if move % 20 == 0 { await Task.yield() }
+            }
+            return namespace
+        }
+
+        // Two clients ask throughout: a pod that stays (always its own walk) and the roamer
+        // (its walk while it is in the namespace it asks under, else the ordinary NXDOMAIN).
+        let asked = Mutex((stayed: 0, roamerWalked: 0, roamerNot: 0))
+        try await offThePool { checks in
+            for round in 0..<3_000 {
+                let stays = try server.ask("www.default.svc.cluster.local.", .a, from: "127.0.0.2")
+                checks.that(stays.rcode == .noError && Self.records(stays) == Self.walked("default"),
+                            "round \(round): the staying pod got \(stays.rcode) \(stays.answers)")
+                let namespace = round % 2 == 0 ? "default" : "other"
+                let roams = try server.ask("www.\(namespace).svc.cluster.local.", .a, from: "127.0.0.7")
+                switch roams.rcode {
+                case .noError:
+                    checks.that(Self.records(roams) == Self.walked(namespace), "round \(round): the roamer got \(roams.answers)")
+                    asked.withLock { $0.roamerWalked += 1 }
+                case .nameError:
+                    checks.that(roams.answers.isEmpty, "round \(round): the roamer's NXDOMAIN has answers \(roams.answers)")
+                    asked.withLock { $0.roamerNot += 1 }
+                default:
+                    checks.that(false, "round \(round): the roamer got \(roams.rcode)")
+                }
+                asked.withLock { $0.stayed += 1 }
+            }
+        }
+        let last = try await churning.value
+        // Settled: the zone serves the registry's last version, and the roamer's namespace only.
+        let version = server.registry.snapshot().resourceVersion
+        #expect(await eventually { server.cluster.resourceVersion == version })
+        let other = last == "default" ? "other" : "default"
+        #expect(Self.records(try server.ask("www.\(last).svc.cluster.local.", .a, from: "127.0.0.7")) == Self.walked(last))
+        #expect(try server.ask("www.\(other).svc.cluster.local.", .a, from: "127.0.0.7").rcode == .nameError)
+        let counts = asked.withLock { $0 }
+        #expect(counts.stayed == 3_000 && counts.roamerWalked + counts.roamerNot == 3_000)
+        // The index served after the churn is the index compiled from the registry afresh.
+        let fresh = ClusterAuthority(configuration: ClusterConfiguration(serviceCIDRs: [RegistryConfiguration.defaultServiceCIDR]),
+                                     snapshot: server.registry.snapshot())
+        for n in 0..<500 {
+            let address = IPAddress("10.244.\(n / 250).\(n % 250 + 1)")!
+            #expect(server.cluster.clusterSearchPath(of: address) == fresh.clusterSearchPath(of: address), "\(address)")
+        }
+    }
+}
+
 /// An upstream that answers nothing until it has been asked every one of `together`: a walk
 /// whose upstream names are asked one after another never gets past the first here. Then it
 /// answers every question, `found` with an address and the others NXDOMAIN.
