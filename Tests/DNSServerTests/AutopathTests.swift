@@ -198,6 +198,22 @@ final class AutopathServer: Sendable {
         }
     }
 
+    /// dig from a pod's address (`-b`) and from one that is no pod: the walk's answer, and the
+    /// ordinary NXDOMAIN.
+    @Test(.enabled(if: toolAvailable("dig"))) func digSeesTheWalkFromAPodOnly() async throws {
+        let knot = try KnotUpstream()
+        let server = try await AutopathServer(upstream: knot.address)
+        for (source, tcp, expected) in [("127.0.0.2", false, "www.default.svc.cluster.local. 300 IN CNAME www.upstream.test.\nwww.upstream.test. 300 IN A 192.0.2.1\n"),
+                                        ("127.0.0.2", true, "www.default.svc.cluster.local. 300 IN CNAME www.upstream.test.\nwww.upstream.test. 300 IN A 192.0.2.1\n"),
+                                        ("127.0.0.1", false, "")] {
+            let dig = try run("dig", ["-b", source, "@127.0.0.1", "-p", String(server.port), "+time=3", "+tries=1", "+noall", "+answer",
+                                      "+nocmd", tcp ? "+tcp" : "+notcp", "www.default.svc.cluster.local", "A"])
+            #expect(dig.status == 0)
+            #expect(dig.output.replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "  ", with: " ") == expected,
+                    "from \(source) tcp=\(tcp): \(dig.output)")
+        }
+    }
+
     @Test func countersSayWhatWasWalkedAndSaved() async throws {
         let knot = try KnotUpstream()
         let server = try await AutopathServer(upstream: knot.address)
