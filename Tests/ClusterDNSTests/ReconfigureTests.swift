@@ -156,3 +156,51 @@ final class SlowUpstream: @unchecked Sendable {
         try await running.value
     }
 }
+
+/// A name answered from upstream and cached, then a static zone that covers it: the zone's
+/// answer at once, not the cached one (the set of zones changed, so the cache is emptied);
+/// and once the zone is removed, the name is forwarded again.
+@Suite struct CacheAcrossZoneChangesTests {
+    @Test func aNewZoneIsAnsweredAtOnceAndARemovedOneIsForwardedAgain() async throws {
+        let upstream = SlowUpstream(address: "192.0.2.1")
+        let directory = NSTemporaryDirectory() + "zones-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var logger = Logger(label: "cache-flush")
+        logger.logLevel = .warning
+        var configuration = ClusterDNSConfiguration(dnsAddresses: [SocketAddress(parsing: "127.0.0.1:0")!])
+        configuration.zonesDirectory = directory
+        configuration.forwarding = UpstreamResolver.Configuration(groups: [UpstreamGroup(servers: [upstream.address])])
+        let dns = try ClusterDNSService(configuration: configuration, logger: logger)
+        let group = ServiceGroup(services: [dns], logger: logger)
+        let running = Task { try await group.run() }
+        let port = try #require(await dns.server.boundAddresses.first).port
+        func ask(_ name: String) throws -> (addresses: [String], authoritative: Bool) {
+            let query = Message(header: Header(id: 9, isRecursionDesired: true), questions: [Question(name: try DomainName(name), type: .a)])
+            let reply = try Message(decoding: try #require(exchange(query.encoded(), port: port, seconds: 5)))
+            return (reply.answers.map(\.data.presentation), reply.header.isAuthoritative)
+        }
+        // Forwarded, then the same answer from the cache.
+        #expect(try ask("www.example.test.") == (["192.0.2.1"], false))
+        #expect(try ask("www.example.test.") == (["192.0.2.1"], false))
+        #expect(upstream.received == 1, "the second answer came from the cache")
+
+        try """
+            $TTL 60
+            @   IN SOA ns hostmaster 1 7200 900 1209600 60
+                IN NS ns
+            ns  IN A 192.0.2.53
+            www IN A 198.51.100.7
+            """.write(toFile: directory + "/example.test.zone", atomically: true, encoding: .utf8)
+        // Reloaded by this call or by the service's own watch of the directory, whichever is first.
+        dns.reloadZones()
+        #expect(try await eventually { try ask("www.example.test.") == (["198.51.100.7"], true) })
+
+        try FileManager.default.removeItem(atPath: directory + "/example.test.zone")
+        dns.reloadZones()
+        #expect(try await eventually { try ask("www.example.test.") == (["192.0.2.1"], false) })
+        #expect(upstream.received == 2, "asked upstream again, not answered from a cache of before the zone")
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+}
