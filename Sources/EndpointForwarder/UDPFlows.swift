@@ -100,10 +100,29 @@ final class UDPFrontendServer: @unchecked Sendable {
             guard case .done(let n) = Socket.receive(fd, into: buffer, from: &sender) else { return }
             guard let client = sender else { continue }
             stats.bytesIn.add(n, ordering: .relaxed)
-            guard let flow = flows[client] ?? newFlow(for: client) else { continue }
+            guard var flow = flows[client] ?? newFlow(for: client) else { continue }
             flow.lastActivity = clock.now()
-            _ = Socket.send(flow.fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            let datagram = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            // An ICMP unreachable that came back for an earlier datagram is reported by this
+            // send: the flow ends and the datagram goes through a new flow to another endpoint.
+            if case .failed(let error) = Socket.send(flow.fd, datagram), Self.isUnreachable(error) {
+                endpointUnreachable(flow)
+                guard let next = newFlow(for: client) else { continue }
+                flow = next
+                _ = Socket.send(flow.fd, datagram)
+            }
         }
+    }
+
+    static func isUnreachable(_ error: Int32) -> Bool {
+        error == ECONNREFUSED || error == EHOSTUNREACH || error == ENETUNREACH
+    }
+
+    /// The flow's endpoint answered ICMP unreachable: it is marked failing (new flows choose
+    /// others for its penalty) and the flow ends.
+    func endpointUnreachable(_ flow: Flow) {
+        slot.chooser.health.markFailed(flow.backend.address)
+        remove(flow)
     }
 
     func newFlow(for client: SocketAddress) -> Flow? {
@@ -154,10 +173,7 @@ final class UDPFrontendServer: @unchecked Sendable {
             case .wouldBlock:
                 return
             case .failed(let error):
-                if error == ECONNREFUSED || error == EHOSTUNREACH || error == ENETUNREACH {
-                    slot.chooser.health.markFailed(flow.backend.address)
-                    remove(flow)
-                }
+                if Self.isUnreachable(error) { endpointUnreachable(flow) }
                 return
             }
             flow.lastActivity = clock.now()

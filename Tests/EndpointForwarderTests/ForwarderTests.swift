@@ -177,6 +177,8 @@ final class UDPBackend: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
     let thread: Thread
+    /// Signalled once the socket is closed.
+    let closed = DispatchSemaphore(value: 0)
 
     init(name: String, ip: String, port wanted: UInt16 = 0) {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -184,6 +186,7 @@ final class UDPBackend: @unchecked Sendable {
         self.fd = fd
         port = boundPort(fd)
         setTimeout(fd, milliseconds: 200)
+        let closed = closed
         thread = Thread {
             var buffer = [UInt8](repeating: 0, count: 2048)
             while !Thread.current.isCancelled {
@@ -195,8 +198,17 @@ final class UDPBackend: @unchecked Sendable {
                 _ = withUnsafePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, reply, reply.count, 0, $0, length) } }
             }
             close(fd)
+            closed.signal()
         }
         thread.start()
+    }
+
+    /// Closes the socket and returns once it is closed: datagrams to its port are then
+    /// answered by ICMP port unreachable.
+    func stop() {
+        thread.cancel()
+        closed.wait()
+        closed.signal()
     }
 
     deinit { thread.cancel() }
@@ -471,6 +483,55 @@ final class RunningForwarder: Sendable {
         try await running.settle(registry)
         #expect(await eventually { running.forwarder.stats(for: frontend)?.movedFlowCount == 2 })
         #expect(exchange("four") == "w:four")
+    }
+
+    /// An endpoint whose port closes while a flow uses it (the process died, its address
+    /// stayed): the client's next datagram brings ICMP port unreachable, which ends the flow and
+    /// marks the endpoint failing, so the datagram after it is answered by the other endpoint;
+    /// one datagram is lost, as with any UDP service whose server died.
+    @Test func aUDPFlowWhoseEndpointAnswersPortUnreachableMovesOn() async throws {
+        let first = UDPBackend(name: "u", ip: "127.0.0.2")
+        let second = UDPBackend(name: "v", ip: "127.0.0.3", port: first.port)
+        defer { withExtendedLifetime((first, second)) {} }
+        let registry = try makeRegistry()
+        try await apply(registry, serviceManifest("icmp", clusterIP: "127.100.0.20", port: 5302, protocol: "UDP", targetPort: first.port,
+                                                  endpoints: [("127.0.0.2", true), ("127.0.0.3", true)]))
+        let running = try await RunningForwarder(registry: registry)
+        let frontend = Frontend(address: SocketAddress(parsing: "127.100.0.20:5302")!, protocol: .udp)
+        func client() -> Int32 {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            setTimeout(fd, milliseconds: 500)
+            _ = withSockaddr("127.100.0.20", 5302) { connect(fd, $0, $1) }
+            return fd
+        }
+        func exchange(_ fd: Int32, _ text: String) -> String? {
+            let message = Array(text.utf8)
+            _ = send(fd, message, message.count, 0)
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+        }
+        let fd = client()
+        defer { close(fd) }
+        let began = try #require(exchange(fd, "one")?.split(separator: ":").first.map(String.init))
+        let other = began == "u" ? "v" : "u"
+        (began == "u" ? first : second).stop()
+        var lost = 0
+        var answer: String? = nil
+        for attempt in 0..<10 {
+            answer = exchange(fd, "try\(attempt)")
+            if answer != nil { break }
+            lost += 1
+        }
+        #expect(answer?.hasPrefix("\(other):") == true, "answered by \(answer ?? "nobody")")
+        #expect(lost <= 1, "\(lost) datagrams lost")
+        #expect(running.forwarder.udpFlows(for: frontend) == 1)
+        // The endpoint is marked failing: new clients' flows go to the other one.
+        for _ in 0..<4 {
+            let fresh = client()
+            defer { close(fresh) }
+            #expect(exchange(fresh, "new")?.hasPrefix("\(other):") == true)
+        }
     }
 
     /// With `closeOnRemoval`, the connections of an endpoint that leaves are reset (the default
