@@ -133,3 +133,85 @@ struct NodesTests {
         }
     }
 }
+
+/// A daemon listening on the wildcard addresses (0.0.0.0 and ::) of a network namespace whose
+/// loopback holds several IPv4 and IPv6 addresses: every address answers over UDP and TCP, and
+/// the UDP reply comes from the address asked (dig drops a reply from any other, so a wrong
+/// source fails here); names outside the cluster go to an IPv6 upstream (a second daemon
+/// serving a static zone on [fd00:53::1]:5300); an IPv6 ClusterIP relays through the forwarder
+/// to an IPv6 endpoint.
+@Suite(.serialized, .enabled(if: namespacesAvailable(), "needs root with CAP_NET_ADMIN and iproute2 to create network namespaces"))
+struct WildcardAndIPv6Tests {
+    @Test func everyAddressAnswersFromItselfAndIPv6GoesThroughEverything() throws {
+        let namespace = "cdns-w-\(getpid() % 10000)"
+        try #require(sh("ip netns add \(namespace)").status == 0)
+        defer { sh("ip netns del \(namespace)") }
+        for command in ["ip -n \(namespace) link set lo up",
+                        "ip -n \(namespace) addr add 10.53.0.1/32 dev lo", "ip -n \(namespace) addr add 10.53.0.2/32 dev lo",
+                        "ip -n \(namespace) addr add fd00:53::1/128 dev lo nodad", "ip -n \(namespace) addr add fd00:53::2/128 dev lo nodad",
+                        "ip -n \(namespace) addr add fd00:96::10/128 dev lo nodad"] {
+            let result = sh(command)
+            try #require(result.status == 0, "\(command): \(result.output)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wildcard-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let zones = directory.appendingPathComponent("zones"), manifests = directory.appendingPathComponent("manifests")
+        for path in [zones, manifests] { try FileManager.default.createDirectory(at: path, withIntermediateDirectories: true) }
+        try """
+            $TTL 300
+            @   IN SOA ns hostmaster 1 7200 900 1209600 60
+                IN NS ns
+            ns  IN A 192.0.2.53
+            www IN A 192.0.2.1
+            www IN AAAA 2001:db8::1
+            """.write(to: zones.appendingPathComponent("upstream.test.zone"), atomically: true, encoding: .utf8)
+        try """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: v6, namespace: default}
+            spec:
+              ipFamilies: [IPv6]
+              clusterIP: fd00:96::10
+              ports: [{name: dns, port: 8053, protocol: TCP}]
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: v6-1, namespace: default, labels: {kubernetes.io/service-name: v6}}
+            addressType: IPv6
+            ports: [{name: dns, port: 5300, protocol: TCP}]
+            endpoints: [{addresses: ["fd00:53::1"]}]
+            """.write(to: manifests.appendingPathComponent("v6.yaml"), atomically: true, encoding: .utf8)
+        func start(_ arguments: [String]) throws -> ChildProcess {
+            let process = ChildProcess()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace, Tool.executable.path, "serve", "--http", "none", "--resolv-conf", "none",
+                                 "--lameduck", "0s", "--log-level", "warning"] + arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
+        let upstream = try start(["--dns", "[fd00:53::1]:5300", "--zones", zones.path])
+        let server = try start(["--dns", "0.0.0.0:53", "--dns", "[::]:53", "--upstream", "[fd00:53::1]:5300", "--zones", "none",
+                                "--manifests", manifests.path, "--service-cidr", "10.96.0.0/12", "--service-cidr", "fd00:96::/112",
+                                "--forwarder"])
+        defer { for process in [upstream, server] where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func dig(_ arguments: String) -> String {
+            sh("ip netns exec \(namespace) dig +short +time=1 +tries=1 \(arguments)").output
+        }
+        try #require(eventually(20) { dig("@10.53.0.1 AAAA v6.default.svc.cluster.local") == "fd00:96::10\n" }, "the daemon answers")
+        // Each client asks from another address than the one it asks (the kernel's own choice
+        // of source for the reply would be the client's address).
+        for (address, client) in [("10.53.0.1", "10.53.0.2"), ("10.53.0.2", "10.53.0.1"), ("127.0.0.1", "10.53.0.1"),
+                                  ("fd00:53::1", "fd00:53::2"), ("fd00:53::2", "fd00:53::1"), ("::1", "fd00:53::2")] {
+            for transport in ["+notcp", "+tcp"] {
+                let ask = "\(transport) -b \(client) @\(address)"
+                #expect(dig("\(ask) AAAA v6.default.svc.cluster.local") == "fd00:96::10\n", "\(ask)")
+                #expect(dig("\(ask) A www.upstream.test") == "192.0.2.1\n", "\(ask), forwarded")
+            }
+        }
+        // The IPv6 ClusterIP relays to the IPv6 endpoint (the upstream daemon's TCP).
+        #expect(eventually(10) { dig("+tcp @fd00:96::10 -p 8053 AAAA www.upstream.test") == "2001:db8::1\n" })
+        #expect(server.isRunning && upstream.isRunning)
+    }
+}
