@@ -295,7 +295,7 @@ let package = Package(
         .testTarget(
             name: "ClusterDNSToolTests",
             dependencies: [
-                "ClusterDNSCommand", "ServiceRegistry", "NetAddress", "DNSResolver", "TestSupport",
+                "ClusterDNSCommand", "ServiceRegistry", "NetAddress", "DNSResolver", "DNSWire", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Clients"],

@@ -1,3 +1,4 @@
+import DNSWire
 import Foundation
 import NetAddress
 import ServiceRegistry
@@ -112,5 +113,130 @@ struct FullFilesystemTests {
         let list = try #require(try JSONSerialization.jsonObject(with: Data(read("listed.json").utf8)) as? [String: Any])
         let stored = (list["items"] as? [[String: Any]] ?? []).compactMap { ($0["metadata"] as? [String: Any])?["name"] as? String }
         #expect(Set(stored) == Set(applied) && stored.count == applied.count, "exactly what was acknowledged is stored")
+    }
+}
+
+/// The daemon with `--state`, killed with SIGKILL at a random moment 100 times while it applies
+/// manifests that grow and change between its lives, and asked for the services' addresses
+/// over DNS all the while: after each kill the database opens, every address the daemon had
+/// served is stored for its service, an address or node port once stored never changes, and no
+/// two services share one.
+@Suite struct DaemonCrashSafetyTests {
+    static let rounds = 100
+
+    /// Round `round`'s file: ten NodePort services, with a label that changes every time the
+    /// file is written again (an update to apply).
+    static func manifest(round: Int, generation: Int) -> String {
+        (0..<10).map { i in
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: r\(round)-s\(i), namespace: ns-\(i % 3), labels: {generation: "\(generation)"}}
+            spec: {type: NodePort, ports: [{name: http, port: 80}]}
+            """
+        }.joined(separator: "\n---\n")
+    }
+
+    /// One A question over UDP; the address answered, nil for anything else.
+    static func ask(_ name: String, port: UInt16) -> String? {
+        let query = Message(header: Header(id: UInt16.random(in: 1...65535), isRecursionDesired: false),
+                            questions: [Question(name: try! DomainName(name), type: .a)]).encoded()
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0, send(fd, query, query.count, 0) == query.count else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 1500)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        guard n > 0, let reply = try? Message(decoding: Array(buffer[0..<n])), reply.rcode == .noError,
+              case .a(let ip)? = reply.answers.first?.data else { return nil }
+        return ip.description
+    }
+
+    @Test func sigkillAtRandomMomentsLosesNothingServed() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("daemon-crash-\(UUID().uuidString)")
+        let manifests = root.appendingPathComponent("manifests"), state = root.appendingPathComponent("state")
+        try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        var rng = SystemRandomNumberGenerator()
+        /// Every service's cluster IP and node port, as first stored.
+        var stored: [String: (clusterIP: String, nodePort: Int)] = [:]
+        var servedTotal = 0
+        for round in 0..<Self.rounds {
+            // A new file, and now and then an old one written again with a new label.
+            try Self.manifest(round: round, generation: 0).write(to: manifests.appendingPathComponent("r\(round).yaml"),
+                                                                  atomically: true, encoding: .utf8)
+            if round > 0, Bool.random(using: &rng) {
+                let old = Int.random(in: 0..<round, using: &rng)
+                try Self.manifest(round: old, generation: round).write(to: manifests.appendingPathComponent("r\(old).yaml"),
+                                                                        atomically: true, encoding: .utf8)
+            }
+            let port = freePort()
+            let process = ChildProcess()
+            process.executableURL = Tool.executable
+            process.arguments = ["serve", "--state", state.path, "--manifests", manifests.path, "--dns", "127.0.0.1:\(port)",
+                                 "--http", "none", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // Ask for names of every round so far until the moment of the kill.
+            let deadline = monotonicSeconds() + Double.random(in: 0.05...0.6, using: &rng)
+            var served: [String: String] = [:]
+            while monotonicSeconds() < deadline {
+                let r = Int.random(in: 0...round, using: &rng), i = Int.random(in: 0..<10, using: &rng)
+                let name = "r\(r)-s\(i).ns-\(i % 3).svc.cluster.local."
+                if let ip = Self.ask(name, port: port) { served["r\(r)-s\(i)"] = ip }
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            servedTotal += served.count
+
+            let registry = try Registry(storage: SQLiteStorage(directory: state.path))
+            let services = registry.snapshot().services
+            var now: [String: (clusterIP: String, nodePort: Int)] = [:]
+            for service in services {
+                now[service.metadata.name] = (service.spec.clusterIP, service.spec.ports.first?.nodePort ?? 0)
+            }
+            #expect(now.count == services.count, "round \(round): a name stored twice")
+            for (name, ip) in served {
+                #expect(now[name]?.clusterIP == ip, "round \(round): \(name) was served as \(ip), stored as \(now[name]?.clusterIP ?? "nothing")")
+            }
+            for (name, first) in stored {
+                #expect(now[name]?.clusterIP == first.clusterIP && now[name]?.nodePort == first.nodePort,
+                        "round \(round): \(name) was \(first), is \(String(describing: now[name]))")
+            }
+            #expect(Set(now.values.map(\.clusterIP)).count == now.count, "round \(round): a cluster IP given twice")
+            #expect(Set(now.values.map(\.nodePort)).count == now.count, "round \(round): a node port given twice")
+            for (name, value) in now where stored[name] == nil { stored[name] = value }
+        }
+        #expect(servedTotal > Self.rounds, "names served across the rounds: \(servedTotal)")
+        // A last life, not cut short, serves every service with the address first stored.
+        let port = freePort()
+        let process = ChildProcess()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--state", state.path, "--manifests", manifests.path, "--dns", "127.0.0.1:\(port)",
+                             "--http", "none", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let last = "r\(Self.rounds - 1)-s9"
+        #expect(eventually(60) { Self.ask("\(last).ns-0.svc.cluster.local.", port: port) != nil })
+        let registry = try Registry(storage: SQLiteStorage(directory: state.path))
+        #expect(registry.snapshot().services.count == Self.rounds * 10)
+        for round in 0..<Self.rounds {
+            for i in 0..<10 {
+                let name = "r\(round)-s\(i)"
+                let ip = Self.ask("\(name).ns-\(i % 3).svc.cluster.local.", port: port)
+                #expect(ip != nil && (stored[name] == nil || stored[name]?.clusterIP == ip), "\(name): \(ip ?? "no answer")")
+            }
+        }
     }
 }

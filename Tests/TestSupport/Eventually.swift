@@ -17,7 +17,7 @@ public func eventually(within seconds: Double = 60, _ condition: () throws -> Bo
     return try condition()
 }
 
-func monotonicSeconds() -> Double {
+public func monotonicSeconds() -> Double {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
