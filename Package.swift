@@ -217,8 +217,10 @@ let package = Package(
         ),
         // What the tests share: a seeded generator, waiting for a condition (not a product:
         // nothing else links it).
-        .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
+        .target(name: "TestSupport", dependencies: ["CTestSupport"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"], swiftSettings: strict),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport", "CTestSupport"], swiftSettings: strict),
         .testTarget(name: "DispatchSocketsTests", dependencies: ["DispatchSockets", "NetAddress", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "DNSWireTests",

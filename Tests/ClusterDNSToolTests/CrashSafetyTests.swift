@@ -160,7 +160,13 @@ struct FullFilesystemTests {
         return ip.description
     }
 
-    @Test func sigkillAtRandomMomentsLosesNothingServed() throws {
+    @Test func sigkillAtRandomMomentsLosesNothingServed() async throws {
+        // A few minutes of blocking work: on a thread of its own, not one of the two the
+        // async tests share.
+        try await offThePool { checks in try Self.killAgainAndAgain(checks) }
+    }
+
+    static func killAgainAndAgain(_ checks: Checks) throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("daemon-crash-\(UUID().uuidString)")
         let manifests = root.appendingPathComponent("manifests"), state = root.appendingPathComponent("state")
         try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
@@ -171,11 +177,11 @@ struct FullFilesystemTests {
         var servedTotal = 0
         for round in 0..<Self.rounds {
             // A new file, and now and then an old one written again with a new label.
-            try Self.manifest(round: round, generation: 0).write(to: manifests.appendingPathComponent("r\(round).yaml"),
+            try manifest(round: round, generation: 0).write(to: manifests.appendingPathComponent("r\(round).yaml"),
                                                                   atomically: true, encoding: .utf8)
             if round > 0, Bool.random(using: &rng) {
                 let old = Int.random(in: 0..<round, using: &rng)
-                try Self.manifest(round: old, generation: round).write(to: manifests.appendingPathComponent("r\(old).yaml"),
+                try manifest(round: old, generation: round).write(to: manifests.appendingPathComponent("r\(old).yaml"),
                                                                         atomically: true, encoding: .utf8)
             }
             let port = freePort()
@@ -192,7 +198,7 @@ struct FullFilesystemTests {
             while monotonicSeconds() < deadline {
                 let r = Int.random(in: 0...round, using: &rng), i = Int.random(in: 0..<10, using: &rng)
                 let name = "r\(r)-s\(i).ns-\(i % 3).svc.cluster.local."
-                if let ip = Self.ask(name, port: port) { served["r\(r)-s\(i)"] = ip }
+                if let ip = ask(name, port: port) { served["r\(r)-s\(i)"] = ip }
             }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -204,19 +210,19 @@ struct FullFilesystemTests {
             for service in services {
                 now[service.metadata.name] = (service.spec.clusterIP, service.spec.ports.first?.nodePort ?? 0)
             }
-            #expect(now.count == services.count, "round \(round): a name stored twice")
+            checks.that(now.count == services.count, "round \(round): a name stored twice")
             for (name, ip) in served {
-                #expect(now[name]?.clusterIP == ip, "round \(round): \(name) was served as \(ip), stored as \(now[name]?.clusterIP ?? "nothing")")
+                checks.that(now[name]?.clusterIP == ip, "round \(round): \(name) was served as \(ip), stored as \(now[name]?.clusterIP ?? "nothing")")
             }
             for (name, first) in stored {
-                #expect(now[name]?.clusterIP == first.clusterIP && now[name]?.nodePort == first.nodePort,
+                checks.that(now[name]?.clusterIP == first.clusterIP && now[name]?.nodePort == first.nodePort,
                         "round \(round): \(name) was \(first), is \(String(describing: now[name]))")
             }
-            #expect(Set(now.values.map(\.clusterIP)).count == now.count, "round \(round): a cluster IP given twice")
-            #expect(Set(now.values.map(\.nodePort)).count == now.count, "round \(round): a node port given twice")
+            checks.that(Set(now.values.map(\.clusterIP)).count == now.count, "round \(round): a cluster IP given twice")
+            checks.that(Set(now.values.map(\.nodePort)).count == now.count, "round \(round): a node port given twice")
             for (name, value) in now where stored[name] == nil { stored[name] = value }
         }
-        #expect(servedTotal > Self.rounds, "names served across the rounds: \(servedTotal)")
+        checks.that(servedTotal > Self.rounds, "names served across the rounds: \(servedTotal)")
         // A last life, not cut short, serves every service with the address first stored.
         let port = freePort()
         let process = ChildProcess()
@@ -228,14 +234,14 @@ struct FullFilesystemTests {
         try process.run()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let last = "r\(Self.rounds - 1)-s9"
-        #expect(eventually(60) { Self.ask("\(last).ns-0.svc.cluster.local.", port: port) != nil })
+        checks.that(eventually(60) { ask("\(last).ns-0.svc.cluster.local.", port: port) != nil })
         let registry = try Registry(storage: SQLiteStorage(directory: state.path))
-        #expect(registry.snapshot().services.count == Self.rounds * 10)
+        checks.that(registry.snapshot().services.count == Self.rounds * 10)
         for round in 0..<Self.rounds {
             for i in 0..<10 {
                 let name = "r\(round)-s\(i)"
-                let ip = Self.ask("\(name).ns-\(i % 3).svc.cluster.local.", port: port)
-                #expect(ip != nil && (stored[name] == nil || stored[name]?.clusterIP == ip), "\(name): \(ip ?? "no answer")")
+                let ip = ask("\(name).ns-\(i % 3).svc.cluster.local.", port: port)
+                checks.that(ip != nil && (stored[name] == nil || stored[name]?.clusterIP == ip), "\(name): \(ip ?? "no answer")")
             }
         }
     }

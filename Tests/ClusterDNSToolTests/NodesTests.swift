@@ -142,16 +142,20 @@ struct NodesTests {
 /// to an IPv6 endpoint.
 @Suite(.serialized, .enabled(if: namespacesAvailable(), "needs root with CAP_NET_ADMIN and iproute2 to create network namespaces"))
 struct WildcardAndIPv6Tests {
-    @Test func everyAddressAnswersFromItselfAndIPv6GoesThroughEverything() throws {
+    @Test func everyAddressAnswersFromItselfAndIPv6GoesThroughEverything() async throws {
+        try await offThePool { checks in try Self.wildcardAndIPv6(checks) }
+    }
+
+    static func wildcardAndIPv6(_ checks: Checks) throws {
         let namespace = "cdns-w-\(getpid() % 10000)"
-        try #require(sh("ip netns add \(namespace)").status == 0)
+        try checks.require(sh("ip netns add \(namespace)").status == 0)
         defer { sh("ip netns del \(namespace)") }
         for command in ["ip -n \(namespace) link set lo up",
                         "ip -n \(namespace) addr add 10.53.0.1/32 dev lo", "ip -n \(namespace) addr add 10.53.0.2/32 dev lo",
                         "ip -n \(namespace) addr add fd00:53::1/128 dev lo nodad", "ip -n \(namespace) addr add fd00:53::2/128 dev lo nodad",
                         "ip -n \(namespace) addr add fd00:96::10/128 dev lo nodad"] {
             let result = sh(command)
-            try #require(result.status == 0, "\(command): \(result.output)")
+            try checks.require(result.status == 0, "\(command): \(result.output)")
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wildcard-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -199,19 +203,19 @@ struct WildcardAndIPv6Tests {
         func dig(_ arguments: String) -> String {
             sh("ip netns exec \(namespace) dig +short +time=1 +tries=1 \(arguments)").output
         }
-        try #require(eventually(20) { dig("@10.53.0.1 AAAA v6.default.svc.cluster.local") == "fd00:96::10\n" }, "the daemon answers")
+        try checks.require(eventually(20) { dig("@10.53.0.1 AAAA v6.default.svc.cluster.local") == "fd00:96::10\n" }, "the daemon answers")
         // Each client asks from another address than the one it asks (the kernel's own choice
         // of source for the reply would be the client's address).
         for (address, client) in [("10.53.0.1", "10.53.0.2"), ("10.53.0.2", "10.53.0.1"), ("127.0.0.1", "10.53.0.1"),
                                   ("fd00:53::1", "fd00:53::2"), ("fd00:53::2", "fd00:53::1"), ("::1", "fd00:53::2")] {
             for transport in ["+notcp", "+tcp"] {
                 let ask = "\(transport) -b \(client) @\(address)"
-                #expect(dig("\(ask) AAAA v6.default.svc.cluster.local") == "fd00:96::10\n", "\(ask)")
-                #expect(dig("\(ask) A www.upstream.test") == "192.0.2.1\n", "\(ask), forwarded")
+                checks.that(dig("\(ask) AAAA v6.default.svc.cluster.local") == "fd00:96::10\n", "\(ask)")
+                checks.that(dig("\(ask) A www.upstream.test") == "192.0.2.1\n", "\(ask), forwarded")
             }
         }
         // The IPv6 ClusterIP relays to the IPv6 endpoint (the upstream daemon's TCP).
-        #expect(eventually(10) { dig("+tcp @fd00:96::10 -p 8053 AAAA www.upstream.test") == "2001:db8::1\n" })
-        #expect(server.isRunning && upstream.isRunning)
+        checks.that(eventually(10) { dig("+tcp @fd00:96::10 -p 8053 AAAA www.upstream.test") == "2001:db8::1\n" })
+        checks.that(server.isRunning && upstream.isRunning)
     }
 }

@@ -1,4 +1,4 @@
-import CShims
+import CTestSupport
 public import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +9,10 @@ import Glibc
 /// `Process.run()` lists /proc/self/fd into a buffer sized by an earlier count and crashes
 /// when another test's thread opens descriptors in between; and because a child it starts
 /// inherits every descriptor not marked close-on-exec, so one test's child could hold another
-/// test's pipe open. Here `posix_spawn` closes every descriptor above 2 in the child.
+/// test's pipe open. Here the child has every descriptor above 2 closed, a process group of
+/// its own (killed whole when the test drops it), and dies with the test process: children are
+/// started by one thread that lives as long as the process (`Spawner`), and each asks the kernel
+/// for SIGKILL when that thread ends, so a test process that crashes or is killed leaves none.
 public final class ChildProcess: @unchecked Sendable {
     public var executableURL: URL?
     public var arguments: [String]?
@@ -39,11 +42,15 @@ public final class ChildProcess: @unchecked Sendable {
         let input = Self.descriptor(standardInput, reading: true)
         let output = Self.descriptor(standardOutput, reading: false)
         let errors = Self.descriptor(standardError, reading: false)
-        var child: pid_t = 0
-        let result = withCStrings(argv) { argv in
-            withCStrings(envp) { envp in
-                cdns_spawn(&child, executable, argv, envp, input, output, errors, currentDirectoryURL?.path, 0, 0)
+        let directory = currentDirectoryURL?.path
+        let (result, child) = Spawner.shared.run {
+            var child: pid_t = 0
+            let result = withCStrings(argv) { argv in
+                withCStrings(envp) { envp in
+                    cdns_test_spawn(&child, executable, argv, envp, input, output, errors, directory)
+                }
             }
+            return (result, child)
         }
         guard result == 0 else {
             throw ChildProcessError("\(executable): \(String(cString: strerror(result)))")
@@ -124,11 +131,12 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     deinit {
-        // A child nobody waited for is reaped when it is dropped, not left a zombie.
+        // A child nobody waited for is killed with its process group and reaped when it is
+        // dropped, not left running or a zombie.
         if pid > 0, waitStatus == nil {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == 0 {
-                kill(pid, SIGKILL)
+                kill(-pid, SIGKILL)
                 _ = waitpid(pid, &status, 0)
             }
         }
@@ -146,4 +154,42 @@ private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeM
     pointers.append(nil)
     defer { for pointer in pointers { free(pointer) } }
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// The thread that starts every child: it never ends, so the children's death signal (which
+/// the kernel sends when the thread that started them ends) comes only with the process's end.
+final class Spawner: @unchecked Sendable {
+    static let shared = Spawner()
+
+    private let condition = NSCondition()
+    private var work: [() -> Void] = []
+
+    private init() {
+        let thread = Thread { [unowned self] in
+            while true {
+                condition.lock()
+                while work.isEmpty { condition.wait() }
+                let next = work.removeFirst()
+                condition.unlock()
+                next()
+            }
+        }
+        thread.name = "test-spawner"
+        thread.start()
+    }
+
+    /// Runs `body` on the spawning thread and returns its result.
+    func run<T>(_ body: @escaping () -> T) -> T {
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: T? = nil
+        condition.lock()
+        work.append {
+            result = body()
+            done.signal()
+        }
+        condition.signal()
+        condition.unlock()
+        done.wait()
+        return result!
+    }
 }
