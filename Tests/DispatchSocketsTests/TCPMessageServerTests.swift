@@ -22,11 +22,13 @@ import TestSupport
     }
 
     /// A server on 127.0.0.1 whose handler answers each message with `reply(message)`, or
-    /// holds it back when that is nil.
+    /// holds it back when that is nil. Its idle timeout runs on a clock that stands still: a
+    /// test held up on a busy machine must not find its connection closed for idleness.
     static func server(limits: TCPMessageServer.Limits = .init(), reply: @escaping @Sendable ([UInt8]) -> [UInt8]?)
         throws -> (TCPMessageServer, Handled) {
         let handled = Handled()
-        let server = try TCPMessageServer(address: SocketAddress(address: IPAddress("127.0.0.1")!, port: 0), limits: limits) { message, _, later in
+        let server = try TCPMessageServer(address: SocketAddress(address: IPAddress("127.0.0.1")!, port: 0), limits: limits,
+                                          clock: ManualClock()) { message, _, later in
             handled.messages.withLock { $0.append(message) }
             if let answer = reply(message) { return [answer] }
             handled.deferred.withLock { $0.append((message, later)) }
