@@ -9,6 +9,7 @@ extension AllocationClaim {
         case .clusterIP(let ip): "ranges/serviceips/\(ip)"
         case .nodePort(let port): "ranges/servicenodeports/\(port)"
         case .loadBalancerIP(let ip): "ranges/loadbalancerips/\(ip)"
+        case .podIP(let ip): "ranges/podips/\(ip)"
         }
     }
 }

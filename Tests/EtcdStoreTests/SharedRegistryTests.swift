@@ -96,6 +96,67 @@ import TestSupport
         }
     }
 
+    /// Pods created without an address on one node by several replicas at once get distinct
+    /// addresses from its pod CIDR (each claimed in etcd, as a service's ClusterIP is); an
+    /// address given explicitly that another replica's pod holds is refused as on one replica.
+    @Test func replicasCreatingPodsAtOnceGiveDistinctPodIPs() async throws {
+        try await withReplicas(3) { replicas, _ in
+            let node = try #require(Manifest.decode("""
+                apiVersion: v1
+                kind: Node
+                metadata: {name: node-a}
+                spec: {podCIDR: 10.244.1.0/24}
+                """).first).result.get()
+            _ = try await replicas[0].registry.write(node)
+            for replica in replicas { #expect(await eventually(within: 30) { replica.registry.get(node.key) != nil }) }
+            func pod(_ name: String, ip: String? = nil) throws -> RegistryObject {
+                try #require(Manifest.decode("""
+                    apiVersion: v1
+                    kind: Pod
+                    metadata: {name: \(name), namespace: shop}
+                    spec: {nodeName: node-a, containers: [{name: c}]}
+                    \(ip.map { "status: {podIP: \($0)}" } ?? "")
+                    """).first).result.get()
+            }
+            let perReplica = 40
+            let results = try await withThrowingTaskGroup(of: [Result<ApplyOutcome, RegistryError>].self) { group in
+                for (index, replica) in replicas.enumerated() {
+                    let objects = try (0..<perReplica).map { try pod("p-\(index)-\($0)") }
+                    group.addTask { await replica.registry.apply(contentsOf: objects) }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(results.allSatisfy { (try? $0.get()) == .created }, "\(results.filter { (try? $0.get()) != .created }.prefix(3))")
+            let total = replicas.count * perReplica
+            for replica in replicas {
+                #expect(await eventually(within: 30) { replica.registry.snapshot().objects.values.filter { $0.kind == .pod }.count == total })
+            }
+            let ips = replicas[0].registry.snapshot().objects.values.compactMap { object -> String? in
+                if case .pod(let pod) = object { return pod.status.podIP }
+                return nil
+            }
+            #expect(ips.count == total && Set(ips).count == total, "\(ips.count) pods, \(Set(ips).count) distinct addresses")
+            #expect(ips.allSatisfy { $0.hasPrefix("10.244.1.") })
+            // Another replica's pod's address, given explicitly: refused, naming the field.
+            let taken = ips[0]
+            do {
+                _ = try await replicas[2].registry.write(try pod("copy", ip: taken))
+                Issue.record("a second pod with \(taken) was stored")
+            } catch {
+                #expect("\(error)".contains("status.podIPs[0].ip") && "\(error)".contains("already in use"), "\(error)")
+            }
+            // Deleted, its address is free for an explicit claim.
+            let holder = try #require(replicas[0].registry.snapshot().objects.values.first {
+                if case .pod(let pod) = $0 { return pod.status.podIP == taken }
+                return false
+            })
+            try await replicas[1].registry.delete(holder.key)
+            for replica in replicas { #expect(await eventually(within: 30) { replica.registry.get(holder.key) == nil }) }
+            let (outcome, _) = try await replicas[2].registry.write(try pod("copy", ip: taken))
+            #expect(outcome == .created)
+        }
+    }
+
     /// Replicas creating services at the same moment never hand out the same address or port.
     @Test func replicasCreatingAtOnceAllocateDistinctAddresses() async throws {
         try await withReplicas(3) { replicas, _ in

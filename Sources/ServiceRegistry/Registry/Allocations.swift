@@ -57,6 +57,12 @@ struct Allocations: Sendable {
         case .loadBalancerIP(let text):
             guard let ip = IPAddress(text) else { return }
             for i in loadBalancer.indices where loadBalancer[i].prefix.contains(ip) { try? loadBalancer[i].allocate(ip) }
+        case .podIP(let text):
+            guard let ip = IPAddress(text) else { return }
+            for (node, var allocators) in podIPs where allocators.contains(where: { $0.prefix.contains(ip) }) {
+                for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
+                podIPs[node] = allocators
+            }
         }
     }
 
@@ -97,6 +103,11 @@ struct Allocations: Sendable {
         for i in serviceIPs.indices where i < other.serviceIPs.count { serviceIPs[i].cursor = other.serviceIPs[i].cursor }
         for i in loadBalancer.indices where i < other.loadBalancer.count { loadBalancer[i].cursor = other.loadBalancer[i].cursor }
         nodePorts.cursor = other.nodePorts.cursor
+        for (node, theirs) in other.podIPs {
+            guard var mine = podIPs[node] else { continue }
+            for i in mine.indices where i < theirs.count { mine[i].cursor = theirs[i].cursor }
+            podIPs[node] = mine
+        }
     }
 
     /// Moves every cursor to a random place: replicas that contend for the same next address
@@ -105,5 +116,10 @@ struct Allocations: Sendable {
         for i in serviceIPs.indices { serviceIPs[i].cursor = UInt64.random(in: 1..<max(2, min(serviceIPs[i].capacity, 1 << 32))) }
         for i in loadBalancer.indices { loadBalancer[i].cursor = UInt64.random(in: 1..<max(2, min(loadBalancer[i].capacity, 1 << 32))) }
         nodePorts.cursor = Int.random(in: nodePorts.range)
+        for node in podIPs.keys {
+            for i in podIPs[node]!.indices {
+                podIPs[node]![i].cursor = UInt64.random(in: 1..<max(2, min(podIPs[node]![i].capacity, 1 << 32)))
+            }
+        }
     }
 }

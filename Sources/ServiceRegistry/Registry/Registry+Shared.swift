@@ -1,4 +1,5 @@
 import Dispatch
+import NetAddress
 
 /// A writer waiting until this replica has seen the shared store reach a state.
 struct SharedWaiter {
@@ -33,6 +34,8 @@ extension Registry {
         var existing: RegistryObject?
         var outcome: ApplyOutcome
         var reserved: [AllocationClaim]
+        /// The transaction: the object, and the claims it makes and gives up.
+        var write: StoreWrite
     }
 
     /// The revision of the shared store's first complete list, once this replica has read it
@@ -54,7 +57,7 @@ extension Registry {
     func writeShared(_ given: RegistryObject, preconditions: WritePreconditions, dryRun: Bool,
                      store: any SharedRegistryStore, merge: Merge? = nil) async throws(RegistryError) -> (outcome: ApplyOutcome, stored: RegistryObject) {
         let key = given.key
-        let requested = AllocationClaim.claims(of: given)
+        let requested = AllocationClaim.claims(of: given, podCIDRs: snapshot().podCIDRs(ofNode:))
         // One uid for every attempt: a create that the store took although its answer was
         // lost is then recognised as this write's when the attempt after it meets it.
         var given = given
@@ -76,18 +79,20 @@ extension Registry {
                 let (object, allocations) = try Self.prepared(input, existing: existing, allocations: base, snapshot: state.snapshot,
                                                               wallClock: state.wallClock, isRestore: false)
                 if let existing, existing == object {
-                    return SharedPlan(object: existing, existing: existing, outcome: .unchanged, reserved: [])
+                    return SharedPlan(object: existing, existing: existing, outcome: .unchanged, reserved: [], write: StoreWrite())
                 }
                 state.allocations.takeCursors(from: allocations)
-                let claims = dryRun ? [] : AllocationClaim.claims(of: object).subtracting(AllocationClaim.claims(of: existing)).sorted()
+                let write = StoreWrite.replacing(existing, with: object, podCIDRs: state.snapshot.podCIDRs(ofNode:))
+                let claims = dryRun ? [] : write.claims
                 state.reserved.formUnion(claims)
-                return SharedPlan(object: object, existing: existing, outcome: existing == nil ? .created : .configured, reserved: claims)
+                return SharedPlan(object: object, existing: existing, outcome: existing == nil ? .created : .configured, reserved: claims,
+                                  write: write)
             }
             if dryRun || plan.outcome == .unchanged { return (plan.outcome, plan.object) }
             let result: Result<Int64, StoreError>
             var uncertain = false
             do throws(StoreError) {
-                result = .success(try await Self.write(.replacing(plan.existing, with: plan.object), to: store, uncertain: &uncertain))
+                result = .success(try await Self.write(plan.write, to: store, uncertain: &uncertain))
             } catch {
                 result = .failure(error)
             }
@@ -155,15 +160,15 @@ extension Registry {
         var attempt = 0
         while true {
             attempt += 1
-            let existing = try state.withLock { (state: inout State) throws(RegistryError) -> RegistryObject in
+            let (existing, write) = try state.withLock { (state: inout State) throws(RegistryError) -> (RegistryObject, StoreWrite) in
                 let existing = state.snapshot.objects[key]
                 try preconditions.check(key, existing: existing)
                 guard let existing else { throw .notFound(key) }
-                return existing
+                return (existing, StoreWrite.deleting(existing, podCIDRs: state.snapshot.podCIDRs(ofNode:)))
             }
             var uncertain = false
             do throws(StoreError) {
-                let revision = UInt64(try await Self.write(.deleting(existing), to: store, uncertain: &uncertain))
+                let revision = UInt64(try await Self.write(write, to: store, uncertain: &uncertain))
                 noteStore(available: true)
                 await waitShared { $0.resourceVersion >= revision }
                 return existing
@@ -467,6 +472,10 @@ extension Registry {
             return .invalid("spec.ports[\(index)].nodePort", String(port), "provided port is already allocated")
         case .loadBalancerIP(let ip):
             return .invalid("spec.loadBalancerIP", FieldError.quoted(ip), "provided IP is already allocated")
+        case .podIP(let ip):
+            guard case .pod(let pod) = object else { return .invalid("status.podIPs", FieldError.quoted(ip), "already in use by another pod") }
+            let index = pod.status.podIPs.firstIndex { IPAddress($0)?.description == ip } ?? 0
+            return .invalid("status.podIPs[\(index)].ip", FieldError.quoted(ip), "already in use by another pod on node \(pod.spec.nodeName)")
         }
     }
 }

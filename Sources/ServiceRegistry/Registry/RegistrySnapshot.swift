@@ -1,5 +1,6 @@
 import Dispatch
 public import HashTreeCollections
+public import NetAddress
 
 /// An immutable view of the registry at one resource version. Snapshots share structure
 /// (persistent hash trees), so taking one is O(1) and a writer never copies the whole registry.
@@ -26,6 +27,12 @@ public struct RegistrySnapshot: Sendable {
     public init() {}
 
     public func get(_ key: ObjectKey) -> RegistryObject? { objects[key] }
+
+    /// The pod CIDRs of the node named `node` (none when there is no such node).
+    public func podCIDRs(ofNode node: String) -> [IPPrefix] {
+        guard case .node(let object)? = objects[ObjectKey(.node, name: node)] else { return [] }
+        return object.podCIDRs.compactMap { try? IPPrefix(parsing: $0) }
+    }
 
     public func service(namespace: String, name: String) -> Service? {
         if case .service(let s)? = objects[ObjectKey(.service, namespace: namespace, name: name)] { return s }

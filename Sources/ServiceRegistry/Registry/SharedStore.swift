@@ -1,3 +1,5 @@
+public import NetAddress
+
 /// A store that several registries share (etcd): each replica writes through it with
 /// transactions that compare what they read, and follows it to see everyone's writes. The
 /// registry keeps no second truth: what it serves is what it has seen the store hold.
@@ -19,22 +21,40 @@ public protocol SharedRegistryStore: Sendable {
 
 /// Something a replica claims in the shared store so that no other replica hands it out: a
 /// ClusterIP, a node port, a load-balancer IP (kube-apiserver keeps `ranges/serviceips` and
-/// `ranges/servicenodeports` for the same reason). A claim names its owner.
+/// `ranges/servicenodeports` for the same reason), a pod's address in its node's pod CIDR
+/// (where the registry hands addresses out, and one replica refuses a second pod on one). A
+/// claim names its owner.
 public enum AllocationClaim: Hashable, Sendable, Comparable, CustomStringConvertible {
     case clusterIP(String)
     case nodePort(Int)
     case loadBalancerIP(String)
+    case podIP(String)
 
     public var description: String {
         switch self {
         case .clusterIP(let ip): "ClusterIP \(ip)"
         case .nodePort(let port): "node port \(port)"
         case .loadBalancerIP(let ip): "load-balancer IP \(ip)"
+        case .podIP(let ip): "pod IP \(ip)"
         }
     }
 
-    /// Everything `object` holds that must be unique across the cluster.
-    public static func claims(of object: RegistryObject?) -> Set<AllocationClaim> {
+    /// Everything `object` holds that must be unique across the cluster. `podCIDRs` gives a
+    /// node's pod CIDRs: a pod's addresses inside its node's are claimed, others (a host's
+    /// network, addresses the registry does not hand out) are not.
+    public static func claims(of object: RegistryObject?,
+                              podCIDRs: (_ node: String) -> [IPPrefix] = { _ in [] }) -> Set<AllocationClaim> {
+        if case .pod(let pod)? = object {
+            guard !pod.spec.hostNetwork, !pod.spec.nodeName.isEmpty else { return [] }
+            let prefixes = podCIDRs(pod.spec.nodeName)
+            guard !prefixes.isEmpty else { return [] }
+            var claims = Set<AllocationClaim>()
+            for text in pod.status.podIPs {
+                guard let ip = IPAddress(text), prefixes.contains(where: { $0.contains(ip) }) else { continue }
+                claims.insert(.podIP(ip.description))
+            }
+            return claims
+        }
         guard case .service(let service)? = object else { return [] }
         var claims = Set<AllocationClaim>()
         for ip in [service.spec.clusterIP] + service.spec.clusterIPs where ip != "None" && !ip.isEmpty { claims.insert(.clusterIP(ip)) }
@@ -56,21 +76,22 @@ public struct StoreWrite: Sendable {
     public init() {}
 
     /// `object` replacing `previous` (nil: created), with the claims that change between them.
-    public static func replacing(_ previous: RegistryObject?, with object: RegistryObject) -> StoreWrite {
+    public static func replacing(_ previous: RegistryObject?, with object: RegistryObject,
+                                 podCIDRs: (_ node: String) -> [IPPrefix] = { _ in [] }) -> StoreWrite {
         var write = StoreWrite()
         write.puts = [(object, Int64(previous?.metadata.resourceVersion ?? 0))]
-        let before = AllocationClaim.claims(of: previous)
-        let after = AllocationClaim.claims(of: object)
+        let before = AllocationClaim.claims(of: previous, podCIDRs: podCIDRs)
+        let after = AllocationClaim.claims(of: object, podCIDRs: podCIDRs)
         write.claims = after.subtracting(before).sorted()
         write.releases = before.subtracting(after).sorted()
         return write
     }
 
     /// `object` (as last read) deleted, with everything it claimed.
-    public static func deleting(_ object: RegistryObject) -> StoreWrite {
+    public static func deleting(_ object: RegistryObject, podCIDRs: (_ node: String) -> [IPPrefix] = { _ in [] }) -> StoreWrite {
         var write = StoreWrite()
         write.deletes = [(object.key, Int64(object.metadata.resourceVersion))]
-        write.releases = AllocationClaim.claims(of: object).sorted()
+        write.releases = AllocationClaim.claims(of: object, podCIDRs: podCIDRs).sorted()
         return write
     }
 }
