@@ -113,6 +113,7 @@ final class AutopathServer: Sendable {
                                handler: QueryHandler(responder: responder, resolver: resolver, observer: tally), logger: Logger(label: "test"))
         task = Task { try await server.run() }
         addresses = await server.boundAddresses
+        guard !addresses.isEmpty else { task.cancel(); throw NotBound() }
     }
 
     var port: UInt16 { addresses[0].port }

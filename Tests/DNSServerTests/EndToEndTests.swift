@@ -42,6 +42,11 @@ let manifests = """
     """ }.joined()
 
 /// A running server on loopback, port chosen by the kernel.
+/// A test server that bound no address (its log says why).
+struct NotBound: Error, CustomStringConvertible {
+    var description: String { "the DNS server bound no address" }
+}
+
 final class RunningServer: Sendable {
     let task: Task<Void, any Error>
     let addresses: [SocketAddress]
@@ -63,6 +68,8 @@ final class RunningServer: Sendable {
                                logger: Logger(label: "test"))
         task = Task { try await server.run() }
         addresses = await server.boundAddresses
+        // A server that could not bind has none: the test fails here, not on an empty list.
+        guard !addresses.isEmpty else { task.cancel(); throw NotBound() }
         self.registry = registry
         self.cluster = cluster
         self.server = server

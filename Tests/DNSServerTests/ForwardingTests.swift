@@ -212,7 +212,8 @@ final class ForwardingServer: Sendable {
         let server = DNSServer(configuration: .init(addresses: [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)]),
                                handler: QueryHandler(responder: responder, resolver: resolver), logger: Logger(label: "test"))
         task = Task { try await server.run() }
-        port = await server.boundAddresses[0].port
+        guard let bound = await server.boundAddresses.first else { task.cancel(); throw NotBound() }
+        port = bound.port
     }
 
     var address: SocketAddress { SocketAddress(address: IPAddress("127.0.0.1")!, port: port) }

@@ -487,8 +487,9 @@ final class RunningForwarder: Sendable {
 
     /// An endpoint whose port closes while a flow uses it (the process died, its address
     /// stayed): the client's next datagram brings ICMP port unreachable, which ends the flow and
-    /// marks the endpoint failing, so the datagram after it is answered by the other endpoint;
-    /// one datagram is lost, as with any UDP service whose server died.
+    /// marks the endpoint failing, so a datagram after it is answered by the other endpoint; the
+    /// datagrams sent before the ICMP came back are lost, as with any UDP service whose server
+    /// died (one on an idle machine; before the fix, every one).
     @Test func aUDPFlowWhoseEndpointAnswersPortUnreachableMovesOn() async throws {
         let first = UDPBackend(name: "u", ip: "127.0.0.2")
         let second = UDPBackend(name: "v", ip: "127.0.0.3", port: first.port)
@@ -516,15 +517,16 @@ final class RunningForwarder: Sendable {
         let began = try #require(exchange(fd, "one")?.split(separator: ":").first.map(String.init))
         let other = began == "u" ? "v" : "u"
         (began == "u" ? first : second).stop()
+        // Each attempt waits long enough that a reply held up on a busy machine still counts.
+        setTimeout(fd, milliseconds: 2000)
         var lost = 0
         var answer: String? = nil
-        for attempt in 0..<10 {
+        for attempt in 0..<5 {
             answer = exchange(fd, "try\(attempt)")
             if answer != nil { break }
             lost += 1
         }
-        #expect(answer?.hasPrefix("\(other):") == true, "answered by \(answer ?? "nobody")")
-        #expect(lost <= 1, "\(lost) datagrams lost")
+        #expect(answer?.hasPrefix("\(other):") == true, "answered by \(answer ?? "nobody") after \(lost) lost")
         #expect(running.forwarder.udpFlows(for: frontend) == 1)
         // The endpoint is marked failing: new clients' flows go to the other one.
         for _ in 0..<4 {
