@@ -130,6 +130,8 @@ public final class TCPMessageServer: @unchecked Sendable {
         var writing = false
         var peerFinished = false
         var done = false
+        /// Closed by the server: its sources are cancelled and nothing more is read or written.
+        var isClosed = false
         /// Messages whose replies are deferred.
         var awaiting = 0
         /// When something was last read or written, on the server's clock.
@@ -163,7 +165,7 @@ public final class TCPMessageServer: @unchecked Sendable {
 
         func readAvailable() {
             var chunk = [UInt8](repeating: 0, count: 16384)
-            while reading {
+            while reading && !isClosed {
                 switch chunk.withUnsafeMutableBytes({ Socket.receive(fd, into: $0) }) {
                 case .done(0):
                     peerFinished = true
@@ -263,6 +265,7 @@ public final class TCPMessageServer: @unchecked Sendable {
         /// saturated, what was held back is parsed once it is not, reading resumes, and a
         /// connection whose client (or server) has finished closes when nothing more is due.
         func settle() {
+            guard !isClosed else { return }
             if saturated { pauseReading(); return }
             if holdsCompleteMessage { process(); return }
             if peerFinished || done {
@@ -284,7 +287,8 @@ public final class TCPMessageServer: @unchecked Sendable {
         }
 
         func close() {
-            guard server.connections[fd] != nil else { return }
+            guard !isClosed else { return }
+            isClosed = true
             server.closed(self)
             // Sources must be resumed to be cancelled.
             if !reading { readSource.resume() }
