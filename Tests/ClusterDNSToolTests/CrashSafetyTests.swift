@@ -166,6 +166,19 @@ struct FullFilesystemTests {
         try await offThePool { checks in try Self.killAgainAndAgain(checks) }
     }
 
+    /// The daemon with its state in `state`, applying `manifests`, DNS on the port returned.
+    static func serve(state: URL, manifests: URL) throws -> (ChildProcess, UInt16) {
+        let port = freePort()
+        let process = ChildProcess()
+        process.executableURL = Tool.executable
+        process.arguments = ["serve", "--state", state.path, "--manifests", manifests.path, "--dns", "127.0.0.1:\(port)",
+                             "--http", "none", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return (process, port)
+    }
+
     static func killAgainAndAgain(_ checks: Checks) throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("daemon-crash-\(UUID().uuidString)")
         let manifests = root.appendingPathComponent("manifests"), state = root.appendingPathComponent("state")
@@ -184,14 +197,7 @@ struct FullFilesystemTests {
                 try manifest(round: old, generation: round).write(to: manifests.appendingPathComponent("r\(old).yaml"),
                                                                         atomically: true, encoding: .utf8)
             }
-            let port = freePort()
-            let process = ChildProcess()
-            process.executableURL = Tool.executable
-            process.arguments = ["serve", "--state", state.path, "--manifests", manifests.path, "--dns", "127.0.0.1:\(port)",
-                                 "--http", "none", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let (process, port) = try serve(state: state, manifests: manifests)
             // Ask for names of every round so far until the moment of the kill.
             let deadline = monotonicSeconds() + Double.random(in: 0.05...0.6, using: &rng)
             var served: [String: String] = [:]
@@ -224,14 +230,7 @@ struct FullFilesystemTests {
         }
         checks.that(servedTotal > Self.rounds, "names served across the rounds: \(servedTotal)")
         // A last life, not cut short, serves every service with the address first stored.
-        let port = freePort()
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--state", state.path, "--manifests", manifests.path, "--dns", "127.0.0.1:\(port)",
-                             "--http", "none", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, port) = try serve(state: state, manifests: manifests)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let last = "r\(Self.rounds - 1)-s9"
         checks.that(eventually(60) { ask("\(last).ns-0.svc.cluster.local.", port: port) != nil })

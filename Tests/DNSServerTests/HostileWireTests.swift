@@ -72,22 +72,9 @@ enum Client {
     }
 
     /// Reads one length-prefixed message; nil on timeout or close.
-    static func tcpRead(_ fd: Int32) -> [UInt8]? {
-        func exactly(_ count: Int) -> [UInt8]? {
-            var out = [UInt8](repeating: 0, count: count)
-            var got = 0
-            while got < count {
-                let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
-                if n <= 0 { return nil }
-                got += n
-            }
-            return out
-        }
-        guard let prefix = exactly(2) else { return nil }
-        return exactly(Int(prefix[0]) << 8 | Int(prefix[1]))
-    }
+    static func tcpRead(_ fd: Int32) -> [UInt8]? { readFramed(fd) }
 
-    static func framed(_ message: [UInt8]) -> [UInt8] { [UInt8(message.count >> 8), UInt8(message.count & 0xFF)] + message }
+    static func framed(_ message: [UInt8]) -> [UInt8] { TestSupport.framed(message) }
 }
 
 func query(_ name: String, id: UInt16 = 7) -> [UInt8] {

@@ -60,8 +60,7 @@ import TestSupport
     }
 
     static func send(_ fd: Int32, _ messages: [[UInt8]]) {
-        var bytes: [UInt8] = []
-        for message in messages { bytes += [UInt8(message.count >> 8), UInt8(message.count & 0xFF)] + message }
+        let bytes = messages.flatMap(framed)
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -71,20 +70,7 @@ import TestSupport
     }
 
     /// One framed message, or nil at the end of the stream (or after the timeout).
-    static func read(_ fd: Int32) -> [UInt8]? {
-        func exactly(_ count: Int) -> [UInt8]? {
-            var out = [UInt8](repeating: 0, count: count)
-            var got = 0
-            while got < count {
-                let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
-                if n <= 0 { return nil }
-                got += n
-            }
-            return out
-        }
-        guard let prefix = exactly(2) else { return nil }
-        return exactly(Int(prefix[0]) << 8 | Int(prefix[1]))
-    }
+    static func read(_ fd: Int32) -> [UInt8]? { readFramed(fd) }
 
     /// Connections whose reading is paused (backpressure or queries in flight).
     static func paused(_ server: TCPMessageServer) -> Int {
