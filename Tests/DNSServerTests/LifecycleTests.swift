@@ -60,17 +60,21 @@ import TestSupport
 @Suite(.serialized) struct ExclusiveAddressTests {
     func address(_ port: UInt16) -> SocketAddress { SocketAddress(address: IPAddress("127.0.0.1")!, port: port) }
 
-    /// A socket of someone else's on `port`, with SO_REUSEPORT set.
-    func foreign(_ type: Int32, port: UInt16) -> Int32 {
+    /// A socket of someone else's with SO_REUSEPORT set, on a port the kernel chose: the
+    /// socket and its port.
+    func foreign(_ type: Int32) -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, type, 0)
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size))
-        var sin = Client.address(port: port)
-        let rc = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var sin = Client.address(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let rc = withUnsafeMutablePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 ? getsockname(fd, $0, &length) : -1 }
+        }
         #expect(rc == 0)
         if type == Int32(SOCK_STREAM.rawValue) { listen(fd, 16) }
-        return fd
+        return (fd, UInt16(bigEndian: sin.sin_port))
     }
 
     func refused(_ body: () throws -> Void) {
@@ -85,22 +89,20 @@ import TestSupport
     }
 
     @Test func aSharedUDPPortIsRefused() {
-        let port = freePort()
-        let other = foreign(Int32(SOCK_DGRAM.rawValue), port: port)
+        let (other, port) = foreign(Int32(SOCK_DGRAM.rawValue))
         defer { close(other) }
         refused { _ = try UDPServer(address: address(port)) { _, _, _ in 0 } }
     }
 
     @Test func aSharedTCPPortIsRefused() {
-        let port = freePort()
-        let other = foreign(Int32(SOCK_STREAM.rawValue), port: port)
+        let (other, port) = foreign(Int32(SOCK_STREAM.rawValue))
         defer { close(other) }
         refused { _ = try TCPMessageServer(address: address(port)) { _, _, _ in [] } }
     }
 
     @Test func aSecondServerOnTheSameAddressIsRefused() throws {
-        let port = freePort()
-        let udp = try UDPServer(address: address(port)) { _, _, _ in 0 }
+        let udp = try UDPServer(address: address(0)) { _, _, _ in 0 }
+        let port = udp.address.port
         let tcp = try TCPMessageServer(address: address(port)) { _, _, _ in [] }
         defer { udp.stop(); tcp.stop() }
         refused { _ = try UDPServer(address: address(port)) { _, _, _ in 0 } }
@@ -110,9 +112,8 @@ import TestSupport
     /// Connections the old server closed first linger in TIME_WAIT on its port; a new server
     /// binds all the same.
     @Test func timeWaitDoesNotHoldTheAddress() async throws {
-        let port = freePort()
+        let (listener, port) = foreign(Int32(SOCK_STREAM.rawValue))
         do {
-            let listener = foreign(Int32(SOCK_STREAM.rawValue), port: port)
             let client = Client.tcpConnect(port: port)
             let accepted = accept(listener, nil, nil)
             #expect(accepted >= 0)
