@@ -42,14 +42,16 @@ public final class StaticZones: Sendable {
         parser = ZoneParser(options: .init(allowInclude: allowInclude))
     }
 
-    /// The zone files in the directory with their stamps (empty when it does not exist).
+    /// The zone files in the directory with their stamps (empty when it does not exist), each
+    /// taken after the stamp it was last loaded or seen with.
     func scan() -> [String: FileStamp] {
+        let previous = state.withLock { $0 }
         let manager = FileManager.default
         guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return [:] }
         var out: [String: FileStamp] = [:]
         for name in names where name.hasSuffix(".zone") && !name.hasPrefix(".") && name.count > 5 {
             let path = FileStamp.join(directory, name)
-            guard let stamp = FileStamp(path: path), !stamp.isDirectory else { continue }
+            guard let stamp = FileStamp(path: path, previous: previous[path]?.stamp), !stamp.isDirectory else { continue }
             out[path] = stamp
         }
         return out
@@ -59,7 +61,10 @@ public final class StaticZones: Sendable {
     public var hasChanges: Bool {
         let files = scan()
         return state.withLock { entries in
-            entries.count != files.count || files.contains { entries[$0.key]?.stamp != $0.value }
+            let changed = entries.count != files.count || files.contains { entries[$0.key]?.stamp != $0.value }
+            // The same versions: the new stamps say whether they still need hashing.
+            if !changed { for (path, stamp) in files { entries[path]?.stamp = stamp } }
+            return changed
         }
     }
 
@@ -70,7 +75,10 @@ public final class StaticZones: Sendable {
         var report = Report()
         var entries = state.withLock { $0 }
         for (path, stamp) in files.sorted(by: { $0.key < $1.key }) {
-            if !force, entries[path]?.stamp == stamp { continue }
+            if !force, entries[path]?.stamp == stamp {
+                entries[path]?.stamp = stamp
+                continue
+            }
             let fileName = path.split(separator: "/").last.map(String.init) ?? path
             let originText = String(fileName.dropLast(5))
             let origin: DomainName

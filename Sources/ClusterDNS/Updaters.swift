@@ -71,17 +71,17 @@ public struct ManifestWatcher: ServiceLifecycle.Service {
     let owner: String?
 
     /// The stamps of the manifest files the paths name: a file itself, or a directory's
-    /// manifest files, as `Manifest.load` reads them.
-    func fingerprint() -> [String: FileStamp] {
+    /// manifest files, as `Manifest.load` reads them; `previous` is the last look's.
+    func fingerprint(previous: [String: FileStamp] = [:]) -> [String: FileStamp] {
         var result: [String: FileStamp] = [:]
         for path in paths {
-            guard let stamp = FileStamp(path: path) else { continue }
+            guard let stamp = FileStamp(path: path, previous: previous[path]) else { continue }
             let files = stamp.isDirectory
                 ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
                     .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".json")) && !$0.hasPrefix(".") }
                     .map { FileStamp.join(path, $0) }
                 : [path]
-            for file in files { result[file] = FileStamp(path: file) }
+            for file in files { result[file] = FileStamp(path: file, previous: previous[file]) }
         }
         return result
     }
@@ -99,7 +99,7 @@ public struct ManifestWatcher: ServiceLifecycle.Service {
         await cancelWhenGracefulShutdown {
             var last = initial
             for await _ in changes.signals {
-                let now = fingerprint()
+                let now = fingerprint(previous: last)
                 let changed = Self.changedFiles(from: last, to: now)
                 let removed = last.keys.filter { now[$0] == nil }.sorted()
                 last = now
