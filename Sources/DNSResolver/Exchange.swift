@@ -46,6 +46,8 @@ final class Exchange: @unchecked Sendable {
     let deadline: UInt64
     /// Called for each reply that fails the ID/question check (spoofing attempts, stale answers).
     let onMismatch: (() -> Void)?
+    /// Called once when the exchange ends, before `completion` (the resolver forgets it).
+    var onFinish: (() -> Void)?
 
     init(query: [UInt8], id: UInt16, question: Question, upstream: SocketAddress, deadline: UInt64,
          queue: DispatchQueue, onMismatch: (() -> Void)? = nil, completion: @escaping Completion) {
@@ -268,6 +270,8 @@ final class Exchange: @unchecked Sendable {
         guard let completion else { return }
         self.completion = nil
         closeSockets()
+        onFinish?()
+        onFinish = nil
         completion(result)
     }
 }

@@ -106,7 +106,10 @@ public final class UpstreamResolver: @unchecked Sendable {
     /// Upstreams that are down, for the probe sweep (on `queue`).
     var down: [ObjectIdentifier: Upstream] = [:]
     var sweeper: (any DispatchSourceTimer)?
-    static let sweepInterval = DispatchTimeInterval.milliseconds(10)
+    /// When the sweeper fires next, on the clock (nil while it is not set).
+    var sweepDue: UInt64?
+    /// Sweeps are at least this far apart: many deadlines close together share one.
+    static let sweepInterval: UInt64 = 10_000_000
     /// Times the cache, every timeout and deadline, and the health probes.
     let clock: any MonotonicClock
     let mismatchCount = Atomic<Int>(0)
@@ -123,7 +126,8 @@ public final class UpstreamResolver: @unchecked Sendable {
 
     /// `clock` decides everything timed: the cache's ages (TTLs, expiry, prefetch, the stale
     /// window), read timeouts, the deadline and the health probes' interval. A timer looks at it
-    /// every 10 ms while something waits on it; tests advance a `ManualClock` and call `sweep()`.
+    /// when the earliest of them is due (at most every 10 ms); tests advance a `ManualClock` and
+    /// call `sweep()`.
     public init(configuration: Configuration, clock: any MonotonicClock = SystemClock()) {
         self.configuration = configuration
         self.clock = clock
@@ -374,24 +378,33 @@ public final class UpstreamResolver: @unchecked Sendable {
     func track(_ exchange: Exchange) {
         exchange.start()
         guard !exchange.isFinished else { return }
-        exchanges[ObjectIdentifier(exchange)] = exchange
-        startSweeping()
+        let key = ObjectIdentifier(exchange)
+        exchanges[key] = exchange
+        exchange.onFinish = { [unowned self] in exchanges.removeValue(forKey: key) }
+        sweep(by: exchange.deadline)
     }
 
-    /// One timer for every exchange's deadline and every probe, ticking every 10 ms only while
-    /// an exchange is in flight or an upstream is down. On `queue`.
-    func startSweeping() {
-        guard sweeper == nil else { return }
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now() + Self.sweepInterval, repeating: Self.sweepInterval, leeway: .milliseconds(2))
-        timer.setEventHandler { [self] in sweepNow() }
-        timer.resume()
-        sweeper = timer
+    /// One timer for every exchange's deadline and every probe, set for the earliest of them:
+    /// no tick while nothing is due. Makes it fire by `instant` on the clock. On `queue`.
+    func sweep(by instant: UInt64) {
+        if let due = sweepDue, due <= instant { return }
+        let timer: any DispatchSourceTimer
+        if let sweeper {
+            timer = sweeper
+        } else {
+            timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.setEventHandler { [self] in sweepNow() }
+            timer.resume()
+            sweeper = timer
+        }
+        let now = clock.now()
+        timer.schedule(deadline: .now() + .nanoseconds(Int(clamping: instant > now ? instant - now : 0)), leeway: .milliseconds(2))
+        sweepDue = instant
     }
 
     /// Ends the exchanges whose deadline has passed on the clock and probes the down upstreams
-    /// that are due; the timer does this every 10 ms, tests after advancing a `ManualClock`.
-    /// Returns once done.
+    /// that are due; the timer does this when the first is due, tests after advancing a
+    /// `ManualClock`. Returns once done.
     public func sweep() { queue.sync { sweepNow() } }
 
     func sweepNow() {
@@ -403,10 +416,16 @@ public final class UpstreamResolver: @unchecked Sendable {
         for upstream in down.values {
             if let due = upstream.nextProbe, now >= due { probe(upstream) }
         }
-        if exchanges.isEmpty, down.isEmpty, let timer = sweeper {
-            timer.cancel()
+        // The next sweep: when the earliest of what is left is due.
+        sweepDue = nil
+        let deadlines = exchanges.values.lazy.map(\.deadline)
+        let probes = down.values.lazy.compactMap(\.nextProbe)
+        guard let next = [deadlines.min(), probes.min()].compactMap({ $0 }).min() else {
+            sweeper?.cancel()
             sweeper = nil
+            return
         }
+        sweep(by: max(next, now + Self.sweepInterval))
     }
 
     /// While an upstream is down, asks it `. IN NS` every `healthCheckInterval` until it answers.
@@ -419,7 +438,7 @@ public final class UpstreamResolver: @unchecked Sendable {
     func scheduleProbe(_ upstream: Upstream) {
         upstream.nextProbe = clock.now() + configuration.healthCheckInterval.wholeNanoseconds
         down[ObjectIdentifier(upstream)] = upstream
-        startSweeping()
+        sweep(by: upstream.nextProbe!)
     }
 
     func probe(_ upstream: Upstream) {
