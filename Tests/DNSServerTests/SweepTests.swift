@@ -38,7 +38,12 @@ import TestSupport
         // and is up again: then nothing is due and no timer is left.
         func idle() -> Bool { resolver.queue.sync { resolver.exchanges.isEmpty && resolver.down.isEmpty } }
         for _ in 0..<10 { server.advance(by: .milliseconds(200)) }
-        #expect(await eventually { idle() })
+        // Each probe is answered in real time: wait for it before the clock moves again.
+        for _ in 0..<20 where !idle() {
+            server.advance(by: .milliseconds(200))
+            _ = await eventually(within: 10) { resolver.queue.sync { resolver.exchanges.isEmpty } }
+        }
+        #expect(idle())
         #expect(await held.value?.rcode == .serverFailure)
         #expect(await second.value?.rcode == .serverFailure)
         server.advance(by: .milliseconds(400))
