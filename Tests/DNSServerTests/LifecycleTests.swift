@@ -60,14 +60,14 @@ import TestSupport
 @Suite(.serialized) struct ExclusiveAddressTests {
     func address(_ port: UInt16) -> SocketAddress { SocketAddress(address: IPAddress("127.0.0.1")!, port: port) }
 
-    /// A socket of someone else's with SO_REUSEPORT set, on a port the kernel chose: the
-    /// socket and its port.
-    func foreign(_ type: Int32) -> (fd: Int32, port: UInt16) {
+    /// A socket of someone else's with SO_REUSEPORT set, on `wanted` or a port the kernel
+    /// chose: the socket and its port.
+    func foreign(_ type: Int32, port wanted: UInt16 = 0) -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, type, 0)
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size))
-        var sin = Client.address(port: 0)
+        var sin = Client.address(port: wanted)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let rc = withUnsafeMutablePointer(to: &sin) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 ? getsockname(fd, $0, &length) : -1 }
@@ -101,18 +101,35 @@ import TestSupport
     }
 
     @Test func aSecondServerOnTheSameAddressIsRefused() throws {
-        let udp = try UDPServer(address: address(0)) { _, _, _ in 0 }
+        // UDP on a port of the kernel's choice, TCP on the same: another TCP socket may hold
+        // it (a test beside this one holds thousands of ephemeral ports), so try again, as
+        // DNSServer does.
+        let (udp, tcp) = try #require(try Self.serversOnOnePort())
         let port = udp.address.port
-        let tcp = try TCPMessageServer(address: address(port)) { _, _, _ in [] }
         defer { udp.stop(); tcp.stop() }
         refused { _ = try UDPServer(address: address(port)) { _, _, _ in 0 } }
         refused { _ = try TCPMessageServer(address: address(port)) { _, _, _ in [] } }
     }
 
+    /// A UDP and a TCP server on one port of the kernel's choice; nil after 100 tries.
+    static func serversOnOnePort() throws -> (UDPServer, TCPMessageServer)? {
+        let any = SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)
+        for _ in 0..<100 {
+            let udp = try UDPServer(address: any) { _, _, _ in 0 }
+            let port = SocketAddress(address: any.address, port: udp.address.port)
+            if let tcp = try? TCPMessageServer(address: port, handler: { _, _, _ in [] }) { return (udp, tcp) }
+            udp.stop()
+        }
+        return nil
+    }
+
     /// Connections the old server closed first linger in TIME_WAIT on its port; a new server
     /// binds all the same.
     @Test func timeWaitDoesNotHoldTheAddress() async throws {
-        let (listener, port) = foreign(Int32(SOCK_STREAM.rawValue))
+        // A port below the ephemeral range: once the listener is closed, a port of that range
+        // could become another test's client's before the new server binds it.
+        let port = freePort()
+        let listener = foreign(Int32(SOCK_STREAM.rawValue), port: port).fd
         do {
             let client = Client.tcpConnect(port: port)
             let accepted = accept(listener, nil, nil)
