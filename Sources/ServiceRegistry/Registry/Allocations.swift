@@ -60,7 +60,7 @@ struct Allocations: Sendable {
         case .podIP(let text):
             guard let ip = IPAddress(text) else { return }
             for (node, var allocators) in podIPs where allocators.contains(where: { $0.prefix.contains(ip) }) {
-                for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
+                Self.markUsed(ip, in: &allocators)
                 podIPs[node] = allocators
             }
         }
@@ -74,9 +74,7 @@ struct Allocations: Sendable {
             for claim in AllocationClaim.claims(of: object) { reserve(claim) }
         case .pod(let pod):
             guard !pod.spec.hostNetwork, var allocators = podIPs[pod.spec.nodeName] else { return }
-            for ip in pod.status.podIPs.compactMap(IPAddress.init) {
-                for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
-            }
+            for ip in pod.status.podIPs.compactMap(IPAddress.init) { Self.markUsed(ip, in: &allocators) }
             podIPs[pod.spec.nodeName] = allocators
         case .node(let node):
             podIPs[node.metadata.name] = Self.podAllocators(of: node, snapshot: snapshot)
@@ -90,9 +88,7 @@ struct Allocations: Sendable {
         var allocators = node.podCIDRs.compactMap { try? IPPrefix(parsing: $0) }.map { IPAllocator(prefix: $0, reserveFirstHost: true) }
         // Pods already on this node keep their addresses (a node is applied rarely: a scan is fine).
         for case .pod(let pod) in snapshot.objects.values where pod.spec.nodeName == node.metadata.name && !pod.spec.hostNetwork {
-            for ip in pod.status.podIPs.compactMap(IPAddress.init) {
-                for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
-            }
+            for ip in pod.status.podIPs.compactMap(IPAddress.init) { markUsed(ip, in: &allocators) }
         }
         return allocators
     }
@@ -113,13 +109,22 @@ struct Allocations: Sendable {
     /// Moves every cursor to a random place: replicas that contend for the same next address
     /// spread out instead of colliding again and again.
     mutating func scatterCursors() {
-        for i in serviceIPs.indices { serviceIPs[i].cursor = UInt64.random(in: 1..<max(2, min(serviceIPs[i].capacity, 1 << 32))) }
-        for i in loadBalancer.indices { loadBalancer[i].cursor = UInt64.random(in: 1..<max(2, min(loadBalancer[i].capacity, 1 << 32))) }
+        for i in serviceIPs.indices { serviceIPs[i].scatterCursor() }
+        for i in loadBalancer.indices { loadBalancer[i].scatterCursor() }
         nodePorts.cursor = Int.random(in: nodePorts.range)
-        for node in podIPs.keys {
-            for i in podIPs[node]!.indices {
-                podIPs[node]![i].cursor = UInt64.random(in: 1..<max(2, min(podIPs[node]![i].capacity, 1 << 32)))
-            }
+        for (node, var allocators) in podIPs {
+            for i in allocators.indices { allocators[i].scatterCursor() }
+            podIPs[node] = allocators
         }
     }
+
+    /// Marks `ip` used in whichever of `allocators` holds it (already used is fine: it is).
+    static func markUsed(_ ip: IPAddress, in allocators: inout [IPAllocator]) {
+        for i in allocators.indices where allocators[i].prefix.contains(ip) { try? allocators[i].allocate(ip) }
+    }
+}
+
+extension IPAllocator {
+    /// Moves where the next address is handed out from to a random place in the range.
+    mutating func scatterCursor() { cursor = UInt64.random(in: 1..<max(2, min(capacity, 1 << 32))) }
 }
