@@ -13,12 +13,10 @@ import Glibc
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let kubeconfig = directory.appendingPathComponent("kubeconfig").path
-        let dns = freePort()
-        let api = freePort()
-        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
-                                       "--api-kubeconfig", kubeconfig, "--state", "memory", "--zones", "none", "--resolv-conf", "none",
-                                       "--log-level", "error"])
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--api", "127.0.0.1:0",
+                                 "--api-kubeconfig", kubeconfig, "--state", "memory", "--zones", "none", "--resolv-conf", "none"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, dns, api) = (daemon.process, daemon.dns, daemon.api)
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) })
         var info = stat()
         #expect(stat(kubeconfig, &info) == 0 && info.st_mode & 0o777 == 0o600, "the kubeconfig holds the token: owner only")
@@ -82,13 +80,12 @@ import Glibc
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let dns = freePort()
-        let api = freePort()
         let state = directory.appendingPathComponent("state").path
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
-        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
-                                       "--state", state, "--zones", "none", "--resolv-conf", "none", "--log-level", "error"])
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--api", "127.0.0.1:0",
+                                 "--state", state, "--zones", "none", "--resolv-conf", "none"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, dns) = (daemon.process, daemon.dns)
         let kubeconfig = state + "/kubeconfig"
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) })
         #expect(FileManager.default.fileExists(atPath: state + "/apiserver.crt"), "the certificate is kept for the next start")
@@ -227,32 +224,29 @@ import Glibc
         let tokens = directory.appendingPathComponent("tokens.csv").path
         try "\(admin),alice,1,\"system:masters\"\n\(viewer),victor,2,\"clusterdns:viewers,dev\"\n"
             .write(toFile: tokens, atomically: true, encoding: .utf8)
-        let dns = freePort()
-        let api = freePort()
-        func serve() throws -> ChildProcess {
-            let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)",
-                                           "--api-token-file", tokens, "--state", state, "--zones", "none", "--resolv-conf", "none",
-                                           "--log-level", "error", "--lameduck", "0s"])
-            #expect(eventually(20) { httpsAnswers(port: api) }, "the API listens")
-            return process
+        func serve() throws -> Daemon {
+            let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--api", "127.0.0.1:0", "--api-token-file", tokens,
+                                     "--state", state, "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s"])
+            #expect(eventually(20) { httpsAnswers(port: daemon.api) }, "the API listens")
+            return daemon
         }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Clients/python_client.py").path
         let versionFile = directory.appendingPathComponent("version").path
+        var daemon = try serve()
+        defer { daemon.stop(signal: SIGKILL) }
         func run(_ phase: String) throws -> [String] {
-            let result = try Tool.runRaw("/usr/bin/env", ["python3", script, phase, "https://127.0.0.1:\(api)", state + "/apiserver.crt",
-                                                          admin, viewer, String(dns), versionFile], stderr: true)
+            let result = try Tool.runRaw("/usr/bin/env", ["python3", script, phase, "https://127.0.0.1:\(daemon.api)", state + "/apiserver.crt",
+                                                          admin, viewer, String(daemon.dns), versionFile], stderr: true)
             #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
             return result.stdout.split(separator: "\n").map(String.init)
         }
-        var process = try serve()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         #expect(try run("live") == ["discovery", "create", "dry-run", "selectors", "pages", "patch", "conflict", "watch-resumed",
                                     "endpoints", "viewer", "unauthorized", "invalid", "deletecollection", "live"].map { "ok " + $0 })
         // kubectl with the same tokens: what it prints for 403 and 401.
         let kubectl = try Tool.runRaw("/usr/bin/env", ["sh", "-c", "command -v kubectl"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!kubectl.isEmpty, "kubectl is not installed")
         func kubectlAs(_ token: String, _ arguments: [String]) throws -> Tool.Result {
-            try Tool.runRaw(kubectl, ["--server", "https://127.0.0.1:\(api)", "--certificate-authority", state + "/apiserver.crt",
+            try Tool.runRaw(kubectl, ["--server", "https://127.0.0.1:\(daemon.api)", "--certificate-authority", state + "/apiserver.crt",
                                       "--token", token, "--cache-dir", directory.appendingPathComponent("cache").path,
                                       "--request-timeout", "10s"] + arguments, stderr: true)
         }
@@ -265,12 +259,12 @@ import Glibc
             let stranger = try kubectlAs(String(repeating: "0", count: 40), ["get", "services"])
             #expect(stranger.status != 0 && stranger.stderr.contains("(Unauthorized)"), "\(stranger.stderr)")
         }
-        kill(process.processIdentifier, SIGTERM)
-        #expect(eventually(10) { !process.isRunning })
-        process = try serve()
+        kill(daemon.pid, SIGTERM)
+        #expect(eventually(10) { !daemon.isRunning })
+        daemon = try serve()
         #expect(try run("restarted") == ["kept", "expired", "relisted"].map { "ok " + $0 })
-        kill(process.processIdentifier, SIGTERM)
-        #expect(eventually(10) { !process.isRunning })
+        kill(daemon.pid, SIGTERM)
+        #expect(eventually(10) { !daemon.isRunning })
     }
 
     /// `clusterdns apply|get|delete --kubeconfig`: the same lines as offline, against a running
@@ -281,11 +275,10 @@ import Glibc
         let state = directory.appendingPathComponent("state").path
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let dns = freePort()
-        let api = freePort()
-        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
-                                       "--zones", "none", "--resolv-conf", "none", "--log-level", "error", "--lameduck", "0s"])
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--api", "127.0.0.1:0", "--state", state,
+                                 "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, dns, api) = (daemon.process, daemon.dns, daemon.api)
         let kubeconfig = state + "/kubeconfig"
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) && httpsAnswers(port: api) })
         let manifest = directory.appendingPathComponent("shop.yaml").path
@@ -397,12 +390,11 @@ import Glibc
             """
         let made = try Tool.runRaw("/bin/sh", ["-c", script], stderr: true)
         try #require(made.status == 0, "openssl: \(made.stderr)")
-        let dns = freePort()
-        let api = freePort()
-        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
-                                       "--api-client-ca-file", d + "/ca.crt", "--zones", "none", "--resolv-conf", "none",
-                                       "--log-level", "error", "--lameduck", "0s"])
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--api", "127.0.0.1:0", "--state", state,
+                                 "--api-client-ca-file", d + "/ca.crt", "--zones", "none", "--resolv-conf", "none",
+                                 "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, dns, api) = (daemon.process, daemon.dns, daemon.api)
         #expect(eventually(20) { FileManager.default.fileExists(atPath: state + "/kubeconfig") && httpsAnswers(port: api) })
         func curl(_ who: String?, _ method: String, _ path: String, body: String? = nil) throws -> (code: String, body: String) {
             var arguments = ["curl", "-s", "--max-time", "5", "--cacert", state + "/apiserver.crt", "-X", method, "-w", "\n%{http_code}"]
@@ -459,11 +451,11 @@ import Glibc
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let kubeconfig = directory.appendingPathComponent("kubeconfig").path
-        let (dns, api, http) = (freePort(), freePort(), freePort())
-        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--api", "127.0.0.1:\(api)",
-                                       "--api-kubeconfig", kubeconfig, "--state", "memory", "--zones", "none", "--resolv-conf", "none",
-                                       "--log-level", "error", "--lameduck", "0s"])
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api", "127.0.0.1:0",
+                                 "--api-kubeconfig", kubeconfig, "--state", "memory", "--zones", "none", "--resolv-conf", "none",
+                                 "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, http, api) = (daemon.process, daemon.http, daemon.api)
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) && httpsAnswers(port: api) })
         let token = try #require(try String(contentsOfFile: kubeconfig, encoding: .utf8).split(separator: "\n")
             .first { $0.contains("token:") }?.split(separator: " ").last.map(String.init))
@@ -502,11 +494,10 @@ import Glibc
             "apiVersion: v1\nkind: Service\nmetadata: {name: \(name), namespace: default}\nspec: {ports: [{name: http, port: \(port)}]}\n"
         }
         try service("filed", port: 80).write(to: manifests.appendingPathComponent("filed.yaml"), atomically: true, encoding: .utf8)
-        let (dns, api) = (freePort(), freePort())
-        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
-                                       "--manifests", manifests.path, "--zones", "none", "--resolv-conf", "none", "--log-level", "error",
-                                       "--lameduck", "0s"])
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--api", "127.0.0.1:0", "--state", state,
+                                 "--manifests", manifests.path, "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, dns, api) = (daemon.process, daemon.dns, daemon.api)
         let kubeconfig = state + "/kubeconfig"
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) && httpsAnswers(port: api) })
         func srv(_ name: String) -> String { digShort(port: dns, "_http._tcp.\(name).default.svc.cluster.local", type: "SRV") }
@@ -536,15 +527,4 @@ func httpsAnswers(port: UInt16) -> Bool {
     let result = try? Tool.runRaw("/usr/bin/env", ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1",
                                                    "https://127.0.0.1:\(port)/healthz"])
     return result.map { $0.stdout != "000" && !$0.stdout.isEmpty } ?? false
-}
-
-/// `clusterdns serve` with `arguments`, its output discarded (the tests read what it serves).
-func serveQuietly(_ arguments: [String]) throws -> ChildProcess {
-    let process = ChildProcess()
-    process.executableURL = Tool.executable
-    process.arguments = ["serve"] + arguments
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    return process
 }

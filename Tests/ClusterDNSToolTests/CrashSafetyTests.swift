@@ -166,17 +166,11 @@ struct FullFilesystemTests {
         try await offThePool { checks in try Self.killAgainAndAgain(checks) }
     }
 
-    /// The daemon with its state in `state`, applying `manifests`, DNS on the port returned.
-    static func serve(state: URL, manifests: URL) throws -> (ChildProcess, UInt16) {
-        let port = freePort()
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--state", state.path, "--manifests", manifests.path, "--dns", "127.0.0.1:\(port)",
-                             "--http", "none", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return (process, port)
+    /// The daemon with its state in `state`, applying `manifests`, not yet listening: its DNS
+    /// port is known once it does (the kill may come sooner, while it still applies them).
+    static func serve(state: URL, manifests: URL) throws -> Daemon {
+        try Daemon(["--state", state.path, "--manifests", manifests.path, "--dns", "127.0.0.1:0",
+                    "--http", "none", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s"], wait: false)
     }
 
     static func killAgainAndAgain(_ checks: Checks) throws {
@@ -197,17 +191,18 @@ struct FullFilesystemTests {
                 try manifest(round: old, generation: round).write(to: manifests.appendingPathComponent("r\(old).yaml"),
                                                                         atomically: true, encoding: .utf8)
             }
-            let (process, port) = try serve(state: state, manifests: manifests)
+            let daemon = try serve(state: state, manifests: manifests)
             // Ask for names of every round so far until the moment of the kill.
             let deadline = monotonicSeconds() + Double.random(in: 0.05...0.6, using: &rng)
             var served: [String: String] = [:]
             while monotonicSeconds() < deadline {
+                let port = daemon.dns
+                guard port != 0 else { usleep(1_000); continue }
                 let r = Int.random(in: 0...round, using: &rng), i = Int.random(in: 0..<10, using: &rng)
                 let name = "r\(r)-s\(i).ns-\(i % 3).svc.cluster.local."
                 if let ip = ask(name, port: port) { served["r\(r)-s\(i)"] = ip }
             }
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            daemon.stop(signal: SIGKILL)
             servedTotal += served.count
 
             let registry = try Registry(storage: SQLiteStorage(directory: state.path))
@@ -230,10 +225,11 @@ struct FullFilesystemTests {
         }
         checks.that(servedTotal > Self.rounds, "names served across the rounds: \(servedTotal)")
         // A last life, not cut short, serves every service with the address first stored.
-        let (process, port) = try serve(state: state, manifests: manifests)
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try serve(state: state, manifests: manifests)
+        defer { daemon.stop(signal: SIGKILL) }
         let last = "r\(Self.rounds - 1)-s9"
-        checks.that(eventually(60) { ask("\(last).ns-0.svc.cluster.local.", port: port) != nil })
+        checks.that(eventually(60) { daemon.dns != 0 && ask("\(last).ns-0.svc.cluster.local.", port: daemon.dns) != nil })
+        let port = daemon.dns
         let registry = try Registry(storage: SQLiteStorage(directory: state.path))
         checks.that(registry.snapshot().services.count == Self.rounds * 10)
         for round in 0..<Self.rounds {

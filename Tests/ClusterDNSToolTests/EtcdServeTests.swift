@@ -11,28 +11,29 @@ import Glibc
 @Suite(.serialized) struct EtcdServeTests {
     /// A replica: its process, ports, state directory (certificate, kubeconfig, local copy).
     final class Replica: @unchecked Sendable {
-        let dns = freePort()
-        let api = freePort()
-        let http = freePort()
         let state: String
         let arguments: [String]
-        var process: ChildProcess
+        /// The running daemon; a restart listens on new ports of the kernel's choice.
+        var daemon: Daemon
+        var process: ChildProcess { daemon.process }
+        var dns: UInt16 { daemon.dns }
+        var api: UInt16 { daemon.api }
+        var http: UInt16 { daemon.http }
 
         init(directory: URL, index: Int, etcd: [String], extra: [String] = []) throws {
             state = directory.appendingPathComponent("replica-\(index)").path
             try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
-            arguments = ["--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--api", "127.0.0.1:\(api)", "--state", state,
-                         "--zones", "none", "--resolv-conf", "none", "--log-level", "error", "--etcd-prefix", "/e2e"]
+            arguments = ["--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api", "127.0.0.1:0", "--state", state,
+                         "--zones", "none", "--resolv-conf", "none", "--etcd-prefix", "/e2e"]
                 + etcd.flatMap { ["--etcd", $0] } + extra
-            process = try serveQuietly(arguments)
+            daemon = try Daemon(arguments)
         }
 
         var kubeconfig: String { state + "/kubeconfig" }
 
         func restart() throws {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-            process = try serveQuietly(arguments)
+            daemon.stop(signal: SIGKILL)
+            daemon = try Daemon(arguments)
         }
 
         /// A request to the API with the kubeconfig's token, verified against the kept certificate:
@@ -369,9 +370,10 @@ import Glibc
             let manifests = directory.appendingPathComponent("manifests")
             try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
-            // Eight pods whose probes fail (nothing listens): only who probes them matters here.
-            // Their owners among node-a and node-b are pinned in ProbeAssignmentTests: four each.
-            let port = freePort()
+            // Eight pods whose probes fail (nothing listens on their addresses; port 9, discard,
+            // is not served here): only who probes them matters here. Their owners among node-a
+            // and node-b are pinned in ProbeAssignmentTests: four each.
+            let port = 9
             try (0..<8).map { """
                 apiVersion: v1
                 kind: Pod

@@ -133,10 +133,11 @@ import Glibc
             spec: {clusterIP: 127.100.0.44, selector: {app: named}, ports: [{name: web, port: 8044, targetPort: http}]}
             """, pod("named-a", "127.0.0.41", a.port), pod("named-b", "127.0.0.42", b.port)]
             .joined(separator: "\n---\n").write(to: directory.appendingPathComponent("named.yaml"), atomically: true, encoding: .utf8)
-        let process = try serveQuietly(["--dns", "127.0.0.1:\(freePort())", "--http", "none", "--manifests", directory.path,
-                                       "--service-cidr", "127.100.0.0/16", "--forwarder", "--probes", "--node-name", "node-a",
-                                       "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"])
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--manifests", directory.path,
+                                 "--service-cidr", "127.100.0.0/16", "--forwarder", "--probes", "--node-name", "node-a",
+                                 "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let process = daemon.process
         /// The backends that answer ten requests through the ClusterIP.
         func chosen() -> Set<String> {
             Set((0..<10).map { _ in
@@ -185,17 +186,10 @@ import Glibc
                 readinessProbe: {tcpSocket: {port: \(tcp.port.load(ordering: .relaxed))}, periodSeconds: 1, failureThreshold: 2}
             status: {podIP: 127.0.0.22, phase: Running}
             """.write(to: directory.appendingPathComponent("web.yaml"), atomically: true, encoding: .utf8)
-        let dns = freePort()
-        let http = freePort()
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--manifests", directory.path, "--probes",
-                             "--node-name", "node-a", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s",
-                             "--log-level", "warning"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--manifests", directory.path, "--probes",
+                                 "--node-name", "node-a", "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, dns, http) = (daemon.process, daemon.dns, daemon.http)
         func answers() -> [String] {
             digShort(port: dns, "web.default.svc.cluster.local").split(separator: "\n").map(String.init).sorted()
         }
@@ -251,11 +245,10 @@ import Glibc
         let state = directory.appendingPathComponent("state").path
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let dns = freePort()
-        let api = freePort()
-        let process = try serveQuietly(["--dns", "127.0.0.1:\(dns)", "--http", "none", "--api", "127.0.0.1:\(api)", "--state", state,
-                                       "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"])
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--api", "127.0.0.1:0", "--state", state,
+                                 "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, dns) = (daemon.process, daemon.dns)
         let kubeconfig = state + "/kubeconfig"
         #expect(eventually(20) { FileManager.default.fileExists(atPath: kubeconfig) })
         func run(_ arguments: [String]) throws -> Tool.Result {

@@ -122,16 +122,9 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
             metadata: {name: kubernetes, namespace: default}
             spec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443}]}
             """.write(to: manifest, atomically: true, encoding: .utf8)
-        let dns = freePort()
-        let http = freePort()
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)",
-                             "--manifests", directory.path, "--lameduck", "1s", "--log-level", "warning"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--manifests", directory.path, "--lameduck", "1s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, dns, http) = (daemon.process, daemon.dns, daemon.http)
 
         #expect(eventually(10) { httpStatus(port: http, path: "/ready") == 200 }, "ready within 10 s")
         #expect(httpStatus(port: http, path: "/health") == 200)
@@ -164,15 +157,9 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     @Test func theExampleZonesAnswerAsTheREADMESays() throws {
         let zones = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("zones").path
-        let port = freePort()
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(port)", "--http", "none", "--zones", zones,
-                             "--resolv-conf", "none", "--lameduck", "0s"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--zones", zones, "--resolv-conf", "none", "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let port = daemon.dns
         #expect(eventually(10) { digShort(port: port, "kubernetes.default.svc.cluster.local") == "10.96.0.1\n" })
         #expect(digShort(port: port, "www.example.com") == "example.com.\n192.0.2.10\n")
         let reverse = try Tool.runRaw("/usr/bin/env", ["dig", "@127.0.0.1", "-p", String(port), "+short", "+time=1", "+tries=1",
@@ -189,18 +176,10 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
             "$TTL 60\n@ IN SOA ns hostmaster 1 7200 900 1209600 60\n  IN NS ns\nns IN A 192.0.2.53\nwww IN A \(address)\n" + extra
         }
         try zone("192.0.2.1").write(to: zoneFile, atomically: true, encoding: .utf8)
-        let log = directory.appendingPathComponent("serve.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let dns = freePort()
-        let http = freePort()
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--zones", directory.path,
-                             "--resolv-conf", "none", "--lameduck", "0s"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: log)
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--zones", directory.path,
+                                 "--resolv-conf", "none", "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, dns, http, log) = (daemon.process, daemon.dns, daemon.http, daemon.log)
         #expect(eventually(10) { httpStatus(port: http, path: "/ready") == 200 }, "ready within 10 s")
 
         #expect(digShort(port: dns, "www.test.example") == "192.0.2.1\n")
@@ -292,18 +271,13 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         }
         let directory = try relayManifests(service: "tiny", clusterIP: "127.100.0.21", port: 8081, backendPort: backendPort)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let dns = freePort()
-        let process = ChildProcess()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
         // A small descriptor limit for the daemon alone.
-        process.arguments = ["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", Tool.executable.path,
-                             "serve", "--dns", "127.0.0.1:\(dns)", "--http", "none", "--manifests", directory.path,
-                             "--service-cidr", "127.100.0.0/16", "--forwarder", "--zones", "none", "--resolv-conf", "none",
-                             "--udp-sockets", "1", "--lameduck", "0s", "--log-level", "error"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--manifests", directory.path,
+                                 "--service-cidr", "127.100.0.0/16", "--forwarder", "--zones", "none", "--resolv-conf", "none",
+                                 "--udp-sockets", "1", "--lameduck", "0s"],
+                                prefix: ["/bin/bash", "-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        defer { daemon.stop(signal: SIGKILL) }
+        let process = daemon.process
         func greet() -> Int32? {
             let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var tv = timeval(tv_sec: 0, tv_usec: 300_000)
@@ -345,17 +319,11 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         let backendPort = helloServer()
         let directory = try relayManifests(service: "hello", clusterIP: "127.100.0.20", port: 8080, backendPort: backendPort)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let dns = freePort()
-        let http = freePort()
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(dns)", "--http", "127.0.0.1:\(http)", "--manifests", directory.path,
-                             "--service-cidr", "127.100.0.0/16", "--forwarder", "--zones", "none", "--resolv-conf", "none",
-                             "--lameduck", "0s", "--log-level", "warning"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--manifests", directory.path,
+                                 "--service-cidr", "127.100.0.0/16", "--forwarder", "--zones", "none", "--resolv-conf", "none",
+                                 "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, dns, http) = (daemon.process, daemon.dns, daemon.http)
         #expect(eventually(10) { httpStatus(port: http, path: "/ready") == 200 })
         // The name resolves to the ClusterIP, and the ClusterIP reaches the endpoint.
         #expect(digShort(port: dns, "hello.default.svc.cluster.local") == "127.100.0.20\n")
@@ -400,19 +368,12 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
     /// A DNS address another socket holds (here with SO_REUSEPORT, as a second daemon's would):
     /// the daemon says so and exits instead of sharing the port or hanging.
     @Test func anAddressInUseEndsTheDaemon() throws {
-        let port = freePort()
         let holder = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(holder) }
         var on: Int32 = 1
         setsockopt(holder, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size))
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = port.bigEndian
-        sin.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let bound = withUnsafePointer(to: &sin) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        #expect(bound == 0)
+        let port = bindAnyPort(holder, on: "127.0.0.1")
+        #expect(port != 0)
         let process = ChildProcess()
         process.executableURL = Tool.executable
         process.arguments = ["serve", "--dns", "127.0.0.1:\(port)", "--http", "none", "--state", "memory", "--zones", "none",
@@ -433,20 +394,14 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
     }
 
     @Test func queryLogNamesClientNameTypeAndRcode() throws {
-        let port = freePort()
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:\(port)", "--http", "none", "--log-format", "json", "--lameduck", "0s",
-                             "--zones", "none", "--resolv-conf", "none", "--log-queries", "--log-level", "warning"]
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "none", "--log-format", "json", "--lameduck", "0s",
+                                 "--zones", "none", "--resolv-conf", "none", "--log-queries"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let port = daemon.dns
         #expect(eventually(10) { digShort(port: port, "kubernetes.default.svc.cluster.local") == "10.96.0.1\n" })
         _ = digShort(port: port, "nope.default.svc.cluster.local")
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        let lines = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        daemon.stop()
+        let lines = daemon.logText.split(separator: "\n")
         let queries = lines.filter { $0.contains("\"message\":\"query\"") }
         #expect(queries.contains { $0.contains("\"name\":\"kubernetes.default.svc.cluster.local.\"") && $0.contains("\"rcode\":\"NOERROR\"")
             && $0.contains("\"client\":\"127.0.0.1:") && $0.contains("\"type\":\"A\"") }, "\(queries)")
@@ -504,15 +459,12 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         return path
     }
 
-    /// Starts serve with `arguments`, asks one question, stops it; returns dig's answer line.
-    func answer(_ arguments: [String], port: UInt16) throws -> String {
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    /// Starts serve with `arguments` (`serve` left out), asks one question, stops it; returns
+    /// dig's answer line.
+    func answer(_ arguments: [String]) throws -> String {
+        let daemon = try Daemon(arguments)
+        defer { daemon.stop(signal: SIGKILL) }
+        let port = daemon.dns
         var line = ""
         _ = eventually(10) {
             line = (try? Tool.runRaw("/usr/bin/env", ["dig", "@127.0.0.1", "-p", String(port), "+noall", "+answer", "+time=1", "+tries=1",
@@ -523,18 +475,16 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
     }
 
     @Test func settingsComeFromTheFileAndTheCommandLineWins() throws {
-        let port = freePort()
-        let config = try write("dns: [\"127.0.0.1:\(port)\"]\nttl: 30\nhttp: none\nlameduck: 0s\n")
+        let config = try write("dns: [\"127.0.0.1:0\"]\nttl: 30\nhttp: none\nlameduck: 0s\n")
         // The answer line's second field is its TTL; an empty answer fails without a crash.
         let ttl = { (line: String) in line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.map(String.init) }
-        #expect(ttl(try answer(["serve", "--config", config], port: port)) == "30")
-        #expect(ttl(try answer(["serve", "--config", config, "--ttl", "7"], port: port)) == "7")
+        #expect(ttl(try answer(["--config", config])) == "30")
+        #expect(ttl(try answer(["--config", config, "--ttl", "7"])) == "7")
     }
 
     @Test func everyForwardingAndCacheSettingIsAccepted() throws {
-        let port = freePort()
         let config = try write("""
-            dns: ["127.0.0.1:\(port)"]
+            dns: ["127.0.0.1:0"]
             http: none
             lameduck: 0s
             zones: none
@@ -556,7 +506,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
             log-queries: true
             log-queries-sample: 1
             """)
-        #expect(try answer(["serve", "--config", config], port: port).contains("10.96.0.1"))
+        #expect(try answer(["--config", config]).contains("10.96.0.1"))
         // Each setting where it takes effect (the file read as `serve` reads it).
         let serve = try Serve.parse(try ConfigFile.arguments(from: config))
         try serve.validate()
@@ -577,19 +527,11 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
     }
 
     @Test func sighupAppliesAChangedConfigAndRefusesABrokenOne() throws {
-        let port = freePort()
-        let base = "dns: [\"127.0.0.1:\(port)\"]\nhttp: none\nlameduck: 0s\nzones: none\n"
+        let base = "dns: [\"127.0.0.1:0\"]\nhttp: none\nlameduck: 0s\nzones: none\n"
         let config = try write(base + "resolv-conf: none\n")
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("sighup-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: log) }
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--config", config]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: log)
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--config", config])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, port, log) = (daemon.process, daemon.dns, daemon.log)
         func status(_ name: String) -> String {
             let out = (try? Tool.runRaw("/usr/bin/env", ["dig", "@127.0.0.1", "-p", String(port), "+time=2", "+tries=1", name]).stdout) ?? ""
             return out.components(separatedBy: "status: ").dropFirst().first?.components(separatedBy: ",").first ?? "none"
@@ -655,16 +597,11 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         let idle = try relayManifests(service: "idle", clusterIP: "127.100.0.31", port: 8090, backendPort: holderPort)
         let busy = try relayManifests(service: "busy", clusterIP: "127.100.0.32", port: 8091, backendPort: helloPort)
         defer { try? FileManager.default.removeItem(at: idle); try? FileManager.default.removeItem(at: busy) }
-        let http = freePort()
-        let process = ChildProcess()
-        process.executableURL = Tool.executable
-        process.arguments = ["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:\(http)", "--manifests", idle.path,
-                             "--manifests", busy.path, "--service-cidr", "127.100.0.0/16", "--forwarder", "--state", "memory",
-                             "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s", "--log-level", "error"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let daemon = try Daemon(["--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--manifests", idle.path,
+                                 "--manifests", busy.path, "--service-cidr", "127.100.0.0/16", "--forwarder", "--state", "memory",
+                                 "--zones", "none", "--resolv-conf", "none", "--lameduck", "0s"])
+        defer { daemon.stop(signal: SIGKILL) }
+        let (process, http) = (daemon.process, daemon.http)
         #expect(eventually(20) { httpStatus(port: http, path: "/ready") == 200 })
 
         func connect(_ ip: String, _ port: UInt16) -> Int32? {

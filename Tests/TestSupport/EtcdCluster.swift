@@ -14,7 +14,7 @@ public final class EtcdCluster: @unchecked Sendable {
         public var clientURL: String { "http://127.0.0.1:\(clientPort)" }
     }
 
-    public let members: [Member]
+    public private(set) var members: [Member] = []
     let directory: URL
     var processes: [String: ChildProcess] = [:]
     let lock = NSLock()
@@ -26,7 +26,10 @@ public final class EtcdCluster: @unchecked Sendable {
 
     public var clientURLs: [String] { members.map(\.clientURL) }
 
-    /// Starts `size` members and waits until every one answers on its client port.
+    /// Starts `size` members and waits until every one answers on its client port. Their ports
+    /// are named in every member's flags, so they are found free first: when another socket
+    /// takes one in between, that member exits saying the address is in use, and the cluster is
+    /// started again on new ports.
     public init(size: Int = 1) throws {
         guard Self.executable != nil else { throw EtcdClusterError("etcd is not installed (Debian: etcd-server)") }
         // In memory where there is a tmpfs: etcd syncs its log on every write, and these tests
@@ -35,11 +38,23 @@ public final class EtcdCluster: @unchecked Sendable {
             : FileManager.default.temporaryDirectory
         directory = base.appendingPathComponent("etcd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        members = (0..<size).map { Member(name: "m\($0)", clientPort: Self.freePort(), peerPort: Self.freePort()) }
-        for member in members { try start(member.name) }
-        for member in members where !Self.waitForPort(member.clientPort, seconds: 60) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            members = (0..<size).map { Member(name: "m\($0)", clientPort: Self.freePort(), peerPort: Self.freePort()) }
+            for member in members { try start(member.name) }
+            let late = members.first { !waitForPort(of: $0, seconds: 60) }
+            guard let late else { break }
+            let said = log(of: late.name)
+            let inUse = members.contains { log(of: $0.name).contains("address already in use") }
+            for name in lock.withLock({ Array(processes.keys) }) { kill(name) }
+            if inUse && attempt < 5 {
+                try? FileManager.default.removeItem(at: directory)
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                continue
+            }
             stop()
-            throw EtcdClusterError("etcd member \(member.name) did not start listening on \(member.clientPort)")
+            throw EtcdClusterError("etcd member \(late.name) did not start listening on \(late.clientPort): \(said)")
         }
         guard waitUntilHealthy(seconds: 60) else {
             stop()
@@ -86,9 +101,12 @@ public final class EtcdCluster: @unchecked Sendable {
             "--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "error",
         ]
         process.environment = ["ETCD_UNSUPPORTED_ARCH": "", "PATH": "/usr/bin:/bin"]
-        let log = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = log
-        process.standardError = log
+        let log = directory.appendingPathComponent("\(member.name).log")
+        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = handle
         try process.run()
         lock.withLock { processes[name] = process }
     }
@@ -108,6 +126,21 @@ public final class EtcdCluster: @unchecked Sendable {
     deinit { stop() }
 
     static func freePort() -> UInt16 { TestSupport.freePort() }
+
+    /// What member `name` has written on its standard error (errors only: `--log-level error`).
+    func log(of name: String) -> String {
+        (try? String(contentsOf: directory.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
+    }
+
+    /// Whether `member` answers on its client port within `seconds`; false at once when it has exited.
+    func waitForPort(of member: Member, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if Self.waitForPort(member.clientPort, seconds: 0.2) { return true }
+            if lock.withLock({ processes[member.name].map { !$0.isRunning } ?? true }) { return false }
+        }
+        return false
+    }
 
     static func waitForPort(_ port: UInt16, seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)

@@ -6,10 +6,12 @@ import Synchronization
 private let nextPort = Atomic<Int>(0)
 
 /// A loopback port that is free for TCP and UDP on 127.0.0.1 at the moment of asking, for a
-/// server a test starts (and perhaps restarts on the same port). It is taken below Linux's
-/// ephemeral range (32768 and up): a port from that range can be taken between the asking and
-/// the binding by any client socket another test connects, which is how a restarted server
-/// used to find its port gone.
+/// server that must be told its port before it binds (Knot's and etcd's configurations), or is
+/// restarted on the same one. Whoever starts such a server starts it again on another port when
+/// it exits saying the address is in use; servers that can bind port 0 and say which port they
+/// got are given port 0 instead. It is taken below Linux's ephemeral range (32768 and up): a
+/// port from that range can be taken between the asking and the binding by any client socket
+/// another test connects, which is how a restarted server used to find its port gone.
 public func freePort() -> UInt16 {
     // Each process starts at its own place in 10000..<32000 and walks on from there, so that
     // tests running at once do not ask for the same ports.
@@ -33,4 +35,27 @@ private func isBindable(_ port: UInt16, type: __socket_type) -> Bool {
     return withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
+}
+
+/// A TCP port on 127.0.0.1 where a connection is refused for as long as this is open: a socket
+/// holds the port without listening, so no server of another test can be given it meanwhile
+/// (as one could be a port found free and closed again).
+public final class ClosedPort: @unchecked Sendable {
+    public let port: UInt16
+    private let fd: Int32
+
+    public init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        port = bound ? UInt16(bigEndian: address.sin_port) : 0
+    }
+
+    public func close() { _ = Glibc.close(fd) }
 }

@@ -188,8 +188,9 @@ struct GRPCProbeTests {
         let loopback = IPAddress("127.0.0.1")!
         #expect(await NetworkProbeRunner().run(.grpc(address: loopback, port: port, service: ""), timeout: .seconds(1))
                 == .failure("no answer within 1.0 seconds"))
-        let closed = try await NetworkProbeRunnerTests.closedPort()
-        #expect(await NetworkProbeRunner().run(.grpc(address: loopback, port: closed, service: ""), timeout: .seconds(1))
+        let closed = ClosedPort()
+        defer { closed.close() }
+        #expect(await NetworkProbeRunner().run(.grpc(address: loopback, port: Int(closed.port), service: ""), timeout: .seconds(1))
                 == .failure("connection refused"))
     }
 }

@@ -70,13 +70,6 @@ struct NetworkProbeRunnerTests {
         return (channel, channel.localAddress!.port!)
     }
 
-    /// A loopback port nothing listens on.
-    static func closedPort() async throws -> Int {
-        let (channel, port) = try await backend(.silent)
-        try await channel.close()
-        return port
-    }
-
     static let loopback = IPAddress("127.0.0.1")!
 
     static func http(_ port: Int, path: String = "/healthz") -> ProbeTarget {
@@ -90,7 +83,9 @@ struct NetworkProbeRunnerTests {
         // cooperative threads for seconds, and only the verdict is checked here.
         let result = await NetworkProbeRunner().run(.tcp(address: Self.loopback, port: port), timeout: .seconds(30))
         #expect(result == .success)
-        let refused = await NetworkProbeRunner().run(.tcp(address: Self.loopback, port: try await Self.closedPort()), timeout: .seconds(30))
+        let closed = ClosedPort()
+        defer { closed.close() }
+        let refused = await NetworkProbeRunner().run(.tcp(address: Self.loopback, port: Int(closed.port)), timeout: .seconds(30))
         #expect(refused == .failure("connection refused"))
     }
 
@@ -101,7 +96,9 @@ struct NetworkProbeRunnerTests {
         defer { open.close(promise: nil) }
         let (web, webPort) = try await Self.backend(.respond("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"))
         defer { web.close(promise: nil) }
-        let closed = try await Self.closedPort()
+        let closedPort = ClosedPort()
+        defer { closedPort.close() }
+        let closed = Int(closedPort.port)
         let targets: [(ProbeTarget, ProbeResult)] = [
             (.tcp(address: Self.loopback, port: openPort), .success),
             (.tcp(address: Self.loopback, port: closed), .failure("connection refused")),
@@ -147,7 +144,9 @@ struct NetworkProbeRunnerTests {
 
     /// A refused connection is a failure (it once left the attempt's promise uncompleted, which NIO traps on).
     @Test func httpToAClosedPortIsRefused() async throws {
-        let result = await NetworkProbeRunner().run(Self.http(try await Self.closedPort()), timeout: .seconds(30))
+        let closed = ClosedPort()
+        defer { closed.close() }
+        let result = await NetworkProbeRunner().run(Self.http(Int(closed.port)), timeout: .seconds(30))
         #expect(result == .failure("connection refused"))
     }
 
@@ -181,7 +180,9 @@ struct NetworkProbeRunnerTests {
         defer { for fd in fillers + [listener] { close(fd) } }
         let port = Int(UInt16(bigEndian: address.sin_port))
         async let hung = NetworkProbeRunner().run(.tcp(address: IPAddress("127.0.0.7")!, port: port), timeout: .seconds(1))
-        let refused = await NetworkProbeRunner().run(.tcp(address: Self.loopback, port: try await Self.closedPort()), timeout: .seconds(30))
+        let closed = ClosedPort()
+        defer { closed.close() }
+        let refused = await NetworkProbeRunner().run(.tcp(address: Self.loopback, port: Int(closed.port)), timeout: .seconds(30))
         #expect(refused == .failure("connection refused"))
         #expect(await hung == .failure("no answer within 1.0 seconds"))
     }
