@@ -41,13 +41,14 @@ final class KnotUpstream: @unchecked Sendable {
     let directory: String
     private(set) var process = ChildProcess()
 
-    init() throws {
+    /// `ports` hands out the ports (a test of the retry hands out a taken one first).
+    init(ports: () -> UInt16 = { freePort() }) throws {
         directory = NSTemporaryDirectory() + "knot-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory + "/db", withIntermediateDirectories: true)
         try upstreamZone.write(toFile: directory + "/upstream.test.zone", atomically: true, encoding: .utf8)
         #expect(toolAvailable("knotd"), "knotd is not installed (Debian: knot; .ci/run installs it)")
         for _ in 0..<5 {
-            port = freePort()
+            port = ports()
             if try start() { return }
         }
         Issue.record("knotd did not start: \((try? String(contentsOfFile: directory + "/knot.log", encoding: .utf8)) ?? "")")
@@ -417,6 +418,21 @@ final class ForwardingServer: Sendable {
         #expect(asked.count(".") == 1, "probed once with . NS")
         let back = try server.ask("back.upstream.test.")
         #expect(back.answers.map(\.data.presentation) == ["192.0.2.77"], "answered by the recovered upstream")
+    }
+
+    /// Knot is told its port before it binds it: when another socket took it in between, Knot
+    /// exits saying so and is started again on another.
+    @Test func knotStartsOnAnotherPortWhenItsPortWasTaken() throws {
+        let (holder, taken) = Client.boundUDP()
+        defer { close(holder) }
+        var first = true
+        let knot = try KnotUpstream {
+            defer { first = false }
+            return first ? taken : freePort()
+        }
+        #expect(knot.port != taken)
+        let probe = Message(header: Header(id: 1), questions: [Question(name: try DomainName("www.upstream.test."), type: .a)]).encoded()
+        #expect(Client.udp(probe, port: knot.port, timeout: 2000) != nil, "Knot answers on the other port")
     }
 
     @Test func everyUpstreamDownIsSERVFAILWithinTheDeadlineThenRecovery() async throws {

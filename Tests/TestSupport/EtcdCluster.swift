@@ -30,7 +30,8 @@ public final class EtcdCluster: @unchecked Sendable {
     /// are named in every member's flags, so they are found free first: when another socket
     /// takes one in between, that member exits saying the address is in use, and the cluster is
     /// started again on new ports.
-    public init(size: Int = 1) throws {
+    /// `ports` hands out the ports (a test of this retry hands out a taken one first).
+    public init(size: Int = 1, ports: () -> UInt16 = { TestSupport.freePort() }) throws {
         guard Self.executable != nil else { throw EtcdClusterError("etcd is not installed (Debian: etcd-server)") }
         // In memory where there is a tmpfs: etcd syncs its log on every write, and these tests
         // are about what etcd answers, not about the disk under it.
@@ -41,11 +42,11 @@ public final class EtcdCluster: @unchecked Sendable {
         var attempt = 0
         while true {
             attempt += 1
-            members = (0..<size).map { Member(name: "m\($0)", clientPort: Self.freePort(), peerPort: Self.freePort()) }
+            members = (0..<size).map { Member(name: "m\($0)", clientPort: ports(), peerPort: ports()) }
             for member in members { try start(member.name) }
-            let late = members.first { !waitForPort(of: $0, seconds: 60) }
-            guard let late else { break }
-            let said = log(of: late.name)
+            // Answering on the port is not enough: whoever took it may be listening there.
+            if members.allSatisfy({ waitForPort(of: $0, seconds: 60) }) && waitUntilHealthy(seconds: 60) { break }
+            let said = members.map { "\($0.name): \(log(of: $0.name))" }.joined(separator: "; ")
             let inUse = members.contains { log(of: $0.name).contains("address already in use") }
             for name in lock.withLock({ Array(processes.keys) }) { kill(name) }
             if inUse && attempt < 5 {
@@ -54,11 +55,7 @@ public final class EtcdCluster: @unchecked Sendable {
                 continue
             }
             stop()
-            throw EtcdClusterError("etcd member \(late.name) did not start listening on \(late.clientPort): \(said)")
-        }
-        guard waitUntilHealthy(seconds: 60) else {
-            stop()
-            throw EtcdClusterError("etcd elected no leader")
+            throw EtcdClusterError("etcd did not start with a leader: \(said)")
         }
     }
 
@@ -68,6 +65,8 @@ public final class EtcdCluster: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(seconds)
         let running = lock.withLock { Set(processes.keys) }
         while Date() < deadline {
+            // A member that has exited will not become healthy.
+            if lock.withLock({ running.contains { processes[$0]?.isRunning == false } }) { return false }
             let healthy = members.filter { running.contains($0.name) }.allSatisfy { member in
                 let process = ChildProcess()
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -124,8 +123,6 @@ public final class EtcdCluster: @unchecked Sendable {
     }
 
     deinit { stop() }
-
-    static func freePort() -> UInt16 { TestSupport.freePort() }
 
     /// What member `name` has written on its standard error (errors only: `--log-level error`).
     func log(of name: String) -> String {
