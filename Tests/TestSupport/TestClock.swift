@@ -31,6 +31,10 @@ public final class TestClock: Clock, Sendable {
     /// How many sleeps are waiting: a test advances once what it expects to wake is asleep.
     public var sleeping: Int { state.withLock { $0.sleepers.count } }
 
+    /// When the waiting sleeps are due, earliest first: advancing to just before the first
+    /// wakes nobody, so nothing that waits on this clock can act in between.
+    public var deadlines: [Instant] { state.withLock { $0.sleepers.values.map(\.deadline).sorted() } }
+
     public func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
         let id = state.withLock { state in
             defer { state.nextID += 1 }

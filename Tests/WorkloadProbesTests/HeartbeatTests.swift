@@ -65,7 +65,9 @@ struct HeartbeatTests {
 
         // Silent: still ready a moment before the TTL runs out, not ready at it.
         clock.advance(by: .milliseconds(14_999))
-        try await Task.sleep(for: .milliseconds(20))
+        // Settled: whatever this woke (the sleep for a renewal's earlier expiry) has found
+        // nothing due and sleeps again, until a moment after now.
+        #expect(await eventually { clock.sleeping == 1 && clock.deadlines.allSatisfy { $0 > clock.now } })
         #expect(Self.pod(registry)?.status.isReady == true)
         #expect(Self.readyEndpoints(registry) == ["10.244.0.9"])
         clock.advance(by: .milliseconds(1))
@@ -119,7 +121,8 @@ struct HeartbeatTests {
         if left > .zero {
             #expect(await eventually { clock.sleeping == 1 })
             clock.advance(by: left - .milliseconds(1))
-            try await Task.sleep(for: .milliseconds(20))
+            // Settled, sleeping until after now: nothing was due.
+            #expect(await eventually { clock.sleeping == 1 && clock.deadlines.allSatisfy { $0 > clock.now } })
             #expect(Self.pod(registry)?.status.isReady == true)
             clock.advance(by: .milliseconds(1))
         }
@@ -138,7 +141,8 @@ struct HeartbeatTests {
         let monitor = HeartbeatMonitor(registry: registry, clock: clock)
         let running = Task { await monitor.run() }
         defer { running.cancel() }
-        try await Task.sleep(for: .milliseconds(50))
+        // Once it has read everything the registry holds, it times nothing and sleeps for nothing.
+        #expect(await eventually { monitor.resourceVersion >= registry.resourceVersion })
         #expect(clock.sleeping == 0)
         #expect(monitor.counts.timed == 0)
     }

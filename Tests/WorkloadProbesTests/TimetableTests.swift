@@ -46,9 +46,12 @@ struct TimetableTests {
         for (seconds, expected) in steps {
             // Settled: everything due handed out, one sleep for the next (none when nothing is left).
             #expect(await eventually { clock.sleeping == (timetable.count == 0 ? 0 : 1) })
+            let due = clock.deadlines.first
             clock.advance(by: .seconds(seconds))
             if expected.isEmpty {
-                try await Task.sleep(for: .milliseconds(20))
+                // Nothing due: the sleep, due later, was not woken, so nothing could be handed out.
+                #expect(due.map { $0 > clock.now } ?? true)
+                #expect(clock.sleeping == (timetable.count == 0 ? 0 : 1))
             } else {
                 #expect(await eventually { fired.count >= expected.count })
             }
@@ -71,7 +74,8 @@ struct TimetableTests {
         func until() -> TestClock.Instant? { timetable.state.withLock { $0.sleeping } }
         #expect(await eventually { clock.sleeping == 1 && until() == at(2000) })
         clock.advance(by: .milliseconds(1999))
-        try await Task.sleep(for: .milliseconds(20))
+        // The sleep until 2 s is not woken: nothing can be handed out a moment early.
+        #expect(clock.sleeping == 1 && clock.deadlines == [at(2000)])
         #expect(fired.take() == [])
         clock.advance(by: .milliseconds(1))
         #expect(await eventually { fired.count == 2 })
@@ -108,12 +112,14 @@ struct TimetableTests {
         let (timetable, fired, task) = Self.start(clock)
         defer { task.cancel() }
         let a = timetable.schedule("a", at: Self.at(1, clock))
-        timetable.schedule("b", at: Self.at(2, clock))
+        let two = Self.at(2, clock)
+        timetable.schedule("b", at: two)
         timetable.cancel(a)
         #expect(timetable.count == 1)
         #expect(await eventually { clock.sleeping == 1 })
         clock.advance(by: .seconds(1))
-        try await Task.sleep(for: .milliseconds(20))
+        // Woken for the cancelled item, it finds nothing to hand out and sleeps until the next.
+        #expect(await eventually { clock.sleeping == 1 && clock.deadlines == [two] })
         #expect(fired.count == 0)
         clock.advance(by: .seconds(1))
         #expect(await eventually { fired.count == 1 })
