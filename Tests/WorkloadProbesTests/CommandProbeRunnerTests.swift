@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import TestSupport
 @testable import WorkloadProbes
@@ -34,14 +37,22 @@ struct CommandProbeRunnerTests {
 
     /// A command that hangs fails at its timeout, and what it started dies with it.
     @Test func aHungCommandIsKilledWithItsChildrenAtTheTimeout() async throws {
-        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("exec-probe-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: marker) }
-        // The background child would write the marker after 2 s if it survived.
-        let command = ["sh", "-c", "(sleep 2; touch \(marker)) & sleep 30"]
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("exec-probe-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: pidFile) }
+        // A child in the background, its process ID written down, and the command hangs.
+        let command = ["sh", "-c", "sleep 60 & echo $! > \(pidFile); sleep 30"]
         let result = await CommandProbeRunner().run(.exec(command: command), timeout: .seconds(1))
         #expect(result == .failure("command sh timed out after 1.0 s"))
-        try await Task.sleep(for: .seconds(3))
-        #expect(!FileManager.default.fileExists(atPath: marker), "the child outlived the probe")
+        let text = try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let child = try #require(Int32(text), "the command wrote no process ID: \(text)")
+        // Gone, or a zombie waiting to be reaped: either way it runs no more.
+        func ended() -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return true }
+            return stat[stat.index(close, offsetBy: 2)] == "Z"
+        }
+        #expect(await eventually(within: 30) { ended() }, "the child outlived the probe")
+        if !ended() { kill(child, SIGKILL) }
     }
 
     /// Without `--probes-exec` the network runner refuses exec probes, saying how to allow them.
