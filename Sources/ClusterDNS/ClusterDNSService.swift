@@ -24,6 +24,10 @@ public struct ClusterDNSConfiguration: Sendable {
     public var stateDirectory: String?
     /// A store shared with other replicas (etcd): the registry's source of truth when set.
     public var sharedStore: (any SharedRegistryStore)?
+    /// With `sharedStore`: how often this replica brings the store's allocation claims in line
+    /// with its objects (`Registry.repairClaims`), the first time once it has listed the store;
+    /// zero: never. kube-apiserver repairs its ranges every three minutes.
+    public var claimRepairInterval: Duration = .seconds(180)
     /// With `sharedStore`: the name this replica's manifests are applied under (its node's), so
     /// that a document or file that goes away deletes what this replica's files applied only.
     public var manifestOwner: String?
@@ -102,6 +106,10 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     /// Resolvers replaced by a reconfiguration that still finish their questions, and the
     /// summed counters of those that have stopped (`resolverTotals`).
     let pastResolvers = Mutex<(finishing: [UpstreamResolver], stopped: ResolverTotals)>(([], ResolverTotals()))
+    /// What the claim repairs have done so far (`clusterdns_registry_claim_repairs_total`), and
+    /// the conflicts the last one found (`clusterdns_registry_claim_conflicts`).
+    let claimRepairs = Mutex<(released: Int, restored: Int, conflicts: Int)>((0, 0, 0))
+    public var claimRepairTotals: (released: Int, restored: Int, conflicts: Int) { claimRepairs.withLock { $0 } }
 
     public init(configuration: ClusterDNSConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -258,6 +266,41 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
             try await Task.sleep(for: .milliseconds(10))
         }
         group.addTask { _ = await cancelWhenGracefulShutdown { await self.loadManifests() } as Int? }
+        let interval = configuration.claimRepairInterval
+        if interval > .zero {
+            group.addTask {
+                await cancelWhenGracefulShutdown {
+                    while registry.sharedRevision == nil && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+                    while !Task.isCancelled {
+                        await self.repairClaims()
+                        try? await Task.sleep(for: interval)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass of `Registry.repairClaims`, each change and conflict in the log.
+    @discardableResult
+    public func repairClaims() async -> ClaimRepair? {
+        let report: ClaimRepair
+        do throws(StoreError) { report = try await registry.repairClaims() } catch {
+            logger.warning("allocation claims not checked", metadata: ["problem": "\(error)"])
+            return nil
+        }
+        for entry in report.released {
+            logger.notice("released an allocation nothing holds", metadata: ["claim": "\(entry.claim)", "owner": "\(entry.owner)"])
+        }
+        for entry in report.restored {
+            logger.notice("claimed an allocation held without a claim", metadata: ["claim": "\(entry.claim)", "owner": "\(entry.owner)"])
+        }
+        for conflict in report.conflicts { logger.error("allocation conflict", metadata: ["conflict": "\(conflict)"]) }
+        claimRepairs.withLock {
+            $0.released += report.released.count
+            $0.restored += report.restored.count
+            $0.conflicts = report.conflicts.count
+        }
+        return report
     }
 
     func serve(in group: inout ThrowingTaskGroup<Void, any Error>) async throws {

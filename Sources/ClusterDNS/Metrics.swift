@@ -213,6 +213,10 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
             gauge("clusterdns_registry_store_available", [], status.isAvailable ? 1 : 0)
             counter("clusterdns_registry_store_refused_writes_total", [], total: status.refusedWrites)
             counter("clusterdns_registry_store_interruptions_total", [], total: status.interruptions)
+            let repairs = service.claimRepairTotals
+            counter("clusterdns_registry_claim_repairs_total", [("action", "released")], total: repairs.released)
+            counter("clusterdns_registry_claim_repairs_total", [("action", "restored")], total: repairs.restored)
+            gauge("clusterdns_registry_claim_conflicts", [], Double(repairs.conflicts))
         }
         if let autopath = service.server.handler.responder.autopath {
             counter("clusterdns_autopath_hits_total", [], total: autopath.counters.hits)

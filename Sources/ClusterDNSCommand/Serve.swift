@@ -76,6 +76,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --etcd and --forwarder or --probes: the lease this node holds in etcd as its heartbeat (renewed every quarter of it); when it lapses, every replica takes the node's endpoints out and the other probers take its pods. 0s: no lease (and every prober probes every pod that names no node).")
     var nodeLeaseDuration: String = "40s"
 
+    @Option(help: "With --etcd: how often this replica brings the allocation claims in etcd (ClusterIPs, node ports, load-balancer and pod IPs) in line with the objects, releasing claims nothing holds and claiming allocations held without one, as kube-apiserver's repair controllers do; the first time once etcd is listed. 0s: never.")
+    var etcdClaimRepairInterval: String = "3m"
+
     @Option(help: "PEM certificates of the authority that signed etcd's serving certificates.")
     var etcdCafile: String? = nil
 
@@ -221,7 +224,7 @@ struct Serve: AsyncParsableCommand {
              cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
              nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface, apiAddresses,
              apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey, apiClientCaFile, etcd, etcdPrefix, etcdCafile, etcdCertfile,
-             etcdKeyfile, nodeLeaseDuration, probes, probesExec, forwarderCloseOnRemoval
+             etcdKeyfile, nodeLeaseDuration, etcdClaimRepairInterval, probes, probesExec, forwarderCloseOnRemoval
     }
 
     /// How to reach etcd, from the flags; nil without --etcd.
@@ -258,6 +261,9 @@ struct Serve: AsyncParsableCommand {
         _ = try etcdConfiguration()
         guard let lease = parseDuration(nodeLeaseDuration), lease == .zero || lease >= .seconds(4) else {
             throw ValidationError("--node-lease-duration \(nodeLeaseDuration): expected 0s or a duration of at least 4s, such as 40s")
+        }
+        guard parseDuration(etcdClaimRepairInterval) != nil else {
+            throw ValidationError("--etcd-claim-repair-interval \(etcdClaimRepairInterval): expected a duration such as 3m, or 0s for never")
         }
         for address in apiAddresses {
             guard let parsed = SocketAddress(parsing: address) else {
@@ -485,6 +491,7 @@ struct Serve: AsyncParsableCommand {
                 storeLogger.error("a value in etcd is skipped", metadata: ["key": "\(key)", "reason": "\(reason)"], source: logSource)
             }
             configuration.sharedStore = store
+            configuration.claimRepairInterval = parseDuration(etcdClaimRepairInterval) ?? .seconds(180)
             configuration.manifestOwner = nodeName ?? ProcessInfo.processInfo.hostName
             etcdClient = client
             etcdStore = store

@@ -12,6 +12,22 @@ extension AllocationClaim {
         case .podIP(let ip): "ranges/podips/\(ip)"
         }
     }
+
+    /// The claim `path` names (`ranges/serviceips/10.96.0.10`), or nil.
+    init?(path: Substring) {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "ranges", !parts[2].isEmpty else { return nil }
+        let value = String(parts[2])
+        switch parts[1] {
+        case "serviceips": self = .clusterIP(value)
+        case "servicenodeports":
+            guard let port = Int(value) else { return nil }
+            self = .nodePort(port)
+        case "loadbalancerips": self = .loadBalancerIP(value)
+        case "podips": self = .podIP(value)
+        default: return nil
+        }
+    }
 }
 
 /// The registry's objects in etcd, one key each under `prefix` (`/clusterdns/registry/services/
@@ -141,6 +157,54 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     }
 
     public var name: String { "etcd at \(client.configuration.endpoints.map(\.description).joined(separator: ", "))" }
+
+    /// Every claim under `<prefix>/ranges/`, in pages read at one revision; keys that name no
+    /// claim are told to `onSkipped` and left alone.
+    public func heldClaims() async throws(StoreError) -> [HeldClaim] {
+        let base = Array("\(prefix)/ranges/".utf8)
+        let end = EtcdClient.rangeEnd(ofPrefix: base)
+        var held: [HeldClaim] = []
+        do {
+            var page = try await client.range(base, end: end, limit: Self.pageSize)
+            let revision = page.revision
+            while true {
+                for kv in page.keyValues {
+                    let path = String(decoding: kv.key.dropFirst(prefix.utf8.count + 1), as: UTF8.self)
+                    guard let claim = AllocationClaim(path: Substring(path)) else {
+                        onSkipped(String(decoding: kv.key, as: UTF8.self), "not an allocation claim")
+                        continue
+                    }
+                    held.append(HeldClaim(claim: claim, owner: String(decoding: kv.value, as: UTF8.self), revision: kv.modRevision))
+                }
+                guard page.more, let last = page.keyValues.last else { break }
+                page = try await client.range(last.key + [0], end: end, revision: revision, limit: Self.pageSize)
+            }
+        } catch {
+            throw .unavailable("\(error)")
+        }
+        return held
+    }
+
+    public func release(_ held: HeldClaim, owner: ObjectKey?, ownerRevision: Int64) async throws(StoreError) -> Bool {
+        let claimKey = key(for: held.claim)
+        var compare: [EtcdCompare] = [.modRevision(claimKey, equals: held.revision)]
+        if let owner { compare.append(ownerRevision == 0 ? .absent(key(for: owner)) : .modRevision(key(for: owner), equals: ownerRevision)) }
+        do {
+            return try await client.transaction(if: compare, then: [.delete(claimKey)], else: []).succeeded
+        } catch {
+            throw .unavailable("\(error)")
+        }
+    }
+
+    public func restore(_ claim: AllocationClaim, for owner: ObjectKey, at ownerRevision: Int64) async throws(StoreError) -> Bool {
+        let claimKey = key(for: claim)
+        do {
+            return try await client.transaction(if: [.absent(claimKey), .modRevision(key(for: owner), equals: ownerRevision)],
+                                                then: [.put(claimKey, Array("\(owner)".utf8))], else: []).succeeded
+        } catch {
+            throw .unavailable("\(error)")
+        }
+    }
 
     /// Makes `write` in one transaction; returns the store's revision after it.
     @discardableResult

@@ -401,6 +401,35 @@ import Glibc
         }
     }
 
+    /// A service deleted in etcd directly (through etcd's own HTTP gateway, as etcdctl would)
+    /// leaves its ClusterIP claimed; the replica's periodic repair releases it, says so in its
+    /// log and its metrics, and the address can be given again.
+    @Test func aClaimLeftInEtcdIsReleasedByTheRepair() async throws {
+        try await offThePool { checks in
+            let cluster = try EtcdCluster(size: 1)
+            defer { cluster.stop() }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-repair-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let replica = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs,
+                                      extra: ["--etcd-claim-repair-interval", "1s"])
+            defer { replica.stop() }
+            checks.that(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
+            let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec: {clusterIP: 10.96.7.7, ports: [{port: 80}]}\n"
+            checks.that(try replica.request("POST", "/api/v1/namespaces/default/services", body: service).code == 201)
+            // etcd's gateway takes keys in base64.
+            let key = Data("/e2e/registry/services/default/web".utf8).base64EncodedString()
+            let deleted = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "10", "-X", "POST", "-d", #"{"key":"\#(key)"}"#,
+                                                           "\(cluster.clientURLs[0])/v3/kv/deleterange"])
+            checks.that(deleted.stdout.contains(#""deleted":"1""#), "etcd's gateway: \(deleted.stdout)")
+            func released() -> Double? { (try? replica.metric(#"clusterdns_registry_claim_repairs_total{action="released"}"#)) ?? nil }
+            checks.that(eventually(30) { released() == 1 }, "released: \(String(describing: released()))")
+            checks.that(replica.daemon.logText.contains("released an allocation nothing holds")
+                        && replica.daemon.logText.contains("ClusterIP 10.96.7.7"), replica.daemon.logText)
+            checks.that(try replica.request("POST", "/api/v1/namespaces/default/services", body: service.replacingOccurrences(of: "name: web", with: "name: again")).code == 201,
+                        "the address is given again")
+        }
+    }
+
     @Test(arguments: [
         (["--etcd", "ftp://127.0.0.1:2379"], "expected http://HOST:PORT or https://HOST:PORT"),
         (["--etcd", "http://127.0.0.1:99999"], "the port is not a number from 1 to 65535"),
@@ -409,6 +438,7 @@ import Glibc
         (["--etcd-cafile", "/ca.crt"], "need --etcd"),
         (["--etcd", "http://127.0.0.1:2379", "--etcd-prefix", "clusterdns"], "--etcd-prefix clusterdns: expected a key prefix"),
         (["--etcd", "http://127.0.0.1:2379", "--node-lease-duration", "1s"], "--node-lease-duration 1s"),
+        (["--etcd", "http://127.0.0.1:2379", "--etcd-claim-repair-interval", "often"], "--etcd-claim-repair-interval often: expected a duration"),
     ])
     func badEtcdFlagsAreRefused(_ flags: [String], _ message: String) throws {
         let result = try Tool.run(["serve", "--dns", "127.0.0.1:0", "--http", "none", "--zones", "none", "--resolv-conf", "none"] + flags)

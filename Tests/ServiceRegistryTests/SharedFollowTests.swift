@@ -23,6 +23,9 @@ struct SharedFollowTests {
         func follow(from revision: Int64, onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error> {
             batches
         }
+        func heldClaims() async throws(StoreError) -> [HeldClaim] { [] }
+        func release(_ held: HeldClaim, owner: ObjectKey?, ownerRevision: Int64) async throws(StoreError) -> Bool { false }
+        func restore(_ claim: AllocationClaim, for owner: ObjectKey, at ownerRevision: Int64) async throws(StoreError) -> Bool { false }
     }
 
     static func service(_ name: String, _ ip: String, version: UInt64) throws -> RegistryObject {

@@ -153,6 +153,20 @@ public struct ObjectKey: Hashable, Sendable, Codable, Comparable, CustomStringCo
         namespace.isEmpty ? "\(kind.rawValue) \(name)" : "\(kind.rawValue) \(namespace)/\(name)"
     }
 
+    /// The key `description` wrote (`Service shop/web`, `Node node-a`), or nil.
+    public init?(parsing text: String) {
+        guard let space = text.firstIndex(of: " "), let kind = ObjectKind(rawValue: String(text[..<space])) else { return nil }
+        let rest = text[text.index(after: space)...]
+        if kind.isNamespaced {
+            let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+            self.init(kind, namespace: String(parts[0]), name: String(parts[1]))
+        } else {
+            guard !rest.isEmpty, !rest.contains("/") else { return nil }
+            self.init(kind, name: String(rest))
+        }
+    }
+
     public static func < (lhs: ObjectKey, rhs: ObjectKey) -> Bool {
         (lhs.kind.order, lhs.namespace, lhs.name) < (rhs.kind.order, rhs.namespace, rhs.name)
     }

@@ -17,6 +17,31 @@ public protocol SharedRegistryStore: Sendable {
     /// the stream resumes where it was.
     func follow(from revision: Int64,
                 onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error>
+    /// Every allocation claim the store holds, read at one revision.
+    func heldClaims() async throws(StoreError) -> [HeldClaim]
+    /// Releases `held` only if neither it nor the object `owner` has been written since they
+    /// were read (`ownerRevision` 0: the owner did not exist; a nil owner is not compared);
+    /// whether it did.
+    func release(_ held: HeldClaim, owner: ObjectKey?, ownerRevision: Int64) async throws(StoreError) -> Bool
+    /// Claims `claim` for `owner` only if nobody holds it and `owner` is still at
+    /// `ownerRevision`; whether it did.
+    func restore(_ claim: AllocationClaim, for owner: ObjectKey, at ownerRevision: Int64) async throws(StoreError) -> Bool
+}
+
+/// An allocation as the store holds it: what, whose (the owner's key as the claim names it),
+/// and the revision that last wrote the claim.
+public struct HeldClaim: Hashable, Sendable, CustomStringConvertible {
+    public var claim: AllocationClaim
+    public var owner: String
+    public var revision: Int64
+
+    public init(claim: AllocationClaim, owner: String, revision: Int64) {
+        self.claim = claim
+        self.owner = owner
+        self.revision = revision
+    }
+
+    public var description: String { "\(claim) (claimed for \(owner))" }
 }
 
 /// Something a replica claims in the shared store so that no other replica hands it out: a
