@@ -71,7 +71,10 @@ extension APIHandler {
         var start: ObjectKey? = nil
         if let token = request.query["continue"], !token.isEmpty {
             let (version, key) = try ContinueToken.parse(token, kind: target.resource.kind)
-            guard let kept = pages.snapshot(at: version) else {
+            // Another server of the same registry (a replica behind a load balancer) gave the
+            // token: its version is this one's too while nothing has been written since, and a
+            // shared registry's versions are the store's on every replica.
+            guard let kept = pages.snapshot(at: version) ?? (snapshot.resourceVersion == version ? snapshot : nil) else {
                 throw APIError(code: 410, reason: "Expired",
                                message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
             }

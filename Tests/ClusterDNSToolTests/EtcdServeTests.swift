@@ -401,6 +401,39 @@ import Glibc
         }
     }
 
+    /// A paged list begun on one replica goes on on another (replicas behind one address): both
+    /// serve etcd's revision as their version, so the token's version is the other's too while
+    /// nothing is written; after a write, the other says the token is too old (410).
+    @Test func aPagedListContinuesOnAnotherReplica() async throws {
+        try await offThePool { checks in
+            let cluster = try EtcdCluster(size: 1)
+            defer { cluster.stop() }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-pages-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let replicas = try (0..<2).map { try Replica(directory: directory, index: $0, etcd: cluster.clientURLs) }
+            defer { for replica in replicas { replica.stop() } }
+            for replica in replicas {
+                checks.that(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
+            }
+            for name in ["a", "b", "c"] {
+                let body = "apiVersion: v1\nkind: Service\nmetadata: {name: \(name), namespace: default}\nspec: {ports: [{port: 80}]}\n"
+                checks.that(try replicas[0].request("POST", "/api/v1/namespaces/default/services", body: body).code == 201)
+            }
+            func names(_ object: [String: Any]) -> [String] {
+                (object["items"] as? [[String: Any]] ?? []).compactMap { ($0["metadata"] as? [String: Any])?["name"] as? String }
+            }
+            let first = try replicas[0].get("/api/v1/namespaces/default/services?limit=2")
+            let token = try #require((first["metadata"] as? [String: Any])?["continue"] as? String)
+            let version = (first["metadata"] as? [String: Any])?["resourceVersion"] as? String
+            checks.that(eventually(30) { ((try? replicas[1].get("/api/v1/namespaces/default/services"))?["metadata"] as? [String: Any])?["resourceVersion"] as? String == version })
+            let encoded = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? token
+            let rest = try replicas[1].get("/api/v1/namespaces/default/services?limit=2&continue=\(encoded)")
+            checks.that(names(first) + names(rest) == ["a", "b", "c"], "\(names(first)) then \(rest)")
+            checks.that(try replicas[1].request("DELETE", "/api/v1/namespaces/default/services/a").code == 200)
+            checks.that(eventually(30) { (try? replicas[1].request("GET", "/api/v1/namespaces/default/services?limit=2&continue=\(encoded)").code) == 410 })
+        }
+    }
+
     /// A service deleted in etcd directly (through etcd's own HTTP gateway, as etcdctl would)
     /// leaves its ClusterIP claimed; the replica's periodic repair releases it, says so in its
     /// log and its metrics, and the address can be given again.

@@ -237,6 +237,25 @@ struct APIWriteTests {
         #expect(handler.registry.list(.pod).count == 1)
     }
 
+    /// A token given by one server continues on another server of the same registry (replicas
+    /// behind a load balancer) while nothing has been written since; after a write, that server
+    /// holds no page at the token's version and says so (410), while the first goes on.
+    @Test func aListContinuesOnAnotherServerOfTheRegistry() async throws {
+        let first = try await Fixture.handler()
+        let second = APIHandler(registry: first.registry, tokens: first.tokens)
+        let page = await Fixture.send(first, "GET", "/api/v1/services", query: ["limit": "1"])
+        let token = try #require(page.body["metadata"]?["continue"]?.stringValue)
+        let rest = await Fixture.send(second, "GET", "/api/v1/services", query: ["limit": "5", "continue": token])
+        #expect(rest.code == 200)
+        #expect((rest.body["items"]?.items ?? []).compactMap { $0["metadata"]?["name"]?.stringValue } == ["web"])
+        _ = await Fixture.send(first, "DELETE", "/api/v1/namespaces/shop/services/web")
+        let expired = await Fixture.send(second, "GET", "/api/v1/services", query: ["limit": "5", "continue": token])
+        #expect(expired.code == 410 && expired.body["reason"]?.stringValue == "Expired")
+        let kept = await Fixture.send(first, "GET", "/api/v1/services", query: ["limit": "5", "continue": token])
+        #expect(kept.code == 200)
+        #expect((kept.body["items"]?.items ?? []).compactMap { $0["metadata"]?["name"]?.stringValue } == ["web"])
+    }
+
     @Test func pagedListsAreConsistent() async throws {
         let handler = try await Fixture.handler()
         for i in 0..<7 {
