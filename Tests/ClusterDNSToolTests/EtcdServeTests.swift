@@ -151,7 +151,10 @@ import Glibc
             let writers = try replicas.enumerated().map { index, replica in
                 try Self.apply(try Self.manifests(directory, prefix: "r\(index)", count: perReplica), through: replica)
             }
-            usleep(300_000)
+            // Killed once the writes are under way (some stored, the rest still coming).
+            let leaderURL = try checks.require(cluster.members.first { $0.name == leader }?.clientURL)
+            checks.that(eventually(60) { ((try? Self.count(leaderURL, prefix: "/e2e/registry/services/default/r")) ?? 0) >= 30 },
+                        "the writes did not start")
             cluster.kill(leader)
             for writer in writers { writer.waitUntilExit() }
             checks.that(writers.allSatisfy { $0.terminationStatus == 0 })
@@ -182,7 +185,8 @@ import Glibc
             // A replica killed (SIGKILL) in the middle of applying: nothing half-written (every
             // service has its claims, every claim its service), and it comes back to the same state.
             let busy = try Self.apply(try Self.manifests(directory, prefix: "busy", count: 100), through: replicas[1])
-            usleep(400_000)
+            checks.that(eventually(60) { ((try? Self.count(survivor, prefix: "/e2e/registry/services/default/busy-")) ?? 0) >= 5 },
+                        "the applies did not start")
             kill(replicas[1].process.processIdentifier, SIGKILL)
             busy.waitUntilExit()
             try replicas[1].restart()
