@@ -37,6 +37,18 @@ private func isBindable(_ port: UInt16, type: __socket_type) -> Bool {
     }
 }
 
+/// Binds `fd` to 127.0.0.1 on a port of the kernel's choice; the port, or 0 when it cannot.
+public func bindLoopback(_ fd: Int32) -> UInt16 {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    return bound ? UInt16(bigEndian: address.sin_port) : 0
+}
+
 /// A TCP port on 127.0.0.1 where a connection is refused for as long as this is open: a socket
 /// holds the port without listening, so no server of another test can be given it meanwhile
 /// (as one could be a port found free and closed again).
@@ -45,16 +57,8 @@ public final class ClosedPort: @unchecked Sendable {
     private let fd: Int32
 
     public init() {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        port = bound ? UInt16(bigEndian: address.sin_port) : 0
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        port = bindLoopback(fd)
     }
 
     public func close() { _ = Glibc.close(fd) }

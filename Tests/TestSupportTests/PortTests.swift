@@ -12,15 +12,9 @@ import Glibc
     /// the port between the asking and etcd's binding.
     static func taken() -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
+        let port = bindLoopback(fd)
         listen(fd, 1)
-        return (fd, UInt16(bigEndian: address.sin_port))
+        return (fd, port)
     }
 
     @Test func etcdStartsOnAnotherPortWhenItsPortWasTaken() async throws {
