@@ -40,6 +40,9 @@ extension EtcdClient {
         let endpoints = configuration.endpoints
         var options = CallOptions.defaults
         options.waitForReady = true
+        // A watch response holds as many events as etcd puts in it: the same limit as a page.
+        options.maxRequestMessageBytes = Self.maxMessageBytes
+        options.maxResponseMessageBytes = Self.maxMessageBytes
         let task = Task { [watchClient] in
             do {
                 try await watchClient.watch(metadata: EtcdClient.requireLeader, options: options) { writer in

@@ -52,6 +52,24 @@ import TestSupport
         }
     }
 
+    /// A page larger than grpc-swift's default message limit (4 MiB): six values of 1 MB each
+    /// (etcd takes up to 1.5 MiB a value) read in one range, and seen by a watch.
+    @Test func pagesLargerThanFourMebibytesAreRead() async throws {
+        try await withEtcd { etcd, _ in
+            let value = [UInt8](repeating: UInt8(ascii: "x"), count: 1_000_000)
+            let start = try await etcd.put(bytes("/big/start"), bytes("0"))
+            for i in 0..<6 { try await etcd.put(bytes("/big/v\(i)"), value) }
+            let page = try await etcd.range(bytes("/big/v"), end: EtcdClient.rangeEnd(ofPrefix: bytes("/big/v")), limit: 1000)
+            #expect(page.keyValues.count == 6 && page.keyValues.allSatisfy { $0.value.count == value.count })
+            var seen = 0
+            for try await batch in etcd.watch(prefix: bytes("/big/v"), from: start + 1) {
+                seen += batch.events.count
+                if seen >= 6 { break }
+            }
+            #expect(seen == 6)
+        }
+    }
+
     @Test func watchesFromARevisionAndAfterACompaction() async throws {
         try await withEtcd { etcd, _ in
             let start = try await etcd.put(bytes("/w/a"), bytes("1"))
