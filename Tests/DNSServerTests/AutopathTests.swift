@@ -234,6 +234,9 @@ final class AutopathServer: Sendable {
         let knot = try KnotUpstream()
         let server = try await AutopathServer(upstream: knot.address)
         let first = try server.ask("www.default.svc.cluster.local.", .a, from: "127.0.0.2")
+        // The names asked ahead of the walk are asked right after its first upstream step, so
+        // the reply may leave first: settled once the step and each of them has missed the cache.
+        #expect(await eventually { server.resolver.cache.misses == 1 + server.autopath.counters.askedAhead })
         let asked = server.resolver.cache.misses
         knot.stop()
         let second = try server.ask("www.default.svc.cluster.local.", .a, from: "127.0.0.2")
@@ -252,6 +255,8 @@ final class AutopathServer: Sendable {
         let counters = server.autopath.counters
         let walked = try server.ask("www.default.svc.cluster.local.", .a, from: "127.0.0.2")
         #expect(counters.steps == 3 && counters.recalled == 0)
+        // Settled once the walk's upstream step and each name asked ahead have missed the cache.
+        #expect(await eventually { server.resolver.cache.misses == 1 + counters.askedAhead })
         let upstreamQueries = server.resolver.cache.misses
         // Another namespace's pod writes the same name under its own search path.
         let recalled = try server.ask("www.other.svc.cluster.local.", .a, from: "127.0.0.3")
