@@ -2,34 +2,6 @@ public import EtcdClient
 import FoundationEssentials
 public import ServiceRegistry
 
-extension AllocationClaim {
-    /// Where the claim lives under the prefix.
-    var path: String {
-        switch self {
-        case .clusterIP(let ip): "ranges/serviceips/\(ip)"
-        case .nodePort(let port): "ranges/servicenodeports/\(port)"
-        case .loadBalancerIP(let ip): "ranges/loadbalancerips/\(ip)"
-        case .podIP(let ip): "ranges/podips/\(ip)"
-        }
-    }
-
-    /// The claim `path` names (`ranges/serviceips/10.96.0.10`), or nil.
-    init?(path: Substring) {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "ranges", !parts[2].isEmpty else { return nil }
-        let value = String(parts[2])
-        switch parts[1] {
-        case "serviceips": self = .clusterIP(value)
-        case "servicenodeports":
-            guard let port = Int(value) else { return nil }
-            self = .nodePort(port)
-        case "loadbalancerips": self = .loadBalancerIP(value)
-        case "podips": self = .podIP(value)
-        default: return nil
-        }
-    }
-}
-
 /// The registry's objects in etcd, one key each under `prefix` (`/clusterdns/registry/services/
 /// shop/web`), their allocations as claims beside them (`/clusterdns/ranges/serviceips/10.96.0.10`).
 /// An object's value is its Codable JSON (uid, creation time and the fields kept unused
@@ -55,7 +27,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         return Array("\(prefix)/registry/\(object.kind.plural)/\(namespace)\(object.name)".utf8)
     }
 
-    func key(for claim: AllocationClaim) -> [UInt8] { Array("\(prefix)/\(claim.path)".utf8) }
+    func key(for claim: AllocationClaim) -> [UInt8] { Array("\(prefix)/\(claim.storePath)".utf8) }
 
     /// Where a node's lease (its heartbeat) lives, as kube-apiserver keeps node leases:
     /// `<prefix>/registry/leases/kube-node-lease/<node>`.
@@ -161,28 +133,18 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     /// Every claim under `<prefix>/ranges/`, in pages read at one revision; keys that name no
     /// claim are told to `onSkipped` and left alone.
     public func heldClaims() async throws(StoreError) -> [HeldClaim] {
-        let base = Array("\(prefix)/ranges/".utf8)
-        let end = EtcdClient.rangeEnd(ofPrefix: base)
-        var held: [HeldClaim] = []
-        do {
-            var page = try await client.range(base, end: end, limit: Self.pageSize)
-            let revision = page.revision
-            while true {
-                for kv in page.keyValues {
-                    let path = String(decoding: kv.key.dropFirst(prefix.utf8.count + 1), as: UTF8.self)
-                    guard let claim = AllocationClaim(path: Substring(path)) else {
-                        onSkipped(String(decoding: kv.key, as: UTF8.self), "not an allocation claim")
-                        continue
-                    }
-                    held.append(HeldClaim(claim: claim, owner: String(decoding: kv.value, as: UTF8.self), revision: kv.modRevision))
-                }
-                guard page.more, let last = page.keyValues.last else { break }
-                page = try await client.range(last.key + [0], end: end, revision: revision, limit: Self.pageSize)
-            }
-        } catch {
-            throw .unavailable("\(error)")
+        let listed: EtcdRange
+        do { listed = try await client.list(prefix: Array("\(prefix)/ranges/".utf8), pageSize: Self.pageSize) } catch {
+            throw .unavailable(error.description)
         }
-        return held
+        return listed.keyValues.compactMap { kv in
+            let path = String(decoding: kv.key.dropFirst(prefix.utf8.count + 1), as: UTF8.self)
+            guard let claim = AllocationClaim(storePath: path) else {
+                onSkipped(String(decoding: kv.key, as: UTF8.self), "not an allocation claim")
+                return nil
+            }
+            return HeldClaim(claim: claim, owner: String(decoding: kv.value, as: UTF8.self), revision: kv.modRevision)
+        }
     }
 
     public func release(_ held: HeldClaim, owner: ObjectKey?, ownerRevision: Int64) async throws(StoreError) -> Bool {

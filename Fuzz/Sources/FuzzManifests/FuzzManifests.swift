@@ -19,6 +19,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // A kubeconfig: a context or a precise refusal (files it names are not read: the path's
     // directory does not exist).
     _ = try? KubeconfigFile.parse(text, path: "/nonexistent/fuzz/kubeconfig")
+    // A claim's key and its owner, as a shared store holds them: what parses writes back the same.
+    if let claim = AllocationClaim(storePath: text), AllocationClaim(storePath: claim.storePath) != claim {
+        fatalError("claim path round trip: \(text)")
+    }
+    if let key = ObjectKey(parsing: text), ObjectKey(parsing: key.description) != key {
+        fatalError("object key round trip: \(text)")
+    }
     if let object = try? JSONDecoder().decode(RegistryObject.self, from: Data(UnsafeBufferPointer(start: data, count: size))) {
         _ = Validation.validate(object)
         _ = object.kubernetesJSON

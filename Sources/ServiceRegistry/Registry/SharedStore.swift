@@ -64,6 +64,35 @@ public enum AllocationClaim: Hashable, Sendable, Comparable, CustomStringConvert
         }
     }
 
+    /// Where the claim lives in a shared store, below the registry's prefix, as kube-apiserver
+    /// keeps its ranges: `ranges/serviceips/10.96.0.10`, `ranges/servicenodeports/30080`,
+    /// `ranges/loadbalancerips/IP`, `ranges/podips/IP`.
+    public var storePath: String {
+        switch self {
+        case .clusterIP(let ip): "ranges/serviceips/\(ip)"
+        case .nodePort(let port): "ranges/servicenodeports/\(port)"
+        case .loadBalancerIP(let ip): "ranges/loadbalancerips/\(ip)"
+        case .podIP(let ip): "ranges/podips/\(ip)"
+        }
+    }
+
+    /// The claim a store path names (what `storePath` writes), or nil: the path is read back
+    /// from the store, which anyone with access to it can write.
+    public init?(storePath path: String) {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "ranges", !parts[2].isEmpty else { return nil }
+        let value = String(parts[2])
+        switch parts[1] {
+        case "serviceips": self = .clusterIP(value)
+        case "servicenodeports":
+            guard value.allSatisfy(\.isASCII), value.allSatisfy(\.isNumber), let port = Int(value), (1...65535).contains(port) else { return nil }
+            self = .nodePort(port)
+        case "loadbalancerips": self = .loadBalancerIP(value)
+        case "podips": self = .podIP(value)
+        default: return nil
+        }
+    }
+
     /// Everything `object` holds that must be unique across the cluster. `podCIDRs` gives a
     /// node's pod CIDRs: a pod's addresses inside its node's are claimed, others (a host's
     /// network, addresses the registry does not hand out) are not.
