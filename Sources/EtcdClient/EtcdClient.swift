@@ -216,18 +216,19 @@ public final class EtcdClient: Sendable {
         // A member being connected to is waited for (up to the timeout), but when none can be
         // reached the request fails at once: a write is refused as unavailable, not held.
         options.waitForReady = false
-        // A page of a list, or a watch response, is as large as the values in it: 1,000
-        // EndpointSlices of 100 endpoints pass 4 MiB, grpc-swift's default, and a replica
-        // whose list is refused never serves. etcd's own client (clientv3) and kube-apiserver
-        // receive up to 2 GiB; so does this one (the transport applies this limit to what it
-        // receives as well as to what it sends; etcd limits what it accepts by itself).
-        options.maxRequestMessageBytes = Self.maxMessageBytes
-        options.maxResponseMessageBytes = Self.maxMessageBytes
+        Self.allowLargeMessages(&options)
         return options
     }
 
-    /// The largest message sent or received: etcd's clientv3 default (math.MaxInt32).
-    static let maxMessageBytes = Int(Int32.max)
+    /// A page of a list, or a watch response, is as large as the values in it: 1,000
+    /// EndpointSlices of 100 endpoints pass 4 MiB, grpc-swift's default, and a replica whose
+    /// list is refused never serves. etcd's own client (clientv3) and kube-apiserver receive up
+    /// to 2 GiB (math.MaxInt32); so does this one. The transport applies the limit to what it
+    /// receives as well as to what it sends; etcd limits what it accepts by itself.
+    static func allowLargeMessages(_ options: inout CallOptions) {
+        options.maxRequestMessageBytes = Int(Int32.max)
+        options.maxResponseMessageBytes = Int(Int32.max)
+    }
 
     /// The end of the range of every key that starts with `prefix` (etcd's prefix convention).
     public static func rangeEnd(ofPrefix prefix: [UInt8]) -> [UInt8] {

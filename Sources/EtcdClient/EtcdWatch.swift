@@ -41,8 +41,7 @@ extension EtcdClient {
         var options = CallOptions.defaults
         options.waitForReady = true
         // A watch response holds as many events as etcd puts in it: the same limit as a page.
-        options.maxRequestMessageBytes = Self.maxMessageBytes
-        options.maxResponseMessageBytes = Self.maxMessageBytes
+        Self.allowLargeMessages(&options)
         let task = Task { [watchClient] in
             do {
                 try await watchClient.watch(metadata: EtcdClient.requireLeader, options: options) { writer in

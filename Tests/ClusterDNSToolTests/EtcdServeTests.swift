@@ -80,6 +80,17 @@ import Glibc
         }
     }
 
+    /// An etcd of `members` and a new temporary directory named after `name`; the caller
+    /// stops the one and removes the other.
+    static func scratch(members: Int, _ name: String) throws -> (EtcdCluster, URL) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        do { return (try EtcdCluster(size: members), directory) } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
+    }
+
     /// A directory of `count` NodePort services named `prefix-N`.
     static func manifests(_ directory: URL, prefix: String, count: Int) throws -> String {
         let path = directory.appendingPathComponent(prefix)
@@ -132,11 +143,8 @@ import Glibc
 
     @Test func replicasServeOneRegistryThroughFailures() async throws {
         try await offThePool { checks in
-            let cluster = try EtcdCluster(size: 3)
-            defer { cluster.stop() }
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-serve-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
+            let (cluster, directory) = try Self.scratch(members: 3, "etcd-serve")
+            defer { cluster.stop(); try? FileManager.default.removeItem(at: directory) }
             let replicas = try (0..<3).map { try Replica(directory: directory, index: $0, etcd: cluster.clientURLs) }
             defer { for replica in replicas { replica.stop() } }
             for replica in replicas {
@@ -205,11 +213,8 @@ import Glibc
     /// API are a 503 Status naming etcd, the metrics say so, and it all resumes by itself.
     @Test func quorumLossIsA503AndResumes() async throws {
         try await offThePool { checks in
-            let cluster = try EtcdCluster(size: 3)
-            defer { cluster.stop() }
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-quorum-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
+            let (cluster, directory) = try Self.scratch(members: 3, "etcd-quorum")
+            defer { cluster.stop(); try? FileManager.default.removeItem(at: directory) }
             let replica = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs)
             defer { replica.stop() }
             checks.that(eventually(60) { FileManager.default.fileExists(atPath: replica.kubeconfig) && httpsAnswers(port: replica.api) })
@@ -249,10 +254,8 @@ import Glibc
     /// a replica that restarts lets go of what its files stopped naming while it was down.
     @Test func manifestsBelongToTheReplicaThatHasThem() async throws {
         try await offThePool { checks in
-            let cluster = try EtcdCluster(size: 1)
-            defer { cluster.stop() }
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-manifests-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: directory) }
+            let (cluster, directory) = try Self.scratch(members: 1, "etcd-manifests")
+            defer { cluster.stop(); try? FileManager.default.removeItem(at: directory) }
             func services(_ names: [String]) -> String {
                 names.map { """
                     apiVersion: v1
@@ -312,11 +315,8 @@ import Glibc
     /// an update with that version is a 409 once the object has moved on, on either replica.
     @Test func resourceVersionsMeanTheSameOnEveryReplica() async throws {
         try await offThePool { checks in
-            let cluster = try EtcdCluster(size: 1)
-            defer { cluster.stop() }
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-versions-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
+            let (cluster, directory) = try Self.scratch(members: 1, "etcd-versions")
+            defer { cluster.stop(); try? FileManager.default.removeItem(at: directory) }
             let a = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs)
             let b = try Replica(directory: directory, index: 1, etcd: cluster.clientURLs)
             defer { a.stop(); b.stop() }
@@ -368,12 +368,10 @@ import Glibc
     /// its lease lapses, and one that returns takes its share back.
     @Test func probesAreSharedAmongReplicas() async throws {
         try await offThePool { checks in
-            let cluster = try EtcdCluster(size: 1)
-            defer { cluster.stop() }
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-probes-\(UUID().uuidString)")
+            let (cluster, directory) = try Self.scratch(members: 1, "etcd-probes")
+            defer { cluster.stop(); try? FileManager.default.removeItem(at: directory) }
             let manifests = directory.appendingPathComponent("manifests")
             try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
             // Eight pods whose probes fail (nothing listens on their addresses; port 9, discard,
             // is not served here): only who probes them matters here. Their owners among node-a
             // and node-b are pinned in ProbeAssignmentTests: four each.
@@ -410,10 +408,8 @@ import Glibc
     /// nothing is written; after a write, the other says the token is too old (410).
     @Test func aPagedListContinuesOnAnotherReplica() async throws {
         try await offThePool { checks in
-            let cluster = try EtcdCluster(size: 1)
-            defer { cluster.stop() }
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-pages-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: directory) }
+            let (cluster, directory) = try Self.scratch(members: 1, "etcd-pages")
+            defer { cluster.stop(); try? FileManager.default.removeItem(at: directory) }
             let replicas = try (0..<2).map { try Replica(directory: directory, index: $0, etcd: cluster.clientURLs) }
             defer { for replica in replicas { replica.stop() } }
             for replica in replicas {
@@ -443,10 +439,8 @@ import Glibc
     /// log and its metrics, and the address can be given again.
     @Test func aClaimLeftInEtcdIsReleasedByTheRepair() async throws {
         try await offThePool { checks in
-            let cluster = try EtcdCluster(size: 1)
-            defer { cluster.stop() }
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-repair-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: directory) }
+            let (cluster, directory) = try Self.scratch(members: 1, "etcd-repair")
+            defer { cluster.stop(); try? FileManager.default.removeItem(at: directory) }
             let replica = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs,
                                       extra: ["--etcd-claim-repair-interval", "1s"])
             defer { replica.stop() }
