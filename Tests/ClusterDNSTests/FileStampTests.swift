@@ -1,6 +1,7 @@
 @testable import ClusterDNS
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,7 +10,7 @@ import Glibc
 /// a second of the look) and at the first look after; a file left alone is only stat'ed.
 @Suite struct FileStampTests {
     static func file(_ text: String) throws -> String {
-        let path = NSTemporaryDirectory() + "stamp-\(UUID().uuidString)"
+        let path = Scratch.url("stamp").path
         try text.write(toFile: path, atomically: false, encoding: .utf8)
         return path
     }

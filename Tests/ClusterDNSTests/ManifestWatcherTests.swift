@@ -41,7 +41,7 @@ final class CapturedLog: Sendable {
     /// A Service appended to a small manifest beside a large one is served, and only the file
     /// that changed is read again (the large one's 2,000 services are not decoded again).
     @Test func onlyTheChangedFileIsReadAgain() async throws {
-        let directory = NSTemporaryDirectory() + "manifests-\(UUID().uuidString)"
+        let directory = Scratch.url("manifests").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try services((0..<2000).map { "big-\($0)" }).write(toFile: directory + "/big.yaml", atomically: true, encoding: .utf8)

@@ -163,7 +163,7 @@ final class SlowUpstream: @unchecked Sendable {
 @Suite struct CacheAcrossZoneChangesTests {
     @Test func aNewZoneIsAnsweredAtOnceAndARemovedOneIsForwardedAgain() async throws {
         let upstream = SlowUpstream(address: "192.0.2.1")
-        let directory = NSTemporaryDirectory() + "zones-\(UUID().uuidString)"
+        let directory = Scratch.url("zones").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var logger = Logger(label: "cache-flush")

@@ -3,13 +3,14 @@ import DNSAuthority
 import DNSWire
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
 @Suite struct StaticZonesTests {
     func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "zones-\(UUID().uuidString)"
+        let path = Scratch.url("zones").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }

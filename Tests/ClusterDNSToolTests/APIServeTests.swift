@@ -9,7 +9,7 @@ import Glibc
 /// following; the kubeconfig written with its token, mode 0600; nothing served without it.
 @Suite(.serialized) struct APIServeTests {
     @Test func servicesCreatedAndDeletedThroughTheAPIAreAnsweredAndGone() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("api-\(UUID().uuidString)")
+        let directory = Scratch.url("api")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let kubeconfig = directory.appendingPathComponent("kubeconfig").path
@@ -77,7 +77,7 @@ import Glibc
         let kubectl = try Tool.runRaw("/usr/bin/env", ["sh", "-c", "command -v kubectl"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!kubectl.isEmpty, "kubectl is not installed (Debian: kubernetes-client; .ci/run installs it)")
         guard !kubectl.isEmpty else { return }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-\(UUID().uuidString)")
+        let directory = Scratch.url("kubectl")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let state = directory.appendingPathComponent("state").path
@@ -215,7 +215,7 @@ import Glibc
         let probe = try Tool.runRaw("/usr/bin/env", ["python3", "-c", "import kubernetes; print('ok')"])
         #expect(probe.stdout == "ok\n", "the Python client is not installed (pip install kubernetes; .ci/run installs it)")
         guard probe.stdout == "ok\n" else { return }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("python-\(UUID().uuidString)")
+        let directory = Scratch.url("python")
         let state = directory.appendingPathComponent("state").path
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -271,7 +271,7 @@ import Glibc
     /// server; the server's Table printed as kubectl prints it; the same List as `--state` reads
     /// once the server has stopped.
     @Test func theCommandsTalkToARunningServer() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("remote-\(UUID().uuidString)")
+        let directory = Scratch.url("remote")
         let state = directory.appendingPathComponent("state").path
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -367,7 +367,7 @@ import Glibc
     /// with its O as groups (curl, kubectl and `clusterdns get` present one); one from another
     /// authority fails the handshake; tokens keep working beside them.
     @Test func clientCertificatesAuthenticate() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("certs-\(UUID().uuidString)")
+        let directory = Scratch.url("certs")
         let state = directory.appendingPathComponent("state").path
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -447,7 +447,7 @@ import Glibc
     /// A watch whose client has gone ends at once (not at its next event or its timeout, half an
     /// hour away), and /metrics tells the open watches and the requests by method and code.
     @Test func anAbandonedWatchEndsAndTheAPIIsInTheMetrics() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("watch-\(UUID().uuidString)")
+        let directory = Scratch.url("watch")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let kubeconfig = directory.appendingPathComponent("kubeconfig").path
@@ -484,7 +484,7 @@ import Glibc
     /// file is applied again (SIGHUP here), then the file's version is back; what only the API
     /// wrote is left alone.
     @Test func aManifestFileWinsWhenItIsAppliedAgain() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wins-\(UUID().uuidString)")
+        let directory = Scratch.url("wins")
         let state = directory.appendingPathComponent("state").path
         let manifests = directory.appendingPathComponent("manifests")
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)

@@ -50,7 +50,7 @@ struct Tool {
 
 @Suite struct CheckZoneTests {
     func temporaryZone(_ name: String, _ text: String) throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterdns-\(UUID().uuidString)")
+        let directory = Scratch.url("clusterdns")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let path = directory.appendingPathComponent(name).path
         try text.write(toFile: path, atomically: true, encoding: .utf8)

@@ -17,14 +17,14 @@ import TestSupport
             text += "apiVersion: v1\nkind: Service\nmetadata: {name: svc-\(i), namespace: ns-\(i % 7)}\n"
             text += "spec: {type: NodePort, ports: [{name: http, port: 80}]}\n---\n"
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("crash-\(UUID().uuidString).yaml").path
+        let path = Scratch.url("crash", suffix: ".yaml").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
     @Test func sigkillWhileApplying() throws {
         let file = try manifest()
-        let state = FileManager.default.temporaryDirectory.appendingPathComponent("crash-state-\(UUID().uuidString)").path
+        let state = Scratch.url("crash-state").path
         var acknowledged = Set<String>()
         var rng = SystemRandomNumberGenerator()
         for round in 0..<6 {
@@ -80,7 +80,7 @@ import TestSupport
                 "needs root and unshare (a private mount namespace for the tmpfs)"))
 struct FullFilesystemTests {
     @Test func aFullFilesystemRefusesWritesAndLosesNothing() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("full-\(UUID().uuidString)")
+        let directory = Scratch.url("full")
         let state = directory.appendingPathComponent("state").path
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -174,7 +174,7 @@ struct FullFilesystemTests {
     }
 
     static func killAgainAndAgain(_ checks: Checks) throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("daemon-crash-\(UUID().uuidString)")
+        let root = Scratch.url("daemon-crash")
         let manifests = root.appendingPathComponent("manifests"), state = root.appendingPathComponent("state")
         try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }

@@ -46,7 +46,7 @@ final class Daemon: @unchecked Sendable {
         }
         self.arguments = arguments
         ownsLog = log == nil
-        self.log = log ?? FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID().uuidString).log")
+        self.log = log ?? Scratch.url("serve", suffix: ".log")
         if log == nil || !FileManager.default.fileExists(atPath: self.log.path) {
             _ = FileManager.default.createFile(atPath: self.log.path, contents: nil)
         }

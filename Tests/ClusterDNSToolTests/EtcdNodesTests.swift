@@ -33,7 +33,7 @@ struct EtcdNodesTests {
                 let result = sh(command)
                 try checks.require(result.status == 0, "\(command): \(result.output)")
             }
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-nodes-\(UUID().uuidString)")
+            let directory = Scratch.url("etcd-nodes")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
             func run(_ namespace: String, _ executable: String, _ arguments: [String]) throws -> ChildProcess {

@@ -83,7 +83,7 @@ import Glibc
     /// An etcd of `members` and a new temporary directory named after `name`; the caller
     /// stops the one and removes the other.
     static func scratch(members: Int, _ name: String) throws -> (EtcdCluster, URL) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
+        let directory = Scratch.url(name)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         do { return (try EtcdCluster(size: members), directory) } catch {
             try? FileManager.default.removeItem(at: directory)

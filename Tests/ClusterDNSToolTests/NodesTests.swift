@@ -43,7 +43,7 @@ struct NodesTests {
             let result = sh(command)
             try #require(result.status == 0, "\(command): \(result.output)")
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nodes-\(UUID().uuidString)")
+        let directory = Scratch.url("nodes")
         defer { try? FileManager.default.removeItem(at: directory) }
         func manifests(endpoint: String, node: String) throws -> String {
             let path = directory.appendingPathComponent(node)
@@ -157,7 +157,7 @@ struct WildcardAndIPv6Tests {
             let result = sh(command)
             try checks.require(result.status == 0, "\(command): \(result.output)")
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wildcard-\(UUID().uuidString)")
+        let directory = Scratch.url("wildcard")
         defer { try? FileManager.default.removeItem(at: directory) }
         let zones = directory.appendingPathComponent("zones"), manifests = directory.appendingPathComponent("manifests")
         for path in [zones, manifests] { try FileManager.default.createDirectory(at: path, withIntermediateDirectories: true) }

@@ -110,7 +110,7 @@ import Glibc
     @Test func aBackendFailingItsProbeLeavesTheForwardersChoices() throws {
         let a = NamedHTTPBackend("127.0.0.41", name: "a"), b = NamedHTTPBackend("127.0.0.42", name: "b")
         defer { a.stop(); b.stop() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("probes-forwarder-\(UUID().uuidString)")
+        let directory = Scratch.url("probes-forwarder")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         func pod(_ name: String, _ address: String, _ port: UInt16) -> String {
@@ -158,7 +158,7 @@ import Glibc
         let httpBackend = Backend("127.0.0.21", reply: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
         let tcp = Backend("127.0.0.22", reply: "")
         defer { httpBackend.stop(); tcp.stop() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("probes-\(UUID().uuidString)")
+        let directory = Scratch.url("probes")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         try """
@@ -241,7 +241,7 @@ import Glibc
         let kubectl = try Tool.runRaw("/usr/bin/env", ["sh", "-c", "command -v kubectl"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!kubectl.isEmpty, "kubectl is not installed (Debian: kubernetes-client; .ci/run installs it)")
         guard !kubectl.isEmpty else { return }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("heartbeat-\(UUID().uuidString)")
+        let directory = Scratch.url("heartbeat")
         let state = directory.appendingPathComponent("state").path
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -113,7 +113,7 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
 
 @Suite(.serialized) struct ServeTests {
     @Test func servesReloadsAndShutsDownGracefully() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID().uuidString)")
+        let directory = Scratch.url("serve")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let manifest = directory.appendingPathComponent("cluster.yaml")
         try """
@@ -168,7 +168,7 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     }
 
     @Test func staticZonesReloadAndMetricsAreScraped() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zones-\(UUID().uuidString)")
+        let directory = Scratch.url("zones")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let zoneFile = directory.appendingPathComponent("test.example.zone")
@@ -218,7 +218,7 @@ func listenOnSecondLoopback() -> (fd: Int32, port: UInt16) {
 /// A directory with one Service (`clusterIP:port`, port name `web`) whose one endpoint is
 /// 127.0.0.2:`backendPort`.
 func relayManifests(service: String, clusterIP: String, port: Int, backendPort: UInt16) throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(service)-\(UUID().uuidString)")
+    let directory = Scratch.url(service)
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     try """
         apiVersion: v1
@@ -412,7 +412,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         let process = ChildProcess()
         process.executableURL = Tool.executable
         // A refused manifest: its message quotes names, a tab and a newline (JSON escapes).
-        let manifest = FileManager.default.temporaryDirectory.appendingPathComponent("json-logs-\(getpid()).yaml").path
+        let manifest = Scratch.url("json-logs", suffix: ".yaml").path
         try "apiVersion: v1\nkind: Service\nmetadata: {name: \"Bad_\\t\\nName\"}\nspec: {ports: [{port: 80}]}\n"
             .write(toFile: manifest, atomically: true, encoding: .utf8)
         defer { unlink(manifest) }
@@ -454,7 +454,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
 
 @Suite(.serialized) struct ConfigFileTests {
     func write(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).yaml").path
+        let path = Scratch.url("config", suffix: ".yaml").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }

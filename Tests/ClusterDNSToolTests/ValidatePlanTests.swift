@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import TestSupport
 
 @Suite struct ValidateCommandTests {
     func write(_ files: [String: String]) throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterdns-\(UUID().uuidString)")
+        let directory = Scratch.url("clusterdns")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for (name, text) in files { try text.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8) }
         return directory.path
@@ -124,7 +125,7 @@ import Testing
 /// the allocations the registry made.
 @Suite struct GetOutputTests {
     @Test func getWritesAKubernetesListOfWhatApplyStored() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("get-\(UUID().uuidString)")
+        let directory = Scratch.url("get")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("web.yaml").path

@@ -43,7 +43,7 @@ final class KnotUpstream: @unchecked Sendable {
 
     /// `ports` hands out the ports (a test of the retry hands out a taken one first).
     init(ports: () -> UInt16 = { freePort() }) throws {
-        directory = NSTemporaryDirectory() + "knot-\(UUID().uuidString)"
+        directory = Scratch.url("knot").path
         try FileManager.default.createDirectory(atPath: directory + "/db", withIntermediateDirectories: true)
         try upstreamZone.write(toFile: directory + "/upstream.test.zone", atomically: true, encoding: .utf8)
         #expect(toolAvailable("knotd"), "knotd is not installed (Debian: knot; .ci/run installs it)")

@@ -2,6 +2,7 @@ import DispatchSockets
 import Foundation
 import NetAddress
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +22,7 @@ struct GlibcResolverTests {
     func searchListResolves(_ name: String, _ address: String) async throws {
         let server = try await RunningServer(addresses: [SocketAddress(address: IPAddress("127.0.0.153")!, port: 53)])
         #expect(server.port == 53)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("resolv-\(UUID().uuidString)")
+        let directory = Scratch.url("resolv")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let resolv = directory.appendingPathComponent("resolv.conf").path
         try """
@@ -41,7 +42,7 @@ struct GlibcResolverTests {
     @Test func unknownNameFails() async throws {
         let server = try await RunningServer(addresses: [SocketAddress(address: IPAddress("127.0.0.153")!, port: 53)])
         _ = server
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("resolv-\(UUID().uuidString)")
+        let directory = Scratch.url("resolv")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let resolv = directory.appendingPathComponent("resolv.conf").path
         try "nameserver 127.0.0.153\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5 timeout:1 attempts:1\n"
@@ -86,7 +87,7 @@ struct GlibcAutopathTests {
     @Test func onePodQueryPerAddressFamily() async throws {
         let knot = try KnotUpstream()
         let listen = SocketAddress(address: IPAddress("127.0.0.154")!, port: 53)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("resolv-\(UUID().uuidString)")
+        let directory = Scratch.url("resolv")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let resolv = directory.appendingPathComponent("resolv.conf").path
         try """

@@ -382,7 +382,7 @@ import TestSupport
     @Test func aLocalCopyServesWhileEtcdIsAway() async throws {
         let cluster = try await EtcdCluster.starting(size: 1)
         defer { cluster.stop() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("shared-\(UUID().uuidString)").path
+        let directory = Scratch.url("shared").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let local: @Sendable (Int) throws -> any RegistryStorage = { index in
             index == 0 ? try SQLiteStorage(directory: directory) : MemoryStorage()

@@ -5,7 +5,7 @@ import TestSupport
 @testable import ServiceRegistry
 
 func temporaryDirectory() -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("clusterdns-state-\(UUID().uuidString)").path
+    let path = Scratch.url("clusterdns-state").path
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }

@@ -37,7 +37,7 @@ struct CommandProbeRunnerTests {
 
     /// A command that hangs fails at its timeout, and what it started dies with it.
     @Test func aHungCommandIsKilledWithItsChildrenAtTheTimeout() async throws {
-        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("exec-probe-\(UUID().uuidString)").path
+        let pidFile = Scratch.url("exec-probe").path
         defer { try? FileManager.default.removeItem(atPath: pidFile) }
         // A child in the background, its process ID written down, and the command hangs.
         let command = ["sh", "-c", "sleep 60 & echo $! > \(pidFile); sleep 30"]
