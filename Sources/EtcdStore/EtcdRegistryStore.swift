@@ -89,18 +89,19 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         }
     }
 
-    /// Every object, read at one revision (values that cannot be read are skipped and told).
-    public func load() async throws(StoreError) -> StoreListing {
+    /// Every object, read at one revision, `revision` or the latest (values that cannot be read
+    /// are skipped and told).
+    public func load(at revision: Int64) async throws(StoreError) -> StoreListing {
         // Page by page, each page decoded on every core while the next is on its way: the
         // values are never all held at once, and a start at 10,000 services is not one core's
         // JSON decoding.
         let end = EtcdClient.rangeEnd(ofPrefix: objectsPrefix)
-        var revision: Int64 = 0
+        var revision = revision
         var objects: [RegistryObject] = []
         var leased = Set<String>()
         do {
-            var page = try await client.range(objectsPrefix, end: end, limit: Self.pageSize)
-            revision = page.revision
+            var page = try await client.range(objectsPrefix, end: end, revision: revision, limit: Self.pageSize)
+            if revision == 0 { revision = page.revision }
             while true {
                 let after = page.more ? page.keyValues.last.map { $0.key + [0] } : nil
                 async let next: EtcdRange? = after == nil ? nil
@@ -111,6 +112,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
                 page = following
             }
         } catch let error as EtcdError {
+            if case .compacted = error { throw .expired(revision: revision) }
             throw .unavailable(error.description)
         } catch {
             throw .unavailable("\(error)")

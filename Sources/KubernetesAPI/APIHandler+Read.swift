@@ -6,7 +6,11 @@ import Synchronization
 /// registry's trees are shared), and only the last few are kept.
 final class ListPages: Sendable {
     static let kept = 32
+    /// Snapshots read back from the shared store share nothing with the live registry (each
+    /// is a registry's worth of memory), so fewer are kept.
+    static let keptFromStore = 2
     let snapshots = Mutex<[(version: UInt64, snapshot: RegistrySnapshot)]>([])
+    let fromStore = Mutex<[(version: UInt64, reading: Task<RegistrySnapshot?, any Error>)]>([])
 
     func keep(_ snapshot: RegistrySnapshot) {
         snapshots.withLock { list in
@@ -18,6 +22,30 @@ final class ListPages: Sendable {
 
     func snapshot(at version: UInt64) -> RegistrySnapshot? {
         snapshots.withLock { list in list.first { $0.version == version }?.snapshot }
+    }
+
+    /// The registry at `version` as its shared store held it (nil: no shared store), read once
+    /// for every list that continues at that version here, one reading at a time (a page on
+    /// another replica names any version; each reading lists the whole store).
+    func snapshot(at version: UInt64, from registry: Registry) async throws(StoreError) -> RegistrySnapshot? {
+        let reading = fromStore.withLock { list in
+            if let found = list.first(where: { $0.version == version }) { return found.reading }
+            let previous = list.last?.reading
+            let reading = Task { () async throws -> RegistrySnapshot? in
+                _ = await previous?.result
+                return try await registry.snapshot(atStoreRevision: version)
+            }
+            list.append((version, reading))
+            if list.count > Self.keptFromStore { list.removeFirst() }
+            return reading
+        }
+        switch await reading.result {
+        case .success(let snapshot): return snapshot
+        case .failure(let error):
+            // Not kept: the store may answer the next one.
+            fromStore.withLock { list in list.removeAll { $0.version == version && $0.reading == reading } }
+            throw error as? StoreError ?? .unavailable("\(error)")
+        }
     }
 }
 
@@ -61,7 +89,7 @@ extension APIHandler {
     /// A list: every object selected, as of one version. `resourceVersion` (with
     /// `resourceVersionMatch`) asks for a version: "0" or none is the current state, as is any
     /// version not newer than it (NotOlderThan); Exact needs the version still at hand.
-    func list(_ request: APIRequest, _ target: Target, _ representation: Representation) throws(APIError) -> APIResponse {
+    func list(_ request: APIRequest, _ target: Target, _ representation: Representation) async throws(APIError) -> APIResponse {
         let filter = try selectors(request, target)
         let limit = try request.query["limit"].flatMap { (text) throws(APIError) -> Int? in
             guard let n = Int(text), n >= 0 else { throw .badRequest("invalid limit \"\(text)\"") }
@@ -71,10 +99,7 @@ extension APIHandler {
         var start: ObjectKey? = nil
         if let token = request.query["continue"], !token.isEmpty {
             let (version, key) = try ContinueToken.parse(token, kind: target.resource.kind)
-            // Another server of the same registry (a replica behind a load balancer) gave the
-            // token: its version is this one's too while nothing has been written since, and a
-            // shared registry's versions are the store's on every replica.
-            guard let kept = pages.snapshot(at: version) ?? (snapshot.resourceVersion == version ? snapshot : nil) else {
+            guard let kept = try await self.snapshot(at: version, current: snapshot) else {
                 throw APIError(code: 410, reason: "Expired",
                                message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
             }
@@ -82,12 +107,10 @@ extension APIHandler {
             start = key
         } else if let version = try Self.version(request.query["resourceVersion"], "resourceVersion"), version > 0 {
             if request.query["resourceVersionMatch"] == "Exact" {
-                if version != snapshot.resourceVersion {
-                    guard let kept = pages.snapshot(at: version) else {
-                        throw APIError(code: 410, reason: "Expired", message: "too old resource version: \(version) (\(snapshot.resourceVersion))")
-                    }
-                    snapshot = kept
+                guard let kept = try await self.snapshot(at: version, current: snapshot) else {
+                    throw APIError(code: 410, reason: "Expired", message: "too old resource version: \(version) (\(snapshot.resourceVersion))")
                 }
+                snapshot = kept
             } else if version > snapshot.resourceVersion {
                 throw APIError(code: 504, reason: "Timeout",
                                message: "Too large resource version: \(version), current: \(snapshot.resourceVersion)")
@@ -113,6 +136,23 @@ extension APIHandler {
             ("metadata", .object(metadata)),
             ("items", .array(items.map(\.kubernetesJSON))),
         ]))
+    }
+
+    /// The registry at `version`: the current snapshot, one a paged list here is reading, or
+    /// (a list begun on another replica of a shared registry, or an exact version asked for)
+    /// the shared store read at that revision, as kube-apiserver reads etcd; nil when none
+    /// holds it any more.
+    func snapshot(at version: UInt64, current: RegistrySnapshot) async throws(APIError) -> RegistrySnapshot? {
+        if current.resourceVersion == version { return current }
+        if let kept = pages.snapshot(at: version) { return kept }
+        guard registry.sharedRevision != nil else { return nil }
+        do throws(StoreError) {
+            return try await pages.snapshot(at: version, from: registry)
+        } catch .expired {
+            return nil
+        } catch {
+            throw APIError(code: 503, reason: "ServiceUnavailable", message: "the registry's store is unavailable: \(error)")
+        }
     }
 
     func watch(_ request: APIRequest, _ target: Target, _ representation: Representation) throws(APIError) -> APIResponse {

@@ -193,7 +193,7 @@ public struct APIHandler: Sendable {
         }
         if ["update", "patch", "delete"].contains(verb), let name = target.name { try refuseDerived(target, name) }
         switch verb {
-        case "list": return try list(request, target, representation)
+        case "list": return try await list(request, target, representation)
         case "watch": return try watch(request, target, representation)
         case "get": return try get(request, target, representation)
         case "create": return try await create(request, target)

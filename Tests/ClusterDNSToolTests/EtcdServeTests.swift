@@ -405,7 +405,8 @@ import Glibc
 
     /// A paged list begun on one replica goes on on another (replicas behind one address): both
     /// serve etcd's revision as their version, so the token's version is the other's too while
-    /// nothing is written; after a write, the other says the token is too old (410).
+    /// nothing is written; after a write, the other reads etcd at the token's revision; once
+    /// etcd has compacted past it, the token is too old (410).
     @Test func aPagedListContinuesOnAnotherReplica() async throws {
         try await offThePool { checks in
             let (cluster, directory) = try Self.scratch(members: 1, "etcd-pages")
@@ -429,8 +430,34 @@ import Glibc
             let encoded = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? token
             let rest = try replicas[1].get("/api/v1/namespaces/default/services?limit=2&continue=\(encoded)")
             checks.that(names(first) + names(rest) == ["a", "b", "c"], "\(names(first)) then \(rest)")
+            // After a write (on either replica), the list goes on as of its first page: read back
+            // from etcd at that revision, as kube-apiserver does.
             checks.that(try replicas[1].request("DELETE", "/api/v1/namespaces/default/services/a").code == 200)
-            checks.that(eventually(30) { (try? replicas[1].request("GET", "/api/v1/namespaces/default/services?limit=2&continue=\(encoded)").code) == 410 })
+            let later = try replicas[1].get("/api/v1/namespaces/default/services")
+            checks.that(names(later) == ["b", "c"], "\(later)")
+            for replica in replicas {
+                let page = try replica.get("/api/v1/namespaces/default/services?limit=2&continue=\(encoded)")
+                checks.that(names(page) == ["c"] && (page["metadata"] as? [String: Any])?["resourceVersion"] as? String == version, "\(page)")
+            }
+            let exact = try replicas[1].get("/api/v1/namespaces/default/services?resourceVersion=\(version ?? "")&resourceVersionMatch=Exact")
+            checks.that(names(exact) == ["a", "b", "c"], "\(exact)")
+            // A list begun after that, then a write, then etcd compacted past the list's
+            // revision: the other replica has nothing to continue it from (410).
+            let second = try replicas[0].get("/api/v1/namespaces/default/services?limit=1")
+            let secondToken = try #require((second["metadata"] as? [String: Any])?["continue"] as? String)
+            let body = "apiVersion: v1\nkind: Service\nmetadata: {name: d, namespace: default}\nspec: {ports: [{port: 80}]}\n"
+            checks.that(try replicas[0].request("POST", "/api/v1/namespaces/default/services", body: body).code == 201)
+            func listVersion(_ replica: Replica) -> String? {
+                ((try? replica.get("/api/v1/namespaces/default/services"))?["metadata"] as? [String: Any])?["resourceVersion"] as? String
+            }
+            let current = try #require(listVersion(replicas[0]))
+            checks.that(eventually(30) { listVersion(replicas[1]) == current })
+            let compacted = try Tool.runRaw("/usr/bin/env", ["curl", "-s", "--max-time", "10", "-X", "POST", "-d", #"{"revision":"\#(current)"}"#,
+                                                             "\(cluster.clientURLs[0])/v3/kv/compaction"])
+            checks.that(compacted.status == 0 && compacted.stdout.contains("header"), "etcd's gateway: \(compacted.stdout)")
+            let expired = try replicas[1].request("GET", "/api/v1/namespaces/default/services?limit=2&continue="
+                                                  + (secondToken.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? secondToken))
+            checks.that(expired.code == 410, "\(expired)")
         }
     }
 

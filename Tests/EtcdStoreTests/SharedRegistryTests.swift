@@ -222,6 +222,59 @@ import TestSupport
     }
 
     /// A namespace's deletion takes its contents along on every replica.
+    /// The registry at a past revision, read back from etcd by a replica that has moved on
+    /// (what a paged list begun on another replica continues from): exactly what was served
+    /// at that revision, endpoints derived from pods included; once etcd has compacted past
+    /// it, `.expired`.
+    @Test func aPastRevisionIsReadBackFromTheStore() async throws {
+        try await withReplicas(2) { replicas, _ in
+            let (a, b) = (replicas[0].registry, replicas[1].registry)
+            let objects = try Manifest.decode("""
+                apiVersion: v1
+                kind: Node
+                metadata: {name: node-a}
+                spec: {podCIDR: 10.244.1.0/24}
+                ---
+                apiVersion: v1
+                kind: Service
+                metadata: {name: web, namespace: shop}
+                spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
+                ---
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: web-1, namespace: shop, labels: {app: web}}
+                spec: {nodeName: node-a, containers: [{name: c}]}
+                status: {podIP: 10.244.1.7, conditions: [{type: Ready, status: "True"}]}
+                """).map { try $0.result.get() }
+            for object in objects { _ = try await a.write(object) }
+            let then = a.snapshot()
+            func endpoints(_ snapshot: RegistrySnapshot) -> Int {
+                snapshot.listWithDerived(.endpointSlice, namespace: "shop").reduce(0) { count, object in
+                    if case .endpointSlice(let slice) = object { count + slice.endpoints.count } else { count }
+                }
+            }
+            #expect(endpoints(then) == 1, "the pod is web's endpoint")
+            // b moves on: the pod goes, another service comes.
+            #expect(await eventually(within: 30) { b.resourceVersion == then.resourceVersion })
+            let pod = try #require(b.get(ObjectKey(.pod, namespace: "shop", name: "web-1")))
+            _ = try await b.delete(pod.key)
+            _ = try await b.write(try Self.service("late"))
+            #expect(endpoints(b.snapshot()) == 0)
+
+            let past = try #require(try await b.snapshot(atStoreRevision: then.resourceVersion))
+            #expect(past.resourceVersion == then.resourceVersion)
+            for kind in ObjectKind.allCases {
+                #expect(past.listWithDerived(kind) == then.listWithDerived(kind), "\(kind)")
+            }
+            #expect(b.get(pod.key) == nil, "reading the past changes nothing served")
+
+            try await replicas[1].store.client.compact(revision: Int64(b.resourceVersion))
+            await #expect(throws: StoreError.expired(revision: Int64(then.resourceVersion))) {
+                _ = try await b.snapshot(atStoreRevision: then.resourceVersion)
+            }
+        }
+    }
+
     @Test func aNamespaceDeletionCascades() async throws {
         try await withReplicas(2) { replicas, _ in
             let (a, b) = (replicas[0].registry, replicas[1].registry)

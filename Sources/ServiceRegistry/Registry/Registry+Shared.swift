@@ -38,6 +38,21 @@ extension Registry {
         var write: StoreWrite
     }
 
+    /// The registry as the shared store held it at `revision`, read from the store into a
+    /// registry apart from this one (nothing here changes), derived endpoints and node
+    /// readiness included: what a paged list begun on another replica continues from once this
+    /// one has moved past the list's version, as kube-apiserver reads etcd at the revision of a
+    /// list's first page. Nil without a shared store; `.expired` once the store has compacted
+    /// past `revision`.
+    public func snapshot(atStoreRevision revision: UInt64) async throws(StoreError) -> RegistrySnapshot? {
+        guard let shared else { return nil }
+        let listing = try await shared.load(at: Int64(revision))
+        let wallClock = state.withLock { $0.wallClock }
+        guard let past = try? Registry(configuration: configuration, wallClock: wallClock) else { return nil }
+        _ = past.adopt(StoreBatch(listing))
+        return past.snapshot()
+    }
+
     /// The revision of the shared store's first complete list, once this replica has read it
     /// (nil until then, and without a shared store).
     public var sharedRevision: UInt64? { state.withLock { $0.sharedRevision } }
@@ -110,6 +125,10 @@ extension Registry {
                 unreserve(plan.reserved)
                 noteStore(available: false, refusedWrite: true, problem: reason)
                 throw .unavailable(reason)
+            case .failure(.expired(let revision)):
+                // A write reads no past revision: a store that says so is refusing it.
+                unreserve(plan.reserved)
+                throw .unavailable(StoreError.expired(revision: revision).description)
             case .failure(.conflict(_, let expected, let actual)):
                 unreserve(plan.reserved)
                 if let version = preconditions.resourceVersion {

@@ -7,8 +7,9 @@ public protocol SharedRegistryStore: Sendable {
     /// What the store is, for messages ("etcd at http://10.0.0.1:2379").
     var name: String { get }
     /// Every object, read at one revision (values that cannot be read are skipped and reported),
-    /// and the nodes whose lease (heartbeat) is current at that revision.
-    func load() async throws(StoreError) -> StoreListing
+    /// and the nodes whose lease (heartbeat) is current at that revision: `revision`, or the
+    /// latest when 0 (`.expired` when the store no longer keeps it).
+    func load(at revision: Int64) async throws(StoreError) -> StoreListing
     /// Makes `write` in one transaction; returns the store's revision after it.
     func write(_ write: StoreWrite) async throws(StoreError) -> Int64
     /// Every change after `revision`, in order, for as long as the stream is read; after a
@@ -26,6 +27,11 @@ public protocol SharedRegistryStore: Sendable {
     /// Claims `claim` for `owner` only if nobody holds it and `owner` is still at
     /// `ownerRevision`; whether it did.
     func restore(_ claim: AllocationClaim, for owner: ObjectKey, at ownerRevision: Int64) async throws(StoreError) -> Bool
+}
+
+extension SharedRegistryStore {
+    /// Every object at the latest revision.
+    public func load() async throws(StoreError) -> StoreListing { try await load(at: 0) }
 }
 
 /// An allocation as the store holds it: what, whose (the owner's key as the claim names it),
@@ -158,6 +164,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case taken(AllocationClaim, owner: String)
     /// The store cannot be reached, has no quorum, or refused the request.
     case unavailable(String)
+    /// The store no longer keeps the revision asked for (it has compacted its history past it).
+    case expired(revision: Int64)
 
     public var description: String {
         switch self {
@@ -166,6 +174,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
                 : "\(key) has been modified (revision \(actual), not \(expected))"
         case .taken(let claim, let owner): "\(claim) is already allocated to \(owner)"
         case .unavailable(let reason): reason
+        case .expired(let revision): "revision \(revision) is no longer kept (the store has compacted its history past it)"
         }
     }
 }
