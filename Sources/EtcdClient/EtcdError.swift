@@ -10,6 +10,8 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     case timeout(String)
     /// The revision asked for has been compacted away: list again, then watch from the list.
     case compacted(requested: Int64, compactRevision: Int64)
+    /// The revision asked for is newer than any the store has reached.
+    case futureRevision
     /// etcd refused the request (a bad argument, a missing lease, permissions, ...).
     case refused(String)
 
@@ -20,6 +22,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .timeout(let message): "etcd did not answer in time: \(message)"
         case .compacted(let requested, let compactRevision):
             "etcd has compacted its history past revision \(requested) (compacted up to \(compactRevision))"
+        case .futureRevision: "etcd has not reached the revision asked for"
         case .refused(let message): "etcd refused the request: \(message)"
         }
     }
@@ -30,6 +33,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unavailable: self = .unavailable("\(error.message) (\(members))")
         case .deadlineExceeded: self = .timeout("\(error.message) (\(members))")
         case .outOfRange where error.message.firstRange(of: "compacted") != nil: self = .compacted(requested: 0, compactRevision: 0)
+        case .outOfRange where error.message.firstRange(of: "future revision") != nil: self = .futureRevision
         default: self = .refused("\(error.code): \(error.message)")
         }
     }

@@ -113,6 +113,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
             }
         } catch let error as EtcdError {
             if case .compacted = error { throw .expired(revision: revision) }
+            if case .futureRevision = error { throw .futureRevision(revision) }
             throw .unavailable(error.description)
         } catch {
             throw .unavailable("\(error)")

@@ -99,7 +99,7 @@ extension APIHandler {
         var start: ObjectKey? = nil
         if let token = request.query["continue"], !token.isEmpty {
             let (version, key) = try ContinueToken.parse(token, kind: target.resource.kind)
-            guard let kept = try await self.snapshot(at: version, current: snapshot) else {
+            guard let kept = try await self.snapshot(at: version, current: snapshot, tooNew: .badRequest("continue key is not valid: \"\(token)\"")) else {
                 throw APIError(code: 410, reason: "Expired",
                                message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
             }
@@ -107,7 +107,8 @@ extension APIHandler {
             start = key
         } else if let version = try Self.version(request.query["resourceVersion"], "resourceVersion"), version > 0 {
             if request.query["resourceVersionMatch"] == "Exact" {
-                guard let kept = try await self.snapshot(at: version, current: snapshot) else {
+                let tooNew = APIError(code: 504, reason: "Timeout", message: "Too large resource version: \(version), current: \(snapshot.resourceVersion)")
+                guard let kept = try await self.snapshot(at: version, current: snapshot, tooNew: tooNew) else {
                     throw APIError(code: 410, reason: "Expired", message: "too old resource version: \(version) (\(snapshot.resourceVersion))")
                 }
                 snapshot = kept
@@ -141,8 +142,8 @@ extension APIHandler {
     /// The registry at `version`: the current snapshot, one a paged list here is reading, or
     /// (a list begun on another replica of a shared registry, or an exact version asked for)
     /// the shared store read at that revision, as kube-apiserver reads etcd; nil when none
-    /// holds it any more.
-    func snapshot(at version: UInt64, current: RegistrySnapshot) async throws(APIError) -> RegistrySnapshot? {
+    /// holds it any more, `tooNew` when the store has not reached it.
+    func snapshot(at version: UInt64, current: RegistrySnapshot, tooNew: APIError) async throws(APIError) -> RegistrySnapshot? {
         if current.resourceVersion == version { return current }
         if let kept = pages.snapshot(at: version) { return kept }
         guard registry.sharedRevision != nil else { return nil }
@@ -150,6 +151,8 @@ extension APIHandler {
             return try await pages.snapshot(at: version, from: registry)
         } catch .expired {
             return nil
+        } catch .futureRevision {
+            throw tooNew
         } catch {
             throw APIError(code: 503, reason: "ServiceUnavailable", message: "the registry's store is unavailable: \(error)")
         }

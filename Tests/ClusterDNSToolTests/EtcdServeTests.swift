@@ -441,6 +441,9 @@ import Glibc
             }
             let exact = try replicas[1].get("/api/v1/namespaces/default/services?resourceVersion=\(version ?? "")&resourceVersionMatch=Exact")
             checks.that(names(exact) == ["a", "b", "c"], "\(exact)")
+            // A version etcd has not reached: a token no server gave, an exact version too new.
+            checks.that(try replicas[1].request("GET", "/api/v1/namespaces/default/services?limit=2&continue=999999%2Fdefault%2Fa").code == 400)
+            checks.that(try replicas[1].request("GET", "/api/v1/namespaces/default/services?resourceVersion=999999&resourceVersionMatch=Exact").code == 504)
             // A list begun after that, then a write, then etcd compacted past the list's
             // revision: the other replica has nothing to continue it from (410).
             let second = try replicas[0].get("/api/v1/namespaces/default/services?limit=1")

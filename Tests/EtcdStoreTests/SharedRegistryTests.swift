@@ -267,6 +267,8 @@ import TestSupport
                 #expect(past.listWithDerived(kind) == then.listWithDerived(kind), "\(kind)")
             }
             #expect(b.get(pod.key) == nil, "reading the past changes nothing served")
+            let ahead = b.resourceVersion + 1000
+            await #expect(throws: StoreError.futureRevision(Int64(ahead))) { _ = try await b.snapshot(atStoreRevision: ahead) }
 
             try await replicas[1].store.client.compact(revision: Int64(b.resourceVersion))
             await #expect(throws: StoreError.expired(revision: Int64(then.resourceVersion))) {

@@ -125,10 +125,10 @@ extension Registry {
                 unreserve(plan.reserved)
                 noteStore(available: false, refusedWrite: true, problem: reason)
                 throw .unavailable(reason)
-            case .failure(.expired(let revision)):
-                // A write reads no past revision: a store that says so is refusing it.
+            case .failure(.expired(let revision)), .failure(.futureRevision(let revision)):
+                // A write reads at no revision: a store that says so is refusing it.
                 unreserve(plan.reserved)
-                throw .unavailable(StoreError.expired(revision: revision).description)
+                throw .unavailable("the store refused a write over revision \(revision)")
             case .failure(.conflict(_, let expected, let actual)):
                 unreserve(plan.reserved)
                 if let version = preconditions.resourceVersion {

@@ -166,6 +166,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case unavailable(String)
     /// The store no longer keeps the revision asked for (it has compacted its history past it).
     case expired(revision: Int64)
+    /// The store has not reached the revision asked for.
+    case futureRevision(Int64)
 
     public var description: String {
         switch self {
@@ -175,6 +177,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .taken(let claim, let owner): "\(claim) is already allocated to \(owner)"
         case .unavailable(let reason): reason
         case .expired(let revision): "revision \(revision) is no longer kept (the store has compacted its history past it)"
+        case .futureRevision(let revision): "revision \(revision) is newer than the store's"
         }
     }
 }
