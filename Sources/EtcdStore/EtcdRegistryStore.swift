@@ -105,7 +105,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
             while true {
                 let after = page.more ? page.keyValues.last.map { $0.key + [0] } : nil
                 async let next: EtcdRange? = after == nil ? nil
-                    : client.range(after!, end: end, revision: revision, limit: Self.pageSize)
+                    : client.range(after!, end: end, revision: revision, limit: Self.pageSize, memberLocal: true)
                 objects += decodeConcurrently(page.keyValues.filter { nodeLease($0.key) == nil })
                 for keyValue in page.keyValues { if let node = nodeLease(keyValue.key) { leased.insert(node) } }
                 guard let following = try await next else { break }
