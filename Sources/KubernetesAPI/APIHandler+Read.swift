@@ -7,12 +7,24 @@ import Synchronization
 final class ListPages: Sendable {
     static let kept = 32
     /// Snapshots read back from the shared store share nothing with the live registry (each
-    /// is a registry's worth of memory), so fewer are kept.
+    /// is a registry's worth of memory): fewer are kept, and each only while its list goes on,
+    /// dropped between one and two of these after the last page read from it.
     static let keptFromStore = 2
+    static let keepFromStore: Duration = .seconds(60)
+
+    struct Reading {
+        let version: UInt64
+        let task: Task<RegistrySnapshot?, any Error>
+        /// Read from since the last sweep.
+        var used = true
+    }
+
     let snapshots = Mutex<[(version: UInt64, snapshot: RegistrySnapshot)]>([])
-    let fromStore = Mutex<[(version: UInt64, reading: Task<RegistrySnapshot?, any Error>)]>([])
+    let fromStore = Mutex<(readings: [Reading], sweeping: Bool)>(([], false))
 
     func keep(_ snapshot: RegistrySnapshot) {
+        // One read back from the store stays there, held only while it is read from.
+        if fromStore.withLock({ $0.readings.contains { $0.version == snapshot.resourceVersion } }) { return }
         snapshots.withLock { list in
             if list.contains(where: { $0.version == snapshot.resourceVersion }) { return }
             list.append((snapshot.resourceVersion, snapshot))
@@ -24,27 +36,56 @@ final class ListPages: Sendable {
         snapshots.withLock { list in list.first { $0.version == version }?.snapshot }
     }
 
+    /// How many snapshots read back from the store are held.
+    var heldFromStore: Int { fromStore.withLock { $0.readings.count } }
+
     /// The registry at `version` as its shared store held it (nil: no shared store), read once
     /// for every list that continues at that version here, one reading at a time (a page on
     /// another replica names any version; each reading lists the whole store).
-    func snapshot(at version: UInt64, from registry: Registry) async throws(StoreError) -> RegistrySnapshot? {
-        let reading = fromStore.withLock { list in
-            if let found = list.first(where: { $0.version == version }) { return found.reading }
-            let previous = list.last?.reading
-            let reading = Task { () async throws -> RegistrySnapshot? in
+    func snapshot(at version: UInt64, from registry: Registry, clock: any Clock<Duration>) async throws(StoreError) -> RegistrySnapshot? {
+        let (task, startSweeping) = fromStore.withLock { state -> (Task<RegistrySnapshot?, any Error>, Bool) in
+            if let index = state.readings.firstIndex(where: { $0.version == version }) {
+                state.readings[index].used = true
+                return (state.readings[index].task, false)
+            }
+            let previous = state.readings.last?.task
+            let task = Task { () async throws -> RegistrySnapshot? in
                 _ = await previous?.result
                 return try await registry.snapshot(atStoreRevision: version)
             }
-            list.append((version, reading))
-            if list.count > Self.keptFromStore { list.removeFirst() }
-            return reading
+            state.readings.append(Reading(version: version, task: task))
+            if state.readings.count > Self.keptFromStore { state.readings.removeFirst() }
+            let start = !state.sweeping
+            state.sweeping = true
+            return (task, start)
         }
-        switch await reading.result {
+        if startSweeping { Task { await sweep(clock) } }
+        switch await task.result {
         case .success(let snapshot): return snapshot
         case .failure(let error):
             // Not kept: the store may answer the next one.
-            fromStore.withLock { list in list.removeAll { $0.version == version && $0.reading == reading } }
+            fromStore.withLock { state in state.readings.removeAll { $0.version == version } }
             throw error as? StoreError ?? .unavailable("\(error)")
+        }
+    }
+
+    /// Drops, every `keepFromStore`, the snapshots read back from the store that no page has
+    /// been read from since the sweep before; ends once none is held.
+    func sweep(_ clock: any Clock<Duration>) async {
+        while true {
+            let cancelled = (try? await clock.sleep(for: Self.keepFromStore)) == nil
+            let done = fromStore.withLock { state in
+                if cancelled {
+                    state.readings.removeAll()
+                    state.sweeping = false
+                    return true
+                }
+                state.readings.removeAll { !$0.used }
+                for index in state.readings.indices { state.readings[index].used = false }
+                if state.readings.isEmpty { state.sweeping = false }
+                return state.readings.isEmpty
+            }
+            if done { return }
         }
     }
 }
@@ -148,7 +189,7 @@ extension APIHandler {
         if let kept = pages.snapshot(at: version) { return kept }
         guard registry.sharedRevision != nil else { return nil }
         do throws(StoreError) {
-            return try await pages.snapshot(at: version, from: registry)
+            return try await pages.snapshot(at: version, from: registry, clock: clock)
         } catch .expired {
             return nil
         } catch .futureRevision {
