@@ -94,7 +94,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     public func load(at revision: Int64) async throws(StoreError) -> StoreListing {
         // Page by page, each page decoded on every core while the next is on its way: the
         // values are never all held at once, and a start at 10,000 services is not one core's
-        // JSON decoding.
+        // JSON decoding. Pages are sized by bytes (`nextPageSize`).
         let end = EtcdClient.rangeEnd(ofPrefix: objectsPrefix)
         var revision = revision
         var objects: [RegistryObject] = []
@@ -104,8 +104,10 @@ public final class EtcdRegistryStore: SharedRegistryStore {
             if revision == 0 { revision = page.revision }
             while true {
                 let after = page.more ? page.keyValues.last.map { $0.key + [0] } : nil
+                let limit = Self.nextPageSize(afterKeys: page.keyValues.count,
+                                              bytes: page.keyValues.reduce(0) { $0 + $1.key.count + $1.value.count })
                 async let next: EtcdRange? = after == nil ? nil
-                    : client.range(after!, end: end, revision: revision, limit: Self.pageSize, memberLocal: true)
+                    : client.range(after!, end: end, revision: revision, limit: limit, memberLocal: true)
                 objects += decodeConcurrently(page.keyValues.filter { nodeLease($0.key) == nil })
                 for keyValue in page.keyValues { if let node = nodeLease(keyValue.key) { leased.insert(node) } }
                 guard let following = try await next else { break }
@@ -121,7 +123,17 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         return StoreListing(objects: objects, revision: revision, leasedNodes: leased)
     }
 
+    /// The first page's keys; each page after asks for as many keys as `pageBytes` holds at
+    /// the average size of the page before (within 50 and 10,000): fewer round trips, and
+    /// less of etcd's work per value, than pages of a fixed count, without a page of large
+    /// objects holding far more memory than one of small ones.
     static let pageSize: Int64 = 1000
+    static let pageBytes = 4 << 20
+
+    static func nextPageSize(afterKeys keys: Int, bytes: Int) -> Int64 {
+        guard keys > 0, bytes > 0 else { return pageSize }
+        return Int64(min(10_000, max(50, pageBytes / max(1, bytes / keys))))
+    }
 
     /// `keyValues` decoded on every core, in their order.
     func decodeConcurrently(_ keyValues: [EtcdKeyValue]) -> [RegistryObject] {

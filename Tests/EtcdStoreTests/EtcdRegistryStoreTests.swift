@@ -41,6 +41,20 @@ import TestSupport
         return object
     }
 
+    /// Pages after the first ask for what 4 MiB holds at the size of the page before, within
+    /// 50 and 10,000 keys: (keys, bytes of the page before) → keys asked next.
+    @Test(arguments: [
+        (0, 0, 1000),                      // nothing before: the first page's count
+        (1000, 4 << 20, 1000),             // 4 KiB values
+        (1000, 2_500_000, 1677),           // the 10,000-service benchmark's 2.5 KB values
+        (1000, 100_000, 10_000),           // 100-byte values: at most 10,000
+        (10, 10 << 20, 50),                // 1 MiB values: at least 50 (50 MiB)
+        (3, 2, 10_000),                    // values smaller than a byte on average
+    ])
+    func pagesAreSizedByBytes(keys: Int, bytes: Int, next: Int64) {
+        #expect(EtcdRegistryStore.nextPageSize(afterKeys: keys, bytes: bytes) == next)
+    }
+
     @Test func objectsRoundTripWithTheirRevision() async throws {
         try await withStores { stores, _ in
             let store = stores[0]
@@ -175,6 +189,24 @@ import TestSupport
             let batch = try #require(try await Self.next(&iterator))
             #expect(batch.relisted && batch.revision == last)
             #expect(batch.changes.map(Self.describe) == ["put b", "put c"])
+        }
+    }
+
+    /// A list of more than one page (the first of 1,000 keys, the next sized by its bytes)
+    /// gives every object once, in key order, and the node leases among them.
+    @Test func aListOfSeveralPagesIsWhole() async throws {
+        try await withStores { stores, _ in
+            let store = stores[0]
+            let names = (0..<1_500).map { String(format: "s%04d", $0) }
+            for (index, name) in names.enumerated() {
+                let ip = "10.96.\(index / 250).\(index % 250 + 1)"
+                try await store.client.put(store.key(for: ObjectKey(.service, namespace: "shop", name: name)),
+                                           store.encode(try service(name, clusterIP: ip)))
+            }
+            try await store.client.put(store.leaseKey(node: "node-a"), Array("{}".utf8))
+            let listing = try await store.load()
+            #expect(listing.objects.map(\.metadata.name) == names)
+            #expect(listing.leasedNodes == ["node-a"])
         }
     }
 
