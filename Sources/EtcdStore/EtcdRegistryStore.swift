@@ -89,38 +89,52 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         }
     }
 
-    /// Every object, read at one revision, `revision` or the latest (values that cannot be read
-    /// are skipped and told).
-    public func load(at revision: Int64) async throws(StoreError) -> StoreListing {
-        // Page by page, each page decoded on every core while the next is on its way: the
-        // values are never all held at once, and a start at 10,000 services is not one core's
-        // JSON decoding. Pages are sized by bytes (`nextPageSize`).
-        let end = EtcdClient.rangeEnd(ofPrefix: objectsPrefix)
-        var revision = revision
-        var objects: [RegistryObject] = []
-        var leased = Set<String>()
+    /// Every object (of `kinds`, or of every kind), read at one revision, `revision` or the
+    /// latest (values that cannot be read are skipped and told).
+    public func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing {
+        // Each kind's keys lie under a prefix of their own; leases (node heartbeats) beside.
+        let prefixes = kinds.map { kinds in
+            kinds.sorted().map { Array("\(prefix)/registry/\($0.plural)/".utf8) }
+                + (kinds.contains(.node) ? [Array("\(prefix)/registry/leases/kube-node-lease/".utf8)] : [])
+        } ?? [objectsPrefix]
+        var listing = StoreListing(objects: [], revision: revision)
         do {
-            var page = try await client.range(objectsPrefix, end: end, revision: revision, limit: Self.pageSize)
-            if revision == 0 { revision = page.revision }
-            while true {
-                let after = page.more ? page.keyValues.last.map { $0.key + [0] } : nil
-                let limit = Self.nextPageSize(afterKeys: page.keyValues.count,
-                                              bytes: page.keyValues.reduce(0) { $0 + $1.key.count + $1.value.count })
-                async let next: EtcdRange? = after == nil ? nil
-                    : client.range(after!, end: end, revision: revision, limit: limit, memberLocal: true)
-                objects += decodeConcurrently(page.keyValues.filter { nodeLease($0.key) == nil })
-                for keyValue in page.keyValues { if let node = nodeLease(keyValue.key) { leased.insert(node) } }
-                guard let following = try await next else { break }
-                page = following
-            }
+            for (index, prefix) in prefixes.enumerated() { try await list(prefix, into: &listing, firstMemberLocal: index > 0) }
         } catch let error as EtcdError {
-            if case .compacted = error { throw .expired(revision: revision) }
-            if case .futureRevision = error { throw .futureRevision(revision) }
-            throw .unavailable(error.description)
+            switch error {
+            case .compacted: throw .expired(revision: listing.revision)
+            case .futureRevision: throw .futureRevision(listing.revision)
+            default: throw .unavailable(error.description)
+            }
         } catch {
             throw .unavailable("\(error)")
         }
-        return StoreListing(objects: objects, revision: revision, leasedNodes: leased)
+        return listing
+    }
+
+    /// The keys under `prefix` into `listing`, at its revision (0: the latest, which it then
+    /// takes). Page by page, each page decoded on every core while the next is on its way: the
+    /// values are never all held at once, and a start at 10,000 services is not one core's
+    /// JSON decoding. Pages are sized by bytes (`nextPageSize`); the pages after the first are
+    /// read member-local at the first one's revision, and so is the first when
+    /// `firstMemberLocal` (a listing's request before this one was read at that revision).
+    func list(_ prefix: [UInt8], into listing: inout StoreListing, firstMemberLocal: Bool) async throws {
+        let end = EtcdClient.rangeEnd(ofPrefix: prefix)
+        var page = try await client.range(prefix, end: end, revision: listing.revision, limit: Self.pageSize,
+                                          memberLocal: firstMemberLocal)
+        if listing.revision == 0 { listing.revision = page.revision }
+        while true {
+            let after = page.more ? page.keyValues.last.map { $0.key + [0] } : nil
+            let limit = Self.nextPageSize(afterKeys: page.keyValues.count,
+                                          bytes: page.keyValues.reduce(0) { $0 + $1.key.count + $1.value.count })
+            let revision = listing.revision
+            async let next: EtcdRange? = after == nil ? nil
+                : client.range(after!, end: end, revision: revision, limit: limit, memberLocal: true)
+            listing.objects += decodeConcurrently(page.keyValues.filter { nodeLease($0.key) == nil })
+            for keyValue in page.keyValues { if let node = nodeLease(keyValue.key) { listing.leasedNodes.insert(node) } }
+            guard let following = try await next else { break }
+            page = following
+        }
     }
 
     /// The first page's keys; each page after asks for as many keys as `pageBytes` holds at

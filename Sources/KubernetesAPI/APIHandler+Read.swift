@@ -14,6 +14,7 @@ final class ListPages: Sendable {
 
     struct Reading {
         let version: UInt64
+        let kinds: Set<ObjectKind>?
         let task: Task<RegistrySnapshot?, any Error>
         /// Read from since the last sweep.
         var used = true
@@ -39,21 +40,23 @@ final class ListPages: Sendable {
     /// How many snapshots read back from the store are held.
     var heldFromStore: Int { fromStore.withLock { $0.readings.count } }
 
-    /// The registry at `version` as its shared store held it (nil: no shared store), read once
-    /// for every list that continues at that version here, one reading at a time (a page on
-    /// another replica names any version; each reading lists the whole store).
-    func snapshot(at version: UInt64, from registry: Registry, clock: any Clock<Duration>) async throws(StoreError) -> RegistrySnapshot? {
+    /// The registry at `version` as its shared store held it (its objects of `kinds`, or all;
+    /// nil: no shared store), read once for every list that continues at that version here,
+    /// one reading at a time (a page on another replica names any version; each reading lists
+    /// those kinds of the whole store).
+    func snapshot(at version: UInt64, of kinds: Set<ObjectKind>?, from registry: Registry,
+                  clock: any Clock<Duration>) async throws(StoreError) -> RegistrySnapshot? {
         let (task, startSweeping) = fromStore.withLock { state -> (Task<RegistrySnapshot?, any Error>, Bool) in
-            if let index = state.readings.firstIndex(where: { $0.version == version }) {
+            if let index = state.readings.firstIndex(where: { $0.version == version && $0.kinds == kinds }) {
                 state.readings[index].used = true
                 return (state.readings[index].task, false)
             }
             let previous = state.readings.last?.task
             let task = Task { () async throws -> RegistrySnapshot? in
                 _ = await previous?.result
-                return try await registry.snapshot(atStoreRevision: version)
+                return try await registry.snapshot(atStoreRevision: version, kinds: kinds)
             }
-            state.readings.append(Reading(version: version, task: task))
+            state.readings.append(Reading(version: version, kinds: kinds, task: task))
             if state.readings.count > Self.keptFromStore { state.readings.removeFirst() }
             let start = !state.sweeping
             state.sweeping = true
@@ -64,7 +67,7 @@ final class ListPages: Sendable {
         case .success(let snapshot): return snapshot
         case .failure(let error):
             // Not kept: the store may answer the next one.
-            fromStore.withLock { state in state.readings.removeAll { $0.version == version } }
+            fromStore.withLock { state in state.readings.removeAll { $0.version == version && $0.kinds == kinds } }
             throw error as? StoreError ?? .unavailable("\(error)")
         }
     }
@@ -140,7 +143,8 @@ extension APIHandler {
         var start: ObjectKey? = nil
         if let token = request.query["continue"], !token.isEmpty {
             let (version, key) = try ContinueToken.parse(token, kind: target.resource.kind)
-            guard let kept = try await self.snapshot(at: version, current: snapshot, tooNew: .badRequest("continue key is not valid: \"\(token)\"")) else {
+            guard let kept = try await self.snapshot(at: version, current: snapshot, kind: target.resource.kind,
+                                                     tooNew: .badRequest("continue key is not valid: \"\(token)\"")) else {
                 throw APIError(code: 410, reason: "Expired",
                                message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
             }
@@ -149,7 +153,7 @@ extension APIHandler {
         } else if let version = try Self.version(request.query["resourceVersion"], "resourceVersion"), version > 0 {
             if request.query["resourceVersionMatch"] == "Exact" {
                 let tooNew = APIError(code: 504, reason: "Timeout", message: "Too large resource version: \(version), current: \(snapshot.resourceVersion)")
-                guard let kept = try await self.snapshot(at: version, current: snapshot, tooNew: tooNew) else {
+                guard let kept = try await self.snapshot(at: version, current: snapshot, kind: target.resource.kind, tooNew: tooNew) else {
                     throw APIError(code: 410, reason: "Expired", message: "too old resource version: \(version) (\(snapshot.resourceVersion))")
                 }
                 snapshot = kept
@@ -183,13 +187,16 @@ extension APIHandler {
     /// The registry at `version`: the current snapshot, one a paged list here is reading, or
     /// (a list begun on another replica of a shared registry, or an exact version asked for)
     /// the shared store read at that revision, as kube-apiserver reads etcd; nil when none
-    /// holds it any more, `tooNew` when the store has not reached it.
-    func snapshot(at version: UInt64, current: RegistrySnapshot, tooNew: APIError) async throws(APIError) -> RegistrySnapshot? {
+    /// holds it any more, `tooNew` when the store has not reached it. Read from the store, it
+    /// holds what a list of `kind` needs: that kind's objects, or every kind for endpoints
+    /// and slices, which are derived from services and pods as well.
+    func snapshot(at version: UInt64, current: RegistrySnapshot, kind: ObjectKind, tooNew: APIError) async throws(APIError) -> RegistrySnapshot? {
         if current.resourceVersion == version { return current }
         if let kept = pages.snapshot(at: version) { return kept }
         guard registry.sharedRevision != nil else { return nil }
+        let kinds: Set<ObjectKind>? = kind == .endpoints || kind == .endpointSlice ? nil : [kind]
         do throws(StoreError) {
-            return try await pages.snapshot(at: version, from: registry, clock: clock)
+            return try await pages.snapshot(at: version, of: kinds, from: registry, clock: clock)
         } catch .expired {
             return nil
         } catch .futureRevision {

@@ -267,6 +267,10 @@ import TestSupport
                 #expect(past.listWithDerived(kind) == then.listWithDerived(kind), "\(kind)")
             }
             #expect(b.get(pod.key) == nil, "reading the past changes nothing served")
+            // One kind read: that kind as it was, nothing else.
+            let services = try #require(try await b.snapshot(atStoreRevision: then.resourceVersion, kinds: [.service]))
+            #expect(services.list(.service) == then.list(.service) && services.list(.service).count == 1)
+            #expect(services.list(.pod).isEmpty && services.list(.node).isEmpty)
             let ahead = b.resourceVersion + 1000
             await #expect(throws: StoreError.futureRevision(Int64(ahead))) { _ = try await b.snapshot(atStoreRevision: ahead) }
 

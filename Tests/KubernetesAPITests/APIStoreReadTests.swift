@@ -13,18 +13,24 @@ import TestSupport
         let latest: StoreListing
         let past: [Int64: StoreListing]
         let oldest: Int64
-        let reads = Mutex<[Int64]>([])
+        let reads = Mutex<[(revision: Int64, kinds: Set<ObjectKind>?)]>([])
 
         init(latest: StoreListing, past: [Int64: StoreListing], oldest: Int64) {
             (self.latest, self.past, self.oldest) = (latest, past, oldest)
         }
 
         var name: String { "a store with history" }
-        func load(at revision: Int64) async throws(StoreError) -> StoreListing {
-            reads.withLock { $0.append(revision) }
-            if revision == 0 || revision == latest.revision { return latest }
-            if revision > latest.revision { throw .futureRevision(revision) }
-            guard revision >= oldest, let listing = past[revision] else { throw .expired(revision: revision) }
+        func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing {
+            reads.withLock { $0.append((revision, kinds)) }
+            var listing: StoreListing
+            if revision == 0 || revision == latest.revision {
+                listing = latest
+            } else {
+                if revision > latest.revision { throw .futureRevision(revision) }
+                guard revision >= oldest, let past = past[revision] else { throw .expired(revision: revision) }
+                listing = past
+            }
+            if let kinds { listing.objects.removeAll { !kinds.contains($0.kind) } }
             return listing
         }
         func write(_ write: StoreWrite) async throws(StoreError) -> Int64 { throw .unavailable("read only") }
@@ -66,7 +72,7 @@ import TestSupport
         func names(_ response: APIResponse) -> [String] {
             (response.body["items"]?.items ?? []).compactMap { $0["metadata"]?["name"]?.stringValue }
         }
-        func readsOfFive() -> Int { store.reads.withLock { $0.filter { $0 == 5 }.count } }
+        func readsOfFive() -> Int { store.reads.withLock { $0.filter { $0.revision == 5 }.count } }
 
         // A token another replica gave at revision 5, where x (not c) followed b.
         let second = await page("5/shop/a")
@@ -75,6 +81,7 @@ import TestSupport
         let last = await page(second.body["metadata"]?["continue"]?.stringValue ?? "")
         #expect(last.code == 200 && names(last) == ["x"] && last.body["metadata"]?["continue"] == nil, "\(last.body)")
         #expect(readsOfFive() == 1, "one reading for the whole list")
+        #expect(store.reads.withLock { $0.last?.kinds } == [.service], "a list of services reads services only")
         #expect(names(await Fixture.send(handler, "GET", "/api/v1/services")) == ["a", "b", "c"], "the live registry is untouched")
 
         // Kept while pages are read from it, dropped two sweeps after the last.
@@ -91,6 +98,12 @@ import TestSupport
         let expired = await page("3/shop/a")
         #expect(expired.code == 410 && expired.body["reason"]?.stringValue == "Expired", "\(expired.body)")
         #expect(await page("12/shop/a").code == 400)
-        #expect(store.reads.withLock { $0.contains(3) && $0.contains(12) })
+        #expect(store.reads.withLock { reads in reads.contains { $0.revision == 3 } && reads.contains { $0.revision == 12 } })
+
+        // Slices are derived from services and pods too: a list of them reads every kind.
+        let slices = await Fixture.send(handler, "GET", "/apis/discovery.k8s.io/v1/endpointslices",
+                                        query: ["limit": "1", "continue": "5/shop/a"])
+        #expect(slices.code == 200, "\(slices.body)")
+        #expect(store.reads.withLock { $0.last.map { $0.revision == 5 && $0.kinds == nil } } == true)
     }
 }

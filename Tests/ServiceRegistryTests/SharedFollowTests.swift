@@ -18,7 +18,7 @@ struct SharedFollowTests {
         }
 
         var name: String { "a scripted store" }
-        func load(at revision: Int64) async throws(StoreError) -> StoreListing { listing }
+        func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing { listing }
         func write(_ write: StoreWrite) async throws(StoreError) -> Int64 { throw .unavailable("scripted") }
         func follow(from revision: Int64, onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error> {
             batches

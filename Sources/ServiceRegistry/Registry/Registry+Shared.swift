@@ -38,15 +38,16 @@ extension Registry {
         var write: StoreWrite
     }
 
-    /// The registry as the shared store held it at `revision`, read from the store into a
-    /// registry apart from this one (nothing here changes), derived endpoints and node
-    /// readiness included: what a paged list begun on another replica continues from once this
-    /// one has moved past the list's version, as kube-apiserver reads etcd at the revision of a
-    /// list's first page. Nil without a shared store; `.expired` once the store has compacted
-    /// past `revision`.
-    public func snapshot(atStoreRevision revision: UInt64) async throws(StoreError) -> RegistrySnapshot? {
+    /// The registry as the shared store held it at `revision` (its objects of `kinds`, or of
+    /// every kind), read from the store into a registry apart from this one (nothing here
+    /// changes), derived endpoints and node readiness included when what they derive from is
+    /// read: what a paged list begun on another replica continues from once this one has moved
+    /// past the list's version, as kube-apiserver reads etcd at the revision of a list's first
+    /// page. Nil without a shared store; `.expired` once the store has compacted past
+    /// `revision`, `.futureRevision` before it has reached it.
+    public func snapshot(atStoreRevision revision: UInt64, kinds: Set<ObjectKind>? = nil) async throws(StoreError) -> RegistrySnapshot? {
         guard let shared else { return nil }
-        let listing = try await shared.load(at: Int64(revision))
+        let listing = try await shared.load(at: Int64(revision), kinds: kinds)
         let wallClock = state.withLock { $0.wallClock }
         guard let past = try? Registry(configuration: configuration, wallClock: wallClock) else { return nil }
         _ = past.adopt(StoreBatch(listing))

@@ -6,10 +6,11 @@ public import NetAddress
 public protocol SharedRegistryStore: Sendable {
     /// What the store is, for messages ("etcd at http://10.0.0.1:2379").
     var name: String { get }
-    /// Every object, read at one revision (values that cannot be read are skipped and reported),
-    /// and the nodes whose lease (heartbeat) is current at that revision: `revision`, or the
-    /// latest when 0 (`.expired` when the store no longer keeps it).
-    func load(at revision: Int64) async throws(StoreError) -> StoreListing
+    /// Every object (of `kinds`, or of every kind), read at one revision (values that cannot be
+    /// read are skipped and reported), and the nodes whose lease (heartbeat) is current at that
+    /// revision (when nodes are read): `revision`, or the latest when 0 (`.expired` when the
+    /// store no longer keeps it, `.futureRevision` when it has not reached it).
+    func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing
     /// Makes `write` in one transaction; returns the store's revision after it.
     func write(_ write: StoreWrite) async throws(StoreError) -> Int64
     /// Every change after `revision`, in order, for as long as the stream is read; after a
@@ -31,7 +32,7 @@ public protocol SharedRegistryStore: Sendable {
 
 extension SharedRegistryStore {
     /// Every object at the latest revision.
-    public func load() async throws(StoreError) -> StoreListing { try await load(at: 0) }
+    public func load() async throws(StoreError) -> StoreListing { try await load(at: 0, kinds: nil) }
 }
 
 /// An allocation as the store holds it: what, whose (the owner's key as the claim names it),
