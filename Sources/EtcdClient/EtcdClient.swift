@@ -248,8 +248,10 @@ public final class EtcdClient: Sendable {
     /// The keys from `key` up to `end` (just `key` when nil), at `revision` (0: the latest),
     /// at most `limit` of them (0: all). `memberLocal` reads what the member holds without
     /// asking the cluster (etcd's serializable read): for the pages after a list's first, at
-    /// the revision the first one was read at, which the member has applied and which reads the
-    /// same on every member; it spares a consensus round per page.
+    /// the revision the first one was read at, which reads the same on every member that has
+    /// applied it; it spares a consensus round per page. Requests go round robin over the
+    /// members, so the one asked may not have applied that revision yet: then the cluster is
+    /// asked (a linearizable read waits until the member has).
     public func range(_ key: [UInt8], end: [UInt8]? = nil, revision: Int64 = 0, limit: Int64 = 0,
                       memberLocal: Bool = false) async throws(EtcdError) -> EtcdRange {
         var request = Etcdserverpb_RangeRequest()
@@ -258,7 +260,13 @@ public final class EtcdClient: Sendable {
         request.revision = revision
         request.limit = limit
         request.serializable = memberLocal
-        let response = try await call { try await self.kv.range(request, metadata: Self.requireLeader, options: self.options) }
+        let response: Etcdserverpb_RangeResponse
+        do {
+            response = try await call { try await self.kv.range(request, metadata: Self.requireLeader, options: self.options) }
+        } catch .futureRevision where memberLocal {
+            request.serializable = false
+            response = try await call { try await self.kv.range(request, metadata: Self.requireLeader, options: self.options) }
+        }
         return EtcdRange(keyValues: response.kvs.map(EtcdKeyValue.init), revision: response.header.revision, more: response.more)
     }
 

@@ -157,6 +157,20 @@ import TestSupport
         }
     }
 
+    /// A revision the cluster has not reached is said as such, member-local or not (a
+    /// member-local read that meets it is asked of the cluster again, which says the same).
+    @Test func aRevisionNotReachedIsNamed() async throws {
+        try await withEtcd { etcd, _ in
+            let revision = try await etcd.put(bytes("/f/a"), bytes("1"))
+            #expect(try await etcd.range(bytes("/f/a"), revision: revision, memberLocal: true).keyValues.count == 1)
+            for memberLocal in [false, true] {
+                await #expect(throws: EtcdError.futureRevision) {
+                    _ = try await etcd.range(bytes("/f/a"), revision: revision + 1000, memberLocal: memberLocal)
+                }
+            }
+        }
+    }
+
     /// Nothing listening: a clear error naming the endpoints, within the request timeout.
     @Test func anUnreachableClusterIsNamed() async throws {
         var configuration = try EtcdConfiguration(urls: ["http://127.0.0.1:9"])
