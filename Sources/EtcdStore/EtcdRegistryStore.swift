@@ -22,20 +22,25 @@ public final class EtcdRegistryStore: SharedRegistryStore {
 
     var objectsPrefix: [UInt8] { Array("\(prefix)/registry/".utf8) }
 
+    /// Where every object of `kind` lives: `<prefix>/registry/<plural>/`.
+    func kindPrefix(_ kind: ObjectKind) -> [UInt8] { Array("\(prefix)/registry/\(kind.plural)/".utf8) }
+
     public func key(for object: ObjectKey) -> [UInt8] {
-        let namespace = object.kind.isNamespaced ? "\(object.namespace)/" : ""
-        return Array("\(prefix)/registry/\(object.kind.plural)/\(namespace)\(object.name)".utf8)
+        kindPrefix(object.kind) + Array("\(object.kind.isNamespaced ? "\(object.namespace)/" : "")\(object.name)".utf8)
     }
 
     func key(for claim: AllocationClaim) -> [UInt8] { Array("\(prefix)/\(claim.storePath)".utf8) }
 
-    /// Where a node's lease (its heartbeat) lives, as kube-apiserver keeps node leases:
-    /// `<prefix>/registry/leases/kube-node-lease/<node>`.
-    public func leaseKey(node: String) -> [UInt8] { Array("\(prefix)/registry/leases/kube-node-lease/\(node)".utf8) }
+    /// Where nodes' leases (their heartbeats) live, as kube-apiserver keeps node leases:
+    /// `<prefix>/registry/leases/kube-node-lease/`, then the node's name.
+    var leasesPrefix: [UInt8] { Array("\(prefix)/registry/leases/kube-node-lease/".utf8) }
+
+    public func leaseKey(node: String) -> [UInt8] { leasesPrefix + Array(node.utf8) }
 
     /// The node whose lease `key` is, or nil for any other key.
-    func nodeLease(_ key: [UInt8]) -> String? {
-        let base = Array("\(prefix)/registry/leases/kube-node-lease/".utf8)
+    func nodeLease(_ key: [UInt8]) -> String? { nodeLease(key, base: leasesPrefix) }
+
+    func nodeLease(_ key: [UInt8], base: [UInt8]) -> String? {
         guard key.count > base.count, key.starts(with: base) else { return nil }
         let name = String(decoding: key[base.count...], as: UTF8.self)
         return name.utf8.contains(UInt8(ascii: "/")) ? nil : name
@@ -94,8 +99,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     public func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing {
         // Each kind's keys lie under a prefix of their own; leases (node heartbeats) beside.
         let prefixes = kinds.map { kinds in
-            kinds.sorted().map { Array("\(prefix)/registry/\($0.plural)/".utf8) }
-                + (kinds.contains(.node) ? [Array("\(prefix)/registry/leases/kube-node-lease/".utf8)] : [])
+            kinds.sorted().map(kindPrefix) + (kinds.contains(.node) ? [leasesPrefix] : [])
         } ?? [objectsPrefix]
         var listing = StoreListing(objects: [], revision: revision)
         do {
@@ -120,6 +124,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     /// `firstMemberLocal` (a listing's request before this one was read at that revision).
     func list(_ prefix: [UInt8], into listing: inout StoreListing, firstMemberLocal: Bool) async throws {
         let end = EtcdClient.rangeEnd(ofPrefix: prefix)
+        let leases = leasesPrefix
         var page = try await client.range(prefix, end: end, revision: listing.revision, limit: Self.pageSize,
                                           memberLocal: firstMemberLocal)
         if listing.revision == 0 { listing.revision = page.revision }
@@ -130,8 +135,12 @@ public final class EtcdRegistryStore: SharedRegistryStore {
             let revision = listing.revision
             async let next: EtcdRange? = after == nil ? nil
                 : client.range(after!, end: end, revision: revision, limit: limit, memberLocal: true)
-            listing.objects += decodeConcurrently(page.keyValues.filter { nodeLease($0.key) == nil })
-            for keyValue in page.keyValues { if let node = nodeLease(keyValue.key) { listing.leasedNodes.insert(node) } }
+            var values: [EtcdKeyValue] = []
+            values.reserveCapacity(page.keyValues.count)
+            for keyValue in page.keyValues {
+                if let node = nodeLease(keyValue.key, base: leases) { listing.leasedNodes.insert(node) } else { values.append(keyValue) }
+            }
+            listing.objects += decodeConcurrently(values)
             guard let following = try await next else { break }
             page = following
         }
