@@ -1,5 +1,4 @@
 public import EtcdClient
-import FoundationEssentials
 public import ServiceRegistry
 
 /// The registry's objects in etcd, one key each under `prefix` (`/clusterdns/registry/services/
@@ -68,11 +67,11 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         var stored = object
         // The revision is etcd's to say, not the value's.
         stored.metadata.resourceVersion = 0
-        return (try? Array(JSONEncoder().encode(stored))) ?? []
+        return (try? stored.storedJSON()) ?? []
     }
 
     /// The object a stored key-value holds, or nil (told to `onSkipped`) when it cannot be read.
-    func decode(_ kv: EtcdKeyValue, with decoder: JSONDecoder = JSONDecoder()) -> RegistryObject? {
+    func decode(_ kv: EtcdKeyValue) -> RegistryObject? {
         let key: ObjectKey
         switch objectKey(kv.key) {
         case .success(let k): key = k
@@ -81,7 +80,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
             return nil
         }
         do {
-            var object = try decoder.decode(RegistryObject.self, from: Data(kv.value))
+            var object = try RegistryObject(storedJSON: kv.value)
             guard object.key == key else {
                 onSkipped(String(decoding: kv.key, as: UTF8.self), "the value is \(object.key), not \(key)")
                 return nil
@@ -160,10 +159,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
 
     /// `keyValues` decoded on every core, in their order.
     func decodeConcurrently(_ keyValues: [EtcdKeyValue]) -> [RegistryObject] {
-        inChunksOnEveryCore(keyValues, atLeast: 64) { chunk in
-            let decoder = JSONDecoder()
-            return chunk.compactMap { self.decode($0, with: decoder) }
-        }
+        inChunksOnEveryCore(keyValues, atLeast: 64) { chunk in chunk.compactMap { self.decode($0) } }
     }
 
     public var name: String { "etcd at \(client.configuration.endpoints.map(\.description).joined(separator: ", "))" }

@@ -8,6 +8,8 @@
 //   EtcdBench load URL MANIFESTS          the manifests into etcd (through a registry)
 //   EtcdBench start URL                   a fresh replica: the first list and resident memory
 //   EtcdBench start-sqlite DIR            the same from a SQLite state directory
+//   EtcdBench decode FILE                 stored values (one JSON a line) decoded by
+//                                          JSONDecoder and by the tape, on one core
 //
 // URL is an etcd client URL; each mode uses its own prefix, so one etcd serves them all.
 import ClusterDNS
@@ -153,6 +155,24 @@ case "load":
     let failed = results.filter { if case .failure = $0 { true } else { false } }
     print(String(format: "load into etcd: %.2f s for %d objects (%.0f/s), %d failed", seconds(clock.now - start), objects.count,
                  Double(objects.count) / seconds(clock.now - start), failed.count))
+case "decode":
+    // The stored values of a registry, one JSON text a line (`sqlite3 registry.sqlite "select
+    // cast(body as text) from objects"`), decoded on one core by JSONDecoder and by the tape.
+    let lines = try String(contentsOfFile: arguments[2], encoding: .utf8).split(separator: "\n").map { Array($0.utf8) }
+    let bytes = lines.reduce(0) { $0 + $1.count }
+    for round in 0..<3 {
+        var start = clock.now
+        let decoder = JSONDecoder()
+        let foundation = try lines.map { try decoder.decode(RegistryObject.self, from: Data($0)) }
+        let foundationTime = seconds(clock.now - start)
+        start = clock.now
+        let tape = try lines.map { try RegistryObject(storedJSON: $0) }
+        let tapeTime = seconds(clock.now - start)
+        let differing = zip(foundation, tape).filter { $0 != $1 }.count
+        print(String(format: "round %d: %d values, %.1f MB: JSONDecoder %.3f s (%.0f MB/s), tape %.3f s (%.0f MB/s), %.1fx; %d differ",
+                     round, lines.count, Double(bytes) / 1e6, foundationTime, Double(bytes) / 1e6 / foundationTime,
+                     tapeTime, Double(bytes) / 1e6 / tapeTime, foundationTime / tapeTime, differing))
+    }
 case "start", "start-sqlite":
     // Both starts in this one binary, so the code it maps (Foundation, gRPC, NIO) is the same.
     let before = rssMB().current

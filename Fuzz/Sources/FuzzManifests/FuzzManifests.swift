@@ -7,7 +7,7 @@ import ServiceRegistry
 /// must decode to objects or to errors with a position, never trap or hang. So are the values
 /// a shared store (etcd) holds, which anyone with access to etcd can write: they decode as the
 /// registry's Codable JSON (what EtcdRegistryStore and the SQLite rows read) and are validated
-/// before they are served.
+/// before they are served; the tape that reads them must read what JSONDecoder reads alike.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
@@ -26,9 +26,14 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let key = ObjectKey(parsing: text), ObjectKey(parsing: key.description) != key {
         fatalError("object key round trip: \(text)")
     }
-    if let object = try? JSONDecoder().decode(RegistryObject.self, from: Data(UnsafeBufferPointer(start: data, count: size))) {
+    // Read through the tape as the stores read them; what JSONDecoder reads too, it reads alike.
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    if let object = try? RegistryObject(storedJSON: bytes) {
         _ = Validation.validate(object)
         _ = object.kubernetesJSON
+        if let foundation = try? JSONDecoder().decode(RegistryObject.self, from: Data(bytes)), foundation != object {
+            fatalError("the tape and JSONDecoder read \(text) differently")
+        }
     }
     return 0
 }

@@ -58,7 +58,7 @@ enum ObjectUID: Hashable, Sendable, Codable, CustomStringConvertible {
     /// A lower-case UUID (8-4-4-4-12 hex digits), else nil: upper-case ones stay text, so
     /// the uid reads back exactly as it was given.
     static func parse(_ text: String) -> ObjectUID? {
-        let bytes = Array(text.utf8)
+        let bytes = text.utf8
         guard bytes.count == 36 else { return nil }
         var high: UInt64 = 0
         var low: UInt64 = 0

@@ -107,9 +107,10 @@ public final class SQLiteStorage: RegistryStorage, @unchecked Sendable {
 
     static func decodeInParallel(_ rows: [(key: String, body: Data)], path: String) throws(RegistryError) -> [RegistryObject] {
         let decoded: [(object: RegistryObject?, error: String?)] = inChunksOnEveryCore(rows, atLeast: 256) { chunk in
-            let decoder = JSONDecoder()
-            return chunk.map { row in
-                do { return (try decoder.decode(RegistryObject.self, from: row.body), nil) } catch {
+            chunk.map { row in
+                do { return (try row.body.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> RegistryObject in
+                    try RegistryObject(storedJSON: raw)
+                }, nil) } catch {
                     return (nil, "\(path): the stored object \(row.key) does not decode: \(error)")
                 }
             }
@@ -130,10 +131,9 @@ public final class SQLiteStorage: RegistryStorage, @unchecked Sendable {
         try lock.withLock { _ throws(RegistryError) in
             try exec("BEGIN IMMEDIATE")
             do throws(RegistryError) {
-                let encoder = JSONEncoder()
                 for object in objects {
-                    let body: Data
-                    do { body = try encoder.encode(object) } catch {
+                    let body: [UInt8]
+                    do { body = try object.storedJSON() } catch {
                         throw .storage("cannot encode \(object.key): \(error)")
                     }
                     let key = object.key

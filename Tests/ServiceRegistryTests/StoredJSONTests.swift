@@ -1,0 +1,272 @@
+import Foundation
+@testable import ServiceRegistry
+import TestSupport
+import Testing
+
+/// The stored objects' JSON read through the tape (`StoredJSON`): the same values as
+/// JSONDecoder gives for what JSONEncoder wrote, precise errors for what is not JSON or not the
+/// type, and no trap on any input.
+struct StoredJSONTests {
+    /// Every kind with the fields it can hold, as a registry stores them after defaulting
+    /// (uids, timestamps, allocated addresses and node ports).
+    static let everyKind = """
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: shop, labels: {team: "a"}, annotations: {note: "é \\u00e9 \\"quoted\\" \\\\ slash/"}}
+        ---
+        apiVersion: v1
+        kind: Node
+        metadata: {name: node-a, labels: {zone: z1}}
+        status: {addresses: [{type: InternalIP, address: 192.0.2.10}, {type: Hostname, address: node-a}]}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: shop, labels: {app: web}, annotations: {a: b}}
+        spec:
+          type: LoadBalancer
+          selector: {app: web}
+          ports: [{name: http, port: 80, targetPort: http}, {name: dns, port: 53, protocol: UDP, targetPort: 5353}]
+          sessionAffinity: ClientIP
+          sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}
+          externalTrafficPolicy: Local
+          ipFamilyPolicy: PreferDualStack
+          externalIPs: [198.51.100.7]
+          publishNotReadyAddresses: true
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: db, namespace: shop}
+        spec: {clusterIP: None, selector: {app: db}, ports: [{port: 5432}]}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: ext, namespace: shop}
+        spec: {type: ExternalName, externalName: api.example.com}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: web-0, namespace: shop, labels: {app: web}}
+        spec:
+          nodeName: node-a
+          hostname: web-0
+          subdomain: db
+          containers:
+          - name: app
+            ports: [{name: http, containerPort: 8080}, {containerPort: 9090, protocol: UDP}]
+            readinessProbe: {httpGet: {port: http, path: /ready, scheme: HTTPS, httpHeaders: [{name: X-A, value: "1"}]}, periodSeconds: 5, failureThreshold: 2}
+            startupProbe: {tcpSocket: {port: 8080}, initialDelaySeconds: 3}
+          - name: side
+            readinessProbe: {grpc: {port: 9090, service: health}, timeoutSeconds: 2, successThreshold: 1}
+            livenessProbe: {exec: {command: [cat, /tmp/ok]}}
+        status:
+          podIP: 10.244.0.5
+          podIPs: [{ip: 10.244.0.5}, {ip: "fd00::5"}]
+          phase: Running
+          conditions: [{type: Ready, status: "True"}]
+        ---
+        apiVersion: v1
+        kind: Endpoints
+        metadata: {name: manual, namespace: shop}
+        subsets:
+        - addresses: [{ip: 10.244.1.1, hostname: one, nodeName: node-a, targetRef: {kind: Pod, namespace: shop, name: one}}]
+          notReadyAddresses: [{ip: 10.244.1.2}]
+          ports: [{name: http, port: 80}, {name: q, port: 53, protocol: UDP}]
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: manual-1, namespace: shop, labels: {kubernetes.io/service-name: manual}}
+        addressType: IPv6
+        endpoints:
+        - addresses: ["fd00::1"]
+          conditions: {ready: true, serving: true, terminating: false}
+          hostname: one
+          nodeName: node-a
+          zone: z1
+          targetRef: {kind: Pod, namespace: shop, name: one}
+        - addresses: ["fd00::2"]
+          conditions: {ready: false}
+        ports: [{name: http, port: 80, protocol: TCP, appProtocol: http}]
+        """
+
+    /// The objects of `everyKind` as a registry holds them, with the Endpoints and slices it derives.
+    static func storedObjects() throws -> [RegistryObject] {
+        let registry = try Registry()
+        for entry in Manifest.decode(everyKind, file: "every-kind.yaml") { try registry.apply(try entry.result.get()) }
+        let snapshot = registry.snapshot()
+        return Array(snapshot.objects.values) + snapshot.derivedObjects(.endpoints) + snapshot.derivedObjects(.endpointSlice)
+    }
+
+    @Test func everyKindReadsBackAsJSONDecoderReadsIt() throws {
+        let objects = try Self.storedObjects()
+        #expect(Set(objects.map(\.kind)) == Set(ObjectKind.allCases), "a fixture of every kind")
+        for object in objects {
+            let bytes = try object.storedJSON()
+            let tape = try RegistryObject(storedJSON: bytes)
+            #expect(tape == object, "\(object.key)")
+            #expect(tape == (try JSONDecoder().decode(RegistryObject.self, from: Data(bytes))), "\(object.key)")
+        }
+        // The documented manifests of the encoding tests too.
+        for c in ObjectEncodingTests.cases {
+            let object = try #require(Manifest.decode(c.manifest, file: "case.yaml").first).result.get()
+            #expect(try RegistryObject(storedJSON: object.storedJSON()) == object)
+        }
+    }
+
+    /// A type with every shape the Codable synthesis makes: optionals, nested arrays and maps,
+    /// an enum with payloads (nested keyed containers), integers of every width.
+    struct Sample: Codable, Equatable {
+        enum Payload: Codable, Equatable { case text(String), pair(Int, Bool), empty }
+        var name: String
+        var optional: String?
+        var int8: Int8?
+        var uint16: UInt16?
+        var int64: Int64?
+        var uint64: UInt64?
+        var double: Double?
+        var float: Float?
+        var flags: [Bool?]?
+        var matrix: [[Int]]?
+        var map: [String: [String]]?
+        var labels: [String: String]?
+        var payloads: [Payload]?
+        var nested: [Sample]?
+    }
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        let json: String
+        /// The decoded value's `name`, or the error's text (a fragment of it).
+        let expected: Result<String, Failure>
+        struct Failure: Error, Equatable { let text: String }
+        var testDescription: String { json.count > 60 ? String(json.prefix(60)) + "…" : json }
+        init(_ json: String, name: String) { self.json = json; expected = .success(name) }
+        init(_ json: String, error: String) { self.json = json; expected = .failure(Failure(text: error)) }
+    }
+
+    static let cases: [Case] = [
+        Case(#"{"name":"a"}"#, name: "a"),
+        Case(" \t\r\n{ \"name\" : \"a\" } \n", name: "a"),
+        Case(#"{"name":"caf\u00e9 \ud83d\ude00 \/ \" \\ \n"}"#, name: "café 😀 / \" \\ \n"),
+        Case(#"{"name":"first","name":"last"}"#, name: "first"),
+        Case(#"{"name":"a","labels":{"k":"first","k":"last"}}"#, name: "a"),
+        Case(#"{"name":"n","int8":1e2,"uint64":18446744073709551615,"int64":-9223372036854775808}"#, name: "n"),
+        Case(#"{"name":"n","optional":null,"nested":null}"#, name: "n"),
+        // Not JSON: the offset and the reason.
+        Case("", error: "byte 0: a value expected, found the end of input"),
+        Case(#"{"name":"a",}"#, error: "byte 12: a member's name (a string) expected, found '}'"),
+        Case(#"{"name":"a"} x"#, error: "byte 13: unexpected 'x' after the value"),
+        Case(#"{"name":"a""#, error: "byte 0: an object without its closing '}'"),
+        Case(#"{"name":"a"#, error: "byte 8: a string without its closing quote"),
+        Case("{\"name\":\"a\u{1}\"}", error: "byte 10: a control character in a string"),
+        Case(#"{"name":"\x"}"#, error: #"byte 9: an unknown escape \'x'"#),
+        Case(#"{"name":"\u12"}"#, error: #"byte 9: \u without four hexadecimal digits"#),
+        Case(#"{"name":"\ud83d"}"#, error: "a lone surrogate"),
+        Case(#"{"name":"a","int8":01}"#, error: "byte 19: a number with a leading zero"),
+        Case(#"{"name":"a","int8":1.}"#, error: "byte 21: a digit expected after '.'"),
+        Case(#"{"name":"a","int8":-}"#, error: "byte 20: a digit expected"),
+        Case(#"{"name":tru}"#, error: "byte 8: a value expected, found 't'"),
+        Case(#"{"name" "a"}"#, error: "byte 8: ':' expected"),
+        Case(String(repeating: "[", count: 600), error: "nested deeper than 512"),
+        // JSON, not the type: the coding path and the reason.
+        Case(#"{"optional":"x"}"#, error: "no member \"name\""),
+        Case(#"{"name":null}"#, error: "expected String, found null"),
+        Case(#"{"name":1}"#, error: "expected String, found a number"),
+        Case(#"{"name":"a","int8":300}"#, error: "300 does not fit in Int8"),
+        Case(#"{"name":"a","uint16":-1}"#, error: "-1 does not fit in UInt16"),
+        Case(#"{"name":"a","int8":1.5}"#, error: "1.5 is not a Int8"),
+        Case(#"{"name":"a","double":1e400}"#, error: "1e400 does not fit in Double"),
+        Case(#"{"name":"a","matrix":[[1],["x"]]}"#, error: "matrix, Index 1, Index 0"),
+        Case(#"{"name":"a","labels":{"k":1}}"#, error: "labels, k"),
+        Case(#"{"name":"a","payloads":[{"unknown":{}}]}"#, error: "payloads"),
+        Case(#"["name"]"#, error: "expected Dictionary<String, Any>, found an array"),
+    ]
+
+    @Test(arguments: cases)
+    func decodesOrSaysWhy(_ c: Case) {
+        let result = Result { try StoredJSON.decode(Sample.self, from: Array(c.json.utf8)) }
+        switch (result, c.expected) {
+        case (.success(let sample), .success(let name)):
+            #expect(sample.name == name)
+            #expect(sample == (try? JSONDecoder().decode(Sample.self, from: Data(c.json.utf8))), "as JSONDecoder reads it")
+        case (.failure(let error), .failure(let expected)):
+            let text = Self.describe(error)
+            #expect(text.contains(expected.text), "\(text)")
+        case (.success(let sample), .failure(let expected)):
+            Issue.record("decoded \(sample), expected an error containing \(expected.text)")
+        case (.failure(let error), .success):
+            Issue.record("failed: \(Self.describe(error))")
+        }
+    }
+
+    /// An error's reason and coding path in one line.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        switch error {
+        case .dataCorrupted(let c), .keyNotFound(_, let c), .typeMismatch(_, let c), .valueNotFound(_, let c):
+            return c.codingPath.map(\.stringValue).joined(separator: ", ") + ": " + c.debugDescription
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
+    /// Random samples, written by JSONEncoder: the tape reads what JSONDecoder reads.
+    @Test func randomValuesReadAsJSONDecoderReadsThem() throws {
+        var random = SplitMix64(state: 7)
+        let alphabet: [Character] = ["a", "é", "😀", "\"", "\\", "/", "\n", "\u{1}", "\u{7f}", " ", "z", "\u{2028}"]
+        func text() -> String { String((0..<random.below(8)).map { _ in alphabet[random.below(alphabet.count)] }) }
+        func sample(depth: Int) -> Sample {
+            var s = Sample(name: text())
+            s.optional = random.below(2) == 0 ? nil : text()
+            s.int8 = Int8(truncatingIfNeeded: random.next())
+            s.uint16 = UInt16(truncatingIfNeeded: random.next())
+            s.int64 = Int64(bitPattern: random.next())
+            s.uint64 = random.next()
+            s.double = Double(Int64(bitPattern: random.next())) / 1e6
+            s.float = Float(random.below(1_000_000)) / 64
+            s.flags = (0..<random.below(4)).map { _ in [nil, true, false][random.below(3)] }
+            s.matrix = (0..<random.below(3)).map { _ in (0..<random.below(3)).map { _ in random.below(100) - 50 } }
+            s.map = Dictionary(uniqueKeysWithValues: (0..<random.below(3)).map { i in ("k\(i)\(text())", [text()]) })
+            s.labels = Dictionary(uniqueKeysWithValues: (0..<random.below(3)).map { i in ("\(i)\(text())", text()) })
+            s.payloads = (0..<random.below(3)).map { _ in [.text(text()), .pair(random.below(9), true), .empty][random.below(3)] }
+            if depth < 2, random.below(2) == 0 { s.nested = (0..<random.below(3)).map { _ in sample(depth: depth + 1) } }
+            return s
+        }
+        for _ in 0..<300 {
+            let value = sample(depth: 0)
+            let bytes = Array(try JSONEncoder().encode(value))
+            let tape = try StoredJSON.decode(Sample.self, from: bytes)
+            #expect(tape == value)
+            #expect(tape == (try JSONDecoder().decode(Sample.self, from: Data(bytes))))
+        }
+    }
+
+    /// Stored values damaged byte by byte (as anyone with access to etcd could write them):
+    /// never a trap, and whatever both decoders accept, they read alike.
+    @Test func damagedValuesNeverTrapAndReadAlike() throws {
+        let originals = try Self.storedObjects().map { try $0.storedJSON() }
+        var random = SplitMix64(state: 11)
+        let interesting: [UInt8] = Array(#"{}[]",:"\0123456789-+.eEtrufalsn u"#.utf8) + [0x00, 0x1F, 0x80, 0xC3, 0xFF]
+        var agreed = 0
+        for _ in 0..<2_000 {
+            var bytes = originals[random.below(originals.count)]
+            for _ in 0...random.below(3) {
+                let at = random.below(bytes.count)
+                switch random.below(3) {
+                case 0: bytes[at] = interesting[random.below(interesting.count)]
+                case 1: bytes.remove(at: at)
+                default: bytes.insert(interesting[random.below(interesting.count)], at: at)
+                }
+            }
+            let tape = try? RegistryObject(storedJSON: bytes)
+            let foundation = try? JSONDecoder().decode(RegistryObject.self, from: Data(bytes))
+            if let tape, let foundation {
+                #expect(tape == foundation, "\(String(decoding: bytes, as: UTF8.self))")
+                agreed += 1
+            }
+        }
+        #expect(agreed > 100, "some damage leaves a value both read")
+    }
+}
+
+extension SplitMix64 {
+    fileprivate mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(1, n))) }
+}
