@@ -83,6 +83,17 @@ func temporaryDirectory() -> String {
         #expect { _ = try Registry(storage: SQLiteStorage(directory: corrupt)) } throws: { error in
             "\(error)".contains("\(corrupt)/registry.sqlite: the stored object Service/default/bad does not decode")
         }
+        // A row that decodes to an object that is not valid (its port out of range).
+        let invalid = temporaryDirectory()
+        do {
+            let registry = try Registry(storage: SQLiteStorage(directory: invalid))
+            try registry.apply(service("good"))
+            try registry.apply(service("bad"))
+        }
+        try edit(invalid, "UPDATE objects SET body = replace(CAST(body AS TEXT), '\"port\":80', '\"port\":70000') WHERE name = 'bad'")
+        #expect { _ = try Registry(storage: SQLiteStorage(directory: invalid)) } throws: { error in
+            "\(error)".contains("bad") && "\(error)".contains("70000")
+        }
     }
 
     @Test func unreadableStateIsAClearError() throws {

@@ -73,6 +73,40 @@ struct SharedFollowTests {
         #expect(registry.get(ObjectKey(.service, namespace: "shop", name: "d")).map { $0.metadata.resourceVersion } == 10)
     }
 
+    /// An object in the store that is not valid (anyone with access to etcd can write one) is
+    /// reported and not served, whether it comes in a list of hundreds (checked on every core
+    /// before the registry's lock) or in a watch batch of one; the valid rest is served.
+    @Test func objectsThatAreNotValidAreNotServed() async throws {
+        var objects: [RegistryObject] = []
+        for i in 0..<300 {
+            var service = try Self.service("s\(i)", "10.96.\(1 + i / 200).\(10 + i % 200)", version: UInt64(10 + i))
+            if i == 17 || i == 250, case .service(var s) = service {
+                s.spec.ports[0].port = 70_000
+                service = .service(s)
+            }
+            objects.append(service)
+        }
+        let store = ScriptedStore(StoreListing(objects: objects, revision: 400))
+        let registry = try Registry(shared: store)
+        let problems = Mutex<[String]>([])
+        let following = Task { await registry.followSharedStore { problem in problems.withLock { $0.append(problem) } } }
+        defer { following.cancel() }
+        while registry.sharedRevision == nil { try await Task.sleep(for: .milliseconds(1)) }
+        let served = Set(registry.snapshot().services.map(\.metadata.name))
+        #expect(served.count == 298 && !served.contains("s17") && !served.contains("s250"))
+        #expect(problems.withLock { $0 }.count == 2)
+        #expect(problems.withLock { $0 }.allSatisfy { $0.contains("in the store is not served") && $0.contains("70000") })
+
+        // Live: a valid object made invalid is withdrawn.
+        guard case .service(var changed) = objects[3] else { return }
+        changed.spec.ports[0].port = 0
+        changed.metadata.resourceVersion = 401
+        store.continuation.yield(StoreBatch(changes: [.put(.service(changed))], revision: 401, relisted: false))
+        while registry.resourceVersion < 401 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(registry.get(ObjectKey(.service, namespace: "shop", name: "s3")) == nil)
+        #expect(problems.withLock { $0 }.count == 3)
+    }
+
     /// The first list is where the history starts (kube-apiserver's watch cache starts at its
     /// list): a watch from an older version is told to list again, not replayed the list as
     /// changes; a watch from the list's version gets what follows it.

@@ -5,11 +5,12 @@ extension Registry {
     /// Applies one object under the lock. With `batch`, the change is neither stored nor
     /// published: it is appended to `batch` for the caller to commit and publish together.
     static func applyLocked(_ input: RegistryObject, state: inout State, storage: (any RegistryStorage)?,
-                            isRestore: Bool, batch: UnsafeMutablePointer<[WatchEvent]>? = nil) throws(RegistryError) -> ApplyOutcome {
+                            isRestore: Bool, validated: Bool = false,
+                            batch: UnsafeMutablePointer<[WatchEvent]>? = nil) throws(RegistryError) -> ApplyOutcome {
         let key = input.key
         let existing = state.snapshot.objects[key]
-        var (object, allocations) = try prepared(input, existing: existing, allocations: state.allocations,
-                                                 snapshot: state.snapshot, wallClock: state.wallClock, isRestore: isRestore)
+        var (object, allocations) = try prepared(input, existing: existing, allocations: state.allocations, snapshot: state.snapshot,
+                                                 wallClock: state.wallClock, isRestore: isRestore, validated: validated)
         if let existing, existing == object, !isRestore { return .unchanged }
 
         let version = isRestore ? max(state.snapshot.resourceVersion, input.metadata.resourceVersion)
@@ -23,12 +24,12 @@ extension Registry {
         return existing == nil ? .created : .configured
     }
 
-    /// `input` validated, defaulted and allocated against `allocations` as it would be stored
-    /// over `existing` (its uid, creation time and version kept): the object, and the
-    /// allocations with it in them. Nothing in the registry changes.
+    /// `input` validated (unless the caller did: `validated`), defaulted and allocated against
+    /// `allocations` as it would be stored over `existing` (its uid, creation time and version
+    /// kept): the object, and the allocations with it in them. Nothing in the registry changes.
     static func prepared(_ input: RegistryObject, existing: RegistryObject?, allocations base: Allocations, snapshot: RegistrySnapshot,
-                         wallClock: () -> Int64, isRestore: Bool) throws(RegistryError) -> (RegistryObject, Allocations) {
-        let fieldErrors = Validation.validate(input)
+                         wallClock: () -> Int64, isRestore: Bool, validated: Bool = false) throws(RegistryError) -> (RegistryObject, Allocations) {
+        let fieldErrors = validated ? [] : Validation.validate(input)
         if !fieldErrors.isEmpty {
             throw .invalid(kind: input.kind, name: input.metadata.name, errors: fieldErrors)
         }

@@ -337,6 +337,7 @@ extension Registry {
     func adopt(_ batch: StoreBatch) -> [String] {
         var problems: [String] = []
         let revision = UInt64(batch.revision)
+        let verdicts = validatedOutsideTheLock(batch)
         state.withLock { (state: inout State) in
             var events: [WatchEvent] = []
             var stored: [RegistryObject] = []
@@ -363,13 +364,13 @@ extension Registry {
                 for key in state.snapshot.objects.keys.sorted() where !listed.contains(key) { remove(key, at: revision) }
                 state.snapshot.leasedNodes = leased
             }
-            for change in batch.changes {
+            for (index, change) in batch.changes.enumerated() {
                 switch change {
                 case .put(let object):
                     let existing = state.snapshot.objects[object.key]
                     if let existing, existing.metadata.resourceVersion == object.metadata.resourceVersion { continue }
                     let version = batch.relisted ? revision : object.metadata.resourceVersion
-                    let errors = Validation.validate(object)
+                    let errors = verdicts?[index] ?? Validation.validate(object)
                     guard errors.isEmpty else {
                         problems.append("\(object.key) in the store is not served: "
                                         + RegistryError.invalid(kind: object.kind, name: object.metadata.name, errors: errors).description)
@@ -412,6 +413,24 @@ extension Registry {
         }
         return problems
     }
+
+    /// The validation errors of a large batch's new objects (a list: a start or a relist),
+    /// checked on every core before the lock is taken instead of one by one under it; for each
+    /// change, nil where it was not checked (not a put, or a version already held). Nil for a
+    /// batch of a few changes, which the watch brings.
+    func validatedOutsideTheLock(_ batch: StoreBatch) -> [[FieldError]?]? {
+        guard batch.changes.count >= Self.concurrentValidation else { return nil }
+        let held = state.withLock { $0.snapshot.objects }
+        return inChunksOnEveryCore(batch.changes, atLeast: Self.concurrentValidation / 2) { changes in
+            changes.map { change -> [FieldError]? in
+                guard case .put(let object) = change,
+                      held[object.key]?.metadata.resourceVersion != object.metadata.resourceVersion else { return nil }
+                return Validation.validate(object)
+            }
+        }
+    }
+
+    static let concurrentValidation = 256
 
     /// After a batch: the nodes whose lease has lapsed (or come back) move their endpoints out
     /// of (or back into) every service, and each such node's change goes to watchers as a

@@ -125,11 +125,16 @@ public final class Registry: Sendable {
         self.storage = storage
         self.shared = shared
         state = Mutex(State(wallClock: wallClock, allocations: Allocations(configuration)))
-        let (objects, version) = try storage.load()
+        let (loaded, version) = try storage.load()
+        let objects = loaded.sorted(by: { $0.kind < $1.kind })
+        // Validation is half of installing a restored registry and independent per object:
+        // every core takes a share first.
+        let verdicts = inChunksOnEveryCore(objects, atLeast: 256) { $0.map(Validation.validate) }
         try state.withLock { (state: inout State) throws(RegistryError) in
-            for object in objects.sorted(by: { $0.kind < $1.kind }) {
+            for (object, errors) in zip(objects, verdicts) {
+                guard errors.isEmpty else { throw .invalid(kind: object.kind, name: object.metadata.name, errors: errors) }
                 // Stored objects carry their allocations; re-applying marks them used.
-                _ = try Self.applyLocked(object, state: &state, storage: nil, isRestore: true)
+                _ = try Self.applyLocked(object, state: &state, storage: nil, isRestore: true, validated: true)
             }
             state.snapshot.resourceVersion = max(version, state.snapshot.resourceVersion)
             state.history.removeAll()
