@@ -71,7 +71,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     }
 
     /// The object a stored key-value holds, or nil (told to `onSkipped`) when it cannot be read.
-    func decode(_ kv: EtcdKeyValue) -> RegistryObject? {
+    func decode(_ kv: EtcdKeyValue, reader: StoredJSONReader = StoredJSONReader()) -> RegistryObject? {
         let key: ObjectKey
         switch objectKey(kv.key) {
         case .success(let k): key = k
@@ -80,7 +80,7 @@ public final class EtcdRegistryStore: SharedRegistryStore {
             return nil
         }
         do {
-            var object = try RegistryObject(storedJSON: kv.value)
+            var object = try kv.value.withUnsafeBytes { try RegistryObject(storedJSON: $0, reader: reader) }
             guard object.key == key else {
                 onSkipped(String(decoding: kv.key, as: UTF8.self), "the value is \(object.key), not \(key)")
                 return nil
@@ -159,7 +159,10 @@ public final class EtcdRegistryStore: SharedRegistryStore {
 
     /// `keyValues` decoded on every core, in their order.
     func decodeConcurrently(_ keyValues: [EtcdKeyValue]) -> [RegistryObject] {
-        inChunksOnEveryCore(keyValues, atLeast: 64) { chunk in chunk.compactMap { self.decode($0) } }
+        inChunksOnEveryCore(keyValues, atLeast: 64) { chunk in
+            let reader = StoredJSONReader()
+            return chunk.compactMap { self.decode($0, reader: reader) }
+        }
     }
 
     public var name: String { "etcd at \(client.configuration.endpoints.map(\.description).joined(separator: ", "))" }

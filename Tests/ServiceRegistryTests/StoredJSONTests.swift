@@ -112,6 +112,27 @@ struct StoredJSONTests {
         }
     }
 
+    /// One reader for many values, as a list's page is read: a value that fails halfway (its
+    /// coding path deep in a nested object) leaves nothing behind for the next.
+    @Test func aReaderReadsValueAfterValue() throws {
+        let objects = try Self.storedObjects()
+        let reader = StoredJSONReader()
+        for object in objects {
+            let bytes = try object.storedJSON()
+            let broken = Array(bytes.prefix(bytes.count * 2 / 3)) + Array(#"{"x":[1,{"#.utf8)
+            #expect(throws: DecodingError.self) { try broken.withUnsafeBytes { try RegistryObject(storedJSON: $0, reader: reader) } }
+            // A name that is not a string: the path starts at the value's top, whatever failed before.
+            let wrongType = Array(String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: #""name":""#, with: #""name":7,"x":""#).utf8)
+            #expect { try wrongType.withUnsafeBytes { try RegistryObject(storedJSON: $0, reader: reader) } } throws: { error in
+                guard case .typeMismatch(_, let context) = error as? DecodingError else { return false }
+                return context.codingPath.first?.stringValue.lowercased() == object.kind.rawValue.lowercased()
+                    && context.codingPath.last?.stringValue == "name"
+            }
+            let read = try bytes.withUnsafeBytes { try RegistryObject(storedJSON: $0, reader: reader) }
+            #expect(read == (try RegistryObject(storedJSON: bytes)))
+        }
+    }
+
     /// A type with every shape the Codable synthesis makes: optionals, nested arrays and maps,
     /// an enum with payloads (nested keyed containers), integers of every width.
     struct Sample: Codable, Equatable {

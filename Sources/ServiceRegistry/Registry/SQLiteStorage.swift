@@ -107,9 +107,10 @@ public final class SQLiteStorage: RegistryStorage, @unchecked Sendable {
 
     static func decodeInParallel(_ rows: [(key: String, body: Data)], path: String) throws(RegistryError) -> [RegistryObject] {
         let decoded: [(object: RegistryObject?, error: String?)] = inChunksOnEveryCore(rows, atLeast: 256) { chunk in
-            chunk.map { row in
+            let reader = StoredJSONReader()
+            return chunk.map { row in
                 do { return (try row.body.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> RegistryObject in
-                    try RegistryObject(storedJSON: raw)
+                    try RegistryObject(storedJSON: raw, reader: reader)
                 }, nil) } catch {
                     return (nil, "\(path): the stored object \(row.key) does not decode: \(error)")
                 }

@@ -40,9 +40,13 @@ struct JSONTape {
         var description: String { "byte \(offset): \(reason)" }
     }
 
-    init(parsing bytes: UnsafeBufferPointer<UInt8>) throws(SyntaxError) {
+    /// Parses `bytes` into `buffer`'s storage (emptied first; a reader keeps it from one value
+    /// to the next, so that a list of thousands does not allocate a tape for each).
+    init(parsing bytes: UnsafeBufferPointer<UInt8>, reusing buffer: inout [Node]) throws(SyntaxError) {
         guard bytes.count < Int(Int32.max) else { throw SyntaxError(offset: 0, reason: "longer than 2 GiB") }
         self.bytes = bytes
+        swap(&nodes, &buffer)
+        nodes.removeAll(keepingCapacity: true)
         nodes.reserveCapacity(bytes.count / 8)
         var i = skipSpace(0)
         i = try value(at: i, depth: 0)

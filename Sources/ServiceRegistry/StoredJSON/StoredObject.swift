@@ -12,6 +12,11 @@ extension RegistryObject {
         self = try StoredJSON.decode(RegistryObject.self, from: bytes)
     }
 
+    /// One of many read by `reader` (see StoredJSONReader).
+    public init(storedJSON bytes: UnsafeRawBufferPointer, reader: StoredJSONReader) throws {
+        self = try reader.decode(RegistryObject.self, from: bytes)
+    }
+
     public func storedJSON() throws -> [UInt8] {
         Array(try JSONEncoder().encode(self))
     }

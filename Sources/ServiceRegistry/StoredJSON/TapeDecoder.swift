@@ -5,15 +5,7 @@
 /// of one name); errors are DecodingErrors with the coding path and, for bad JSON, the offset.
 public enum StoredJSON {
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
-        let tape: JSONTape
-        do {
-            tape = try JSONTape(parsing: bytes.assumingMemoryBound(to: UInt8.self))
-        } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "not valid JSON: \(error)"))
-        }
-        return try tape.nodes.withUnsafeBufferPointer { nodes in
-            try TapeDecoder(view: TapeView(nodes: nodes, bytes: tape.bytes), current: 0, keys: []).decodeCurrent(T.self)
-        }
+        try StoredJSONReader().decode(type, from: bytes)
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
@@ -21,10 +13,35 @@ public enum StoredJSON {
     }
 }
 
+/// Reads values one after another (a list's page, a restore's share of rows), keeping the
+/// tape's and the decoder's buffers from one to the next: a start of twenty thousand values
+/// allocates no tape, coding path or decoder per value. One thread at a time.
+public final class StoredJSONReader {
+    var nodes: [JSONTape.Node] = []
+    let decoder = TapeDecoder(view: TapeView(nodes: UnsafeBufferPointer(start: nil, count: 0),
+                                             bytes: UnsafeBufferPointer(start: nil, count: 0)), current: 0, keys: [])
+
+    public init() {}
+
+    public func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
+        let tape: JSONTape
+        do {
+            tape = try JSONTape(parsing: bytes.assumingMemoryBound(to: UInt8.self), reusing: &nodes)
+        } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "not valid JSON: \(error)"))
+        }
+        defer { nodes = tape.nodes }
+        return try tape.nodes.withUnsafeBufferPointer { nodes in
+            decoder.reset(TapeView(nodes: nodes, bytes: tape.bytes))
+            return try decoder.decodeCurrent(T.self)
+        }
+    }
+}
+
 /// One decoder for a whole value: nested values are decoded by moving `current` and pushing
 /// their key on `keys` for the duration (no decoder per value, as Foundation's does too).
 final class TapeDecoder: Decoder {
-    let tape: TapeView
+    private(set) var tape: TapeView
     var current: Int
     /// The coding path of the value at `current`.
     var keys: [any CodingKey]
@@ -37,6 +54,14 @@ final class TapeDecoder: Decoder {
         self.current = current
         self.keys = keys
         self.keys.reserveCapacity(16)
+    }
+
+    /// Ready for the value of another tape, its buffers kept.
+    func reset(_ view: TapeView) {
+        tape = view
+        current = 0
+        keys.removeAll(keepingCapacity: true)
+        bases.removeAll(keepingCapacity: true)
     }
 
     var codingPath: [any CodingKey] { keys }
@@ -192,8 +217,9 @@ final class TapeDecoder: Decoder {
     /// An object of string members (labels, annotations, selectors); the first of a repeated name.
     func stringMap(at index: Int) throws -> [String: String] {
         let object = try node(index, is: .object, [String: String].self, path: keys)
+        // Grown as it fills, as Dictionary's own decoding does: reserving a capacity (even 0)
+        // allocates storage that twenty thousand empty annotations would each keep.
         var result: [String: String] = [:]
-        result.reserveCapacity(Int(object.count))
         var member = index + 1
         for _ in 0..<Int(object.count) {
             let name = try string(at: member, path: keys)
