@@ -13,13 +13,15 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     /// Told about a value that cannot be read (it is skipped, never fatal): its key and why.
     let onSkipped: @Sendable (String, String) -> Void
 
+    /// `<prefix>/registry/`, under which every object's key lies.
+    let objectsPrefix: [UInt8]
+
     public init(client: EtcdClient, prefix: String = "/clusterdns", onSkipped: @escaping @Sendable (String, String) -> Void = { _, _ in }) {
         self.client = client
         self.prefix = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
         self.onSkipped = onSkipped
+        objectsPrefix = Array("\(self.prefix)/registry/".utf8)
     }
-
-    var objectsPrefix: [UInt8] { Array("\(prefix)/registry/".utf8) }
 
     /// Where every object of `kind` lives: `<prefix>/registry/<plural>/`.
     func kindPrefix(_ kind: ObjectKind) -> [UInt8] { Array("\(prefix)/registry/\(kind.plural)/".utf8) }
@@ -45,13 +47,14 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         return name.utf8.contains(UInt8(ascii: "/")) ? nil : name
     }
 
-    /// The object key an etcd key names, or why it names none.
+    /// The object key an etcd key names, or why it names none (read from the key's bytes: a
+    /// list reads one per object).
     func objectKey(_ key: [UInt8]) -> Result<ObjectKey, SkipReason> {
-        let text = String(decoding: key, as: UTF8.self)
         let base = "\(prefix)/registry/"
-        guard text.hasPrefix(base) else { return .failure(SkipReason("not under \(base)")) }
-        let parts = text.dropFirst(base.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard let kind = ObjectKind.allCases.first(where: { $0.plural == parts.first }) else {
+        guard key.starts(with: objectsPrefix) else { return .failure(SkipReason("not under \(base)")) }
+        let parts = key[objectsPrefix.count...].split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+        guard let kind = parts.first.flatMap({ Self.kindsByPlural[$0] }) else {
             return .failure(SkipReason("a key of an unknown kind \"\(parts.first ?? "")\""))
         }
         let expected = kind.isNamespaced ? 3 : 2
@@ -60,6 +63,8 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         }
         return .success(ObjectKey(kind, namespace: kind.isNamespaced ? parts[1] : "", name: parts[expected - 1]))
     }
+
+    static let kindsByPlural = Dictionary(uniqueKeysWithValues: ObjectKind.allCases.map { ($0.plural, $0) })
 
     struct SkipReason: Error { let text: String; init(_ text: String) { self.text = text } }
 
