@@ -282,6 +282,11 @@ let package = Package(
         .testTarget(name: "EtcdClientTests", dependencies: [
             "EtcdClient", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+            // A scripted etcd member (a gRPC server of one method) for what a real one cannot
+            // be made to do on cue.
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
         ], swiftSettings: strict),
         .testTarget(
             name: "WorkloadProbesTests",
