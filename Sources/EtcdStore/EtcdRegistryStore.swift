@@ -50,11 +50,11 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     /// The object key an etcd key names, or why it names none (read from the key's bytes: a
     /// list reads one per object).
     func objectKey(_ key: [UInt8]) -> Result<ObjectKey, SkipReason> {
-        let base = "\(prefix)/registry/"
+        var base: String { "\(prefix)/registry/" }
         guard key.starts(with: objectsPrefix) else { return .failure(SkipReason("not under \(base)")) }
         let parts = key[objectsPrefix.count...].split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
             .map { String(decoding: $0, as: UTF8.self) }
-        guard let kind = parts.first.flatMap({ Self.kindsByPlural[$0] }) else {
+        guard let kind = parts.first.flatMap(ObjectKind.init(plural:)) else {
             return .failure(SkipReason("a key of an unknown kind \"\(parts.first ?? "")\""))
         }
         let expected = kind.isNamespaced ? 3 : 2
@@ -63,8 +63,6 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         }
         return .success(ObjectKey(kind, namespace: kind.isNamespaced ? parts[1] : "", name: parts[expected - 1]))
     }
-
-    static let kindsByPlural = Dictionary(uniqueKeysWithValues: ObjectKind.allCases.map { ($0.plural, $0) })
 
     struct SkipReason: Error { let text: String; init(_ text: String) { self.text = text } }
 

@@ -120,6 +120,14 @@ public enum ObjectKind: String, Hashable, Sendable, CaseIterable, Codable, Compa
     public var apiVersion: String { self == .endpointSlice ? "discovery.k8s.io/v1" : "v1" }
     /// The resource's name in API paths and messages (`services`, `endpoints`).
     public var plural: String { self == .endpoints ? "endpoints" : rawValue.lowercased() + "s" }
+
+    /// The kind whose `plural` is `plural` (a store key's or an API path's resource).
+    public init?(plural: String) {
+        guard let kind = Self.byPlural[plural] else { return nil }
+        self = kind
+    }
+
+    static let byPlural = Dictionary(uniqueKeysWithValues: allCases.map { ($0.plural, $0) })
     public var isNamespaced: Bool { self != .namespace && self != .node }
 
     /// Apply order: what others refer to comes first.

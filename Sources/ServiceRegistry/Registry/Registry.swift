@@ -129,7 +129,7 @@ public final class Registry: Sendable {
         let objects = loaded.sorted(by: { $0.kind < $1.kind })
         // Validation is half of installing a restored registry and independent per object:
         // every core takes a share first.
-        let verdicts = inChunksOnEveryCore(objects, atLeast: 256) { $0.map(Validation.validate) }
+        let verdicts = inChunksOnEveryCore(objects, atLeast: Self.concurrentValidation / 2) { $0.map(Validation.validate) }
         try state.withLock { (state: inout State) throws(RegistryError) in
             for (object, errors) in zip(objects, verdicts) {
                 guard errors.isEmpty else { throw .invalid(kind: object.kind, name: object.metadata.name, errors: errors) }
