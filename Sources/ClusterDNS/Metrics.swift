@@ -70,10 +70,10 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
 
     public var wantsClient: Bool { queryLog != nil }
 
-    public func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport,
-                         client: SocketAddress?, since started: UInt64) {
+    public func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, type parsedType: RecordType?,
+                         transport: Responder.Transport, client: SocketAddress?, since started: UInt64) {
         let t = transport == .udp ? 0 : 1
-        let type = Self.questionType(query)
+        let type = parsedType ?? Self.questionType(query)
         let typeIndex = type.flatMap { t in Self.types.firstIndex(of: t) } ?? Self.types.count
         requests[t][typeIndex].increment()
         let rcode = Header(prefixOf: reply).map { Int($0.rcodeBits) } ?? 2
@@ -246,7 +246,7 @@ final class MalformedTally: QueryObserver {
 
     var wantsClient: Bool { false }
 
-    func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport,
+    func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, type: RecordType?, transport: Responder.Transport,
                   client: SocketAddress?, since started: UInt64) {
         if Header(prefixOf: reply)?.rcodeBits == 1 { add() }
     }

@@ -69,8 +69,10 @@ final class QueryPlan: Sendable {
         let peer = resolver != nil || observer?.wantsClient == true ? origin.peer : nil
         let client = resolver == nil && responder.autopath == nil ? nil : (peer ?? origin.peer)?.address
         let recursive = recursionAllowed(client)
+        var type: RecordType? = nil
         let resolution = withUnsafeTemporaryAllocation(byteCount: DomainName.maxWireLength, alignment: 1) { key -> Resolved in
             let view = try? QueryView.parse(query, nameBuffer: key)
+            type = view?.type
             if let view {
                 if let length = responder.fastRespond(to: query, view: view, key: key, into: reply, transport: .udp,
                                                       recursionAvailable: recursive) {
@@ -87,7 +89,10 @@ final class QueryPlan: Sendable {
         }
         switch resolution {
         case .written(let length):
-            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, transport: .udp, client: peer, since: started) }
+            if let started {
+                observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<length]), query: query, type: type, transport: .udp,
+                                   client: peer, since: started)
+            }
             return length
         case .resolved(.drop):
             observer?.dropped()
@@ -95,7 +100,10 @@ final class QueryPlan: Sendable {
         case .resolved(.response(let response)):
             let count = min(response.count, reply.count)
             reply.copyBytes(from: response[0..<count])
-            if let started { observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<count]), query: query, transport: .udp, client: peer, since: started) }
+            if let started {
+                observer?.answered(reply: UnsafeRawBufferPointer(rebasing: reply[0..<count]), query: query, type: type, transport: .udp,
+                                   client: peer, since: started)
+            }
             return count
         case .resolved(.forward(let forwarding)):
             let deferred = origin.deferred()
@@ -131,7 +139,7 @@ final class QueryPlan: Sendable {
 
     func report(_ response: [UInt8], query: [UInt8], transport: Responder.Transport, client: SocketAddress?, since started: UInt64) {
         response.withUnsafeBytes { r in
-            query.withUnsafeBytes { q in observer?.answered(reply: r, query: q, transport: transport, client: client, since: started) }
+            query.withUnsafeBytes { q in observer?.answered(reply: r, query: q, type: nil, transport: transport, client: client, since: started) }
         }
     }
 
@@ -186,7 +194,9 @@ final class QueryPlan: Sendable {
                 return
             }
             if let started, let observer {
-                bytes.withUnsafeBytes { r in query.withUnsafeBytes { q in observer.answered(reply: r, query: q, transport: transport, client: client, since: started) } }
+                bytes.withUnsafeBytes { r in
+                    query.withUnsafeBytes { q in observer.answered(reply: r, query: q, type: nil, transport: transport, client: client, since: started) }
+                }
             }
             send(bytes)
         }
@@ -203,7 +213,9 @@ final class QueryPlan: Sendable {
 public protocol QueryObserver: Sendable {
     /// A timestamp (monotonic nanoseconds) taken when a query arrives.
     func now() -> UInt64
-    func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport,
+    /// `type`: the question's type when the server has parsed the query already (nil: read
+    /// it from `query` if needed).
+    func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, type: RecordType?, transport: Responder.Transport,
                   client: SocketAddress?, since started: UInt64)
     /// Whether `answered` wants the client's address (finding it costs a little per query).
     var wantsClient: Bool { get }

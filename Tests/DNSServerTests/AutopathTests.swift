@@ -70,7 +70,7 @@ final class QueryTally: QueryObserver {
     func now() -> UInt64 { 1 }
     var wantsClient: Bool { false }
     func dropped() {}
-    func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, transport: Responder.Transport,
+    func answered(reply: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, type: RecordType?, transport: Responder.Transport,
                   client: SocketAddress?, since started: UInt64) {
         guard let message = try? Message(decoding: Array(query)), let question = message.questions.first else { return }
         let line = "\(question.name.description.lowercased()) \(question.type)"
