@@ -229,6 +229,51 @@ struct StoredJSONTests {
         }
     }
 
+    /// An EndpointSlice's endpoints are read without Codable (`TapeFastPaths`) where the value
+    /// is what a registry writes, and through Codable otherwise: either way as JSONDecoder reads
+    /// them, or refused where it refuses them.
+    static let endpointArrays: [String] = [
+        #"[]"#,
+        #"[{"conditions":{"ready":true},"addresses":["10.0.0.1"]}]"#,
+        #"[{"addresses":["10.0.0.1","10.0.0.2"],"conditions":{"ready":false,"serving":true,"terminating":false},"hostname":"h","nodeName":"n","zone":"z"}]"#,
+        #"[{"addresses":[]},{"addresses":["fd00::1"],"conditions":{}}]"#,
+        #"[{"addresses":["a"],"conditions":null,"hostname":null,"nodeName":null,"zone":null,"targetRef":null}]"#,
+        #"[{"addresses":["a"],"conditions":{"ready":null,"serving":null,"terminating":null}}]"#,
+        #"[{"addresses":["a"],"extra":{"b":[1,{"c":null}]},"conditions":{"ready":true,"other":[true],"addresses":1},"ready":"x"}]"#,
+        #"[{"addresses":["a"],"addresses":["b"]}]"#,
+        #"[{"addresses":["a"],"conditions":{"ready":true,"ready":false}}]"#,
+        #"[{"addr\u0065sses":["a"],"hostname":"h\u00e9"}]"#,
+        #"[{"addresses":["caf\u00e9","é"],"zone":"z\n"}]"#,
+        #"[{"addresses":["a"],"targetRef":{"kind":"Pod","namespace":"n","name":"p"}}]"#,
+        // Not endpoints: refused by both.
+        #"[{"addresses":"a"}]"#,
+        #"[{"addresses":[1]}]"#,
+        #"[{"addresses":[null]}]"#,
+        #"[{"addresses":[["a"]]}]"#,
+        #"[{"addresses":null}]"#,
+        #"[{"conditions":{"ready":true}}]"#,
+        #"[{"addresses":["a"],"conditions":[]}]"#,
+        #"[{"addresses":["a"],"conditions":{"ready":"yes"}}]"#,
+        #"[{"addresses":["a"],"conditions":{"serving":1}}]"#,
+        #"[{"addresses":["a"],"hostname":1}]"#,
+        #"[{"addresses":["a"],"targetRef":"p"}]"#,
+        #"[["a"]]"#,
+        #"[null]"#,
+        #"{"addresses":["a"]}"#,
+    ]
+
+    @Test(arguments: endpointArrays)
+    func endpointsReadAsJSONDecoderReadsThem(_ json: String) {
+        let tape = Result { try StoredJSON.decode([EndpointSlice.Endpoint].self, from: Array(json.utf8)) }
+        let foundation = Result { try JSONDecoder().decode([EndpointSlice.Endpoint].self, from: Data(json.utf8)) }
+        switch (tape, foundation) {
+        case (.success(let a), .success(let b)): #expect(a == b)
+        case (.failure, .failure): break
+        case (.success(let a), .failure(let error)): Issue.record("read \(a); JSONDecoder: \(Self.describe(error))")
+        case (.failure(let error), .success(let b)): Issue.record("refused (\(Self.describe(error))); JSONDecoder read \(b)")
+        }
+    }
+
     /// Random samples, written by JSONEncoder: the tape reads what JSONDecoder reads.
     @Test func randomValuesReadAsJSONDecoderReadsThem() throws {
         var random = SplitMix64(state: 7)

@@ -111,12 +111,14 @@ final class TapeDecoder: Decoder {
         let id = ObjectIdentifier(T.self)
         if id == Self.stringArray { return try strings(at: current) as! T }
         if id == Self.stringMap { return try stringMap(at: current) as! T }
+        if id == Self.endpointList, let endpoints = endpoints(at: current) { return endpoints as! T }
         return try T(from: self)
     }
 
     // Looked up once: spelling `[String].self` at each value looks its metadata up each time.
     static let stringArray = ObjectIdentifier([String].self)
     static let stringMap = ObjectIdentifier([String: String].self)
+    static let endpointList = ObjectIdentifier([EndpointSlice.Endpoint].self)
 
     // MARK: Leaves
 
