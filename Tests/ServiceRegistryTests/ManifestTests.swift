@@ -203,6 +203,12 @@ let webService = """
             message: "The Pod \"p\" is invalid: status.containerStatuses[0].ready: expected true or false, got \"yes\"", line: 6),
         Bad(name: "slice address of the wrong family", yaml: "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv6\nendpoints: [{addresses: [10.0.0.1]}]\n",
             message: "The EndpointSlice \"s\" is invalid: endpoints[0].addresses[0]: Invalid value: \"10.0.0.1\": must be a valid IPv6 address", line: 5),
+        Bad(name: "slice's later address not IPv4", yaml: "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}, {addresses: [10.0.0.2, 10.0.0.300]}]\n",
+            message: "The EndpointSlice \"s\" is invalid: endpoints[1].addresses[1]: Invalid value: \"10.0.0.300\": must be a valid IPv4 address", line: 5),
+        Bad(name: "slice endpoint without addresses", yaml: "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}, {addresses: []}]\n",
+            message: "The EndpointSlice \"s\" is invalid: endpoints[1].addresses: Required value: must contain at least 1 address", line: 5),
+        Bad(name: "slice endpoint hostname", yaml: "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: FQDN\nendpoints: [{addresses: [db.example], hostname: Db_1}]\n",
+            message: "The EndpointSlice \"s\" is invalid: endpoints[0].hostname: Invalid value: \"Db_1\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')", line: 5),
     ]
 
     @Test(arguments: bad)

@@ -302,22 +302,26 @@ public enum Validation {
 
     static func validateEndpointSlice(_ slice: EndpointSlice) -> [FieldError] {
         var errors = validateMetadata(slice.metadata, nameRule: NameRules.dns1123Subdomain, namespaced: true)
+        // A large registry holds a hundred thousand endpoints: their paths are spelled only
+        // for an error, and the addresses read where the endpoint keeps them.
         for (e, endpoint) in slice.endpoints.enumerated() {
-            let path = "endpoints[\(e)]"
-            if endpoint.addresses.isEmpty { errors.append(FieldError("\(path).addresses", .required(detail: "must contain at least 1 address"))) }
-            for (a, address) in endpoint.addresses.enumerated() {
-                let addressPath = "\(path).addresses[\(a)]"
+            func check(_ address: String, _ a: Int) {
+                let reason: [String]
                 switch slice.addressType {
-                case .ipv4:
-                    if IPv4Address(address) == nil { errors.append(.invalid(addressPath, FieldError.quoted(address), "must be a valid IPv4 address")) }
-                case .ipv6:
-                    if IPv6Address(address) == nil { errors.append(.invalid(addressPath, FieldError.quoted(address), "must be a valid IPv6 address")) }
-                case .fqdn:
-                    errors += NameRules.dns1123Subdomain(address).map { .invalid(addressPath, FieldError.quoted(address), $0) }
+                case .ipv4: reason = IPv4Address(address) == nil ? ["must be a valid IPv4 address"] : []
+                case .ipv6: reason = IPv6Address(address) == nil ? ["must be a valid IPv6 address"] : []
+                case .fqdn: reason = NameRules.dns1123Subdomain(address)
                 }
+                errors += reason.map { .invalid("endpoints[\(e)].addresses[\(a)]", FieldError.quoted(address), $0) }
+            }
+            if endpoint.firstAddress.isEmpty && endpoint.otherAddresses.isEmpty {
+                errors.append(FieldError("endpoints[\(e)].addresses", .required(detail: "must contain at least 1 address")))
+            } else {
+                check(endpoint.firstAddress, 0)
+                for (a, address) in endpoint.otherAddresses.enumerated() { check(address, a + 1) }
             }
             if !endpoint.hostname.isEmpty {
-                errors += NameRules.dns1123Label(endpoint.hostname).map { .invalid("\(path).hostname", FieldError.quoted(endpoint.hostname), $0) }
+                errors += NameRules.dns1123Label(endpoint.hostname).map { .invalid("endpoints[\(e)].hostname", FieldError.quoted(endpoint.hostname), $0) }
             }
         }
         errors += endpointPorts(slice.ports, "ports")
