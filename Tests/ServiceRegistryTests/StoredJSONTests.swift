@@ -274,6 +274,39 @@ struct StoredJSONTests {
         }
     }
 
+    /// Every object's metadata is read the same way (`TapeFastPaths.objectMeta`).
+    static let metadata: [String] = [
+        #"{"name":"a","namespace":"n","labels":{},"annotations":{},"uid":"5f53552f-21bd-4965-b4c9-2c29f15a7c0a","resourceVersion":3}"#,
+        #"{"uid":"u","resourceVersion":0,"annotations":{"a":"1"},"labels":{"k":"v","k":"w"},"namespace":"","name":"x","creationTimestamp":1796628660}"#,
+        #"{"name":"a","namespace":"n","labels":{},"annotations":{},"uid":"U","resourceVersion":1e2,"creationTimestamp":null,"preserved":null,"extra":[{}]}"#,
+        #"{"name":"a","namespace":"n","labels":{},"annotations":{},"uid":"","resourceVersion":1,"preserved":"{\"spec\":{\"x\":1}}"}"#,
+        #"{"name":"caf\u00e9","n\u0061mespace":"n","labels":{},"annotations":{},"uid":"u","resourceVersion":1}"#,
+        #"{"name":"a","name":"b","namespace":"n","labels":{},"annotations":{},"uid":"u","resourceVersion":1}"#,
+        // Not metadata: refused by both.
+        #"{"namespace":"n","labels":{},"annotations":{},"uid":"u","resourceVersion":1}"#,
+        #"{"name":null,"namespace":"n","labels":{},"annotations":{},"uid":"u","resourceVersion":1}"#,
+        #"{"name":"a","namespace":"n","labels":null,"annotations":{},"uid":"u","resourceVersion":1}"#,
+        #"{"name":"a","namespace":"n","labels":{"k":1},"annotations":{},"uid":"u","resourceVersion":1}"#,
+        #"{"name":"a","namespace":"n","labels":{},"annotations":{},"uid":"u","resourceVersion":-1}"#,
+        #"{"name":"a","namespace":"n","labels":{},"annotations":{},"uid":"u","resourceVersion":"1"}"#,
+        #"{"name":"a","namespace":"n","labels":{},"annotations":{},"uid":"u","resourceVersion":1,"creationTimestamp":1.5}"#,
+        #"{"name":"a","namespace":"n","labels":{},"annotations":{},"uid":7,"resourceVersion":1}"#,
+        #"{"name":"a","namespace":"n","labels":{},"annotations":{},"uid":"u","resourceVersion":1,"preserved":"{"}"#,
+        #"["name"]"#,
+    ]
+
+    @Test(arguments: metadata)
+    func metadataReadsAsJSONDecoderReadsIt(_ json: String) {
+        let tape = Result { try StoredJSON.decode(ObjectMeta.self, from: Array(json.utf8)) }
+        let foundation = Result { try JSONDecoder().decode(ObjectMeta.self, from: Data(json.utf8)) }
+        switch (tape, foundation) {
+        case (.success(let a), .success(let b)): #expect(a == b)
+        case (.failure, .failure): break
+        case (.success(let a), .failure(let error)): Issue.record("read \(a); JSONDecoder: \(Self.describe(error))")
+        case (.failure(let error), .success(let b)): Issue.record("refused (\(Self.describe(error))); JSONDecoder read \(b)")
+        }
+    }
+
     /// Random samples, written by JSONEncoder: the tape reads what JSONDecoder reads.
     @Test func randomValuesReadAsJSONDecoderReadsThem() throws {
         var random = SplitMix64(state: 7)

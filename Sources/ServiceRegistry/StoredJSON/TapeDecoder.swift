@@ -112,6 +112,7 @@ final class TapeDecoder: Decoder {
         if id == Self.stringArray { return try strings(at: current) as! T }
         if id == Self.stringMap { return try stringMap(at: current) as! T }
         if id == Self.endpointList, let endpoints = endpoints(at: current) { return endpoints as! T }
+        if id == Self.objectMeta, let meta = objectMeta(at: current) { return meta as! T }
         return try T(from: self)
     }
 
@@ -119,6 +120,7 @@ final class TapeDecoder: Decoder {
     static let stringArray = ObjectIdentifier([String].self)
     static let stringMap = ObjectIdentifier([String: String].self)
     static let endpointList = ObjectIdentifier([EndpointSlice.Endpoint].self)
+    static let objectMeta = ObjectIdentifier(ObjectMeta.self)
 
     // MARK: Leaves
 

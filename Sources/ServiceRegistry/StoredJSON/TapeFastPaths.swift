@@ -3,9 +3,9 @@ import Glibc
 #endif
 
 /// Direct readings of the values a registry stores most of, without Codable's containers: an
-/// EndpointSlice's endpoints are half of a large registry's values, and each endpoint through
-/// `init(from:)` looked up the metadata of a generic container box twice (the endpoint's and
-/// its conditions') in the runtime's shared cache, which both cores contend for. A reading
+/// EndpointSlice's endpoints are half of a large registry's values, every object has its
+/// metadata, and each of them through `init(from:)` looked up the metadata of a generic
+/// container box in the runtime's shared cache, which both cores contend for. A reading
 /// gives up (nil) at anything it does not expect — a member of the wrong type, a repeated or
 /// escaped member name, a target reference — and the value is then decoded through Codable,
 /// which says precisely what is wrong or reads what is rare; so either way the result is
@@ -29,7 +29,8 @@ extension TapeDecoder {
     /// The members the readings know; each may appear once (a repeated one gives up).
     private enum Member: Int {
         case addresses, conditions, hostname, nodeName, zone, targetRef, ready, serving, terminating
-        var bit: UInt16 { 1 << UInt16(rawValue) }
+        case name, namespace, labels, annotations, uid, resourceVersion, creationTimestamp, preserved
+        var bit: UInt32 { 1 << UInt32(rawValue) }
     }
 
     private enum Name {
@@ -47,6 +48,14 @@ extension TapeDecoder {
             name.count == text.utf8CodeUnitCount && memcmp(name.baseAddress!, text.utf8Start, name.count) == 0
         }
         switch name.count {
+        case 3 where equals("uid"): return .known(.uid)
+        case 4 where equals("name"): return .known(.name)
+        case 6 where equals("labels"): return .known(.labels)
+        case 9 where equals("namespace"): return .known(.namespace)
+        case 9 where equals("preserved"): return .known(.preserved)
+        case 11 where equals("annotations"): return .known(.annotations)
+        case 15 where equals("resourceVersion"): return .known(.resourceVersion)
+        case 17 where equals("creationTimestamp"): return .known(.creationTimestamp)
         case 4 where equals("zone"): return .known(.zone)
         case 5 where equals("ready"): return .known(.ready)
         case 7 where equals("serving"): return .known(.serving)
@@ -64,7 +73,7 @@ extension TapeDecoder {
     /// a name is unreadable or repeated (false: give up); `body` returns false to give up.
     private func members(of index: Int, _ body: (Member?, Int) -> Bool) -> Bool {
         let object = tape.nodes[index]
-        var seen: UInt16 = 0
+        var seen: UInt32 = 0
         var member = index + 1
         for _ in 0..<Int(object.count) {
             let value = member + 1
@@ -104,13 +113,48 @@ extension TapeDecoder {
                 zone = text
             case .targetRef?:
                 return tape.nodes[value].kind == .null
-            case .ready?, .serving?, .terminating?, nil:
+            default:
                 break  // not an endpoint's: skipped
             }
             return true
         }
         guard read, let addresses else { return nil }
         return EndpointSlice.Endpoint(addresses: addresses, conditions: conditions, hostname: hostname, nodeName: nodeName, zone: zone)
+    }
+
+    /// An object's metadata at `index`, or nil to decode it through Codable.
+    func objectMeta(at index: Int) -> ObjectMeta? {
+        guard tape.nodes[index].kind == .object else { return nil }
+        var name: String? = nil, namespace: String? = nil, uid: String? = nil
+        var labels: [String: String]? = nil, annotations: [String: String]? = nil
+        var resourceVersion: UInt64? = nil
+        var creationTimestamp: Int64? = nil
+        let read = members(of: index) { member, value in
+            let node = tape.nodes[value]
+            switch member {
+            case .name?: name = node.kind == .string ? try? tape.string(node) : nil; return name != nil
+            case .namespace?: namespace = node.kind == .string ? try? tape.string(node) : nil; return namespace != nil
+            case .uid?: uid = node.kind == .string ? try? tape.string(node) : nil; return uid != nil
+            case .labels?: labels = try? stringMap(at: value); return labels != nil
+            case .annotations?: annotations = try? stringMap(at: value); return annotations != nil
+            case .resourceVersion?:
+                resourceVersion = try? integer(UInt64.self, at: value, path: keys)
+                return resourceVersion != nil
+            case .creationTimestamp?:
+                if node.kind == .null { return true }
+                creationTimestamp = try? integer(Int64.self, at: value, path: keys)
+                return creationTimestamp != nil
+            case .preserved?:
+                return node.kind == .null
+            default:
+                return true  // not metadata's: skipped
+            }
+        }
+        guard read, let name, let namespace, let uid, let labels, let annotations, let resourceVersion else { return nil }
+        var meta = ObjectMeta(name: name, namespace: namespace, labels: labels, annotations: annotations, uid: uid,
+                              resourceVersion: resourceVersion)
+        meta.creationTimestamp = creationTimestamp
+        return meta
     }
 
     /// Conditions (null: none said), or nil to give up.
