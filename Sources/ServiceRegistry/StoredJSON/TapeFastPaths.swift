@@ -7,9 +7,9 @@ import Glibc
 /// metadata, and each of them through `init(from:)` looked up the metadata of a generic
 /// container box in the runtime's shared cache, which both cores contend for. A reading
 /// gives up (nil) at anything it does not expect — a member of the wrong type, a repeated or
-/// escaped member name, a target reference — and the value is then decoded through Codable,
-/// which says precisely what is wrong or reads what is rare; so either way the result is
-/// Codable's. Unknown members are skipped, as `init(from:)` skips them.
+/// escaped member name, a target reference, preserved fields — and the value is then decoded
+/// through Codable, which says precisely what is wrong or reads what is rare; so either way the
+/// result is Codable's. Unknown members are skipped, as `init(from:)` skips them.
 extension TapeDecoder {
     /// An array of endpoints at `index`, or nil to decode it through Codable.
     func endpoints(at index: Int) -> [EndpointSlice.Endpoint]? {
