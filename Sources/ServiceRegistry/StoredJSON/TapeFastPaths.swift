@@ -97,7 +97,7 @@ extension TapeDecoder {
         let read = members(of: index) { member, value in
             switch member {
             case .addresses?:
-                addresses = strings(atArray: value)
+                addresses = try? strings(at: value)
                 return addresses != nil
             case .conditions?:
                 guard let read = self.conditions(at: value) else { return false }
@@ -132,9 +132,9 @@ extension TapeDecoder {
         let read = members(of: index) { member, value in
             let node = tape.nodes[value]
             switch member {
-            case .name?: name = node.kind == .string ? try? tape.string(node) : nil; return name != nil
-            case .namespace?: namespace = node.kind == .string ? try? tape.string(node) : nil; return namespace != nil
-            case .uid?: uid = node.kind == .string ? try? tape.string(node) : nil; return uid != nil
+            case .name?: name = try? string(at: value, path: keys); return name != nil
+            case .namespace?: namespace = try? string(at: value, path: keys); return namespace != nil
+            case .uid?: uid = try? string(at: value, path: keys); return uid != nil
             case .labels?: labels = try? stringMap(at: value); return labels != nil
             case .annotations?: annotations = try? stringMap(at: value); return annotations != nil
             case .resourceVersion?:
@@ -186,21 +186,6 @@ extension TapeDecoder {
     private func optionalString(at index: Int) -> String? {
         let node = tape.nodes[index]
         if node.kind == .null { return "" }
-        guard node.kind == .string else { return nil }
-        return try? tape.string(node)
-    }
-
-    /// An array of strings; nil to give up.
-    private func strings(atArray index: Int) -> [String]? {
-        let array = tape.nodes[index]
-        guard array.kind == .array else { return nil }
-        var result: [String] = []
-        result.reserveCapacity(Int(array.count))
-        for element in index + 1 ..< index + 1 + Int(array.count) {
-            let node = tape.nodes[element]
-            guard node.kind == .string, let text = try? tape.string(node) else { return nil }
-            result.append(text)
-        }
-        return result
+        return try? string(at: index, path: keys)
     }
 }
