@@ -2,7 +2,7 @@ import NetAddress
 
 /// Every allocator of a registry. A value type: a change works on a copy and is committed
 /// only when all of it succeeded, so a failed apply leaves nothing half-allocated.
-struct Allocations: Sendable {
+struct Allocations: Sendable, Equatable {
     var serviceIPs: [IPAllocator]
     var nodePorts: PortAllocator
     var loadBalancer: [IPAllocator]
@@ -25,7 +25,9 @@ struct Allocations: Sendable {
     mutating func release(_ object: RegistryObject) {
         switch object {
         case .service(let service):
-            for ip in service.spec.clusterIPs.compactMap(IPAddress.init) {
+            // Everything adopting it reserved (`AllocationClaim.claims`): a value written into
+            // the shared store by other hands may name its address in `clusterIP` alone.
+            for ip in ([service.spec.clusterIP] + service.spec.clusterIPs).compactMap(IPAddress.init) {
                 for i in serviceIPs.indices { serviceIPs[i].release(ip) }
             }
             for port in service.spec.ports where port.nodePort != 0 { nodePorts.release(port.nodePort) }
