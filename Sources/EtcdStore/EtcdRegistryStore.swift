@@ -99,13 +99,24 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     /// Every object (of `kinds`, or of every kind), read at one revision, `revision` or the
     /// latest (values that cannot be read are skipped and told).
     public func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing {
+        try await load(at: revision, kinds: kinds, page: nil)
+    }
+
+    public func load(at revision: Int64, kinds: Set<ObjectKind>?,
+                     page: @escaping @Sendable (_ objects: [RegistryObject], _ revision: Int64) -> Void) async throws(StoreError) -> StoreListing {
+        try await load(at: revision, kinds: kinds, page: Optional(page))
+    }
+
+    /// The objects into the listing, or each page's to `page` when there is one.
+    func load(at revision: Int64, kinds: Set<ObjectKind>?,
+              page: (@Sendable (_ objects: [RegistryObject], _ revision: Int64) -> Void)?) async throws(StoreError) -> StoreListing {
         // Each kind's keys lie under a prefix of their own; leases (node heartbeats) beside.
         let prefixes = kinds.map { kinds in
             kinds.sorted().map(kindPrefix) + (kinds.contains(.node) ? [leasesPrefix] : [])
         } ?? [objectsPrefix]
         var listing = StoreListing(objects: [], revision: revision)
         do {
-            for (index, prefix) in prefixes.enumerated() { try await list(prefix, into: &listing, firstMemberLocal: index > 0) }
+            for (index, prefix) in prefixes.enumerated() { try await list(prefix, into: &listing, firstMemberLocal: index > 0, page: page) }
         } catch let error as EtcdError {
             switch error {
             case .compacted: throw .expired(revision: listing.revision)
@@ -118,13 +129,14 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         return listing
     }
 
-    /// The keys under `prefix` into `listing`, at its revision (0: the latest, which it then
-    /// takes). Page by page, each page decoded on every core while the next is on its way: the
-    /// values are never all held at once, and a start at 10,000 services is not one core's
-    /// JSON decoding. Pages are sized by bytes (`nextPageSize`); the pages after the first are
+    /// The keys under `prefix` into `listing` (or each page's objects to `page`), at its
+    /// revision (0: the latest, which it then takes). Page by page, each page decoded on every
+    /// core while the next is on its way: the values are never all held at once, and a start
+    /// at 10,000 services is not one core's JSON decoding. Pages are sized by bytes (`nextPageSize`); the pages after the first are
     /// read member-local at the first one's revision, and so is the first when
     /// `firstMemberLocal` (a listing's request before this one was read at that revision).
-    func list(_ prefix: [UInt8], into listing: inout StoreListing, firstMemberLocal: Bool) async throws {
+    func list(_ prefix: [UInt8], into listing: inout StoreListing, firstMemberLocal: Bool,
+              page give: (@Sendable (_ objects: [RegistryObject], _ revision: Int64) -> Void)? = nil) async throws {
         let end = EtcdClient.rangeEnd(ofPrefix: prefix)
         let leases = leasesPrefix
         var page = try await client.range(prefix, end: end, revision: listing.revision, limit: Self.pageSize,
@@ -142,7 +154,8 @@ public final class EtcdRegistryStore: SharedRegistryStore {
             for keyValue in page.keyValues {
                 if let node = nodeLease(keyValue.key, base: leases) { listing.leasedNodes.insert(node) } else { values.append(keyValue) }
             }
-            listing.objects += decodeConcurrently(values)
+            let objects = decodeConcurrently(values)
+            if let give { give(objects, listing.revision) } else { listing.objects += objects }
             guard let following = try await next else { break }
             page = following
         }

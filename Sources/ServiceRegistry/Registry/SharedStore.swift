@@ -11,6 +11,11 @@ public protocol SharedRegistryStore: Sendable {
     /// revision (when nodes are read): `revision`, or the latest when 0 (`.expired` when the
     /// store no longer keeps it, `.futureRevision` when it has not reached it).
     func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing
+    /// `load(at:kinds:)`, its objects handed to `page` as they are read (a page at a time, in
+    /// order, with the list's revision) instead of kept in the listing, whose `objects` is then
+    /// empty: the reader works on one page while the store sends the next.
+    func load(at revision: Int64, kinds: Set<ObjectKind>?,
+              page: @escaping @Sendable (_ objects: [RegistryObject], _ revision: Int64) -> Void) async throws(StoreError) -> StoreListing
     /// Makes `write` in one transaction; returns the store's revision after it.
     func write(_ write: StoreWrite) async throws(StoreError) -> Int64
     /// Every change after `revision`, in order, for as long as the stream is read; after a
@@ -33,6 +38,15 @@ public protocol SharedRegistryStore: Sendable {
 extension SharedRegistryStore {
     /// Every object at the latest revision.
     public func load() async throws(StoreError) -> StoreListing { try await load(at: 0, kinds: nil) }
+
+    /// The whole list as one page, for a store that reads it at once.
+    public func load(at revision: Int64, kinds: Set<ObjectKind>?,
+                     page: @escaping @Sendable (_ objects: [RegistryObject], _ revision: Int64) -> Void) async throws(StoreError) -> StoreListing {
+        var listing = try await load(at: revision, kinds: kinds)
+        page(listing.objects, listing.revision)
+        listing.objects = []
+        return listing
+    }
 }
 
 /// An allocation as the store holds it: what, whose (the owner's key as the claim names it),
