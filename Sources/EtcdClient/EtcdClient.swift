@@ -55,6 +55,8 @@ public struct EtcdRange: Sendable {
     public var keyValues: [EtcdKeyValue]
     public var revision: Int64
     public var more: Bool
+    /// The keys in the range asked for, these and those after them (etcd's `count`).
+    public var count: Int64 = 0
 }
 
 /// Where etcd is and how to reach it: kube-apiserver's `--etcd-servers` and its TLS options.
@@ -267,7 +269,8 @@ public final class EtcdClient: Sendable {
             request.serializable = false
             response = try await call { try await self.kv.range(request, metadata: Self.requireLeader, options: self.options) }
         }
-        return EtcdRange(keyValues: response.kvs.map(EtcdKeyValue.init), revision: response.header.revision, more: response.more)
+        return EtcdRange(keyValues: response.kvs.map(EtcdKeyValue.init), revision: response.header.revision, more: response.more,
+                         count: response.count)
     }
 
     /// Every key under `prefix`, read at one revision, in pages of `pageSize`.
@@ -283,7 +286,7 @@ public final class EtcdClient: Sendable {
             guard page.more, let last = page.keyValues.last else { break }
             start = last.key + [0]
         }
-        return EtcdRange(keyValues: all, revision: revision, more: false)
+        return EtcdRange(keyValues: all, revision: revision, more: false, count: Int64(all.count))
     }
 
     /// Writes `value` at `key`; returns the store's revision after the write.

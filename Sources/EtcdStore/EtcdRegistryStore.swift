@@ -144,8 +144,9 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         if listing.revision == 0 { listing.revision = page.revision }
         while true {
             let after = page.more ? page.keyValues.last.map { $0.key + [0] } : nil
-            let limit = Self.nextPageSize(afterKeys: page.keyValues.count,
+            var limit = Self.nextPageSize(afterKeys: page.keyValues.count,
                                           bytes: page.keyValues.reduce(0) { $0 + $1.key.count + $1.value.count })
+            if give != nil { limit = Self.tapered(limit, remaining: page.count - Int64(page.keyValues.count)) }
             let revision = listing.revision
             async let next: EtcdRange? = after == nil ? nil
                 : client.range(after!, end: end, revision: revision, limit: limit, memberLocal: true)
@@ -172,6 +173,15 @@ public final class EtcdRegistryStore: SharedRegistryStore {
         guard keys > 0, bytes > 0 else { return pageSize }
         return Int64(min(10_000, max(50, pageBytes / max(1, bytes / keys))))
     }
+
+    /// A page size for a reader that works on each page as it arrives: no more than half of
+    /// what is left (and no less than `taperFloor`), so the pages shrink toward the end and the
+    /// reader's work on the last one, all that is left when it arrives, is small.
+    static func tapered(_ limit: Int64, remaining: Int64) -> Int64 {
+        min(limit, max(taperFloor, remaining / 2))
+    }
+
+    static let taperFloor: Int64 = 500
 
     /// `keyValues` decoded on every core, in their order.
     func decodeConcurrently(_ keyValues: [EtcdKeyValue]) -> [RegistryObject] {

@@ -55,6 +55,20 @@ import TestSupport
         #expect(EtcdRegistryStore.nextPageSize(afterKeys: keys, bytes: bytes) == next)
     }
 
+    /// A reader that works on each page as it arrives gets pages of at most half of what is
+    /// left, and not under 500 keys: (size by bytes, keys left) → keys asked next.
+    @Test(arguments: [
+        (4116, 18_810, 4116),              // far from the end: the size by bytes
+        (6250, 6462, 3231),                // the 10,000-service benchmark's services: half
+        (6250, 1616, 808),
+        (6250, 808, 500),                  // the floor
+        (6250, 212, 500),
+        (100, 5000, 100),                  // never more than the size by bytes
+    ])
+    func pagesTaperTowardTheEnd(limit: Int64, remaining: Int64, next: Int64) {
+        #expect(EtcdRegistryStore.tapered(limit, remaining: remaining) == next)
+    }
+
     @Test func objectsRoundTripWithTheirRevision() async throws {
         try await withStores { stores, _ in
             let store = stores[0]
@@ -207,6 +221,17 @@ import TestSupport
             let listing = try await store.load()
             #expect(listing.objects.map(\.metadata.name) == names)
             #expect(listing.leasedNodes == ["node-a"])
+            // Read in pages, the same objects in the same order, a page at a time.
+            let pages = Mutex<[[String]]>([])
+            let paged = try await store.load(at: 0, kinds: nil) { objects, revision in
+                pages.withLock { $0.append(objects.map(\.metadata.name)) }
+                #expect(revision == listing.revision)
+            }
+            #expect(paged.objects.isEmpty && paged.revision == listing.revision && paged.leasedNodes == ["node-a"])
+            // The first page's 1,000 keys hold the lease; 501 are left, of which 500 (the
+            // floor of a tapered page) come next, then the last.
+            #expect(pages.withLock { $0.map(\.count) } == [999, 500, 1])
+            #expect(pages.withLock { $0.flatMap { $0 } } == names)
         }
     }
 
