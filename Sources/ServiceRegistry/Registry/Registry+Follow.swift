@@ -99,7 +99,8 @@ extension Registry {
             var allocations = installed.allocations
             allocations.takeCursors(from: state.allocations)
             state.allocations = allocations
-            adoption.finish(at: UInt64(listed.revision), nodesChanged: true, state: &state, storage: storage)
+            // The list is where the history starts (`listShared`): its changes go to watchers only.
+            adoption.finish(at: UInt64(listed.revision), nodesChanged: true, state: &state, storage: storage, recordingHistory: false)
             return true
         }
         return swapped ? adoption.problems : nil
@@ -188,8 +189,9 @@ extension Registry {
         }
 
         /// Node readiness (when `nodesChanged`), the version, the local copy, then the changes
-        /// to watchers and waiters.
-        mutating func finish(at revision: UInt64, nodesChanged: Bool, state: inout State, storage: any RegistryStorage) {
+        /// to watchers (and the history, when `recordingHistory`) and waiters.
+        mutating func finish(at revision: UInt64, nodesChanged: Bool, state: inout State, storage: any RegistryStorage,
+                             recordingHistory: Bool = true) {
             if nodesChanged { Registry.followNodeLeases(at: revision, state: &state, events: &events) }
             state.snapshot.resourceVersion = max(state.snapshot.resourceVersion, revision)
             do throws(RegistryError) {
@@ -198,7 +200,7 @@ extension Registry {
             } catch {
                 problems.append("the local copy of the registry is behind: \(error)")
             }
-            for event in events { Registry.publish(event, state: &state) }
+            for event in events { Registry.publish(event, state: &state, recordingHistory: recordingHistory) }
             let snapshot = state.snapshot
             for (id, waiter) in state.waiters where waiter.isSatisfied(snapshot) {
                 state.waiters[id] = nil

@@ -293,9 +293,13 @@ public final class Registry: Sendable {
         return (snapshot, stream)
     }
 
-    static func publish(_ event: WatchEvent, state: inout State) {
-        state.history.append(event)
-        if state.history.count > historyLimit { state.history.removeFirst() }
+    /// Gives `event` to every watcher, and to the history unless `recordingHistory` is false.
+    static func publish(_ event: WatchEvent, state: inout State, recordingHistory: Bool = true) {
+        if recordingHistory {
+            state.history.append(event)
+            if state.history.count > historyLimit { state.history.removeFirst() }
+        }
+        guard !state.watchers.isEmpty else { return }
         var live = event
         live.snapshot = state.snapshot
         var overflowed: [Int] = []
