@@ -150,36 +150,34 @@ struct StagedListTests {
 
     /// What `registry` holds and told after following its store's first list.
     static func outcome(of registry: Registry, eventCount: Int) async throws -> Outcome {
-        var iterator = registry.watch().makeAsyncIterator()
+        var events = registry.watch().makeAsyncIterator()
         let problems = Mutex<[String]>([])
         let following = Task { await registry.followSharedStore { problem in problems.withLock { $0.append(problem) } } }
         defer { following.cancel() }
         while registry.sharedRevision == nil { try await Task.sleep(for: .milliseconds(1)) }
-        var events: [String] = []
-        while events.count < eventCount, let event = try await iterator.next() {
-            events.append("\(event.change.rawValue) \(event.object.key) \(event.resourceVersion) \(event.endpointsChanged)")
-        }
-        let snapshot = registry.snapshot()
-        return Outcome(objects: Dictionary(uniqueKeysWithValues: snapshot.objects.map { ($0.key, $0.value) }),
-                       endpoints: Dictionary(uniqueKeysWithValues: snapshot.serviceEndpoints.map { ($0.key, $0.value) }),
-                       version: snapshot.resourceVersion, leased: snapshot.leasedNodes, unreachable: snapshot.unreachableNodes,
-                       allocations: registry.state.withLock { $0.allocations }, events: events, problems: problems.withLock { $0 })
+        return try await outcome(of: registry, events: &events, eventCount: eventCount, problems: problems.withLock { $0 })
     }
 
     /// What `adopt` installs of the whole list at once, into a registry that holds nothing.
     static func adopted(_ listing: StoreListing, eventCount: Int) async throws -> Outcome {
         let registry = try Registry()
-        var iterator = registry.watch().makeAsyncIterator()
+        var events = registry.watch().makeAsyncIterator()
         let problems = registry.adopt(StoreBatch(listing))
-        var events: [String] = []
-        while events.count < eventCount, let event = try await iterator.next() {
-            events.append("\(event.change.rawValue) \(event.object.key) \(event.resourceVersion) \(event.endpointsChanged)")
+        return try await outcome(of: registry, events: &events, eventCount: eventCount, problems: problems)
+    }
+
+    /// The registry's state, its first `eventCount` events and `problems`.
+    static func outcome(of registry: Registry, events: inout AsyncThrowingStream<WatchEvent, any Error>.AsyncIterator,
+                        eventCount: Int, problems: [String]) async throws -> Outcome {
+        var seen: [String] = []
+        while seen.count < eventCount, let event = try await events.next() {
+            seen.append("\(event.change.rawValue) \(event.object.key) \(event.resourceVersion) \(event.endpointsChanged)")
         }
         let snapshot = registry.snapshot()
         return Outcome(objects: Dictionary(uniqueKeysWithValues: snapshot.objects.map { ($0.key, $0.value) }),
                        endpoints: Dictionary(uniqueKeysWithValues: snapshot.serviceEndpoints.map { ($0.key, $0.value) }),
                        version: snapshot.resourceVersion, leased: snapshot.leasedNodes, unreachable: snapshot.unreachableNodes,
-                       allocations: registry.state.withLock { $0.allocations }, events: events, problems: problems)
+                       allocations: registry.state.withLock { $0.allocations }, events: seen, problems: problems)
     }
 
     @Test(arguments: [1, 2, 5, 100])
