@@ -192,6 +192,11 @@ struct FullFilesystemTests {
                                                                         atomically: true, encoding: .utf8)
             }
             let daemon = try serve(state: state, manifests: manifests)
+            // Every other round the moment of the kill counts from when the daemon listens, not
+            // from its start: a loaded machine may take longer than the whole wait to start it,
+            // and the rounds must serve names however slow it is. The others may kill it while
+            // it still applies the manifests.
+            if round % 2 == 1 { _ = eventually(60) { daemon.dns != 0 } }
             // Ask for names of every round so far until the moment of the kill.
             let deadline = monotonicSeconds() + Double.random(in: 0.05...0.6, using: &rng)
             var served: [String: String] = [:]
@@ -223,7 +228,7 @@ struct FullFilesystemTests {
             checks.that(Set(now.values.map(\.nodePort)).count == now.count, "round \(round): a node port given twice")
             for (name, value) in now where stored[name] == nil { stored[name] = value }
         }
-        checks.that(servedTotal > Self.rounds, "names served across the rounds: \(servedTotal)")
+        checks.that(servedTotal > Self.rounds / 2, "names served across the rounds: \(servedTotal)")
         // A last life, not cut short, serves every service with the address first stored.
         let daemon = try serve(state: state, manifests: manifests)
         defer { daemon.stop(signal: SIGKILL) }
