@@ -99,16 +99,16 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     /// Every object (of `kinds`, or of every kind), read at one revision, `revision` or the
     /// latest (values that cannot be read are skipped and told).
     public func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing {
-        try await load(at: revision, kinds: kinds, page: nil)
+        try await listing(at: revision, kinds: kinds, page: nil)
     }
 
     public func load(at revision: Int64, kinds: Set<ObjectKind>?,
                      page: @escaping @Sendable (_ objects: [RegistryObject], _ revision: Int64) -> Void) async throws(StoreError) -> StoreListing {
-        try await load(at: revision, kinds: kinds, page: Optional(page))
+        try await listing(at: revision, kinds: kinds, page: page)
     }
 
     /// The objects into the listing, or each page's to `page` when there is one.
-    func load(at revision: Int64, kinds: Set<ObjectKind>?,
+    func listing(at revision: Int64, kinds: Set<ObjectKind>?,
               page: (@Sendable (_ objects: [RegistryObject], _ revision: Int64) -> Void)?) async throws(StoreError) -> StoreListing {
         // Each kind's keys lie under a prefix of their own; leases (node heartbeats) beside.
         let prefixes = kinds.map { kinds in
@@ -132,9 +132,10 @@ public final class EtcdRegistryStore: SharedRegistryStore {
     /// The keys under `prefix` into `listing` (or each page's objects to `page`), at its
     /// revision (0: the latest, which it then takes). Page by page, each page decoded on every
     /// core while the next is on its way: the values are never all held at once, and a start
-    /// at 10,000 services is not one core's JSON decoding. Pages are sized by bytes (`nextPageSize`); the pages after the first are
-    /// read member-local at the first one's revision, and so is the first when
-    /// `firstMemberLocal` (a listing's request before this one was read at that revision).
+    /// at 10,000 services is not one core's JSON decoding. Pages are sized by bytes
+    /// (`nextPageSize`; tapered toward the end for `page`); the pages after the first are read
+    /// member-local at the first one's revision, and so is the first when `firstMemberLocal`
+    /// (a listing's request before this one was read at that revision).
     func list(_ prefix: [UInt8], into listing: inout StoreListing, firstMemberLocal: Bool,
               page give: (@Sendable (_ objects: [RegistryObject], _ revision: Int64) -> Void)? = nil) async throws {
         let end = EtcdClient.rangeEnd(ofPrefix: prefix)

@@ -78,11 +78,8 @@ extension Registry {
         return listed.revision
     }
 
-    /// Whether nothing has been installed (no object, no version): a list can be installed
-    /// apart and swapped in.
-    var holdsNothing: Bool {
-        state.withLock { $0.snapshot.objects.isEmpty && $0.snapshot.resourceVersion == 0 }
-    }
+    /// Whether nothing has been installed: a list can be installed apart and swapped in.
+    var holdsNothing: Bool { state.withLock { $0.holdsNothing } }
 
     /// Installs a list staged apart, if this registry still holds nothing (nil otherwise): what
     /// `adopt` of the whole list would have installed, change for change, with its events for
@@ -90,7 +87,7 @@ extension Registry {
     func swapIn(_ installed: StagedList.Installed, listed: StoreListing) -> [String]? {
         var adoption = installed.adoption
         let swapped = state.withLock { (state: inout State) -> Bool in
-            guard state.snapshot.objects.isEmpty && state.snapshot.resourceVersion == 0 else { return false }
+            guard state.holdsNothing else { return false }
             state.snapshot.objects = installed.snapshot.objects
             state.snapshot.serviceEndpoints = installed.snapshot.serviceEndpoints
             state.snapshot.resourceVersion = installed.snapshot.resourceVersion
@@ -256,4 +253,9 @@ extension Registry {
             first = false
         }
     }
+}
+
+extension Registry.State {
+    /// No object and no version installed.
+    var holdsNothing: Bool { snapshot.objects.isEmpty && snapshot.resourceVersion == 0 }
 }
