@@ -46,12 +46,13 @@ extension Responder {
                 let room = limit - ednsLength - out.count
                 let start = out.count
                 // The question's letters for the apex, where the answer's SRV targets end in it.
+                // It captures no `var` (the cursor would be boxed on the heap for every query).
+                let answerBase = output.baseAddress! + start
                 func copyApexLetters(written: Int) {
                     let apexLength = nameLength - 1 - apexStart
                     apexLetters.forEach { offset in
                         guard offset + apexLength <= written else { return }
-                        out.buffer.baseAddress!.advanced(by: start + offset)
-                            .copyMemory(from: query.baseAddress!.advanced(by: 12 + apexStart), byteCount: apexLength)
+                        (answerBase + offset).copyMemory(from: query.baseAddress!.advanced(by: 12 + apexStart), byteCount: apexLength)
                     }
                 }
                 if leavesZone {
