@@ -307,6 +307,185 @@ struct StoredJSONTests {
         }
     }
 
+    /// A Service, read without Codable where the value is what a registry writes
+    /// (`TapeFastPaths+Service`) and through Codable otherwise: either way as JSONDecoder
+    /// reads it, or refused where it refuses it. `fast`: the reading does not give up.
+    struct ServiceCase: CustomTestStringConvertible, Sendable {
+        let json: String
+        let fast: Bool
+        var testDescription: String { json }
+        init(spec: String = Self.spec, status: String = #"{"loadBalancerIngress":[]}"#, fast: Bool) {
+            json = #"{"metadata":{"name":"a","namespace":"n","labels":{},"annotations":{},"uid":"u","resourceVersion":1},"spec":"#
+                + spec + #","status":"# + status + "}"
+            self.fast = fast
+        }
+        /// A spec as a registry stores a ClusterIP service, its ports replaced by `ports`.
+        static func spec(ports: String = Self.port, _ extra: String = "") -> String {
+            #"{"type":"ClusterIP","clusterIP":"10.96.0.10","clusterIPs":["10.96.0.10"],"ipFamilies":["IPv4"],"ports":["#
+                + ports + #"],"externalName":"","loadBalancerIP":"","externalIPs":[],"sessionAffinity":"None","publishNotReadyAddresses":false"#
+                + extra + "}"
+        }
+        static let spec = spec()
+        static let port = #"{"name":"http","protocol":"TCP","port":80,"targetPort":{"int":{"_0":8080}},"nodePort":0}"#
+        static func port(targetPort: String) -> String {
+            #"{"name":"http","protocol":"TCP","port":80,"targetPort":"# + targetPort + #","nodePort":0}"#
+        }
+    }
+
+    static let services: [ServiceCase] = [
+        ServiceCase(fast: true),
+        ServiceCase(spec: ServiceCase.spec(ports: "", #","selector":{"app":"web"},"ipFamilyPolicy":"PreferDualStack","sessionAffinityTimeoutSeconds":600,"externalTrafficPolicy":"Local","internalTrafficPolicy":"Cluster""#),
+                    status: #"{"loadBalancerIngress":["198.51.100.1"]}"#, fast: true),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: #"{"string":{"_0":"http"}}"#) + "," + ServiceCase.port),
+                    fast: true),
+        ServiceCase(spec: #"{"type":"LoadBalancer","clusterIP":"None","clusterIPs":[],"ipFamilies":["IPv4","IPv6"],"ports":[{"name":"","protocol":"UDP","port":53,"nodePort":30053}],"externalName":"x","loadBalancerIP":"192.0.2.1","externalIPs":["198.51.100.7"],"sessionAffinity":"ClientIP","publishNotReadyAddresses":true}"#,
+                    fast: true),
+        // Optional members null, unknown members at every level, numbers written otherwise.
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: "null"), #","ipFamilyPolicy":null,"selector":null,"sessionAffinityTimeoutSeconds":null,"externalTrafficPolicy":null,"internalTrafficPolicy":null"#),
+                    fast: true),
+        ServiceCase(spec: ServiceCase.spec(ports: #"{"appProtocol":"h2c","name":"http","protocol":"TCP","port":8e1,"nodePort":0,"targetPort":{"int":{"_0":80.0,"other":[1]}}}"#, #","extra":{"type":1},"loadBalancerIngress":"x""#),
+                    status: #"{"loadBalancerIngress":[],"conditions":[{"type":"x"}]}"#, fast: true),
+        // Read by Codable (the reading gives up): an escaped or a repeated name, a payload
+        // beside an unknown member.
+        ServiceCase(spec: ServiceCase.spec().replacingOccurrences(of: #""clusterIP":"#, with: #""cl\u0075sterIP":"#), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port, #","clusterIP":"10.96.0.11""#), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: #"{"int":{"_0":1},"unknown":2}"#)), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: #"{"int":{"_0":1,"_0":2}}"#)), fast: false),
+        // Not a Service: refused by both.
+        ServiceCase(spec: ServiceCase.spec().replacingOccurrences(of: #""clusterIP":"10.96.0.10","#, with: ""), fast: false),
+        ServiceCase(spec: ServiceCase.spec().replacingOccurrences(of: "ClusterIP", with: "Weird"), fast: false),
+        ServiceCase(spec: ServiceCase.spec().replacingOccurrences(of: #"["IPv4"]"#, with: #"["IPv5"]"#), fast: false),
+        ServiceCase(spec: ServiceCase.spec().replacingOccurrences(of: #""None""#, with: "null"), fast: false),
+        ServiceCase(spec: ServiceCase.spec().replacingOccurrences(of: "false", with: #""false""#), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: #"{"name":"http","protocol":"TCP","port":80}"#), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: #"{"name":"http","protocol":"tcp","port":80,"nodePort":0}"#), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: #"{"name":"http","protocol":"TCP","port":80.5,"nodePort":0}"#), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: "8080")), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: #""http""#)), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: "{}")), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: #"{"int":{}}"#)), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: #"{"int":{"_0":"80"}}"#)), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: #"{"string":{"_0":80}}"#)), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: #"{"float":{"_0":1}}"#)), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port(targetPort: #"{"int":{"_0":1},"string":{"_0":"a"}}"#)), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port, #","selector":{"app":1}"#), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port, #","sessionAffinityTimeoutSeconds":1.5"#), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port, #","externalTrafficPolicy":"local""#), fast: false),
+        ServiceCase(spec: ServiceCase.spec(ports: ServiceCase.port, #","ipFamilyPolicy":1"#), fast: false),
+        ServiceCase(status: "{}", fast: false),
+        ServiceCase(status: "null", fast: false),
+        ServiceCase(spec: "[]", fast: false),
+        ServiceCase(spec: "null", fast: false),
+    ]
+
+    @Test(arguments: services)
+    func servicesReadAsJSONDecoderReadsThem(_ c: ServiceCase) throws {
+        let bytes = Array(c.json.utf8)
+        let tape = Result { try StoredJSON.decode(Service.self, from: bytes) }
+        let foundation = Result { try JSONDecoder().decode(Service.self, from: Data(bytes)) }
+        switch (tape, foundation) {
+        case (.success(let a), .success(let b)): #expect(a == b)
+        case (.failure, .failure): break
+        case (.success(let a), .failure(let error)): Issue.record("read \(a); JSONDecoder: \(Self.describe(error))")
+        case (.failure(let error), .success(let b)): Issue.record("refused (\(Self.describe(error))); JSONDecoder read \(b)")
+        }
+        #expect((try Self.readWithoutCodable(bytes)) != nil || !c.fast, "the reading gave up")
+        #expect((try Self.readWithoutCodable(bytes)) == nil || c.fast, "the reading did not give up")
+    }
+
+    /// The Service as the reading alone gives it (nil: it gives up).
+    static func readWithoutCodable(_ bytes: [UInt8]) throws -> Service? {
+        try bytes.withUnsafeBytes { raw in
+            var nodes: [JSONTape.Node] = []
+            let tape = try JSONTape(parsing: raw.assumingMemoryBound(to: UInt8.self), reusing: &nodes)
+            return tape.nodes.withUnsafeBufferPointer { nodes in
+                TapeDecoder(view: TapeView(nodes: nodes, bytes: tape.bytes), current: 0, keys: []).service(at: 0)
+            }
+        }
+    }
+
+    /// Services of every shape a registry stores, written by JSONEncoder: the reading takes
+    /// every one of them, and gives what JSONDecoder gives.
+    @Test func randomServicesAreReadWithoutCodable() throws {
+        var random = SplitMix64(state: 5)
+        func pick<T>(_ values: [T]) -> T { values[random.below(values.count)] }
+        func text() -> String { String((0..<random.below(6)).map { _ in pick(["a", "é", "\"", "\\", "\n", "-", "1"] as [Character]) }) }
+        for round in 0..<300 {
+            var spec = Service.Spec()
+            spec.type = pick(Service.ServiceType.allCases)
+            spec.clusterIP = pick(["", "None", "10.96.0.\(round % 250)", text()])
+            spec.clusterIPs = (0..<random.below(3)).map { _ in text() }
+            spec.ipFamilies = (0..<random.below(3)).map { _ in pick(IPFamily.allCases) }
+            spec.ipFamilyPolicy = pick([nil] + Service.IPFamilyPolicy.allCases)
+            spec.ports = (0..<random.below(4)).map { _ in
+                Service.Port(name: text(), protocol: pick(TransportProtocol.allCases), port: random.below(65536),
+                             targetPort: pick([nil, .int(random.below(65536)), .string(text())]), nodePort: random.below(32768))
+            }
+            spec.selector = random.below(3) == 0 ? nil : Dictionary(uniqueKeysWithValues: (0..<random.below(3)).map { ("k\($0)\(text())", text()) })
+            spec.externalName = text()
+            spec.loadBalancerIP = text()
+            spec.externalIPs = (0..<random.below(3)).map { _ in text() }
+            spec.sessionAffinity = pick(Service.SessionAffinity.allCases)
+            spec.sessionAffinityTimeoutSeconds = pick([nil, random.below(86400), -1])
+            spec.externalTrafficPolicy = pick([nil] + Service.TrafficPolicy.allCases)
+            spec.internalTrafficPolicy = pick([nil] + Service.TrafficPolicy.allCases)
+            spec.publishNotReadyAddresses = random.below(2) == 0
+            var status = Service.Status()
+            status.loadBalancerIngress = (0..<random.below(3)).map { _ in text() }
+            let service = Service(metadata: ObjectMeta(name: "s\(round)", namespace: text()), spec: spec, status: status)
+            let bytes = Array(try JSONEncoder().encode(service))
+            #expect(try Self.readWithoutCodable(bytes) == service, "\(String(decoding: bytes, as: UTF8.self))")
+            #expect(try StoredJSON.decode(Service.self, from: bytes) == (try JSONDecoder().decode(Service.self, from: Data(bytes))))
+        }
+    }
+
+    /// A whole EndpointSlice (`TapeFastPaths.endpointSlice`), as the Services above.
+    static let slices: [(json: String, fast: Bool)] = {
+        let meta = #""metadata":{"name":"a-1","namespace":"n","labels":{"kubernetes.io/service-name":"a"},"annotations":{},"uid":"u","resourceVersion":2}"#
+        let endpoint = #"{"addresses":["10.0.0.1"],"conditions":{"ready":true}}"#
+        let port = #"{"name":"http","port":80,"protocol":"TCP","appProtocol":""}"#
+        func slice(_ members: String) -> String { "{" + meta + "," + members + "}" }
+        return [
+            (slice(#""addressType":"IPv4","endpoints":["# + endpoint + "," + endpoint + #"],"ports":["# + port + "]"), true),
+            (slice(#""ports":[],"endpoints":[],"addressType":"FQDN""#), true),
+            (slice(#""addressType":"IPv6","endpoints":[],"ports":[{"appProtocol":"h2c","protocol":"UDP","port":5.3e1,"name":"","x":[]}],"kind":"EndpointSlice""#), true),
+            // Read by Codable: an endpoint the endpoints' reading gives up at, a repeated member.
+            (slice(#""addressType":"IPv4","endpoints":[{"addresses":["a"],"targetRef":{"kind":"Pod","namespace":"n","name":"p"}}],"ports":[]"#), false),
+            (slice(#""addressType":"IPv4","endpoints":[],"ports":[],"ports":[]"#), false),
+            // Not a slice: refused by both.
+            (slice(#""addressType":"IPv7","endpoints":[],"ports":[]"#), false),
+            (slice(#""addressType":"IPv4","endpoints":[],"ports":[{"name":"http","port":80,"protocol":"TCP"}]"#), false),
+            (slice(#""addressType":"IPv4","endpoints":[],"ports":[{"name":"http","port":80,"protocol":"tcp","appProtocol":""}]"#), false),
+            (slice(#""addressType":"IPv4","endpoints":[],"ports":[{"name":"http","port":"80","protocol":"TCP","appProtocol":""}]"#), false),
+            (slice(#""addressType":"IPv4","endpoints":[],"ports":null"#), false),
+            (slice(#""addressType":"IPv4","ports":[]"#), false),
+            (slice(#""addressType":null,"endpoints":[],"ports":[]"#), false),
+            (#"{"addressType":"IPv4","endpoints":[],"ports":[]}"#, false),
+        ]
+    }()
+
+    @Test(arguments: slices.indices)
+    func slicesReadAsJSONDecoderReadsThem(_ index: Int) throws {
+        let (json, fast) = Self.slices[index]
+        let bytes = Array(json.utf8)
+        let tape = Result { try StoredJSON.decode(EndpointSlice.self, from: bytes) }
+        let foundation = Result { try JSONDecoder().decode(EndpointSlice.self, from: Data(bytes)) }
+        switch (tape, foundation) {
+        case (.success(let a), .success(let b)): #expect(a == b, "\(json)")
+        case (.failure, .failure): break
+        case (.success(let a), .failure(let error)): Issue.record("\(json): read \(a); JSONDecoder: \(Self.describe(error))")
+        case (.failure(let error), .success(let b)): Issue.record("\(json): refused (\(Self.describe(error))); JSONDecoder read \(b)")
+        }
+        let read = try bytes.withUnsafeBytes { raw in
+            var nodes: [JSONTape.Node] = []
+            let tape = try JSONTape(parsing: raw.assumingMemoryBound(to: UInt8.self), reusing: &nodes)
+            return tape.nodes.withUnsafeBufferPointer { nodes in
+                TapeDecoder(view: TapeView(nodes: nodes, bytes: tape.bytes), current: 0, keys: []).endpointSlice(at: 0)
+            }
+        }
+        #expect((read != nil) == fast, "\(json): the reading \(read == nil ? "gave up" : "did not give up")")
+    }
+
     /// Random samples, written by JSONEncoder: the tape reads what JSONDecoder reads.
     @Test func randomValuesReadAsJSONDecoderReadsThem() throws {
         var random = SplitMix64(state: 7)

@@ -113,6 +113,8 @@ final class TapeDecoder: Decoder {
         if id == Self.stringMap { return try stringMap(at: current) as! T }
         if id == Self.endpointList, let endpoints = endpoints(at: current) { return endpoints as! T }
         if id == Self.objectMeta, let meta = objectMeta(at: current) { return meta as! T }
+        if id == Self.service, let service = service(at: current) { return service as! T }
+        if id == Self.endpointSlice, let slice = endpointSlice(at: current) { return slice as! T }
         return try T(from: self)
     }
 
@@ -121,6 +123,8 @@ final class TapeDecoder: Decoder {
     static let stringMap = ObjectIdentifier([String: String].self)
     static let endpointList = ObjectIdentifier([EndpointSlice.Endpoint].self)
     static let objectMeta = ObjectIdentifier(ObjectMeta.self)
+    static let service = ObjectIdentifier(Service.self)
+    static let endpointSlice = ObjectIdentifier(EndpointSlice.self)
 
     // MARK: Leaves
 

@@ -2,15 +2,61 @@
 import Glibc
 #endif
 
-/// Direct readings of the values a registry stores most of, without Codable's containers: an
-/// EndpointSlice's endpoints are half of a large registry's values, every object has its
-/// metadata, and each of them through `init(from:)` looked up the metadata of a generic
-/// container box in the runtime's shared cache, which both cores contend for. A reading
+/// Direct readings of the values a registry stores most of, without Codable's containers:
+/// EndpointSlices (their endpoints are half of a large registry's values) and Services
+/// (`TapeFastPaths+Service.swift`), and every object's metadata; each of them through
+/// `init(from:)` looked up the metadata of a generic container box in the runtime's shared
+/// cache, which both cores contend for. A reading
 /// gives up (nil) at anything it does not expect — a member of the wrong type, a repeated or
 /// escaped member name, a target reference, preserved fields — and the value is then decoded
 /// through Codable, which says precisely what is wrong or reads what is rare; so either way the
 /// result is Codable's. Unknown members are skipped, as `init(from:)` skips them.
 extension TapeDecoder {
+    /// An EndpointSlice at `index`, or nil to decode it through Codable.
+    func endpointSlice(at index: Int) -> EndpointSlice? {
+        guard tape.nodes[index].kind == .object else { return nil }
+        var metadata: ObjectMeta? = nil, addressType: EndpointSlice.AddressType? = nil
+        var endpoints: [EndpointSlice.Endpoint]? = nil, ports: [EndpointPort]? = nil
+        let read = members(of: index) { member, value in
+            switch member {
+            case .metadata?: metadata = objectMeta(at: value); return metadata != nil
+            case .addressType?: addressType = enumeration(at: value); return addressType != nil
+            case .endpoints?: endpoints = self.endpoints(at: value); return endpoints != nil
+            case .ports?: ports = endpointPorts(at: value); return ports != nil
+            default: return true  // not a slice's: skipped
+            }
+        }
+        guard read != nil, let metadata, let addressType, let endpoints, let ports else { return nil }
+        return EndpointSlice(metadata: metadata, addressType: addressType, endpoints: endpoints, ports: ports)
+    }
+
+    private static let requiredInEndpointPort = Member.bits(.name, .port, .protocol, .appProtocol)
+
+    private func endpointPorts(at index: Int) -> [EndpointPort]? {
+        let array = tape.nodes[index]
+        guard array.kind == .array else { return nil }
+        var ports: [EndpointPort] = []
+        ports.reserveCapacity(Int(array.count))
+        var element = index + 1
+        for _ in 0..<Int(array.count) {
+            guard tape.nodes[element].kind == .object else { return nil }
+            var port = EndpointPort(port: 0)
+            let read = members(of: element) { member, value in
+                switch member {
+                case .name?: return set(&port.name, try? string(at: value, path: keys))
+                case .port?: return set(&port.port, try? integer(Int.self, at: value, path: keys))
+                case .protocol?: return set(&port.protocol, enumeration(at: value))
+                case .appProtocol?: return set(&port.appProtocol, try? string(at: value, path: keys))
+                default: return true  // not a port's: skipped
+                }
+            }
+            guard let read, read & Self.requiredInEndpointPort == Self.requiredInEndpointPort else { return nil }
+            ports.append(port)
+            element = tape.next(after: element)
+        }
+        return ports
+    }
+
     /// An array of endpoints at `index`, or nil to decode it through Codable.
     func endpoints(at index: Int) -> [EndpointSlice.Endpoint]? {
         let array = tape.nodes[index]
@@ -27,10 +73,19 @@ extension TapeDecoder {
     }
 
     /// The members the readings know; each may appear once (a repeated one gives up).
-    private enum Member: Int {
+    enum Member: Int {
         case addresses, conditions, hostname, nodeName, zone, targetRef, ready, serving, terminating
         case name, namespace, labels, annotations, uid, resourceVersion, creationTimestamp, preserved
-        var bit: UInt32 { 1 << UInt32(rawValue) }
+        // A Service's (`TapeFastPaths+Service.swift`).
+        case metadata, spec, status, type, clusterIP, clusterIPs, ipFamilies, ipFamilyPolicy, ports, selector
+        case externalName, loadBalancerIP, externalIPs, sessionAffinity, sessionAffinityTimeoutSeconds
+        case externalTrafficPolicy, internalTrafficPolicy, publishNotReadyAddresses, loadBalancerIngress
+        case `protocol`, port, targetPort, nodePort, int, string, unlabeled
+        // An EndpointSlice's.
+        case addressType, endpoints, appProtocol
+        var bit: UInt64 { 1 << UInt64(rawValue) }
+
+        static func bits(_ members: Member...) -> UInt64 { members.reduce(0) { $0 | $1.bit } }
     }
 
     private enum Name {
@@ -48,45 +103,75 @@ extension TapeDecoder {
             name.count == text.utf8CodeUnitCount && memcmp(name.baseAddress!, text.utf8Start, name.count) == 0
         }
         switch name.count {
+        case 2 where equals("_0"): return .known(.unlabeled)
         case 3 where equals("uid"): return .known(.uid)
+        case 3 where equals("int"): return .known(.int)
         case 4 where equals("name"): return .known(.name)
-        case 6 where equals("labels"): return .known(.labels)
-        case 9 where equals("namespace"): return .known(.namespace)
-        case 9 where equals("preserved"): return .known(.preserved)
-        case 11 where equals("annotations"): return .known(.annotations)
-        case 15 where equals("resourceVersion"): return .known(.resourceVersion)
-        case 17 where equals("creationTimestamp"): return .known(.creationTimestamp)
         case 4 where equals("zone"): return .known(.zone)
+        case 4 where equals("spec"): return .known(.spec)
+        case 4 where equals("type"): return .known(.type)
+        case 4 where equals("port"): return .known(.port)
         case 5 where equals("ready"): return .known(.ready)
+        case 5 where equals("ports"): return .known(.ports)
+        case 6 where equals("labels"): return .known(.labels)
+        case 6 where equals("status"): return .known(.status)
+        case 6 where equals("string"): return .known(.string)
         case 7 where equals("serving"): return .known(.serving)
         case 8 where equals("hostname"): return .known(.hostname)
         case 8 where equals("nodeName"): return .known(.nodeName)
+        case 8 where equals("metadata"): return .known(.metadata)
+        case 8 where equals("selector"): return .known(.selector)
+        case 8 where equals("protocol"): return .known(.protocol)
+        case 8 where equals("nodePort"): return .known(.nodePort)
+        case 9 where equals("namespace"): return .known(.namespace)
+        case 9 where equals("preserved"): return .known(.preserved)
         case 9 where equals("addresses"): return .known(.addresses)
         case 9 where equals("targetRef"): return .known(.targetRef)
+        case 9 where equals("clusterIP"): return .known(.clusterIP)
+        case 9 where equals("endpoints"): return .known(.endpoints)
         case 10 where equals("conditions"): return .known(.conditions)
+        case 10 where equals("clusterIPs"): return .known(.clusterIPs)
+        case 10 where equals("ipFamilies"): return .known(.ipFamilies)
+        case 10 where equals("targetPort"): return .known(.targetPort)
+        case 11 where equals("annotations"): return .known(.annotations)
         case 11 where equals("terminating"): return .known(.terminating)
+        case 11 where equals("externalIPs"): return .known(.externalIPs)
+        case 11 where equals("addressType"): return .known(.addressType)
+        case 11 where equals("appProtocol"): return .known(.appProtocol)
+        case 12 where equals("externalName"): return .known(.externalName)
+        case 14 where equals("ipFamilyPolicy"): return .known(.ipFamilyPolicy)
+        case 14 where equals("loadBalancerIP"): return .known(.loadBalancerIP)
+        case 15 where equals("resourceVersion"): return .known(.resourceVersion)
+        case 15 where equals("sessionAffinity"): return .known(.sessionAffinity)
+        case 17 where equals("creationTimestamp"): return .known(.creationTimestamp)
+        case 19 where equals("loadBalancerIngress"): return .known(.loadBalancerIngress)
+        case 21 where equals("externalTrafficPolicy"): return .known(.externalTrafficPolicy)
+        case 21 where equals("internalTrafficPolicy"): return .known(.internalTrafficPolicy)
+        case 24 where equals("publishNotReadyAddresses"): return .known(.publishNotReadyAddresses)
+        case 29 where equals("sessionAffinityTimeoutSeconds"): return .known(.sessionAffinityTimeoutSeconds)
         default: return .unknown
         }
     }
 
     /// Calls `body` with each member's name and value index of the object at `index`, unless
-    /// a name is unreadable or repeated (false: give up); `body` returns false to give up.
-    private func members(of index: Int, _ body: (Member?, Int) -> Bool) -> Bool {
+    /// a name is unreadable or repeated (nil: give up); `body` returns false to give up. The
+    /// known members seen, as bits.
+    func members(of index: Int, _ body: (Member?, Int) -> Bool) -> UInt64? {
         let object = tape.nodes[index]
-        var seen: UInt32 = 0
+        var seen: UInt64 = 0
         var member = index + 1
         for _ in 0..<Int(object.count) {
             let value = member + 1
             switch name(tape.nodes[member]) {
-            case .unreadable: return false
-            case .unknown: guard body(nil, value) else { return false }
+            case .unreadable: return nil
+            case .unknown: guard body(nil, value) else { return nil }
             case .known(let known):
-                guard seen & known.bit == 0, body(known, value) else { return false }
+                guard seen & known.bit == 0, body(known, value) else { return nil }
                 seen |= known.bit
             }
             member = tape.next(after: value)
         }
-        return true
+        return seen
     }
 
     private func endpoint(at index: Int) -> EndpointSlice.Endpoint? {
@@ -118,7 +203,7 @@ extension TapeDecoder {
             }
             return true
         }
-        guard read, let addresses else { return nil }
+        guard read != nil, let addresses else { return nil }
         return EndpointSlice.Endpoint(addresses: addresses, conditions: conditions, hostname: hostname, nodeName: nodeName, zone: zone)
     }
 
@@ -150,7 +235,7 @@ extension TapeDecoder {
                 return true  // not metadata's: skipped
             }
         }
-        guard read, let name, let namespace, let uid, let labels, let annotations, let resourceVersion else { return nil }
+        guard read != nil, let name, let namespace, let uid, let labels, let annotations, let resourceVersion else { return nil }
         var meta = ObjectMeta(name: name, namespace: namespace, labels: labels, annotations: annotations, uid: uid,
                               resourceVersion: resourceVersion)
         meta.creationTimestamp = creationTimestamp
@@ -179,13 +264,43 @@ extension TapeDecoder {
             }
             return true
         }
-        return read ? conditions : nil
+        return read != nil ? conditions : nil
     }
 
     /// A string, or "" for null; nil to give up.
-    private func optionalString(at index: Int) -> String? {
+    func optionalString(at index: Int) -> String? {
         let node = tape.nodes[index]
         if node.kind == .null { return "" }
         return try? string(at: index, path: keys)
+    }
+
+    /// A raw value of `E`, or nil to give up.
+    func enumeration<E: RawRepresentable>(at index: Int) -> E? where E.RawValue == String {
+        (try? string(at: index, path: keys)).flatMap(E.init(rawValue:))
+    }
+
+    func enumerations<E: RawRepresentable>(at index: Int) -> [E]? where E.RawValue == String {
+        guard let texts = try? strings(at: index) else { return nil }
+        var values: [E] = []
+        values.reserveCapacity(texts.count)
+        for text in texts {
+            guard let value = E(rawValue: text) else { return nil }
+            values.append(value)
+        }
+        return values
+    }
+
+    /// An optional member: `.some(nil)` for null (absent ones are never read), `read`'s value,
+    /// or nil to give up.
+    func optional<T>(at index: Int, _ read: (Int) -> T?) -> T?? {
+        if tape.nodes[index].kind == .null { return .some(nil) }
+        return read(index).map { .some($0) }
+    }
+
+    /// Sets `field` to what was read; false (give up) when nothing was.
+    func set<T>(_ field: inout T, _ value: T?) -> Bool {
+        guard let value else { return false }
+        field = value
+        return true
     }
 }
