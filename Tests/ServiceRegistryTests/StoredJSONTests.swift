@@ -393,16 +393,18 @@ struct StoredJSONTests {
         #expect((try Self.readWithoutCodable(bytes)) == nil || c.fast, "the reading did not give up")
     }
 
-    /// The Service as the reading alone gives it (nil: it gives up).
-    static func readWithoutCodable(_ bytes: [UInt8]) throws -> Service? {
+    /// What a reading alone gives for `bytes` (nil: it gives up).
+    static func reading<T>(_ bytes: [UInt8], _ read: (TapeDecoder) -> T?) throws -> T? {
         try bytes.withUnsafeBytes { raw in
             var nodes: [JSONTape.Node] = []
             let tape = try JSONTape(parsing: raw.assumingMemoryBound(to: UInt8.self), reusing: &nodes)
             return tape.nodes.withUnsafeBufferPointer { nodes in
-                TapeDecoder(view: TapeView(nodes: nodes, bytes: tape.bytes), current: 0, keys: []).service(at: 0)
+                read(TapeDecoder(view: TapeView(nodes: nodes, bytes: tape.bytes), current: 0, keys: []))
             }
         }
     }
+
+    static func readWithoutCodable(_ bytes: [UInt8]) throws -> Service? { try reading(bytes) { $0.service(at: 0) } }
 
     /// Services of every shape a registry stores, written by JSONEncoder: the reading takes
     /// every one of them, and gives what JSONDecoder gives.
@@ -476,13 +478,47 @@ struct StoredJSONTests {
         case (.success(let a), .failure(let error)): Issue.record("\(json): read \(a); JSONDecoder: \(Self.describe(error))")
         case (.failure(let error), .success(let b)): Issue.record("\(json): refused (\(Self.describe(error))); JSONDecoder read \(b)")
         }
-        let read = try bytes.withUnsafeBytes { raw in
-            var nodes: [JSONTape.Node] = []
-            let tape = try JSONTape(parsing: raw.assumingMemoryBound(to: UInt8.self), reusing: &nodes)
-            return tape.nodes.withUnsafeBufferPointer { nodes in
-                TapeDecoder(view: TapeView(nodes: nodes, bytes: tape.bytes), current: 0, keys: []).endpointSlice(at: 0)
-            }
+        let read = try Self.reading(bytes) { $0.endpointSlice(at: 0) }
+        #expect((read != nil) == fast, "\(json): the reading \(read == nil ? "gave up" : "did not give up")")
+    }
+
+    /// The stored object around them (`TapeFastPaths.registryObject`): the synthesized coding
+    /// of `RegistryObject`, one member naming the kind, holding `_0`.
+    static let wrapped: [(json: String, fast: Bool)] = {
+        let service = ServiceCase(fast: true).json
+        let slice = slices[0].json
+        let namespace = #"{"metadata":{"name":"a","namespace":"","labels":{},"annotations":{},"uid":"u","resourceVersion":1}}"#
+        return [
+            (#"{"service":{"_0":"# + service + "}}", true),
+            (#"{"endpointSlice":{"_0":"# + slice + "}}", true),
+            (#"{"service":{"x":[1],"_0":"# + service + "}}", true),
+            // Read by Codable: an unknown member beside the kind, another kind, a repeated payload.
+            (#"{"service":{"_0":"# + service + #"},"x":1}"#, false),
+            (#"{"namespace":{"_0":"# + namespace + "}}", false),
+            (#"{"service":{"_0":"# + service + #","_0":"# + service + "}}", false),
+            // Not a stored object: refused by both.
+            (#"{"service":{}}"#, false),
+            (#"{"service":[]}"#, false),
+            (#"{"service":{"_0":"# + slice + "}}", false),
+            (#"{"service":{"_0":"# + service + #"},"endpointSlice":{"_0":"# + slice + "}}", false),
+            (#"{"Service":{"_0":"# + service + "}}", false),
+            ("{}", false),
+        ]
+    }()
+
+    @Test(arguments: wrapped.indices)
+    func storedObjectsReadAsJSONDecoderReadsThem(_ index: Int) throws {
+        let (json, fast) = Self.wrapped[index]
+        let bytes = Array(json.utf8)
+        let tape = Result { try RegistryObject(storedJSON: bytes) }
+        let foundation = Result { try JSONDecoder().decode(RegistryObject.self, from: Data(bytes)) }
+        switch (tape, foundation) {
+        case (.success(let a), .success(let b)): #expect(a == b, "\(json)")
+        case (.failure, .failure): break
+        case (.success(let a), .failure(let error)): Issue.record("\(json): read \(a); JSONDecoder: \(Self.describe(error))")
+        case (.failure(let error), .success(let b)): Issue.record("\(json): refused (\(Self.describe(error))); JSONDecoder read \(b)")
         }
+        let read = try Self.reading(bytes) { $0.registryObject(at: 0) }
         #expect((read != nil) == fast, "\(json): the reading \(read == nil ? "gave up" : "did not give up")")
     }
 

@@ -109,6 +109,7 @@ final class TapeDecoder: Decoder {
     /// The value at `current`.
     func decodeCurrent<T: Decodable>(_ type: T.Type) throws -> T {
         let id = ObjectIdentifier(T.self)
+        if id == Self.registryObject, let object = registryObject(at: current) { return object as! T }
         if id == Self.stringArray { return try strings(at: current) as! T }
         if id == Self.stringMap { return try stringMap(at: current) as! T }
         if id == Self.endpointList, let endpoints = endpoints(at: current) { return endpoints as! T }
@@ -124,6 +125,7 @@ final class TapeDecoder: Decoder {
     static let endpointList = ObjectIdentifier([EndpointSlice.Endpoint].self)
     static let objectMeta = ObjectIdentifier(ObjectMeta.self)
     static let service = ObjectIdentifier(Service.self)
+    static let registryObject = ObjectIdentifier(RegistryObject.self)
     static let endpointSlice = ObjectIdentifier(EndpointSlice.self)
 
     // MARK: Leaves

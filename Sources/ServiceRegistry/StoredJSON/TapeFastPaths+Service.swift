@@ -96,25 +96,14 @@ extension TapeDecoder {
         return port
     }
 
-    /// The synthesized coding of an enumeration with a payload: one member naming the case,
-    /// holding `_0`. Anything beside it gives up (Codable decides what it means).
+    /// `{"int":{"_0":80}}` or `{"string":{"_0":"http"}}`, as the synthesized coding writes them.
     private func intOrString(at index: Int) -> IntOrString? {
-        let object = tape.nodes[index]
-        guard object.kind == .object, object.count == 1 else { return nil }
-        var result: IntOrString? = nil
-        let read = members(of: index) { member, value in
-            guard member == .int || member == .string, tape.nodes[value].kind == .object else { return false }
-            let payload = members(of: value) { inner, at in
-                guard inner == .unlabeled else { return true }  // skipped, as `init(from:)` skips it
-                if member == .int {
-                    result = (try? integer(Int.self, at: at, path: keys)).map(IntOrString.int)
-                } else {
-                    result = (try? string(at: at, path: keys)).map(IntOrString.string)
-                }
-                return result != nil
+        payload(at: index) { kind, at in
+            switch kind {
+            case .int: (try? integer(Int.self, at: at, path: keys)).map(IntOrString.int)
+            case .string: (try? string(at: at, path: keys)).map(IntOrString.string)
+            default: nil
             }
-            return payload.map { $0 & Member.unlabeled.bit != 0 } ?? false
         }
-        return read != nil ? result : nil
     }
 }

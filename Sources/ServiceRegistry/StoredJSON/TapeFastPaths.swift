@@ -12,6 +12,39 @@ import Glibc
 /// through Codable, which says precisely what is wrong or reads what is rare; so either way the
 /// result is Codable's. Unknown members are skipped, as `init(from:)` skips them.
 extension TapeDecoder {
+    /// A stored object at `index` in the synthesized coding of `RegistryObject` (one member
+    /// naming the case, holding `_0`) when it is a Service or an EndpointSlice, or nil to decode
+    /// it through Codable (the other kinds, and anything unexpected).
+    func registryObject(at index: Int) -> RegistryObject? {
+        payload(at: index) { kind, at in
+            switch kind {
+            case .service: service(at: at).map(RegistryObject.service)
+            case .endpointSlice: endpointSlice(at: at).map(RegistryObject.endpointSlice)
+            default: nil
+            }
+        }
+    }
+
+    /// The synthesized coding of an enumeration with a payload: an object of one member naming
+    /// the case, holding an object whose `_0` is the payload, which `read` reads (given the
+    /// case's name and `_0`'s index). Anything beside the one member gives up, and so does a
+    /// case name the readings do not know: Codable decides what those mean.
+    func payload<T>(at index: Int, _ read: (Member, Int) -> T?) -> T? {
+        let object = tape.nodes[index]
+        guard object.kind == .object, object.count == 1 else { return nil }
+        var result: T? = nil
+        let outer = members(of: index) { member, value in
+            guard let member, tape.nodes[value].kind == .object else { return false }
+            // Without `_0`, `result` stays nil.
+            return members(of: value) { name, at in
+                guard name == .unlabeled else { return true }  // skipped, as `init(from:)` skips it
+                result = read(member, at)
+                return result != nil
+            } != nil
+        }
+        return outer != nil ? result : nil
+    }
+
     /// An EndpointSlice at `index`, or nil to decode it through Codable.
     func endpointSlice(at index: Int) -> EndpointSlice? {
         guard tape.nodes[index].kind == .object else { return nil }
@@ -83,6 +116,8 @@ extension TapeDecoder {
         case `protocol`, port, targetPort, nodePort, int, string, unlabeled
         // An EndpointSlice's.
         case addressType, endpoints, appProtocol
+        // A RegistryObject's cases read without Codable.
+        case service, endpointSlice
         var bit: UInt64 { 1 << UInt64(rawValue) }
 
         static func bits(_ members: Member...) -> UInt64 { members.reduce(0) { $0 | $1.bit } }
@@ -117,6 +152,7 @@ extension TapeDecoder {
         case 6 where equals("status"): return .known(.status)
         case 6 where equals("string"): return .known(.string)
         case 7 where equals("serving"): return .known(.serving)
+        case 7 where equals("service"): return .known(.service)
         case 8 where equals("hostname"): return .known(.hostname)
         case 8 where equals("nodeName"): return .known(.nodeName)
         case 8 where equals("metadata"): return .known(.metadata)
@@ -139,6 +175,7 @@ extension TapeDecoder {
         case 11 where equals("addressType"): return .known(.addressType)
         case 11 where equals("appProtocol"): return .known(.appProtocol)
         case 12 where equals("externalName"): return .known(.externalName)
+        case 13 where equals("endpointSlice"): return .known(.endpointSlice)
         case 14 where equals("ipFamilyPolicy"): return .known(.ipFamilyPolicy)
         case 14 where equals("loadBalancerIP"): return .known(.loadBalancerIP)
         case 15 where equals("resourceVersion"): return .known(.resourceVersion)
