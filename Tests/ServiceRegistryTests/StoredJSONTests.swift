@@ -380,17 +380,24 @@ struct StoredJSONTests {
 
     @Test(arguments: services)
     func servicesReadAsJSONDecoderReadsThem(_ c: ServiceCase) throws {
-        let bytes = Array(c.json.utf8)
-        let tape = Result { try StoredJSON.decode(Service.self, from: bytes) }
-        let foundation = Result { try JSONDecoder().decode(Service.self, from: Data(bytes)) }
+        try Self.expectReadAlike(Service.self, c.json, fast: c.fast) { $0.service(at: 0) }
+    }
+
+    /// `json` read through the tape as JSONDecoder reads it, or refused by both; `read`, the
+    /// reading alone, gives up exactly when it is not `fast`.
+    static func expectReadAlike<T: Decodable & Equatable>(_ type: T.Type, _ json: String, fast: Bool,
+                                                           _ read: (TapeDecoder) -> T?) throws {
+        let bytes = Array(json.utf8)
+        let tape = Result { try StoredJSON.decode(T.self, from: bytes) }
+        let foundation = Result { try JSONDecoder().decode(T.self, from: Data(bytes)) }
         switch (tape, foundation) {
-        case (.success(let a), .success(let b)): #expect(a == b)
+        case (.success(let a), .success(let b)): #expect(a == b, "\(json)")
         case (.failure, .failure): break
-        case (.success(let a), .failure(let error)): Issue.record("read \(a); JSONDecoder: \(Self.describe(error))")
-        case (.failure(let error), .success(let b)): Issue.record("refused (\(Self.describe(error))); JSONDecoder read \(b)")
+        case (.success(let a), .failure(let error)): Issue.record("\(json): read \(a); JSONDecoder: \(describe(error))")
+        case (.failure(let error), .success(let b)): Issue.record("\(json): refused (\(describe(error))); JSONDecoder read \(b)")
         }
-        #expect((try Self.readWithoutCodable(bytes)) != nil || !c.fast, "the reading gave up")
-        #expect((try Self.readWithoutCodable(bytes)) == nil || c.fast, "the reading did not give up")
+        let alone = try reading(bytes, read)
+        #expect((alone != nil) == fast, "\(json): the reading \(alone == nil ? "gave up" : "did not give up")")
     }
 
     /// What a reading alone gives for `bytes` (nil: it gives up).
@@ -404,7 +411,6 @@ struct StoredJSONTests {
         }
     }
 
-    static func readWithoutCodable(_ bytes: [UInt8]) throws -> Service? { try reading(bytes) { $0.service(at: 0) } }
 
     /// Services of every shape a registry stores, written by JSONEncoder: the reading takes
     /// every one of them, and gives what JSONDecoder gives.
@@ -436,7 +442,7 @@ struct StoredJSONTests {
             status.loadBalancerIngress = (0..<random.below(3)).map { _ in text() }
             let service = Service(metadata: ObjectMeta(name: "s\(round)", namespace: text()), spec: spec, status: status)
             let bytes = Array(try JSONEncoder().encode(service))
-            #expect(try Self.readWithoutCodable(bytes) == service, "\(String(decoding: bytes, as: UTF8.self))")
+            #expect(try Self.reading(bytes) { $0.service(at: 0) } == service, "\(String(decoding: bytes, as: UTF8.self))")
             #expect(try StoredJSON.decode(Service.self, from: bytes) == (try JSONDecoder().decode(Service.self, from: Data(bytes))))
         }
     }
@@ -468,18 +474,7 @@ struct StoredJSONTests {
 
     @Test(arguments: slices.indices)
     func slicesReadAsJSONDecoderReadsThem(_ index: Int) throws {
-        let (json, fast) = Self.slices[index]
-        let bytes = Array(json.utf8)
-        let tape = Result { try StoredJSON.decode(EndpointSlice.self, from: bytes) }
-        let foundation = Result { try JSONDecoder().decode(EndpointSlice.self, from: Data(bytes)) }
-        switch (tape, foundation) {
-        case (.success(let a), .success(let b)): #expect(a == b, "\(json)")
-        case (.failure, .failure): break
-        case (.success(let a), .failure(let error)): Issue.record("\(json): read \(a); JSONDecoder: \(Self.describe(error))")
-        case (.failure(let error), .success(let b)): Issue.record("\(json): refused (\(Self.describe(error))); JSONDecoder read \(b)")
-        }
-        let read = try Self.reading(bytes) { $0.endpointSlice(at: 0) }
-        #expect((read != nil) == fast, "\(json): the reading \(read == nil ? "gave up" : "did not give up")")
+        try Self.expectReadAlike(EndpointSlice.self, Self.slices[index].json, fast: Self.slices[index].fast) { $0.endpointSlice(at: 0) }
     }
 
     /// The stored object around them (`TapeFastPaths.registryObject`): the synthesized coding
@@ -508,18 +503,7 @@ struct StoredJSONTests {
 
     @Test(arguments: wrapped.indices)
     func storedObjectsReadAsJSONDecoderReadsThem(_ index: Int) throws {
-        let (json, fast) = Self.wrapped[index]
-        let bytes = Array(json.utf8)
-        let tape = Result { try RegistryObject(storedJSON: bytes) }
-        let foundation = Result { try JSONDecoder().decode(RegistryObject.self, from: Data(bytes)) }
-        switch (tape, foundation) {
-        case (.success(let a), .success(let b)): #expect(a == b, "\(json)")
-        case (.failure, .failure): break
-        case (.success(let a), .failure(let error)): Issue.record("\(json): read \(a); JSONDecoder: \(Self.describe(error))")
-        case (.failure(let error), .success(let b)): Issue.record("\(json): refused (\(Self.describe(error))); JSONDecoder read \(b)")
-        }
-        let read = try Self.reading(bytes) { $0.registryObject(at: 0) }
-        #expect((read != nil) == fast, "\(json): the reading \(read == nil ? "gave up" : "did not give up")")
+        try Self.expectReadAlike(RegistryObject.self, Self.wrapped[index].json, fast: Self.wrapped[index].fast) { $0.registryObject(at: 0) }
     }
 
     /// Random samples, written by JSONEncoder: the tape reads what JSONDecoder reads.

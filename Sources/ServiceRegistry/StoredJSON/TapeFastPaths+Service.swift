@@ -35,7 +35,7 @@ extension TapeDecoder {
             case .clusterIPs?: return set(&spec.clusterIPs, try? strings(at: value))
             case .ipFamilies?: return set(&spec.ipFamilies, enumerations(at: value))
             case .ipFamilyPolicy?: return set(&spec.ipFamilyPolicy, optional(at: value) { enumeration(at: $0) })
-            case .ports?: return set(&spec.ports, servicePorts(at: value))
+            case .ports?: return set(&spec.ports, array(at: value, servicePort(at:)))
             case .selector?: return set(&spec.selector, optional(at: value) { try? stringMap(at: $0) })
             case .externalName?: return set(&spec.externalName, try? string(at: value, path: keys))
             case .loadBalancerIP?: return set(&spec.loadBalancerIP, try? string(at: value, path: keys))
@@ -61,20 +61,6 @@ extension TapeDecoder {
         }
         guard let read, read & Member.loadBalancerIngress.bit != 0 else { return nil }
         return status
-    }
-
-    private func servicePorts(at index: Int) -> [Service.Port]? {
-        let array = tape.nodes[index]
-        guard array.kind == .array else { return nil }
-        var ports: [Service.Port] = []
-        ports.reserveCapacity(Int(array.count))
-        var element = index + 1
-        for _ in 0..<Int(array.count) {
-            guard let port = servicePort(at: element) else { return nil }
-            ports.append(port)
-            element = tape.next(after: element)
-        }
-        return ports
     }
 
     private static let requiredInPort = Member.bits(.name, .protocol, .port, .nodePort)

@@ -55,7 +55,7 @@ extension TapeDecoder {
             case .metadata?: metadata = objectMeta(at: value); return metadata != nil
             case .addressType?: addressType = enumeration(at: value); return addressType != nil
             case .endpoints?: endpoints = self.endpoints(at: value); return endpoints != nil
-            case .ports?: ports = endpointPorts(at: value); return ports != nil
+            case .ports?: ports = array(at: value, endpointPort(at:)); return ports != nil
             default: return true  // not a slice's: skipped
             }
         }
@@ -65,41 +65,35 @@ extension TapeDecoder {
 
     private static let requiredInEndpointPort = Member.bits(.name, .port, .protocol, .appProtocol)
 
-    private func endpointPorts(at index: Int) -> [EndpointPort]? {
-        let array = tape.nodes[index]
-        guard array.kind == .array else { return nil }
-        var ports: [EndpointPort] = []
-        ports.reserveCapacity(Int(array.count))
-        var element = index + 1
-        for _ in 0..<Int(array.count) {
-            guard tape.nodes[element].kind == .object else { return nil }
-            var port = EndpointPort(port: 0)
-            let read = members(of: element) { member, value in
-                switch member {
-                case .name?: return set(&port.name, try? string(at: value, path: keys))
-                case .port?: return set(&port.port, try? integer(Int.self, at: value, path: keys))
-                case .protocol?: return set(&port.protocol, enumeration(at: value))
-                case .appProtocol?: return set(&port.appProtocol, try? string(at: value, path: keys))
-                default: return true  // not a port's: skipped
-                }
+    private func endpointPort(at index: Int) -> EndpointPort? {
+        guard tape.nodes[index].kind == .object else { return nil }
+        var port = EndpointPort(port: 0)
+        let read = members(of: index) { member, value in
+            switch member {
+            case .name?: return set(&port.name, try? string(at: value, path: keys))
+            case .port?: return set(&port.port, try? integer(Int.self, at: value, path: keys))
+            case .protocol?: return set(&port.protocol, enumeration(at: value))
+            case .appProtocol?: return set(&port.appProtocol, try? string(at: value, path: keys))
+            default: return true  // not a port's: skipped
             }
-            guard let read, read & Self.requiredInEndpointPort == Self.requiredInEndpointPort else { return nil }
-            ports.append(port)
-            element = tape.next(after: element)
         }
-        return ports
+        guard let read, read & Self.requiredInEndpointPort == Self.requiredInEndpointPort else { return nil }
+        return port
     }
 
     /// An array of endpoints at `index`, or nil to decode it through Codable.
-    func endpoints(at index: Int) -> [EndpointSlice.Endpoint]? {
+    func endpoints(at index: Int) -> [EndpointSlice.Endpoint]? { array(at: index, endpoint(at:)) }
+
+    /// An array at `index` whose every element `read` reads, or nil to give up.
+    func array<T>(at index: Int, _ read: (Int) -> T?) -> [T]? {
         let array = tape.nodes[index]
         guard array.kind == .array else { return nil }
-        var result: [EndpointSlice.Endpoint] = []
+        var result: [T] = []
         result.reserveCapacity(Int(array.count))
         var element = index + 1
         for _ in 0..<Int(array.count) {
-            guard let endpoint = endpoint(at: element) else { return nil }
-            result.append(endpoint)
+            guard let value = read(element) else { return nil }
+            result.append(value)
             element = tape.next(after: element)
         }
         return result
@@ -317,14 +311,7 @@ extension TapeDecoder {
     }
 
     func enumerations<E: RawRepresentable>(at index: Int) -> [E]? where E.RawValue == String {
-        guard let texts = try? strings(at: index) else { return nil }
-        var values: [E] = []
-        values.reserveCapacity(texts.count)
-        for text in texts {
-            guard let value = E(rawValue: text) else { return nil }
-            values.append(value)
-        }
-        return values
+        array(at: index) { enumeration(at: $0) }
     }
 
     /// An optional member: `.some(nil)` for null (absent ones are never read), `read`'s value,
