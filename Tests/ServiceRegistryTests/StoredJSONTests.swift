@@ -400,6 +400,12 @@ struct StoredJSONTests {
         #expect((alone != nil) == fast, "\(json): the reading \(alone == nil ? "gave up" : "did not give up")")
     }
 
+    /// A reading tracks the members it has seen as bits of a UInt64.
+    @Test func theReadingsKnowAtMost64Members() {
+        #expect(TapeDecoder.Member.allCases.count <= 64)
+        #expect(TapeDecoder.Member.allCases.map(\.rawValue) == Array(0..<TapeDecoder.Member.allCases.count))
+    }
+
     /// What a reading alone gives for `bytes` (nil: it gives up).
     static func reading<T>(_ bytes: [UInt8], _ read: (TapeDecoder) -> T?) throws -> T? {
         try bytes.withUnsafeBytes { raw in

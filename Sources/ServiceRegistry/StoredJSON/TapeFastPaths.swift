@@ -6,11 +6,11 @@ import Glibc
 /// EndpointSlices (their endpoints are half of a large registry's values) and Services
 /// (`TapeFastPaths+Service.swift`), and every object's metadata; each of them through
 /// `init(from:)` looked up the metadata of a generic container box in the runtime's shared
-/// cache, which both cores contend for. A reading
-/// gives up (nil) at anything it does not expect — a member of the wrong type, a repeated or
-/// escaped member name, a target reference, preserved fields — and the value is then decoded
-/// through Codable, which says precisely what is wrong or reads what is rare; so either way the
-/// result is Codable's. Unknown members are skipped, as `init(from:)` skips them.
+/// cache, which both cores contend for, and allocated under the one malloc arena's lock. A
+/// reading gives up (nil) at anything it does not expect — a member of the wrong type, a
+/// repeated or escaped member name, a target reference, preserved fields — and the value is
+/// then decoded through Codable, which says precisely what is wrong or reads what is rare; so
+/// either way the result is Codable's. Unknown members are skipped, as `init(from:)` skips them.
 extension TapeDecoder {
     /// A stored object at `index` in the synthesized coding of `RegistryObject` (one member
     /// naming the case, holding `_0`) when it is a Service or an EndpointSlice, or nil to decode
@@ -99,8 +99,9 @@ extension TapeDecoder {
         return result
     }
 
-    /// The members the readings know; each may appear once (a repeated one gives up).
-    enum Member: Int {
+    /// The members the readings know; each may appear once (a repeated one gives up). Seen
+    /// members are bits of a UInt64: 64 at most (`StoredJSONTests` checks).
+    enum Member: Int, CaseIterable {
         case addresses, conditions, hostname, nodeName, zone, targetRef, ready, serving, terminating
         case name, namespace, labels, annotations, uid, resourceVersion, creationTimestamp, preserved
         // A Service's (`TapeFastPaths+Service.swift`).
@@ -299,7 +300,7 @@ extension TapeDecoder {
     }
 
     /// A string, or "" for null; nil to give up.
-    func optionalString(at index: Int) -> String? {
+    private func optionalString(at index: Int) -> String? {
         let node = tape.nodes[index]
         if node.kind == .null { return "" }
         return try? string(at: index, path: keys)
