@@ -1,13 +1,15 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
-import FoundationEssentials
+public import FoundationEssentials
 import SwiftProtobuf
 
 /// A key and its value as etcd keeps them, with the revisions that make optimistic concurrency
 /// possible: `modRevision` is what a transaction compares to update only what it read.
 public struct EtcdKeyValue: Sendable, Hashable {
     public var key: [UInt8]
-    public var value: [UInt8]
+    /// The value as the response holds it, not copied: a list's values are megabytes, read
+    /// once by whoever decodes them.
+    public var value: Data
     public var createRevision: Int64
     public var modRevision: Int64
     public var version: Int64
@@ -15,7 +17,7 @@ public struct EtcdKeyValue: Sendable, Hashable {
 
     init(_ kv: Mvccpb_KeyValue) {
         key = Array(kv.key)
-        value = Array(kv.value)
+        value = kv.value
         createRevision = kv.createRevision
         modRevision = kv.modRevision
         version = kv.version

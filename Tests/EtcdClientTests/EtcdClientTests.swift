@@ -27,14 +27,14 @@ import TestSupport
         try await withEtcd { etcd, _ in
             let first = try await etcd.put(bytes("/t/services/shop/web"), bytes("v1"))
             let read = try #require(try await etcd.range(bytes("/t/services/shop/web")).keyValues.first)
-            #expect(read.value == bytes("v1") && read.modRevision == first && read.version == 1)
+            #expect(Array(read.value) == bytes("v1") && read.modRevision == first && read.version == 1)
             // A write that names the revision it read: applied once, refused when stale.
             let updated = try await etcd.transaction(if: [.modRevision(read.key, equals: read.modRevision)],
                                                      then: [.put(read.key, bytes("v2"))], else: [.get(read.key)])
             #expect(updated.succeeded && updated.revision == first + 1)
             let stale = try await etcd.transaction(if: [.modRevision(read.key, equals: read.modRevision)],
                                                    then: [.put(read.key, bytes("v3"))], else: [.get(read.key)])
-            #expect(!stale.succeeded && stale.reads.first?.first?.value == bytes("v2"), "the failure branch reads the current value")
+            #expect(!stale.succeeded && stale.reads.first?.first.map { Array($0.value) } == bytes("v2"), "the failure branch reads the current value")
             // Create only if absent: the second creator loses.
             let created = try await etcd.transaction(if: [.absent(bytes("/t/ip/10.96.0.1"))], then: [.put(bytes("/t/ip/10.96.0.1"), bytes("web"))])
             let again = try await etcd.transaction(if: [.absent(bytes("/t/ip/10.96.0.1"))], then: [.put(bytes("/t/ip/10.96.0.1"), bytes("db"))])
@@ -42,7 +42,7 @@ import TestSupport
             // A list in pages reads one revision: a write between pages is not in it.
             for i in 0..<25 { try await etcd.put(bytes("/t/pods/p\(String(format: "%02d", i))"), bytes("\(i)")) }
             let listed = try await etcd.list(prefix: bytes("/t/pods/"), pageSize: 10)
-            #expect(listed.keyValues.count == 25 && listed.keyValues.map(\.value) == (0..<25).map { bytes("\($0)") })
+            #expect(listed.keyValues.count == 25 && listed.keyValues.map { Array($0.value) } == (0..<25).map { bytes("\($0)") })
             let atRevision = try await etcd.range(bytes("/t/pods/"), end: EtcdClient.rangeEnd(ofPrefix: bytes("/t/pods/")),
                                                   revision: listed.revision - 1)
             #expect(atRevision.keyValues.count == 24, "read at an earlier revision")
@@ -80,7 +80,7 @@ import TestSupport
             var seen: [String] = []
             for try await batch in etcd.watch(prefix: bytes("/w/"), from: start) {
                 for event in batch.events {
-                    seen.append("\(event.kind) \(String(decoding: event.keyValue.key, as: UTF8.self)) \(String(decoding: event.previous?.value ?? [], as: UTF8.self))")
+                    seen.append("\(event.kind) \(String(decoding: event.keyValue.key, as: UTF8.self)) \(String(decoding: event.previous.map { Array($0.value) } ?? [], as: UTF8.self))")
                 }
                 if seen.count >= 3 { break }
             }
