@@ -206,33 +206,78 @@ import TestSupport
         }
     }
 
-    /// A list of more than one page (the first of 1,000 keys, the next sized by its bytes)
-    /// gives every object once, in key order, and the node leases among them.
+    /// A list of more than one page in two kinds (each kind's first of 1,000 keys, the next
+    /// sized by its bytes; the kinds read side by side) gives every object once, in key order,
+    /// and the node leases among them.
     @Test func aListOfSeveralPagesIsWhole() async throws {
         try await withStores { stores, _ in
             let store = stores[0]
-            let names = (0..<1_500).map { String(format: "s%04d", $0) }
-            for (index, name) in names.enumerated() {
-                let ip = "10.96.\(index / 250).\(index % 250 + 1)"
-                try await store.client.put(store.key(for: ObjectKey(.service, namespace: "shop", name: name)),
-                                           store.encode(try service(name, clusterIP: ip)))
+            let services = try (0..<1_500).map { index in
+                try service(String(format: "s%04d", index), clusterIP: "10.96.\(index / 250).\(index % 250 + 1)")
+            }
+            let pods = try (0..<1_200).map { index in
+                try object("""
+                    apiVersion: v1
+                    kind: Pod
+                    metadata: {name: \(String(format: "p%04d", index)), namespace: shop}
+                    spec: {containers: [{name: app, image: nginx}]}
+                    """)
+            }
+            // A hundred keys a transaction (etcd allows 128 operations in one).
+            for batch in stride(from: 0, to: pods.count + services.count, by: 100) {
+                let objects = (pods + services)[batch..<min(batch + 100, pods.count + services.count)]
+                _ = try await store.client.transaction(if: [], then: objects.map { .put(store.key(for: $0.key), store.encode($0)) })
             }
             try await store.client.put(store.leaseKey(node: "node-a"), Array("{}".utf8))
+            let names = (pods + services).map(\.metadata.name)
             let listing = try await store.load()
             #expect(listing.objects.map(\.metadata.name) == names)
             #expect(listing.leasedNodes == ["node-a"])
-            // Read in pages, the same objects in the same order, a page at a time.
-            let pages = Mutex<[[String]]>([])
+            // Read in pages, the same objects a page at a time, each kind's in its order.
+            let pages = Mutex<[[RegistryObject]]>([])
             let paged = try await store.load(at: 0, kinds: nil) { objects, revision in
-                pages.withLock { $0.append(objects.map(\.metadata.name)) }
+                pages.withLock { $0.append(objects) }
                 #expect(revision == listing.revision)
             }
             #expect(paged.objects.isEmpty && paged.revision == listing.revision && paged.leasedNodes == ["node-a"])
-            // The first page's 1,000 keys hold the lease; 501 are left, of which 500 (the
-            // floor of a tapered page) come next, then the last.
-            #expect(pages.withLock { $0.map(\.count) } == [999, 500, 1])
-            #expect(pages.withLock { $0.flatMap { $0 } } == names)
+            let read = pages.withLock { $0 }
+            #expect(read.allSatisfy { page in !page.isEmpty && page.allSatisfy { $0.kind == page.first?.kind } },
+                    "a page holds one kind, and something")
+            // Each kind's first page holds 1,000 keys; of the rest, at least 500 (the floor of a
+            // tapered page) come next.
+            for (kind, expected) in [(ObjectKind.pod, pods), (.service, services)] {
+                let own = read.filter { $0.first?.kind == kind }
+                #expect(own.map(\.count) == [1000, expected.count - 1000], "\(kind)")
+                #expect(own.flatMap { $0 }.map(\.metadata.name) == expected.map(\.metadata.name), "\(kind)")
+            }
         }
+    }
+
+    /// A listing of every kind reads the registry's whole prefix, cut at each kind's prefix
+    /// (so the kinds can be read side by side): the ranges follow one another from the
+    /// prefix to its end. A listing of some kinds reads just their prefixes (and the leases'
+    /// with the nodes').
+    @Test func aListingReadsEveryKeyUnderThePrefixOnce() throws {
+        let store = EtcdRegistryStore(client: try EtcdClient(configuration: EtcdConfiguration(urls: ["http://127.0.0.1:2379"])),
+                                      prefix: "/test")
+        func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+        let every = store.listedRanges(kinds: nil)
+        #expect(every.map { "\(text($0.start))..\(text($0.end))" } == [
+            "/test/registry/../test/registry/endpoints/",
+            "/test/registry/endpoints/../test/registry/endpointslices/",
+            "/test/registry/endpointslices/../test/registry/leases/kube-node-lease/",
+            "/test/registry/leases/kube-node-lease/../test/registry/namespaces/",
+            "/test/registry/namespaces/../test/registry/nodes/",
+            "/test/registry/nodes/../test/registry/pods/",
+            "/test/registry/pods/../test/registry/services/",
+            "/test/registry/services/../test/registry0",
+        ])
+        let some = store.listedRanges(kinds: [.service, .node])
+        #expect(some.map { "\(text($0.start))..\(text($0.end))" } == [
+            "/test/registry/nodes/../test/registry/nodes0",
+            "/test/registry/services/../test/registry/services0",
+            "/test/registry/leases/kube-node-lease/../test/registry/leases/kube-node-lease0",
+        ])
     }
 
     /// Values that cannot be read are skipped and named, never fatal; the rest is served.
@@ -243,13 +288,16 @@ import TestSupport
             try await store.write(.replacing(nil, with: try service("good", clusterIP: "10.96.0.1")))
             try await store.client.put(Array("/test/registry/services/shop/bad".utf8), Array("{not json".utf8))
             try await store.client.put(Array("/test/registry/widgets/shop/w".utf8), Array("{}".utf8))
+            // Before the first kind's prefix: the listing reads the registry's whole prefix.
+            try await store.client.put(Array("/test/registry/apples/shop/a".utf8), Array("{}".utf8))
             try await store.client.put(Array("/test/registry/services/onlyname".utf8), Array("{}".utf8))
             let (objects, _) = try await store.load().pair
             #expect(objects.map(\.metadata.name) == ["good"])
             let reasons = skipped.withLock { $0 }
-            #expect(reasons.count == 3, "\(reasons)")
+            #expect(reasons.count == 4, "\(reasons)")
             #expect(reasons.contains { $0.hasPrefix("/test/registry/services/shop/bad: the value does not decode") })
             #expect(reasons.contains("/test/registry/widgets/shop/w: a key of an unknown kind \"widgets\""))
+            #expect(reasons.contains("/test/registry/apples/shop/a: a key of an unknown kind \"apples\""))
             #expect(reasons.contains("/test/registry/services/onlyname: expected /test/registry/services/NAMESPACE/NAME"))
         }
     }
