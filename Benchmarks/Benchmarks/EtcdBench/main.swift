@@ -185,7 +185,7 @@ case "start", "start-sqlite":
     try await Task.sleep(for: .milliseconds(200))
     let snapshot = registry.snapshot()
     let endpoints = snapshot.serviceEndpoints.values.reduce(0) { $0 + $1.count }
-    print(String(format: "start from %@ (list, decode, install, endpoints): %.2f s for %d objects (%d services, %d endpoints); RSS %.1f MB (%.1f MB before), peak %.1f MB",
+    print(String(format: "start from %@ (list, decode, install, endpoints): %.3f s for %d objects (%d services, %d endpoints); RSS %.1f MB (%.1f MB before), peak %.1f MB",
                  mode == "start" ? "etcd" : "SQLite", seconds(elapsed), snapshot.objects.count,
                  snapshot.count(of: .service), endpoints, rssMB().current, before, rssMB().peak))
 default:
