@@ -25,8 +25,8 @@ public struct ClusterDNSConfiguration: Sendable {
     /// A store shared with other replicas (etcd): the registry's source of truth when set.
     public var sharedStore: (any SharedRegistryStore)?
     /// With `sharedStore`: how often this replica brings the store's allocation claims in line
-    /// with its objects (`Registry.repairClaims`), the first time once it has listed the store;
-    /// zero: never. kube-apiserver repairs its ranges every three minutes.
+    /// with its objects (`Registry.repairClaims`), the first time once it has listed the store
+    /// and compiled its zone; zero: never. kube-apiserver repairs its ranges every three minutes.
     public var claimRepairInterval: Duration = .seconds(180)
     /// With `sharedStore`: the name this replica's manifests are applied under (its node's), so
     /// that a document or file that goes away deletes what this replica's files applied only.
@@ -269,16 +269,20 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
             try await Task.sleep(for: .milliseconds(10))
         }
         group.addTask { _ = await cancelWhenGracefulShutdown { await self.loadManifests() } as Int? }
+    }
+
+    /// `repairClaims` every `claimRepairInterval`, the first once the store has been listed.
+    /// Started by `serve`, after the zone's compilation: reading every claim is work a start at
+    /// 10,000 services need not wait on.
+    func repairClaimsPeriodically() async {
         let interval = configuration.claimRepairInterval
-        if interval > .zero {
-            group.addTask {
-                await cancelWhenGracefulShutdown {
-                    while registry.sharedRevision == nil && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
-                    while !Task.isCancelled {
-                        await self.repairClaims()
-                        try? await Task.sleep(for: interval)
-                    }
-                }
+        await cancelWhenGracefulShutdown {
+            while self.registry.sharedRevision == nil && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+            while !Task.isCancelled {
+                await self.repairClaims()
+                // Every claim was read and let go (megabytes at 10,000 services).
+                Self.releaseFreedMemory()
+                try? await Task.sleep(for: interval)
             }
         }
     }
@@ -312,6 +316,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         Self.releaseFreedMemory()
         logger.info("registry loaded", metadata: ["objects": "\(registry.snapshot().objects.count)",
                                                   "resourceVersion": "\(registry.resourceVersion)"])
+        if registry.shared != nil, configuration.claimRepairInterval > .zero {
+            group.addTask { await self.repairClaimsPeriodically() }
+        }
         let updater = ZoneUpdater(registry: registry, cluster: cluster, logger: logger, programmingLatency: metrics?.programmingLatency)
         let watcher = configuration.manifests.isEmpty ? nil
             : ManifestWatcher(paths: configuration.manifests, registry: registry, logger: logger, owner: manifestOwner)
