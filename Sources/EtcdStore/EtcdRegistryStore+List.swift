@@ -32,8 +32,8 @@ extension EtcdRegistryStore {
         }
     }
 
-    /// The objects into the listing, or each page's to `page` when there is one (in the order
-    /// of their keys within a kind; the kinds' pages interleave). The first range's first page
+    /// The objects into the listing, or each page's to `page` when there is one (one page at a
+    /// time, in the order of their keys within a kind; the kinds' pages interleave). The first range's first page
     /// is read from the cluster (a linearizable read), at `revision` or the latest, which the
     /// rest are then read at, member-local.
     func listing(at revision: Int64, kinds: Set<ObjectKind>?,
@@ -111,10 +111,15 @@ extension EtcdRegistryStore {
             }
             if !values.isEmpty {
                 let listed = values
-                let objects = await withCheckedContinuation { done in
-                    decoding.async { done.resume(returning: self.decodeConcurrently(listed)) }
+                // Decoded, and handed to `give`, one page at a time.
+                part.objects += await withCheckedContinuation { done in
+                    decoding.async {
+                        let objects = self.decodeConcurrently(listed)
+                        guard let give else { return done.resume(returning: objects) }
+                        give(objects, revision)
+                        done.resume(returning: [])
+                    }
                 }
-                if let give { give(objects, revision) } else { part.objects += objects }
             }
             guard let following = try await next else { break }
             page = following

@@ -14,14 +14,33 @@ struct StagedListTests {
     final class PagedStore: SharedRegistryStore {
         let listing: StoreListing
         let pageSize: Int
+        /// Each kind's pages in turn, as a store that reads its kinds side by side gives them
+        /// (each kind's in order); else every page in the listing's order.
+        let interleaved: Bool
         let during: @Sendable () -> Void
         /// Lists read in pages (a registry that holds something reads the whole list at once).
         let pagedLoads = Atomic(0)
 
-        init(_ listing: StoreListing, pageSize: Int, during: @escaping @Sendable () -> Void = {}) {
+        init(_ listing: StoreListing, pageSize: Int, interleaved: Bool = false, during: @escaping @Sendable () -> Void = {}) {
             self.listing = listing
             self.pageSize = pageSize
+            self.interleaved = interleaved
             self.during = during
+        }
+
+        /// The pages, in the order they are handed out.
+        var pages: [[RegistryObject]] {
+            func paged(_ objects: [RegistryObject]) -> [[RegistryObject]] {
+                stride(from: 0, to: objects.count, by: pageSize).map { Array(objects[$0..<min($0 + pageSize, objects.count)]) }
+            }
+            guard interleaved else { return paged(listing.objects) }
+            // The kinds from last to first, so that no kind comes whole before the next.
+            var kinds = Dictionary(grouping: listing.objects, by: \.kind).sorted { $0.key > $1.key }.map { paged($0.value) }
+            var pages: [[RegistryObject]] = []
+            while kinds.contains(where: { !$0.isEmpty }) {
+                for index in kinds.indices where !kinds[index].isEmpty { pages.append(kinds[index].removeFirst()) }
+            }
+            return pages
         }
 
         var name: String { "a paged store" }
@@ -29,8 +48,8 @@ struct StagedListTests {
         func load(at revision: Int64, kinds: Set<ObjectKind>?,
                   page: @escaping @Sendable ([RegistryObject], Int64) -> Void) async throws(StoreError) -> StoreListing {
             pagedLoads.add(1, ordering: .relaxed)
-            for (index, start) in stride(from: 0, to: listing.objects.count, by: pageSize).enumerated() {
-                page(Array(listing.objects[start..<min(start + pageSize, listing.objects.count)]), listing.revision)
+            for (index, objects) in pages.enumerated() {
+                page(objects, listing.revision)
                 if index == 0 { during() }
             }
             var rest = listing
@@ -180,16 +199,29 @@ struct StagedListTests {
                        allocations: registry.state.withLock { $0.allocations }, events: seen, problems: problems)
     }
 
-    @Test(arguments: [1, 2, 5, 100])
-    func pagesInstalledApartGiveWhatTheWholeListGives(pageSize: Int) async throws {
+    /// Whatever the page size, and with the kinds' pages interleaved (a store reading its kinds
+    /// side by side), the staged list gives what adopting the whole list, in the order its
+    /// objects arrived, gives: the same state, and the same changes told in that order.
+    @Test(arguments: [1, 2, 5, 100], [false, true])
+    func pagesInstalledApartGiveWhatTheWholeListGives(pageSize: Int, interleaved: Bool) async throws {
         let listing = try Self.listing()
+        let store = PagedStore(listing, pageSize: pageSize, interleaved: interleaved)
+        var arrived = listing
+        arrived.objects = store.pages.flatMap { $0 }
+        #expect(interleaved == (arrived.objects.map(\.key) != listing.objects.map(\.key)), "the pages are interleaved when asked")
         // Every valid object added, then node-b's lease found lapsed (a MODIFIED node).
         let count = listing.objects.count - 2 + 1
-        let expected = try await Self.adopted(listing, eventCount: count)
+        let expected = try await Self.adopted(arrived, eventCount: count)
         #expect(expected.problems.count == 2 && expected.unreachable == ["node-b"])
         #expect(expected.endpoints.count == 2 && expected.objects.count == listing.objects.count - 2)
+        if interleaved {
+            // The state does not depend on the order the kinds come in; only the order of what is told does.
+            let inKeyOrder = try await Self.adopted(listing, eventCount: count)
+            #expect(expected.objects == inKeyOrder.objects && expected.endpoints == inKeyOrder.endpoints
+                    && expected.allocations == inKeyOrder.allocations && expected.unreachable == inKeyOrder.unreachable)
+            #expect(expected.events.sorted() == inKeyOrder.events.sorted() && expected.problems.sorted() == inKeyOrder.problems.sorted())
+        }
 
-        let store = PagedStore(listing, pageSize: pageSize)
         let registry = try Registry(shared: store)
         let staged = try await Self.outcome(of: registry, eventCount: count)
         #expect(store.pagedLoads.load(ordering: .relaxed) == 1)

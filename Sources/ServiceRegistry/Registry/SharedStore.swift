@@ -11,9 +11,10 @@ public protocol SharedRegistryStore: Sendable {
     /// revision (when nodes are read): `revision`, or the latest when 0 (`.expired` when the
     /// store no longer keeps it, `.futureRevision` when it has not reached it).
     func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing
-    /// `load(at:kinds:)`, its objects handed to `page` as they are read (a page at a time, in
-    /// order, with the list's revision) instead of kept in the listing, whose `objects` is then
-    /// empty: the reader works on one page while the store sends the next.
+    /// `load(at:kinds:)`, its objects handed to `page` as they are read (a page at a time, each
+    /// kind's in order, the kinds' pages perhaps interleaved, with the list's revision) instead
+    /// of kept in the listing, whose `objects` is then empty: the reader works on one page
+    /// while the store sends the next.
     func load(at revision: Int64, kinds: Set<ObjectKind>?,
               page: @escaping @Sendable (_ objects: [RegistryObject], _ revision: Int64) -> Void) async throws(StoreError) -> StoreListing
     /// Makes `write` in one transaction; returns the store's revision after it.
