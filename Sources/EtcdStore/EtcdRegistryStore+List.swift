@@ -5,7 +5,7 @@ import ServiceRegistry
 /// A listing: every object of some kinds, read at one revision, in pages.
 extension EtcdRegistryStore {
     /// The keys from `start` up to `end` (excluded).
-    struct KeyRange: Sendable, Equatable {
+    struct KeyRange: Sendable {
         var start: [UInt8]
         var end: [UInt8]
     }

@@ -260,9 +260,10 @@ import TestSupport
     @Test func aListingReadsEveryKeyUnderThePrefixOnce() throws {
         let store = EtcdRegistryStore(client: try EtcdClient(configuration: EtcdConfiguration(urls: ["http://127.0.0.1:2379"])),
                                       prefix: "/test")
-        func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
-        let every = store.listedRanges(kinds: nil)
-        #expect(every.map { "\(text($0.start))..\(text($0.end))" } == [
+        func described(_ ranges: [EtcdRegistryStore.KeyRange]) -> [String] {
+            ranges.map { "\(String(decoding: $0.start, as: UTF8.self))..\(String(decoding: $0.end, as: UTF8.self))" }
+        }
+        #expect(described(store.listedRanges(kinds: nil)) == [
             "/test/registry/../test/registry/endpoints/",
             "/test/registry/endpoints/../test/registry/endpointslices/",
             "/test/registry/endpointslices/../test/registry/leases/kube-node-lease/",
@@ -272,8 +273,7 @@ import TestSupport
             "/test/registry/pods/../test/registry/services/",
             "/test/registry/services/../test/registry0",
         ])
-        let some = store.listedRanges(kinds: [.service, .node])
-        #expect(some.map { "\(text($0.start))..\(text($0.end))" } == [
+        #expect(described(store.listedRanges(kinds: [.service, .node])) == [
             "/test/registry/nodes/../test/registry/nodes0",
             "/test/registry/services/../test/registry/services0",
             "/test/registry/leases/kube-node-lease/../test/registry/leases/kube-node-lease0",
