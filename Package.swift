@@ -258,6 +258,7 @@ let package = Package(
                 "ClusterDNS", "DNSWire", "DNSAuthority", "KubernetesDNS", "DNSResolver", "DispatchSockets", "ServiceRegistry", "NetAddress",
                 "TestSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict

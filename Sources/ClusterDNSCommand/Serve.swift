@@ -465,12 +465,12 @@ struct Serve: AsyncParsableCommand {
             configuration.allowRecursion = allowRecursion.compactMap { try? IPPrefix(parsing: $0) }
         }
         let prometheus = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: prometheus)
         let fine: [Duration] = [.microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
                                 .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
                                 .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
                                 .seconds(2), .seconds(5)]
-        factory.defaultDurationHistogramBuckets = fine
+        // Timers (one per answered query) are counted in atomics, and written after the registry.
+        let factory = AtomicTimerFactory(wrapping: PrometheusMetricsFactory(registry: prometheus), buckets: fine)
         // Metrics cost every query a few clock reads, counters and a histogram: none when
         // nothing can read them (no HTTP endpoint for /metrics, no query log riding on them).
         if http != "none" || logQueries { configuration.metricsFactory = factory }
@@ -534,7 +534,7 @@ struct Serve: AsyncParsableCommand {
                     metrics.counter("clusterdns_heartbeat_expiries_total", [], total: timed.expiries)
                     metrics.gauge("clusterdns_heartbeat_pods", [], Double(timed.timed))
                 }
-                return prometheus.emitToString()
+                return prometheus.emitToString() + factory.emitToString()
             })))
         }
         // Started first, so that it stops last: everything else may still write on the way out.

@@ -1,0 +1,97 @@
+@testable import ClusterDNS
+import CoreMetrics
+import Foundation
+import MetricsTestKit
+import Prometheus
+import Testing
+import TestSupport
+
+@Suite struct AtomicTimersTests {
+    static let buckets: [Duration] = [.microseconds(25), .milliseconds(1), .seconds(1)]
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        let reason: String
+        let nanoseconds: [Int64]
+        let expected: [String]
+        var testDescription: String { reason }
+    }
+
+    /// Recorded durations → the exposition, line for line.
+    static let cases: [Case] = [
+        Case(reason: "nothing recorded: every bucket at 0", nanoseconds: [], expected: [
+            #"t_bucket{transport="udp",le="0.000025"} 0"#, #"t_bucket{transport="udp",le="0.001"} 0"#,
+            #"t_bucket{transport="udp",le="1.0"} 0"#, #"t_bucket{transport="udp",le="+Inf"} 0"#,
+            #"t_sum{transport="udp"} 0.0"#, #"t_count{transport="udp"} 0"#,
+        ]),
+        Case(reason: "a bound is in its own bucket (le), one past it in the next; buckets cumulative", nanoseconds: [0, 25_000, 25_001, 1_000_000], expected: [
+            #"t_bucket{transport="udp",le="0.000025"} 2"#, #"t_bucket{transport="udp",le="0.001"} 4"#,
+            #"t_bucket{transport="udp",le="1.0"} 4"#, #"t_bucket{transport="udp",le="+Inf"} 4"#,
+            #"t_sum{transport="udp"} 0.001050001"#, #"t_count{transport="udp"} 4"#,
+        ]),
+        Case(reason: "above every bound: only +Inf; a negative duration counts as 0", nanoseconds: [2_000_000_000, -5], expected: [
+            #"t_bucket{transport="udp",le="0.000025"} 1"#, #"t_bucket{transport="udp",le="0.001"} 1"#,
+            #"t_bucket{transport="udp",le="1.0"} 1"#, #"t_bucket{transport="udp",le="+Inf"} 2"#,
+            #"t_sum{transport="udp"} 2.0"#, #"t_count{transport="udp"} 2"#,
+        ]),
+    ]
+
+    @Test(arguments: cases) func exposition(_ test: Case) {
+        let factory = AtomicTimerFactory(wrapping: TestMetrics(), buckets: Self.buckets)
+        let timer = CoreMetrics.Timer(label: "t", dimensions: [("transport", "udp")], factory: factory)
+        for value in test.nanoseconds { timer.recordNanoseconds(value) }
+        #expect(factory.emitToString() == (["# TYPE t histogram"] + test.expected).map { $0 + "\n" }.joined())
+    }
+
+    /// The same durations give swift-prometheus's text, line for line (the daemon's /metrics
+    /// wrote that text before; dashboards and alerts read it).
+    @Test func writesWhatSwiftPrometheusWrites() {
+        let buckets: [Duration] = [.microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+                                   .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .seconds(1), .seconds(5)]
+        let registry = PrometheusCollectorRegistry()
+        var theirFactory = PrometheusMetricsFactory(registry: registry)
+        theirFactory.defaultDurationHistogramBuckets = buckets
+        let ours = AtomicTimerFactory(wrapping: TestMetrics(), buckets: buckets)
+        let dimensions = [("transport", "tcp"), ("upstream", #"a "quoted" \ name"#)]
+        let theirs = CoreMetrics.Timer(label: "clusterdns_x_seconds", dimensions: dimensions, factory: theirFactory)
+        let mine = CoreMetrics.Timer(label: "clusterdns_x_seconds", dimensions: dimensions, factory: ours)
+        var random = SplitMix64(state: 13)
+        for _ in 0..<2_000 {
+            // Spread over every bucket: 1 ns to 10 s, logarithmically.
+            let value = Int64(pow(10, Double.random(in: 0...10, using: &random)))
+            theirs.recordNanoseconds(value)
+            mine.recordNanoseconds(value)
+        }
+        let lines = { (text: String) in text.split(separator: "\n").filter { !$0.hasPrefix("#") } }
+        #expect(lines(ours.emitToString()) == lines(registry.emitToString()))
+        #expect(lines(ours.emitToString()).count == buckets.count + 3)
+    }
+
+    @Test func concurrentRecordsAreAllCounted() async {
+        let factory = AtomicTimerFactory(wrapping: TestMetrics(), buckets: Self.buckets)
+        let timer = CoreMetrics.Timer(label: "t", dimensions: [], factory: factory)
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<4 {
+                group.addTask { for index in 0..<25_000 { timer.recordNanoseconds(Int64(task * 25_000 + index)) } }
+            }
+        }
+        let histogram = try? #require(factory.histograms.all.first)
+        #expect(histogram?.snapshot.cumulative == [25_001, 100_000, 100_000, 100_000])
+        #expect(histogram?.snapshot.sum == .nanoseconds(99_999 * 100_000 / 2))
+    }
+
+    @Test func otherMetricsAreTheWrappedFactorysAndDestroyedTimersGo() throws {
+        let base = TestMetrics()
+        let factory = AtomicTimerFactory(wrapping: base, buckets: Self.buckets)
+        CoreMetrics.Counter(label: "c", dimensions: [("k", "v")], factory: factory).increment(by: 3)
+        CoreMetrics.Gauge(label: "g", factory: factory).record(2.5)
+        #expect(try base.expectCounter("c", [("k", "v")]).totalValue == 3)
+        #expect(try base.expectGauge("g").lastValue == 2.5)
+        let kept = CoreMetrics.Timer(label: "kept", factory: factory)
+        let gone = CoreMetrics.Timer(label: "gone", factory: factory)
+        gone.destroy()
+        kept.recordNanoseconds(1)
+        let text = factory.emitToString()
+        #expect(text.contains("kept_count 1\n"))
+        #expect(!text.contains("gone"))
+    }
+}
