@@ -265,8 +265,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
             logger.notice("serving the local copy of the registry until \(shared.name) is listed",
                           metadata: ["resourceVersion": "\(registry.resourceVersion)"])
         }
-        while !copied && registry.sharedRevision == nil {
-            try await Task.sleep(for: .milliseconds(10))
+        if !copied {
+            await registry.waitUntilListed()
+            try Task.checkCancellation()
         }
         group.addTask { _ = await cancelWhenGracefulShutdown { await self.loadManifests() } as Int? }
     }
@@ -277,7 +278,7 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     func repairClaimsPeriodically() async {
         let interval = configuration.claimRepairInterval
         await cancelWhenGracefulShutdown {
-            while self.registry.sharedRevision == nil && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+            await self.registry.waitUntilListed()
             while !Task.isCancelled {
                 await self.repairClaims()
                 // Every claim was read and let go (megabytes at 10,000 services).

@@ -1,6 +1,7 @@
-import ServiceRegistry
+@testable import ServiceRegistry
 import Synchronization
 import Testing
+import TestSupport
 
 /// How a registry follows a shared store, against a store that says exactly what the test
 /// scripts: every change installed once, in order; a relisted batch (after a compaction) taken
@@ -38,6 +39,75 @@ struct SharedFollowTests {
         object.metadata.resourceVersion = version
         object.metadata.uid = "00000000-0000-4000-8000-0000000000\(ip.suffix(2))"
         return object
+    }
+
+    /// A store whose list waits until the test opens it.
+    final class GatedStore: SharedRegistryStore {
+        let scripted: ScriptedStore
+        let gate: AsyncStream<Void>
+        let opener: AsyncStream<Void>.Continuation
+
+        init(_ listing: StoreListing) {
+            scripted = ScriptedStore(listing)
+            (gate, opener) = AsyncStream<Void>.makeStream()
+        }
+
+        func open() { opener.finish() }
+
+        var name: String { "a gated store" }
+        func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing {
+            for await _ in gate {}
+            return try await scripted.load(at: revision, kinds: kinds)
+        }
+        func write(_ write: StoreWrite) async throws(StoreError) -> Int64 { throw .unavailable("gated") }
+        func follow(from revision: Int64, onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error> {
+            scripted.follow(from: revision, onError: onError)
+        }
+        func heldClaims() async throws(StoreError) -> [HeldClaim] { [] }
+        func release(_ held: HeldClaim, owner: ObjectKey?, ownerRevision: Int64) async throws(StoreError) -> Bool { false }
+        func restore(_ claim: AllocationClaim, for owner: ObjectKey, at ownerRevision: Int64) async throws(StoreError) -> Bool { false }
+    }
+
+    /// What each waiter saw when it returned (the shared revision, or 0 for none).
+    final class Returns: Sendable {
+        let seen = Mutex<[String: UInt64]>([:])
+        func note(_ name: String, _ registry: Registry) {
+            let revision = registry.sharedRevision ?? 0
+            seen.withLock { $0[name] = revision }
+        }
+        subscript(name: String) -> UInt64? { seen.withLock { $0[name] } }
+    }
+
+    /// A start waits on the first list, not on a timer: `waitUntilListed` returns when the list
+    /// is installed (not before), at once after it or without a store, and when cancelled,
+    /// also when cancelled before it waits. (Waiters that never return fail the checks; they
+    /// are not awaited, so such a mistake fails rather than hangs.)
+    @Test func waitingForTheFirstList() async throws {
+        let store = GatedStore(StoreListing(objects: [try Self.service("a", "10.96.0.11", version: 5)], revision: 5))
+        let registry = try Registry(shared: store)
+        let returns = Returns()
+        Task { await registry.waitUntilListed(); returns.note("waiter", registry) }
+        let cancelled = Task { await registry.waitUntilListed(); returns.note("cancelled", registry) }
+        let following = Task { await registry.followSharedStore { _ in } }
+        defer { following.cancel() }
+        #expect(await eventually(within: 10) { registry.state.withLock { $0.listedWaiters.count } == 2 })
+        cancelled.cancel()
+        #expect(await eventually(within: 10) { returns["cancelled"] == 0 })
+        #expect(registry.state.withLock { $0.listedWaiters.count } == 1 && returns["waiter"] == nil)
+        store.open()
+        #expect(await eventually(within: 10) { returns["waiter"] == 5 })
+        #expect(registry.snapshot().services.count == 1)
+        #expect(registry.state.withLock { $0.listedWaiters.isEmpty })
+        Task { await registry.waitUntilListed(); returns.note("after", registry) }
+        let alone = try Registry()
+        Task { await alone.waitUntilListed(); returns.note("alone", alone) }
+        let unlisted = try Registry(shared: GatedStore(StoreListing(objects: [], revision: 1)))
+        Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            await unlisted.waitUntilListed()
+            returns.note("early", unlisted)
+        }
+        #expect(await eventually(within: 10) { returns["after"] == 5 && returns["alone"] == 0 && returns["early"] == 0 })
     }
 
     @Test func aRelistIsTheWholeState() async throws {

@@ -67,15 +67,41 @@ extension Registry {
             problems = adopt(StoreBatch(listed))
         }
         for problem in problems { onProblem(problem) }
-        state.withLock { (state: inout State) in
+        let waiting = state.withLock { (state: inout State) in
             state.sharedRevision = UInt64(listed.revision)
             // The list is where this replica's history starts, as kube-apiserver's watch cache
             // starts at its list: its events went to the watchers already there, and a watch
             // from an older version is told to list again rather than replayed a list as changes.
             state.history.removeAll()
+            defer { state.listedWaiters.removeAll() }
+            return Array(state.listedWaiters.values)
         }
         noteStore(available: true)
+        for waiter in waiting { waiter.resume() }
         return listed.revision
+    }
+
+    /// Returns once the shared store's first list is installed (`sharedRevision` is set), at
+    /// once without a shared store, or when the calling task is cancelled.
+    public func waitUntilListed() async {
+        guard shared != nil else { return }
+        let id = state.withLock { (state: inout State) -> Int in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // Cancelled before this point: the handler found nothing to resume, so this does.
+                let waits = state.withLock { (state: inout State) -> Bool in
+                    guard state.sharedRevision == nil, !Task.isCancelled else { return false }
+                    state.listedWaiters[id] = continuation
+                    return true
+                }
+                if !waits { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.listedWaiters.removeValue(forKey: id) }?.resume()
+        }
     }
 
     /// Whether nothing has been installed: a list can be installed apart and swapped in.

@@ -105,6 +105,8 @@ public final class Registry: Sendable {
         var nextWaiter = 0
         /// With a shared store: the revision of its first complete list, once read.
         var sharedRevision: UInt64? = nil
+        /// Callers of `waitUntilListed` until the first list is installed.
+        var listedWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var sharedStatus = SharedStoreStatus()
     }
 
