@@ -78,8 +78,11 @@ public final class HeartbeatMonitor<C: Clock>: Sendable where C.Duration == Dura
         for timer in timers { timetable.cancel(timer) }
     }
 
-    /// The registry's pods, then every change; after a watch is cut off, a new snapshot.
+    /// The registry's pods, then every change; after a watch is cut off, a new snapshot. With
+    /// a shared store, from its first list: a pod's expiry is a write to the store, which cannot
+    /// be made before, and the listed state is taken whole instead of as an event per object.
     func follow() async {
+        await registry.waitUntilListed()
         while !Task.isCancelled {
             let (snapshot, events) = registry.watchWithSnapshot()
             let present = Set(snapshot.pods.map(\.key))

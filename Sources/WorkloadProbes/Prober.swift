@@ -150,8 +150,12 @@ public final class Prober<C: Clock>: Sendable where C.Duration == Duration {
         for ticket in tickets { timetable.cancel(ticket) }
     }
 
-    /// The registry's pods, then every change; after a watch is cut off, a new snapshot.
+    /// The registry's pods, then every change; after a watch is cut off, a new snapshot. With
+    /// a shared store, from its first list: a probe's result is a write to the store, which
+    /// cannot be made before, and the listed state is taken whole instead of as an event per
+    /// object.
     func follow() async {
+        await registry.waitUntilListed()
         while !Task.isCancelled {
             let (snapshot, events) = registry.watchWithSnapshot()
             state.withLock { state in
