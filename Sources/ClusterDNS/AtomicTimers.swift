@@ -19,24 +19,27 @@ public struct AtomicTimerFactory: MetricsFactory {
         self.buckets = buckets.sorted()
     }
 
+    /// The series of `label` and `dimensions`, made on first use: a timer made again for the
+    /// same series (an upstream's, after a reconfiguration) goes on counting into it, as
+    /// swift-prometheus's registry does, instead of writing the series twice.
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        let histogram = AtomicHistogram(name: label, labels: dimensions, buckets: buckets)
-        histograms.add(histogram)
-        return histogram
+        histograms.series(label, dimensions) { AtomicHistogram(name: label, labels: dimensions, buckets: buckets) }
     }
 
     public func destroyTimer(_ handler: any TimerHandler) {
         if let histogram = handler as? AtomicHistogram { histograms.remove(histogram) }
     }
 
-    /// Every histogram made and not destroyed, a `# TYPE` line before each name's first series.
+    /// Every histogram made and not destroyed, grouped by name (the text format's families:
+    /// a `# TYPE` line, then every series of the name), names in the order first made.
     public func emit(into buffer: inout [UInt8]) {
-        var typed = Set<String>()
-        for histogram in histograms.all {
-            if typed.insert(histogram.name).inserted {
-                buffer.append(contentsOf: "# TYPE \(histogram.name) histogram\n".utf8)
-            }
-            histogram.emit(into: &buffer)
+        let all = histograms.all
+        var names: [String] = []
+        var seen = Set<String>()
+        for histogram in all where seen.insert(histogram.name).inserted { names.append(histogram.name) }
+        for name in names {
+            buffer.append(contentsOf: "# TYPE \(name) histogram\n".utf8)
+            for histogram in all where histogram.name == name { histogram.emit(into: &buffer) }
         }
     }
 
@@ -68,11 +71,19 @@ public struct AtomicTimerFactory: MetricsFactory {
     public func destroyRecorder(_ handler: any RecorderHandler) { base.destroyRecorder(handler) }
 }
 
-/// The histograms a factory has made, in the order made (the exposition's order).
+/// The histograms a factory has made, in the order made (the exposition's order), one per
+/// name and labels.
 final class HistogramList: Sendable {
     private let list = Mutex<[AtomicHistogram]>([])
 
-    func add(_ histogram: AtomicHistogram) { list.withLock { $0.append(histogram) } }
+    func series(_ name: String, _ labels: [(String, String)], make: () -> AtomicHistogram) -> AtomicHistogram {
+        list.withLock { list in
+            if let made = list.first(where: { $0.name == name && $0.labels.elementsEqual(labels, by: ==) }) { return made }
+            let histogram = make()
+            list.append(histogram)
+            return histogram
+        }
+    }
 
     func remove(_ histogram: AtomicHistogram) { list.withLock { $0.removeAll { $0 === histogram } } }
 

@@ -79,6 +79,21 @@ import TestSupport
         #expect(histogram?.snapshot.sum == .nanoseconds(99_999 * 100_000 / 2))
     }
 
+    /// A timer made again for a series (an upstream's, after SIGHUP) counts on into it.
+    @Test func aSeriesMadeAgainIsTheSameSeries() {
+        let factory = AtomicTimerFactory(wrapping: TestMetrics(), buckets: Self.buckets)
+        CoreMetrics.Timer(label: "u", dimensions: [("upstream", "a")], factory: factory).recordNanoseconds(1)
+        CoreMetrics.Timer(label: "u", dimensions: [("upstream", "a")], factory: factory).recordNanoseconds(2)
+        CoreMetrics.Timer(label: "v", factory: factory).recordNanoseconds(4)
+        CoreMetrics.Timer(label: "u", dimensions: [("upstream", "b")], factory: factory).recordNanoseconds(3)
+        let lines = factory.emitToString().split(separator: "\n")
+        #expect(lines.filter { $0.hasPrefix("u_count") } == [#"u_count{upstream="a"} 2"#, #"u_count{upstream="b"} 1"#])
+        // A family's lines together (u's second series before v, made later), one TYPE line each.
+        #expect(lines.filter { $0.hasPrefix("# TYPE") || $0.contains("_count") } == [
+            "# TYPE u histogram", #"u_count{upstream="a"} 2"#, #"u_count{upstream="b"} 1"#, "# TYPE v histogram", "v_count 1",
+        ])
+    }
+
     @Test func otherMetricsAreTheWrappedFactorysAndDestroyedTimersGo() throws {
         let base = TestMetrics()
         let factory = AtomicTimerFactory(wrapping: base, buckets: Self.buckets)
