@@ -72,7 +72,9 @@ public final class DNSServer: Service, @unchecked Sendable {
                 var attempt = 0
                 while true {
                     attempt += 1
-                    let udpServer = try UDPServer(address: address, sockets: configuration.udpSockets) { query, reply, origin in
+                    // Queries are timed from their batch's receipt: one clock read a batch.
+                    let clock = handler.observer.map { observer in { @Sendable in observer.now() } }
+                    let udpServer = try UDPServer(address: address, sockets: configuration.udpSockets, clock: clock) { query, reply, origin in
                         handler.udp(query, reply, origin)
                     }
                     udp.append(udpServer)

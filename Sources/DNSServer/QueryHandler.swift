@@ -64,7 +64,7 @@ final class QueryPlan: Sendable {
     /// is parsed once (`QueryView`) for every path: the pre-encoded cluster answers, cache hits,
     /// and the general path.
     func udp(_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer, _ origin: borrowing UDPServer.Origin) -> Int {
-        let started = observer?.now()
+        let started = observer.map { origin.receivedAt != 0 ? origin.receivedAt : $0.now() }
         // The peer's address only when something needs it (recursion, the query log).
         let peer = resolver != nil || observer?.wantsClient == true ? origin.peer : nil
         let client = resolver == nil && responder.autopath == nil ? nil : (peer ?? origin.peer)?.address
@@ -211,7 +211,8 @@ final class QueryPlan: Sendable {
 /// Receives every answered query (for metrics and query logs); called on the serving threads,
 /// so it must be cheap.
 public protocol QueryObserver: Sendable {
-    /// A timestamp (monotonic nanoseconds) taken when a query arrives.
+    /// A timestamp (monotonic nanoseconds) taken when a query arrives; over UDP, once for each
+    /// batch of datagrams received (`UDPServer.Origin.receivedAt`).
     func now() -> UInt64
     /// `type`: the question's type when the server has parsed the query already (nil: read
     /// it from `query` if needed).

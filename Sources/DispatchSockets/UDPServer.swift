@@ -19,6 +19,9 @@ public final class UDPServer: @unchecked Sendable {
     public struct Origin: ~Copyable {
         let datagram: UnsafePointer<cdns_datagram>
         unowned(unsafe) let worker: Worker
+        /// The server's clock when the datagram's batch was received (0 without a clock): a
+        /// query's time in the server counts from there, waiting behind its batch included.
+        public let receivedAt: UInt64
 
         /// The client's address.
         public var peer: SocketAddress? { SocketAddress(datagram.pointee.peer) }
@@ -71,8 +74,9 @@ public final class UDPServer: @unchecked Sendable {
     public static let lingerMilliseconds: Int32 = 1
 
     /// Binds `sockets` sockets on `address` (port 0: the kernel chooses one port for all).
+    /// `clock`, when given, is read once per batch received (`Origin.receivedAt`).
     public init(address: SocketAddress, sockets: Int = 2, receiveBuffer: Int = 4 << 20,
-                handler: @escaping Handler) throws(SocketError) {
+                clock: (@Sendable () -> UInt64)? = nil, handler: @escaping Handler) throws(SocketError) {
         try Socket.claim(address, type: Int32(SOCK_DGRAM.rawValue))
         var bound = address
         var workers: [Worker] = []
@@ -80,7 +84,7 @@ public final class UDPServer: @unchecked Sendable {
             for index in 0..<max(1, sockets) {
                 let fd = try Socket.bind(bound, type: Int32(SOCK_DGRAM.rawValue), reusePort: true, receiveBuffer: receiveBuffer)
                 if index == 0, let actual = Socket.localAddress(of: fd) { bound = actual }
-                let worker = Worker(fd: fd, label: "udp \(bound) #\(index)", handler: handler)
+                let worker = Worker(fd: fd, label: "udp \(bound) #\(index)", clock: clock, handler: handler)
                 worker.wildcard = address.address.isUnspecified
                 workers.append(worker)
             }
@@ -102,6 +106,7 @@ public final class UDPServer: @unchecked Sendable {
         let queue: DispatchQueue
         let source: any DispatchSourceRead
         let handler: Handler
+        let clock: (@Sendable () -> UInt64)?
         // Buffers, touched only on `queue`.
         let incoming: UnsafeMutablePointer<cdns_datagram>
         let outgoing: UnsafeMutablePointer<cdns_datagram>
@@ -115,9 +120,10 @@ public final class UDPServer: @unchecked Sendable {
         /// False once the descriptor is closed: deferred replies check it under the lock.
         let open = OpenFlag()
 
-        init(fd: Int32, label: String, handler: @escaping Handler) {
+        init(fd: Int32, label: String, clock: (@Sendable () -> UInt64)?, handler: @escaping Handler) {
             self.fd = fd
             self.handler = handler
+            self.clock = clock
             queue = DispatchQueue(label: label)
             source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
             let count = Int(UDPServer.batchSize)
@@ -205,12 +211,13 @@ public final class UDPServer: @unchecked Sendable {
                 }
                 probablyEmpty = received < UDPServer.batchSize
                 guard received > 0 else { continue }
+                let receivedAt = clock?() ?? 0
                 var replies: Int32 = 0
                 for i in 0..<Int(received) {
                     let query = incoming[i]
                     guard query.length > 0 else { continue }
                     let reply = outgoing.advanced(by: Int(replies))
-                    let origin = Origin(datagram: UnsafePointer(incoming.advanced(by: i)), worker: self)
+                    let origin = Origin(datagram: UnsafePointer(incoming.advanced(by: i)), worker: self, receivedAt: receivedAt)
                     let length = handler(UnsafeRawBufferPointer(start: query.buffer, count: query.length),
                                          UnsafeMutableRawBufferPointer(start: reply.pointee.buffer, count: reply.pointee.capacity),
                                          origin)
