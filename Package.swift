@@ -275,10 +275,13 @@ let package = Package(
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: strict),
         .testTarget(
             name: "KubernetesAPITests",
-            dependencies: ["KubernetesAPI", "ServiceRegistry", "NetAddress", "YAML", "TestSupport"],
+            dependencies: ["KubernetesAPI", "ServiceRegistry", "NetAddress", "YAML", "TestSupport", "RegistryTestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress", "TestSupport"], swiftSettings: strict),
+        // A shared store for tests that only lists (and one whose list waits on the test).
+        .target(name: "RegistryTestSupport", dependencies: ["ServiceRegistry"], path: "Tests/RegistryTestSupport", swiftSettings: strict),
+        .testTarget(name: "ServiceRegistryTests", dependencies: ["ServiceRegistry", "NetAddress", "TestSupport", "RegistryTestSupport"],
+                    swiftSettings: strict),
         .testTarget(name: "KubernetesAPIClientTests", dependencies: ["KubernetesAPIClient"], swiftSettings: strict),
         .testTarget(name: "EtcdClientTests", dependencies: [
             "EtcdClient", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
@@ -292,7 +295,7 @@ let package = Package(
         .testTarget(
             name: "WorkloadProbesTests",
             dependencies: [
-                "WorkloadProbes", "ProbeWire", "ServiceRegistry", "NetAddress", "DispatchSockets", "TestSupport",
+                "WorkloadProbes", "ProbeWire", "ServiceRegistry", "NetAddress", "DispatchSockets", "TestSupport", "RegistryTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -33,9 +33,9 @@ extension EtcdRegistryStore {
     }
 
     /// The objects into the listing, or each page's to `page` when there is one (one page at a
-    /// time, in the order of their keys within a kind; the kinds' pages interleave). The first range's first page
-    /// is read from the cluster (a linearizable read), at `revision` or the latest, which the
-    /// rest are then read at, member-local.
+    /// time, in the order of their keys within a kind; the kinds' pages interleave). The first
+    /// range's first page is read from the cluster (a linearizable read), at `revision` or the
+    /// latest, which the rest are then read at, member-local.
     func listing(at revision: Int64, kinds: Set<ObjectKind>?,
                  page give: (@Sendable (_ objects: [RegistryObject], _ revision: Int64) -> Void)?) async throws(StoreError) -> StoreListing {
         let ranges = listedRanges(kinds: kinds)

@@ -1,4 +1,5 @@
 @testable import KubernetesAPI
+import RegistryTestSupport
 import ServiceRegistry
 import Synchronization
 import Testing
@@ -9,7 +10,7 @@ import TestSupport
 /// while the list goes on; a version the store no longer keeps (or has not reached) is said so.
 @Suite struct APIStoreReadTests {
     /// A shared store that holds the listings the test gives, by revision, and counts its reads.
-    final class HistoryStore: SharedRegistryStore {
+    final class HistoryStore: ListOnlyStore {
         let latest: StoreListing
         let past: [Int64: StoreListing]
         let oldest: Int64
@@ -33,13 +34,6 @@ import TestSupport
             if let kinds { listing.objects.removeAll { !kinds.contains($0.kind) } }
             return listing
         }
-        func write(_ write: StoreWrite) async throws(StoreError) -> Int64 { throw .unavailable("read only") }
-        func follow(from revision: Int64, onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error> {
-            AsyncThrowingStream { _ in }
-        }
-        func heldClaims() async throws(StoreError) -> [HeldClaim] { [] }
-        func release(_ held: HeldClaim, owner: ObjectKey?, ownerRevision: Int64) async throws(StoreError) -> Bool { false }
-        func restore(_ claim: AllocationClaim, for owner: ObjectKey, at ownerRevision: Int64) async throws(StoreError) -> Bool { false }
     }
 
     static func services(_ names: [String], at revision: Int64) throws -> StoreListing {

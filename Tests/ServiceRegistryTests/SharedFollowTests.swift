@@ -1,3 +1,4 @@
+import RegistryTestSupport
 @testable import ServiceRegistry
 import Synchronization
 import Testing
@@ -8,7 +9,7 @@ import TestSupport
 /// as the whole state, so what it lacks is deleted and what it repeats is not sent again.
 struct SharedFollowTests {
     /// A store whose listing and batches the test gives; writes are refused.
-    final class ScriptedStore: SharedRegistryStore {
+    final class ScriptedStore: ListOnlyStore {
         let listing: StoreListing
         let batches: AsyncThrowingStream<StoreBatch, any Error>
         let continuation: AsyncThrowingStream<StoreBatch, any Error>.Continuation
@@ -20,13 +21,9 @@ struct SharedFollowTests {
 
         var name: String { "a scripted store" }
         func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing { listing }
-        func write(_ write: StoreWrite) async throws(StoreError) -> Int64 { throw .unavailable("scripted") }
         func follow(from revision: Int64, onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error> {
             batches
         }
-        func heldClaims() async throws(StoreError) -> [HeldClaim] { [] }
-        func release(_ held: HeldClaim, owner: ObjectKey?, ownerRevision: Int64) async throws(StoreError) -> Bool { false }
-        func restore(_ claim: AllocationClaim, for owner: ObjectKey, at ownerRevision: Int64) async throws(StoreError) -> Bool { false }
     }
 
     static func service(_ name: String, _ ip: String, version: UInt64) throws -> RegistryObject {
@@ -39,33 +36,6 @@ struct SharedFollowTests {
         object.metadata.resourceVersion = version
         object.metadata.uid = "00000000-0000-4000-8000-0000000000\(ip.suffix(2))"
         return object
-    }
-
-    /// A store whose list waits until the test opens it.
-    final class GatedStore: SharedRegistryStore {
-        let scripted: ScriptedStore
-        let gate: AsyncStream<Void>
-        let opener: AsyncStream<Void>.Continuation
-
-        init(_ listing: StoreListing) {
-            scripted = ScriptedStore(listing)
-            (gate, opener) = AsyncStream<Void>.makeStream()
-        }
-
-        func open() { opener.finish() }
-
-        var name: String { "a gated store" }
-        func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing {
-            for await _ in gate {}
-            return try await scripted.load(at: revision, kinds: kinds)
-        }
-        func write(_ write: StoreWrite) async throws(StoreError) -> Int64 { throw .unavailable("gated") }
-        func follow(from revision: Int64, onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error> {
-            scripted.follow(from: revision, onError: onError)
-        }
-        func heldClaims() async throws(StoreError) -> [HeldClaim] { [] }
-        func release(_ held: HeldClaim, owner: ObjectKey?, ownerRevision: Int64) async throws(StoreError) -> Bool { false }
-        func restore(_ claim: AllocationClaim, for owner: ObjectKey, at ownerRevision: Int64) async throws(StoreError) -> Bool { false }
     }
 
     /// What each waiter saw when it returned (the shared revision, or 0 for none).

@@ -1,3 +1,4 @@
+import RegistryTestSupport
 @testable import ServiceRegistry
 import Synchronization
 import Testing
@@ -11,7 +12,7 @@ import Testing
 struct StagedListTests {
     /// A store that hands its listing out in pages of `pageSize`; `during` runs after the
     /// first page (a change installed meanwhile).
-    final class PagedStore: SharedRegistryStore {
+    final class PagedStore: ListOnlyStore {
         let listing: StoreListing
         let pageSize: Int
         /// Each kind's pages in turn, as a store that reads its kinds side by side gives them
@@ -56,13 +57,6 @@ struct StagedListTests {
             rest.objects = []
             return rest
         }
-        func write(_ write: StoreWrite) async throws(StoreError) -> Int64 { throw .unavailable("paged") }
-        func follow(from revision: Int64, onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error> {
-            AsyncThrowingStream { _ in }
-        }
-        func heldClaims() async throws(StoreError) -> [HeldClaim] { [] }
-        func release(_ held: HeldClaim, owner: ObjectKey?, ownerRevision: Int64) async throws(StoreError) -> Bool { false }
-        func restore(_ claim: AllocationClaim, for owner: ObjectKey, at ownerRevision: Int64) async throws(StoreError) -> Bool { false }
     }
 
     /// Every kind that derives something from another: nodes (one whose lease lapsed, whose

@@ -1,3 +1,4 @@
+import RegistryTestSupport
 @testable import ServiceRegistry
 import Synchronization
 import Testing
@@ -42,25 +43,6 @@ struct HeartbeatTests {
         return (endpoints?.endpoints ?? []).filter(\.isReady).flatMap(\.addresses).map(\.description)
     }
 
-    /// A shared store whose list waits until the test opens it; it takes no writes.
-    final class GatedStore: SharedRegistryStore {
-        let listing: StoreListing
-        let (gate, opener) = AsyncStream<Void>.makeStream()
-        init(_ listing: StoreListing) { self.listing = listing }
-        var name: String { "a gated store" }
-        func load(at revision: Int64, kinds: Set<ObjectKind>?) async throws(StoreError) -> StoreListing {
-            for await _ in gate {}
-            return listing
-        }
-        func write(_ write: StoreWrite) async throws(StoreError) -> Int64 { throw .unavailable("gated") }
-        func follow(from revision: Int64, onError: @escaping @Sendable (StoreError) -> Void) -> AsyncThrowingStream<StoreBatch, any Error> {
-            AsyncThrowingStream { _ in }
-        }
-        func heldClaims() async throws(StoreError) -> [HeldClaim] { [] }
-        func release(_ held: HeldClaim, owner: ObjectKey?, ownerRevision: Int64) async throws(StoreError) -> Bool { false }
-        func restore(_ claim: AllocationClaim, for owner: ObjectKey, at ownerRevision: Int64) async throws(StoreError) -> Bool { false }
-    }
-
     /// With a shared store the monitor starts from the first list, taken whole: it does not
     /// watch the registry fill (a start at 10,000 services would queue an event per object
     /// for it), and then times the listed heartbeat pod.
@@ -77,7 +59,7 @@ struct HeartbeatTests {
         defer { running.cancel() }
         #expect(await eventually { registry.state.withLock { $0.listedWaiters.count } == 1 })
         #expect(registry.state.withLock { $0.watchers.isEmpty })
-        store.opener.finish()
+        store.open()
         #expect(await eventually { monitor.resourceVersion == 5 && monitor.counts.timed == 1 })
         #expect(registry.state.withLock { $0.watchers.count } == 1)
     }
