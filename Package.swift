@@ -8,10 +8,10 @@ let strict: [SwiftSetting] = [
 
 // The release daemon's link on Linux (ARCHITECTURE, "The daemon's code in memory"): the
 // toolchain's lld; relative relocations packed (RELR, glibc 2.36 or later), so the loader reads
-// 16 KB of them instead of 1.9 MB; the functions a daemon runs first, in the order of
+// 0.4 MB of relocations instead of 1.9 MB; the functions a daemon runs first, in the order of
 // scripts/clusterdns.order (written by scripts/link-order), and every private helper beside them
 // (scripts/private-text.ld), so that the code it runs shares pages instead of pulling in
-// 64 KB around each of a thousand places. Functions get sections of their own, which that
+// 64 KB around each of a few hundred places. Functions get sections of their own, which that
 // order needs, only with scripts/build-release; a plain release build links in this order
 // what it can.
 let releaseLink: [LinkerSetting] = [
