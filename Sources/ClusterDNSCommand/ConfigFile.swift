@@ -82,7 +82,7 @@ extension Serve {
                            "state", "log-level", "log-format", "udp-sockets", "http", "lameduck", "allow-transfer",
                            "zones", "upstream", "resolv-conf", "stub-domain", "allow-recursion", "policy", "max-fails",
                            "max-concurrent", "upstream-timeout", "forward-deadline", "cache-size", "cache-min-ttl",
-                           "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "serve-stale", "prefetch",
+                           "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "cache-no-soa-ttl", "serve-stale", "prefetch",
                            "log-queries", "log-queries-sample", "forwarder", "forwarder-mode", "node-name", "node-address",
                            "forwarder-udp-timeout", "forwarder-tcp-timeout", "forwarder-max-flows", "forwarder-interface", "probes",
                            "forwarder-close-on-removal", "probes-exec"]

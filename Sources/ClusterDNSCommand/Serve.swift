@@ -151,6 +151,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long an upstream SERVFAIL is cached, seconds (0: not cached).")
     var cacheServfailTTL: UInt32 = 5
 
+    @Option(help: "How long an upstream's NXDOMAIN or NODATA without an SOA is cached, seconds (0: not cached).")
+    var cacheNoSoaTTL: UInt32 = 5
+
     @Option(help: "Serve expired answers for this long when every upstream fails (RFC 8767), e.g. 1h; 0 disables.")
     var serveStale: String = "0s"
 
@@ -221,7 +224,7 @@ struct Serve: AsyncParsableCommand {
         case config, dnsAddresses, domain, manifests, ttl, pods, autopath, searchPath, serviceCIDR, nodePortRange, state, logLevel, allowTransfer,
              logFormat, udpSockets, http, lameduck, zones, upstream, resolvConf, stubDomain, allowRecursion, policy, maxFails,
              maxConcurrent, upstreamTimeout, forwardDeadline, cacheSize, cacheMinTTL, cacheMaxTTL, cacheNegativeTTL,
-             cacheServfailTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
+             cacheServfailTTL, cacheNoSoaTTL, serveStale, prefetch, logQueries, logQueriesSample, forwarder, forwarderMode, nodeName,
              nodeAddress, forwarderUDPTimeout, forwarderTCPTimeout, forwarderMaxFlows, forwarderInterface, apiAddresses,
              apiTokenFile, apiKubeconfig, apiTlsCert, apiTlsKey, apiClientCaFile, etcd, etcdPrefix, etcdCafile, etcdCertfile,
              etcdKeyfile, nodeLeaseDuration, etcdClaimRepairInterval, probes, probesExec, forwarderCloseOnRemoval
@@ -413,6 +416,7 @@ struct Serve: AsyncParsableCommand {
         configuration.cache.maximumTTL = cacheMaxTTL
         configuration.cache.maximumNegativeTTL = cacheNegativeTTL
         configuration.cache.serverFailureTTL = cacheServfailTTL
+        configuration.cache.bareNegativeTTL = cacheNoSoaTTL
         let stale = parseDuration(serveStale) ?? .zero
         configuration.cache.staleWindow = UInt32(stale.components.seconds)
         configuration.cache.prefetchFraction = Double(prefetch) / 100
@@ -657,8 +661,8 @@ final class ConfigSource: Sendable {
 
     static let liveKeys: Set<String> = ["upstream", "resolv-conf", "stub-domain", "allow-recursion", "policy", "max-fails",
                                          "max-concurrent", "upstream-timeout", "forward-deadline", "cache-size", "cache-min-ttl",
-                                         "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "serve-stale", "prefetch",
-                                         "zones", "manifests"]
+                                         "cache-max-ttl", "cache-negative-ttl", "cache-servfail-ttl", "cache-no-soa-ttl", "serve-stale",
+                                         "prefetch", "zones", "manifests"]
 
     /// `--name value` pairs (and lone flags) as a map of settings.
     static func settings(_ arguments: [String]) -> [String: [String]] {

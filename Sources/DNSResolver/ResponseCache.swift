@@ -5,8 +5,8 @@ import Synchronization
 
 /// Forwarded answers, kept for their TTL: positive answers for the smallest TTL of their
 /// records, negative ones (NXDOMAIN, NODATA) for the SOA's negative TTL (RFC 2308 §5: the
-/// smaller of the SOA record's TTL and its MINIMUM), SERVFAIL briefly; all clamped to a
-/// minimum and a maximum. Bounded in entries, with random eviction in the full shard. Entries
+/// smaller of the SOA record's TTL and its MINIMUM), negative ones without an SOA and SERVFAIL
+/// briefly; all clamped to a minimum and a maximum. Bounded in entries, with random eviction in the full shard. Entries
 /// past their TTL are kept for `staleWindow` to answer when every upstream fails (RFC 8767).
 ///
 /// Each entry keeps the response pre-encoded with the offsets of its TTLs, so a hit is a copy,
@@ -22,6 +22,11 @@ public final class ResponseCache: Sendable {
         public var maximumNegativeTTL: UInt32 = 1800
         /// How long SERVFAIL from upstream is remembered (0: not cached).
         public var serverFailureTTL: UInt32 = 5
+        /// How long a negative answer without an SOA is remembered (0: not cached). RFC 2308 §5
+        /// says not to cache one at all, for fear of two caches feeding it to each other; Unbound
+        /// and CoreDNS keep it 5 seconds, so that an upstream that leaves the SOA out is not asked
+        /// again for every query of a name that does not exist.
+        public var bareNegativeTTL: UInt32 = 5
         /// How long an expired entry may still answer when the upstreams fail (0: never).
         public var staleWindow: UInt32 = 0
         /// TTL of a stale answer (RFC 8767 recommends 30 s).
@@ -191,7 +196,7 @@ public final class ResponseCache: Sendable {
     }
 
     /// The lifetime a response gets in the cache, or nil when it is not cached (truncated,
-    /// an rcode other than NOERROR/NXDOMAIN/SERVFAIL, a negative answer without SOA).
+    /// an rcode other than NOERROR/NXDOMAIN/SERVFAIL).
     public func lifetime(of message: Message) -> UInt32? {
         guard !message.header.isTruncated else { return nil }
         let c = configuration
@@ -202,7 +207,9 @@ public final class ResponseCache: Sendable {
             let ttl = message.answers.map(\.ttl).min()!
             return min(max(ttl, c.minimumTTL), c.maximumTTL)
         case .noError, .nameError:
-            guard let soa = message.authorities.first(where: { $0.type == .soa }), case .soa(let data) = soa.data else { return nil }
+            guard let soa = message.authorities.first(where: { $0.type == .soa }), case .soa(let data) = soa.data else {
+                return c.bareNegativeTTL > 0 ? min(c.bareNegativeTTL, c.maximumNegativeTTL) : nil
+            }
             return min(max(min(soa.ttl, data.minimum), c.minimumTTL), c.maximumNegativeTTL)
         default:
             return nil

@@ -501,6 +501,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
             cache-max-ttl: 60
             cache-negative-ttl: 30
             cache-servfail-ttl: 0
+            cache-no-soa-ttl: 2
             serve-stale: 1h
             prefetch: 10
             log-queries: true
@@ -517,7 +518,7 @@ func relayManifests(service: String, clusterIP: String, port: Int, backendPort: 
         #expect(forwarding.policy == .roundRobin && forwarding.maxFails == 3 && forwarding.maxConcurrent == 50)
         #expect(forwarding.readTimeout == .milliseconds(500) && forwarding.deadline == .seconds(1))
         #expect(forwarding.cache.capacity == 100 && forwarding.cache.minimumTTL == 1 && forwarding.cache.maximumTTL == 60)
-        #expect(forwarding.cache.maximumNegativeTTL == 30 && forwarding.cache.serverFailureTTL == 0)
+        #expect(forwarding.cache.maximumNegativeTTL == 30 && forwarding.cache.serverFailureTTL == 0 && forwarding.cache.bareNegativeTTL == 2)
         #expect(forwarding.cache.staleWindow == 3600 && forwarding.cache.prefetchFraction == 0.1)
         #expect(serve.logQueries && serve.logQueriesSample == 1)
         let bad = try write("log-queries: maybe\n")

@@ -44,7 +44,9 @@ let lifetimeCases: [LifetimeCase] = [
     .init(description: "positive: clamped to the minimum", message: response(answers: ["www.example. 0 A 192.0.2.1"]), expected: nil),
     .init(description: "NXDOMAIN: min(SOA TTL, MINIMUM)", message: response(.nameError, authority: [soa]), expected: 60),
     .init(description: "NODATA: min(SOA TTL, MINIMUM)", message: response(authority: ["example. 30 SOA ns.example. host.example. 1 7200 900 1209600 60"]), expected: 30),
-    .init(description: "NXDOMAIN without SOA: not cached", message: response(.nameError), expected: nil),
+    .init(description: "NXDOMAIN without SOA: briefly (Unbound's and CoreDNS's 5 s)", message: response(.nameError), expected: 5),
+    .init(description: "NODATA without SOA: briefly", message: response(), expected: 5),
+    .init(description: "NXDOMAIN with a CNAME and no SOA: briefly", message: response(.nameError, answers: ["www.example. 300 CNAME gone.example."]), expected: 5),
     .init(description: "SERVFAIL: briefly", message: response(.serverFailure), expected: 5),
     .init(description: "REFUSED: not cached", message: response(.refused), expected: nil),
     .init(description: "truncated: not cached", message: response(answers: ["www.example. 300 A 192.0.2.1"], truncated: true), expected: nil),
@@ -66,6 +68,12 @@ let lifetimeCases: [LifetimeCase] = [
         let cache = ResponseCache(configuration: configuration)
         #expect(cache.lifetime(of: response(.nameError, authority: [soa])) == 10)
         #expect(cache.lifetime(of: response(answers: ["www.example. 1 A 192.0.2.1"])) == 2)
+        // Without an SOA: its own lifetime, under the same maximum; 0 turns it off.
+        #expect(cache.lifetime(of: response(.nameError)) == 5)
+        configuration.maximumNegativeTTL = 3
+        #expect(ResponseCache(configuration: configuration).lifetime(of: response(.nameError)) == 3)
+        configuration.bareNegativeTTL = 0
+        #expect(ResponseCache(configuration: configuration).lifetime(of: response(.nameError)) == nil)
     }
 
     @Test func aHitIsWrittenWithTheClientsIDLettersAndAgedTTLs() throws {

@@ -384,6 +384,39 @@ final class ForwardingServer: Sendable {
         #expect(server.resolver.upstreams[0].queries > sent, "asked upstream again")
     }
 
+    /// An upstream that answers NXDOMAIN without an SOA (some resolvers and proxies do) is asked
+    /// once per name for 5 seconds, as Unbound and CoreDNS ask it, not once per query: the
+    /// ExternalName chase included.
+    @Test func negativeAnswersWithoutSOAAreCachedBriefly() async throws {
+        let fake = FakeUpstream { query in
+            var response = Message(header: Header(id: query.header.id, isResponse: true, isRecursionDesired: true, isRecursionAvailable: true),
+                                   questions: query.questions)
+            response.rcode = .nameError
+            return [FakeUpstream.Reply(bytes: response.encoded())]
+        }
+        let server = try await ForwardingServer(upstreams: [fake.address])
+        _ = try await server.registry.apply(try Manifest.decode("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: gone, namespace: default}
+            spec: {type: ExternalName, externalName: gone.upstream.test}
+            """)[0].result.get())
+        server.cluster.update(server.registry.snapshot())
+        for _ in 0..<3 {
+            let gone = try server.ask("gone.default.svc.cluster.local.")
+            #expect(gone.rcode == .nameError && answers(gone) == ["gone.default.svc.cluster.local. 5 IN CNAME gone.upstream.test."])
+            #expect(try server.ask("nope.upstream.test.").rcode == .nameError)
+        }
+        #expect(fake.queries == 2, "one question upstream for each name")
+        server.clock.advance(by: .milliseconds(4900))
+        #expect(try server.ask("nope.upstream.test.").rcode == .nameError)
+        #expect(fake.queries == 2)
+        server.clock.advance(by: .milliseconds(200))
+        #expect(try server.ask("nope.upstream.test.").rcode == .nameError)
+        #expect(try server.ask("gone.default.svc.cluster.local.").rcode == .nameError)
+        #expect(fake.queries == 4, "asked again once expired")
+    }
+
     @Test func aSilentUpstreamFailsOverToTheNextAndRecovers() async throws {
         let answering = Flag(false)
         let asked = NameLog()
