@@ -37,8 +37,8 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
         var gauges: [String: CoreMetrics.Gauge] = [:]
         var counters: [String: (counter: CoreMetrics.Counter, last: Int)] = [:]
         var timers: [String: CoreMetrics.Timer] = [:]
-        /// The services whose endpoint gauges were set at the last refresh.
-        var endpointServices: Set<ObjectKey> = []
+        /// Each service's endpoint gauges, as the last scrape left them.
+        var endpointGauges: [ObjectKey: EndpointGauges] = [:]
     }
 
     /// Logs one query in `sample` (1: every query) at info level.
@@ -141,27 +141,43 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
     }
 
     /// Each service's endpoints by condition (ready, or not), as the probes and heartbeats leave
-    /// them; a deleted service's series go with it.
+    /// them; a deleted service's series go with it. A service's pair of gauges is made once and
+    /// kept (20,000 series at 10,000 services): a scrape only looks them up and sets them.
     func refreshEndpoints(_ snapshot: RegistrySnapshot) {
-        var present = Set<ObjectKey>()
-        for (key, endpoints) in snapshot.serviceEndpoints {
-            present.insert(key)
-            let ready = endpoints.endpoints.reduce(0) { $0 + ($1.isReady ? $1.addresses.count : 0) }
-            let all = endpoints.endpoints.reduce(0) { $0 + $1.addresses.count }
-            let service = "\(key.namespace)/\(key.name)"
-            gauge("clusterdns_service_endpoints", [("service", service), ("ready", "true")], Double(ready))
-            gauge("clusterdns_service_endpoints", [("service", service), ("ready", "false")], Double(all - ready))
-        }
-        let gone = state.withLock { state -> [CoreMetrics.Gauge] in
-            let departed = state.endpointServices.subtracting(present)
-            state.endpointServices = present
-            return departed.flatMap { key in
-                ["true", "false"].compactMap { ready in
-                    state.gauges.removeValue(forKey: "clusterdns_service_endpoints|service=\(key.namespace)/\(key.name)|ready=\(ready)")
+        let gone = state.withLock { state -> [EndpointGauges] in
+            let previous = state.endpointGauges
+            var gauges: [ObjectKey: EndpointGauges] = [:]
+            gauges.reserveCapacity(snapshot.serviceEndpoints.count)
+            for (key, endpoints) in snapshot.serviceEndpoints {
+                // Resolved from the slices at each read: read once.
+                var (ready, all) = (0, 0)
+                for endpoint in endpoints.endpoints {
+                    all += endpoint.addresses.count
+                    if endpoint.isReady { ready += endpoint.addresses.count }
                 }
+                let pair = previous[key] ?? EndpointGauges(service: "\(key.namespace)/\(key.name)", factory: factory)
+                pair.ready.record(Double(ready))
+                pair.notReady.record(Double(all - ready))
+                gauges[key] = pair
             }
+            state.endpointGauges = gauges
+            return previous.compactMap { gauges[$0.key] == nil ? $0.value : nil }
         }
-        for gauge in gone { gauge.destroy() }
+        for pair in gone {
+            pair.ready.destroy()
+            pair.notReady.destroy()
+        }
+    }
+
+    /// One service's `clusterdns_service_endpoints` series.
+    struct EndpointGauges {
+        let ready: CoreMetrics.Gauge
+        let notReady: CoreMetrics.Gauge
+
+        init(service: String, factory: any MetricsFactory) {
+            ready = CoreMetrics.Gauge(label: "clusterdns_service_endpoints", dimensions: [("service", service), ("ready", "true")], factory: factory)
+            notReady = CoreMetrics.Gauge(label: "clusterdns_service_endpoints", dimensions: [("service", service), ("ready", "false")], factory: factory)
+        }
     }
 
     /// Brings a counter up to `total`, a running total kept elsewhere.

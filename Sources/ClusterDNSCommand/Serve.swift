@@ -473,8 +473,9 @@ struct Serve: AsyncParsableCommand {
                                 .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
                                 .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
                                 .seconds(2), .seconds(5)]
-        // Timers (one per answered query) are counted in atomics, and written after the registry.
-        let factory = AtomicTimerFactory(wrapping: PrometheusMetricsFactory(registry: prometheus), buckets: fine)
+        // Timers (one per answered query) and gauges (two per service) live in atomics, and are
+        // written after the registry.
+        let factory = AtomicMetricsFactory(wrapping: PrometheusMetricsFactory(registry: prometheus), buckets: fine)
         // Metrics cost every query a few clock reads, counters and a histogram: none when
         // nothing can read them (no HTTP endpoint for /metrics, no query log riding on them).
         if http != "none" || logQueries { configuration.metricsFactory = factory }

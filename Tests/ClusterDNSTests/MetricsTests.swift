@@ -1,4 +1,5 @@
 import ClusterDNS
+import CoreMetrics
 import DNSWire
 import DispatchSockets
 import Foundation
@@ -68,10 +69,43 @@ import Glibc
     /// series are removed, not left at their last value.
     @Test func endpointsByReadinessPerService() async throws {
         let metrics = TestMetrics()
+        let dns = try await serviceWithWeb(metrics)
+        dns.metrics?.refresh(service: dns)
+        #expect(try metrics.expectGauge("clusterdns_service_endpoints", [("service", "shop/web"), ("ready", "true")]).lastValue == 2)
+        #expect(try metrics.expectGauge("clusterdns_service_endpoints", [("service", "shop/web"), ("ready", "false")]).lastValue == 1)
+        try await dns.registry.delete(ObjectKey(.service, namespace: "shop", name: "web"))
+        dns.metrics?.refresh(service: dns)
+        #expect(throws: (any Error).self) { try metrics.expectGauge("clusterdns_service_endpoints", [("service", "shop/web"), ("ready", "true")]) }
+    }
+
+    /// The same through the daemon's factory, as /metrics writes it: every scrape sets the
+    /// series it made at the first (a pod turning ready moves them), a deleted service's go.
+    @Test func endpointsInTheDaemonsText() async throws {
+        let factory = AtomicMetricsFactory(wrapping: TestMetrics(), buckets: [.milliseconds(1)])
+        let dns = try await serviceWithWeb(factory)
+        let lines = {
+            dns.metrics?.refresh(service: dns)
+            return factory.emitToString().split(separator: "\n").filter { $0.contains("clusterdns_service_endpoints") }
+        }
+        #expect(lines() == ["# TYPE clusterdns_service_endpoints gauge", #"clusterdns_service_endpoints{service="shop/web",ready="false"} 1.0"#,
+                            #"clusterdns_service_endpoints{service="shop/web",ready="true"} 2.0"#])
+        var pod = try #require(dns.registry.snapshot().objects[ObjectKey(.pod, namespace: "shop", name: "b")].flatMap { object -> Pod? in
+            if case .pod(let pod) = object { return pod } else { return nil }
+        })
+        pod.status.isReady = true
+        try await dns.registry.apply(.pod(pod))
+        #expect(lines() == ["# TYPE clusterdns_service_endpoints gauge", #"clusterdns_service_endpoints{service="shop/web",ready="false"} 0.0"#,
+                            #"clusterdns_service_endpoints{service="shop/web",ready="true"} 3.0"#])
+        try await dns.registry.delete(ObjectKey(.service, namespace: "shop", name: "web"))
+        #expect(lines() == [])
+    }
+
+    /// A service `shop/web` selecting three pods: ready, not ready, and without conditions (ready).
+    func serviceWithWeb(_ factory: any MetricsFactory) async throws -> ClusterDNSService {
         var logger = Logger(label: "metrics")
         logger.logLevel = .warning
         var configuration = kubernetesOnly()
-        configuration.metricsFactory = metrics
+        configuration.metricsFactory = factory
         let dns = try ClusterDNSService(configuration: configuration, logger: logger)
         for entry in Manifest.decode("""
             apiVersion: v1
@@ -97,11 +131,6 @@ import Glibc
             spec: {containers: [{name: c}]}
             status: {podIP: 10.244.0.3}
             """) { try await dns.registry.apply(try entry.result.get()) }
-        dns.metrics?.refresh(service: dns)
-        #expect(try metrics.expectGauge("clusterdns_service_endpoints", [("service", "shop/web"), ("ready", "true")]).lastValue == 2)
-        #expect(try metrics.expectGauge("clusterdns_service_endpoints", [("service", "shop/web"), ("ready", "false")]).lastValue == 1)
-        try await dns.registry.delete(ObjectKey(.service, namespace: "shop", name: "web"))
-        dns.metrics?.refresh(service: dns)
-        #expect(throws: (any Error).self) { try metrics.expectGauge("clusterdns_service_endpoints", [("service", "shop/web"), ("ready", "true")]) }
+        return dns
     }
 }

@@ -6,7 +6,7 @@ import Prometheus
 import Testing
 import TestSupport
 
-@Suite struct AtomicTimersTests {
+@Suite struct AtomicMetricsTests {
     static let buckets: [Duration] = [.microseconds(25), .milliseconds(1), .seconds(1)]
 
     struct Case: CustomTestStringConvertible, Sendable {
@@ -36,7 +36,7 @@ import TestSupport
     ]
 
     @Test(arguments: cases) func exposition(_ test: Case) {
-        let factory = AtomicTimerFactory(wrapping: TestMetrics(), buckets: Self.buckets)
+        let factory = AtomicMetricsFactory(wrapping: TestMetrics(), buckets: Self.buckets)
         let timer = CoreMetrics.Timer(label: "t", dimensions: [("transport", "udp")], factory: factory)
         for value in test.nanoseconds { timer.recordNanoseconds(value) }
         #expect(factory.emitToString() == (["# TYPE t histogram"] + test.expected).map { $0 + "\n" }.joined())
@@ -50,7 +50,7 @@ import TestSupport
         let registry = PrometheusCollectorRegistry()
         var theirFactory = PrometheusMetricsFactory(registry: registry)
         theirFactory.defaultDurationHistogramBuckets = buckets
-        let ours = AtomicTimerFactory(wrapping: TestMetrics(), buckets: buckets)
+        let ours = AtomicMetricsFactory(wrapping: TestMetrics(), buckets: buckets)
         let dimensions = [("transport", "tcp"), ("upstream", #"a "quoted" \ name"#)]
         let theirs = CoreMetrics.Timer(label: "clusterdns_x_seconds", dimensions: dimensions, factory: theirFactory)
         let mine = CoreMetrics.Timer(label: "clusterdns_x_seconds", dimensions: dimensions, factory: ours)
@@ -66,22 +66,23 @@ import TestSupport
         #expect(lines(ours.emitToString()).count == buckets.count + 3)
     }
 
-    @Test func concurrentRecordsAreAllCounted() async {
-        let factory = AtomicTimerFactory(wrapping: TestMetrics(), buckets: Self.buckets)
+    @Test func concurrentRecordsAreAllCounted() async throws {
+        let factory = AtomicMetricsFactory(wrapping: TestMetrics(), buckets: Self.buckets)
         let timer = CoreMetrics.Timer(label: "t", dimensions: [], factory: factory)
         await withTaskGroup(of: Void.self) { group in
             for task in 0..<4 {
                 group.addTask { for index in 0..<25_000 { timer.recordNanoseconds(Int64(task * 25_000 + index)) } }
             }
         }
-        let histogram = try? #require(factory.histograms.all.first)
-        #expect(histogram?.snapshot.cumulative == [25_001, 100_000, 100_000, 100_000])
-        #expect(histogram?.snapshot.sum == .nanoseconds(99_999 * 100_000 / 2))
+        let all = factory.histograms.all
+        try #require(all.count == 1)
+        #expect(all[0].snapshot.cumulative == [25_001, 100_000, 100_000, 100_000])
+        #expect(all[0].snapshot.sum == .nanoseconds(99_999 * 100_000 / 2))
     }
 
     /// A timer made again for a series (an upstream's, after SIGHUP) counts on into it.
     @Test func aSeriesMadeAgainIsTheSameSeries() {
-        let factory = AtomicTimerFactory(wrapping: TestMetrics(), buckets: Self.buckets)
+        let factory = AtomicMetricsFactory(wrapping: TestMetrics(), buckets: Self.buckets)
         CoreMetrics.Timer(label: "u", dimensions: [("upstream", "a")], factory: factory).recordNanoseconds(1)
         CoreMetrics.Timer(label: "u", dimensions: [("upstream", "a")], factory: factory).recordNanoseconds(2)
         CoreMetrics.Timer(label: "v", factory: factory).recordNanoseconds(4)
@@ -94,19 +95,57 @@ import TestSupport
         ])
     }
 
-    @Test func otherMetricsAreTheWrappedFactorysAndDestroyedTimersGo() throws {
+    @Test func otherMetricsAreTheWrappedFactorysAndDestroyedSeriesGo() throws {
         let base = TestMetrics()
-        let factory = AtomicTimerFactory(wrapping: base, buckets: Self.buckets)
+        let factory = AtomicMetricsFactory(wrapping: base, buckets: Self.buckets)
         CoreMetrics.Counter(label: "c", dimensions: [("k", "v")], factory: factory).increment(by: 3)
+        CoreMetrics.Recorder(label: "r", factory: factory).record(7)
         CoreMetrics.Gauge(label: "g", factory: factory).record(2.5)
         #expect(try base.expectCounter("c", [("k", "v")]).totalValue == 3)
-        #expect(try base.expectGauge("g").lastValue == 2.5)
+        #expect(try base.expectRecorder("r").lastValue == 7)
+        #expect(throws: (any Error).self) { try base.expectGauge("g") }
         let kept = CoreMetrics.Timer(label: "kept", factory: factory)
         let gone = CoreMetrics.Timer(label: "gone", factory: factory)
+        let goneGauge = CoreMetrics.Gauge(label: "gone_gauge", dimensions: [("service", "a/b")], factory: factory)
+        goneGauge.record(1)
         gone.destroy()
+        goneGauge.destroy()
         kept.recordNanoseconds(1)
         let text = factory.emitToString()
+        #expect(text.hasPrefix("# TYPE g gauge\ng 2.5\n"))
         #expect(text.contains("kept_count 1\n"))
         #expect(!text.contains("gone"))
+    }
+
+    /// Gauges: the same values give swift-prometheus's lines (labels quoted and escaped, whole
+    /// numbers as "2.0"); a gauge made again is the same series; a family's series are written
+    /// together, by their labels.
+    @Test func gaugesWriteWhatSwiftPrometheusWrites() {
+        let registry = PrometheusCollectorRegistry()
+        let theirFactory = PrometheusMetricsFactory(registry: registry)
+        let ours = AtomicMetricsFactory(wrapping: TestMetrics(), buckets: Self.buckets)
+        let values: [([(String, String)], Double)] = [
+            ([("service", "shop/web"), ("ready", "true")], 2), ([("service", "shop/web"), ("ready", "false")], 0),
+            ([("service", #"odd "name" \ here"#), ("ready", "true")], 1.5), ([("service", "a/b"), ("ready", "true")], -3),
+        ]
+        for (dimensions, value) in values {
+            CoreMetrics.Gauge(label: "clusterdns_service_endpoints", dimensions: dimensions, factory: theirFactory).record(value)
+            CoreMetrics.Gauge(label: "clusterdns_service_endpoints", dimensions: dimensions, factory: ours).record(value)
+        }
+        CoreMetrics.Gauge(label: "clusterdns_dns_static_zones", factory: theirFactory).record(Int64(4))
+        CoreMetrics.Gauge(label: "clusterdns_dns_static_zones", factory: ours).record(Int64(4))
+        let lines = { (text: String) in text.split(separator: "\n").filter { !$0.hasPrefix("#") }.sorted() }
+        #expect(lines(ours.emitToString()) == lines(registry.emitToString()))
+        #expect(ours.emitToString().split(separator: "\n").filter { $0.hasPrefix("#") } == [
+            "# TYPE clusterdns_service_endpoints gauge", "# TYPE clusterdns_dns_static_zones gauge",
+        ])
+        CoreMetrics.Gauge(label: "clusterdns_service_endpoints", dimensions: [("service", "a/b"), ("ready", "true")], factory: ours).record(9)
+        let endpoints = ours.emitToString().split(separator: "\n").filter { $0.hasPrefix("clusterdns_service_endpoints") }
+        #expect(endpoints == [
+            #"clusterdns_service_endpoints{service="a/b",ready="true"} 9.0"#,
+            #"clusterdns_service_endpoints{service="odd \"name\" \\ here",ready="true"} 1.5"#,
+            #"clusterdns_service_endpoints{service="shop/web",ready="false"} 0.0"#,
+            #"clusterdns_service_endpoints{service="shop/web",ready="true"} 2.0"#,
+        ])
     }
 }
