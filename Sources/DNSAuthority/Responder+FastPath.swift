@@ -103,6 +103,13 @@ extension Responder {
         return out.count
     }
 
+    /// The pre-encoded answers of the zone of ours that holds the name in `key` (`length`
+    /// bytes, lower-cased), as they are now: the version an answer made from the zone belongs
+    /// to. Nil outside our zones, or for a zone without them.
+    public func precompiled(forKey key: UnsafeRawBufferPointer, length: Int) -> Precompiled? {
+        catalog.authority(forKey: key, length: length)?.authority.precompiled
+    }
+
     /// The zone's SOA in the authority section, relocated after the question.
     func writeSOA(_ precompiled: Precompiled, apexOffset: Int, into out: inout OutputCursor) -> Bool {
         guard let written = precompiled.soa.write(into: out.buffer, at: out.count, apexOffset: apexOffset, limit: out.limit)

@@ -78,6 +78,12 @@ public final class ResponseCache: Sendable {
         public let lifetime: UInt32
         let hits = Atomic<Int>(0)
         let prefetching = Atomic<Bool>(false)
+        /// Times it answered (the fast path's and `fresh`'s hits).
+        public var hitCount: Int { hits.load(ordering: .relaxed) }
+        /// A composed answer's: the version of our zone it was made from (it answers only while
+        /// that is the zone's current one), and the upstream's entry it ends in.
+        public let token: (any AnyObject & Sendable)?
+        public let source: Entry?
 
         init?(key: Key, question: Question, message: Message, lifetime: UInt32, now: UInt64) {
             var stripped = message
@@ -96,6 +102,30 @@ public final class ResponseCache: Sendable {
             isAuthenticData = stripped.header.isAuthenticData
             stored = now
             self.lifetime = lifetime
+            token = nil
+            source = nil
+        }
+
+        /// An answer of ours that ends in an upstream's: an ExternalName's CNAME, then the
+        /// upstream's records for its target. `wire` is the general path's reply to the first
+        /// client as `ReplyShape.unshaped` keeps it, made with `upstream`'s records as stored;
+        /// its first `fixedRecords` answer records are our zone's (their TTLs stay as written),
+        /// the rest age with `upstream`, whose lifetime it has.
+        init?(key: Key, question: Question, composed wire: [UInt8], fixedRecords: Int, upstream: Entry, token: any AnyObject & Sendable) {
+            guard let offsets = wire.withUnsafeBytes({ ResourceRecord.ttlOffsets(inMessage: $0) }), offsets.count >= fixedRecords,
+                  let message = try? Message(decoding: wire) else { return nil }
+            self.key = key
+            self.question = question
+            self.message = message
+            self.wire = wire
+            ttls = Array(offsets.dropFirst(fixedRecords))
+            counts = (UInt16(message.answers.count), UInt16(message.authorities.count), UInt16(message.additionals.count))
+            rcode = ResponseCode(rawValue: UInt16(message.header.rcodeBits))
+            isAuthenticData = message.header.isAuthenticData
+            stored = upstream.stored
+            lifetime = upstream.lifetime
+            self.token = token
+            source = upstream
         }
 
         /// Seconds left before expiry (negative once expired).
@@ -222,6 +252,27 @@ public final class ResponseCache: Sendable {
         let now = now ?? clock.now()
         guard configuration.capacity > 0, let lifetime = lifetime(of: message), lifetime > 0,
               let entry = Entry(key: key, question: question, message: message, lifetime: lifetime, now: now) else { return nil }
+        insert(entry, now: now)
+        return entry
+    }
+
+    /// Stores an answer of ours that ends in `upstream`'s (see `Entry.init(key:question:composed:...)`),
+    /// under the client's question: the fast path answers it (`respond`) while `upstream` is
+    /// fresh and `token` is the current version of our zone. Returns the entry, or nil when it
+    /// is not kept (cache off, no rcode the fast path writes, bytes that do not parse).
+    @discardableResult
+    public func storeComposed(_ wire: [UInt8], for question: Question, key: Key, fixedRecords: Int, upstream: Entry,
+                              token: any AnyObject & Sendable) -> Entry? {
+        guard configuration.capacity > 0,
+              let entry = Entry(key: key, question: question, composed: wire, fixedRecords: fixedRecords, upstream: upstream, token: token),
+              entry.rcode == .noError || entry.rcode == .nameError else { return nil }
+        insert(entry, now: clock.now())
+        return entry
+    }
+
+    /// Puts `entry` in its shard, in place of one with its key, evicting when the shard is full.
+    func insert(_ entry: Entry, now: UInt64) {
+        let key = entry.key
         let h = key.hash
         let index = Int(h % UInt64(Self.shardCount))
         let perShard = max(1, configuration.capacity / Self.shardCount)
@@ -251,7 +302,6 @@ public final class ResponseCache: Sendable {
             table[h] = bucket
             shards[index].count.add(1, ordering: .relaxed)
         }
-        return entry
     }
 
     /// Drops everything (a zone was added or removed: names it covers must stop being forwarded).
@@ -271,13 +321,15 @@ extension ResponseCache {
     /// returns its length; nil when there is no fresh entry or the response does not fit
     /// the shape's limit (the general path truncates). The header bits and the OPT record are the
     /// shape's; the client's question letters are kept; TTLs are lowered by the time spent in
-    /// the cache.
+    /// the cache. A composed entry answers only when `isCurrent` says its token is the current
+    /// version of its zone.
     public func respond(to query: UnsafeRawBufferPointer, view: QueryView, name: UnsafeRawBufferPointer,
                         into output: UnsafeMutableRawBufferPointer, shape: ReplyShape,
-                        now: UInt64? = nil) -> (length: Int, entry: Entry)? {
+                        now: UInt64? = nil, isCurrent: (any AnyObject & Sendable) -> Bool = { _ in false }) -> (length: Int, entry: Entry)? {
         let now = now ?? clock.now()
         let bits: UInt8 = (shape.isDNSSECOK ? 1 : 0) | (shape.isCheckingDisabled ? 2 : 0)
         guard let entry = entry(name: name, type: view.type.rawValue, recordClass: view.recordClass.rawValue, bits: bits) else { return nil }
+        if let token = entry.token, !isCurrent(token) { return nil }
         let remaining = entry.remaining(at: now)
         guard remaining > 0 else { return nil }
         let total = entry.wire.count + shape.optLength

@@ -242,8 +242,16 @@ public final class UpstreamResolver: @unchecked Sendable {
         }
     }
 
-    /// Prefetch hook for the fast path (which found `entry` fresh).
-    public func noteHit(_ entry: ResponseCache.Entry, now: UInt64) { maybePrefetch(entry, now: now) }
+    /// Prefetch hook for the fast path (which found `entry` fresh): a composed answer's hit
+    /// counts for the upstream's entry it ends in, the one to refresh.
+    public func noteHit(_ entry: ResponseCache.Entry, now: UInt64) {
+        if let source = entry.source {
+            source.hits.add(1, ordering: .relaxed)
+            maybePrefetch(source, now: now)
+        } else {
+            maybePrefetch(entry, now: now)
+        }
+    }
 
     /// The upstreams to try for `name`, in order: the longest matching group, healthy first.
     func candidates(for name: DomainName) -> [Upstream] {

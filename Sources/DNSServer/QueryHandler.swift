@@ -70,6 +70,7 @@ final class QueryPlan: Sendable {
         let client = resolver == nil && responder.autopath == nil ? nil : (peer ?? origin.peer)?.address
         let recursive = recursionAllowed(client)
         var type: RecordType? = nil
+        var chase: ChaseOrigin? = nil
         let resolution = withUnsafeTemporaryAllocation(byteCount: DomainName.maxWireLength, alignment: 1) { key -> Resolved in
             let view = try? QueryView.parse(query, nameBuffer: key)
             type = view?.type
@@ -81,8 +82,12 @@ final class QueryPlan: Sendable {
                           let client, autopath.pods.clusterSearchPath(of: client) != nil else { return .written(length) }
                     return .resolved(responder.resolve(query, view: view, transport: .udp, client: client))
                 }
-                if recursive, let resolver, let length = cachedResponse(query, view: view, key: key, reply, resolver: resolver) {
-                    return .written(length)
+                if recursive, let resolver {
+                    if let length = cachedResponse(query, view: view, key: key, reply, resolver: resolver) { return .written(length) }
+                    // Taken before the general path reads the zone: what it answers from may be
+                    // kept for the fast path only as long as this is the zone's version.
+                    let zone = responder.precompiled(forKey: UnsafeRawBufferPointer(key), length: view.nameLength)
+                    chase = zone.map { ChaseOrigin(zone: $0, questionEnd: view.questionEnd) }
                 }
             }
             return .resolved(responder.resolve(query, view: view, transport: .udp, client: client))
@@ -107,7 +112,7 @@ final class QueryPlan: Sendable {
             return count
         case .resolved(.forward(let forwarding)):
             let deferred = origin.deferred()
-            forward(forwarding, query: Array(query), transport: .udp, client: peer, started: started) { deferred.send($0) }
+            forward(forwarding, query: Array(query), transport: .udp, client: peer, started: started, chase: chase) { deferred.send($0) }
             return 0
         }
     }
@@ -149,15 +154,17 @@ final class QueryPlan: Sendable {
         guard view.isPlainQuery, view.type != .axfr, view.type != .ixfr, view.type != .opt else { return nil }
         let shape = ReplyShape(view, transport: .udp, maxUDPPayload: responder.maxUDPPayload, recursionAvailable: true)
         let now = resolver.cache.now()
+        let name = UnsafeRawBufferPointer(rebasing: key[0..<view.nameLength])
+        let responder = self.responder
         guard let (length, entry) = resolver.cache.respond(
-            to: query, view: view, name: UnsafeRawBufferPointer(rebasing: key[0..<view.nameLength]),
-            into: reply, shape: shape, now: now) else { return nil }
+            to: query, view: view, name: name, into: reply, shape: shape, now: now,
+            isCurrent: { $0 === responder.precompiled(forKey: name, length: name.count) }) else { return nil }
         resolver.noteHit(entry, now: now)
         return length
     }
 
     func forward(_ forwarding: Responder.Forwarding, query: [UInt8], transport: Responder.Transport, client: SocketAddress?, started: UInt64?,
-                 send: @escaping @Sendable ([UInt8]) -> Void) {
+                 chase: ChaseOrigin? = nil, send: @escaping @Sendable ([UInt8]) -> Void) {
         guard let resolver else {
             send(responder.completeBytes(forwarding, upstream: nil, overloaded: true))
             return
@@ -176,7 +183,10 @@ final class QueryPlan: Sendable {
         resolver.resolve(target, dnssecOK: forwarding.dnssecOK, checkingDisabled: forwarding.checkingDisabled) { [self] outcome in
             let next: Responder.Resolution
             switch outcome {
-            case .answer(let message), .stale(let message):
+            case .answer(let message):
+                next = responder.resume(forwarding, upstream: message)
+                if let chase, case .response = next { keep(forwarding, from: chase, resolver: resolver) }
+            case .stale(let message):
                 next = responder.resume(forwarding, upstream: message)
             case .failure(let error):
                 next = responder.resume(forwarding, upstream: nil, overloaded: error == .overloaded)
@@ -205,6 +215,31 @@ final class QueryPlan: Sendable {
         for question in forwarding.ahead {
             resolver.resolve(question, dnssecOK: forwarding.dnssecOK, checkingDisabled: forwarding.checkingDisabled) { _ in }
         }
+    }
+}
+
+/// Where a UDP query that the general path forwards came from in our zones: the version of
+/// the zone it was answered from, and where its question ends.
+struct ChaseOrigin: Sendable {
+    let zone: Precompiled
+    let questionEnd: Int
+}
+
+extension QueryPlan {
+    /// Keeps the answer to a name of ours that ended upstream (an ExternalName: our CNAME, then
+    /// the upstream's records for its target) for the fast path, as the general path wrote it,
+    /// made again from the upstream's entry as stored, so that each later client's TTLs age from
+    /// there. It answers while that entry is fresh and the zone is the version it came from.
+    func keep(_ forwarding: Responder.Forwarding, from chase: ChaseOrigin, resolver: UpstreamResolver) {
+        guard forwarding.walk == nil, !forwarding.response.answers.isEmpty, let question = forwarding.response.questions.first else { return }
+        let upstreamKey = ResponseCache.Key(forwarding.target, dnssecOK: forwarding.dnssecOK, checkingDisabled: forwarding.checkingDisabled)
+        guard let upstream = resolver.cache.entry(for: upstreamKey), upstream.source == nil,
+              upstream.remaining(at: resolver.cache.now()) > 0 else { return }
+        let bytes = responder.completeBytes(forwarding, upstream: upstream.message)
+        guard let wire = forwarding.shape.unshaped(bytes, questionEnd: chase.questionEnd) else { return }
+        resolver.cache.storeComposed(wire, for: question,
+                                     key: ResponseCache.Key(question, dnssecOK: forwarding.dnssecOK, checkingDisabled: forwarding.checkingDisabled),
+                                     fixedRecords: forwarding.response.answers.count, upstream: upstream, token: chase.zone)
     }
 }
 

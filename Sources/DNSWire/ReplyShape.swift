@@ -108,6 +108,29 @@ public struct ReplyShape: Hashable, Sendable {
                 edns: opt.map { EDNS(udpPayloadSize: $0.payloadSize, isDNSSECOK: $0.isDNSSECOK) })
     }
 
+    /// A reply written in this shape as a cache keeps it, for any client's shape to write again
+    /// (`writeHeader`, `writeOPT`, the client's question copied over): the ID zero, the
+    /// question's letters lower-cased, the OPT record the shape ended it with removed and
+    /// not counted. Nil for a reply that does not end in that record, or is truncated.
+    public func unshaped(_ reply: [UInt8], questionEnd: Int) -> [UInt8]? {
+        guard reply.count >= questionEnd, questionEnd > 12, reply[2] & 0x02 == 0 else { return nil }
+        var stored = reply
+        if opt != nil {
+            let additional = Int(reply[10]) << 8 | Int(reply[11])
+            guard additional > 0, reply.count >= questionEnd + Self.optRecordLength,
+                  reply[reply.count - Self.optRecordLength] == 0,
+                  reply[reply.count - Self.optRecordLength + 2] == 41 else { return nil }
+            stored.removeLast(Self.optRecordLength)
+            stored[10] = UInt8((additional - 1) >> 8)
+            stored[11] = UInt8((additional - 1) & 0xFF)
+        }
+        stored[0] = 0
+        stored[1] = 0
+        // The name's letters (a label's length byte is at most 63, below every letter).
+        for i in 12..<(questionEnd - 4) where stored[i] >= 0x41 && stored[i] <= 0x5A { stored[i] |= 0x20 }
+        return stored
+    }
+
     /// Encodes `reply` within the limit (see `Message.encode(into:maxSize:questionSuffixLabels:)`).
     @discardableResult
     public func encode(_ reply: Message, into writer: inout WireWriter, questionSuffixLabels: Int? = nil) -> Bool {

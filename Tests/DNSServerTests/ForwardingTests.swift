@@ -326,6 +326,76 @@ final class ForwardingServer: Sendable {
         #expect(srv.rcode == .noError && srv.answers.isEmpty && srv.authorities.map(\.name.description) == ["cluster.local."])
     }
 
+    /// An ExternalName's chased answer is kept for the fast path: each later client gets, byte
+    /// for byte, what the general path gives it (the server without a cache here), whatever
+    /// its letters, EDNS, DO, CD and RD; the upstream's TTLs age, our CNAME's does not; a
+    /// change of the service is answered at once.
+    @Test func externalNameAnswersAreKeptForTheFastPath() async throws {
+        let knot = try KnotUpstream()
+        let kept = try await ForwardingServer(upstreams: [knot.address])
+        let plain = try await ForwardingServer(upstreams: [knot.address]) { $0.cache.capacity = 0 }
+        for server in [kept, plain] {
+            _ = try await server.registry.apply(try Manifest.decode("""
+                apiVersion: v1
+                kind: Service
+                metadata: {name: gone, namespace: default}
+                spec: {type: ExternalName, externalName: gone.upstream.test}
+                """)[0].result.get())
+            server.cluster.update(server.registry.snapshot())
+        }
+        var random = SplitMix64(state: 27)
+        func spelled(_ name: String) -> String {
+            String(name.map { Bool.random(using: &random) ? Character($0.uppercased()) : $0 })
+        }
+        var keys = Set<String>()
+        for round in 0..<48 {
+            let name = spelled(round % 3 == 0 ? "gone.default.svc.cluster.local." : "ext.default.svc.cluster.local.")
+            let type = [RecordType.a, .aaaa, .mx, .txt][Int.random(in: 0..<4, using: &random)]
+            let edns = Bool.random(using: &random)
+            let dnssecOK = edns && Bool.random(using: &random)
+            var header = Header(id: UInt16(round + 1), isRecursionDesired: Bool.random(using: &random))
+            header.isCheckingDisabled = Bool.random(using: &random)
+            let query = Message(header: header, questions: [Question(name: try DomainName(name), type: type)],
+                                edns: edns ? EDNS(udpPayloadSize: [512, 1232, 4096][round % 3], isDNSSECOK: dnssecOK) : nil).encoded()
+            let first = try #require(Client.udp(query, port: kept.port, timeout: 3000))
+            let again = try #require(Client.udp(query, port: kept.port, timeout: 3000))
+            let reference = try #require(Client.udp(query, port: plain.port, timeout: 3000))
+            #expect(first == reference, "round \(round): \(name) \(type)")
+            #expect(again == reference, "round \(round): \(name) \(type), kept")
+            keys.insert("\(name.lowercased()) \(type) \(dnssecOK) \(header.isCheckingDisabled)")
+        }
+        // Each was kept, and answered from there.
+        for key in keys {
+            let parts = key.split(separator: " ")
+            let question = Question(name: try DomainName(String(parts[0])), type: RecordType(mnemonic: parts[1])!)
+            let entry = kept.resolver.cache.entry(for: ResponseCache.Key(question, dnssecOK: parts[2] == "true", checkingDisabled: parts[3] == "true"))
+            #expect(entry?.source != nil && (entry?.hitCount ?? 0) >= 1, "\(key)")
+        }
+        // 2.5 s later: the upstream's TTLs are 2 s lower, our CNAME's is the zone's.
+        kept.advance(by: .milliseconds(2500))
+        #expect(answers(try kept.ask("ext.default.svc.cluster.local.")) == ["ext.default.svc.cluster.local. 5 IN CNAME alias.upstream.test.",
+                                                                               "alias.upstream.test. 298 IN CNAME www.upstream.test.",
+                                                                               "www.upstream.test. 298 IN A 192.0.2.1"])
+        // The service points elsewhere: answered from the new zone at once.
+        _ = try await kept.registry.apply(try Manifest.decode("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: ext, namespace: default}
+            spec: {type: ExternalName, externalName: www.upstream.test}
+            """)[0].result.get())
+        kept.cluster.update(kept.registry.snapshot())
+        // (www.upstream.test's A was not asked before: fresh from upstream.)
+        #expect(answers(try kept.ask("ext.default.svc.cluster.local.")) == ["ext.default.svc.cluster.local. 5 IN CNAME www.upstream.test.",
+                                                                               "www.upstream.test. 300 IN A 192.0.2.1"])
+        // Kept from an upstream entry older than itself: it ages from the entry's time.
+        _ = try kept.ask("www.upstream.test.", .mx)
+        kept.advance(by: .seconds(3))
+        for _ in 0..<2 {
+            #expect(answers(try kept.ask("ext.default.svc.cluster.local.", .mx)) == ["ext.default.svc.cluster.local. 5 IN CNAME www.upstream.test.",
+                                                                                        "www.upstream.test. 297 IN MX 10 mail.upstream.test."])
+        }
+    }
+
     /// A client allowed to transfer the zone is an ordinary client for every other question:
     /// forwarded names over TCP are forwarded for it (with RA), not refused; AXFR still works.
     @Test func transferClientsGetOrdinaryAnswersOverTCP() async throws {
