@@ -249,6 +249,18 @@ final class ForwardingServer: Sendable {
         return try Message(decoding: try #require(Client.udp(query, port: port, timeout: timeout)))
     }
 
+    /// Makes (or points elsewhere) the ExternalName service `name` in `default`, and serves
+    /// the zone that has it.
+    func externalName(_ name: String, _ target: String) async throws {
+        _ = try await registry.apply(try Manifest.decode("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: \(name), namespace: default}
+            spec: {type: ExternalName, externalName: \(target)}
+            """)[0].result.get())
+        cluster.update(registry.snapshot())
+    }
+
     /// Moves the resolver's clock on and lets it act on the new time (timeouts, probes) before
     /// returning.
     func advance(by duration: Duration) {
@@ -300,13 +312,7 @@ final class ForwardingServer: Sendable {
                                       "alias.upstream.test. 300 IN CNAME www.upstream.test.",
                                       "www.upstream.test. 300 IN A 192.0.2.1"])
         // A name that does not exist upstream: the CNAME, then the upstream's NXDOMAIN.
-        _ = try await server.registry.apply(try Manifest.decode("""
-            apiVersion: v1
-            kind: Service
-            metadata: {name: gone, namespace: default}
-            spec: {type: ExternalName, externalName: gone.upstream.test}
-            """)[0].result.get())
-        server.cluster.update(server.registry.snapshot())
+        try await server.externalName("gone", "gone.upstream.test")
         let gone = try server.ask("gone.default.svc.cluster.local.")
         #expect(gone.rcode == .nameError)
         #expect(answers(gone) == ["gone.default.svc.cluster.local. 5 IN CNAME gone.upstream.test."])
@@ -335,13 +341,7 @@ final class ForwardingServer: Sendable {
         let kept = try await ForwardingServer(upstreams: [knot.address])
         let plain = try await ForwardingServer(upstreams: [knot.address]) { $0.cache.capacity = 0 }
         for server in [kept, plain] {
-            _ = try await server.registry.apply(try Manifest.decode("""
-                apiVersion: v1
-                kind: Service
-                metadata: {name: gone, namespace: default}
-                spec: {type: ExternalName, externalName: gone.upstream.test}
-                """)[0].result.get())
-            server.cluster.update(server.registry.snapshot())
+            try await server.externalName("gone", "gone.upstream.test")
         }
         var random = SplitMix64(state: 27)
         func spelled(_ name: String) -> String {
@@ -377,13 +377,7 @@ final class ForwardingServer: Sendable {
                                                                                "alias.upstream.test. 298 IN CNAME www.upstream.test.",
                                                                                "www.upstream.test. 298 IN A 192.0.2.1"])
         // The service points elsewhere: answered from the new zone at once.
-        _ = try await kept.registry.apply(try Manifest.decode("""
-            apiVersion: v1
-            kind: Service
-            metadata: {name: ext, namespace: default}
-            spec: {type: ExternalName, externalName: www.upstream.test}
-            """)[0].result.get())
-        kept.cluster.update(kept.registry.snapshot())
+        try await kept.externalName("ext", "www.upstream.test")
         // (www.upstream.test's A was not asked before: fresh from upstream.)
         #expect(answers(try kept.ask("ext.default.svc.cluster.local.")) == ["ext.default.svc.cluster.local. 5 IN CNAME www.upstream.test.",
                                                                                "www.upstream.test. 300 IN A 192.0.2.1"])
@@ -465,13 +459,7 @@ final class ForwardingServer: Sendable {
             return [FakeUpstream.Reply(bytes: response.encoded())]
         }
         let server = try await ForwardingServer(upstreams: [fake.address])
-        _ = try await server.registry.apply(try Manifest.decode("""
-            apiVersion: v1
-            kind: Service
-            metadata: {name: gone, namespace: default}
-            spec: {type: ExternalName, externalName: gone.upstream.test}
-            """)[0].result.get())
-        server.cluster.update(server.registry.snapshot())
+        try await server.externalName("gone", "gone.upstream.test")
         for _ in 0..<3 {
             let gone = try server.ask("gone.default.svc.cluster.local.")
             #expect(gone.rcode == .nameError && answers(gone) == ["gone.default.svc.cluster.local. 5 IN CNAME gone.upstream.test."])
