@@ -113,7 +113,8 @@ public struct ReplyShape: Hashable, Sendable {
     /// question's letters lower-cased, the OPT record the shape ended it with removed and
     /// not counted. Nil for a reply that does not end in that record, or is truncated.
     public func unshaped(_ reply: [UInt8], questionEnd: Int) -> [UInt8]? {
-        guard reply.count >= questionEnd, questionEnd > 12, reply[2] & 0x02 == 0 else { return nil }
+        // A question is at least the root's zero, a type and a class.
+        guard questionEnd >= 17, reply.count >= questionEnd, reply[2] & 0x02 == 0 else { return nil }
         var stored = reply
         if opt != nil {
             let additional = Int(reply[10]) << 8 | Int(reply[11])
