@@ -140,7 +140,21 @@ final class SeriesList<Series: ExposedSeries>: Sendable {
 
     /// The labels as the text format writes them inside the braces: `a="x",b="y"`.
     static func labelKey(_ labels: [(String, String)]) -> String {
-        labels.map { "\($0.0)=\"\(AtomicHistogram.escaped($0.1))\"" }.joined(separator: ",")
+        labels.map { "\($0.0)=\"\(escaped($0.1))\"" }.joined(separator: ",")
+    }
+
+    /// A label value as the text format quotes it.
+    static func escaped(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out
     }
 }
 
@@ -237,19 +251,5 @@ public final class AtomicHistogram: TimerHandler, ExposedSeries, @unchecked Send
         fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
         while fraction.count > 1, fraction.hasSuffix("0") { fraction.removeLast() }
         return "\(whole).\(fraction)"
-    }
-
-    /// A label value as the text format quotes it.
-    static func escaped(_ value: String) -> String {
-        var out = ""
-        for character in value {
-            switch character {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(character)
-            }
-        }
-        return out
     }
 }

@@ -6,8 +6,9 @@ import Synchronization
 /// Forwarded answers, kept for their TTL: positive answers for the smallest TTL of their
 /// records, negative ones (NXDOMAIN, NODATA) for the SOA's negative TTL (RFC 2308 §5: the
 /// smaller of the SOA record's TTL and its MINIMUM), negative ones without an SOA and SERVFAIL
-/// briefly; all clamped to a minimum and a maximum. Bounded in entries, with random eviction in the full shard. Entries
-/// past their TTL are kept for `staleWindow` to answer when every upstream fails (RFC 8767).
+/// briefly; all clamped to a minimum and a maximum. Bounded in entries, with random eviction
+/// in the full shard. Entries past their TTL are kept for `staleWindow` to answer when every
+/// upstream fails (RFC 8767).
 ///
 /// Each entry keeps the response pre-encoded with the offsets of its TTLs, so a hit is a copy,
 /// an ID, the client's question letters and the TTLs patched in (`ResponseCache.write`), without
