@@ -110,10 +110,16 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
     /// the conflicts the last one found (`clusterdns_registry_claim_conflicts`).
     let claimRepairs = Mutex<(released: Int, restored: Int, conflicts: Int)>((0, 0, 0))
     public var claimRepairTotals: (released: Int, restored: Int, conflicts: Int) { claimRepairs.withLock { $0 } }
+    /// With a shared store and manifests: nil until the manifests' first pass has been made,
+    /// then the version of what it wrote (`ManifestLoader.apply`); 0 when there is nothing to
+    /// wait for. `isServing` waits for the zone to serve it, so that a replica seeding an empty
+    /// store is not ready while its manifests' names are still NXDOMAIN.
+    let seeded: Mutex<UInt64?>
 
     public init(configuration: ClusterDNSConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        seeded = Mutex(configuration.sharedStore != nil && !configuration.manifests.isEmpty ? nil : 0)
         let storage: any RegistryStorage = try configuration.stateDirectory.map { try SQLiteStorage(directory: $0) } ?? MemoryStorage()
         registry = try Registry(configuration: configuration.registry, storage: storage, shared: configuration.sharedStore)
         var cluster = configuration.cluster
@@ -159,7 +165,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         let embedded = registry.shared == nil ? configuration.embeddedManifests : nil
         guard !configuration.manifests.isEmpty || embedded != nil else { return 0 }
         let changed = await ManifestLoader.reload(paths: configuration.manifests, embedded: embedded,
-                                                  into: registry, logger: logger, owner: manifestOwner)
+                                                  into: registry, logger: logger, owner: manifestOwner) { version in
+            self.seeded.withLock { $0 = $0 ?? version }
+        }
         Self.releaseFreedMemory()
         return changed
     }
@@ -232,9 +240,14 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         return (finishing + (resolver.map { [$0] } ?? [])).reduce(stopped) { $0 + ResolverTotals($1) }
     }
 
-    /// Whether to send this server traffic: the cluster zone compiled from the loaded registry
-    /// and every DNS address bound and answering (a readiness probe's question).
-    public var isServing: Bool { cluster.zone.isLoaded && server.isServing }
+    /// Whether to send this server traffic: the cluster zone compiled from the loaded registry,
+    /// with a shared store the manifests' first pass served too (unless a local copy is served
+    /// while the store is listed), and every DNS address bound and answering (a readiness
+    /// probe's question).
+    public var isServing: Bool {
+        guard cluster.zone.isLoaded, let seeded = seeded.withLock({ $0 }), cluster.resourceVersion >= seeded else { return false }
+        return server.isServing
+    }
 
     public func run() async throws {
         reloadZones()
@@ -262,6 +275,9 @@ public final class ClusterDNSService: ServiceLifecycle.Service, Sendable {
         }
         let copied = registry.resourceVersion > 0
         if copied {
+            // A replica restarting with the store out of reach serves its copy: it is ready
+            // without waiting for manifests it cannot write.
+            seeded.withLock { $0 = 0 }
             logger.notice("serving the local copy of the registry until \(shared.name) is listed",
                           metadata: ["resourceVersion": "\(registry.resourceVersion)"])
         }

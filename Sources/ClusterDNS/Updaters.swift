@@ -114,10 +114,11 @@ public struct ManifestWatcher: ServiceLifecycle.Service {
 
 public enum ManifestLoader {
     /// Loads manifests (or, with no paths, `embedded`) and applies them in one batch; logs every
-    /// refusal. Returns how many objects changed.
+    /// refusal. Returns how many objects changed. `firstPass` is told once the first attempt
+    /// at every object has ended (see `apply`).
     @discardableResult
     public static func reload(paths: [String], embedded: String? = nil, into registry: Registry, logger: Logger,
-                              owner: String? = nil) async -> Int {
+                              owner: String? = nil, firstPass: (@Sendable (_ version: UInt64) -> Void)? = nil) async -> Int {
         // Decoding takes seconds at 10,000 services: on a thread of its own, not one of Swift's
         // cooperative threads.
         let entries = await decoded {
@@ -125,7 +126,7 @@ public enum ManifestLoader {
                 ? Manifest.decode(embedded!, file: "<embedded example cluster>")
                 : paths.flatMap { Manifest.load(path: $0) }
         }
-        let changed = await apply(entries, into: registry, logger: logger, owner: owner)
+        let changed = await apply(entries, into: registry, logger: logger, owner: owner, firstPass: firstPass)
         guard let owner else { return changed }
         return changed + (await prune(Set(entries.map(\.file)), everyOtherFile: true, entries: entries, from: registry,
                                       owner: owner, logger: logger))
@@ -219,7 +220,12 @@ public enum ManifestLoader {
 
     /// Applies what decoded; what a shared store could not take for want of the store is
     /// applied again once it is back (the first retry after a second, then less often).
-    static func apply(_ entries: [ManifestEntry], into registry: Registry, logger: Logger, owner: String? = nil) async -> Int {
+    /// `firstPass` is told when the first attempt at every object has ended (written, refused,
+    /// or not taken for want of the store), with the highest resourceVersion the registry then
+    /// holds of those objects (a write returns once the registry holds it): a zone that serves
+    /// that version serves every object the pass wrote.
+    static func apply(_ entries: [ManifestEntry], into registry: Registry, logger: Logger, owner: String? = nil,
+                      firstPass: (@Sendable (_ version: UInt64) -> Void)? = nil) async -> Int {
         var objects: [RegistryObject] = []
         for entry in entries {
             switch entry.result {
@@ -233,6 +239,8 @@ public enum ManifestLoader {
         }
         var changed = 0
         var delay = Duration.seconds(1)
+        var firstPass = firstPass
+        defer { firstPass?(0) }
         while !objects.isEmpty && !Task.isCancelled {
             var again: [RegistryObject] = []
             var unavailable: RegistryError? = nil
@@ -253,6 +261,11 @@ public enum ManifestLoader {
                         logger.error("object refused", metadata: ["object": "\(object.key)", "error": "\(error)"])
                     }
                 }
+            }
+            if let told = firstPass {
+                let held = registry.snapshot().objects
+                told(objects.lazy.compactMap { held[$0.key]?.metadata.resourceVersion }.max() ?? 0)
+                firstPass = nil
             }
             objects = again
             if let unavailable {

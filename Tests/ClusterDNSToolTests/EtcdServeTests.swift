@@ -310,6 +310,30 @@ import Glibc
         }
     }
 
+    /// A replica whose manifests seed an empty store is not ready before they are served: at
+    /// the first 200 from `/ready`, a transfer of the zone holds every service they name (the
+    /// store was listed empty well before the last of them was written).
+    @Test func readyWaitsForTheManifestsThatSeedTheStore() async throws {
+        try await offThePool { checks in
+            let (cluster, directory) = try Self.scratch(members: 1, "etcd-seed")
+            defer { cluster.stop(); try? FileManager.default.removeItem(at: directory) }
+            let count = 400
+            let manifests = try Self.manifests(directory, prefix: "seed", count: count)
+            let replica = try Replica(directory: directory, index: 0, etcd: cluster.clientURLs,
+                                      extra: ["--manifests", manifests, "--allow-transfer", "127.0.0.1/32"])
+            defer { replica.stop() }
+            checks.that(eventually(60) { httpStatus(port: replica.http, path: "/ready") == 200 })
+            let transfer = try Tool.runRaw("/usr/bin/env", ["dig", "+noall", "+answer", "-p", "\(replica.dns)", "@127.0.0.1",
+                                                            "cluster.local", "AXFR"]).stdout
+            let served = transfer.split(separator: "\n").filter { line in
+                let fields = line.split(whereSeparator: \.isWhitespace)
+                return fields.count == 5 && fields[0].hasPrefix("seed-") && fields[3] == "A"
+            }
+            checks.that(served.count == count, "\(served.count) of \(count) served when ready")
+            checks.that(try Self.count(cluster.clientURLs[0], prefix: "/e2e/registry/services/default/seed-") == count)
+        }
+    }
+
     /// Replicas share versions as well as objects: a watch opened on one replica from the
     /// resourceVersion another replica's write returned sends exactly what came after it, and
     /// an update with that version is a 409 once the object has moved on, on either replica.
