@@ -142,23 +142,20 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
 
     /// Each service's endpoints by condition (ready, or not), as the probes and heartbeats leave
     /// them; a deleted service's series go with it. A service's pair of gauges is made once and
-    /// kept (20,000 series at 10,000 services): a scrape only looks them up and sets them.
+    /// kept (20,000 series at 10,000 services), with the endpoints it was last set from: a
+    /// scrape resolves only the services whose endpoints the registry has replaced since.
     func refreshEndpoints(_ snapshot: RegistrySnapshot) {
         let gone = state.withLock { state -> [EndpointGauges] in
             let previous = state.endpointGauges
             var gauges: [ObjectKey: EndpointGauges] = [:]
             gauges.reserveCapacity(snapshot.serviceEndpoints.count)
             for (key, endpoints) in snapshot.serviceEndpoints {
-                // Resolved from the slices at each read: read once.
-                var (ready, all) = (0, 0)
-                for endpoint in endpoints.endpoints {
-                    all += endpoint.addresses.count
-                    if endpoint.isReady { ready += endpoint.addresses.count }
+                if var pair = previous[key] {
+                    if !pair.source.isIdentical(to: endpoints) { pair.set(from: endpoints) }
+                    gauges[key] = pair
+                } else {
+                    gauges[key] = EndpointGauges(service: "\(key.namespace)/\(key.name)", endpoints: endpoints, factory: factory)
                 }
-                let pair = previous[key] ?? EndpointGauges(service: "\(key.namespace)/\(key.name)", factory: factory)
-                pair.ready.record(Double(ready))
-                pair.notReady.record(Double(all - ready))
-                gauges[key] = pair
             }
             state.endpointGauges = gauges
             return previous.compactMap { gauges[$0.key] == nil ? $0.value : nil }
@@ -169,14 +166,29 @@ public final class DNSMetrics: QueryObserver, @unchecked Sendable {
         }
     }
 
-    /// One service's `clusterdns_service_endpoints` series.
+    /// One service's `clusterdns_service_endpoints` series, and the endpoints they count.
     struct EndpointGauges {
         let ready: CoreMetrics.Gauge
         let notReady: CoreMetrics.Gauge
+        private(set) var source: ServiceEndpoints
 
-        init(service: String, factory: any MetricsFactory) {
+        init(service: String, endpoints: ServiceEndpoints, factory: any MetricsFactory) {
             ready = CoreMetrics.Gauge(label: "clusterdns_service_endpoints", dimensions: [("service", service), ("ready", "true")], factory: factory)
             notReady = CoreMetrics.Gauge(label: "clusterdns_service_endpoints", dimensions: [("service", service), ("ready", "false")], factory: factory)
+            source = endpoints
+            set(from: endpoints)
+        }
+
+        /// Counts the addresses of `endpoints` (resolved from the slices at each read: read once).
+        mutating func set(from endpoints: ServiceEndpoints) {
+            var (ready, all) = (0, 0)
+            for endpoint in endpoints.endpoints {
+                all += endpoint.addresses.count
+                if endpoint.isReady { ready += endpoint.addresses.count }
+            }
+            self.ready.record(Double(ready))
+            notReady.record(Double(all - ready))
+            source = endpoints
         }
     }
 

@@ -148,4 +148,26 @@ import TestSupport
             #"clusterdns_service_endpoints{service="shop/web",ready="true"} 2.0"#,
         ])
     }
+
+    /// The order a family is written in is kept from one scrape to the next: a series made or
+    /// destroyed between two scrapes is in (in its place) or out of the next one.
+    @Test func aSeriesThatComesOrGoesBetweenScrapes() {
+        let factory = AtomicMetricsFactory(wrapping: TestMetrics(), buckets: Self.buckets)
+        func gauge(_ service: String) -> CoreMetrics.Gauge {
+            CoreMetrics.Gauge(label: "e", dimensions: [("service", service)], factory: factory)
+        }
+        func written() -> [String] { factory.emitToString().split(separator: "\n").map(String.init) }
+        gauge("b").record(2)
+        gauge("d").record(4)
+        #expect(written() == ["# TYPE e gauge", #"e{service="b"} 2.0"#, #"e{service="d"} 4.0"#])
+        gauge("c").record(3)
+        gauge("a").record(1)
+        #expect(written() == ["# TYPE e gauge", #"e{service="a"} 1.0"#, #"e{service="b"} 2.0"#, #"e{service="c"} 3.0"#,
+                              #"e{service="d"} 4.0"#])
+        gauge("b").destroy()
+        gauge("d").record(5)
+        #expect(written() == ["# TYPE e gauge", #"e{service="a"} 1.0"#, #"e{service="c"} 3.0"#, #"e{service="d"} 5.0"#])
+        for service in ["a", "c", "d"] { gauge(service).destroy() }
+        #expect(written() == [])
+    }
 }

@@ -84,6 +84,11 @@ public struct ServiceEndpoints: Hashable, Sendable {
         a.box === b.box || (a.box.service == b.box.service && a.box.source == b.box.source && a.box.unreachable == b.box.unreachable)
     }
 
+    /// Whether both are the same value the registry made (not only equal): the registry makes
+    /// a new one whenever a service's sources change, so a consumer that keeps what it derived
+    /// from one can tell cheaply whether to derive it again.
+    public func isIdentical(to other: ServiceEndpoints) -> Bool { box === other.box }
+
     public func hash(into hasher: inout Hasher) {
         hasher.combine(box.service)
         hasher.combine(box.source)
