@@ -81,17 +81,11 @@ static int receive_batch(int fd, cdns_datagram *datagrams, int count, int flags)
     return received;
 }
 
-int cdns_receive_batch(int fd, cdns_datagram *datagrams, int count) {
-    return receive_batch(fd, datagrams, count, MSG_DONTWAIT);
-}
-
 int cdns_receive_batch_waiting(int fd, cdns_datagram *datagrams, int count) {
     return receive_batch(fd, datagrams, count, MSG_WAITFORONE);
 }
 
-int cdns_set_receive_wait(int fd, int milliseconds) {
-    struct timeval timeout = { .tv_sec = milliseconds / 1000, .tv_usec = (milliseconds % 1000) * 1000 };
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) != 0) return -1;
+int cdns_set_blocking(int fd) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0) return -1;
     return fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);

@@ -2,16 +2,19 @@
 import Glibc
 #endif
 import CShims
-import Dispatch
 import Synchronization
 
 /// Serves datagrams on one address with several SO_REUSEPORT sockets (one per core), each
-/// with its own serial queue and read source. On readiness a socket is drained with recvmmsg
-/// in batches until EAGAIN or a budget, each datagram handed to `handler`, replies sent with
-/// sendmmsg from the address the query arrived at. Knows nothing of DNS.
+/// read by a thread of its own: it waits in a blocking recvmmsg for a batch, hands each
+/// datagram to `handler`, and sends the replies with sendmmsg from the address the query
+/// arrived at. Knows nothing of DNS.
+///
+/// A thread per socket rather than a dispatch source: libdispatch on Linux wakes its epoll
+/// thread and then a worker of its pool for each readiness (two context switches), and which
+/// worker varies once the pool has grown (after a burst): the next query waited behind both.
+/// Here the datagram wakes the thread that reads it, the same thread each time, as Knot's and
+/// NSD's UDP workers do.
 public final class UDPServer: @unchecked Sendable {
-    /// Writes the reply to `query` into `reply` and returns its length; 0 sends nothing now
-    /// (the datagram is dropped, or answered later through `origin.deferred()`).
     public typealias Handler = @Sendable (_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer,
                                           _ origin: borrowing Origin) -> Int
 
@@ -67,11 +70,7 @@ public final class UDPServer: @unchecked Sendable {
     let workers: [Worker]
 
     public static let batchSize: Int32 = 32
-    public static let budget = 16384
     public static let bufferSize = 4096
-    /// How long an emptied socket is watched with poll(2) before going back to the source (the
-    /// budget bounds how long one event keeps its thread under load).
-    public static let lingerMilliseconds: Int32 = 1
 
     /// Binds `sockets` sockets on `address` (port 0: the kernel chooses one port for all).
     /// `clock`, when given, is read once per batch received (`Origin.receivedAt`).
@@ -98,34 +97,34 @@ public final class UDPServer: @unchecked Sendable {
 
     public func start() { for worker in workers { worker.start() } }
 
-    /// Stops reading; sockets are closed by the sources' cancel handlers.
+    /// Stops reading: each thread is woken, leaves its loop and closes its socket.
     public func stop() { for worker in workers { worker.cancel() } }
 
+    /// A server dropped without `stop()` stops all the same (its threads would keep it bound).
+    deinit { stop() }
+
     final class Worker: @unchecked Sendable {
+        enum Phase { case idle, running, finished }
+
         let fd: Int32
-        let queue: DispatchQueue
-        let source: any DispatchSourceRead
+        let label: String
         let handler: Handler
         let clock: (@Sendable () -> UInt64)?
-        // Buffers, touched only on `queue`.
+        // Buffers, touched only by the worker's thread (or by whoever finishes an idle worker).
         let incoming: UnsafeMutablePointer<cdns_datagram>
         let outgoing: UnsafeMutablePointer<cdns_datagram>
-        var cancelled = false
-        var started = false
+        let phase = Mutex(Phase.idle)
         let stopRequested = Atomic<Bool>(false)
         /// Bound to 0.0.0.0 or ::, so replies must name their source address.
         var wildcard = true
-        /// The socket waits in its receive calls for the linger (see `drain`).
-        let lingers: Bool
         /// False once the descriptor is closed: deferred replies check it under the lock.
         let open = OpenFlag()
 
         init(fd: Int32, label: String, clock: (@Sendable () -> UInt64)?, handler: @escaping Handler) {
             self.fd = fd
+            self.label = label
             self.handler = handler
             self.clock = clock
-            queue = DispatchQueue(label: label)
-            source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
             let count = Int(UDPServer.batchSize)
             incoming = .allocate(capacity: count)
             outgoing = .allocate(capacity: count)
@@ -137,80 +136,81 @@ public final class UDPServer: @unchecked Sendable {
                 outgoing[i].buffer = .allocate(capacity: UDPServer.bufferSize)
                 outgoing[i].capacity = UDPServer.bufferSize
             }
-            // Blocking mode with the linger as receive timeout: every call but the lingering
-            // receive passes MSG_DONTWAIT. Without it (never seen), the drain ends when emptied.
-            lingers = cdns_set_receive_wait(fd, UDPServer.lingerMilliseconds) == 0
-            source.setEventHandler { [unowned self] in self.drain() }
-            source.setCancelHandler { [fd, incoming, outgoing, open] in
+            // The thread waits in recvmmsg itself.
+            _ = cdns_set_blocking(fd)
+        }
+
+        /// Starts the worker's thread (a detached pthread that holds the worker until it ends).
+        func start() {
+            let starting = phase.withLock { phase in
+                guard phase == .idle else { return false }
+                phase = .running
+                return true
+            }
+            guard starting else { return }
+            let context = Unmanaged.passRetained(self).toOpaque()
+            var thread = pthread_t()
+            let created = pthread_create(&thread, nil, { context in
+                let worker = Unmanaged<Worker>.fromOpaque(context!).takeRetainedValue()
+                cdns_set_thread_name(worker.label)
+                worker.run()
+                worker.finish()
+                return nil
+            }, context)
+            precondition(created == 0, "pthread_create: \(created)")
+            pthread_detach(thread)
+        }
+
+        /// Ends the worker: a running thread is woken from its receive by shutdown(2) (which
+        /// wakes a datagram socket's readers too, and makes every later receive return at
+        /// once) and closes the socket on its way out; one never started is finished here.
+        /// Under the phase's lock, so that the descriptor shut down is still this socket's and
+        /// not a number the kernel has given to another since.
+        func cancel() {
+            stopRequested.store(true, ordering: .relaxed)
+            let closeHere = phase.withLock { phase in
+                switch phase {
+                case .idle:
+                    phase = .finished
+                    return true
+                case .running:
+                    _ = Glibc.shutdown(fd, Int32(SHUT_RD))
+                    return false
+                case .finished:
+                    return false
+                }
+            }
+            if closeHere { finish() }
+        }
+
+        /// Closes the socket (under the lock deferred replies take) and frees the buffers.
+        func finish() {
+            phase.withLock { phase in
+                phase = .finished
                 open.state.withLock { open in
                     open = false
                     close(fd)
                 }
-                for i in 0..<count {
-                    incoming[i].buffer.deallocate()
-                    outgoing[i].buffer.deallocate()
+            }
+            for i in 0..<Int(UDPServer.batchSize) {
+                incoming[i].buffer.deallocate()
+                outgoing[i].buffer.deallocate()
+            }
+            incoming.deallocate()
+            outgoing.deallocate()
+        }
+
+        /// Receives batches until stopped: each recvmmsg waits for a first datagram and takes
+        /// the others already queued with it (MSG_WAITFORONE).
+        func run() {
+            while !stopRequested.load(ordering: .relaxed) {
+                let received = cdns_receive_batch_waiting(fd, incoming, UDPServer.batchSize)
+                guard received > 0 else {
+                    // Woken with nothing: stopped (checked above), or a failure of the socket
+                    // that must not turn into a loop that spins.
+                    if received < 0 && !stopRequested.load(ordering: .relaxed) { usleep(1000) }
+                    continue
                 }
-                incoming.deallocate()
-                outgoing.deallocate()
-            }
-        }
-
-        deinit {
-            // Released without having been stopped (its owner failed before starting it):
-            // libdispatch must not release a suspended source.
-            if !started {
-                source.setEventHandler {}
-                source.resume()
-            }
-            if !cancelled { source.cancel() }
-        }
-
-        func start() {
-            queue.async {
-                guard !self.started, !self.cancelled else { return }
-                self.started = true
-                self.source.resume()
-            }
-        }
-
-        /// Cancels the source; one never started is resumed first (libdispatch must not
-        /// release a suspended source), and its cancel handler closes the socket.
-        func cancel() {
-            // Seen at once by a drain in progress (which may otherwise keep the queue busy).
-            stopRequested.store(true, ordering: .relaxed)
-            queue.async {
-                guard !self.cancelled else { return }
-                self.cancelled = true
-                if !self.started {
-                    self.started = true
-                    self.source.resume()
-                }
-                self.source.cancel()
-            }
-        }
-
-        /// Reads until the socket is empty or the budget is spent (then the source fires again).
-        func drain() {
-            var handled = 0
-            // A batch that came back short has most likely emptied the socket: wait in poll(2)
-            // straight away rather than spend a receive call on EAGAIN first.
-            var probablyEmpty = false
-            while handled < UDPServer.budget && !stopRequested.load(ordering: .relaxed) {
-                let received: Int32
-                if probablyEmpty {
-                    // Emptied: linger a moment in a blocking receive (the socket's receive
-                    // timeout) for the next datagram. Under steady load it arrives well within
-                    // the linger and wakes this thread directly, instead of the event loop's
-                    // thread waking a worker thread (two context switches per wakeup), and one
-                    // call both waits and reads. Idle, the source takes over again.
-                    guard !cancelled, !stopRequested.load(ordering: .relaxed), lingers else { return }
-                    received = cdns_receive_batch_waiting(fd, incoming, UDPServer.batchSize)
-                    guard received > 0 else { return }
-                } else {
-                    received = cdns_receive_batch(fd, incoming, UDPServer.batchSize)
-                }
-                probablyEmpty = received < UDPServer.batchSize
-                guard received > 0 else { continue }
                 let receivedAt = clock?() ?? 0
                 var replies: Int32 = 0
                 for i in 0..<Int(received) {
@@ -234,7 +234,6 @@ public final class UDPServer: @unchecked Sendable {
                     replies += 1
                 }
                 if replies > 0 { _ = cdns_send_batch(fd, outgoing, replies) }
-                handled += Int(received)
             }
         }
     }

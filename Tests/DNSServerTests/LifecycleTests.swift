@@ -45,6 +45,50 @@ import TestSupport
         for (address, type) in addresses { #expect(await released(address, type: type), "\(address)") }
     }
 
+    /// A started UDP server's threads are woken from their receive by `stop()` and close the
+    /// sockets; stopped again when dropped, it does not touch the descriptor numbers it had,
+    /// which the kernel gives to the next socket (here another server's, which answers on).
+    /// Five rounds: the next socket takes a freed number unless another test's took it first.
+    @Test func aStartedUDPServerStopsAndLetsGoOfItsOwnDescriptorsOnly() async throws {
+        let any = SocketAddress(address: IPAddress("127.0.0.1")!, port: 0)
+        let echo: UDPServer.Handler = { query, reply, _ in
+            reply.copyMemory(from: query)
+            return query.count
+        }
+        for _ in 0..<5 {
+            var first: UDPServer? = try UDPServer(address: any, sockets: 2, handler: echo)
+            let address = try #require(first).address
+            first?.start()
+            #expect(Client.udp([1, 2, 3], port: address.port, timeout: 2000) == [1, 2, 3])
+            first?.stop()
+            #expect(await released(address, type: Int32(SOCK_DGRAM.rawValue)))
+            let second = try UDPServer(address: any, sockets: 2, handler: echo)
+            second.start()
+            defer { second.stop() }
+            first = nil
+            // A datagram socket shut down for reading polls readable with nothing in it.
+            let descriptors = Self.udpDescriptors(port: second.address.port)
+            #expect(descriptors.count == 2)
+            for fd in descriptors {
+                var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                #expect(poll(&entry, 1, 0) == 0, "descriptor \(fd) of the second server is still open for reading")
+            }
+            for byte: UInt8 in 1...10 {
+                #expect(Client.udp([byte], port: second.address.port, timeout: 2000) == [byte], "answer \(byte)")
+            }
+        }
+    }
+
+    /// This process's UDP sockets bound to `port`.
+    static func udpDescriptors(port: UInt16) -> [Int32] {
+        (0..<Int32(4096)).filter { fd in
+            var type: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0, type == Int32(SOCK_DGRAM.rawValue) else { return false }
+            return Socket.localAddress(of: fd)?.port == port
+        }
+    }
+
     @Test func aBindFailureIsAnErrorNotACrash() async throws {
         // 192.0.2.1 (TEST-NET-1) is not an address of this machine.
         let server = DNSServer(configuration: .init(addresses: [SocketAddress(address: IPAddress("127.0.0.1")!, port: 0),

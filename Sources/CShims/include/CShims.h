@@ -32,14 +32,13 @@ int cdns_set_thread_niceness(int niceness);
 /// Turns on IP_PKTINFO / IPV6_RECVPKTINFO for `fd` (family AF_INET or AF_INET6). 0 or -1 (errno).
 int cdns_enable_pktinfo(int fd, int family);
 
-/// recvmmsg(2) of up to `count` datagrams without blocking. Returns how many were received,
-/// 0 when none is waiting (EAGAIN), -1 on another error (errno). EINTR is retried here.
-int cdns_receive_batch(int fd, cdns_datagram *datagrams, int count);
-/* The same, but waiting for the first datagram up to the socket's SO_RCVTIMEO (the socket must
-   be in blocking mode; every other call on it passes MSG_DONTWAIT). Returns 0 on timeout. */
+/// recvmmsg(2) of up to `count` datagrams: waits for the first (the socket must be in blocking
+/// mode, `cdns_set_blocking`), then takes those already queued behind it (MSG_WAITFORONE).
+/// Returns how many were received, 0 when woken with none (the socket shut down, EAGAIN), -1
+/// on another error (errno). EINTR is retried here.
 int cdns_receive_batch_waiting(int fd, cdns_datagram *datagrams, int count);
-/* Blocking mode with a receive timeout, for cdns_receive_batch_waiting. */
-int cdns_set_receive_wait(int fd, int milliseconds);
+/* Clears O_NONBLOCK, for cdns_receive_batch_waiting. */
+int cdns_set_blocking(int fd);
 
 /// sendmmsg(2) of `count` datagrams, each to its peer and from its local address. Returns how
 /// many were sent, -1 on error (errno). A datagram the kernel refuses is skipped (counted sent).
