@@ -10,11 +10,13 @@ import Synchronization
 /// arrived at. Knows nothing of DNS.
 ///
 /// A thread per socket rather than a dispatch source: libdispatch on Linux wakes its epoll
-/// thread and then a worker of its pool for each readiness (two context switches), and which
-/// worker varies once the pool has grown (after a burst): the next query waited behind both.
-/// Here the datagram wakes the thread that reads it, the same thread each time, as Knot's and
-/// NSD's UDP workers do.
+/// thread and then a worker of its pool for each readiness (two context switches), and once a
+/// burst has grown the pool the worker is a different one each time, so a query would wait
+/// behind two wakeups of threads that may be cold. Here the datagram wakes the thread that
+/// reads it, the same thread each time, as Knot's and NSD's UDP workers are woken.
 public final class UDPServer: @unchecked Sendable {
+    /// Writes the reply to `query` into `reply` and returns its length; 0 sends nothing now
+    /// (the datagram is dropped, or answered later through `origin.deferred()`).
     public typealias Handler = @Sendable (_ query: UnsafeRawBufferPointer, _ reply: UnsafeMutableRawBufferPointer,
                                           _ origin: borrowing Origin) -> Int
 
