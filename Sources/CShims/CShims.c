@@ -31,7 +31,7 @@ int cdns_enable_pktinfo(int fd, int family) {
     return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
 }
 
-static int receive_batch(int fd, cdns_datagram *datagrams, int count, int flags) {
+int cdns_receive_batch_waiting(int fd, cdns_datagram *datagrams, int count) {
     if (count > CDNS_MAX_BATCH) count = CDNS_MAX_BATCH;
     struct mmsghdr messages[CDNS_MAX_BATCH];
     struct iovec vectors[CDNS_MAX_BATCH];
@@ -49,7 +49,7 @@ static int receive_batch(int fd, cdns_datagram *datagrams, int count, int flags)
     }
     int received;
     do {
-        received = recvmmsg(fd, messages, (unsigned int)count, flags, NULL);
+        received = recvmmsg(fd, messages, (unsigned int)count, MSG_WAITFORONE, NULL);
     } while (received < 0 && errno == EINTR);
     if (received < 0) {
         return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
@@ -79,10 +79,6 @@ static int receive_batch(int fd, cdns_datagram *datagrams, int count, int flags)
         }
     }
     return received;
-}
-
-int cdns_receive_batch_waiting(int fd, cdns_datagram *datagrams, int count) {
-    return receive_batch(fd, datagrams, count, MSG_WAITFORONE);
 }
 
 int cdns_set_blocking(int fd) {
